@@ -1,0 +1,109 @@
+# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG SANITIZE
+#   make                 CPU build; OpenMP on, OpenBLAS when its header is found
+#   make GPU=1 CUDNN=1   also compiles the CUDA seams and links cuBLAS/cuDNN
+#   make test            builds and runs the test suite
+GPU ?= 0
+CUDNN ?= 0
+OPENCV ?= 0
+OPENMP ?= 1
+DEBUG ?= 0
+SANITIZE ?= 0
+OPENBLAS ?= $(shell [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || \
+              [ -f /usr/include/openblas/cblas.h ] && echo 1 || echo 0)
+STB ?= $(shell [ -f /usr/include/stb/stb_image.h ] && echo 1 || echo 0)
+CUDA_PATH ?= /usr/local/cuda
+ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+CC ?= cc
+NVCC ?= $(CUDA_PATH)/bin/nvcc
+CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas -Iinclude -Isrc -fPIC -MMD -MP
+LDLIBS = -lm -lz
+OPT = -O3 -march=native -ffp-contract=off
+
+ifeq ($(DEBUG),1)
+OPT = -O0 -g
+endif
+ifeq ($(SANITIZE),1)
+OPT += -g -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+CFLAGS += $(OPT)
+
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+ifeq ($(OPENMP),1)
+CFLAGS += -fopenmp
+LDFLAGS += -fopenmp
+endif
+ifeq ($(OPENBLAS),1)
+CFLAGS += -DOPENBLAS
+# Prefer Debian's OpenMP build of OpenBLAS, which shares cdbnet's OpenMP
+# thread pool; fall back to whichever libopenblas the linker finds.
+OPENBLAS_OMP_DIR := /usr/lib/$(MULTIARCH)/openblas-openmp
+ifeq ($(OPENMP)$(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so.0),1$(OPENBLAS_OMP_DIR)/libopenblas.so.0)
+LDLIBS += $(OPENBLAS_OMP_DIR)/libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_OMP_DIR)
+else
+LDLIBS += -lopenblas
+endif
+endif
+ifeq ($(STB),1)
+CFLAGS += -DSTB_IMAGE
+LDLIBS += -lstb
+endif
+ifeq ($(OPENCV),1)
+$(error OPENCV=1: cdbnet reads image files with stb_image (libstb-dev), not OpenCV)
+endif
+ifeq ($(GPU),1)
+CFLAGS += -DGPU -I$(CUDA_PATH)/include
+LDFLAGS += -L$(CUDA_PATH)/lib64 -Wl,-rpath,$(CUDA_PATH)/lib64
+LDLIBS += -lcudart -lcublas -lstdc++
+NVFLAGS = $(ARCH) -Iinclude -Isrc -O3 -Xcompiler -fPIC -DGPU
+ifeq ($(CUDNN),1)
+CFLAGS += -DCUDNN
+NVFLAGS += -DCUDNN
+LDLIBS += -lcudnn
+endif
+endif
+
+LIB_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ = $(LIB_SRC:src/%.c=obj/%.o)
+CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard src/*.cu))
+CU_OBJ = $(CU_SRC:src/%.cu=obj/%.cu.o)
+TEST_SRC = $(wildcard tests/*.c)
+TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
+# Remember the switches, so that changing one rebuilds everything.
+FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | cksum | cut -d' ' -f1)
+
+all: cdbnet
+
+cdbnet: obj/main.o libcdbnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+libcdbnet.a: $(LIB_OBJ) $(CU_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FLAGS_STAMP):
+	@mkdir -p obj/tests
+	@rm -f obj/.flags-*
+	@touch $@
+
+obj/%.o: src/%.c $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+obj/%.cu.o: src/%.cu $(FLAGS_STAMP)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+obj/tests/%.o: tests/%.c $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+tests/run_tests: $(TEST_OBJ) libcdbnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: cdbnet tests/run_tests
+	./tests/run_tests
+
+clean:
+	rm -rf obj cdbnet libcdbnet.a tests/run_tests
+
+.PHONY: all test clean
+-include $(wildcard obj/*.d obj/tests/*.d)

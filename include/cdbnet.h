@@ -1,0 +1,49 @@
+/* cdbnet public API: build a network from a Darknet-style .cfg file, load and
+ * save Darknet-layout weights, train on batches with ChannelDropBack, and
+ * predict. Link with libcdbnet.a (see README.md for the libraries it needs).
+ *
+ * Every function that can fail returns NULL or a non-zero status and leaves a
+ * message in cdb_last_error(); the library never exits the process. */
+#ifndef CDBNET_H
+#define CDBNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cdb_network cdb_network;
+
+/* Parse `cfg_path`, apply `overrides` ("net.key=value" or "LAYER.key=value",
+ * as the -set flag takes them) and build the network with freshly
+ * initialised weights. */
+cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides);
+void cdb_network_free(cdb_network *net);
+
+/* Darknet weights layout; see docs/weights.md. Saving is atomic. */
+int cdb_weights_load(cdb_network *net, const char *path);
+int cdb_weights_save(const cdb_network *net, const char *path);
+
+/* Input geometry and number of classes of a loaded network. */
+int cdb_network_width(const cdb_network *net);
+int cdb_network_height(const cdb_network *net);
+int cdb_network_channels(const cdb_network *net);
+int cdb_network_classes(const cdb_network *net);
+int cdb_network_batch(const cdb_network *net);
+
+/* One optimizer step on `batch` images (the cfg's batch, NCHW float, already
+ * normalised) with integer labels. Returns the mean loss of the batch, or a
+ * NaN when the loss was not finite (the weights are then left unchanged). */
+float cdb_train_step(cdb_network *net, const float *images, const int *labels);
+
+/* Class probabilities for `n` images; `probs` holds n * classes floats. */
+int cdb_predict(cdb_network *net, const float *images, int n, float *probs);
+
+const char *cdb_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,34 @@
+/* Element-wise activations. Gradients are computed from the pre-activation
+ * input x (not from the output, as Darknet does), which every activation here
+ * supports, GELU/swish/mish included. */
+#ifndef CDB_ACTIVATIONS_H
+#define CDB_ACTIVATIONS_H
+
+#include <stddef.h>
+
+typedef enum {
+    ACT_LINEAR,
+    ACT_RELU,
+    ACT_LEAKY,
+    ACT_RELU6,
+    ACT_LOGISTIC,
+    ACT_TANH,
+    ACT_GELU,
+    ACT_SWISH,
+    ACT_MISH,
+    ACT_HARDSWISH,
+    ACT_COUNT
+} activation;
+
+/* NULL-terminated names in enum order, for cfg_choice; "silu" is accepted as
+ * an alias of swish by activation_from_name. */
+extern const char *const activation_names[];
+int activation_from_name(const char *name, activation *out);
+const char *activation_name(activation a);
+
+/* y = f(x) (y may equal x). */
+void activate_array(activation a, const float *x, float *y, size_t n);
+/* dx = dy * f'(x) (dx may equal dy). */
+void gradient_array(activation a, const float *x, const float *dy, float *dx, size_t n);
+
+#endif

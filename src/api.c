@@ -1,0 +1,51 @@
+/* The public entry points of include/cdbnet.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "network.h"
+
+cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides)
+{
+    cfg_file *cfg = cfg_parse_file(cfg_path);
+    if (!cfg) return NULL;
+    for (int i = 0; i < n_overrides; i++)
+        if (cfg_override(cfg, overrides[i])) {
+            cfg_free(cfg);
+            return NULL;
+        }
+    cdb_network *net = network_build(cfg);
+    cfg_free(cfg);
+    return net;
+}
+
+int cdb_network_width(const cdb_network *net) { return net->w; }
+int cdb_network_height(const cdb_network *net) { return net->h; }
+int cdb_network_channels(const cdb_network *net) { return net->c; }
+int cdb_network_classes(const cdb_network *net) { return net->classes; }
+int cdb_network_batch(const cdb_network *net) { return net->batch; }
+
+float cdb_train_step(cdb_network *net, const float *images, const int *labels)
+{
+    for (int i = 0; i < net->batch; i++)
+        if (labels[i] < 0 || labels[i] >= net->classes) {
+            cdb_set_error("label %d of image %d is outside [0, %d)", labels[i], i, net->classes);
+            return NAN;
+        }
+    return network_train_step(net, images, labels);
+}
+
+int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
+{
+    int mb = net->mini_batch;
+    for (int start = 0; start < n; start += mb) {
+        int count = n - start < mb ? n - start : mb;
+        memset(net->input, 0, (size_t)mb * net->inputs * sizeof(float));
+        memcpy(net->input, images + (size_t)start * net->inputs, (size_t)count * net->inputs * sizeof(float));
+        network_forward(net, 0);
+        memcpy(probs + (size_t)start * net->classes, network_output(net),
+               (size_t)count * net->classes * sizeof(float));
+    }
+    return 0;
+}

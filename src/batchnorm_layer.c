@@ -1,0 +1,147 @@
+#include "batchnorm_layer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+
+void bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch)
+{
+    bn->channels = channels;
+    bn->spatial = spatial;
+    bn->batch = batch;
+    bn->biases = layer_add_param(l, "biases", (size_t)channels, 0, 0, 0, 0);
+    bn->scales = layer_add_param(l, "scales", (size_t)channels, 0, 0, 0, 0);
+    for (int i = 0; i < channels; i++) bn->scales->value[i] = 1;
+    bn->rolling_mean = xcalloc((size_t)channels, sizeof(float));
+    bn->rolling_variance = xcalloc((size_t)channels, sizeof(float));
+    for (int i = 0; i < channels; i++) bn->rolling_variance[i] = 1;
+    bn->mean = xcalloc((size_t)channels, sizeof(float));
+    bn->variance = xcalloc((size_t)channels, sizeof(float));
+    bn->x_hat = xcalloc((size_t)batch * channels * spatial, sizeof(float));
+}
+
+void bn_free(batchnorm *bn)
+{
+    free(bn->rolling_mean);
+    free(bn->rolling_variance);
+    free(bn->mean);
+    free(bn->variance);
+    free(bn->x_hat);
+}
+
+void bn_forward(batchnorm *bn, const float *x, float *y, int train)
+{
+    int C = bn->channels, S = bn->spatial, B = bn->batch;
+    const float *gamma = bn->scales->value, *beta = bn->biases->value;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float mean, var;
+        if (train) {
+            double sum = 0, sq = 0;
+            for (int b = 0; b < B; b++) {
+                const float *p = x + ((size_t)b * C + c) * S;
+                for (int s = 0; s < S; s++) sum += p[s];
+            }
+            double m = sum / ((double)B * S);
+            for (int b = 0; b < B; b++) {
+                const float *p = x + ((size_t)b * C + c) * S;
+                for (int s = 0; s < S; s++) sq += (p[s] - m) * (p[s] - m);
+            }
+            long count = (long)B * S;
+            mean = (float)m;
+            var = (float)(sq / count);
+            bn->mean[c] = mean;
+            bn->variance[c] = var;
+            float unbiased = count > 1 ? (float)(sq / (count - 1)) : var;
+            bn->rolling_mean[c] = (1 - BN_MOMENTUM) * bn->rolling_mean[c] + BN_MOMENTUM * mean;
+            bn->rolling_variance[c] = (1 - BN_MOMENTUM) * bn->rolling_variance[c] + BN_MOMENTUM * unbiased;
+        } else {
+            mean = bn->rolling_mean[c];
+            var = bn->rolling_variance[c];
+        }
+        float inv_std = 1.f / sqrtf(var + BN_EPS);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) {
+                float xh = (x[off + s] - mean) * inv_std;
+                if (train) bn->x_hat[off + s] = xh;
+                y[off + s] = gamma[c] * xh + beta[c];
+            }
+        }
+    }
+}
+
+void bn_backward(batchnorm *bn, const float *dy, float *dx)
+{
+    int C = bn->channels, S = bn->spatial, B = bn->batch;
+    const float *gamma = bn->scales->value;
+    float *dgamma = bn->scales->grad, *dbeta = bn->biases->grad;
+    double n = (double)B * S;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sum_dy = 0, sum_dy_xh = 0;
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) {
+                sum_dy += dy[off + s];
+                sum_dy_xh += dy[off + s] * bn->x_hat[off + s];
+            }
+        }
+        dgamma[c] += (float)sum_dy_xh;
+        dbeta[c] += (float)sum_dy;
+        float inv_std = 1.f / sqrtf(bn->variance[c] + BN_EPS);
+        float k = gamma[c] * inv_std;
+        float mean_dy = (float)(sum_dy / n), mean_dy_xh = (float)(sum_dy_xh / n);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * S;
+            for (int s = 0; s < S; s++) dx[off + s] = k * (dy[off + s] - mean_dy - bn->x_hat[off + s] * mean_dy_xh);
+        }
+    }
+}
+
+/* The standalone [batchnorm] layer: normalises its input per channel. */
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)net;
+    bn_forward((batchnorm *)l->priv, l->input, l->output, train);
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    batchnorm *bn = l->priv;
+    /* dx goes to a scratch copy of delta, then is added to the input delta. */
+    bn_backward(bn, l->delta, l->delta);
+    if (l->input_delta)
+        for (size_t i = 0; i < (size_t)l->batch * l->inputs; i++) l->input_delta[i] += l->delta[i];
+}
+
+static void destroy(cdb_layer *l)
+{
+    bn_free(l->priv);
+    free(l->priv);
+}
+
+int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    (void)net;
+    if (cfg_check_unused(r)) return -1;
+    l->out_c = l->c;
+    l->out_h = l->h;
+    l->out_w = l->w;
+    layer_alloc_output(l);
+    batchnorm *bn = xcalloc(1, sizeof(batchnorm));
+    bn_init(bn, l, l->c, l->h * l->w, l->batch);
+    layer_add_io(l, bn->scales->value, (size_t)l->c);
+    layer_add_io(l, bn->rolling_mean, (size_t)l->c);
+    layer_add_io(l, bn->rolling_variance, (size_t)l->c);
+    layer_add_io(l, bn->biases->value, (size_t)l->c);
+    l->priv = bn;
+    l->forward = forward;
+    l->backward = backward;
+    l->destroy = destroy;
+    snprintf(l->description, sizeof(l->description), "%d channels", l->c);
+    return 0;
+}

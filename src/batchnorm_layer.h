@@ -1,0 +1,29 @@
+/* Batch normalisation over (batch, channels, spatial) data, as PyTorch's
+ * BatchNorm (eps 1e-5, running-statistics momentum 0.1, unbiased running
+ * variance). Used by [batchnorm] and by batch_normalize=1 in
+ * [convolutional] and [connected]. */
+#ifndef CDB_BATCHNORM_LAYER_H
+#define CDB_BATCHNORM_LAYER_H
+
+#include "network.h"
+
+typedef struct {
+    int channels, spatial, batch;
+    cdb_param *scales, *biases;       /* gamma, beta: (channels) */
+    float *rolling_mean, *rolling_variance; /* (channels) */
+    float *mean, *variance;           /* this batch: (channels) */
+    float *x_hat;                     /* (batch, channels, spatial) */
+} batchnorm;
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* Adds the biases (beta) and scales (gamma) params to l. */
+void bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch);
+void bn_free(batchnorm *bn);
+/* y = gamma * normalise(x) + beta; y may equal x. */
+void bn_forward(batchnorm *bn, const float *x, float *y, int train);
+/* Adds to the gamma/beta gradients; dx = dL/dx (dx may equal dy). */
+void bn_backward(batchnorm *bn, const float *dy, float *dx);
+
+#endif

@@ -1,0 +1,365 @@
+#include "cfg.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utils.h"
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+static cfg_kv *find_kv(cfg_section *s, const char *key)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->kv[i].key, key)) return &s->kv[i];
+    return NULL;
+}
+
+static void add_kv(cfg_section *s, const char *key, const char *value, int line)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 8;
+        s->kv = xrealloc(s->kv, s->cap * sizeof(cfg_kv));
+    }
+    cfg_kv kv = {xstrdup(key), xstrdup(value), line, 0};
+    s->kv[s->n++] = kv;
+}
+
+static cfg_section *add_section(cfg_file *f, const char *type, int line)
+{
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 16;
+        f->sections = xrealloc(f->sections, f->cap * sizeof(cfg_section));
+    }
+    cfg_section *s = &f->sections[f->n++];
+    memset(s, 0, sizeof(*s));
+    s->type = xstrdup(type);
+    for (char *p = s->type; *p; p++) *p = (char)tolower((unsigned char)*p);
+    s->line = line;
+    return s;
+}
+
+static cfg_file *parse_text(const char *name, const char *text, const char *implicit_section)
+{
+    cfg_file *f = xcalloc(1, sizeof(cfg_file));
+    f->path = xstrdup(name);
+    if (implicit_section) add_section(f, implicit_section, 1);
+    char *buf = xstrdup(text);
+    int line_no = 0;
+    char *cursor = buf;
+    while (cursor) {
+        char *line = cursor;
+        char *nl = strchr(cursor, '\n');
+        if (nl) {
+            *nl = 0;
+            cursor = nl + 1;
+        } else {
+            cursor = NULL;
+        }
+        line_no++;
+        char *hash = strpbrk(line, "#;");
+        if (hash) *hash = 0;
+        char *s = trim(line);
+        if (!*s) continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || trim(close + 1)[0]) {
+                cdb_set_error("%s:%d: malformed section header '%s' (expected [name])", name, line_no, s);
+                goto fail;
+            }
+            *close = 0;
+            char *type = trim(s + 1);
+            if (!*type) {
+                cdb_set_error("%s:%d: empty section name '[]'", name, line_no);
+                goto fail;
+            }
+            add_section(f, type, line_no);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            cdb_set_error("%s:%d: expected 'key=value' or '[section]', got '%s'", name, line_no, s);
+            goto fail;
+        }
+        *eq = 0;
+        char *key = trim(s), *value = trim(eq + 1);
+        if (!*key) {
+            cdb_set_error("%s:%d: missing key before '='", name, line_no);
+            goto fail;
+        }
+        if (f->n == 0) {
+            cdb_set_error("%s:%d: key '%s' appears before any [section]", name, line_no, key);
+            goto fail;
+        }
+        cfg_section *sec = &f->sections[f->n - 1];
+        cfg_kv *old = find_kv(sec, key);
+        if (old) {
+            cdb_set_error("%s:%d: [%s] key '%s' given twice (first on line %d)", name, line_no, sec->type,
+                          key, old->line);
+            goto fail;
+        }
+        add_kv(sec, key, value, line_no);
+    }
+    free(buf);
+    if (f->n == 0) {
+        cdb_set_error("%s: no sections found (a cfg starts with [net])", name);
+        cfg_free(f);
+        return NULL;
+    }
+    return f;
+fail:
+    free(buf);
+    cfg_free(f);
+    return NULL;
+}
+
+cfg_file *cfg_parse_string(const char *name, const char *text) { return parse_text(name, text, NULL); }
+
+static cfg_file *parse_file(const char *path, const char *implicit_section)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        cdb_set_error("cannot open cfg file '%s'", path);
+        return NULL;
+    }
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    if (size < 0) {
+        fclose(fp);
+        cdb_set_error("cannot read cfg file '%s'", path);
+        return NULL;
+    }
+    char *text = xmalloc((size_t)size + 1);
+    size_t got = fread(text, 1, (size_t)size, fp);
+    fclose(fp);
+    text[got] = 0;
+    if (memchr(text, 0, got)) {
+        free(text);
+        cdb_set_error("%s: not a text file (contains NUL bytes)", path);
+        return NULL;
+    }
+    cfg_file *f = parse_text(path, text, implicit_section);
+    free(text);
+    return f;
+}
+
+cfg_file *cfg_parse_file(const char *path) { return parse_file(path, NULL); }
+
+cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section) { return parse_file(path, section); }
+
+void cfg_free(cfg_file *f)
+{
+    if (!f) return;
+    for (int i = 0; i < f->n; i++) {
+        cfg_section *s = &f->sections[i];
+        for (int j = 0; j < s->n; j++) {
+            free(s->kv[j].key);
+            free(s->kv[j].value);
+        }
+        free(s->kv);
+        free(s->type);
+    }
+    free(f->sections);
+    free(f->path);
+    free(f);
+}
+
+int cfg_override(cfg_file *f, const char *assignment)
+{
+    const char *dot = strchr(assignment, '.');
+    const char *eq = strchr(assignment, '=');
+    if (!dot || !eq || eq < dot) {
+        cdb_set_error("-set '%s': expected SECTION.key=value (SECTION is 'net' or a layer index)", assignment);
+        return -1;
+    }
+    char section[64], key[128];
+    size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
+    if (ls == 0 || ls >= sizeof(section) || lk == 0 || lk >= sizeof(key)) {
+        cdb_set_error("-set '%s': expected SECTION.key=value", assignment);
+        return -1;
+    }
+    memcpy(section, assignment, ls);
+    section[ls] = 0;
+    memcpy(key, dot + 1, lk);
+    key[lk] = 0;
+    int idx;
+    if (!strcmp(section, "net")) {
+        idx = 0;
+    } else if (parse_int_strict(section, &idx) == 0 && idx >= 0 && idx + 1 < f->n) {
+        idx += 1; /* layer i is section i+1 */
+    } else {
+        cdb_set_error("-set '%s': no section '%s' (use 'net' or a layer index 0..%d)", assignment, section,
+                      f->n - 2);
+        return -1;
+    }
+    cfg_section *s = &f->sections[idx];
+    cfg_kv *kv = find_kv(s, key);
+    if (kv) {
+        free(kv->value);
+        kv->value = xstrdup(eq + 1);
+        kv->line = 0;
+    } else {
+        add_kv(s, key, eq + 1, 0);
+    }
+    return 0;
+}
+
+cfg_reader cfg_reader_for(const cfg_file *f, int section, int layer_index)
+{
+    cfg_reader r = {f, &f->sections[section], layer_index, 0};
+    return r;
+}
+
+/* "file:line: [type] (layer N)" prefix for messages. */
+static void where(cfg_reader *r, const cfg_kv *kv, char *buf, size_t n)
+{
+    char layer[32] = "";
+    if (r->layer_index >= 0) snprintf(layer, sizeof(layer), " (layer %d)", r->layer_index);
+    if (kv && kv->line == 0)
+        snprintf(buf, n, "%s: [%s]%s (set on the command line)", r->file->path, r->sec->type, layer);
+    else
+        snprintf(buf, n, "%s:%d: [%s]%s", r->file->path, kv ? kv->line : r->sec->line, r->sec->type, layer);
+}
+
+void cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...)
+{
+    if (r->failed) return;
+    r->failed = 1;
+    char msg[1024], loc[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cfg_kv *kv = key ? find_kv(r->sec, key) : NULL;
+    where(r, kv, loc, sizeof(loc));
+    if (key)
+        cdb_set_error("%s key '%s': %s", loc, key, msg);
+    else
+        cdb_set_error("%s: %s", loc, msg);
+}
+
+static cfg_kv *take(cfg_reader *r, const char *key)
+{
+    if (r->failed) return NULL;
+    cfg_kv *kv = find_kv(r->sec, key);
+    if (kv) kv->used = 1;
+    return kv;
+}
+
+int cfg_has(cfg_reader *r, const char *key) { return find_kv(r->sec, key) != NULL; }
+
+int cfg_int(cfg_reader *r, const char *key, int def, int min, int max)
+{
+    cfg_kv *kv = take(r, key);
+    if (!kv) return def;
+    int v;
+    if (parse_int_strict(kv->value, &v)) {
+        cfg_fail(r, key, "'%s' is not an integer", kv->value);
+        return def;
+    }
+    if (v < min || v > max) {
+        cfg_fail(r, key, "%d is out of range [%d, %d]", v, min, max);
+        return def;
+    }
+    return v;
+}
+
+float cfg_float(cfg_reader *r, const char *key, float def, float min, float max)
+{
+    cfg_kv *kv = take(r, key);
+    if (!kv) return def;
+    float v;
+    if (parse_float_strict(kv->value, &v)) {
+        cfg_fail(r, key, "'%s' is not a number", kv->value);
+        return def;
+    }
+    if (v < min || v > max) {
+        cfg_fail(r, key, "%g is out of range [%g, %g]", v, min, max);
+        return def;
+    }
+    return v;
+}
+
+const char *cfg_str(cfg_reader *r, const char *key, const char *def)
+{
+    cfg_kv *kv = take(r, key);
+    if (!kv) return def;
+    if (!kv->value[0]) {
+        cfg_fail(r, key, "empty value");
+        return def;
+    }
+    return kv->value;
+}
+
+int cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def)
+{
+    cfg_kv *kv = take(r, key);
+    if (!kv) return def;
+    for (int i = 0; choices[i]; i++)
+        if (!strcmp(kv->value, choices[i])) return i;
+    char list[512] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (i) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+        strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
+    }
+    cfg_fail(r, key, "'%s' is not one of: %s", kv->value, list);
+    return def;
+}
+
+static int split_list(cfg_reader *r, const char *key, int max, int is_float, void *out)
+{
+    cfg_kv *kv = take(r, key);
+    if (!kv) return r->failed ? -1 : 0;
+    char *copy = xstrdup(kv->value);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *t = trim(tok);
+        if (n == max) {
+            cfg_fail(r, key, "more than %d values", max);
+            n = -1;
+            break;
+        }
+        int bad = is_float ? parse_float_strict(t, (float *)out + n) : parse_int_strict(t, (int *)out + n);
+        if (bad) {
+            cfg_fail(r, key, "'%s' is not %s", t, is_float ? "a number" : "an integer");
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    free(copy);
+    if (n == 0) {
+        cfg_fail(r, key, "empty list");
+        return -1;
+    }
+    return n;
+}
+
+int cfg_int_list(cfg_reader *r, const char *key, int *out, int max) { return split_list(r, key, max, 0, out); }
+
+int cfg_float_list(cfg_reader *r, const char *key, float *out, int max)
+{
+    return split_list(r, key, max, 1, out);
+}
+
+int cfg_check_unused(cfg_reader *r)
+{
+    if (r->failed) return -1;
+    for (int i = 0; i < r->sec->n; i++) {
+        if (!r->sec->kv[i].used) {
+            cfg_fail(r, r->sec->kv[i].key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)",
+                     r->sec->type);
+            return -1;
+        }
+    }
+    return 0;
+}

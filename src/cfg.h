@@ -1,0 +1,62 @@
+/* The cfg language: Darknet's `[section]` + `key=value` format, made strict.
+ * Every key remembers its line so that any mistake can be reported as
+ * "file:line: [section] (layer N) key 'k': what is wrong". */
+#ifndef CDB_CFG_H
+#define CDB_CFG_H
+
+typedef struct {
+    char *key;
+    char *value;
+    int line; /* 0 when the value came from the command line (-set) */
+    int used; /* set when a reader consumed it; unused keys are errors */
+} cfg_kv;
+
+typedef struct {
+    char *type; /* "net", "convolutional", ... (as written, lower case) */
+    int line;
+    cfg_kv *kv;
+    int n, cap;
+} cfg_section;
+
+typedef struct cfg_file {
+    char *path;
+    cfg_section *sections;
+    int n, cap;
+} cfg_file;
+
+cfg_file *cfg_parse_file(const char *path);
+cfg_file *cfg_parse_string(const char *name, const char *text);
+/* A file of bare key=value lines (a .data file), read as one section. */
+cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section);
+void cfg_free(cfg_file *f);
+
+/* Apply a command-line override "SECTION.key=value" where SECTION is `net`
+ * or a layer index as printed in the network summary. */
+int cfg_override(cfg_file *f, const char *assignment);
+
+/* A reader walks one section. The first error is recorded in the reader
+ * (and in cdb_last_error) and later reads of the same reader are no-ops, so
+ * a builder can read every key and check `r->failed` once at the end. */
+typedef struct {
+    const cfg_file *file;
+    cfg_section *sec;
+    int layer_index; /* -1 for [net] */
+    int failed;
+} cfg_reader;
+
+cfg_reader cfg_reader_for(const cfg_file *f, int section, int layer_index);
+int cfg_has(cfg_reader *r, const char *key);
+int cfg_int(cfg_reader *r, const char *key, int def, int min, int max);
+float cfg_float(cfg_reader *r, const char *key, float def, float min, float max);
+const char *cfg_str(cfg_reader *r, const char *key, const char *def);
+/* Index of the value among `choices` (NULL-terminated); `def` if absent. */
+int cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def);
+/* Comma-separated lists; returns the count, or -1 on error. */
+int cfg_int_list(cfg_reader *r, const char *key, int *out, int max);
+int cfg_float_list(cfg_reader *r, const char *key, float *out, int max);
+/* Record a semantic error against a key (or the section when key is NULL). */
+void cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Fails on the first key of the section nobody read. */
+int cfg_check_unused(cfg_reader *r);
+
+#endif

@@ -1,0 +1,96 @@
+/* [connected]: a fully connected (linear) map, then batch norm or bias, then
+ * the activation. input (batch, inputs), weights (outputs, inputs),
+ * output (batch, outputs). */
+#include <stdlib.h>
+
+#include "activations.h"
+#include "batchnorm_layer.h"
+#include "gemm.h"
+#include "layers.h"
+
+typedef struct {
+    activation act;
+    int batch_normalize;
+    cdb_param *weights, *biases;
+    batchnorm bn;
+    float *preact; /* (batch, outputs) */
+} connected_priv;
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)net;
+    connected_priv *p = l->priv;
+    int B = l->batch, I = l->inputs, O = l->outputs;
+    float *z = p->act == ACT_LINEAR ? l->output : p->preact;
+    gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
+    if (p->batch_normalize) {
+        bn_forward(&p->bn, z, z, train);
+    } else {
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < O; o++) z[(size_t)b * O + o] += p->biases->value[o];
+    }
+    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)B * O);
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    connected_priv *p = l->priv;
+    int B = l->batch, I = l->inputs, O = l->outputs;
+    float *dz = l->delta;
+    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)B * O);
+    if (p->batch_normalize) {
+        bn_backward(&p->bn, dz, dz);
+    } else {
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < O; o++) p->biases->grad[o] += dz[(size_t)b * O + o];
+    }
+    gemm(1, 0, O, I, B, 1, dz, O, l->input, I, 1, p->weights->grad, I);
+    if (l->input_delta) gemm(0, 0, B, I, O, 1, dz, O, p->weights->value, I, 1, l->input_delta, I);
+}
+
+static void destroy(cdb_layer *l)
+{
+    connected_priv *p = l->priv;
+    if (p->batch_normalize) bn_free(&p->bn);
+    free(p->preact);
+    free(p);
+}
+
+int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    connected_priv *p = xcalloc(1, sizeof(connected_priv));
+    l->priv = p;
+    l->destroy = destroy;
+    int outputs = cfg_int(r, "output", 1, 1, 1 << 24);
+    p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
+    p->act = layer_read_activation(r, ACT_LOGISTIC);
+    if (r->failed) return -1;
+    l->out_c = outputs;
+    l->out_h = l->out_w = 1;
+    layer_alloc_output(l);
+    p->weights = layer_add_param(l, "weights", (size_t)outputs * l->inputs, 1, outputs, l->inputs, 1);
+    layer_read_dropback_keys(l, r, p->weights);
+    if (cfg_check_unused(r)) return -1;
+    init_weights_uniform(p->weights->value, p->weights->size, l->inputs, net->seed, l->index);
+    if (p->batch_normalize) {
+        bn_init(&p->bn, l, outputs, 1, l->batch);
+        p->biases = p->bn.biases;
+    } else {
+        p->biases = layer_add_param(l, "biases", (size_t)outputs, 0, 0, 0, 0);
+    }
+    layer_add_io(l, p->biases->value, (size_t)outputs);
+    layer_add_io(l, p->weights->value, p->weights->size);
+    if (p->batch_normalize) {
+        layer_add_io(l, p->bn.scales->value, (size_t)outputs);
+        layer_add_io(l, p->bn.rolling_mean, (size_t)outputs);
+        layer_add_io(l, p->bn.rolling_variance, (size_t)outputs);
+    }
+    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * outputs, sizeof(float));
+    l->flops = (size_t)outputs * l->inputs;
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "%d -> %d%s %s", l->inputs, outputs,
+             p->batch_normalize ? " bn" : "", activation_name(p->act));
+    return 0;
+}

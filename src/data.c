@@ -1,0 +1,317 @@
+#include "data.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "cfg.h"
+
+#define FASHION_HINT "install it with `scripts/install_deps.sh` (Debian package dataset-fashion-mnist)"
+
+static const char *missing_hint(const char *path)
+{
+    if (strstr(path, "fashion-mnist")) return FASHION_HINT;
+    if (strstr(path, "cifar")) return "download the CIFAR binary version and unpack it where the .data file points";
+    return "put the IDX files where the .data file points (see docs/data.md)";
+}
+
+int data_config_load(const char *path, data_config *out)
+{
+    memset(out, 0, sizeof(*out));
+    cfg_file *f = cfg_parse_keyvalue_file(path, "data");
+    if (!f) return -1;
+    cfg_reader r = cfg_reader_for(f, 0, -1);
+    static const char *const formats[] = {"idx", "cifar10", "cifar100", NULL};
+    out->path = xstrdup(path);
+    out->classes = cfg_int(&r, "classes", 0, 1, 1 << 20);
+    out->format = (data_format)cfg_choice(&r, "format", formats, DATA_IDX);
+    const char *s;
+#define TAKE(field, key)                        \
+    s = cfg_str(&r, key, NULL);                 \
+    out->field = s ? xstrdup(s) : NULL;
+    TAKE(train, "train");
+    TAKE(train_labels, "train_labels");
+    TAKE(valid, "valid");
+    TAKE(valid_labels, "valid_labels");
+    TAKE(names, "names");
+    s = cfg_str(&r, "backup", "backup");
+    out->backup = xstrdup(s);
+#undef TAKE
+    if (!r.failed && !cfg_has(&r, "classes")) cfg_fail(&r, NULL, "missing key 'classes'");
+    if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
+    if (!r.failed && out->format == DATA_IDX && (!out->train_labels || !out->valid_labels))
+        cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
+    int status = cfg_check_unused(&r);
+    cfg_free(f);
+    if (status) data_config_free(out);
+    return status;
+}
+
+void data_config_free(data_config *d)
+{
+    free(d->path);
+    free(d->train);
+    free(d->train_labels);
+    free(d->valid);
+    free(d->valid_labels);
+    free(d->backup);
+    free(d->names);
+    memset(d, 0, sizeof(*d));
+}
+
+int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
+{
+    int train = !strcmp(which, "train");
+    const char *images = train ? d->train : d->valid;
+    if (d->format == DATA_IDX) return dataset_load_idx(images, train ? d->train_labels : d->valid_labels, d->classes, out);
+    return dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
+}
+
+void dataset_free(cdb_dataset *d)
+{
+    free(d->name);
+    free(d->pixels);
+    free(d->labels);
+    memset(d, 0, sizeof(*d));
+}
+
+/* Read exactly n bytes; returns the count read. */
+static size_t read_bytes(gzFile f, void *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        unsigned chunk = (unsigned)((n - done) > (1u << 30) ? (1u << 30) : (n - done));
+        int got = gzread(f, (char *)buf + done, chunk);
+        if (got <= 0) break;
+        done += (size_t)got;
+    }
+    return done;
+}
+
+static gzFile open_data(const char *path)
+{
+    gzFile f = gzopen(path, "rb");
+    if (!f) cdb_set_error("cannot open dataset file '%s' (%s): %s", path, strerror(errno), missing_hint(path));
+    return f;
+}
+
+static int at_eof(gzFile f)
+{
+    unsigned char extra;
+    return gzread(f, &extra, 1) == 0;
+}
+
+/* Reads an IDX header: magic (type 0x08 = ubyte, ndims) and dims. */
+static int idx_header(gzFile f, const char *path, int want_dims, int *dims)
+{
+    unsigned char m[4];
+    if (read_bytes(f, m, 4) != 4) {
+        cdb_set_error("'%s' is empty or truncated (no IDX header)", path);
+        return -1;
+    }
+    if (m[0] || m[1] || m[2] != 0x08 || m[3] != want_dims) {
+        cdb_set_error("'%s' is not an IDX file of unsigned bytes with %d dimensions (magic %02x %02x %02x %02x)", path,
+                      want_dims, m[0], m[1], m[2], m[3]);
+        return -1;
+    }
+    for (int i = 0; i < want_dims; i++) {
+        unsigned char b[4];
+        if (read_bytes(f, b, 4) != 4) {
+            cdb_set_error("'%s' is truncated inside its IDX header", path);
+            return -1;
+        }
+        dims[i] = (int)((unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3]);
+        if (dims[i] <= 0) {
+            cdb_set_error("'%s': IDX dimension %d is %d", path, i, dims[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out)
+{
+    memset(out, 0, sizeof(*out));
+    int idims[3], ldims[1];
+    gzFile fi = open_data(images_path);
+    if (!fi) return -1;
+    if (idx_header(fi, images_path, 3, idims)) {
+        gzclose(fi);
+        return -1;
+    }
+    size_t npix = (size_t)idims[0] * idims[1] * idims[2];
+    out->pixels = xmalloc(npix);
+    size_t got = read_bytes(fi, out->pixels, npix);
+    int trailing = got == npix && !at_eof(fi);
+    gzclose(fi);
+    if (got != npix) {
+        cdb_set_error("'%s' is truncated: its header promises %d images of %dx%d (%zu bytes) but it holds %zu",
+                      images_path, idims[0], idims[1], idims[2], npix, got);
+        dataset_free(out);
+        return -1;
+    }
+    if (trailing) {
+        cdb_set_error("'%s' has data past the %d images its header declares", images_path, idims[0]);
+        dataset_free(out);
+        return -1;
+    }
+    gzFile fl = open_data(labels_path);
+    if (!fl) {
+        dataset_free(out);
+        return -1;
+    }
+    if (idx_header(fl, labels_path, 1, ldims)) {
+        gzclose(fl);
+        dataset_free(out);
+        return -1;
+    }
+    if (ldims[0] != idims[0]) {
+        gzclose(fl);
+        cdb_set_error("'%s' has %d labels but '%s' has %d images", labels_path, ldims[0], images_path, idims[0]);
+        dataset_free(out);
+        return -1;
+    }
+    uint8_t *raw = xmalloc((size_t)ldims[0]);
+    got = read_bytes(fl, raw, (size_t)ldims[0]);
+    gzclose(fl);
+    if (got != (size_t)ldims[0]) {
+        cdb_set_error("'%s' is truncated: %zu of %d labels", labels_path, got, ldims[0]);
+        free(raw);
+        dataset_free(out);
+        return -1;
+    }
+    out->labels = xmalloc((size_t)ldims[0] * sizeof(int));
+    for (int i = 0; i < ldims[0]; i++) {
+        if (raw[i] >= classes) {
+            cdb_set_error("'%s': label %d of item %d is not below classes=%d", labels_path, raw[i], i, classes);
+            free(raw);
+            dataset_free(out);
+            return -1;
+        }
+        out->labels[i] = raw[i];
+    }
+    free(raw);
+    out->n = idims[0];
+    out->c = 1;
+    out->h = idims[1];
+    out->w = idims[2];
+    out->classes = classes;
+    out->name = xstrdup(images_path);
+    return 0;
+}
+
+int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out)
+{
+    memset(out, 0, sizeof(*out));
+    const int label_bytes = cifar100 ? 2 : 1, pixels = 3 * 32 * 32, record = label_bytes + pixels;
+    char *list = xstrdup(paths), *save = NULL;
+    size_t cap = 0;
+    uint8_t *rec = xmalloc((size_t)record);
+    for (char *path = strtok_r(list, ",", &save); path; path = strtok_r(NULL, ",", &save)) {
+        while (*path == ' ') path++;
+        gzFile f = open_data(path);
+        if (!f) goto fail;
+        int index = 0;
+        for (;;) {
+            size_t got = read_bytes(f, rec, (size_t)record);
+            if (got == 0) break;
+            if (got != (size_t)record) {
+                cdb_set_error("'%s' is truncated: record %d has %zu of %d bytes (CIFAR-%d binary format)", path, index,
+                              got, record, cifar100 ? 100 : 10);
+                gzclose(f);
+                goto fail;
+            }
+            int label = rec[label_bytes - 1]; /* CIFAR-100: coarse, then fine label */
+            if (label >= classes) {
+                cdb_set_error("'%s': label %d of record %d is not below classes=%d", path, label, index, classes);
+                gzclose(f);
+                goto fail;
+            }
+            if ((size_t)out->n == cap) {
+                cap = cap ? 2 * cap : 10000;
+                out->pixels = xrealloc(out->pixels, cap * pixels);
+                out->labels = xrealloc(out->labels, cap * sizeof(int));
+            }
+            memcpy(out->pixels + (size_t)out->n * pixels, rec + label_bytes, (size_t)pixels);
+            out->labels[out->n++] = label;
+            index++;
+        }
+        gzclose(f);
+        if (index == 0) {
+            cdb_set_error("'%s' holds no records", path);
+            goto fail;
+        }
+    }
+    free(rec);
+    free(list);
+    out->c = 3;
+    out->h = out->w = 32;
+    out->classes = classes;
+    out->name = xstrdup(paths);
+    return 0;
+fail:
+    free(rec);
+    free(list);
+    dataset_free(out);
+    return -1;
+}
+
+int dataset_check_against(const cdb_dataset *d, const cdb_network *net)
+{
+    if (d->c != net->c || d->h != net->h || d->w != net->w) {
+        cdb_set_error("dataset '%s' has %dx%dx%d images (c x h x w) but '%s' expects %dx%dx%d", d->name, d->c, d->h,
+                      d->w, net->cfg_path, net->c, net->h, net->w);
+        return -1;
+    }
+    if (d->classes != net->classes) {
+        cdb_set_error("dataset '%s' has %d classes but '%s' ends with %d outputs", d->name, d->classes, net->cfg_path,
+                      net->classes);
+        return -1;
+    }
+    return 0;
+}
+
+void dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
+                        cdb_rng *rng, float *images, int *labels)
+{
+    int C = d->c, H = d->h, W = d->w;
+    size_t size = (size_t)C * H * W;
+    for (int b = 0; b < n; b++) {
+        const uint8_t *src = d->pixels + (size_t)indices[b] * size;
+        float *dst = images + (size_t)b * size;
+        int dy = 0, dx = 0, flip = 0;
+        if (augment) {
+            if (in->crop_pad) {
+                dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+                dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+            }
+            if (in->flip) flip = rng_int(rng, 2);
+        }
+        for (int c = 0; c < C; c++) {
+            float mean = in->nmean ? in->mean[c] : 0.f, inv_std = in->nstd ? 1.f / in->std[c] : 1.f;
+            float pad_value = (0.f - mean) * inv_std; /* zero padding in pixel space */
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int sy = y + dy, sx = (flip ? W - 1 - x : x) + dx;
+                    float v = pad_value;
+                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                        v = (src[((size_t)c * H + sy) * W + sx] * (1.f / 255.f) - mean) * inv_std;
+                    dst[((size_t)c * H + y) * W + x] = v;
+                }
+        }
+        labels[b] = d->labels[indices[b]];
+    }
+}
+
+void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order)
+{
+    cdb_rng rng = rng_stream(seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = rng_int(&rng, i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}

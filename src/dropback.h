@@ -1,0 +1,59 @@
+/* ChannelDropBack: the one place where layer selection, channel masks and the
+ * rate schedule live (see ../shared/spec or docs/dropback.md). Layers take
+ * part by declaring a weight tensor eligible; the network draws masks once per
+ * optimizer step and applies them to each selected tensor's gradient. */
+#ifndef CDB_DROPBACK_H
+#define CDB_DROPBACK_H
+
+#include <stdint.h>
+
+#include "param.h"
+
+typedef enum { DROPBACK_POLICY_BERNOULLI, DROPBACK_POLICY_SINGLE } dropback_policy;
+typedef enum { DROPBACK_MODE_GRAD, DROPBACK_MODE_STRICT } dropback_mode;
+typedef enum { DROPBACK_AXIS_IN, DROPBACK_AXIS_OUT } dropback_axis;
+
+typedef struct {
+    int enabled;               /* [net] channel_dropback */
+    float layer_rate;          /* r after the second milestone */
+    float layer_rate_init;     /* r before the first milestone */
+    float milestones[2];       /* fractions of max_batches */
+    float channel_rate;        /* default drop probability per channel */
+    int skip;                  /* first eligible tensors never selected */
+    dropback_policy policy;
+    dropback_mode mode;
+    dropback_axis axis;
+} dropback_config;
+
+typedef struct {
+    long steps;                /* steps counted */
+    long selected;             /* tensors selected over those steps */
+    double dropped_fraction;   /* sum of (1 - keep) over selected tensors */
+} dropback_stats;
+
+void dropback_config_defaults(dropback_config *cfg);
+
+/* r for the step about to run (0-based), per the three-stage schedule. */
+float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches);
+
+/* Decide which eligible tensors take part: the first `skip` eligible tensors
+ * are left out unless forced in with a per-layer channel_dropback=1, and a
+ * per-layer channel_dropback=0 always leaves one out. Allocates masks. */
+void dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
+
+/* Draw this step's selection and channel masks from the dropback stream of
+ * (seed, step) and add them to `stats`. Returns the number selected. */
+int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
+                  int max_batches, dropback_stats *stats);
+
+/* Zero the dropped channels of the gradient and divide it by keep. */
+void dropback_mask_gradient(const cdb_param *p, dropback_axis axis);
+
+/* Channel (on the mask axis) of element i of the tensor. */
+static inline int dropback_channel_of(const cdb_param *p, dropback_axis axis, size_t i)
+{
+    if (axis == DROPBACK_AXIS_OUT) return (int)(i / ((size_t)p->channels * p->inner));
+    return (int)((i / p->inner) % p->channels);
+}
+
+#endif

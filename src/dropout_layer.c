@@ -1,0 +1,66 @@
+/* [dropout]: zeroes each input with `probability` during training and scales
+ * the rest by 1/(1-probability); the identity at inference. The masks come
+ * from the run's dropout stream for (step, subdivision, layer). */
+#include <stdlib.h>
+
+#include "layers.h"
+
+typedef struct {
+    float probability;
+    uint8_t *keep; /* (batch, inputs) */
+} dropout_priv;
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    dropout_priv *p = l->priv;
+    size_t n = (size_t)l->batch * l->inputs;
+    if (!train || p->probability == 0) {
+        for (size_t i = 0; i < n; i++) p->keep[i] = 1;
+        for (size_t i = 0; i < n; i++) l->output[i] = l->input[i];
+        return;
+    }
+    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
+    cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+    float scale = 1.f / (1.f - p->probability);
+    for (size_t i = 0; i < n; i++) {
+        p->keep[i] = rng_uniform(&rng) >= p->probability;
+        l->output[i] = p->keep[i] ? l->input[i] * scale : 0;
+    }
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    dropout_priv *p = l->priv;
+    if (!l->input_delta) return;
+    float scale = 1.f / (1.f - p->probability);
+    size_t n = (size_t)l->batch * l->inputs;
+    for (size_t i = 0; i < n; i++)
+        if (p->keep[i]) l->input_delta[i] += l->delta[i] * (p->probability > 0 ? scale : 1.f);
+}
+
+static void destroy(cdb_layer *l)
+{
+    dropout_priv *p = l->priv;
+    free(p->keep);
+    free(p);
+}
+
+int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    (void)net;
+    dropout_priv *p = xcalloc(1, sizeof(dropout_priv));
+    l->priv = p;
+    l->destroy = destroy;
+    p->probability = cfg_float(r, "probability", 0.5f, 0.f, 0.99f);
+    if (cfg_check_unused(r)) return -1;
+    l->out_c = l->c;
+    l->out_h = l->h;
+    l->out_w = l->w;
+    layer_alloc_output(l);
+    p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "p=%.2f", p->probability);
+    return 0;
+}

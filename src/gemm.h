@@ -1,0 +1,17 @@
+/* Row-major single-precision GEMM: C = alpha * op(A) op(B) + beta * C, with
+ * op(A) (M,K), op(B) (K,N), C (M,N). OpenBLAS when built with OPENBLAS=1,
+ * otherwise a portable C loop nest. */
+#ifndef CDB_GEMM_H
+#define CDB_GEMM_H
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+          int ldb, float beta, float *C, int ldc);
+/* The portable implementation, always available (tests compare the two). */
+void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+const char *gemm_backend(void);
+/* Threads used by GEMM and by cdbnet's own OpenMP loops. */
+void set_num_threads(int n);
+int get_num_threads(void);
+
+#endif

@@ -1,0 +1,34 @@
+/* Constructors of every layer type. Each reads its own keys from the cfg
+ * section, checks them against the input shape already set in l (c, h, w,
+ * batch, input, input_delta), and fills in the rest of l. They return 0, or
+ * -1 with the error recorded in the reader. */
+#ifndef CDB_LAYERS_H
+#define CDB_LAYERS_H
+
+#include "activations.h"
+#include "cfg.h"
+#include "network.h"
+
+int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int avgpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+
+/* Helpers shared by layer files (network.c). */
+void layer_alloc_output(cdb_layer *l);
+/* Per-layer ChannelDropBack keys (channel_dropback, dropback_channel_rate)
+ * applied to the layer's eligible tensor. */
+void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights);
+/* The `activation` key (silu is accepted for swish). */
+activation layer_read_activation(cfg_reader *r, activation def);
+/* He-uniform initialisation: U(-sqrt(6/fan_in), sqrt(6/fan_in)). */
+void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index);
+/* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */
+int layer_resolve_ref(int self, int ref);
+
+#endif

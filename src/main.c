@@ -1,0 +1,346 @@
+/* The cdbnet command line: train, valid, predict, help. Only this file
+ * decides to exit the process; the library returns errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "gemm.h"
+#include "network.h"
+#include "train.h"
+
+#ifdef STB_IMAGE
+#include <stb/stb_image.h>
+#endif
+
+#define MAX_OVERRIDES 64
+
+static const char *usage =
+    "usage: cdbnet COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  train CFG [options]            train the network of CFG on the dataset of its .data file\n"
+    "  valid CFG WEIGHTS [options]    top-1 (and top-5) accuracy and loss on the validation set\n"
+    "  predict CFG WEIGHTS [IMAGE...] [options]\n"
+    "                                 class probabilities for image files, or for -index N of the\n"
+    "                                 validation set\n"
+    "  help                           this text\n"
+    "\n"
+    "options:\n"
+    "  -data FILE        .data file to use instead of [net] data=\n"
+    "  -weights FILE     (train) start from these weights and continue from their images-seen count\n"
+    "  -clear            (train) with -weights: restart the schedule at step 0\n"
+    "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
+    "  -seed N           seed of every random stream of the run (same as -set net.seed=N)\n"
+    "  -threads N        CPU threads for GEMM and OpenMP loops (default 1)\n"
+    "  -nodropback       turn ChannelDropBack off everywhere (the baseline arm of a comparison)\n"
+    "  -set SEC.KEY=VAL  override a cfg value; SEC is 'net' or a layer index as printed,\n"
+    "                    e.g. -set net.max_batches=10 -set 3.channel_dropback=0 (repeatable)\n"
+    "  -print N          (train) progress line every N steps (default about 20 per epoch)\n"
+    "  -index N          (predict) predict item N of the validation set\n"
+    "  -top N            (predict) classes to show (default 5)\n"
+    "  -quiet            (train) no summary or progress lines\n"
+    "\n"
+    "See README.md and docs/ for every cfg section and key.\n";
+
+typedef struct {
+    const char *data, *weights, *out;
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    int threads, nodropback, clear, print_every, index, top, quiet;
+    const char *positional[64];
+    int n_positional;
+    char seed_override[64];
+} cli;
+
+static int need_value(int argc, char **argv, int i)
+{
+    if (i + 1 >= argc) {
+        fprintf(stderr, "cdbnet: option %s needs a value\n%s", argv[i], usage);
+        return -1;
+    }
+    return 0;
+}
+
+static int int_value(const char *opt, const char *s, int min, int *out)
+{
+    if (parse_int_strict(s, out) || *out < min) {
+        fprintf(stderr, "cdbnet: %s expects an integer >= %d, got '%s'\n", opt, min, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_cli(int argc, char **argv, cli *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->threads = 1;
+    c->index = -1;
+    c->top = 5;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == 0) {
+            if (c->n_positional == 64) {
+                fprintf(stderr, "cdbnet: too many arguments\n");
+                return -1;
+            }
+            c->positional[c->n_positional++] = a;
+            continue;
+        }
+        int takes_value = !strcmp(a, "-data") || !strcmp(a, "-weights") || !strcmp(a, "-out") || !strcmp(a, "-seed") ||
+                          !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
+                          !strcmp(a, "-index") || !strcmp(a, "-top");
+        if (takes_value && need_value(argc, argv, i)) return -1;
+        const char *v = takes_value ? argv[++i] : NULL;
+        if (!strcmp(a, "-data")) c->data = v;
+        else if (!strcmp(a, "-weights")) c->weights = v;
+        else if (!strcmp(a, "-out")) c->out = v;
+        else if (!strcmp(a, "-seed")) {
+            int seed;
+            if (int_value(a, v, 0, &seed)) return -1;
+            snprintf(c->seed_override, sizeof(c->seed_override), "net.seed=%d", seed);
+            if (c->n_overrides == MAX_OVERRIDES) return -1;
+            c->overrides[c->n_overrides++] = c->seed_override;
+        } else if (!strcmp(a, "-threads")) {
+            if (int_value(a, v, 1, &c->threads)) return -1;
+        } else if (!strcmp(a, "-set")) {
+            if (c->n_overrides == MAX_OVERRIDES) {
+                fprintf(stderr, "cdbnet: more than %d -set options\n", MAX_OVERRIDES);
+                return -1;
+            }
+            c->overrides[c->n_overrides++] = v;
+        } else if (!strcmp(a, "-print")) {
+            if (int_value(a, v, 1, &c->print_every)) return -1;
+        } else if (!strcmp(a, "-index")) {
+            if (int_value(a, v, 0, &c->index)) return -1;
+        } else if (!strcmp(a, "-top")) {
+            if (int_value(a, v, 1, &c->top)) return -1;
+        } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
+        else if (!strcmp(a, "-clear")) c->clear = 1;
+        else if (!strcmp(a, "-quiet")) c->quiet = 1;
+        else {
+            fprintf(stderr, "cdbnet: unknown option '%s'\n%s", a, usage);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int fail(void)
+{
+    fprintf(stderr, "cdbnet: error: %s\n", cdb_last_error());
+    return 1;
+}
+
+static cdb_network *load_network(const char *cfg_path, const cli *c)
+{
+    cdb_network *net = cdb_network_load(cfg_path, c->overrides, c->n_overrides);
+    if (!net) return NULL;
+    if (c->nodropback) network_disable_dropback(net);
+    return net;
+}
+
+static int load_data_config(const cdb_network *net, const cli *c, data_config *d)
+{
+    const char *path = c->data ? c->data : net->data_path;
+    if (!path) {
+        cdb_set_error("%s: no dataset: give [net] data=FILE.data or -data FILE.data", net->cfg_path);
+        return -1;
+    }
+    return data_config_load(path, d);
+}
+
+static int cmd_train(const cli *c)
+{
+    if (c->n_positional != 1) {
+        fprintf(stderr, "usage: cdbnet train CFG [options]\n");
+        return 2;
+    }
+    cdb_network *net = load_network(c->positional[0], c);
+    if (!net) return fail();
+    data_config d;
+    cdb_dataset train = {0}, valid = {0};
+    int status = 1;
+    if (c->weights) {
+        if (cdb_weights_load(net, c->weights)) goto done;
+        if (c->clear) net->seen = 0;
+        net->step = (int)(net->seen / (uint64_t)net->batch);
+    }
+    if (load_data_config(net, c, &d)) goto done;
+    if (dataset_load(&d, "train", &train) || dataset_check_against(&train, net) || dataset_load(&d, "valid", &valid) ||
+        dataset_check_against(&valid, net)) {
+        data_config_free(&d);
+        goto done;
+    }
+    if (train_resolve_length(net, train.n)) {
+        data_config_free(&d);
+        goto done;
+    }
+    if (!c->quiet) {
+        network_print_summary(net, stdout);
+        const dropback_config *db = &net->dropback;
+        printf("dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
+               "skip %d, policy %s, mode %s, axis %s\n",
+               net->nparams && db->enabled ? "on" : (c->nodropback ? "off (-nodropback)" : "off unless set per layer"),
+               db->layer_rate_init, db->layer_rate / 2, db->layer_rate, 100 * db->milestones[0],
+               100 * db->milestones[1], net->train.max_batches, db->channel_rate, db->skip,
+               db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
+               db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
+    }
+    train_options opt = {d.backup, c->out, c->print_every, c->quiet};
+    status = train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
+    data_config_free(&d);
+done:
+    dataset_free(&train);
+    dataset_free(&valid);
+    if (status) fail();
+    cdb_network_free(net);
+    return status;
+}
+
+static int cmd_valid(const cli *c)
+{
+    if (c->n_positional != 2) {
+        fprintf(stderr, "usage: cdbnet valid CFG WEIGHTS [options]\n");
+        return 2;
+    }
+    cdb_network *net = load_network(c->positional[0], c);
+    if (!net) return fail();
+    data_config d;
+    cdb_dataset valid = {0};
+    int status = 1;
+    if (cdb_weights_load(net, c->positional[1]) || load_data_config(net, c, &d)) goto done;
+    if (dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net)) {
+        data_config_free(&d);
+        goto done;
+    }
+    data_config_free(&d);
+    valid_result v;
+    validate_network(net, &valid, &v);
+    printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
+    if (net->classes > 5) printf("  top-5 %.2f%%", 100 * v.top5);
+    printf("  loss %.4f  (%d images)\n", v.loss, v.count);
+    status = 0;
+done:
+    dataset_free(&valid);
+    if (status) fail();
+    cdb_network_free(net);
+    return status;
+}
+
+static void print_top(const float *probs, int classes, int top, const char *label)
+{
+    printf("%s:\n", label);
+    int shown[64] = {0};
+    if (top > classes) top = classes;
+    if (top > 64) top = 64;
+    for (int t = 0; t < top; t++) {
+        int best = -1;
+        for (int k = 0; k < classes; k++) {
+            int used = 0;
+            for (int s = 0; s < t; s++) used |= shown[s] == k;
+            if (!used && (best < 0 || probs[k] > probs[best])) best = k;
+        }
+        shown[t] = best;
+        printf("  class %3d  %6.2f%%\n", best, 100 * probs[best]);
+    }
+}
+
+#ifdef STB_IMAGE
+/* Load an image file, convert to the network's channels and resize
+ * (bilinear) to its width and height; pixels in [0,1] then normalised. */
+static int load_image(const cdb_network *net, const char *path, float *out)
+{
+    int w, h, n;
+    unsigned char *px = stbi_load(path, &w, &h, &n, net->c == 1 ? 1 : 3);
+    if (!px) {
+        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
+        return -1;
+    }
+    const input_config *in = &net->input_cfg;
+    for (int c = 0; c < net->c; c++)
+        for (int y = 0; y < net->h; y++)
+            for (int x = 0; x < net->w; x++) {
+                float fy = ((y + 0.5f) * h / net->h) - 0.5f, fx = ((x + 0.5f) * w / net->w) - 0.5f;
+                int y0 = fy < 0 ? 0 : (int)fy, x0 = fx < 0 ? 0 : (int)fx;
+                int y1 = y0 + 1 < h ? y0 + 1 : h - 1, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+                float ay = fy - y0 < 0 ? 0 : fy - y0, ax = fx - x0 < 0 ? 0 : fx - x0;
+#define PX(yy, xx) (px[((size_t)(yy) * w + (xx)) * net->c + c] / 255.f)
+                float v = (1 - ay) * ((1 - ax) * PX(y0, x0) + ax * PX(y0, x1)) + ay * ((1 - ax) * PX(y1, x0) + ax * PX(y1, x1));
+#undef PX
+                if (in->nmean) v -= in->mean[c];
+                if (in->nstd) v /= in->std[c];
+                out[((size_t)c * net->h + y) * net->w + x] = v;
+            }
+    stbi_image_free(px);
+    return 0;
+}
+#endif
+
+static int cmd_predict(const cli *c)
+{
+    if (c->n_positional < 2 || (c->n_positional == 2 && c->index < 0)) {
+        fprintf(stderr, "usage: cdbnet predict CFG WEIGHTS IMAGE... | -index N [options]\n");
+        return 2;
+    }
+    cdb_network *net = load_network(c->positional[0], c);
+    if (!net) return fail();
+    int status = 1;
+    float *image = xcalloc((size_t)net->inputs, sizeof(float));
+    float *probs = xcalloc((size_t)net->classes, sizeof(float));
+    if (cdb_weights_load(net, c->positional[1])) goto done;
+    if (c->index >= 0) {
+        data_config d;
+        cdb_dataset valid = {0};
+        if (load_data_config(net, c, &d)) goto done;
+        int bad = dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net);
+        data_config_free(&d);
+        if (!bad && c->index >= valid.n) {
+            cdb_set_error("-index %d: the validation set has %d items", c->index, valid.n);
+            bad = 1;
+        }
+        if (bad) {
+            dataset_free(&valid);
+            goto done;
+        }
+        int label;
+        dataset_fill_batch(&valid, &c->index, 1, &net->input_cfg, 0, NULL, image, &label);
+        cdb_predict(net, image, 1, probs);
+        char title[128];
+        snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
+        print_top(probs, net->classes, c->top, title);
+        dataset_free(&valid);
+    }
+    for (int i = 2; i < c->n_positional; i++) {
+#ifdef STB_IMAGE
+        if (load_image(net, c->positional[i], image)) goto done;
+        cdb_predict(net, image, 1, probs);
+        print_top(probs, net->classes, c->top, c->positional[i]);
+#else
+        cdb_set_error("this build cannot read image files (install libstb-dev and rebuild); use -index N");
+        goto done;
+#endif
+    }
+    status = 0;
+done:
+    free(image);
+    free(probs);
+    if (status) fail();
+    cdb_network_free(net);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    cli c;
+    if (parse_cli(argc, argv, &c)) return 2;
+    set_num_threads(c.threads);
+    if (!strcmp(argv[1], "train")) return cmd_train(&c);
+    if (!strcmp(argv[1], "valid")) return cmd_valid(&c);
+    if (!strcmp(argv[1], "predict")) return cmd_predict(&c);
+    fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,88 @@
+/* [maxpool]: max over size x size windows with Darknet's geometry:
+ * out = (in + padding - size) / stride + 1, windows offset by -padding/2,
+ * padding defaults to size - 1. input (batch, c, h, w). */
+#include <float.h>
+#include <stdlib.h>
+
+#include "layers.h"
+
+typedef struct {
+    int size, stride, padding;
+    int *argmax; /* (batch, outputs): input index of each maximum */
+} maxpool_priv;
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)net;
+    (void)train;
+    maxpool_priv *p = l->priv;
+    int off = -p->padding / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < l->batch; b++) {
+        for (int c = 0; c < l->c; c++) {
+            const float *in = l->input + (size_t)b * l->inputs + (size_t)c * l->h * l->w;
+            for (int y = 0; y < l->out_h; y++)
+                for (int x = 0; x < l->out_w; x++) {
+                    float best = -FLT_MAX;
+                    int best_i = -1;
+                    for (int ky = 0; ky < p->size; ky++)
+                        for (int kx = 0; kx < p->size; kx++) {
+                            int iy = y * p->stride + ky + off, ix = x * p->stride + kx + off;
+                            if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w) continue;
+                            float v = in[iy * l->w + ix];
+                            if (v > best) {
+                                best = v;
+                                best_i = iy * l->w + ix;
+                            }
+                        }
+                    size_t o = (size_t)b * l->outputs + ((size_t)c * l->out_h + y) * l->out_w + x;
+                    l->output[o] = best_i >= 0 ? best : 0;
+                    p->argmax[o] = best_i < 0 ? -1 : (int)((size_t)c * l->h * l->w + best_i);
+                }
+        }
+    }
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    maxpool_priv *p = l->priv;
+    if (!l->input_delta) return;
+    for (int b = 0; b < l->batch; b++)
+        for (int i = 0; i < l->outputs; i++) {
+            size_t o = (size_t)b * l->outputs + i;
+            if (p->argmax[o] >= 0) l->input_delta[(size_t)b * l->inputs + p->argmax[o]] += l->delta[o];
+        }
+}
+
+static void destroy(cdb_layer *l)
+{
+    maxpool_priv *p = l->priv;
+    free(p->argmax);
+    free(p);
+}
+
+int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    (void)net;
+    maxpool_priv *p = xcalloc(1, sizeof(maxpool_priv));
+    l->priv = p;
+    l->destroy = destroy;
+    p->size = cfg_int(r, "size", 1, 1, 1024);
+    p->stride = cfg_int(r, "stride", p->size, 1, 1024);
+    p->padding = cfg_int(r, "padding", p->size - 1, 0, 1024);
+    if (cfg_check_unused(r)) return -1;
+    l->out_c = l->c;
+    l->out_h = (l->h + p->padding - p->size) / p->stride + 1;
+    l->out_w = (l->w + p->padding - p->size) / p->stride + 1;
+    if (l->out_h < 1 || l->out_w < 1) {
+        cfg_fail(r, "size", "window %d does not fit the %dx%d input", p->size, l->h, l->w);
+        return -1;
+    }
+    layer_alloc_output(l);
+    p->argmax = xcalloc((size_t)l->batch * l->outputs, sizeof(int));
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "%dx%d/%d", p->size, p->size, p->stride);
+    return 0;
+}

@@ -1,0 +1,212 @@
+/* Running the network: forward, backward, one optimizer step, the learning
+ * rate schedule, and the helpers layers use to declare what they own. */
+#include "network.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "optimizer.h"
+
+void layer_alloc_output(cdb_layer *l)
+{
+    l->inputs = l->c * l->h * l->w;
+    l->outputs = l->out_c * l->out_h * l->out_w;
+    l->output = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    l->delta = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+}
+
+cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
+                           int inner)
+{
+    if (l->nparams == LAYER_MAX_PARAMS) {
+        fprintf(stderr, "cdbnet: internal error: layer %d declares too many parameters\n", l->index);
+        abort();
+    }
+    cdb_param *p = &l->params[l->nparams++];
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    p->size = size;
+    p->value = xcalloc(size, sizeof(float));
+    p->grad = xcalloc(size, sizeof(float));
+    p->moment1 = xcalloc(size, sizeof(float));
+    p->moment2 = xcalloc(size, sizeof(float));
+    p->eligible = eligible;
+    p->rows = rows;
+    p->channels = channels;
+    p->inner = inner;
+    p->decay = 1;
+    p->dropback_override = -1;
+    p->channel_rate = -1;
+    p->keep = 1;
+    return p;
+}
+
+void layer_add_io(cdb_layer *l, float *array, size_t n)
+{
+    if (l->nio == LAYER_MAX_IO) {
+        fprintf(stderr, "cdbnet: internal error: layer %d declares too many weight arrays\n", l->index);
+        abort();
+    }
+    l->io[l->nio] = array;
+    l->io_size[l->nio] = n;
+    l->nio++;
+}
+
+void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights)
+{
+    (void)l;
+    weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
+    weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
+    if (!cfg_has(r, "dropback_channel_rate")) weights->channel_rate = -1.f;
+}
+
+activation layer_read_activation(cfg_reader *r, activation def)
+{
+    const char *name = cfg_str(r, "activation", NULL);
+    if (!name) return def;
+    activation a;
+    if (activation_from_name(name, &a)) {
+        cfg_fail(r, "activation",
+                 "'%s' is not one of: linear, relu, leaky, relu6, logistic, tanh, gelu, swish, silu, mish, hardswish",
+                 name);
+        return def;
+    }
+    return a;
+}
+
+void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index)
+{
+    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, (uint64_t)layer_index);
+    float bound = sqrtf(6.f / (float)(fan_in > 0 ? fan_in : 1));
+    for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
+}
+
+int layer_resolve_ref(int self, int ref)
+{
+    int idx = ref < 0 ? self + ref : ref;
+    return (idx >= 0 && idx < self) ? idx : -1;
+}
+
+void network_forward(cdb_network *net, int train)
+{
+    for (int i = 0; i < net->n; i++) net->layers[i].forward(&net->layers[i], net, train);
+}
+
+void network_backward(cdb_network *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        cdb_layer *l = &net->layers[i];
+        memset(l->delta, 0, (size_t)l->batch * l->outputs * sizeof(float));
+    }
+    for (int i = net->n - 1; i >= 0; i--) net->layers[i].backward(&net->layers[i], net);
+}
+
+const float *network_output(const cdb_network *net) { return net->layers[net->n - 1].output; }
+
+float network_learning_rate(const cdb_network *net)
+{
+    const train_config *t = &net->train;
+    int step = net->step;
+    if (t->burn_in > 0 && step < t->burn_in) return t->learning_rate * (float)(step + 1) / (float)t->burn_in;
+    float lr = t->learning_rate;
+    switch (t->policy) {
+    case POLICY_CONSTANT: return lr;
+    case POLICY_STEPS:
+        for (int i = 0; i < t->nsteps && step >= t->steps[i]; i++) lr *= t->scales[i];
+        return lr;
+    case POLICY_POLY: {
+        double progress = (double)step / t->max_batches;
+        return (float)(lr * pow(1.0 - (progress > 1 ? 1 : progress), t->power));
+    }
+    case POLICY_COSINE: {
+        int span = t->max_batches - t->burn_in;
+        double progress = span > 0 ? (double)(step - t->burn_in) / span : 1.0;
+        if (progress > 1) progress = 1;
+        return (float)(t->learning_rate_min + 0.5 * (lr - t->learning_rate_min) * (1 + cos(M_PI * progress)));
+    }
+    }
+    return lr;
+}
+
+void network_disable_dropback(cdb_network *net)
+{
+    net->dropback.enabled = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        net->params[i]->dropback = 0;
+        net->params[i]->selected = 0;
+        net->params[i]->keep = 1;
+    }
+}
+
+static int any_dropback(const cdb_network *net)
+{
+    for (int i = 0; i < net->nparams; i++)
+        if (net->params[i]->dropback) return 1;
+    return 0;
+}
+
+static void fill_truth(cdb_network *net, const int *labels)
+{
+    int K = net->classes;
+    float eps = net->label_smoothing;
+    for (int b = 0; b < net->mini_batch; b++) {
+        float *t = net->truth + (size_t)b * K;
+        for (int k = 0; k < K; k++) t[k] = eps / K;
+        t[labels[b]] += 1.f - eps;
+    }
+}
+
+float network_train_step(cdb_network *net, const float *images, const int *labels)
+{
+    if (any_dropback(net))
+        dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
+                      &net->dropback_stats);
+    for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
+    double loss = 0;
+    for (int s = 0; s < net->subdivisions; s++) {
+        net->subdivision = s;
+        size_t first = (size_t)s * net->mini_batch;
+        memcpy(net->input, images + first * net->inputs, (size_t)net->mini_batch * net->inputs * sizeof(float));
+        fill_truth(net, labels + first);
+        net->loss = 0;
+        network_forward(net, 1);
+        network_backward(net);
+        loss += net->loss;
+    }
+    float mean_loss = (float)(loss / net->batch);
+    if (!isfinite(mean_loss)) return NAN; /* weights untouched */
+    for (int i = 0; i < net->nparams; i++) dropback_mask_gradient(net->params[i], net->dropback.axis);
+    float lr = network_learning_rate(net);
+    net->step++;
+    optimizer_update(net, lr, net->step);
+    net->seen += (uint64_t)net->batch;
+    return mean_loss;
+}
+
+void network_print_summary(const cdb_network *net, FILE *out)
+{
+    fprintf(out, "%5s %-14s %-34s %16s %16s %10s %s\n", "layer", "type", "details", "input", "output", "params",
+            "dropback");
+    size_t total = 0;
+    for (int i = 0; i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        size_t count = 0;
+        const char *db = "-";
+        for (int k = 0; k < l->nparams; k++) {
+            count += l->params[k].size;
+            if (l->params[k].eligible) db = l->params[k].dropback ? "yes" : "no";
+        }
+        total += count;
+        char in[32], outs[32];
+        snprintf(in, sizeof(in), "%dx%dx%d", l->c, l->h, l->w);
+        snprintf(outs, sizeof(outs), "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+        char rate[32] = "";
+        for (int k = 0; k < l->nparams; k++)
+            if (l->params[k].dropback) snprintf(rate, sizeof(rate), " (p=%.2f)", l->params[k].channel_rate);
+        fprintf(out, "%5d %-14s %-34s %16s %16s %10zu %s%s\n", i, l->type_name, l->description, in, outs, count, db,
+                rate);
+    }
+    fprintf(out, "total parameters: %zu\n", total);
+}

@@ -1,0 +1,134 @@
+/* The network: a plain array of layers run in order (Darknet's design), the
+ * training hyper-parameters of [net], and the buffers shared by layers. */
+#ifndef CDB_NETWORK_H
+#define CDB_NETWORK_H
+
+#include <stdint.h>
+
+#include "cdbnet.h"
+#include "dropback.h"
+#include "param.h"
+#include "utils.h"
+
+typedef enum {
+    LAYER_CONVOLUTIONAL,
+    LAYER_CONNECTED,
+    LAYER_BATCHNORM,
+    LAYER_MAXPOOL,
+    LAYER_AVGPOOL,
+    LAYER_SHORTCUT,
+    LAYER_ROUTE,
+    LAYER_DROPOUT,
+    LAYER_SOFTMAX
+} layer_type;
+
+typedef struct cdb_layer cdb_layer;
+
+#define LAYER_MAX_PARAMS 4
+#define LAYER_MAX_IO 6
+
+struct cdb_layer {
+    layer_type type;
+    const char *type_name;
+    int index;
+    int batch;                 /* images per forward pass (batch / subdivisions) */
+    int c, h, w;               /* input shape */
+    int out_c, out_h, out_w;   /* output shape */
+    int inputs, outputs;       /* c*h*w and out_c*out_h*out_w */
+    float *input;              /* (batch, inputs): the previous layer's output */
+    float *input_delta;        /* (batch, inputs): where backward adds dLoss/dinput; NULL for layer 0 */
+    float *output;             /* (batch, outputs) */
+    float *delta;              /* (batch, outputs): dLoss/doutput, accumulated by consumers */
+
+    cdb_param params[LAYER_MAX_PARAMS];
+    int nparams;
+    /* Arrays in weights-file order (see docs/weights.md). */
+    float *io[LAYER_MAX_IO];
+    size_t io_size[LAYER_MAX_IO];
+    int nio;
+
+    char description[96];      /* for the network summary */
+    size_t workspace_floats;   /* scratch this layer needs from net->workspace */
+    size_t flops;              /* forward multiply-adds per image */
+
+    void (*forward)(cdb_layer *l, cdb_network *net, int train);
+    void (*backward)(cdb_layer *l, cdb_network *net);
+    void (*destroy)(cdb_layer *l);
+    void *priv;                /* what is particular to the layer type */
+};
+
+typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
+typedef enum { POLICY_CONSTANT, POLICY_STEPS, POLICY_POLY, POLICY_COSINE } lr_policy;
+
+#define MAX_LR_STEPS 16
+
+typedef struct {
+    optimizer_kind optimizer;
+    float learning_rate, momentum, decay, beta1, beta2, eps;
+    int nesterov;
+    int decay_norm_bias;       /* apply weight decay to biases and norm scales too */
+    lr_policy policy;
+    int steps[MAX_LR_STEPS];
+    float scales[MAX_LR_STEPS];
+    int nsteps;
+    float power, learning_rate_min;
+    int burn_in;
+    int max_batches, max_epochs;
+} train_config;
+
+typedef struct {
+    int crop_pad;              /* random crop after zero-padding by this many pixels */
+    int flip;                  /* random horizontal flip */
+    float mean[4], std[4];     /* per-channel input normalisation of [0,1] pixels */
+    int nmean, nstd;
+} input_config;
+
+struct cdb_network {
+    cdb_layer *layers;
+    int n;
+    int batch;                 /* images per optimizer step */
+    int subdivisions;
+    int mini_batch;            /* batch / subdivisions: images per forward */
+    int w, h, c, inputs, classes;
+    float *input;              /* (mini_batch, inputs) */
+    float *truth;              /* (mini_batch, classes): target distribution */
+    float *workspace;          /* shared scratch (im2col) */
+    size_t workspace_floats;
+    cdb_param **params;        /* every trainable tensor in network order */
+    int nparams;
+
+    train_config train;
+    input_config input_cfg;
+    dropback_config dropback;
+    dropback_stats dropback_stats;
+    float label_smoothing;
+    int valid_every, save_every;
+    uint64_t seed;
+    char *data_path;           /* the .data file named in [net], if any */
+    char *cfg_path;
+
+    uint64_t seen;             /* images trained on */
+    int step;                  /* optimizer steps done */
+    int subdivision;           /* the subdivision being run (for dropout streams) */
+    float loss;                /* summed cost of the last forward */
+};
+
+/* Build from a parsed cfg (parser.c). */
+struct cfg_file;
+cdb_network *network_build(struct cfg_file *cfg);
+void network_forward(cdb_network *net, int train);
+void network_backward(cdb_network *net);
+float network_learning_rate(const cdb_network *net);
+/* Turn every layer's ChannelDropBack off (the -nodropback flag). */
+void network_disable_dropback(cdb_network *net);
+/* Run one optimizer step; images (batch, inputs), labels (batch). */
+float network_train_step(cdb_network *net, const float *images, const int *labels);
+void network_print_summary(const cdb_network *net, FILE *out);
+/* Output of the last layer for the current mini-batch. */
+const float *network_output(const cdb_network *net);
+/* Register the layer's trainable tensors with the network (once, at build). */
+cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
+                           int inner);
+void layer_add_io(cdb_layer *l, float *array, size_t n);
+
+#endif

@@ -1,0 +1,17 @@
+/* SGD exactly as PyTorch's torch.optim.SGD (momentum, dampening 0, nesterov,
+ * weight decay) and AdamW as torch.optim.AdamW, on the (possibly masked)
+ * gradient. In ChannelDropBack's strict mode, elements of dropped channels
+ * are left completely untouched (no decay, no momentum step, state kept). */
+#ifndef CDB_OPTIMIZER_H
+#define CDB_OPTIMIZER_H
+
+#include "network.h"
+
+/* Update every parameter of the network with learning rate lr; `step` is
+ * the 1-based number of this update (AdamW's bias correction). */
+void optimizer_update(cdb_network *net, float lr, int step);
+/* One tensor (exposed for tests). */
+void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
+                            dropback_axis axis);
+
+#endif

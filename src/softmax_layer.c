@@ -1,0 +1,53 @@
+/* [softmax]: softmax over the input features with the cross-entropy cost
+ * against net->truth (a distribution per image: one-hot, or label-smoothed).
+ * The loss of a step is the mean over the step's batch, as PyTorch's
+ * CrossEntropyLoss, so the gradient is (p - t) / batch. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "layers.h"
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    int n = l->inputs;
+    double loss = 0;
+    for (int b = 0; b < l->batch; b++) {
+        const float *x = l->input + (size_t)b * n;
+        float *y = l->output + (size_t)b * n;
+        float m = x[0];
+        for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += exp((double)x[i] - m);
+        double log_sum = log(sum);
+        for (int i = 0; i < n; i++) y[i] = (float)exp((double)x[i] - m - log_sum);
+        if (train) {
+            const float *t = net->truth + (size_t)b * n;
+            for (int i = 0; i < n; i++)
+                if (t[i] != 0) loss -= t[i] * ((double)x[i] - m - log_sum);
+        }
+    }
+    if (train) net->loss += (float)loss;
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    if (!l->input_delta) return;
+    float inv_batch = 1.f / (float)net->batch;
+    size_t total = (size_t)l->batch * l->inputs;
+    for (size_t i = 0; i < total; i++) l->input_delta[i] += (l->output[i] - net->truth[i]) * inv_batch;
+}
+
+int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    (void)net;
+    int groups = cfg_int(r, "groups", 1, 1, 1);
+    (void)groups;
+    if (cfg_check_unused(r)) return -1;
+    l->out_c = l->inputs;
+    l->out_h = l->out_w = 1;
+    layer_alloc_output(l);
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "%d classes, cross-entropy", l->inputs);
+    return 0;
+}

@@ -1,0 +1,208 @@
+#include "train.h"
+
+#include "gemm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int train_resolve_length(cdb_network *net, int train_size)
+{
+    train_config *t = &net->train;
+    if (t->max_epochs) {
+        long steps = ((long)t->max_epochs * train_size + net->batch - 1) / net->batch;
+        t->max_batches = (int)(steps > 0 ? steps : 1);
+    }
+    if (!t->max_batches) {
+        cdb_set_error("%s: [net] needs max_batches or max_epochs to train", net->cfg_path);
+        return -1;
+    }
+    if (t->burn_in > t->max_batches) t->burn_in = t->max_batches;
+    return 0;
+}
+
+int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
+{
+    int mb = net->mini_batch, K = net->classes;
+    float *images = xcalloc((size_t)mb * net->inputs, sizeof(float));
+    int *labels = xcalloc((size_t)mb, sizeof(int)), *idx = xcalloc((size_t)mb, sizeof(int));
+    long top1 = 0, top5 = 0;
+    double loss = 0;
+    for (int start = 0; start < valid->n; start += mb) {
+        int count = valid->n - start < mb ? valid->n - start : mb;
+        for (int i = 0; i < mb; i++) idx[i] = start + (i < count ? i : 0);
+        dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels);
+        memcpy(net->input, images, (size_t)mb * net->inputs * sizeof(float));
+        network_forward(net, 0);
+        const float *probs = network_output(net);
+        for (int i = 0; i < count; i++) {
+            const float *p = probs + (size_t)i * K;
+            float mine = p[labels[i]];
+            int above = 0;
+            for (int k = 0; k < K; k++) above += p[k] > mine;
+            top1 += above == 0;
+            top5 += above < 5;
+            loss -= log(mine > 1e-30f ? mine : 1e-30f);
+        }
+    }
+    out->count = valid->n;
+    out->top1 = (float)top1 / valid->n;
+    out->top5 = (float)top5 / valid->n;
+    out->loss = (float)(loss / valid->n);
+    free(images);
+    free(labels);
+    free(idx);
+    return 0;
+}
+
+static void format_duration(double s, char *buf, size_t n)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
+}
+
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return 0;
+    cdb_set_error("cannot create backup folder '%s': %s", dir, strerror(errno));
+    return -1;
+}
+
+static void cfg_basename(const char *cfg_path, char *buf, size_t n)
+{
+    const char *base = strrchr(cfg_path, '/');
+    base = base ? base + 1 : cfg_path;
+    snprintf(buf, n, "%s", base);
+    char *dot = strrchr(buf, '.');
+    if (dot) *dot = 0;
+}
+
+static void report_validation(const cdb_network *net, const valid_result *v)
+{
+    if (net->classes > 5)
+        printf("valid  step %d: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images)\n", net->step, 100 * v->top1,
+               100 * v->top5, v->loss, v->count);
+    else
+        printf("valid  step %d: top-1 %.2f%%  loss %.4f  (%d images)\n", net->step, 100 * v->top1, v->loss, v->count);
+    fflush(stdout);
+}
+
+static void report_dropback_epoch(cdb_network *net, int epoch)
+{
+    dropback_stats *s = &net->dropback_stats;
+    if (s->steps == 0) return;
+    float r = dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
+    printf("dropback epoch %d: %.3f tensors selected per step, mean dropped fraction %.3f over %ld selections "
+           "(layer rate now %.3f)\n",
+           epoch, (double)s->selected / s->steps, s->selected ? s->dropped_fraction / s->selected : 0.0, s->selected,
+           r);
+    memset(s, 0, sizeof(*s));
+}
+
+int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+                  valid_result *final)
+{
+    if (train_resolve_length(net, train->n)) return -1;
+    if (train->n < net->batch) {
+        cdb_set_error("training set '%s' has %d images, fewer than batch=%d", train->name, train->n, net->batch);
+        return -1;
+    }
+    if (make_dir(opt->backup_dir)) return -1;
+    char base[256], last_path[4096], final_path[4096];
+    cfg_basename(net->cfg_path, base, sizeof(base));
+    snprintf(last_path, sizeof(last_path), "%s/%s_last.weights", opt->backup_dir, base);
+    if (opt->out_path)
+        snprintf(final_path, sizeof(final_path), "%s", opt->out_path);
+    else
+        snprintf(final_path, sizeof(final_path), "%s/%s_final.weights", opt->backup_dir, base);
+
+    int steps_per_epoch = train->n / net->batch;
+    int max = net->train.max_batches;
+    int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);
+    float *images = xcalloc((size_t)net->batch * net->inputs, sizeof(float));
+    int *labels = xcalloc((size_t)net->batch, sizeof(int));
+    int *order = xcalloc((size_t)train->n, sizeof(int));
+    int order_epoch = -1, status = 0;
+    double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
+    int window_steps = 0, start_step = net->step;
+    memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
+    printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
+           net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, gemm_backend(),
+           get_num_threads(), get_num_threads() == 1 ? "" : "s");
+    fflush(stdout);
+    while (net->step < max) {
+        int epoch = net->step / steps_per_epoch, pos = net->step % steps_per_epoch;
+        if (epoch != order_epoch) {
+            dataset_epoch_order(train->n, net->seed, epoch, order);
+            order_epoch = epoch;
+        }
+        cdb_rng aug = rng_stream(net->seed, RNG_STREAM_AUGMENT, (uint64_t)net->step);
+        dataset_fill_batch(train, order + (size_t)pos * net->batch, net->batch, &net->input_cfg, 1, &aug, images,
+                           labels);
+        float lr = network_learning_rate(net);
+        float loss = network_train_step(net, images, labels);
+        if (isnan(loss)) {
+            cdb_set_error("the loss is not finite at step %d (learning rate %g); the weights of that step were not "
+                          "applied. Lower learning_rate or add burn_in in %s",
+                          net->step + 1, lr, net->cfg_path);
+            status = -1;
+            break;
+        }
+        avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
+        window_steps++;
+        int done_epoch = net->step % steps_per_epoch == 0;
+        if (!opt->quiet && (net->step % print_every == 0 || net->step == max)) {
+            double now = now_seconds();
+            double ips = window_steps * net->batch / (now - t_window);
+            double per_step = (now - t_start) / (net->step - start_step);
+            char eta[32];
+            format_duration(per_step * (max - net->step), eta, sizeof(eta));
+            const dropback_stats *s = &net->dropback_stats;
+            printf("step %6d/%d  epoch %6.2f  loss %.4f  avg %.4f  lr %.5f  dropback sel %.2f drop %.2f  "
+                   "%7.1f img/s  ETA %s\n",
+                   net->step, max, (double)net->step / steps_per_epoch, loss, avg_loss, lr,
+                   s->steps ? (double)s->selected / s->steps : 0.0,
+                   s->selected ? s->dropped_fraction / s->selected : 0.0, ips, eta);
+            fflush(stdout);
+            t_window = now;
+            window_steps = 0;
+        }
+        if (done_epoch) report_dropback_epoch(net, net->step / steps_per_epoch);
+        int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
+        if (validate && net->step < max && valid) {
+            valid_result v;
+            validate_network(net, valid, &v);
+            if (!opt->quiet) report_validation(net, &v);
+        }
+        if ((validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
+            if (cdb_weights_save(net, last_path)) {
+                status = -1;
+                break;
+            }
+        }
+    }
+    free(images);
+    free(labels);
+    free(order);
+    if (status) return status;
+    char took[32];
+    format_duration(now_seconds() - t_start, took, sizeof(took));
+    if (net->dropback_stats.steps) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
+    printf("trained %d steps in %s\n", net->step - start_step, took);
+    if (valid) {
+        valid_result v;
+        validate_network(net, valid, &v);
+        report_validation(net, &v);
+        if (final) *final = v;
+    }
+    if (cdb_weights_save(net, final_path)) return -1;
+    printf("saved weights to %s\n", final_path);
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* The training loop and validation used by `cdbnet train` and `cdbnet valid`. */
+#ifndef CDB_TRAIN_H
+#define CDB_TRAIN_H
+
+#include "data.h"
+#include "network.h"
+
+typedef struct {
+    const char *backup_dir;   /* where periodic and final weights go */
+    const char *out_path;     /* final weights file (default backup/NAME_final.weights) */
+    int print_every;          /* progress line every N steps; 0 = about 20 per epoch */
+    int quiet;                /* no progress lines, only the final summary */
+} train_options;
+
+typedef struct {
+    float top1, top5, loss;
+    int count;
+} valid_result;
+
+/* Steps the run will take: max_batches, or max_epochs over `train_size`. */
+int train_resolve_length(cdb_network *net, int train_size);
+int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+                  valid_result *final);
+int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out);
+
+#endif

@@ -1,0 +1,118 @@
+#include "utils.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static __thread char last_error[2048];
+
+void cdb_set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
+}
+
+const char *cdb_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
+
+static void out_of_memory(size_t bytes)
+{
+    fprintf(stderr, "cdbnet: out of memory allocating %zu bytes\n", bytes);
+    abort();
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+    if (count == 0 || size == 0) count = size = 1;
+    void *p = calloc(count, size);
+    if (!p) out_of_memory(count * size);
+    return p;
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p) out_of_memory(size);
+    return p;
+}
+
+void *xrealloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (!p) out_of_memory(size);
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+cdb_rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter)
+{
+    uint64_t x = seed;
+    uint64_t a = splitmix64(&x);
+    x = a ^ (purpose * 0xD1B54A32D192ED03ULL);
+    uint64_t b = splitmix64(&x);
+    x = b ^ (counter * 0x8CB92BA72F3D8DD7ULL);
+    cdb_rng r = {splitmix64(&x)};
+    return r;
+}
+
+uint64_t rng_next(cdb_rng *r) { return splitmix64(&r->state); }
+
+float rng_uniform(cdb_rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+float rng_normal(cdb_rng *r)
+{
+    /* Box-Muller; u1 in (0, 1] so the log is finite. */
+    double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+int rng_int(cdb_rng *r, int n) { return (int)((rng_next(r) >> 33) % (uint64_t)n); }
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int parse_int_strict(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == s || *end || errno || v < -2147483647L || v > 2147483647L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int parse_float_strict(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == s || *end || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* Small helpers shared by the whole library: error reporting, checked
+ * allocation, a seeded random stream and a wall clock. */
+#ifndef CDB_UTILS_H
+#define CDB_UTILS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Library functions report failure by returning a non-zero status (or NULL)
+ * after recording a message with cdb_set_error(); the command-line front end
+ * prints cdb_last_error() and decides whether to exit. */
+void cdb_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cdb_last_error(void);
+
+/* Allocation that aborts with a message on out-of-memory: there is no
+ * sensible recovery from that inside a training step. */
+void *xcalloc(size_t count, size_t size);
+void *xmalloc(size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+
+/* Random streams. Every random choice in a run comes from an explicit
+ * stream derived from the run's seed, so runs repeat exactly. */
+typedef struct {
+    uint64_t state;
+} cdb_rng;
+
+enum {
+    RNG_STREAM_INIT = 1,     /* weight initialisation */
+    RNG_STREAM_SHUFFLE = 2,  /* per-epoch order of the training set */
+    RNG_STREAM_AUGMENT = 3,  /* per-step augmentation */
+    RNG_STREAM_DROPBACK = 4, /* per-step ChannelDropBack masks */
+    RNG_STREAM_DROPOUT = 5   /* per-step dropout masks */
+};
+
+/* A stream for (seed, purpose, counter): e.g. the dropback masks of step 17
+ * come from rng_stream(seed, RNG_STREAM_DROPBACK, 17). Deriving the stream
+ * from the step number makes a resumed run draw exactly what the
+ * uninterrupted run would have drawn. */
+cdb_rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter);
+uint64_t rng_next(cdb_rng *r);
+float rng_uniform(cdb_rng *r);              /* [0, 1) */
+float rng_normal(cdb_rng *r);               /* N(0, 1) */
+int rng_int(cdb_rng *r, int n);             /* uniform in [0, n) */
+
+double now_seconds(void);
+
+/* Parse helpers that reject trailing junk (unlike atoi/atof). */
+int parse_int_strict(const char *s, int *out);
+int parse_float_strict(const char *s, float *out);
+
+#endif

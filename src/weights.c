@@ -1,0 +1,101 @@
+/* Weights files in Darknet's layout (docs/weights.md): int32 major, minor,
+ * revision; uint64 images seen; then every layer's arrays in cfg order as
+ * float32. Saving goes through a temporary file and a rename, so a killed
+ * run never leaves a half-written file under the final name. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "network.h"
+
+#define WEIGHTS_MAJOR 0
+#define WEIGHTS_MINOR 2
+#define WEIGHTS_REVISION 0
+#define WEIGHTS_HEADER_BYTES (3 * 4 + 8)
+
+static size_t expected_floats(const cdb_network *net)
+{
+    size_t n = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++) n += net->layers[i].io_size[k];
+    return n;
+}
+
+int cdb_weights_save(const cdb_network *net, const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        cdb_set_error("cannot write weights file '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    int32_t header[3] = {WEIGHTS_MAJOR, WEIGHTS_MINOR, WEIGHTS_REVISION};
+    uint64_t seen = net->seen;
+    int ok = fwrite(header, sizeof(header), 1, fp) == 1 && fwrite(&seen, sizeof(seen), 1, fp) == 1;
+    for (int i = 0; ok && i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        for (int k = 0; ok && k < l->nio; k++) ok = fwrite(l->io[k], sizeof(float), l->io_size[k], fp) == l->io_size[k];
+    }
+    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok = (fclose(fp) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        cdb_set_error("cannot write weights file '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int cdb_weights_load(cdb_network *net, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        cdb_set_error("cannot open weights file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        fclose(fp);
+        cdb_set_error("cannot read weights file '%s'", path);
+        return -1;
+    }
+    int32_t header[3];
+    uint64_t seen;
+    if (fread(header, sizeof(header), 1, fp) != 1 || fread(&seen, sizeof(seen), 1, fp) != 1) {
+        fclose(fp);
+        cdb_set_error("weights file '%s' is truncated: %lld bytes, shorter than its %d-byte header", path,
+                      (long long)st.st_size, WEIGHTS_HEADER_BYTES);
+        return -1;
+    }
+    if (header[0] * 10 + header[1] < 2 || header[0] > 1000) {
+        fclose(fp);
+        cdb_set_error("weights file '%s': version %d.%d.%d is not supported (expected a Darknet file of version "
+                      "0.2 or later with a 64-bit images-seen count)",
+                      path, header[0], header[1], header[2]);
+        return -1;
+    }
+    long long expected = WEIGHTS_HEADER_BYTES + (long long)expected_floats(net) * 4;
+    if ((long long)st.st_size != expected) {
+        fclose(fp);
+        cdb_set_error("weights file '%s' has %lld bytes but network '%s' needs %lld: %s", path,
+                      (long long)st.st_size, net->cfg_path, expected,
+                      st.st_size < expected ? "the file is truncated or belongs to a smaller network"
+                                            : "the file belongs to a larger network");
+        return -1;
+    }
+    for (int i = 0; i < net->n; i++) {
+        cdb_layer *l = &net->layers[i];
+        for (int k = 0; k < l->nio; k++)
+            if (fread(l->io[k], sizeof(float), l->io_size[k], fp) != l->io_size[k]) {
+                fclose(fp);
+                cdb_set_error("weights file '%s': read error in layer %d", path, i);
+                return -1;
+            }
+    }
+    fclose(fp);
+    net->seen = seen;
+    return 0;
+}
