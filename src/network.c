@@ -100,6 +100,7 @@ void network_backward(cdb_network *net)
         cdb_layer *l = &net->layers[i];
         memset(l->delta, 0, (size_t)l->batch * l->outputs * sizeof(float));
     }
+    if (net->input_delta) memset(net->input_delta, 0, (size_t)net->mini_batch * net->inputs * sizeof(float));
     for (int i = net->n - 1; i >= 0; i--) net->layers[i].backward(&net->layers[i], net);
 }
 
@@ -128,6 +129,12 @@ float network_learning_rate(const cdb_network *net)
     }
     }
     return lr;
+}
+
+void network_enable_input_gradient(cdb_network *net)
+{
+    if (!net->input_delta) net->input_delta = xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
+    net->layers[0].input_delta = net->input_delta;
 }
 
 void network_disable_dropback(cdb_network *net)

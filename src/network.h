@@ -110,7 +110,8 @@ struct cdb_network {
     uint64_t seen;             /* images trained on */
     int step;                  /* optimizer steps done */
     int subdivision;           /* the subdivision being run (for dropout streams) */
-    float loss;                /* summed cost of the last forward */
+    double loss;               /* summed cost of the last forward */
+    float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after network_enable_input_gradient */
 };
 
 /* Build from a parsed cfg (parser.c). */
@@ -119,6 +120,8 @@ cdb_network *network_build(struct cfg_file *cfg);
 void network_forward(cdb_network *net, int train);
 void network_backward(cdb_network *net);
 float network_learning_rate(const cdb_network *net);
+/* Also compute the gradient with respect to the network input. */
+void network_enable_input_gradient(cdb_network *net);
 /* Turn every layer's ChannelDropBack off (the -nodropback flag). */
 void network_disable_dropback(cdb_network *net);
 /* Run one optimizer step; images (batch, inputs), labels (batch). */

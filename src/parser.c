@@ -175,6 +175,7 @@ void cdb_network_free(cdb_network *net)
     free(net->params);
     free(net->input);
     free(net->truth);
+    free(net->input_delta);
     free(net->workspace);
     free(net->data_path);
     free(net->cfg_path);

@@ -26,7 +26,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
                 if (t[i] != 0) loss -= t[i] * ((double)x[i] - m - log_sum);
         }
     }
-    if (train) net->loss += (float)loss;
+    if (train) net->loss += loss;
 }
 
 static void backward(cdb_layer *l, cdb_network *net)

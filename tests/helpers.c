@@ -1,0 +1,57 @@
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+
+cdb_network *net_from_text(const char *text)
+{
+    cfg_file *cfg = cfg_parse_string("test.cfg", text);
+    if (!cfg) {
+        printf("    cfg error: %s\n", cdb_last_error());
+        return NULL;
+    }
+    cdb_network *net = network_build(cfg);
+    cfg_free(cfg);
+    if (!net) printf("    build error: %s\n", cdb_last_error());
+    return net;
+}
+
+const char *net_error_from_text(const char *name, const char *text)
+{
+    static char msg[2048];
+    cfg_file *cfg = cfg_parse_string(name, text);
+    if (!cfg) {
+        snprintf(msg, sizeof(msg), "%s", cdb_last_error());
+        return msg;
+    }
+    cdb_network *net = network_build(cfg);
+    cfg_free(cfg);
+    if (net) {
+        cdb_network_free(net);
+        return NULL;
+    }
+    snprintf(msg, sizeof(msg), "%s", cdb_last_error());
+    return msg;
+}
+
+void fill_normal(float *x, size_t n, uint64_t seed, float scale)
+{
+    cdb_rng r = rng_stream(seed, 99, 0);
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(&r);
+}
+
+const char *test_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof(dir), "/tmp/cdbnet-tests-%ld", (long)getpid());
+        mkdir(dir, 0755);
+    }
+    return dir;
+}
+
+int have_fashion_mnist(void)
+{
+    return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0;
+}

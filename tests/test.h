@@ -1,0 +1,49 @@
+/* A minimal test harness: tests register themselves in run_tests.c, CHECK
+ * records a failure with file:line and returns from the test. The runner
+ * ends with "N passed, N failed". */
+#ifndef CDB_TEST_H
+#define CDB_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "network.h"
+
+typedef void (*test_fn)(void);
+void test_add(const char *name, test_fn fn);
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int test_failed(void);
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (!(cond)) {                                    \
+            test_fail(__FILE__, __LINE__, __VA_ARGS__);   \
+            return;                                       \
+        }                                                 \
+    } while (0)
+
+/* Helpers (helpers.c). */
+/* Build a network from cfg text; fails the test (returns NULL) on error. */
+cdb_network *net_from_text(const char *text);
+/* Build, expecting failure; returns the error message (static buffer) or NULL if it built. */
+const char *net_error_from_text(const char *name, const char *text);
+/* Fill with N(0, scale) from a fixed stream. */
+void fill_normal(float *x, size_t n, uint64_t seed, float scale);
+/* Directory for temporary files of this test run. */
+const char *test_tmpdir(void);
+/* Whether the real Fashion-MNIST files are installed. */
+int have_fashion_mnist(void);
+
+/* Test registration, one function per file. */
+void register_cfg_tests(void);
+void register_gradcheck_tests(void);
+void register_dropback_tests(void);
+void register_optimizer_tests(void);
+void register_weights_tests(void);
+void register_data_tests(void);
+void register_e2e_tests(void);
+void register_cli_tests(void);
+
+#endif

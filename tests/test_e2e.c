@@ -1,0 +1,2 @@
+#include "test.h"
+void register_e2e_tests(void) {}

@@ -1,0 +1,196 @@
+/* Numerical gradient checks (Caffe-style) for every layer type and
+ * activation: central differences of the network's mean cross-entropy
+ * against the analytic gradients of the input and of every parameter.
+ * Points where the left and right differences disagree (a ReLU kink or a
+ * max-pool switch inside the step) are skipped, and must be rare. */
+#include <stdlib.h>
+
+#include "test.h"
+
+#define EPS 2e-3f
+#define REL_TOL 2e-2
+#define ABS_TOL 3e-4
+#define CHECKS_PER_TENSOR 24
+
+static double loss_of(cdb_network *net)
+{
+    net->loss = 0;
+    network_forward(net, 1);
+    return net->loss / net->batch;
+}
+
+typedef struct {
+    int checked, skipped, failed;
+    char first_failure[256];
+} check_count;
+
+/* Compare d loss / d x[i] for a few i against the analytic `grad`. */
+static void check_tensor(cdb_network *net, float *x, const float *grad, size_t n, const char *what, check_count *c)
+{
+    cdb_rng rng = rng_stream(7, 1, n);
+    int count = n < CHECKS_PER_TENSOR ? (int)n : CHECKS_PER_TENSOR;
+    for (int k = 0; k < count; k++) {
+        size_t i = n <= CHECKS_PER_TENSOR ? (size_t)k : (size_t)rng_int(&rng, (int)n);
+        float saved = x[i];
+        double l0 = loss_of(net);
+        x[i] = saved + EPS;
+        double lp = loss_of(net);
+        x[i] = saved - EPS;
+        double lm = loss_of(net);
+        x[i] = saved;
+        double right = (lp - l0) / EPS, left = (l0 - lm) / EPS, numeric = (lp - lm) / (2 * EPS);
+        if (fabs(right - left) > 0.2 * (fabs(right) + fabs(left)) + 4 * ABS_TOL) {
+            c->skipped++;
+            continue;
+        }
+        c->checked++;
+        double analytic = grad[i];
+        if (fabs(numeric - analytic) > REL_TOL * fmax(fabs(numeric), fabs(analytic)) + ABS_TOL) {
+            if (!c->failed)
+                snprintf(c->first_failure, sizeof(c->first_failure), "%s[%zu]: numeric %.6g analytic %.6g", what, i,
+                         numeric, analytic);
+            c->failed++;
+            if (getenv("GRADCHECK_VERBOSE")) printf("    %s[%zu] numeric %.6g analytic %.6g\n", what, i, numeric, analytic);
+        }
+    }
+}
+
+/* Gradient-check the whole network of `cfg_text` on random data. */
+static void gradcheck(const char *cfg_text)
+{
+    cdb_network *net = net_from_text(cfg_text);
+    CHECK(net, "network did not build");
+    network_enable_input_gradient(net);
+    size_t nin = (size_t)net->mini_batch * net->inputs;
+    fill_normal(net->input, nin, 11, 1.f);
+    /* A smoothed random target distribution per image. */
+    cdb_rng rng = rng_stream(5, 5, 5);
+    for (int b = 0; b < net->mini_batch; b++) {
+        float sum = 0, *t = net->truth + (size_t)b * net->classes;
+        for (int k = 0; k < net->classes; k++) sum += t[k] = 0.05f + rng_uniform(&rng);
+        for (int k = 0; k < net->classes; k++) t[k] /= sum;
+    }
+    for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
+    loss_of(net);
+    network_backward(net);
+    float *input_grad = malloc(nin * sizeof(float));
+    memcpy(input_grad, net->input_delta, nin * sizeof(float));
+    float **grads = calloc((size_t)net->nparams, sizeof(float *));
+    for (int i = 0; i < net->nparams; i++) {
+        grads[i] = malloc(net->params[i]->size * sizeof(float));
+        memcpy(grads[i], net->params[i]->grad, net->params[i]->size * sizeof(float));
+    }
+    check_count c = {0};
+    check_tensor(net, net->input, input_grad, nin, "input", &c);
+    for (int i = 0; i < net->nparams; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "param %d (%s)", i, net->params[i]->name);
+        check_tensor(net, net->params[i]->value, grads[i], net->params[i]->size, what, &c);
+    }
+    for (int i = 0; i < net->nparams; i++) free(grads[i]);
+    free(grads);
+    free(input_grad);
+    cdb_network_free(net);
+    CHECK(c.failed == 0, "%d of %d gradient checks failed; first: %s", c.failed, c.checked, c.first_failure);
+    if (getenv("GRADCHECK_VERBOSE")) printf("    %d checked, %d skipped\n", c.checked, c.skipped);
+    CHECK(c.skipped * 5 <= c.checked, "too many kinks skipped (%d skipped, %d checked)", c.skipped, c.checked);
+    CHECK(c.checked >= 10, "only %d points checked", c.checked);
+}
+
+#define NET_HEAD "[net]\nbatch=2\nwidth=6\nheight=5\nchannels=3\n"
+#define NET_HEAD4 "[net]\nbatch=4\nwidth=6\nheight=5\nchannels=3\n"
+#define HEAD_TAIL "[connected]\noutput=4\nactivation=linear\n[softmax]\n"
+
+static void t_conv_3x3_bias(void) { gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n" HEAD_TAIL); }
+static void t_conv_stride2(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL);
+}
+static void t_conv_nopad_5x5(void) { gradcheck(NET_HEAD "[convolutional]\nfilters=3\nsize=5\nactivation=tanh\n" HEAD_TAIL); }
+static void t_conv_bn(void)
+{
+    gradcheck(NET_HEAD4 "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=gelu\n" HEAD_TAIL);
+}
+static void t_conv_groups(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=5\nheight=5\nchannels=4\n"
+              "[convolutional]\nfilters=6\nsize=3\npad=1\ngroups=2\nactivation=swish\n" HEAD_TAIL);
+}
+static void t_conv_depthwise(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=5\nheight=5\nchannels=4\n"
+              "[convolutional]\nfilters=4\nsize=3\npad=1\ngroups=4\nactivation=linear\n" HEAD_TAIL);
+}
+static void t_conv_pointwise(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=5\nsize=1\nactivation=mish\n" HEAD_TAIL);
+}
+static void t_connected(void) { gradcheck(NET_HEAD "[connected]\noutput=7\nactivation=logistic\n" HEAD_TAIL); }
+static void t_connected_bn(void)
+{
+    gradcheck(NET_HEAD4 "[connected]\noutput=6\nbatch_normalize=1\nactivation=linear\n" HEAD_TAIL);
+}
+static void t_batchnorm(void) { gradcheck(NET_HEAD4 "[batchnorm]\n" HEAD_TAIL); }
+static void t_maxpool(void) { gradcheck(NET_HEAD "[maxpool]\nsize=2\nstride=2\n" HEAD_TAIL); }
+static void t_maxpool_overlap(void) { gradcheck(NET_HEAD "[maxpool]\nsize=3\nstride=1\n" HEAD_TAIL); }
+static void t_avgpool(void) { gradcheck(NET_HEAD "[avgpool]\n" HEAD_TAIL); }
+static void t_shortcut(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                       "[shortcut]\nfrom=-2\nactivation=swish\n" HEAD_TAIL);
+}
+static void t_route(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                       "[route]\nlayers=-1,-2\n" HEAD_TAIL);
+}
+static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
+static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
+
+#define ACTIVATION_TEST(act) \
+    static void t_act_##act(void) { gradcheck(NET_HEAD "[connected]\noutput=6\nactivation=" #act "\n" HEAD_TAIL); }
+ACTIVATION_TEST(linear)
+ACTIVATION_TEST(relu)
+ACTIVATION_TEST(leaky)
+ACTIVATION_TEST(relu6)
+ACTIVATION_TEST(logistic)
+ACTIVATION_TEST(tanh)
+ACTIVATION_TEST(gelu)
+ACTIVATION_TEST(swish)
+ACTIVATION_TEST(silu)
+ACTIVATION_TEST(mish)
+ACTIVATION_TEST(hardswish)
+
+void register_gradcheck_tests(void)
+{
+    test_add("gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias);
+    test_add("gradcheck/conv stride 2 leaky", t_conv_stride2);
+    test_add("gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5);
+    test_add("gradcheck/conv batch norm (training mode) gelu", t_conv_bn);
+    test_add("gradcheck/conv groups=2 swish", t_conv_groups);
+    test_add("gradcheck/conv depthwise", t_conv_depthwise);
+    test_add("gradcheck/conv 1x1 pointwise mish", t_conv_pointwise);
+    test_add("gradcheck/connected logistic", t_connected);
+    test_add("gradcheck/connected batch norm", t_connected_bn);
+    test_add("gradcheck/batchnorm layer", t_batchnorm);
+    test_add("gradcheck/maxpool 2/2", t_maxpool);
+    test_add("gradcheck/maxpool 3/1 overlapping", t_maxpool_overlap);
+    test_add("gradcheck/avgpool", t_avgpool);
+    test_add("gradcheck/shortcut", t_shortcut);
+    test_add("gradcheck/route", t_route);
+    test_add("gradcheck/dropout", t_dropout);
+    test_add("gradcheck/softmax cross-entropy", t_softmax_only);
+    test_add("gradcheck/activation linear", t_act_linear);
+    test_add("gradcheck/activation relu", t_act_relu);
+    test_add("gradcheck/activation leaky", t_act_leaky);
+    test_add("gradcheck/activation relu6", t_act_relu6);
+    test_add("gradcheck/activation logistic", t_act_logistic);
+    test_add("gradcheck/activation tanh", t_act_tanh);
+    test_add("gradcheck/activation gelu", t_act_gelu);
+    test_add("gradcheck/activation swish", t_act_swish);
+    test_add("gradcheck/activation silu", t_act_silu);
+    test_add("gradcheck/activation mish", t_act_mish);
+    test_add("gradcheck/activation hardswish", t_act_hardswish);
+}

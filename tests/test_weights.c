@@ -1,0 +1,2 @@
+#include "test.h"
+void register_weights_tests(void) {}
