@@ -1,5 +1,6 @@
 #include "dropback.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +22,14 @@ void dropback_config_defaults(dropback_config *cfg)
 
 float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
 {
-    /* The rate changes at the first step past each milestone. */
-    double progress = (double)step;
-    if (progress < (double)cfg->milestones[0] * max_batches) return cfg->layer_rate_init;
-    if (progress < (double)cfg->milestones[1] * max_batches) return cfg->layer_rate / 2;
+    /* The rate changes at the first step past each milestone: with
+     * max_batches 3000 and milestone 0.3, steps 0..899 run at the initial
+     * rate and step 900 (the 901st) at the next. The small tolerance keeps
+     * 0.3f * 3000 = 900.00004 from moving the switch by one step. */
+    int first = (int)ceil((double)cfg->milestones[0] * max_batches - 1e-4);
+    int second = (int)ceil((double)cfg->milestones[1] * max_batches - 1e-4);
+    if (step < first) return cfg->layer_rate_init;
+    if (step < second) return cfg->layer_rate / 2;
     return cfg->layer_rate;
 }
 

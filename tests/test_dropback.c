@@ -1,2 +1,436 @@
+/* The spec's "what a test can check" list for ChannelDropBack, plus the
+ * extras (strict mode, out axis, single policy). */
+#include <stdlib.h>
+
+#include "dropback.h"
 #include "test.h"
-void register_dropback_tests(void) {}
+
+#define BASE_NET                                                                                                  \
+    "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=2\nlearning_rate=0.1\nmomentum=0\ndecay=0\nseed=3\nmax_batches=10\n"
+#define BASE_LAYERS                                                                                               \
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\n"                                                \
+    "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"                   \
+    "[connected]\noutput=5\nactivation=linear\n[softmax]\n"
+#define ALWAYS "channel_dropback=1\ndropback_layer_rate=1\ndropback_layer_rate_init=1\ndropback_skip=0\n"
+
+static void batch_data(const cdb_network *net, int step, float *images, int *labels)
+{
+    fill_normal(images, (size_t)net->batch * net->inputs, 100 + (uint64_t)step, 1.f);
+    for (int b = 0; b < net->batch; b++) labels[b] = (b + step) % net->classes;
+}
+
+static void train_steps(cdb_network *net, int steps)
+{
+    float *images = malloc((size_t)net->batch * net->inputs * sizeof(float));
+    int *labels = malloc((size_t)net->batch * sizeof(int));
+    for (int s = 0; s < steps; s++) {
+        batch_data(net, net->step, images, labels);
+        network_train_step(net, images, labels);
+    }
+    free(images);
+    free(labels);
+}
+
+static int same_params(const cdb_network *a, const cdb_network *b)
+{
+    if (a->nparams != b->nparams) return 0;
+    for (int i = 0; i < a->nparams; i++)
+        if (memcmp(a->params[i]->value, b->params[i]->value, a->params[i]->size * sizeof(float))) return 0;
+    return 1;
+}
+
+static float **copy_values(const cdb_network *net)
+{
+    float **v = calloc((size_t)(unsigned)net->nparams, sizeof(float *));
+    for (int i = 0; i < net->nparams; i++) {
+        v[i] = malloc(net->params[i]->size * sizeof(float));
+        memcpy(v[i], net->params[i]->value, net->params[i]->size * sizeof(float));
+    }
+    return v;
+}
+
+static void free_values(float **v, int n)
+{
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Spec: r = 1, channel_rate = 0.5, momentum 0, decay 0, one step: each input
+ * channel's change is exactly 0 or the undropped change / keep. */
+static void t_mask_scaling(void)
+{
+    const char *cfg = BASE_NET ALWAYS "dropback_channel_rate=0.5\n" BASE_LAYERS;
+    cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
+    CHECK(a && b, "build");
+    network_disable_dropback(b);
+    float **w0 = copy_values(a);
+    train_steps(a, 1);
+    train_steps(b, 1);
+    int dropped_seen = 0, kept_seen = 0, tensors = 0;
+    for (int i = 0; i < a->nparams; i++) {
+        cdb_param *pa = a->params[i], *pb = b->params[i];
+        if (!pa->eligible) continue;
+        tensors++;
+        CHECK(pa->selected, "eligible tensor %d not selected at r = 1", i);
+        for (int r = 0; r < pa->rows; r++)
+            for (int c = 0; c < pa->channels; c++)
+                for (int k = 0; k < pa->inner; k++) {
+                    size_t e = ((size_t)r * pa->channels + c) * pa->inner + k;
+                    float change = pa->value[e] - w0[i][e];
+                    float base_change = pb->value[e] - w0[i][e];
+                    if (pa->dropped[c]) {
+                        dropped_seen++;
+                        CHECK(change == 0.f, "tensor %d channel %d dropped but changed by %g", i, c, change);
+                        CHECK(pa->grad[e] == 0.f, "dropped gradient not zero");
+                    } else {
+                        kept_seen++;
+                        CHECK(pa->grad[e] == pb->grad[e] / pa->keep, "kept gradient is not g / keep");
+                        float want = base_change / pa->keep;
+                        CHECK(fabsf(change - want) <= 1e-5f * fabsf(want) + 1e-7f,
+                              "tensor %d channel %d: change %g, expected %g / %g", i, c, change, base_change, pa->keep);
+                    }
+                }
+    }
+    CHECK(tensors == 3, "expected 3 eligible tensors, got %d", tensors);
+    CHECK(dropped_seen > 0 && kept_seen > 0, "the draw must drop some channels and keep others (%d/%d)", dropped_seen,
+          kept_seen);
+    free_values(w0, a->nparams);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+/* Spec: channel_dropback=0 on the net is bit-identical to no dropback keys;
+ * so are -nodropback and channel_dropback=0 on every layer. */
+static void t_off_is_bit_identical(void)
+{
+    cdb_network *plain = net_from_text(BASE_NET BASE_LAYERS);
+    cdb_network *off = net_from_text(BASE_NET "channel_dropback=0\ndropback_layer_rate=1\ndropback_channel_rate=0.5\n"
+                                              "dropback_skip=0\ndropback_mode=strict\n" BASE_LAYERS);
+    cdb_network *flag = net_from_text(BASE_NET ALWAYS BASE_LAYERS);
+    cdb_network *per_layer = net_from_text(BASE_NET ALWAYS
+                                           "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\nchannel_dropback=0\n"
+                                           "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\n"
+                                           "activation=relu\nchannel_dropback=0\n"
+                                           "[connected]\noutput=5\nactivation=linear\nchannel_dropback=0\n[softmax]\n");
+    cdb_network *on = net_from_text(BASE_NET ALWAYS BASE_LAYERS);
+    CHECK(plain && off && flag && per_layer && on, "build");
+    network_disable_dropback(flag);
+    train_steps(plain, 3);
+    train_steps(off, 3);
+    train_steps(flag, 3);
+    train_steps(per_layer, 3);
+    train_steps(on, 3);
+    CHECK(same_params(plain, off), "channel_dropback=0 differs from a cfg without dropback keys");
+    CHECK(same_params(plain, flag), "-nodropback differs from a cfg without dropback keys");
+    CHECK(same_params(plain, per_layer), "per-layer channel_dropback=0 differs from no dropback");
+    CHECK(!same_params(plain, on), "dropback at r=1 changed nothing: the comparison would be vacuous");
+    cdb_network_free(plain);
+    cdb_network_free(off);
+    cdb_network_free(flag);
+    cdb_network_free(per_layer);
+    cdb_network_free(on);
+}
+
+/* Spec: ineligible tensors and skipped layers never change pattern: after
+ * one step they are bit-identical to the run without dropback. */
+static void t_ineligible_and_skipped_untouched(void)
+{
+    const char *cfg = BASE_NET "channel_dropback=1\ndropback_layer_rate=1\ndropback_layer_rate_init=1\ndropback_skip=1\n"
+                               "dropback_channel_rate=0.5\n" BASE_LAYERS;
+    cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
+    CHECK(a && b, "build");
+    network_disable_dropback(b);
+    train_steps(a, 1);
+    train_steps(b, 1);
+    int eligible = 0, changed = 0;
+    for (int i = 0; i < a->nparams; i++) {
+        cdb_param *pa = a->params[i];
+        int same = !memcmp(pa->value, b->params[i]->value, pa->size * sizeof(float));
+        if (!pa->eligible) {
+            CHECK(same && !pa->dropback && !pa->selected, "ineligible tensor %d (%s) was masked", i, pa->name);
+            continue;
+        }
+        if (eligible++ == 0) {
+            CHECK(!pa->dropback && same, "the first eligible tensor is inside dropback_skip=1 but was masked");
+        } else {
+            CHECK(pa->dropback && pa->selected, "eligible tensor %d not selected at r = 1", i);
+            changed += !same;
+        }
+    }
+    CHECK(changed == 2, "both selectable tensors should differ from the baseline, %d did", changed);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+/* Per-layer channel_dropback=1 forces a layer in even inside the skipped
+ * prefix; =0 excludes one outside it; dropback_channel_rate overrides. */
+static void t_per_layer_overrides(void)
+{
+    cdb_network *net = net_from_text(
+        BASE_NET "channel_dropback=1\ndropback_skip=1\n"
+                 "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\nchannel_dropback=1\ndropback_channel_rate=0.7\n"
+                 "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\nchannel_dropback=0\n"
+                 "[connected]\noutput=5\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build");
+    cdb_param *w[3];
+    int n = 0;
+    for (int i = 0; i < net->nparams; i++)
+        if (net->params[i]->eligible) w[n++] = net->params[i];
+    CHECK(n == 3, "3 eligible tensors expected");
+    CHECK(w[0]->dropback && fabsf(w[0]->channel_rate - 0.7f) < 1e-7f, "forced-in layer or its rate");
+    CHECK(!w[1]->dropback, "channel_dropback=0 layer takes part");
+    CHECK(w[2]->dropback && fabsf(w[2]->channel_rate - 0.3f) < 1e-7f, "default layer or default rate");
+    cdb_network_free(net);
+}
+
+/* Fake eligible tensors for statistical tests of the draw. */
+static cdb_param *fake_params(int n, int channels, float channel_rate, cdb_param **list)
+{
+    cdb_param *p = calloc((size_t)n, sizeof(cdb_param));
+    for (int i = 0; i < n; i++) {
+        p[i].eligible = 1;
+        p[i].rows = 2;
+        p[i].channels = channels;
+        p[i].inner = 1;
+        p[i].dropback_override = -1;
+        p[i].channel_rate = channel_rate;
+        list[i] = &p[i];
+    }
+    return p;
+}
+
+static void free_fake(cdb_param *p, int n)
+{
+    for (int i = 0; i < n; i++) free(p[i].dropped);
+    free(p);
+}
+
+/* Spec: over many steps the selection frequency and dropped fraction match
+ * r and channel_rate (binomial tolerance), and the schedule switches at the
+ * milestones. */
+static void t_statistics_and_schedule(void)
+{
+    enum { N = 8, C = 40, STEPS = 3000 };
+    dropback_config cfg;
+    dropback_config_defaults(&cfg);
+    cfg.enabled = 1;
+    cfg.skip = 0;
+    cfg.layer_rate = 0.6f;
+    cfg.layer_rate_init = 0.1f;
+    cdb_param *list[N];
+    cdb_param *p = fake_params(N, C, 0.3f, list);
+    dropback_resolve(&cfg, list, N);
+    CHECK(dropback_layer_rate(&cfg, 899, STEPS) == 0.1f && dropback_layer_rate(&cfg, 900, STEPS) == 0.3f,
+          "first milestone must switch at step 900 of 3000");
+    CHECK(dropback_layer_rate(&cfg, 1799, STEPS) == 0.3f && dropback_layer_rate(&cfg, 1800, STEPS) == 0.6f,
+          "second milestone must switch at step 1800 of 3000");
+    long selected[3] = {0}, trials[3] = {0};
+    double dropped = 0;
+    long selections = 0;
+    dropback_stats stats = {0};
+    for (int s = 0; s < STEPS; s++) {
+        int stage = s < 900 ? 0 : (s < 1800 ? 1 : 2);
+        selected[stage] += dropback_draw(&cfg, list, N, 42, s, STEPS, &stats);
+        trials[stage] += N;
+        for (int i = 0; i < N; i++)
+            if (list[i]->selected) {
+                dropped += 1 - list[i]->keep;
+                selections++;
+            }
+    }
+    const double rates[3] = {0.1, 0.3, 0.6};
+    for (int k = 0; k < 3; k++) {
+        double freq = (double)selected[k] / trials[k];
+        double sigma = sqrt(rates[k] * (1 - rates[k]) / trials[k]);
+        CHECK(fabs(freq - rates[k]) < 5 * sigma, "stage %d: selection frequency %.4f, expected %.2f (+-%.4f)", k, freq,
+              rates[k], 5 * sigma);
+    }
+    double mean_drop = dropped / selections, sigma = sqrt(0.3 * 0.7 / ((double)selections * C));
+    CHECK(fabs(mean_drop - 0.3) < 5 * sigma, "mean dropped fraction %.4f, expected 0.3 (+-%.4f)", mean_drop, 5 * sigma);
+    CHECK(stats.steps == STEPS && stats.selected == selections, "statistics count steps and selections");
+    CHECK(fabs(stats.dropped_fraction - dropped) < 1e-6 * dropped, "statistics sum the dropped fraction");
+    free_fake(p, N);
+}
+
+/* Extra policy `single`: with probability r exactly one tensor, uniform. */
+static void t_single_policy(void)
+{
+    enum { N = 5, STEPS = 4000 };
+    dropback_config cfg;
+    dropback_config_defaults(&cfg);
+    cfg.enabled = 1;
+    cfg.skip = 0;
+    cfg.layer_rate = cfg.layer_rate_init = 0.5f;
+    cfg.milestones[0] = cfg.milestones[1] = 0.f; /* r = layer_rate throughout */
+    cfg.policy = DROPBACK_POLICY_SINGLE;
+    cdb_param *list[N];
+    cdb_param *p = fake_params(N, 10, 0.3f, list);
+    dropback_resolve(&cfg, list, N);
+    long per_tensor[N] = {0}, steps_with_one = 0;
+    for (int s = 0; s < STEPS; s++) {
+        int k = dropback_draw(&cfg, list, N, 9, s, STEPS, NULL);
+        CHECK(k == 0 || k == 1, "single policy selected %d tensors", k);
+        steps_with_one += k;
+        for (int i = 0; i < N; i++) per_tensor[i] += list[i]->selected;
+    }
+    double freq = (double)steps_with_one / STEPS, sigma = sqrt(0.25 / STEPS);
+    CHECK(fabs(freq - 0.5) < 5 * sigma, "a tensor is selected in %.3f of steps, expected 0.5", freq);
+    for (int i = 0; i < N; i++) {
+        double share = (double)per_tensor[i] / steps_with_one, s2 = sqrt(0.2 * 0.8 / steps_with_one);
+        CHECK(fabs(share - 0.2) < 5 * s2, "tensor %d chosen in %.3f of selections, expected 0.2", i, share);
+    }
+    free_fake(p, N);
+}
+
+/* Spec step 4: if every channel would be dropped, nothing is. */
+static void t_all_dropped_means_none(void)
+{
+    dropback_config cfg;
+    dropback_config_defaults(&cfg);
+    cfg.enabled = 1;
+    cfg.skip = 0;
+    cfg.layer_rate = cfg.layer_rate_init = 1.f;
+    cdb_param *list[1];
+    cdb_param *p = fake_params(1, 6, 1.0f, list);
+    dropback_resolve(&cfg, list, 1);
+    dropback_draw(&cfg, list, 1, 1, 0, 10, NULL);
+    CHECK(p->selected && p->keep == 1.f, "keep must be 1 when k would be 0");
+    for (int c = 0; c < 6; c++) CHECK(!p->dropped[c], "channel %d dropped", c);
+    free_fake(p, 1);
+}
+
+/* The masks of step s depend only on (seed, s): a resumed run draws the same. */
+static void t_masks_resume(void)
+{
+    dropback_config cfg;
+    dropback_config_defaults(&cfg);
+    cfg.enabled = 1;
+    cfg.skip = 0;
+    cfg.layer_rate = cfg.layer_rate_init = 1.f; /* every tensor selected: masks to compare */
+    cdb_param *la[3], *lb[3];
+    cdb_param *a = fake_params(3, 16, 0.3f, la), *b = fake_params(3, 16, 0.3f, lb);
+    dropback_resolve(&cfg, la, 3);
+    dropback_resolve(&cfg, lb, 3);
+    for (int s = 0; s <= 50; s++) dropback_draw(&cfg, la, 3, 77, s, 60, NULL);
+    dropback_draw(&cfg, lb, 3, 77, 50, 60, NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK(la[i]->selected == lb[i]->selected && la[i]->keep == lb[i]->keep, "selection differs");
+        CHECK(la[i]->selected, "r = 1 must select");
+        CHECK(!memcmp(la[i]->dropped, lb[i]->dropped, 16), "mask differs");
+    }
+    free_fake(a, 3);
+    free_fake(b, 3);
+}
+
+/* Reference (grad) mode: weight decay and momentum are not masked, so a
+ * dropped channel still decays. */
+static void t_decay_not_masked(void)
+{
+    const char *cfg = "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=2\nlearning_rate=0.1\nmomentum=0\ndecay=0.1\n"
+                      "seed=3\nmax_batches=10\n" ALWAYS "dropback_channel_rate=0.5\n" BASE_LAYERS;
+    cdb_network *net = net_from_text(cfg);
+    CHECK(net, "build");
+    float **w0 = copy_values(net);
+    train_steps(net, 1);
+    int checked = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        if (!p->selected) continue;
+        for (size_t e = 0; e < p->size; e++) {
+            if (!p->dropped[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) continue;
+            float d = 0.f + 0.1f * w0[i][e];
+            float want = w0[i][e] - 0.1f * d;
+            CHECK(p->value[e] == want, "dropped weight should only decay: %g vs %g", p->value[e], want);
+            checked++;
+        }
+    }
+    CHECK(checked > 0, "no dropped channel to check");
+    free_values(w0, net->nparams);
+    cdb_network_free(net);
+}
+
+/* Extra `strict` mode: a dropped channel gets no update at all (no decay,
+ * no momentum step, momentum buffer kept). Step 0 runs at r = 0 to fill the
+ * momentum buffers; step 1 at r = 1. */
+static void t_strict_mode(void)
+{
+    const char *cfg = "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=2\nlearning_rate=0.1\nmomentum=0.9\ndecay=0.01\n"
+                      "seed=3\nmax_batches=2\nchannel_dropback=1\ndropback_layer_rate=1\ndropback_layer_rate_init=0\n"
+                      "dropback_milestones=0.5,0.5\ndropback_skip=0\ndropback_channel_rate=0.5\ndropback_mode=strict\n" BASE_LAYERS;
+    cdb_network *net = net_from_text(cfg);
+    CHECK(net, "build");
+    train_steps(net, 1);
+    for (int i = 0; i < net->nparams; i++) CHECK(!net->params[i]->selected, "step 0 must run at r = 0");
+    float **w1 = copy_values(net);
+    float **m1 = calloc((size_t)(unsigned)net->nparams, sizeof(float *));
+    for (int i = 0; i < net->nparams; i++) {
+        m1[i] = malloc(net->params[i]->size * sizeof(float));
+        memcpy(m1[i], net->params[i]->moment1, net->params[i]->size * sizeof(float));
+    }
+    train_steps(net, 1);
+    int frozen = 0, moved = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        if (!p->eligible) continue;
+        CHECK(p->selected, "step 1 must select every eligible tensor");
+        for (size_t e = 0; e < p->size; e++) {
+            if (p->dropped[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) {
+                CHECK(p->value[e] == w1[i][e] && p->moment1[e] == m1[i][e], "dropped element %zu of tensor %d moved", e, i);
+                frozen++;
+            } else {
+                moved += p->value[e] != w1[i][e];
+            }
+        }
+    }
+    CHECK(frozen > 0 && moved > 0, "need frozen (%d) and moving (%d) elements", frozen, moved);
+    free_values(w1, net->nparams);
+    free_values(m1, net->nparams);
+    cdb_network_free(net);
+}
+
+/* Extra `out` axis: whole rows (output channels) are dropped. */
+static void t_out_axis(void)
+{
+    const char *cfg = BASE_NET ALWAYS "dropback_channel_rate=0.5\ndropback_axis=out\n" BASE_LAYERS;
+    cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
+    CHECK(a && b, "build");
+    network_disable_dropback(b);
+    train_steps(a, 1);
+    train_steps(b, 1);
+    int dropped_rows = 0, kept_rows = 0;
+    for (int i = 0; i < a->nparams; i++) {
+        cdb_param *pa = a->params[i], *pb = b->params[i];
+        if (!pa->eligible) continue;
+        CHECK(pa->mask_channels == pa->rows, "mask must cover rows");
+        size_t row = (size_t)pa->channels * pa->inner;
+        for (int r = 0; r < pa->rows; r++) {
+            for (size_t k = 0; k < row; k++) {
+                float g = pa->grad[r * row + k];
+                if (pa->dropped[r])
+                    CHECK(g == 0.f, "dropped row %d has gradient %g", r, g);
+                else
+                    CHECK(g == pb->grad[r * row + k] / pa->keep, "kept row is not g / keep");
+            }
+            if (pa->dropped[r]) dropped_rows++;
+            else kept_rows++;
+        }
+    }
+    CHECK(dropped_rows && kept_rows, "need dropped and kept rows");
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+void register_dropback_tests(void)
+{
+    test_add("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling);
+    test_add("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical);
+    test_add("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched);
+    test_add("dropback/per-layer channel_dropback and rate overrides", t_per_layer_overrides);
+    test_add("dropback/selection and drop frequencies, milestones", t_statistics_and_schedule);
+    test_add("dropback/single policy", t_single_policy);
+    test_add("dropback/all channels dropped means none", t_all_dropped_means_none);
+    test_add("dropback/masks depend only on seed and step", t_masks_resume);
+    test_add("dropback/grad mode: decay not masked", t_decay_not_masked);
+    test_add("dropback/strict mode freezes dropped channels", t_strict_mode);
+    test_add("dropback/out axis drops rows", t_out_axis);
+}
