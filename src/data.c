@@ -38,11 +38,12 @@ int data_config_load(const char *path, data_config *out)
     s = cfg_str(&r, "backup", "backup");
     out->backup = xstrdup(s);
 #undef TAKE
+    cfg_check_unused(&r);
     if (!r.failed && !cfg_has(&r, "classes")) cfg_fail(&r, NULL, "missing key 'classes'");
     if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
     if (!r.failed && out->format == DATA_IDX && (!out->train_labels || !out->valid_labels))
         cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
-    int status = cfg_check_unused(&r);
+    int status = r.failed ? -1 : 0;
     cfg_free(f);
     if (status) data_config_free(out);
     return status;

@@ -1,2 +1,100 @@
+/* cfg errors: a table of bad cfgs, each with the message it must produce
+ * (file, line, section, layer and key), and the parser's good paths. */
 #include "test.h"
-void register_cfg_tests(void) {}
+
+#define NET "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n"
+#define END "[connected]\noutput=3\nactivation=linear\n[softmax]\n"
+
+static const struct {
+    const char *text;
+    const char *message;
+} bad_cfgs[] = {
+    {NET "[convolutional]\nfilters=abc\nsize=3\n" END, "bad.cfg:7: [convolutional] (layer 0) key 'filters': 'abc' is not an integer"},
+    {NET "[convolutional]\nfilters=4\nfilterz=3\n" END, "bad.cfg:8: [convolutional] (layer 0) key 'filterz': unknown key"},
+    {NET "channel_dropbak=1\n" END, "bad.cfg:6: [net] key 'channel_dropbak': unknown key"},
+    {NET "[convolution]\nfilters=4\n" END, "bad.cfg:6: unknown section [convolution] (layer 0)"},
+    {NET "[convolutional]\nfilters=4\nstride=0\n" END, "bad.cfg:8: [convolutional] (layer 0) key 'stride': 0 is out of range"},
+    {NET "[convolutional]\nfilters=4\nsize=3\nactivation=relu7\n" END,
+     "bad.cfg:9: [convolutional] (layer 0) key 'activation': 'relu7' is not one of"},
+    {NET "[convolutional]\nfilters=4\nfilters=5\n" END, "bad.cfg:8: [convolutional] key 'filters' given twice (first on line 7)"},
+    {NET "[convolutional]\nfilters=4\nsize=11\n" END, "bad.cfg:8: [convolutional] (layer 0) key 'size': kernel 11 is larger than the padded input 8x8"},
+    {NET "[convolutional]\nfilters=4\ngroups=3\n" END, "key 'groups': input channels 1 are not divisible by groups=3"},
+    {NET "[convolutional]\nfilters=4\n[shortcut]\nfrom=-5\n" END, "bad.cfg:9: [shortcut] (layer 1) key 'from': -5 does not name an earlier layer"},
+    {NET "[convolutional]\nfilters=4\n[maxpool]\nsize=2\n[shortcut]\nfrom=-2\n" END,
+     "bad.cfg:11: [shortcut] (layer 2) key 'from': layer 0 has shape 4x8x8 but the previous layer has 4x4x4"},
+    {NET "[convolutional]\nfilters=4\n[maxpool]\nsize=2\n[route]\nlayers=-1,-2\n" END,
+     "[route] (layer 2) key 'layers': layer 0 is 8x8 but layer 1 is 4x4"},
+    {NET "[route]\nlayers=-1,x\n" END, "bad.cfg:7: [route] (layer 0) key 'layers': 'x' is not an integer"},
+    {NET "[shortcut]\n" END, "bad.cfg:6: [shortcut] (layer 0): missing key 'from'"},
+    {"[net]\nbatch=6\nsubdivisions=4\nwidth=8\nheight=8\nchannels=1\n" END,
+     "bad.cfg:3: [net] key 'subdivisions': batch=6 is not divisible by subdivisions=4"},
+    {"[net]\nbatch=2\nwidth=8\nchannels=1\n" END, "bad.cfg:1: [net]: [net] needs width, height and channels"},
+    {NET "[connected]\noutput=3\n", "bad.cfg:6: the last layer must be [softmax]"},
+    {NET "classes=4\n" END, "bad.cfg: [net] classes=4 but the network ends with 3 outputs"},
+    {NET "dropback_policy=random\n" END, "bad.cfg:6: [net] key 'dropback_policy': 'random' is not one of: bernoulli, single"},
+    {NET "dropback_channel_rate=1.5\n" END, "bad.cfg:6: [net] key 'dropback_channel_rate': 1.5 is out of range [0, 1]"},
+    {NET "dropback_milestones=0.6,0.3\n" END, "key 'dropback_milestones': expected two fractions"},
+    {NET "learning_rate=fast\n" END, "bad.cfg:6: [net] key 'learning_rate': 'fast' is not a number"},
+    {NET "policy=steps\nsteps=10,20\nscales=0.1\n" END, "key 'scales': 1 scales given for 2 steps"},
+    {NET "optimizer=adam\n" END, "key 'optimizer': 'adam' is not one of: sgd, adamw"},
+    {NET "mean=0.5,0.5\n" END, "key 'mean': 2 values for 1 channels"},
+    {NET "[connected]\noutput=3\nchannel_dropback=2\n" END, "bad.cfg:8: [connected] (layer 0) key 'channel_dropback': 2 is out of range [0, 1]"},
+    {"[net\nbatch=2\n", "bad.cfg:1: malformed section header"},
+    {"batch=2\n[net]\n", "bad.cfg:1: key 'batch' appears before any [section]"},
+    {NET "just some words\n" END, "bad.cfg:6: expected 'key=value' or '[section]', got 'just some words'"},
+    {"[convolutional]\nfilters=2\n" END, "bad.cfg:1: the first section must be [net]"},
+    {"# only a comment\n", "bad.cfg: no sections found"},
+    {NET "max_batches=10\nmax_epochs=2\n" END, "key 'max_epochs': give either max_batches or max_epochs, not both"},
+    {NET "[softmax]\ngroups=2\n", "key 'groups': 2 is out of range [1, 1]"},
+};
+
+static void t_bad_cfg_table(void)
+{
+    int n = (int)(sizeof(bad_cfgs) / sizeof(bad_cfgs[0]));
+    for (int i = 0; i < n; i++) {
+        const char *msg = net_error_from_text("bad.cfg", bad_cfgs[i].text);
+        CHECK(msg, "case %d built without error; expected \"%s\"", i, bad_cfgs[i].message);
+        CHECK(strstr(msg, bad_cfgs[i].message), "case %d: message \"%s\" does not contain \"%s\"", i, msg,
+              bad_cfgs[i].message);
+    }
+}
+
+static void t_comments_aliases_and_darknet_keys(void)
+{
+    cdb_network *net = net_from_text("# a comment\n[net]\nbatch=2 ; trailing comment\nwidth=8\nheight=8\nchannels=1\n"
+                                     "hue=.1\nangle=7\n\n  [conv]  \nfilters = 4\nsize=3\npad=1\nactivation=silu\n"
+                                     "[max]\nsize=2\n[conn]\noutput=3\nactivation=linear\n[soft]\n");
+    CHECK(net, "a Darknet-flavoured cfg should build");
+    CHECK(net->n == 4 && net->layers[0].type == LAYER_CONVOLUTIONAL && net->layers[1].out_w == 4, "layers");
+    CHECK(net->layers[0].params[0].size == 4 * 9, "conv weights");
+    cdb_network_free(net);
+}
+
+static void t_override(void)
+{
+    cfg_file *cfg = cfg_parse_string("o.cfg", NET "[convolutional]\nfilters=4\n" END);
+    CHECK(cfg, "parse");
+    CHECK(cfg_override(cfg, "net.batch=4") == 0, "net override");
+    CHECK(cfg_override(cfg, "0.filters=6") == 0, "layer override");
+    CHECK(cfg_override(cfg, "0.channel_dropback=0") == 0, "new key");
+    CHECK(cfg_override(cfg, "7.filters=6") != 0 && strstr(cdb_last_error(), "no section '7'"), "bad index: %s",
+          cdb_last_error());
+    CHECK(cfg_override(cfg, "filters=6") != 0, "missing section");
+    cdb_network *net = network_build(cfg);
+    CHECK(net, "build after overrides: %s", cdb_last_error());
+    CHECK(net->batch == 4 && net->layers[0].out_c == 6, "override values applied");
+    CHECK(net->layers[0].params[0].dropback_override == 0, "per-layer dropback override applied");
+    cdb_network_free(net);
+    CHECK(cfg_override(cfg, "0.filterz=6") == 0, "unknown key is accepted by override");
+    net = network_build(cfg);
+    CHECK(!net && strstr(cdb_last_error(), "o.cfg: [convolutional] (layer 0) (set on the command line) key 'filterz'"),
+          "unknown key from -set must be named: %s", cdb_last_error());
+    cfg_free(cfg);
+}
+
+void register_cfg_tests(void)
+{
+    test_add("cfg/bad cfgs give file, line, section and key", t_bad_cfg_table);
+    test_add("cfg/comments, aliases, ignored Darknet keys", t_comments_aliases_and_darknet_keys);
+    test_add("cfg/-set overrides", t_override);
+}

@@ -1,2 +1,185 @@
+/* Dataset readers on small files written here: IDX (raw and .gz), CIFAR
+ * binary, .data files; bad files are rejected with messages naming them. */
+#include <stdlib.h>
+#include <zlib.h>
+
+#include "data.h"
 #include "test.h"
-void register_data_tests(void) {}
+
+static void tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", test_tmpdir(), name); }
+
+static void write_bytes(const char *path, const void *data, size_t n, int gz)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        gzwrite(f, data, (unsigned)n);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+/* An IDX image file of n images of h x w whose pixel (i, y, x) = i + y + x. */
+static size_t make_idx_images(unsigned char *buf, int n, int h, int w)
+{
+    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, (unsigned char)n, 0, 0, 0, (unsigned char)h, 0, 0, 0, (unsigned char)w};
+    memcpy(buf, hdr, 16);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) buf[16 + (i * h + y) * w + x] = (unsigned char)(i + y + x);
+    return 16 + (size_t)n * h * w;
+}
+
+static size_t make_idx_labels(unsigned char *buf, int n, int top)
+{
+    unsigned char hdr[8] = {0, 0, 8, 1, 0, 0, 0, (unsigned char)n};
+    memcpy(buf, hdr, 8);
+    for (int i = 0; i < n; i++) buf[8 + i] = (unsigned char)(i % top);
+    return 8 + (size_t)n;
+}
+
+static void t_idx_raw_and_gz(void)
+{
+    unsigned char img[16 + 5 * 4 * 3], lab[8 + 5];
+    size_t ni = make_idx_images(img, 5, 4, 3), nl = make_idx_labels(lab, 5, 3);
+    for (int gz = 0; gz < 2; gz++) {
+        char ip[512], lp[512];
+        tmp_path(ip, sizeof(ip), gz ? "img.gz" : "img.idx");
+        tmp_path(lp, sizeof(lp), gz ? "lab.gz" : "lab.idx");
+        write_bytes(ip, img, ni, gz);
+        write_bytes(lp, lab, nl, gz);
+        cdb_dataset d;
+        CHECK(dataset_load_idx(ip, lp, 3, &d) == 0, "load (%s): %s", gz ? "gz" : "raw", cdb_last_error());
+        CHECK(d.n == 5 && d.c == 1 && d.h == 4 && d.w == 3, "shape %d %d %d %d", d.n, d.c, d.h, d.w);
+        CHECK(d.pixels[(2 * 4 + 1) * 3 + 2] == 5 && d.labels[4] == 1, "contents");
+        dataset_free(&d);
+    }
+}
+
+static void t_idx_bad_files(void)
+{
+    unsigned char img[16 + 5 * 4 * 3], lab[8 + 5];
+    size_t ni = make_idx_images(img, 5, 4, 3), nl = make_idx_labels(lab, 5, 3);
+    char ip[512], lp[512], bad[512];
+    tmp_path(ip, sizeof(ip), "b_img");
+    tmp_path(lp, sizeof(lp), "b_lab");
+    tmp_path(bad, sizeof(bad), "b_bad");
+    write_bytes(ip, img, ni, 0);
+    write_bytes(lp, lab, nl, 1);
+    cdb_dataset d;
+    write_bytes(bad, img, ni - 7, 1);
+    CHECK(dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "truncated") && strstr(cdb_last_error(), "b_bad"),
+          "truncated images: %s", cdb_last_error());
+    write_bytes(bad, lab, nl - 1, 0);
+    CHECK(dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "truncated"), "truncated labels: %s",
+          cdb_last_error());
+    CHECK(dataset_load_idx(ip, lp, 2, &d) != 0 && strstr(cdb_last_error(), "not below classes=2"),
+          "label out of range: %s", cdb_last_error());
+    unsigned char lab4[8 + 4];
+    write_bytes(bad, lab4, make_idx_labels(lab4, 4, 3), 0);
+    CHECK(dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "has 4 labels but"), "count mismatch: %s",
+          cdb_last_error());
+    CHECK(dataset_load_idx(lp, lp, 3, &d) != 0 && strstr(cdb_last_error(), "not an IDX file"), "labels as images: %s",
+          cdb_last_error());
+    unsigned char longer[16 + 5 * 4 * 3 + 2];
+    memcpy(longer, img, ni);
+    longer[ni] = longer[ni + 1] = 0;
+    write_bytes(bad, longer, ni + 2, 0);
+    CHECK(dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "past the 5 images"), "trailing data: %s",
+          cdb_last_error());
+    CHECK(dataset_load_idx("/nonexistent/fashion-mnist/x.gz", lp, 3, &d) != 0 &&
+              strstr(cdb_last_error(), "dataset-fashion-mnist"),
+          "missing Fashion-MNIST says how to install it: %s", cdb_last_error());
+}
+
+static void t_cifar(void)
+{
+    enum { REC10 = 1 + 3072, REC100 = 2 + 3072 };
+    unsigned char *buf = calloc(3, REC100);
+    for (int i = 0; i < 3; i++) {
+        buf[i * REC10] = (unsigned char)(i + 7);
+        buf[i * REC10 + 1] = (unsigned char)(10 * i);
+    }
+    char p[512];
+    tmp_path(p, sizeof(p), "c10.bin");
+    write_bytes(p, buf, 3 * REC10, 0);
+    cdb_dataset d;
+    CHECK(dataset_load_cifar(p, 0, 10, &d) == 0, "cifar10: %s", cdb_last_error());
+    CHECK(d.n == 3 && d.c == 3 && d.h == 32 && d.labels[2] == 9 && d.pixels[3072 * 2] == 20, "cifar10 contents");
+    dataset_free(&d);
+    write_bytes(p, buf, 3 * REC10 - 5, 0);
+    CHECK(dataset_load_cifar(p, 0, 10, &d) != 0 && strstr(cdb_last_error(), "truncated"), "cifar truncated: %s",
+          cdb_last_error());
+    memset(buf, 0, 3 * REC100);
+    buf[0] = 3;
+    buf[1] = 55; /* coarse 3, fine 55 */
+    write_bytes(p, buf, REC100, 0);
+    CHECK(dataset_load_cifar(p, 1, 100, &d) == 0 && d.labels[0] == 55, "cifar100 uses the fine label");
+    dataset_free(&d);
+    free(buf);
+}
+
+static void t_data_file(void)
+{
+    char p[512];
+    tmp_path(p, sizeof(p), "x.data");
+    const char *good = "classes=10\nformat=idx\ntrain=a\ntrain_labels=b\nvalid=c\nvalid_labels=d\n";
+    write_bytes(p, good, strlen(good), 0);
+    data_config d;
+    CHECK(data_config_load(p, &d) == 0 && d.classes == 10 && !strcmp(d.backup, "backup"), "good .data");
+    data_config_free(&d);
+    const char *bad = "classes=10\ntrian=a\n";
+    write_bytes(p, bad, strlen(bad), 0);
+    CHECK(data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "x.data:2: [data] key 'trian'"), "typo: %s",
+          cdb_last_error());
+    const char *missing = "classes=10\nformat=idx\ntrain=a\nvalid=c\n";
+    write_bytes(p, missing, strlen(missing), 0);
+    CHECK(data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "train_labels"), "missing labels: %s", cdb_last_error());
+}
+
+static void t_batch_fill(void)
+{
+    uint8_t pixels[2 * 2 * 3] = {0, 51, 102, 153, 204, 255, 10, 20, 30, 40, 50, 60};
+    int labels[2] = {1, 0};
+    cdb_dataset d = {NULL, 2, 1, 2, 3, 2, pixels, labels};
+    input_config in = {0};
+    in.mean[0] = 0.5f;
+    in.std[0] = 0.25f;
+    in.nmean = in.nstd = 1;
+    float out[6];
+    int lab;
+    int idx = 0;
+    dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
+    CHECK(lab == 1 && fabsf(out[1] - (0.2f - 0.5f) / 0.25f) < 1e-6f, "normalisation: %g", out[1]);
+    in.flip = 1;
+    in.crop_pad = 1;
+    int flips = 0, shifted = 0;
+    for (int s = 0; s < 40; s++) {
+        cdb_rng r = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
+        /* row 0 is 0, 51, 102: flipped in place it reads 102, 51, 0 */
+        flips += fabsf(out[0] - (0.4f - 0.5f) / 0.25f) < 1e-6f && fabsf(out[2] - (0.f - 0.5f) / 0.25f) < 1e-6f;
+        shifted += fabsf(out[0] - (0.f - 0.5f) / 0.25f) > 1e-6f;
+    }
+    CHECK(flips > 0 && shifted > 0, "augmentation must sometimes flip (%d) and shift (%d)", flips, shifted);
+    int order[50], seen[50] = {0};
+    dataset_epoch_order(50, 3, 2, order);
+    for (int i = 0; i < 50; i++) seen[order[i]]++;
+    for (int i = 0; i < 50; i++) CHECK(seen[i] == 1, "epoch order is not a permutation");
+    int again[50];
+    dataset_epoch_order(50, 3, 2, again);
+    CHECK(!memcmp(order, again, sizeof(order)), "epoch order must be reproducible");
+    dataset_epoch_order(50, 3, 3, again);
+    CHECK(memcmp(order, again, sizeof(order)), "each epoch gets its own order");
+}
+
+void register_data_tests(void)
+{
+    test_add("data/IDX raw and gzip", t_idx_raw_and_gz);
+    test_add("data/IDX truncated, mislabeled, mismatched files rejected", t_idx_bad_files);
+    test_add("data/CIFAR-10 and CIFAR-100 binary", t_cifar);
+    test_add("data/.data files", t_data_file);
+    test_add("data/batches: normalisation, augmentation, epoch order", t_batch_fill);
+}

@@ -1,2 +1,165 @@
+/* The optimizers against the PyTorch update rules, computed here
+ * independently in double precision over several steps. */
+#include <stdlib.h>
+
+#include "optimizer.h"
 #include "test.h"
-void register_optimizer_tests(void) {}
+
+#define N 7
+
+static cdb_param make_param(float *w, float *g, float *m, float *v)
+{
+    cdb_param p;
+    memset(&p, 0, sizeof(p));
+    p.value = w;
+    p.grad = g;
+    p.moment1 = m;
+    p.moment2 = v;
+    p.size = N;
+    p.decay = 1;
+    p.rows = 1;
+    p.channels = N;
+    p.inner = 1;
+    return p;
+}
+
+static void run_sgd(int nesterov, float momentum, float decay)
+{
+    float w[N], g[N], m[N] = {0}, v[N] = {0};
+    double ref_w[N], ref_buf[N] = {0};
+    fill_normal(w, N, 1, 1.f);
+    for (int i = 0; i < N; i++) ref_w[i] = w[i];
+    cdb_param p = make_param(w, g, m, v);
+    train_config cfg = {0};
+    cfg.optimizer = OPT_SGD;
+    cfg.momentum = momentum;
+    cfg.decay = decay;
+    cfg.nesterov = nesterov;
+    float lr = 0.05f;
+    for (int step = 1; step <= 4; step++) {
+        fill_normal(g, N, 10 + step, 1.f);
+        for (int i = 0; i < N; i++) {
+            /* torch.optim.SGD, dampening 0 */
+            double d = g[i] + (double)decay * ref_w[i];
+            if (momentum != 0) {
+                ref_buf[i] = step == 1 ? d : momentum * ref_buf[i] + d;
+                d = nesterov ? d + momentum * ref_buf[i] : ref_buf[i];
+            }
+            ref_w[i] -= lr * d;
+        }
+        optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],
+              ref_w[i]);
+}
+
+static void t_sgd_plain(void) { run_sgd(0, 0.f, 0.f); }
+static void t_sgd_momentum_decay(void) { run_sgd(0, 0.9f, 5e-4f); }
+static void t_sgd_nesterov(void) { run_sgd(1, 0.9f, 1e-3f); }
+
+static void t_adamw(void)
+{
+    float w[N], g[N], m[N] = {0}, v[N] = {0};
+    double ref_w[N], ref_m[N] = {0}, ref_v[N] = {0};
+    fill_normal(w, N, 2, 1.f);
+    for (int i = 0; i < N; i++) ref_w[i] = w[i];
+    cdb_param p = make_param(w, g, m, v);
+    train_config cfg = {0};
+    cfg.optimizer = OPT_ADAMW;
+    cfg.beta1 = 0.9f;
+    cfg.beta2 = 0.999f;
+    cfg.eps = 1e-8f;
+    cfg.decay = 0.05f;
+    float lr = 1e-3f;
+    for (int step = 1; step <= 5; step++) {
+        fill_normal(g, N, 20 + step, 1.f);
+        for (int i = 0; i < N; i++) {
+            /* torch.optim.AdamW */
+            ref_w[i] *= 1 - (double)lr * cfg.decay;
+            ref_m[i] = 0.9 * ref_m[i] + 0.1 * g[i];
+            ref_v[i] = 0.999 * ref_v[i] + 0.001 * (double)g[i] * g[i];
+            double mhat = ref_m[i] / (1 - pow(0.9, step)), vhat = ref_v[i] / (1 - pow(0.999, step));
+            ref_w[i] -= lr * mhat / (sqrt(vhat) + 1e-8);
+        }
+        optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],
+              ref_w[i]);
+}
+
+static void t_no_decay_on_norms_and_biases(void)
+{
+    cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\ndecay=0.1\ndecay_norm_bias=0\n"
+                                     "[convolutional]\nfilters=2\nsize=3\nbatch_normalize=1\nactivation=relu\n"
+                                     "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build");
+    for (int i = 0; i < net->nparams; i++)
+        CHECK(net->params[i]->decay == net->params[i]->eligible, "param %d (%s): decay %d", i, net->params[i]->name,
+              net->params[i]->decay);
+    cdb_network_free(net);
+}
+
+static void t_lr_policies(void)
+{
+    cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\n"
+                                     "policy=steps\nsteps=10,20\nscales=0.5,0.1\nmax_batches=30\nburn_in=4\n"
+                                     "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build");
+    net->step = 0;
+    CHECK(fabsf(network_learning_rate(net) - 0.025f) < 1e-7f, "burn-in step 1 of 4: %g", network_learning_rate(net));
+    net->step = 9;
+    CHECK(fabsf(network_learning_rate(net) - 0.1f) < 1e-7f, "before the first step");
+    net->step = 10;
+    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-7f, "after the first step");
+    net->step = 25;
+    CHECK(fabsf(network_learning_rate(net) - 0.005f) < 1e-7f, "after the second step");
+    net->train.policy = POLICY_COSINE;
+    net->step = 4;
+    CHECK(fabsf(network_learning_rate(net) - 0.1f) < 1e-6f, "cosine starts at the full rate after burn-in");
+    net->step = 17;
+    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-6f, "cosine halfway: %g", network_learning_rate(net));
+    net->step = 30;
+    CHECK(fabsf(network_learning_rate(net)) < 1e-6f, "cosine ends at learning_rate_min");
+    net->train.policy = POLICY_POLY;
+    net->train.power = 2;
+    net->step = 15;
+    CHECK(fabsf(network_learning_rate(net) - 0.025f) < 1e-6f, "poly: %g", network_learning_rate(net));
+    cdb_network_free(net);
+}
+
+/* Subdivisions accumulate to the same gradient as one big forward (batch
+ * norm excluded: its statistics are per forward by design). */
+static void t_subdivisions_accumulate(void)
+{
+    const char *layers = "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=relu\n"
+                         "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+    char a_cfg[512], b_cfg[512];
+    snprintf(a_cfg, sizeof(a_cfg), "[net]\nbatch=8\nsubdivisions=1\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\n%s", layers);
+    snprintf(b_cfg, sizeof(b_cfg), "[net]\nbatch=8\nsubdivisions=4\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\n%s", layers);
+    cdb_network *a = net_from_text(a_cfg), *b = net_from_text(b_cfg);
+    CHECK(a && b, "build");
+    float images[8 * 25];
+    int labels[8];
+    fill_normal(images, 8 * 25, 4, 1.f);
+    for (int i = 0; i < 8; i++) labels[i] = i % 4;
+    float la = network_train_step(a, images, labels), lb = network_train_step(b, images, labels);
+    CHECK(fabsf(la - lb) < 1e-5f, "losses %g vs %g", la, lb);
+    for (int i = 0; i < a->nparams; i++)
+        for (size_t e = 0; e < a->params[i]->size; e++)
+            CHECK(fabsf(a->params[i]->grad[e] - b->params[i]->grad[e]) < 1e-5f, "grad %d[%zu]", i, e);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+void register_optimizer_tests(void)
+{
+    test_add("optimizer/sgd plain", t_sgd_plain);
+    test_add("optimizer/sgd momentum + decay as PyTorch", t_sgd_momentum_decay);
+    test_add("optimizer/sgd nesterov as PyTorch", t_sgd_nesterov);
+    test_add("optimizer/adamw as PyTorch", t_adamw);
+    test_add("optimizer/decay_norm_bias=0 skips biases and norms", t_no_decay_on_norms_and_biases);
+    test_add("optimizer/learning rate policies and burn-in", t_lr_policies);
+    test_add("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate);
+}
