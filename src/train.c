@@ -133,7 +133,8 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = net->step;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
-    printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
+    if (!opt->quiet)
+        printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
            net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, gemm_backend(),
            get_num_threads(), get_num_threads() == 1 ? "" : "s");
     fflush(stdout);
@@ -174,7 +175,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
             t_window = now;
             window_steps = 0;
         }
-        if (done_epoch) report_dropback_epoch(net, net->step / steps_per_epoch);
+        if (done_epoch && !opt->quiet) report_dropback_epoch(net, net->step / steps_per_epoch);
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
         if (validate && net->step < max && valid) {
             valid_result v;
@@ -194,7 +195,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     if (status) return status;
     char took[32];
     format_duration(now_seconds() - t_start, took, sizeof(took));
-    if (net->dropback_stats.steps) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
+    if (net->dropback_stats.steps && !opt->quiet) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
     printf("trained %d steps in %s\n", net->step - start_step, took);
     if (valid) {
         valid_result v;

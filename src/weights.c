@@ -3,6 +3,7 @@
  * float32. Saving goes through a temporary file and a rename, so a killed
  * run never leaves a half-written file under the final name. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -88,12 +89,21 @@ int cdb_weights_load(cdb_network *net, const char *path)
     }
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
-        for (int k = 0; k < l->nio; k++)
+        for (int k = 0; k < l->nio; k++) {
             if (fread(l->io[k], sizeof(float), l->io_size[k], fp) != l->io_size[k]) {
                 fclose(fp);
                 cdb_set_error("weights file '%s': read error in layer %d", path, i);
                 return -1;
             }
+            for (size_t e = 0; e < l->io_size[k]; e++)
+                if (!isfinite(l->io[k][e])) {
+                    fclose(fp);
+                    cdb_set_error("weights file '%s': layer %d [%s], array %d, value %zu is not finite (%g): the file is "
+                                  "corrupt or comes from a diverged run",
+                                  path, i, l->type_name, k, e, l->io[k][e]);
+                    return -1;
+                }
+        }
     }
     fclose(fp);
     net->seen = seen;

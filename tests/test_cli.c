@@ -1,2 +1,163 @@
+/* The command-line front end, run as a user would: exit codes and messages
+ * for bad input, and a tiny train + valid round trip on generated data. */
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
 #include "test.h"
-void register_cli_tests(void) {}
+
+/* Run a shell command, capture its output (stdout+stderr) and exit code. */
+static int run(const char *cmd, char *out, size_t n)
+{
+    char full[4200];
+    snprintf(full, sizeof(full), "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static char out[65536];
+
+static void t_usage_and_errors(void)
+{
+    CHECK(access("./cdbnet", X_OK) == 0, "run the tests from the repository root after `make`");
+    CHECK(run("./cdbnet", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet"), "no arguments: usage, exit 2");
+    CHECK(run("./cdbnet help", out, sizeof(out)) == 0 && strstr(out, "train CFG") && strstr(out, "-nodropback"), "help");
+    CHECK(run("./cdbnet frobnicate", out, sizeof(out)) == 2 && strstr(out, "unknown command 'frobnicate'"), "bad command");
+    CHECK(run("./cdbnet train /nonexistent.cfg", out, sizeof(out)) == 1 && strstr(out, "cannot open cfg file '/nonexistent.cfg'"),
+          "missing cfg: %s", out);
+    CHECK(run("./cdbnet train cfg/smallcnn.cfg -threads abc", out, sizeof(out)) == 2 && strstr(out, "-threads expects"),
+          "bad -threads: %s", out);
+    CHECK(run("./cdbnet train cfg/smallcnn.cfg -bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option '-bogus'"),
+          "bad option: %s", out);
+    CHECK(run("./cdbnet train cfg/smallcnn.cfg -set net.max_batchez=3", out, sizeof(out)) == 1 &&
+              strstr(out, "cfg/smallcnn.cfg: [net] (set on the command line) key 'max_batchez': unknown key"),
+          "bad -set key: %s", out);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/bad.cfg", test_tmpdir());
+    write_text(path, "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n[convolutional]\nfilters=abc\n[softmax]\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s", path);
+    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "bad.cfg:7: [convolutional] (layer 0) key 'filters': 'abc' is not an integer"),
+          "bad cfg: %s", out);
+    snprintf(path, sizeof(path), "%s/short.weights", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    int32_t header[3] = {0, 2, 0};
+    uint64_t seen = 64;
+    float some[3] = {0.1f, 0.2f, 0.3f};
+    fwrite(header, 4, 3, f);
+    fwrite(&seen, 8, 1, f);
+    fwrite(some, 4, 3, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid cfg/smallcnn.cfg %s", path);
+    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "short.weights") && strstr(out, "truncated"),
+          "truncated weights: %s", out);
+}
+
+/* Generated IDX data: 4 classes, each a bright square in its own corner. */
+static void write_toy_dataset(const char *dir, int n)
+{
+    char p[512];
+    size_t npix = (size_t)n * 8 * 8;
+    unsigned char *img = calloc(16 + npix, 1), *lab = calloc(8 + (size_t)n, 1);
+    unsigned char ih[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, 8, 0, 0, 0, 8};
+    unsigned char lh[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
+    memcpy(img, ih, 16);
+    memcpy(lab, lh, 8);
+    cdb_rng r = rng_stream(5, 0, 0);
+    for (int i = 0; i < n; i++) {
+        int c = i % 4;
+        lab[8 + i] = (unsigned char)c;
+        unsigned char *im = img + 16 + (size_t)i * 64;
+        for (int k = 0; k < 64; k++) im[k] = (unsigned char)rng_int(&r, 60);
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 3; x++) im[((c / 2) * 5 + y) * 8 + (c % 2) * 5 + x] = 250;
+    }
+    snprintf(p, sizeof(p), "%s/toy-images.gz", dir);
+    gzFile f = gzopen(p, "wb");
+    gzwrite(f, img, (unsigned)(16 + npix));
+    gzclose(f);
+    snprintf(p, sizeof(p), "%s/toy-labels.gz", dir);
+    f = gzopen(p, "wb");
+    gzwrite(f, lab, (unsigned)(8 + n));
+    gzclose(f);
+    free(img);
+    free(lab);
+}
+
+static const char *toy_cfg =
+    "[net]\nbatch=16\nwidth=8\nheight=8\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=40\n"
+    "channel_dropback=1\ndropback_skip=0\nvalid_every=20\n"
+    "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+
+static void t_train_then_valid(void)
+{
+    const char *dir = test_tmpdir();
+    write_toy_dataset(dir, 256);
+    char data[512], cfg[512], text[2048], cmd[4096], weights[512];
+    snprintf(data, sizeof(data), "%s/toy.data", dir);
+    snprintf(text, sizeof(text),
+             "classes=4\ntrain=%s/toy-images.gz\ntrain_labels=%s/toy-labels.gz\nvalid=%s/toy-images.gz\n"
+             "valid_labels=%s/toy-labels.gz\nbackup=%s/backup\n",
+             dir, dir, dir, dir, dir);
+    write_text(data, text);
+    snprintf(cfg, sizeof(cfg), "%s/toy.cfg", dir);
+    write_text(cfg, toy_cfg);
+    snprintf(weights, sizeof(weights), "%s/toy.weights", dir);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -out %s -print 10", cfg, data, weights);
+    int rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 0, "train exited %d:\n%s", rc, out);
+    CHECK(strstr(out, "img/s") && strstr(out, "ETA") && strstr(out, "dropback epoch"), "progress line:\n%s", out);
+    CHECK(strstr(out, "valid  step 20:"), "validation every 20 steps:\n%s", out);
+    const char *final = strstr(out, "valid  step 40: top-1 ");
+    CHECK(final, "final validation line missing:\n%s", out);
+    float train_acc;
+    CHECK(sscanf(final, "valid  step 40: top-1 %f%%", &train_acc) == 1, "parse accuracy");
+    CHECK(train_acc > 60.f, "the toy task must be learnt (top-1 %.2f%%)", train_acc);
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, weights, data);
+    CHECK(run(cmd, out, sizeof(out)) == 0, "valid: %s", out);
+    const char *v = strstr(out, "top-1 ");
+    float valid_acc;
+    CHECK(v && sscanf(v, "top-1 %f%%", &valid_acc) == 1, "parse valid: %s", out);
+    CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
+    snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
+    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
+    /* A weights file holding a NaN is rejected when loaded. */
+    FILE *f = fopen(weights, "r+b");
+    float nan_value = NAN;
+    CHECK(f && fseek(f, 20 + 4 * 16, SEEK_SET) == 0 && fwrite(&nan_value, 4, 1, f) == 1, "corrupt weights");
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, weights, data);
+    rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "layer 0") && strstr(out, "not finite"), "NaN in weights (exit %d): %s", rc, out);
+    /* A diverging run stops with a clear message instead of saving NaNs. */
+    snprintf(cfg, sizeof(cfg), "%s/diverge.cfg", dir);
+    write_text(cfg, "[net]\nbatch=16\nwidth=8\nheight=8\nchannels=1\nlearning_rate=100\nmomentum=0.99\n"
+                    "max_batches=200\n[connected]\noutput=32\nactivation=linear\n"
+                    "[connected]\noutput=4\nactivation=linear\n[softmax]\n");
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -quiet -out %s.nan", cfg, data, weights);
+    rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "loss is not finite at step") && strstr(out, "diverge.cfg"), "NaN loss (exit %d): %s",
+          rc, out);
+    snprintf(cmd, sizeof(cmd), "%s.nan", weights);
+    CHECK(access(cmd, F_OK) != 0, "no weights may be saved from a NaN run");
+}
+
+void register_cli_tests(void)
+{
+    test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
+    test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
+}
