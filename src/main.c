@@ -11,6 +11,9 @@
 #ifdef STB_IMAGE
 #include <stb/stb_image.h>
 #endif
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
 
 #define MAX_OVERRIDES 64
 
@@ -160,6 +163,7 @@ static int cmd_train(const cli *c)
     data_config d;
     cdb_dataset train = {0}, valid = {0};
     int status = 1;
+    if (!c->quiet) network_print_summary(net, stdout);
     if (c->weights) {
         if (cdb_weights_load(net, c->weights)) goto done;
         if (c->clear) net->seen = 0;
@@ -176,7 +180,6 @@ static int cmd_train(const cli *c)
         goto done;
     }
     if (!c->quiet) {
-        network_print_summary(net, stdout);
         const dropback_config *db = &net->dropback;
         printf("dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
                "skip %d, policy %s, mode %s, axis %s\n",
@@ -338,6 +341,12 @@ int main(int argc, char **argv)
     cli c;
     if (parse_cli(argc, argv, &c)) return 2;
     set_num_threads(c.threads);
+#ifdef GPU
+    char cuda[256];
+    cuda_describe(cuda, sizeof(cuda));
+    fprintf(stderr, "GPU build (%s): %d CUDA device(s) found; the layers run on the CPU in this version\n", cuda,
+            cuda_device_count());
+#endif
     if (!strcmp(argv[1], "train")) return cmd_train(&c);
     if (!strcmp(argv[1], "valid")) return cmd_valid(&c);
     if (!strcmp(argv[1], "predict")) return cmd_predict(&c);

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
     const char *filter = argc > 1 ? argv[1] : NULL;
     set_num_threads(1);
     register_cfg_tests();
+    register_shipped_cfg_tests();
     register_gradcheck_tests();
     register_dropback_tests();
     register_optimizer_tests();

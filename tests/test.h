@@ -38,6 +38,7 @@ int have_fashion_mnist(void);
 
 /* Test registration, one function per file. */
 void register_cfg_tests(void);
+void register_shipped_cfg_tests(void);
 void register_gradcheck_tests(void);
 void register_dropback_tests(void);
 void register_optimizer_tests(void);

@@ -1,5 +1,7 @@
 /* cfg errors: a table of bad cfgs, each with the message it must produce
  * (file, line, section, layer and key), and the parser's good paths. */
+#include <glob.h>
+
 #include "test.h"
 
 #define NET "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n"
@@ -98,3 +100,19 @@ void register_cfg_tests(void)
     test_add("cfg/comments, aliases, ignored Darknet keys", t_comments_aliases_and_darknet_keys);
     test_add("cfg/-set overrides", t_override);
 }
+
+/* Every cfg we ship parses and builds. */
+static void t_shipped_cfgs_build(void)
+{
+    glob_t g;
+    CHECK(glob("cfg/*.cfg", 0, NULL, &g) == 0 && g.gl_pathc >= 2, "no cfg/*.cfg found (run from the repository root)");
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        cdb_network *net = cdb_network_load(g.gl_pathv[i], NULL, 0);
+        CHECK(net, "%s: %s", g.gl_pathv[i], cdb_last_error());
+        CHECK(net->data_path, "%s names no .data file", g.gl_pathv[i]);
+        cdb_network_free(net);
+    }
+    globfree(&g);
+}
+
+void register_shipped_cfg_tests(void) { test_add("cfg/every shipped cfg builds", t_shipped_cfgs_build); }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package cdbnet's build, data and tests need.
+# Idempotent: installs only what is missing. Run as root or with sudo.
+set -euo pipefail
+
+packages=(
+  build-essential       # gcc, make
+  zlib1g-dev            # .gz datasets
+  libopenblas-dev       # CPU GEMM
+  libopenblas0-openmp   # OpenBLAS sharing cdbnet's OpenMP thread pool
+  libstb-dev            # image files for `cdbnet predict`
+  dataset-fashion-mnist # real Fashion-MNIST in /usr/share/datasets/fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+  else
+    echo "install_deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
