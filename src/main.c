@@ -230,7 +230,39 @@ done:
     return status;
 }
 
-static void print_top(const float *probs, int classes, int top, const char *label)
+/* Class names from the .data file's names= (one per line), or NULL. */
+static char **load_names(const char *path, int classes)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cdb_set_error("cannot open class names file '%s'", path);
+        return NULL;
+    }
+    char **names = xcalloc((size_t)classes, sizeof(char *));
+    char line[512];
+    int n = 0;
+    while (n < classes && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        names[n++] = xstrdup(line);
+    }
+    fclose(f);
+    if (n < classes) {
+        cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        return NULL;
+    }
+    return names;
+}
+
+static void free_names(char **names, int classes)
+{
+    if (!names) return;
+    for (int i = 0; i < classes; i++) free(names[i]);
+    free(names);
+}
+
+static void print_top(const float *probs, int classes, int top, const char *label, char **names)
 {
     printf("%s:\n", label);
     int shown[64] = {0};
@@ -244,7 +276,7 @@ static void print_top(const float *probs, int classes, int top, const char *labe
             if (!used && (best < 0 || probs[k] > probs[best])) best = k;
         }
         shown[t] = best;
-        printf("  class %3d  %6.2f%%\n", best, 100 * probs[best]);
+        printf("  class %3d  %6.2f%%  %s\n", best, 100 * probs[best], names ? names[best] : "");
     }
 }
 
@@ -290,13 +322,19 @@ static int cmd_predict(const cli *c)
     int status = 1;
     float *image = xcalloc((size_t)net->inputs, sizeof(float));
     float *probs = xcalloc((size_t)net->classes, sizeof(float));
+    char **names = NULL;
+    data_config d = {0};
+    int have_data = (c->data || net->data_path) && load_data_config(net, c, &d) == 0;
+    if (!have_data && (c->data || net->data_path)) goto done;
+    if (have_data && d.names && !(names = load_names(d.names, net->classes))) goto done;
     if (cdb_weights_load(net, c->positional[1])) goto done;
     if (c->index >= 0) {
-        data_config d;
         cdb_dataset valid = {0};
-        if (load_data_config(net, c, &d)) goto done;
+        if (!have_data) {
+            cdb_set_error("-index needs a dataset: give [net] data= or -data");
+            goto done;
+        }
         int bad = dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net);
-        data_config_free(&d);
         if (!bad && c->index >= valid.n) {
             cdb_set_error("-index %d: the validation set has %d items", c->index, valid.n);
             bad = 1;
@@ -310,14 +348,14 @@ static int cmd_predict(const cli *c)
         cdb_predict(net, image, 1, probs);
         char title[128];
         snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
-        print_top(probs, net->classes, c->top, title);
+        print_top(probs, net->classes, c->top, title, names);
         dataset_free(&valid);
     }
     for (int i = 2; i < c->n_positional; i++) {
 #ifdef STB_IMAGE
         if (load_image(net, c->positional[i], image)) goto done;
         cdb_predict(net, image, 1, probs);
-        print_top(probs, net->classes, c->top, c->positional[i]);
+        print_top(probs, net->classes, c->top, c->positional[i], names);
 #else
         cdb_set_error("this build cannot read image files (install libstb-dev and rebuild); use -index N");
         goto done;
@@ -327,6 +365,8 @@ static int cmd_predict(const cli *c)
 done:
     free(image);
     free(probs);
+    free_names(names, net->classes);
+    data_config_free(&d);
     if (status) fail();
     cdb_network_free(net);
     return status;
