@@ -12,8 +12,10 @@ int train_resolve_length(cdb_network *net, int train_size)
 {
     train_config *t = &net->train;
     if (t->max_epochs) {
-        long steps = ((long)t->max_epochs * train_size + net->batch - 1) / net->batch;
-        t->max_batches = (int)(steps > 0 ? steps : 1);
+        /* An epoch is the whole batches of one pass over the training set. */
+        long per_epoch = train_size / net->batch;
+        long steps = (long)t->max_epochs * (per_epoch > 0 ? per_epoch : 1);
+        t->max_batches = (int)(steps < (1L << 30) ? steps : (1L << 30));
     }
     if (!t->max_batches) {
         cdb_set_error("%s: [net] needs max_batches or max_epochs to train", net->cfg_path);
