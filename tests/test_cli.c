@@ -135,6 +135,18 @@ static void t_train_then_valid(void)
     CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
     CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
+    /* An image file (binary PGM, read by stb_image) of class 2: the bright
+     * square in the lower-left corner. */
+    char pgm[512];
+    snprintf(pgm, sizeof(pgm), "%s/class2.pgm", dir);
+    FILE *img = fopen(pgm, "wb");
+    fprintf(img, "P5\n8 8\n255\n");
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++) fputc(y >= 5 && x < 3 ? 250 : 20, img);
+    fclose(img);
+    snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s %s -top 1", cfg, weights, data, pgm);
+    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "class2.pgm:") && strstr(out, "class   2"),
+          "predict on an image file: %s", out);
     /* A weights file holding a NaN is rejected when loaded. */
     FILE *f = fopen(weights, "r+b");
     float nan_value = NAN;
