@@ -1,6 +1,8 @@
 /* [connected]: a fully connected (linear) map, then batch norm or bias, then
- * the activation. input (batch, inputs), weights (outputs, inputs),
- * output (batch, outputs). */
+ * the activation. On an image: input (batch, inputs) flattened, weights
+ * (outputs, inputs), output (batch, outputs). On a token sequence it acts on
+ * every token: input (batch, tokens, in), weights (outputs, in), output
+ * (batch, tokens, outputs), as one GEMM over batch * tokens rows. */
 #include <stdlib.h>
 
 #include "activations.h"
@@ -9,6 +11,7 @@
 #include "layers.h"
 
 typedef struct {
+    int rows, in, out;   /* GEMM rows (batch or batch*tokens), features in and out */
     activation act;
     int batch_normalize;
     cdb_param *weights, *biases;
@@ -20,7 +23,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     (void)net;
     connected_priv *p = l->priv;
-    int B = l->batch, I = l->inputs, O = l->outputs;
+    int B = p->rows, I = p->in, O = p->out;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
     if (p->batch_normalize) {
@@ -36,7 +39,7 @@ static void backward(cdb_layer *l, cdb_network *net)
 {
     (void)net;
     connected_priv *p = l->priv;
-    int B = l->batch, I = l->inputs, O = l->outputs;
+    int B = p->rows, I = p->in, O = p->out;
     float *dz = l->delta;
     if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)B * O);
     if (p->batch_normalize) {
@@ -65,14 +68,31 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     int outputs = cfg_int(r, "output", 1, 1, 1 << 24);
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
+    float init_std = cfg_float(r, "init_std", 0.f, 0.f, 10.f);
     if (r->failed) return -1;
-    l->out_c = outputs;
-    l->out_h = l->out_w = 1;
+    if (l->tokens && p->batch_normalize) {
+        cfg_fail(r, "batch_normalize", "not supported on a token sequence (use [layernorm])");
+        return -1;
+    }
+    p->out = outputs;
+    if (l->tokens) {
+        p->rows = l->batch * l->tokens;
+        p->in = l->c;
+        layer_set_sequence_output(l, l->tokens, outputs);
+    } else {
+        p->rows = l->batch;
+        p->in = l->c * l->h * l->w;
+        l->out_c = outputs;
+        l->out_h = l->out_w = 1;
+    }
     layer_alloc_output(l);
-    p->weights = layer_add_param(l, "weights", (size_t)outputs * l->inputs, 1, outputs, l->inputs, 1);
+    p->weights = layer_add_param(l, "weights", (size_t)outputs * p->in, 1, outputs, p->in, 1);
     layer_read_dropback_keys(l, r, p->weights);
     if (cfg_check_unused(r)) return -1;
-    init_weights_uniform(p->weights->value, p->weights->size, l->inputs, net->seed, l->index);
+    if (init_std > 0)
+        init_trunc_normal(p->weights->value, p->weights->size, init_std, net->seed, l->index, 0);
+    else
+        init_weights_uniform(p->weights->value, p->weights->size, p->in, net->seed, l->index);
     if (p->batch_normalize) {
         bn_init(&p->bn, l, outputs, 1, l->batch);
         p->biases = p->bn.biases;
@@ -86,11 +106,11 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         layer_add_io(l, p->bn.rolling_mean, (size_t)outputs);
         layer_add_io(l, p->bn.rolling_variance, (size_t)outputs);
     }
-    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * outputs, sizeof(float));
-    l->flops = (size_t)outputs * l->inputs;
+    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)p->rows * outputs, sizeof(float));
+    l->flops = (size_t)outputs * p->in * (l->tokens ? l->tokens : 1);
     l->forward = forward;
     l->backward = backward;
-    snprintf(l->description, sizeof(l->description), "%d -> %d%s %s", l->inputs, outputs,
-             p->batch_normalize ? " bn" : "", activation_name(p->act));
+    snprintf(l->description, sizeof(l->description), "%d -> %d%s%s %s", p->in, outputs,
+             l->tokens ? " per token" : "", p->batch_normalize ? " bn" : "", activation_name(p->act));
     return 0;
 }

@@ -18,6 +18,12 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int tokens_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int cls_token_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
+int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 
 /* Helpers shared by layer files (network.c). */
 void layer_alloc_output(cdb_layer *l);
@@ -26,6 +32,10 @@ void layer_alloc_output(cdb_layer *l);
 void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights);
 /* The `activation` key (silu is accepted for swish). */
 activation layer_read_activation(cfg_reader *r, activation def);
+/* Output shape of a token sequence: (tokens, features). */
+void layer_set_sequence_output(cdb_layer *l, int tokens, int features);
+/* Truncated normal N(0, std) cut at +-2 std (position embeddings, class token). */
+void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt);
 /* He-uniform initialisation: U(-sqrt(6/fan_in), sqrt(6/fan_in)). */
 void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index);
 /* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */

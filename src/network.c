@@ -76,6 +76,25 @@ activation layer_read_activation(cfg_reader *r, activation def)
     return a;
 }
 
+void layer_set_sequence_output(cdb_layer *l, int tokens, int features)
+{
+    l->out_tokens = tokens;
+    l->out_c = features;
+    l->out_h = tokens;
+    l->out_w = 1;
+}
+
+void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt)
+{
+    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, ((uint64_t)salt << 32) | (uint64_t)layer_index);
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        do v = rng_normal(&rng);
+        while (v < -2.f || v > 2.f);
+        w[i] = std * v;
+    }
+}
+
 void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index)
 {
     cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, (uint64_t)layer_index);

@@ -19,7 +19,13 @@ typedef enum {
     LAYER_SHORTCUT,
     LAYER_ROUTE,
     LAYER_DROPOUT,
-    LAYER_SOFTMAX
+    LAYER_SOFTMAX,
+    LAYER_TOKENS,
+    LAYER_CLS_TOKEN,
+    LAYER_POS_EMBED,
+    LAYER_LAYERNORM,
+    LAYER_ATTENTION,
+    LAYER_TOKEN_POOL
 } layer_type;
 
 typedef struct cdb_layer cdb_layer;
@@ -34,6 +40,10 @@ struct cdb_layer {
     int batch;                 /* images per forward pass (batch / subdivisions) */
     int c, h, w;               /* input shape */
     int out_c, out_h, out_w;   /* output shape */
+    /* Token sequences (vision transformers): when tokens > 0 the input is
+     * (batch, tokens, c) with h = tokens and w = 1, each token's c features
+     * contiguous; likewise out_tokens for the output. 0 means an image. */
+    int tokens, out_tokens;
     int inputs, outputs;       /* c*h*w and out_c*out_h*out_w */
     float *input;              /* (batch, inputs): the previous layer's output */
     float *input_delta;        /* (batch, inputs): where backward adds dLoss/dinput; NULL for layer 0 */

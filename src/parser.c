@@ -9,20 +9,31 @@
 
 typedef int (*layer_maker)(cdb_layer *l, cfg_reader *r, cdb_network *net);
 
+/* What a layer type accepts as input: an image (c, h, w), a token
+ * sequence (tokens, features), or either. */
+enum { TAKES_IMAGE = 1, TAKES_SEQUENCE = 2, TAKES_ANY = 3 };
+
 static const struct {
     const char *name, *alias;
     layer_type type;
     layer_maker make;
+    int takes;
 } layer_kinds[] = {
-    {"convolutional", "conv", LAYER_CONVOLUTIONAL, convolutional_layer_make},
-    {"connected", "conn", LAYER_CONNECTED, connected_layer_make},
-    {"batchnorm", NULL, LAYER_BATCHNORM, batchnorm_layer_make},
-    {"maxpool", "max", LAYER_MAXPOOL, maxpool_layer_make},
-    {"avgpool", "avg", LAYER_AVGPOOL, avgpool_layer_make},
-    {"shortcut", NULL, LAYER_SHORTCUT, shortcut_layer_make},
-    {"route", NULL, LAYER_ROUTE, route_layer_make},
-    {"dropout", NULL, LAYER_DROPOUT, dropout_layer_make},
-    {"softmax", "soft", LAYER_SOFTMAX, softmax_layer_make},
+    {"convolutional", "conv", LAYER_CONVOLUTIONAL, convolutional_layer_make, TAKES_IMAGE},
+    {"connected", "conn", LAYER_CONNECTED, connected_layer_make, TAKES_ANY},
+    {"batchnorm", NULL, LAYER_BATCHNORM, batchnorm_layer_make, TAKES_IMAGE},
+    {"maxpool", "max", LAYER_MAXPOOL, maxpool_layer_make, TAKES_IMAGE},
+    {"avgpool", "avg", LAYER_AVGPOOL, avgpool_layer_make, TAKES_IMAGE},
+    {"shortcut", NULL, LAYER_SHORTCUT, shortcut_layer_make, TAKES_ANY},
+    {"route", NULL, LAYER_ROUTE, route_layer_make, TAKES_IMAGE},
+    {"dropout", NULL, LAYER_DROPOUT, dropout_layer_make, TAKES_ANY},
+    {"softmax", "soft", LAYER_SOFTMAX, softmax_layer_make, TAKES_IMAGE},
+    {"tokens", NULL, LAYER_TOKENS, tokens_layer_make, TAKES_IMAGE},
+    {"cls_token", NULL, LAYER_CLS_TOKEN, cls_token_layer_make, TAKES_SEQUENCE},
+    {"pos_embed", NULL, LAYER_POS_EMBED, pos_embed_layer_make, TAKES_SEQUENCE},
+    {"layernorm", NULL, LAYER_LAYERNORM, layernorm_layer_make, TAKES_SEQUENCE},
+    {"attention", NULL, LAYER_ATTENTION, attention_layer_make, TAKES_SEQUENCE},
+    {"token_pool", NULL, LAYER_TOKEN_POOL, token_pool_layer_make, TAKES_SEQUENCE},
 };
 #define N_LAYER_KINDS ((int)(sizeof(layer_kinds) / sizeof(layer_kinds[0])))
 
@@ -37,7 +48,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
     net->subdivisions = cfg_int(r, "subdivisions", 1, 1, 1 << 20);
     net->w = cfg_int(r, "width", 0, 1, 1 << 16);
     net->h = cfg_int(r, "height", 0, 1, 1 << 16);
-    net->c = cfg_int(r, "channels", 0, 1, 4);
+    net->c = cfg_int(r, "channels", 0, 1, 1 << 16);
     net->classes = cfg_int(r, "classes", 0, 1, 1 << 20);
     const char *data = cfg_str(r, "data", NULL);
     net->data_path = data ? xstrdup(data) : NULL;
@@ -219,6 +230,7 @@ cdb_network *network_build(cfg_file *cfg)
             l->w = prev->out_w;
             l->input = prev->output;
             l->input_delta = prev->delta;
+            l->tokens = prev->out_tokens;
         }
         l->inputs = l->c * l->h * l->w;
         int kind = -1;
@@ -228,8 +240,22 @@ cdb_network *network_build(cfg_file *cfg)
                 kind = k;
         if (kind < 0) {
             cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: convolutional, connected, "
-                          "batchnorm, maxpool, avgpool, shortcut, route, dropout, softmax",
+                          "batchnorm, maxpool, avgpool, shortcut, route, dropout, softmax, tokens, cls_token, "
+                          "pos_embed, layernorm, attention, token_pool",
                           cfg->path, sec->line, sec->type, i);
+            net->n = built;
+            goto fail;
+        }
+        int is_sequence = l->tokens > 0;
+        if (!(layer_kinds[kind].takes & (is_sequence ? TAKES_SEQUENCE : TAKES_IMAGE))) {
+            if (is_sequence)
+                cdb_set_error("%s:%d: [%s] (layer %d) needs an image-shaped input but gets a sequence of %d tokens "
+                              "(use [token_pool] first)",
+                              cfg->path, sec->line, sec->type, i, l->tokens);
+            else
+                cdb_set_error("%s:%d: [%s] (layer %d) needs a token sequence but gets a %dx%dx%d image (use "
+                              "[tokens] first)",
+                              cfg->path, sec->line, sec->type, i, l->c, l->h, l->w);
             net->n = built;
             goto fail;
         }

@@ -58,7 +58,7 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         return -1;
     }
     const cdb_layer *src = &net->layers[p->from];
-    if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w) {
+    if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
         cfg_fail(r, "from", "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d", p->from, src->out_c,
                  src->out_h, src->out_w, l->c, l->h, l->w);
         return -1;
@@ -66,6 +66,7 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = l->c;
     l->out_h = l->h;
     l->out_w = l->w;
+    l->out_tokens = l->tokens;
     layer_alloc_output(l);
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     l->forward = forward;

@@ -163,8 +163,34 @@ ACTIVATION_TEST(silu)
 ACTIVATION_TEST(mish)
 ACTIVATION_TEST(hardswish)
 
+/* Token sequences: a 2x2 patch embedding of a 3x4x4 input gives 4 tokens of 6. */
+#define SEQ_HEAD NET_HEAD4_SEQ "[convolutional]\nfilters=6\nsize=2\nstride=2\nactivation=linear\n[tokens]\n"
+#define NET_HEAD4_SEQ "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=3\n"
+#define SEQ_TAIL "[token_pool]\nmode=mean\n" HEAD_TAIL
+
+static void t_tokens(void) { gradcheck(SEQ_HEAD SEQ_TAIL); }
+static void t_cls_token(void) { gradcheck(SEQ_HEAD "[cls_token]\n[token_pool]\nmode=cls\n" HEAD_TAIL); }
+static void t_pos_embed(void) { gradcheck(SEQ_HEAD "[cls_token]\n[pos_embed]\n" SEQ_TAIL); }
+static void t_layernorm(void) { gradcheck(SEQ_HEAD "[layernorm]\n" SEQ_TAIL); }
+static void t_attention(void) { gradcheck(SEQ_HEAD "[cls_token]\n[attention]\nheads=2\ninit_std=0.5\n" SEQ_TAIL); }
+static void t_tokenwise_connected(void) { gradcheck(SEQ_HEAD "[connected]\noutput=5\nactivation=gelu\n" SEQ_TAIL); }
+static void t_encoder_block(void)
+{
+    gradcheck(SEQ_HEAD "[cls_token]\n[pos_embed]\n"
+                       "[layernorm]\n[attention]\nheads=3\ninit_std=0.1\n[shortcut]\nfrom=-3\n"
+                       "[layernorm]\n[connected]\noutput=8\nactivation=gelu\n[connected]\noutput=6\nactivation=linear\n"
+                       "[shortcut]\nfrom=-4\n[layernorm]\n[token_pool]\nmode=cls\n" HEAD_TAIL);
+}
+
 void register_gradcheck_tests(void)
 {
+    test_add("gradcheck/tokens", t_tokens);
+    test_add("gradcheck/cls_token and class-token pooling", t_cls_token);
+    test_add("gradcheck/pos_embed", t_pos_embed);
+    test_add("gradcheck/layernorm", t_layernorm);
+    test_add("gradcheck/attention", t_attention);
+    test_add("gradcheck/token-wise connected gelu", t_tokenwise_connected);
+    test_add("gradcheck/pre-norm encoder block", t_encoder_block);
     test_add("gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias);
     test_add("gradcheck/conv stride 2 leaky", t_conv_stride2);
     test_add("gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5);

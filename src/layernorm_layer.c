@@ -1,0 +1,98 @@
+/* [layernorm]: normalises every token of a sequence over its d features,
+ * y = gamma * (x - mean) / sqrt(var + eps) + beta, as PyTorch's LayerNorm.
+ * input and output (batch, tokens, d); gamma and beta (d) are not eligible. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "layers.h"
+
+typedef struct {
+    float eps;
+    cdb_param *scales, *biases;
+    float *x_hat;    /* (batch * tokens, d) */
+    float *inv_std;  /* (batch * tokens) */
+} layernorm_priv;
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)net;
+    (void)train;
+    layernorm_priv *p = l->priv;
+    int rows = l->batch * l->tokens, D = l->c;
+    const float *g = p->scales->value, *beta = p->biases->value;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *x = l->input + (size_t)r * D;
+        float *xh = p->x_hat + (size_t)r * D, *y = l->output + (size_t)r * D;
+        double sum = 0, sq = 0;
+        for (int d = 0; d < D; d++) sum += x[d];
+        float mean = (float)(sum / D);
+        for (int d = 0; d < D; d++) sq += (double)(x[d] - mean) * (x[d] - mean);
+        float inv = 1.f / sqrtf((float)(sq / D) + p->eps);
+        p->inv_std[r] = inv;
+        for (int d = 0; d < D; d++) {
+            xh[d] = (x[d] - mean) * inv;
+            y[d] = g[d] * xh[d] + beta[d];
+        }
+    }
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    layernorm_priv *p = l->priv;
+    int rows = l->batch * l->tokens, D = l->c;
+    const float *g = p->scales->value;
+    for (int r = 0; r < rows; r++) {
+        const float *dy = l->delta + (size_t)r * D, *xh = p->x_hat + (size_t)r * D;
+        for (int d = 0; d < D; d++) {
+            p->scales->grad[d] += dy[d] * xh[d];
+            p->biases->grad[d] += dy[d];
+        }
+    }
+    if (!l->input_delta) return;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *dy = l->delta + (size_t)r * D, *xh = p->x_hat + (size_t)r * D;
+        float *dx = l->input_delta + (size_t)r * D;
+        double mean_dxh = 0, mean_dxh_xh = 0;
+        for (int d = 0; d < D; d++) {
+            float dxh = dy[d] * g[d];
+            mean_dxh += dxh;
+            mean_dxh_xh += dxh * xh[d];
+        }
+        float m1 = (float)(mean_dxh / D), m2 = (float)(mean_dxh_xh / D);
+        for (int d = 0; d < D; d++) dx[d] += p->inv_std[r] * (dy[d] * g[d] - m1 - xh[d] * m2);
+    }
+}
+
+static void destroy(cdb_layer *l)
+{
+    layernorm_priv *p = l->priv;
+    free(p->x_hat);
+    free(p->inv_std);
+    free(p);
+}
+
+int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    (void)net;
+    layernorm_priv *p = xcalloc(1, sizeof(layernorm_priv));
+    l->priv = p;
+    l->destroy = destroy;
+    p->eps = cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
+    if (cfg_check_unused(r)) return -1;
+    layer_set_sequence_output(l, l->tokens, l->c);
+    layer_alloc_output(l);
+    p->biases = layer_add_param(l, "biases", (size_t)l->c, 0, 0, 0, 0);
+    p->scales = layer_add_param(l, "scales", (size_t)l->c, 0, 0, 0, 0);
+    for (int d = 0; d < l->c; d++) p->scales->value[d] = 1;
+    layer_add_io(l, p->scales->value, (size_t)l->c);
+    layer_add_io(l, p->biases->value, (size_t)l->c);
+    p->x_hat = xcalloc((size_t)l->batch * l->inputs, sizeof(float));
+    p->inv_std = xcalloc((size_t)l->batch * l->tokens, sizeof(float));
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "%d features, eps %g", l->c, p->eps);
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* [pos_embed]: adds a learned position embedding (tokens, d) to every
+ * sequence of the batch. Not eligible for ChannelDropBack. */
+#include <stdlib.h>
+
+#include "layers.h"
+
+typedef struct {
+    cdb_param *embedding;
+} pos_priv;
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)net;
+    (void)train;
+    pos_priv *p = l->priv;
+    size_t n = (size_t)l->inputs;
+    for (int b = 0; b < l->batch; b++) {
+        const float *in = l->input + (size_t)b * n;
+        float *out = l->output + (size_t)b * n;
+        for (size_t i = 0; i < n; i++) out[i] = in[i] + p->embedding->value[i];
+    }
+}
+
+static void backward(cdb_layer *l, cdb_network *net)
+{
+    (void)net;
+    pos_priv *p = l->priv;
+    size_t n = (size_t)l->inputs;
+    for (int b = 0; b < l->batch; b++) {
+        const float *d = l->delta + (size_t)b * n;
+        for (size_t i = 0; i < n; i++) p->embedding->grad[i] += d[i];
+        if (l->input_delta)
+            for (size_t i = 0; i < n; i++) l->input_delta[(size_t)b * n + i] += d[i];
+    }
+}
+
+static void destroy(cdb_layer *l) { free(l->priv); }
+
+int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+{
+    pos_priv *p = xcalloc(1, sizeof(pos_priv));
+    l->priv = p;
+    l->destroy = destroy;
+    if (cfg_check_unused(r)) return -1;
+    layer_set_sequence_output(l, l->tokens, l->c);
+    layer_alloc_output(l);
+    p->embedding = layer_add_param(l, "pos_embed", (size_t)l->inputs, 0, 0, 0, 0);
+    init_trunc_normal(p->embedding->value, (size_t)l->inputs, 0.02f, net->seed, l->index, 2);
+    layer_add_io(l, p->embedding->value, (size_t)l->inputs);
+    l->forward = forward;
+    l->backward = backward;
+    snprintf(l->description, sizeof(l->description), "learned %dx%d", l->tokens, l->c);
+    return 0;
+}
