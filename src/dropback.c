@@ -106,6 +106,7 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
     }
     if (stats) {
         stats->steps++;
+        stats->expected_selected += cfg->policy == DROPBACK_POLICY_SINGLE ? (candidates > 0 ? r : 0) : r * candidates;
         stats->selected += selected;
         for (int i = 0; i < n; i++)
             if (params[i]->selected) stats->dropped_fraction += 1.0 - params[i]->keep;

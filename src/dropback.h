@@ -29,6 +29,7 @@ typedef struct {
     long steps;                /* steps counted */
     long selected;             /* tensors selected over those steps */
     double dropped_fraction;   /* sum of (1 - keep) over selected tensors */
+    double expected_selected;  /* sum over steps of the expected number selected */
 } dropback_stats;
 
 void dropback_config_defaults(dropback_config *cfg);

@@ -226,8 +226,14 @@ void network_print_summary(const cdb_network *net, FILE *out)
         }
         total += count;
         char in[32], outs[32];
-        snprintf(in, sizeof(in), "%dx%dx%d", l->c, l->h, l->w);
-        snprintf(outs, sizeof(outs), "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+        if (l->tokens)
+            snprintf(in, sizeof(in), "%d tok x %d", l->tokens, l->c);
+        else
+            snprintf(in, sizeof(in), "%dx%dx%d", l->c, l->h, l->w);
+        if (l->out_tokens)
+            snprintf(outs, sizeof(outs), "%d tok x %d", l->out_tokens, l->out_c);
+        else
+            snprintf(outs, sizeof(outs), "%dx%dx%d", l->out_c, l->out_h, l->out_w);
         char rate[32] = "";
         for (int k = 0; k < l->nparams; k++)
             if (l->params[k].dropback) snprintf(rate, sizeof(rate), " (p=%.2f)", l->params[k].channel_rate);

@@ -101,10 +101,10 @@ static void report_dropback_epoch(cdb_network *net, int epoch)
     dropback_stats *s = &net->dropback_stats;
     if (s->steps == 0) return;
     float r = dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
-    printf("dropback epoch %d: %.3f tensors selected per step, mean dropped fraction %.3f over %ld selections "
-           "(layer rate now %.3f)\n",
-           epoch, (double)s->selected / s->steps, s->selected ? s->dropped_fraction / s->selected : 0.0, s->selected,
-           r);
+    printf("dropback epoch %d: %.3f tensors selected per step (expected %.3f), mean dropped fraction %.3f over %ld "
+           "selections (channel rate %.2f); layer rate now %.3f\n",
+           epoch, (double)s->selected / s->steps, s->expected_selected / s->steps,
+           s->selected ? s->dropped_fraction / s->selected : 0.0, s->selected, net->dropback.channel_rate, r);
     memset(s, 0, sizeof(*s));
 }
 

@@ -249,6 +249,9 @@ static void t_statistics_and_schedule(void)
     CHECK(fabs(mean_drop - 0.3) < 5 * sigma, "mean dropped fraction %.4f, expected 0.3 (+-%.4f)", mean_drop, 5 * sigma);
     CHECK(stats.steps == STEPS && stats.selected == selections, "statistics count steps and selections");
     CHECK(fabs(stats.dropped_fraction - dropped) < 1e-6 * dropped, "statistics sum the dropped fraction");
+    double expected = N * (900 * 0.1 + 900 * 0.3 + 1200 * 0.6);
+    CHECK(fabs(stats.expected_selected - expected) < 1e-3 * expected, "expected selections %.1f, want %.1f",
+          stats.expected_selected, expected);
     free_fake(p, N);
 }
 
