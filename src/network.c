@@ -30,8 +30,6 @@ cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int elig
     p->size = size;
     p->value = xcalloc(size, sizeof(float));
     p->grad = xcalloc(size, sizeof(float));
-    p->moment1 = xcalloc(size, sizeof(float));
-    p->moment2 = xcalloc(size, sizeof(float));
     p->eligible = eligible;
     p->rows = rows;
     p->channels = channels;

@@ -5,6 +5,8 @@
 void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
                             dropback_axis axis)
 {
+    if (!p->moment1) p->moment1 = xcalloc(p->size, sizeof(float));
+    if (!p->moment2 && cfg->optimizer == OPT_ADAMW) p->moment2 = xcalloc(p->size, sizeof(float));
     float wd = p->decay ? cfg->decay : 0.f;
     float *w = p->value, *g = p->grad, *m = p->moment1, *v = p->moment2;
     size_t n = p->size;

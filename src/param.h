@@ -12,8 +12,8 @@ typedef struct {
     const char *name;   /* "weights", "biases", "scales", ... */
     float *value;       /* (size) */
     float *grad;        /* (size): this step's gradient, summed over subdivisions */
-    float *moment1;     /* (size): SGD momentum buffer / AdamW first moment */
-    float *moment2;     /* (size): AdamW second moment */
+    float *moment1;     /* (size): SGD momentum buffer / AdamW first moment; allocated by the first update */
+    float *moment2;     /* (size): AdamW second moment; allocated by the first update */
     size_t size;
 
     /* Dropback view of the tensor as [rows][channels][inner]: for a
