@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "benchmark.h"
 #include "data.h"
 #include "gemm.h"
 #include "network.h"
@@ -26,6 +27,8 @@ static const char *usage =
     "  predict CFG WEIGHTS [IMAGE...] [options]\n"
     "                                 class probabilities for image files, or for -index N of the\n"
     "                                 validation set\n"
+    "  benchmark CFG [options]        training throughput on synthetic data of the cfg's shape, with a\n"
+    "                                 per-phase and per-layer profile and the sgemm ceiling\n"
     "  help                           this text\n"
     "\n"
     "options:\n"
@@ -42,6 +45,10 @@ static const char *usage =
     "  -index N          (predict) predict item N of the validation set\n"
     "  -top N            (predict) classes to show (default 5)\n"
     "  -quiet            (train) no summary or progress lines\n"
+    "  -batch N          (benchmark) images per step (default: the cfg's batch)\n"
+    "  -steps N          (benchmark) timed steps per repeat (default 10)\n"
+    "  -repeats N        (benchmark) repeats; the median is reported (default 5)\n"
+    "  -warmup N         (benchmark) untimed steps first (default 3)\n"
     "\n"
     "See README.md and docs/ for every cfg section and key.\n";
 
@@ -50,6 +57,8 @@ typedef struct {
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, quiet;
+    int batch, steps, repeats, warmup;
+    char batch_override[64], subdivision_override[64];
     const char *positional[64];
     int n_positional;
     char seed_override[64];
@@ -79,6 +88,9 @@ static int parse_cli(int argc, char **argv, cli *c)
     c->threads = 1;
     c->index = -1;
     c->top = 5;
+    c->steps = 10;
+    c->repeats = 5;
+    c->warmup = 3;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || a[1] == 0) {
@@ -91,7 +103,8 @@ static int parse_cli(int argc, char **argv, cli *c)
         }
         int takes_value = !strcmp(a, "-data") || !strcmp(a, "-weights") || !strcmp(a, "-out") || !strcmp(a, "-seed") ||
                           !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
-                          !strcmp(a, "-index") || !strcmp(a, "-top");
+                          !strcmp(a, "-index") || !strcmp(a, "-top") || !strcmp(a, "-batch") ||
+                          !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -117,6 +130,14 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 0, &c->index)) return -1;
         } else if (!strcmp(a, "-top")) {
             if (int_value(a, v, 1, &c->top)) return -1;
+        } else if (!strcmp(a, "-batch")) {
+            if (int_value(a, v, 1, &c->batch)) return -1;
+        } else if (!strcmp(a, "-steps")) {
+            if (int_value(a, v, 1, &c->steps)) return -1;
+        } else if (!strcmp(a, "-repeats")) {
+            if (int_value(a, v, 1, &c->repeats)) return -1;
+        } else if (!strcmp(a, "-warmup")) {
+            if (int_value(a, v, 0, &c->warmup)) return -1;
         } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
         else if (!strcmp(a, "-clear")) c->clear = 1;
         else if (!strcmp(a, "-quiet")) c->quiet = 1;
@@ -262,6 +283,28 @@ static void free_names(char **names, int classes)
     free(names);
 }
 
+static int cmd_benchmark(cli *c)
+{
+    if (c->n_positional != 1) {
+        fprintf(stderr, "usage: cdbnet benchmark CFG [-batch N] [-steps N] [-repeats N] [-threads N] [-nodropback]\n");
+        return 2;
+    }
+    if (c->batch) {
+        if (c->n_overrides + 2 > MAX_OVERRIDES) return 2;
+        snprintf(c->batch_override, sizeof(c->batch_override), "net.batch=%d", c->batch);
+        snprintf(c->subdivision_override, sizeof(c->subdivision_override), "net.subdivisions=1");
+        c->overrides[c->n_overrides++] = c->batch_override;
+        c->overrides[c->n_overrides++] = c->subdivision_override;
+    }
+    cdb_network *net = load_network(c->positional[0], c);
+    if (!net) return fail();
+    benchmark_options opt = {c->warmup, c->steps, c->repeats, 12};
+    int status = run_benchmark(net, &opt) ? 1 : 0;
+    if (status) fail();
+    cdb_network_free(net);
+    return status;
+}
+
 static void print_top(const float *probs, int classes, int top, const char *label, char **names)
 {
     printf("%s:\n", label);
@@ -390,6 +433,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "train")) return cmd_train(&c);
     if (!strcmp(argv[1], "valid")) return cmd_valid(&c);
     if (!strcmp(argv[1], "predict")) return cmd_predict(&c);
+    if (!strcmp(argv[1], "benchmark")) return cmd_benchmark(&c);
     fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

@@ -106,9 +106,32 @@ int layer_resolve_ref(int self, int ref)
     return (idx >= 0 && idx < self) ? idx : -1;
 }
 
+void network_enable_profiling(cdb_network *net)
+{
+    net->profile = 1;
+    if (!net->forward_seconds) net->forward_seconds = xcalloc((size_t)net->n, sizeof(double));
+    if (!net->backward_seconds) net->backward_seconds = xcalloc((size_t)net->n, sizeof(double));
+}
+
+void network_reset_profile(cdb_network *net)
+{
+    if (!net->profile) return;
+    memset(net->forward_seconds, 0, (size_t)net->n * sizeof(double));
+    memset(net->backward_seconds, 0, (size_t)net->n * sizeof(double));
+    net->update_seconds = net->dropback_seconds = 0;
+}
+
 void network_forward(cdb_network *net, int train)
 {
-    for (int i = 0; i < net->n; i++) net->layers[i].forward(&net->layers[i], net, train);
+    if (!net->profile) {
+        for (int i = 0; i < net->n; i++) net->layers[i].forward(&net->layers[i], net, train);
+        return;
+    }
+    for (int i = 0; i < net->n; i++) {
+        double t0 = now_seconds();
+        net->layers[i].forward(&net->layers[i], net, train);
+        net->forward_seconds[i] += now_seconds() - t0;
+    }
 }
 
 void network_backward(cdb_network *net)
@@ -118,7 +141,11 @@ void network_backward(cdb_network *net)
         memset(l->delta, 0, (size_t)l->batch * l->outputs * sizeof(float));
     }
     if (net->input_delta) memset(net->input_delta, 0, (size_t)net->mini_batch * net->inputs * sizeof(float));
-    for (int i = net->n - 1; i >= 0; i--) net->layers[i].backward(&net->layers[i], net);
+    for (int i = net->n - 1; i >= 0; i--) {
+        double t0 = net->profile ? now_seconds() : 0;
+        net->layers[i].backward(&net->layers[i], net);
+        if (net->profile) net->backward_seconds[i] += now_seconds() - t0;
+    }
 }
 
 const float *network_output(const cdb_network *net) { return net->layers[net->n - 1].output; }
@@ -184,9 +211,12 @@ static void fill_truth(cdb_network *net, const int *labels)
 
 float network_train_step(cdb_network *net, const float *images, const int *labels)
 {
-    if (any_dropback(net))
+    double t0 = net->profile ? now_seconds() : 0;
+    int dropback = any_dropback(net);
+    if (dropback)
         dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
                       &net->dropback_stats);
+    if (net->profile) net->dropback_seconds += now_seconds() - t0;
     for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
@@ -201,10 +231,15 @@ float network_train_step(cdb_network *net, const float *images, const int *label
     }
     float mean_loss = (float)(loss / net->batch);
     if (!isfinite(mean_loss)) return NAN; /* weights untouched */
-    for (int i = 0; i < net->nparams; i++) dropback_mask_gradient(net->params[i], net->dropback.axis);
+    t0 = net->profile ? now_seconds() : 0;
+    if (dropback)
+        for (int i = 0; i < net->nparams; i++) dropback_mask_gradient(net->params[i], net->dropback.axis);
+    double t1 = net->profile ? now_seconds() : 0;
+    if (net->profile) net->dropback_seconds += t1 - t0;
     float lr = network_learning_rate(net);
     net->step++;
     optimizer_update(net, lr, net->step);
+    if (net->profile) net->update_seconds += now_seconds() - t1;
     net->seen += (uint64_t)net->batch;
     return mean_loss;
 }

@@ -117,6 +117,12 @@ struct cdb_network {
     char *data_path;           /* the .data file named in [net], if any */
     char *cfg_path;
 
+    /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
+     * added here. forward_seconds and backward_seconds have one entry per layer. */
+    int profile;
+    double *forward_seconds, *backward_seconds;
+    double update_seconds, dropback_seconds;
+
     uint64_t seen;             /* images trained on */
     int step;                  /* optimizer steps done */
     int subdivision;           /* the subdivision being run (for dropout streams) */
@@ -128,6 +134,9 @@ struct cdb_network {
 struct cfg_file;
 cdb_network *network_build(struct cfg_file *cfg);
 void network_forward(cdb_network *net, int train);
+/* Per-layer and per-phase timing for `cdbnet benchmark`. */
+void network_enable_profiling(cdb_network *net);
+void network_reset_profile(cdb_network *net);
 void network_backward(cdb_network *net);
 float network_learning_rate(const cdb_network *net);
 /* Also compute the gradient with respect to the network input. */

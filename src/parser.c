@@ -187,6 +187,8 @@ void cdb_network_free(cdb_network *net)
     free(net->input);
     free(net->truth);
     free(net->input_delta);
+    free(net->forward_seconds);
+    free(net->backward_seconds);
     free(net->workspace);
     free(net->data_path);
     free(net->cfg_path);

@@ -1,0 +1,141 @@
+#include "benchmark.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), compare_doubles);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double sgemm_gflops(int n, int repeats)
+{
+    float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float)),
+          *c = xcalloc((size_t)n * n, sizeof(float));
+    cdb_rng r = rng_stream(1, 0, 0);
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = rng_uniform(&r) - 0.5f;
+        b[i] = rng_uniform(&r) - 0.5f;
+    }
+    gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
+    double *rates = xcalloc((size_t)repeats, sizeof(double));
+    for (int k = 0; k < repeats; k++) {
+        double t0 = now_seconds();
+        gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
+        rates[k] = 2.0 * n * n * (double)n / (now_seconds() - t0) / 1e9;
+    }
+    double m = median(rates, repeats);
+    free(rates);
+    free(a);
+    free(b);
+    free(c);
+    return m;
+}
+
+typedef struct {
+    int index;
+    double seconds;
+} layer_time;
+
+static int by_time_desc(const void *a, const void *b)
+{
+    double x = ((const layer_time *)a)->seconds, y = ((const layer_time *)b)->seconds;
+    return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+int run_benchmark(cdb_network *net, const benchmark_options *opt)
+{
+    size_t n_in = (size_t)net->batch * net->inputs;
+    float *images = xmalloc(n_in * sizeof(float));
+    int *labels = xmalloc((size_t)net->batch * sizeof(int));
+    cdb_rng r = rng_stream(net->seed, 77, 0);
+    for (size_t i = 0; i < n_in; i++) images[i] = rng_normal(&r);
+    for (int b = 0; b < net->batch; b++) labels[b] = rng_int(&r, net->classes);
+    /* Dropback at its final rate, as after the last milestone. */
+    net->train.max_batches = 1;
+    net->train.burn_in = 0;
+
+    for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
+    network_enable_profiling(net);
+    double *rates = xcalloc((size_t)opt->repeats, sizeof(double));
+    double total_seconds = 0;
+    for (int k = 0; k < opt->repeats; k++) {
+        double t0 = now_seconds();
+        for (int s = 0; s < opt->steps; s++) {
+            float loss = network_train_step(net, images, labels);
+            if (loss != loss) {
+                cdb_set_error("benchmark: the loss became NaN at step %d", net->step);
+                free(images);
+                free(labels);
+                free(rates);
+                return -1;
+            }
+        }
+        double dt = now_seconds() - t0;
+        total_seconds += dt;
+        rates[k] = (double)opt->steps * net->batch / dt;
+    }
+    double steps_total = (double)opt->steps * opt->repeats;
+    double lo = rates[0], hi = rates[0];
+    for (int k = 1; k < opt->repeats; k++) {
+        lo = rates[k] < lo ? rates[k] : lo;
+        hi = rates[k] > hi ? rates[k] : hi;
+    }
+    double med = median(rates, opt->repeats);
+
+    double fwd = 0, bwd = 0;
+    size_t flops = 0;
+    for (int i = 0; i < net->n; i++) {
+        fwd += net->forward_seconds[i];
+        bwd += net->backward_seconds[i];
+        flops += net->layers[i].flops;
+    }
+    /* Training: forward, input gradient and weight gradient, 2 FLOPs per multiply-add. */
+    double train_flops = 6.0 * (double)flops;
+    double gemm_rate = sgemm_gflops(1024, 5);
+    double achieved = train_flops * med / 1e9;
+
+    int dropback_tensors = 0;
+    for (int i = 0; i < net->nparams; i++) dropback_tensors += net->params[i]->dropback;
+    printf("benchmark %s: batch %d, %d threads, gemm %s, dropback %s\n", net->cfg_path, net->batch, get_num_threads(),
+           gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
+    printf("images/s: median %.1f over %d repeats of %d steps (min %.1f, max %.1f, spread %.1f%%)\n", med,
+           opt->repeats, opt->steps, lo, hi, 100 * (hi - lo) / med);
+    printf("ms per step: total %.2f = forward %.2f + backward %.2f + update %.2f + dropback %.2f (+ other %.2f)\n",
+           1e3 * total_seconds / steps_total, 1e3 * fwd / steps_total, 1e3 * bwd / steps_total,
+           1e3 * net->update_seconds / steps_total, 1e3 * net->dropback_seconds / steps_total,
+           1e3 * (total_seconds - fwd - bwd - net->update_seconds - net->dropback_seconds) / steps_total);
+    printf("training FLOPs per image: %.3f GFLOP; achieved %.1f GFLOP/s; sgemm 1024^3 in this run: %.1f GFLOP/s "
+           "(%.0f%% of it)\n",
+           train_flops / 1e9, achieved, gemm_rate, 100 * achieved / gemm_rate);
+
+    layer_time *order = xcalloc((size_t)net->n, sizeof(layer_time));
+    for (int i = 0; i < net->n; i++) {
+        order[i].index = i;
+        order[i].seconds = net->forward_seconds[i] + net->backward_seconds[i];
+    }
+    qsort(order, (size_t)net->n, sizeof(layer_time), by_time_desc);
+    int top = opt->top < net->n ? opt->top : net->n;
+    printf("%5s %-14s %-34s %10s %10s %7s %9s\n", "layer", "type", "details", "fwd ms", "bwd ms", "share", "GFLOP/s");
+    for (int k = 0; k < top; k++) {
+        const cdb_layer *l = &net->layers[order[k].index];
+        double f = net->forward_seconds[order[k].index], b = net->backward_seconds[order[k].index];
+        double rate = l->flops && (f + b) > 0 ? 6.0 * l->flops * net->batch * steps_total / (f + b) / 1e9 : 0;
+        printf("%5d %-14s %-34s %10.3f %10.3f %6.1f%% %9.1f\n", l->index, l->type_name, l->description,
+               1e3 * f / steps_total, 1e3 * b / steps_total, 100 * (f + b) / (fwd + bwd), rate);
+    }
+    free(order);
+    free(rates);
+    free(images);
+    free(labels);
+    return 0;
+}
