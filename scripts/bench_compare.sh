@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# cdbnet vs PyTorch training throughput, side by side in one run: for each
+# cfg and thread count, runs `cdbnet benchmark` and scripts/bench_torch.py
+# alternately (A B A B ...) and prints the medians and their ratio.
+#
+# usage: scripts/bench_compare.sh [-rounds N] [-threads "1 2"] [-batch N] [CFG...]
+# default cfgs: smallcnn resnet18 vit_micro vit_tiny; default threads "1 2".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=2
+threads="1 2"
+batch=64
+cfgs=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -rounds) rounds=$2; shift 2 ;;
+    -threads) threads=$2; shift 2 ;;
+    -batch) batch=$2; shift 2 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) cfgs+=("$1"); shift ;;
+  esac
+done
+[ ${#cfgs[@]} -gt 0 ] || cfgs=(cfg/smallcnn.cfg cfg/resnet18.cfg cfg/vit_micro.cfg cfg/vit_tiny.cfg)
+[ -x ./cdbnet ] || make -j2 cdbnet >/dev/null
+/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+export OMP_WAIT_POLICY=passive
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+rate() { sed -n 's/^images\/s: median \([0-9.]*\).*/\1/p'; }
+
+# Steps per repeat: fewer for the big models so that a round stays short.
+steps_for() { case "$1" in *resnet18*|*vit_tiny*) echo 3 ;; *) echo 10 ;; esac; }
+
+printf "%-24s %7s %12s %12s %8s\n" "cfg" "threads" "cdbnet img/s" "torch img/s" "ratio"
+for cfg in "${cfgs[@]}"; do
+  steps=$(steps_for "$cfg")
+  for t in $threads; do
+    ours=(); theirs=()
+    for ((r = 0; r < rounds; r++)); do
+      ours+=("$(./cdbnet benchmark "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1 | rate)")
+      theirs+=("$(/usr/bin/python3 scripts/bench_torch.py "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1 | rate)")
+    done
+    a=$(printf "%s\n" "${ours[@]}" | median)
+    b=$(printf "%s\n" "${theirs[@]}" | median)
+    printf "%-24s %7s %12.1f %12.1f %8.2f\n" "$(basename "$cfg")" "$t" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}')"
+  done
+done
+echo "($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"

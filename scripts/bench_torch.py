@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""PyTorch peer of `cdbnet benchmark`: builds the network of a cdbnet cfg in
+PyTorch (the layer types of the shipped cfgs), trains it on synthetic data
+of the same shape with the cfg's optimizer, and prints images/s in the same
+form. Needs Debian's python3-torch.
+
+usage: /usr/bin/python3 scripts/bench_torch.py CFG [-batch N] [-steps N]
+       [-repeats N] [-warmup N] [-threads N]
+"""
+import argparse
+import math
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def parse_cfg(path):
+    sections = []
+    for raw in open(path):
+        line = raw.split("#")[0].split(";")[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            sections.append((line[1:-1].strip().lower(), {}))
+        else:
+            key, value = line.split("=", 1)
+            sections[-1][1][key.strip()] = value.strip()
+    return sections
+
+
+ACTIVATIONS = {
+    "linear": nn.Identity, "relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "relu6": nn.ReLU6,
+    "logistic": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU,
+    "mish": nn.Mish, "hardswish": nn.Hardswish,
+}
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, T, D = x.shape
+        qkv = self.qkv(x).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D // self.heads))
+        return self.proj((att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, D))
+
+
+class ClsToken(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x):
+        return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, tokens, dim):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.zeros(1, tokens, dim))
+
+    def forward(self, x):
+        return x + self.embedding
+
+
+class Net(nn.Module):
+    """Darknet-style: layers run in order; shortcut/route read earlier outputs."""
+
+    def __init__(self, sections):
+        super().__init__()
+        net = sections[0][1]
+        c, h, w = int(net["channels"]), int(net["height"]), int(net["width"])
+        tokens = 0
+        self.mods = nn.ModuleList()
+        self.kinds = []
+        shapes = []
+        for i, (kind, o) in enumerate(sections[1:]):
+            act = ACTIVATIONS[o.get("activation", "linear" if kind in ("shortcut",) else "logistic")]()
+            mod, extra = nn.Identity(), None
+            if kind in ("convolutional", "conv"):
+                f, k, s = int(o.get("filters", 1)), int(o.get("size", 1)), int(o.get("stride", 1))
+                p = int(o.get("padding", k // 2 if int(o.get("pad", 0)) else 0))
+                g, bn = int(o.get("groups", 1)), int(o.get("batch_normalize", 0))
+                layers = [nn.Conv2d(c, f, k, s, p, groups=g, bias=not bn)]
+                if bn:
+                    layers.append(nn.BatchNorm2d(f))
+                mod = nn.Sequential(*layers, act)
+                c, h, w = f, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+            elif kind in ("connected", "conn"):
+                out, bn = int(o["output"]), int(o.get("batch_normalize", 0))
+                if tokens:
+                    mod = nn.Sequential(nn.Linear(c, out), act)
+                    c = out
+                else:
+                    layers = [nn.Flatten(), nn.Linear(c * h * w, out)]
+                    if bn:
+                        layers.append(nn.BatchNorm1d(out))
+                    mod = nn.Sequential(*layers, act)
+                    c, h, w = out, 1, 1
+            elif kind in ("maxpool", "max"):
+                k = int(o.get("size", 1))
+                s = int(o.get("stride", k))
+                mod = nn.MaxPool2d(k, s, ceil_mode=True)
+                pad = int(o.get("padding", k - 1))
+                h, w = (h + pad - k) // s + 1, (w + pad - k) // s + 1
+            elif kind in ("avgpool", "avg"):
+                mod = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+                h = w = 1
+            elif kind == "batchnorm":
+                mod = nn.BatchNorm2d(c)
+            elif kind == "shortcut":
+                ref = int(o["from"])
+                extra = ("shortcut", ref if ref >= 0 else i + ref)
+                mod = act
+            elif kind == "route":
+                refs = [int(v) for v in o["layers"].split(",")]
+                extra = ("route", [r if r >= 0 else i + r for r in refs])
+                c = sum(shapes[r][0] for r in extra[1])
+                h, w = shapes[extra[1][0]][1], shapes[extra[1][0]][2]
+            elif kind == "dropout":
+                mod = nn.Dropout(float(o.get("probability", 0.5)))
+            elif kind in ("softmax", "soft"):
+                mod = nn.Identity()  # the loss applies log-softmax
+            elif kind == "tokens":
+                mod = nn.Sequential(nn.Flatten(2), Transpose())
+                tokens, h, w = h * w, h * w, 1
+            elif kind == "cls_token":
+                mod = ClsToken(c)
+                tokens += 1
+                h = tokens
+            elif kind == "pos_embed":
+                mod = PosEmbed(tokens, c)
+            elif kind == "layernorm":
+                mod = nn.LayerNorm(c, eps=float(o.get("eps", 1e-5)))
+            elif kind == "attention":
+                mod = Attention(c, int(o.get("heads", 1)))
+            elif kind == "token_pool":
+                mod = MeanTokens() if o.get("mode", "cls") == "mean" else FirstToken()
+                tokens, h, w = 0, 1, 1
+            else:
+                raise SystemExit(f"bench_torch.py: layer type [{kind}] is not supported")
+            self.mods.append(mod)
+            self.kinds.append(extra)
+            shapes.append((c, h, w))
+
+    def forward(self, x):
+        outs = []
+        for mod, extra in zip(self.mods, self.kinds):
+            if extra and extra[0] == "shortcut":
+                x = mod(x + outs[extra[1]])
+            elif extra and extra[0] == "route":
+                x = torch.cat([outs[r] for r in extra[1]], dim=1)
+            else:
+                x = mod(x)
+            outs.append(x)
+        return x
+
+
+class Transpose(nn.Module):
+    def forward(self, x):
+        return x.transpose(1, 2)
+
+
+class MeanTokens(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=1)
+
+
+class FirstToken(nn.Module):
+    def forward(self, x):
+        return x[:, 0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cfg")
+    ap.add_argument("-batch", type=int, default=0)
+    ap.add_argument("-steps", type=int, default=10)
+    ap.add_argument("-repeats", type=int, default=5)
+    ap.add_argument("-warmup", type=int, default=3)
+    ap.add_argument("-threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    sections = parse_cfg(a.cfg)
+    net_opts = sections[0][1]
+    batch = a.batch or int(net_opts.get("batch", 1))
+    model = Net(sections)
+    classes = None
+    with torch.no_grad():
+        x = torch.randn(batch, int(net_opts["channels"]), int(net_opts["height"]), int(net_opts["width"]))
+        classes = model(x[:2]).shape[1]
+    labels = torch.randint(0, classes, (batch,))
+    lr = float(net_opts.get("learning_rate", 0.001))
+    decay = float(net_opts.get("decay", 0.0001))
+    if net_opts.get("optimizer", "sgd") == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=decay,
+                                betas=(float(net_opts.get("beta1", 0.9)), float(net_opts.get("beta2", 0.999))))
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=float(net_opts.get("momentum", 0.9)),
+                              weight_decay=decay, nesterov=bool(int(net_opts.get("nesterov", 0))))
+    smoothing = float(net_opts.get("label_smoothing", 0))
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), labels, label_smoothing=smoothing)
+        loss.backward()
+        opt.step()
+
+    for _ in range(a.warmup):
+        step()
+    rates = []
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            step()
+        rates.append(a.steps * batch / (time.perf_counter() - t0))
+    med = statistics.median(rates)
+    print(f"torch {torch.__version__} {a.cfg}: batch {batch}, {a.threads} threads")
+    print(f"images/s: median {med:.1f} over {a.repeats} repeats of {a.steps} steps "
+          f"(min {min(rates):.1f}, max {max(rates):.1f}, spread {100 * (max(rates) - min(rates)) / med:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
