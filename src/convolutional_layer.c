@@ -1,7 +1,10 @@
 /* [convolutional]: grouped 2-D convolution (depthwise when groups = c) as
  * im2col + GEMM, then batch norm or bias, then the activation.
  *   input (batch, c, h, w), weights (filters, c/groups, size, size),
- *   output (batch, filters, out_h, out_w). */
+ *   output (batch, filters, out_h, out_w).
+ * Images are processed in chunks: the columns of a chunk's images sit side by
+ * side in one matrix, so each group is one large GEMM per chunk rather than
+ * one small GEMM per image. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +14,12 @@
 #include "im2col.h"
 #include "layers.h"
 
+/* Column-matrix budget per chunk, in floats (16 MiB). */
+#define CONV_CHUNK_FLOATS (4u << 20)
+
 typedef struct {
     int filters, size, stride, pad, groups;
+    int chunk; /* images per GEMM */
     activation act;
     int batch_normalize;
     cdb_param *weights, *biases;
@@ -20,9 +27,19 @@ typedef struct {
     float *preact; /* (batch, outputs): input of the activation */
 } conv_priv;
 
-static int is_pointwise(const cdb_layer *l, const conv_priv *p)
+/* Workspace layout: columns (c*size*size, chunk*N), then the chunk's
+ * outputs or output gradients as (filters, chunk*N). */
+static float *chunk_outputs(const cdb_layer *l, const conv_priv *p, float *workspace)
 {
-    return p->size == 1 && p->stride == 1 && p->pad == 0 && l->h == l->out_h && l->w == l->out_w;
+    return workspace + (size_t)l->c * p->size * p->size * p->chunk * l->out_h * l->out_w;
+}
+
+static void fill_columns(const cdb_layer *l, const conv_priv *p, int first, int count, float *col)
+{
+    int N = l->out_h * l->out_w, ld = count * N;
+    for (int i = 0; i < count; i++)
+        im2col(l->input + (size_t)(first + i) * l->inputs, l->c, l->h, l->w, p->size, p->stride, p->pad, col + (size_t)i * N,
+               ld);
 }
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
@@ -30,17 +47,17 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     conv_priv *p = l->priv;
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    for (int b = 0; b < l->batch; b++) {
-        const float *in = l->input + (size_t)b * l->inputs;
-        const float *col = in;
-        if (!is_pointwise(l, p)) {
-            im2col(in, l->c, l->h, l->w, p->size, p->stride, p->pad, net->workspace);
-            col = net->workspace;
-        }
-        for (int g = 0; g < G; g++) {
-            gemm(0, 0, F, N, K, 1, p->weights->value + (size_t)g * F * K, K, col + (size_t)g * K * N, N, 0,
-                 z + (size_t)b * l->outputs + (size_t)g * F * N, N);
-        }
+    float *col = net->workspace, *zc = chunk_outputs(l, p, net->workspace);
+    for (int first = 0; first < l->batch; first += p->chunk) {
+        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
+        fill_columns(l, p, first, count, col);
+        for (int g = 0; g < G; g++)
+            gemm(0, 0, F, W, K, 1, p->weights->value + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0,
+                 zc + (size_t)g * F * W, W);
+        for (int i = 0; i < count; i++)
+            for (int f = 0; f < p->filters; f++)
+                memcpy(z + (size_t)(first + i) * l->outputs + (size_t)f * N, zc + (size_t)f * W + (size_t)i * N,
+                       (size_t)N * sizeof(float));
     }
     if (p->batch_normalize) {
         bn_forward(&p->bn, z, z, train);
@@ -71,32 +88,26 @@ static void backward(cdb_layer *l, cdb_network *net)
                 p->biases->grad[f] += s;
             }
     }
-    int pointwise = is_pointwise(l, p);
-    for (int b = 0; b < l->batch; b++) {
-        const float *in = l->input + (size_t)b * l->inputs;
-        const float *d = dz + (size_t)b * l->outputs;
-        const float *col = in;
-        if (!pointwise) {
-            im2col(in, l->c, l->h, l->w, p->size, p->stride, p->pad, net->workspace);
-            col = net->workspace;
-        }
-        for (int g = 0; g < G; g++) {
-            /* dW_g += d_g (F,N) . col_g^T (N,K) */
-            gemm(0, 1, F, K, N, 1, d + (size_t)g * F * N, N, col + (size_t)g * K * N, N, 1,
+    float *col = net->workspace, *dzc = chunk_outputs(l, p, net->workspace);
+    for (int first = 0; first < l->batch; first += p->chunk) {
+        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
+        for (int i = 0; i < count; i++)
+            for (int f = 0; f < p->filters; f++)
+                memcpy(dzc + (size_t)f * W + (size_t)i * N, dz + (size_t)(first + i) * l->outputs + (size_t)f * N,
+                       (size_t)N * sizeof(float));
+        fill_columns(l, p, first, count, col);
+        /* dW_g += dz_g (F, W) . col_g^T (W, K) */
+        for (int g = 0; g < G; g++)
+            gemm(0, 1, F, K, W, 1, dzc + (size_t)g * F * W, W, col + (size_t)g * K * W, W, 1,
                  p->weights->grad + (size_t)g * F * K, K);
-        }
         if (!l->input_delta) continue;
-        float *in_delta = l->input_delta + (size_t)b * l->inputs;
-        for (int g = 0; g < G; g++) {
-            /* dcol_g (K,N) = W_g^T (K,F) . d_g (F,N) */
-            const float *w = p->weights->value + (size_t)g * F * K;
-            if (pointwise) {
-                gemm(1, 0, K, N, F, 1, w, K, d + (size_t)g * F * N, N, 1, in_delta + (size_t)g * K * N, N);
-            } else {
-                gemm(1, 0, K, N, F, 1, w, K, d + (size_t)g * F * N, N, 0, net->workspace + (size_t)g * K * N, N);
-            }
-        }
-        if (!pointwise) col2im(net->workspace, l->c, l->h, l->w, p->size, p->stride, p->pad, in_delta);
+        /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */
+        for (int g = 0; g < G; g++)
+            gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
+                 col + (size_t)g * K * W, W);
+        for (int i = 0; i < count; i++)
+            col2im(col + (size_t)i * N, l->c, l->h, l->w, p->size, p->stride, p->pad,
+                   l->input_delta + (size_t)(first + i) * l->inputs, W);
     }
 }
 
@@ -121,6 +132,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
+    float init_std = cfg_float(r, "init_std", 0.f, 0.f, 10.f);
     if (r->failed) return -1;
     if (l->c % p->groups) {
         cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
@@ -144,7 +156,10 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
     layer_read_dropback_keys(l, r, p->weights);
     if (cfg_check_unused(r)) return -1;
-    init_weights_uniform(p->weights->value, nweights, per_group * kk, net->seed, l->index);
+    if (init_std > 0)
+        init_trunc_normal(p->weights->value, nweights, init_std, net->seed, l->index, 0);
+    else
+        init_weights_uniform(p->weights->value, nweights, per_group * kk, net->seed, l->index);
     if (p->batch_normalize) {
         bn_init(&p->bn, l, p->filters, l->out_h * l->out_w, l->batch);
         p->biases = p->bn.biases;
@@ -158,7 +173,10 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     }
     layer_add_io(l, p->weights->value, nweights);
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    l->workspace_floats = is_pointwise(l, p) ? 0 : (size_t)l->c * kk * l->out_h * l->out_w;
+    size_t per_image = (size_t)(l->c * kk + p->filters) * l->out_h * l->out_w;
+    p->chunk = (int)(CONV_CHUNK_FLOATS / per_image);
+    p->chunk = p->chunk < 1 ? 1 : (p->chunk > l->batch ? l->batch : p->chunk);
+    l->workspace_floats = per_image * p->chunk;
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
     l->forward = forward;
     l->backward = backward;

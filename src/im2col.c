@@ -1,6 +1,6 @@
 #include "im2col.h"
 
-void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col)
+void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld)
 {
     int out_h = (height + 2 * pad - ksize) / stride + 1;
     int out_w = (width + 2 * pad - ksize) / stride + 1;
@@ -8,7 +8,7 @@ void im2col(const float *im, int channels, int height, int width, int ksize, int
     for (int r = 0; r < rows; r++) {
         int kx = r % ksize, ky = (r / ksize) % ksize, c = r / ksize / ksize;
         const float *plane = im + (long)c * height * width;
-        float *dst = col + (long)r * out_h * out_w;
+        float *dst = col + (long)r * ld;
         for (int y = 0; y < out_h; y++) {
             int iy = y * stride + ky - pad;
             float *d = dst + y * out_w;
@@ -25,7 +25,7 @@ void im2col(const float *im, int channels, int height, int width, int ksize, int
     }
 }
 
-void col2im(const float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im)
+void col2im(const float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld)
 {
     int out_h = (height + 2 * pad - ksize) / stride + 1;
     int out_w = (width + 2 * pad - ksize) / stride + 1;
@@ -33,7 +33,7 @@ void col2im(const float *col, int channels, int height, int width, int ksize, in
     for (int r = 0; r < rows; r++) {
         int kx = r % ksize, ky = (r / ksize) % ksize, c = r / ksize / ksize;
         float *plane = im + (long)c * height * width;
-        const float *src = col + (long)r * out_h * out_w;
+        const float *src = col + (long)r * ld;
         for (int y = 0; y < out_h; y++) {
             int iy = y * stride + ky - pad;
             if (iy < 0 || iy >= height) continue;

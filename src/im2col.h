@@ -3,9 +3,11 @@
 #ifndef CDB_IM2COL_H
 #define CDB_IM2COL_H
 
-/* im is (channels, height, width); col is (channels*ksize*ksize, out_h*out_w). */
-void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col);
-/* im += fold(col). */
-void col2im(const float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im);
+/* im is (channels, height, width); col is (channels*ksize*ksize, out_h*out_w)
+ * with rows `ld` floats apart (ld >= out_h*out_w lets several images share
+ * one column matrix, side by side). */
+void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld);
+/* im += fold(col), col laid out as for im2col. */
+void col2im(const float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
 
 #endif

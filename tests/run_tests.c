@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     register_cfg_tests();
     register_shipped_cfg_tests();
     register_gradcheck_tests();
+    register_layer_tests();
     register_dropback_tests();
     register_optimizer_tests();
     register_weights_tests();

@@ -45,6 +45,7 @@ void register_optimizer_tests(void);
 void register_weights_tests(void);
 void register_data_tests(void);
 void register_e2e_tests(void);
+void register_layer_tests(void);
 void register_fixture_tests(void);
 void register_cli_tests(void);
 
