@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "gemm.h"
 #include "layers.h"
 
@@ -53,7 +54,8 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
             float *row = P + (size_t)i * T, m = row[0];
             for (int j = 1; j < T; j++) m = row[j] > m ? row[j] : m;
             float sum = 0;
-            for (int j = 0; j < T; j++) sum += row[j] = expf(row[j] - m);
+            for (int j = 0; j < T; j++) row[j] = fast_expf(row[j] - m);
+            for (int j = 0; j < T; j++) sum += row[j];
             for (int j = 0; j < T; j++) row[j] /= sum;
         }
         gemm(0, 0, T, dh, T, 1, P, T, v, 3 * D, 0, p->attended + (size_t)b * T * D + (size_t)h * dh, D);

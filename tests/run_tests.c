@@ -47,6 +47,7 @@ int main(int argc, char **argv)
     register_shipped_cfg_tests();
     register_gradcheck_tests();
     register_layer_tests();
+    register_fastmath_tests();
     register_dropback_tests();
     register_optimizer_tests();
     register_weights_tests();

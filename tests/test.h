@@ -46,6 +46,7 @@ void register_weights_tests(void);
 void register_data_tests(void);
 void register_e2e_tests(void);
 void register_layer_tests(void);
+void register_fastmath_tests(void);
 void register_fixture_tests(void);
 void register_cli_tests(void);
 

@@ -2,6 +2,7 @@
  * several GEMM chunks gives what it gives one image at a time. */
 #include <stdlib.h>
 
+#include "fastmath.h"
 #include "test.h"
 
 #define CHUNK_CFG "[net]\nbatch=%d\nwidth=64\nheight=64\nchannels=16\n" \
@@ -47,3 +48,19 @@ static void t_conv_chunks(void)
 }
 
 void register_layer_tests(void) { test_add("layers/convolution chunks equal per-image results", t_conv_chunks); }
+
+/* The vectorised exp and erf keep their documented accuracy. */
+static void t_fast_math(void)
+{
+    double worst_exp = 0, worst_erf = 0;
+    for (float x = -87.f; x < 88.f; x += 0.0007f) {
+        double ref = exp((double)x);
+        worst_exp = fmax(worst_exp, fabs(fast_expf(x) - ref) / ref);
+    }
+    for (float x = -7.f; x < 7.f; x += 0.00003f) worst_erf = fmax(worst_erf, fabs(fast_erff(x) - erf((double)x)));
+    CHECK(worst_exp < 2e-7, "fast_expf relative error %.3g", worst_exp);
+    CHECK(worst_erf < 4e-7, "fast_erff absolute error %.3g", worst_erf);
+    CHECK(fast_erff(0.f) == 0.f && fast_expf(-200.f) >= 0.f && fast_expf(-200.f) < 1e-37f, "edge values");
+}
+
+void register_fastmath_tests(void) { test_add("layers/fast exp and erf accuracy", t_fast_math); }
