@@ -114,6 +114,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
     d->policy = (dropback_policy)cfg_choice(r, "dropback_policy", policies_db, d->policy);
     d->mode = (dropback_mode)cfg_choice(r, "dropback_mode", modes, d->mode);
     d->axis = (dropback_axis)cfg_choice(r, "dropback_axis", axes, d->axis);
+    d->skip_compute = cfg_int(r, "dropback_skip_compute", d->skip_compute, 0, 1);
 
     for (int i = 0; darknet_ignored_keys[i]; i++)
         if (cfg_has(r, darknet_ignored_keys[i])) {

@@ -423,8 +423,60 @@ static void t_out_axis(void)
     cdb_network_free(b);
 }
 
+/* Extra compute skipping: the weight-gradient GEMMs cover kept channels
+ * only, and the weights are bit-identical to compute-then-mask, for every
+ * eligible layer type, both axes, grouped convolutions and subdivisions. */
+static void compare_skip(const char *axis)
+{
+    char base[2048], skip[2048];
+    const char *layers = "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\n"
+                         "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\ngroups=2\nbatch_normalize=1\nactivation=relu\n"
+                         "[tokens]\n[attention]\nheads=2\n[connected]\noutput=6\nactivation=gelu\n"
+                         "[token_pool]\nmode=mean\n[connected]\noutput=5\nactivation=linear\n[softmax]\n";
+    const char *head = "[net]\nbatch=4\nsubdivisions=2\nwidth=6\nheight=6\nchannels=2\nlearning_rate=0.1\n"
+                       "momentum=0.9\ndecay=0.001\nseed=3\nmax_batches=10\n" ALWAYS "dropback_channel_rate=0.5\n";
+    snprintf(base, sizeof(base), "%sdropback_axis=%s\n%s", head, axis, layers);
+    snprintf(skip, sizeof(skip), "%sdropback_axis=%s\ndropback_skip_compute=1\n%s", head, axis, layers);
+    cdb_network *a = net_from_text(base), *b = net_from_text(skip);
+    CHECK(a && b, "build");
+    train_steps(a, 3);
+    train_steps(b, 3);
+    int skipping = 0;
+    for (int i = 0; i < b->nparams; i++) skipping += dropback_skips(&b->dropback, b->params[i]);
+    CHECK(skipping >= 3, "compute skipping should be active on several tensors, is on %d", skipping);
+    CHECK(same_params(a, b), "axis %s: compute skipping is not bit-identical to compute-then-mask", axis);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+static void t_skip_compute_in(void) { compare_skip("in"); }
+
+/* Sizes where OpenBLAS blocks and packs: still bit-identical. */
+static void t_skip_compute_large(void)
+{
+    const char *head = "[net]\nbatch=64\nwidth=28\nheight=28\nchannels=3\nlearning_rate=0.01\nseed=5\nmax_batches=10\n"
+                       ALWAYS "dropback_channel_rate=0.5\n";
+    const char *layers = "[convolutional]\nfilters=48\nsize=3\npad=1\nactivation=relu\n"
+                         "[convolutional]\nfilters=40\nsize=3\nstride=2\npad=1\nactivation=relu\n"
+                         "[connected]\noutput=300\nactivation=relu\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+    char base[2048], skip[2048];
+    snprintf(base, sizeof(base), "%s%s", head, layers);
+    snprintf(skip, sizeof(skip), "%sdropback_skip_compute=1\n%s", head, layers);
+    cdb_network *a = net_from_text(base), *b = net_from_text(skip);
+    CHECK(a && b, "build");
+    train_steps(a, 2);
+    train_steps(b, 2);
+    CHECK(same_params(a, b), "compute skipping is not bit-identical at blocked GEMM sizes");
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+static void t_skip_compute_out(void) { compare_skip("out"); }
+
 void register_dropback_tests(void)
 {
+    test_add("dropback/compute skipping is bit-identical (axis in)", t_skip_compute_in);
+    test_add("dropback/compute skipping is bit-identical (axis out)", t_skip_compute_out);
+    test_add("dropback/compute skipping is bit-identical (large GEMMs)", t_skip_compute_large);
     test_add("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling);
     test_add("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical);
     test_add("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched);
