@@ -52,17 +52,73 @@ static int by_time_desc(const void *a, const void *b)
     return x < y ? 1 : (x > y ? -1 : 0);
 }
 
-int run_benchmark(cdb_network *net, const benchmark_options *opt)
+/* Synthetic images and labels of the network's shape. */
+static void synthetic_batch(const cdb_network *net, float **images, int **labels)
 {
     size_t n_in = (size_t)net->batch * net->inputs;
-    float *images = xmalloc(n_in * sizeof(float));
-    int *labels = xmalloc((size_t)net->batch * sizeof(int));
+    *images = xmalloc(n_in * sizeof(float));
+    *labels = xmalloc((size_t)net->batch * sizeof(int));
     cdb_rng r = rng_stream(net->seed, 77, 0);
-    for (size_t i = 0; i < n_in; i++) images[i] = rng_normal(&r);
-    for (int b = 0; b < net->batch; b++) labels[b] = rng_int(&r, net->classes);
+    for (size_t i = 0; i < n_in; i++) (*images)[i] = rng_normal(&r);
+    for (int b = 0; b < net->batch; b++) (*labels)[b] = rng_int(&r, net->classes);
     /* Dropback at its final rate, as after the last milestone. */
-    net->train.max_batches = 1;
-    net->train.burn_in = 0;
+    ((cdb_network *)net)->train.max_batches = 1;
+    ((cdb_network *)net)->train.burn_in = 0;
+}
+
+static double sum_seconds(const double *v, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    return s;
+}
+
+int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cdb_network *skip,
+                        const benchmark_options *opt)
+{
+    cdb_network *nets[4] = {off, on, mask, skip};
+    float *images;
+    int *labels;
+    synthetic_batch(off, &images, &labels);
+    for (int v = 0; v < 4; v++) {
+        nets[v]->train.max_batches = 1;
+        nets[v]->train.burn_in = 0;
+        for (int s = 0; s < opt->warmup; s++) network_train_step(nets[v], images, labels);
+        network_enable_profiling(nets[v]);
+    }
+    double *step_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    double *backward_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    for (int k = 0; k < opt->repeats; k++)
+        for (int v = 0; v < 4; v++) {
+            network_reset_profile(nets[v]);
+            double t0 = now_seconds();
+            for (int s = 0; s < opt->steps; s++) network_train_step(nets[v], images, labels);
+            step_ms[v * opt->repeats + k] = 1e3 * (now_seconds() - t0) / opt->steps;
+            backward_ms[v * opt->repeats + k] = 1e3 * sum_seconds(nets[v]->backward_seconds, nets[v]->n) / opt->steps;
+        }
+    double med_step[4], med_bwd[4];
+    for (int v = 0; v < 4; v++) {
+        med_step[v] = median(step_ms + v * opt->repeats, opt->repeats);
+        med_bwd[v] = median(backward_ms + v * opt->repeats, opt->repeats);
+    }
+    printf("dropback cost, medians of %d alternating repeats of %d steps:\n", opt->repeats, opt->steps);
+    printf("  off %.2f ms/step, on at layer rate %.2f: %.2f ms/step (%+.1f%%)\n", med_step[0], on->dropback.layer_rate,
+           med_step[1], 100 * (med_step[1] / med_step[0] - 1));
+    printf("  layer rate 1, channel rate 0.5: backward %.2f ms/step computing then masking, %.2f ms/step skipping "
+           "dropped channels (%.1f%% saved; steps %.2f vs %.2f ms)\n",
+           med_bwd[2], med_bwd[3], 100 * (1 - med_bwd[3] / med_bwd[2]), med_step[2], med_step[3]);
+    free(step_ms);
+    free(backward_ms);
+    free(images);
+    free(labels);
+    return 0;
+}
+
+int run_benchmark(cdb_network *net, const benchmark_options *opt)
+{
+    float *images;
+    int *labels;
+    synthetic_batch(net, &images, &labels);
 
     for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
     network_enable_profiling(net);

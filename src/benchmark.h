@@ -13,6 +13,12 @@ typedef struct {
 } benchmark_options;
 
 int run_benchmark(cdb_network *net, const benchmark_options *opt);
+/* What ChannelDropBack costs and what compute skipping saves: the four
+ * networks (built from the same cfg) are timed alternately, step by step:
+ * off, on at the final layer rate, and at layer rate 1 / channel rate 0.5
+ * computing then masking, and skipping dropped channels. */
+int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cdb_network *skip,
+                        const benchmark_options *opt);
 /* Median GFLOP/s of an n x n x n sgemm with the current threads. */
 double sgemm_gflops(int n, int repeats);
 

@@ -49,6 +49,7 @@ static const char *usage =
     "  -steps N          (benchmark) timed steps per repeat (default 10)\n"
     "  -repeats N        (benchmark) repeats; the median is reported (default 5)\n"
     "  -warmup N         (benchmark) untimed steps first (default 3)\n"
+    "  -dropback         (benchmark) also time dropback off/on and compute skipping, alternately\n"
     "\n"
     "See README.md and docs/ for every cfg section and key.\n";
 
@@ -57,7 +58,7 @@ typedef struct {
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, quiet;
-    int batch, steps, repeats, warmup;
+    int batch, steps, repeats, warmup, dropback_report;
     char batch_override[64], subdivision_override[64];
     const char *positional[64];
     int n_positional;
@@ -140,6 +141,7 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 0, &c->warmup)) return -1;
         } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
         else if (!strcmp(a, "-clear")) c->clear = 1;
+        else if (!strcmp(a, "-dropback")) c->dropback_report = 1;
         else if (!strcmp(a, "-quiet")) c->quiet = 1;
         else {
             fprintf(stderr, "cdbnet: unknown option '%s'\n%s", a, usage);
@@ -300,6 +302,31 @@ static int cmd_benchmark(cli *c)
     if (!net) return fail();
     benchmark_options opt = {c->warmup, c->steps, c->repeats, 12};
     int status = run_benchmark(net, &opt) ? 1 : 0;
+    if (!status && c->dropback_report) {
+        /* The same cfg four times: off, on, and at rates 1/0.5 without and with compute skipping. */
+        int base = c->n_overrides;
+        const char *extra[] = {"net.channel_dropback=1", "net.dropback_layer_rate=1", "net.dropback_channel_rate=0.5",
+                               "net.dropback_skip_compute=1"};
+        if (base + 4 > MAX_OVERRIDES) return 2;
+        c->nodropback = 0; /* the report builds its own off arm */
+        cdb_network *off = load_network(c->positional[0], c);
+        cdb_network *on = load_network(c->positional[0], c);
+        for (int i = 0; i < 3; i++) c->overrides[c->n_overrides++] = extra[i];
+        cdb_network *mask = load_network(c->positional[0], c);
+        c->overrides[c->n_overrides++] = extra[3];
+        cdb_network *skip = load_network(c->positional[0], c);
+        c->n_overrides = base;
+        if (!off || !on || !mask || !skip) {
+            status = 1;
+        } else {
+            network_disable_dropback(off);
+            status = run_dropback_report(off, on, mask, skip, &opt) ? 1 : 0;
+        }
+        cdb_network_free(off);
+        cdb_network_free(on);
+        cdb_network_free(mask);
+        cdb_network_free(skip);
+    }
     if (status) fail();
     cdb_network_free(net);
     return status;
