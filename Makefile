@@ -33,6 +33,8 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 ifeq ($(OPENMP),1)
 CFLAGS += -fopenmp
 LDFLAGS += -fopenmp
+else
+CFLAGS += -fopenmp-simd
 endif
 ifeq ($(OPENBLAS),1)
 CFLAGS += -DOPENBLAS

@@ -100,6 +100,10 @@ void activate_array(activation a, const float *x, float *y, size_t n)
         gelu_forward(x, y, n);
         return;
     }
+    if (a == ACT_RELU) {
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.f;
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = act(a, x[i]);
 }
@@ -112,6 +116,10 @@ void gradient_array(activation a, const float *x, const float *dy, float *dx, si
     }
     if (a == ACT_GELU) {
         gelu_backward(x, dy, dx, n);
+        return;
+    }
+    if (a == ACT_RELU) {
+        for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : 0.f;
         return;
     }
 #pragma omp parallel for schedule(static) if (n > 65536)

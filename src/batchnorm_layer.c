@@ -42,11 +42,13 @@ void bn_forward(batchnorm *bn, const float *x, float *y, int train)
             double sum = 0, sq = 0;
             for (int b = 0; b < B; b++) {
                 const float *p = x + ((size_t)b * C + c) * S;
+#pragma omp simd reduction(+ : sum)
                 for (int s = 0; s < S; s++) sum += p[s];
             }
             double m = sum / ((double)B * S);
             for (int b = 0; b < B; b++) {
                 const float *p = x + ((size_t)b * C + c) * S;
+#pragma omp simd reduction(+ : sq)
                 for (int s = 0; s < S; s++) sq += (p[s] - m) * (p[s] - m);
             }
             long count = (long)B * S;
@@ -84,6 +86,7 @@ void bn_backward(batchnorm *bn, const float *dy, float *dx)
         double sum_dy = 0, sum_dy_xh = 0;
         for (int b = 0; b < B; b++) {
             size_t off = ((size_t)b * C + c) * S;
+#pragma omp simd reduction(+ : sum_dy, sum_dy_xh)
             for (int s = 0; s < S; s++) {
                 sum_dy += dy[off + s];
                 sum_dy_xh += dy[off + s] * bn->x_hat[off + s];

@@ -25,10 +25,12 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
                 for (int x = 0; x < l->out_w; x++) {
                     float best = -FLT_MAX;
                     int best_i = -1;
-                    for (int ky = 0; ky < p->size; ky++)
-                        for (int kx = 0; kx < p->size; kx++) {
-                            int iy = y * p->stride + ky + off, ix = x * p->stride + kx + off;
-                            if (iy < 0 || iy >= l->h || ix < 0 || ix >= l->w) continue;
+                    /* the window clipped to the input */
+                    int y0 = y * p->stride + off, x0 = x * p->stride + off;
+                    int ya = y0 < 0 ? 0 : y0, yb = y0 + p->size < l->h ? y0 + p->size : l->h;
+                    int xa = x0 < 0 ? 0 : x0, xb = x0 + p->size < l->w ? x0 + p->size : l->w;
+                    for (int iy = ya; iy < yb; iy++)
+                        for (int ix = xa; ix < xb; ix++) {
                             float v = in[iy * l->w + ix];
                             if (v > best) {
                                 best = v;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "fastmath.h"
+#include "im2col.h"
 #include "test.h"
 
 #define CHUNK_CFG "[net]\nbatch=%d\nwidth=64\nheight=64\nchannels=16\n" \
@@ -47,7 +48,44 @@ static void t_conv_chunks(void)
     cdb_network_free(one);
 }
 
-void register_layer_tests(void) { test_add("layers/convolution chunks equal per-image results", t_conv_chunks); }
+/* im2col against the definition, and col2im as its adjoint:
+ * <im2col(x), y> = <x, col2im(y)>, over kernel sizes, strides and pads. */
+static void t_im2col(void)
+{
+    enum { C = 2, H = 6, W = 7 };
+    float im[C * H * W], back[C * H * W];
+    fill_normal(im, C * H * W, 8, 1.f);
+    for (int k = 1; k <= 5; k++)
+        for (int s = 1; s <= 3; s++)
+            for (int pad = 0; pad <= 3; pad++) {
+                if (H + 2 * pad < k || W + 2 * pad < k) continue;
+                int oh = (H + 2 * pad - k) / s + 1, ow = (W + 2 * pad - k) / s + 1, N = oh * ow, ld = N + 3;
+                float *col = calloc((size_t)C * k * k * ld, sizeof(float)), *y = calloc((size_t)C * k * k * ld, sizeof(float));
+                im2col(im, C, H, W, k, s, pad, col, ld);
+                fill_normal(y, (size_t)C * k * k * ld, 9, 1.f);
+                double lhs = 0, rhs = 0;
+                for (int r = 0; r < C * k * k; r++)
+                    for (int n = 0; n < N; n++) {
+                        int c = r / (k * k), ky = (r / k) % k, kx = r % k, yy = n / ow * s + ky - pad, xx = n % ow * s + kx - pad;
+                        float want = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? im[(c * H + yy) * W + xx] : 0.f;
+                        CHECK(col[r * ld + n] == want, "k=%d s=%d pad=%d: col[%d][%d] = %g, want %g", k, s, pad, r, n,
+                              col[r * ld + n], want);
+                        lhs += (double)col[r * ld + n] * y[r * ld + n];
+                    }
+                memset(back, 0, sizeof(back));
+                col2im(y, C, H, W, k, s, pad, back, ld);
+                for (int i = 0; i < C * H * W; i++) rhs += (double)im[i] * back[i];
+                CHECK(fabs(lhs - rhs) < 1e-4 * (1 + fabs(lhs)), "k=%d s=%d pad=%d: col2im is not the adjoint", k, s, pad);
+                free(col);
+                free(y);
+            }
+}
+
+void register_layer_tests(void)
+{
+    test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
+    test_add("layers/im2col and col2im against their definition", t_im2col);
+}
 
 /* The vectorised exp and erf keep their documented accuracy. */
 static void t_fast_math(void)
