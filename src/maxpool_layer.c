@@ -31,11 +31,11 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
                     int xa = x0 < 0 ? 0 : x0, xb = x0 + p->size < l->w ? x0 + p->size : l->w;
                     for (int iy = ya; iy < yb; iy++)
                         for (int ix = xa; ix < xb; ix++) {
+                            /* branch-free: random data defeats the predictor */
                             float v = in[iy * l->w + ix];
-                            if (v > best) {
-                                best = v;
-                                best_i = iy * l->w + ix;
-                            }
+                            int better = v > best;
+                            best = better ? v : best;
+                            best_i = better ? iy * l->w + ix : best_i;
                         }
                     size_t o = (size_t)b * l->outputs + ((size_t)c * l->out_h + y) * l->out_w + x;
                     l->output[o] = best_i >= 0 ? best : 0;
