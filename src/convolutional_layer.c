@@ -37,6 +37,7 @@ static float *chunk_outputs(const cdb_layer *l, const conv_priv *p, float *works
 static void fill_columns(const cdb_layer *l, const conv_priv *p, int first, int count, float *col)
 {
     int N = l->out_h * l->out_w, ld = count * N;
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < count; i++)
         im2col(l->input + (size_t)(first + i) * l->inputs, l->c, l->h, l->w, p->size, p->stride, p->pad, col + (size_t)i * N,
                ld);
@@ -54,6 +55,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         for (int g = 0; g < G; g++)
             gemm(0, 0, F, W, K, 1, p->weights->value + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0,
                  zc + (size_t)g * F * W, W);
+#pragma omp parallel for schedule(static)
         for (int i = 0; i < count; i++)
             for (int f = 0; f < p->filters; f++)
                 memcpy(z + (size_t)(first + i) * l->outputs + (size_t)f * N, zc + (size_t)f * W + (size_t)i * N,
@@ -91,6 +93,7 @@ static void backward(cdb_layer *l, cdb_network *net)
     float *col = net->workspace, *dzc = chunk_outputs(l, p, net->workspace);
     for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
+#pragma omp parallel for schedule(static)
         for (int i = 0; i < count; i++)
             for (int f = 0; f < p->filters; f++)
                 memcpy(dzc + (size_t)f * W + (size_t)i * N, dz + (size_t)(first + i) * l->outputs + (size_t)f * N,
@@ -105,6 +108,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         for (int g = 0; g < G; g++)
             gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                  col + (size_t)g * K * W, W);
+#pragma omp parallel for schedule(static)
         for (int i = 0; i < count; i++)
             col2im(col + (size_t)i * N, l->c, l->h, l->w, p->size, p->stride, p->pad,
                    l->input_delta + (size_t)(first + i) * l->inputs, W);
