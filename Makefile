@@ -52,7 +52,7 @@ CFLAGS += -DSTB_IMAGE
 LDLIBS += -lstb
 endif
 ifeq ($(OPENCV),1)
-$(error OPENCV=1: cdbnet reads image files with stb_image (libstb-dev), not OpenCV)
+$(warning OPENCV=1 has no effect: cdbnet reads image files with stb_image (libstb-dev))
 endif
 ifeq ($(GPU),1)
 CFLAGS += -DGPU -I$(CUDA_PATH)/include

@@ -53,6 +53,7 @@ int main(int argc, char **argv)
     register_weights_tests();
     register_data_tests();
     register_fixture_tests();
+    register_api_tests();
     register_cli_tests();
     register_e2e_tests();
     int passed = 0, failed = 0;

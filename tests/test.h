@@ -45,6 +45,7 @@ void register_optimizer_tests(void);
 void register_weights_tests(void);
 void register_data_tests(void);
 void register_e2e_tests(void);
+void register_api_tests(void);
 void register_layer_tests(void);
 void register_fastmath_tests(void);
 void register_fixture_tests(void);
