@@ -26,6 +26,12 @@ void cdb_network_free(cdb_network *net);
 int cdb_weights_load(cdb_network *net, const char *path);
 int cdb_weights_save(const cdb_network *net, const char *path);
 
+/* Optimizer state (momentum / AdamW moments and the step count) beside a
+ * weights file, so that a run continued from it is exactly the run that
+ * was not interrupted. Saving is atomic. */
+int cdb_state_load(cdb_network *net, const char *path);
+int cdb_state_save(const cdb_network *net, const char *path);
+
 /* Input geometry and number of classes of a loaded network. */
 int cdb_network_width(const cdb_network *net);
 int cdb_network_height(const cdb_network *net);

@@ -2,6 +2,7 @@
  * decides to exit the process; the library returns errors. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "benchmark.h"
 #include "data.h"
@@ -34,6 +35,7 @@ static const char *usage =
     "options:\n"
     "  -data FILE        .data file to use instead of [net] data=\n"
     "  -weights FILE     (train) start from these weights and continue from their images-seen count\n"
+    "                    (with FILE.state, the optimizer state saved beside them: an exact resume)\n"
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
     "  -seed N           seed of every random stream of the run (same as -set net.seed=N)\n"
@@ -191,6 +193,15 @@ static int cmd_train(const cli *c)
         if (cdb_weights_load(net, c->weights)) goto done;
         if (c->clear) net->seen = 0;
         net->step = (int)(net->seen / (uint64_t)net->batch);
+        char state[4200];
+        snprintf(state, sizeof(state), "%s.state", c->weights);
+        if (!c->clear && access(state, R_OK) == 0) {
+            if (cdb_state_load(net, state)) goto done;
+            if (!c->quiet) printf("resuming at step %d with the optimizer state of %s\n", net->step, state);
+        } else if (!c->clear && net->step > 0) {
+            fprintf(stderr, "warning: no optimizer state '%s': continuing at step %d with momentum from zero\n", state,
+                    net->step);
+        }
     }
     if (load_data_config(net, c, &d)) goto done;
     if (dataset_load(&d, "train", &train) || dataset_check_against(&train, net) || dataset_load(&d, "valid", &valid) ||

@@ -86,6 +86,14 @@ static void cfg_basename(const char *cfg_path, char *buf, size_t n)
     if (dot) *dot = 0;
 }
 
+/* Weights, and the optimizer state beside them (PATH.state). */
+static int save_checkpoint(const cdb_network *net, const char *path)
+{
+    char state[4200];
+    snprintf(state, sizeof(state), "%s.state", path);
+    return cdb_weights_save(net, path) || cdb_state_save(net, state) ? -1 : 0;
+}
+
 static void report_validation(const cdb_network *net, const valid_result *v)
 {
     if (net->classes > 5)
@@ -185,7 +193,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
             if (!opt->quiet) report_validation(net, &v);
         }
         if ((validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
-            if (cdb_weights_save(net, last_path)) {
+            if (save_checkpoint(net, last_path)) {
                 status = -1;
                 break;
             }
@@ -205,7 +213,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         report_validation(net, &v);
         if (final) *final = v;
     }
-    if (cdb_weights_save(net, final_path)) return -1;
+    if (save_checkpoint(net, final_path)) return -1;
     printf("saved weights to %s\n", final_path);
     return 0;
 }

@@ -109,3 +109,98 @@ int cdb_weights_load(cdb_network *net, const char *path)
     net->seen = seen;
     return 0;
 }
+
+/* Optimizer state file: "CDBS", int32 version 1, int32 optimizer, int64 step,
+ * int32 number of parameters, then per parameter int64 size, a byte saying
+ * whether each moment is present, and the moments as float32. */
+#define STATE_MAGIC "CDBS"
+#define STATE_VERSION 1
+
+static int write_moment(FILE *fp, const float *m, size_t n)
+{
+    uint8_t present = m != NULL;
+    if (fwrite(&present, 1, 1, fp) != 1) return 0;
+    return !present || fwrite(m, sizeof(float), n, fp) == n;
+}
+
+int cdb_state_save(const cdb_network *net, const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        cdb_set_error("cannot write optimizer state '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    int32_t version = STATE_VERSION, optimizer = net->train.optimizer, nparams = net->nparams;
+    int64_t step = net->step;
+    int ok = fwrite(STATE_MAGIC, 4, 1, fp) == 1 && fwrite(&version, 4, 1, fp) == 1 && fwrite(&optimizer, 4, 1, fp) == 1 &&
+             fwrite(&step, 8, 1, fp) == 1 && fwrite(&nparams, 4, 1, fp) == 1;
+    for (int i = 0; ok && i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        int64_t size = (int64_t)p->size;
+        ok = fwrite(&size, 8, 1, fp) == 1 && write_moment(fp, p->moment1, p->size) && write_moment(fp, p->moment2, p->size);
+    }
+    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok = (fclose(fp) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        cdb_set_error("cannot write optimizer state '%s': %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_moment(FILE *fp, float **m, size_t n)
+{
+    uint8_t present;
+    if (fread(&present, 1, 1, fp) != 1 || present > 1) return 0;
+    if (!present) return 1;
+    if (!*m) *m = xcalloc(n, sizeof(float));
+    return fread(*m, sizeof(float), n, fp) == n;
+}
+
+int cdb_state_load(cdb_network *net, const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        cdb_set_error("cannot open optimizer state '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char magic[4];
+    int32_t version, optimizer, nparams;
+    int64_t step;
+    if (fread(magic, 4, 1, fp) != 1 || memcmp(magic, STATE_MAGIC, 4) || fread(&version, 4, 1, fp) != 1 ||
+        version != STATE_VERSION || fread(&optimizer, 4, 1, fp) != 1 || fread(&step, 8, 1, fp) != 1 ||
+        fread(&nparams, 4, 1, fp) != 1) {
+        fclose(fp);
+        cdb_set_error("'%s' is not a cdbnet optimizer state file (or is truncated)", path);
+        return -1;
+    }
+    if (optimizer != (int32_t)net->train.optimizer || nparams != net->nparams || step < 0) {
+        fclose(fp);
+        cdb_set_error("optimizer state '%s' belongs to another network or optimizer (%d tensors, optimizer %d; "
+                      "'%s' has %d tensors, optimizer %d)",
+                      path, nparams, optimizer, net->cfg_path, net->nparams, (int)net->train.optimizer);
+        return -1;
+    }
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        int64_t size;
+        if (fread(&size, 8, 1, fp) != 1 || size != (int64_t)p->size || !read_moment(fp, &p->moment1, p->size) ||
+            !read_moment(fp, &p->moment2, p->size)) {
+            fclose(fp);
+            cdb_set_error("optimizer state '%s' is truncated or does not match tensor %d of '%s'", path, i, net->cfg_path);
+            return -1;
+        }
+    }
+    unsigned char extra;
+    int trailing = fread(&extra, 1, 1, fp) == 1;
+    fclose(fp);
+    if (trailing) {
+        cdb_set_error("optimizer state '%s' has data past its last tensor", path);
+        return -1;
+    }
+    net->step = (int)step;
+    return 0;
+}

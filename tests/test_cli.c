@@ -135,6 +135,26 @@ static void t_train_then_valid(void)
     CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
     CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
+    /* Resume: continuing from the checkpoint saved at step 20 ends with
+     * exactly the weights of the uninterrupted run (data order,
+     * augmentation, dropback masks and momentum all carry over). */
+    char resumed[600];
+    snprintf(resumed, sizeof(resumed), "%s.resumed", weights);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -weights %s/backup/toy_last.weights -out %s -quiet", cfg,
+             data, dir, resumed);
+    rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 0 && !strstr(out, "warning"), "resume exited %d: %s", rc, out);
+    FILE *fa = fopen(weights, "rb"), *fb = fopen(resumed, "rb");
+    CHECK(fa && fb, "weights files");
+    int same = 1, ca, cb;
+    do {
+        ca = fgetc(fa);
+        cb = fgetc(fb);
+        same &= ca == cb;
+    } while (same && ca != EOF);
+    fclose(fa);
+    fclose(fb);
+    CHECK(same, "the resumed run's weights differ from the uninterrupted run's");
     /* An image file (binary PGM, read by stb_image) of class 2: the bright
      * square in the lower-left corner. */
     char pgm[512];
