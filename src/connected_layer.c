@@ -88,10 +88,7 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->weights = layer_add_param(l, "weights", (size_t)outputs * p->in, 1, outputs, p->in, 1);
     layer_read_dropback_keys(l, r, p->weights);
     if (cfg_check_unused(r)) return -1;
-    if (init_std > 0)
-        init_trunc_normal(p->weights->value, p->weights->size, init_std, net->seed, l->index, 0);
-    else
-        init_weights_uniform(p->weights->value, p->weights->size, p->in, net->seed, l->index);
+    init_weights(p->weights->value, p->weights->size, p->in, init_std, net->seed, l->index);
     if (p->batch_normalize) {
         bn_init(&p->bn, l, outputs, 1, l->batch);
         p->biases = p->bn.biases;

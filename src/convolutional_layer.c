@@ -160,10 +160,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
     layer_read_dropback_keys(l, r, p->weights);
     if (cfg_check_unused(r)) return -1;
-    if (init_std > 0)
-        init_trunc_normal(p->weights->value, nweights, init_std, net->seed, l->index, 0);
-    else
-        init_weights_uniform(p->weights->value, nweights, per_group * kk, net->seed, l->index);
+    init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {
         bn_init(&p->bn, l, p->filters, l->out_h * l->out_w, l->batch);
         p->biases = p->bn.biases;

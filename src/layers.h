@@ -36,8 +36,10 @@ activation layer_read_activation(cfg_reader *r, activation def);
 void layer_set_sequence_output(cdb_layer *l, int tokens, int features);
 /* Truncated normal N(0, std) cut at +-2 std (position embeddings, class token). */
 void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt);
-/* He-uniform initialisation: U(-sqrt(6/fan_in), sqrt(6/fan_in)). */
-void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index);
+/* A weight tensor's initial values: He-uniform U(-sqrt(6/fan_in),
+ * sqrt(6/fan_in)), or N(0, init_std) truncated at 2 std when init_std > 0
+ * (the layer's init_std key). */
+void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index);
 /* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */
 int layer_resolve_ref(int self, int ref);
 

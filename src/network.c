@@ -93,8 +93,12 @@ void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_i
     }
 }
 
-void init_weights_uniform(float *w, size_t n, int fan_in, uint64_t seed, int layer_index)
+void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index)
 {
+    if (init_std > 0) {
+        init_trunc_normal(w, n, init_std, seed, layer_index, 0);
+        return;
+    }
     cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, (uint64_t)layer_index);
     float bound = sqrtf(6.f / (float)(fan_in > 0 ? fan_in : 1));
     for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
