@@ -142,7 +142,7 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, p->proj_b->value, p->proj_b->size);
     layer_add_io(l, p->proj_w->value, p->proj_w->size);
     layer_set_sequence_output(l, l->tokens, D);
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     size_t rows = (size_t)l->batch * p->T, scores = (size_t)l->batch * p->heads * p->T * p->T;
     p->qkv = xcalloc(rows * 3 * D, sizeof(float));
     p->d_qkv = xcalloc(rows * 3 * D, sizeof(float));

@@ -134,7 +134,7 @@ int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = l->c;
     l->out_h = l->h;
     l->out_w = l->w;
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     batchnorm *bn = xcalloc(1, sizeof(batchnorm));
     bn_init(bn, l, l->c, l->h * l->w, l->batch);
     layer_add_io(l, bn->scales->value, (size_t)l->c);

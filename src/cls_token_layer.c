@@ -47,7 +47,7 @@ int cls_token_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens + 1, l->c);
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->token = layer_add_param(l, "cls_token", (size_t)l->c, 0, 0, 0, 0);
     init_trunc_normal(p->token->value, (size_t)l->c, 0.02f, net->seed, l->index, 1);
     layer_add_io(l, p->token->value, (size_t)l->c);

@@ -84,7 +84,7 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         l->out_c = outputs;
         l->out_h = l->out_w = 1;
     }
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->weights = layer_add_param(l, "weights", (size_t)outputs * p->in, 1, outputs, p->in, 1);
     layer_read_dropback_keys(l, r, p->weights);
     if (cfg_check_unused(r)) return -1;

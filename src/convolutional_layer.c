@@ -128,7 +128,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     conv_priv *p = xcalloc(1, sizeof(conv_priv));
     l->priv = p;
     l->destroy = destroy;
-    p->filters = cfg_int(r, "filters", 1, 1, 1 << 20);
+    p->filters = cfg_int(r, "filters", 1, 1, 1 << 24);
     p->size = cfg_int(r, "size", 1, 1, 1024);
     p->stride = cfg_int(r, "stride", 1, 1, 1024);
     int pad_flag = cfg_int(r, "pad", 0, 0, 1);
@@ -154,7 +154,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = p->filters;
     l->out_h = (l->h + 2 * p->pad - p->size) / p->stride + 1;
     l->out_w = (l->w + 2 * p->pad - p->size) / p->stride + 1;
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     int per_group = l->c / p->groups, kk = p->size * p->size;
     size_t nweights = (size_t)p->filters * per_group * kk;
     p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);

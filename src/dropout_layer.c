@@ -58,7 +58,7 @@ int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_h = l->h;
     l->out_w = l->w;
     l->out_tokens = l->tokens;
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
     l->forward = forward;
     l->backward = backward;

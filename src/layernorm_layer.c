@@ -83,7 +83,7 @@ int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->eps = cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens, l->c);
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->biases = layer_add_param(l, "biases", (size_t)l->c, 0, 0, 0, 0);
     p->scales = layer_add_param(l, "scales", (size_t)l->c, 0, 0, 0, 0);
     for (int d = 0; d < l->c; d++) p->scales->value[d] = 1;

@@ -26,7 +26,9 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 
 /* Helpers shared by layer files (network.c). */
-void layer_alloc_output(cdb_layer *l);
+/* Sets inputs/outputs and allocates output and delta; fails (recorded in r)
+ * when the output shape is absurdly large. */
+int layer_alloc_output(cdb_layer *l, cfg_reader *r);
 /* Per-layer ChannelDropBack keys (channel_dropback, dropback_channel_rate)
  * applied to the layer's eligible tensor. */
 void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights);

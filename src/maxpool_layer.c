@@ -81,7 +81,7 @@ int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         cfg_fail(r, "size", "window %d does not fit the %dx%d input", p->size, l->h, l->w);
         return -1;
     }
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->argmax = xcalloc((size_t)l->batch * l->outputs, sizeof(int));
     l->forward = forward;
     l->backward = backward;

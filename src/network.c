@@ -9,12 +9,22 @@
 #include "layers.h"
 #include "optimizer.h"
 
-void layer_alloc_output(cdb_layer *l)
+/* Largest tensor a layer may produce per image: sizes are ints. */
+#define MAX_LAYER_OUTPUTS (1L << 30)
+
+int layer_alloc_output(cdb_layer *l, cfg_reader *r)
 {
+    long outputs = (long)l->out_c * l->out_h * l->out_w;
+    if (outputs <= 0 || outputs > MAX_LAYER_OUTPUTS || (long)l->batch * outputs > (1L << 34)) {
+        cfg_fail(r, NULL, "the output (%d x %d x %d per image, batch %d) is too large", l->out_c, l->out_h, l->out_w,
+                 l->batch);
+        return -1;
+    }
     l->inputs = l->c * l->h * l->w;
-    l->outputs = l->out_c * l->out_h * l->out_w;
+    l->outputs = (int)outputs;
     l->output = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     l->delta = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    return 0;
 }
 
 cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,

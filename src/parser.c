@@ -148,6 +148,10 @@ static int read_net(cfg_reader *r, cdb_network *net)
         cfg_fail(r, "max_epochs", "give either max_batches or max_epochs, not both");
         return -1;
     }
+    if ((long)net->w * net->h * net->c > (1L << 30)) {
+        cfg_fail(r, NULL, "the input (%d x %d x %d) is too large", net->w, net->h, net->c);
+        return -1;
+    }
     net->mini_batch = net->batch / net->subdivisions;
     net->inputs = net->w * net->h * net->c;
     return cfg_check_unused(r);

@@ -43,7 +43,7 @@ int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens, l->c);
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     p->embedding = layer_add_param(l, "pos_embed", (size_t)l->inputs, 0, 0, 0, 0);
     init_trunc_normal(p->embedding->value, (size_t)l->inputs, 0.02f, net->seed, l->index, 2);
     layer_add_io(l, p->embedding->value, (size_t)l->inputs);

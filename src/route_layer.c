@@ -74,7 +74,7 @@ int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         }
         l->out_c += src->out_c;
     }
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
     int len = snprintf(l->description, sizeof(l->description), "layers");

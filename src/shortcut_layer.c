@@ -67,7 +67,7 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_h = l->h;
     l->out_w = l->w;
     l->out_tokens = l->tokens;
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     l->forward = forward;
     l->backward = backward;

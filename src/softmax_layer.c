@@ -45,7 +45,7 @@ int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     l->out_c = l->inputs;
     l->out_h = l->out_w = 1;
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
     snprintf(l->description, sizeof(l->description), "%d classes, cross-entropy", l->inputs);

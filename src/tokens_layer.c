@@ -33,7 +33,7 @@ int tokens_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     (void)net;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->h * l->w, l->c);
-    layer_alloc_output(l);
+    if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
     snprintf(l->description, sizeof(l->description), "%dx%d -> %d tokens", l->h, l->w, l->h * l->w);

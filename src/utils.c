@@ -19,10 +19,12 @@ void cdb_set_error(const char *fmt, ...)
 
 const char *cdb_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
+/* Running out of memory cannot be recovered from inside a training step:
+ * say so and stop (without the core dump of abort()). */
 static void out_of_memory(size_t bytes)
 {
-    fprintf(stderr, "cdbnet: out of memory allocating %zu bytes\n", bytes);
-    abort();
+    fprintf(stderr, "cdbnet: error: out of memory allocating %zu bytes (a smaller batch or network may fit)\n", bytes);
+    exit(1);
 }
 
 void *xcalloc(size_t count, size_t size)

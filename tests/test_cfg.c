@@ -48,6 +48,9 @@ static const struct {
     {"# only a comment\n", "bad.cfg: no sections found"},
     {NET "max_batches=10\nmax_epochs=2\n" END, "key 'max_epochs': give either max_batches or max_epochs, not both"},
     {NET "[softmax]\ngroups=2\n", "key 'groups': 2 is out of range [1, 1]"},
+    {"[net]\nbatch=2\nwidth=512\nheight=512\nchannels=1\n[convolutional]\nfilters=10000\nsize=1\n" END,
+     "bad.cfg:6: [convolutional] (layer 0): the output (10000 x 512 x 512 per image, batch 2) is too large"},
+    {"[net]\nbatch=1\nwidth=65536\nheight=65536\nchannels=3\n" END, "bad.cfg:1: [net]: the input (65536 x 65536 x 3) is too large"},
 };
 
 static void t_bad_cfg_table(void)
