@@ -1,6 +1,8 @@
 #include "cfg.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,11 +124,20 @@ fail:
 
 cfg_file *cfg_parse_string(const char *name, const char *text) { return parse_text(name, text, NULL); }
 
-static cfg_file *parse_file(const char *path, const char *implicit_section)
+static cfg_file *parse_file(const char *path, const char *implicit_section, const char *kind)
 {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cdb_set_error("cannot open %s '%s': %s", kind, path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cdb_set_error("%s '%s' is not a regular file", kind, path);
+        return NULL;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        cdb_set_error("cannot open cfg file '%s'", path);
+        cdb_set_error("cannot open %s '%s': %s", kind, path, strerror(errno));
         return NULL;
     }
     fseek(fp, 0, SEEK_END);
@@ -134,7 +145,7 @@ static cfg_file *parse_file(const char *path, const char *implicit_section)
     fseek(fp, 0, SEEK_SET);
     if (size < 0) {
         fclose(fp);
-        cdb_set_error("cannot read cfg file '%s'", path);
+        cdb_set_error("cannot read %s '%s'", kind, path);
         return NULL;
     }
     char *text = xmalloc((size_t)size + 1);
@@ -151,9 +162,12 @@ static cfg_file *parse_file(const char *path, const char *implicit_section)
     return f;
 }
 
-cfg_file *cfg_parse_file(const char *path) { return parse_file(path, NULL); }
+cfg_file *cfg_parse_file(const char *path) { return parse_file(path, NULL, "cfg file"); }
 
-cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section) { return parse_file(path, section); }
+cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind)
+{
+    return parse_file(path, section, kind);
+}
 
 void cfg_free(cfg_file *f)
 {

@@ -27,7 +27,7 @@ typedef struct cfg_file {
 cfg_file *cfg_parse_file(const char *path);
 cfg_file *cfg_parse_string(const char *name, const char *text);
 /* A file of bare key=value lines (a .data file), read as one section. */
-cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section);
+cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind);
 void cfg_free(cfg_file *f);
 
 /* Apply a command-line override "SECTION.key=value" where SECTION is `net`

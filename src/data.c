@@ -19,7 +19,7 @@ static const char *missing_hint(const char *path)
 int data_config_load(const char *path, data_config *out)
 {
     memset(out, 0, sizeof(*out));
-    cfg_file *f = cfg_parse_keyvalue_file(path, "data");
+    cfg_file *f = cfg_parse_keyvalue_file(path, "data", "data file");
     if (!f) return -1;
     cfg_reader r = cfg_reader_for(f, 0, -1);
     static const char *const formats[] = {"idx", "cifar10", "cifar100", NULL};

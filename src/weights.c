@@ -58,9 +58,9 @@ int cdb_weights_load(cdb_network *net, const char *path)
         return -1;
     }
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0) {
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(fp);
-        cdb_set_error("cannot read weights file '%s'", path);
+        cdb_set_error("weights file '%s' is not a regular file", path);
         return -1;
     }
     int32_t header[3];

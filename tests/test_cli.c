@@ -37,6 +37,11 @@ static void t_usage_and_errors(void)
     CHECK(run("./cdbnet frobnicate", out, sizeof(out)) == 2 && strstr(out, "unknown command 'frobnicate'"), "bad command");
     CHECK(run("./cdbnet train /nonexistent.cfg", out, sizeof(out)) == 1 && strstr(out, "cannot open cfg file '/nonexistent.cfg'"),
           "missing cfg: %s", out);
+    CHECK(run("./cdbnet train /tmp", out, sizeof(out)) == 1 && strstr(out, "cfg file '/tmp' is not a regular file"),
+          "directory as cfg: %s", out);
+    CHECK(run("./cdbnet train cfg/smallcnn.cfg -data /nonexistent.data", out, sizeof(out)) == 1 &&
+              strstr(out, "cannot open data file '/nonexistent.data'"),
+          "missing .data: %s", out);
     CHECK(run("./cdbnet train cfg/smallcnn.cfg -threads abc", out, sizeof(out)) == 2 && strstr(out, "-threads expects"),
           "bad -threads: %s", out);
     CHECK(run("./cdbnet train cfg/smallcnn.cfg -bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option '-bogus'"),
