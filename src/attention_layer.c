@@ -12,16 +12,7 @@
 #include "fastmath.h"
 #include "gemm.h"
 #include "layers.h"
-
-typedef struct {
-    int heads, T, D, dh;
-    float scale;
-    cdb_param *qkv_w, *qkv_b, *proj_w, *proj_b;
-    float *qkv;      /* (batch*T, 3D) */
-    float *probs;    /* (batch, heads, T, T) softmax of the scores */
-    float *attended; /* (batch*T, D): heads' outputs side by side */
-    float *d_attended, *d_qkv, *d_scores; /* backward scratch, same shapes */
-} attention_priv;
+#include "attention_layer.h"
 
 static void add_bias_rows(float *y, const float *bias, int rows, int cols)
 {

@@ -5,10 +5,7 @@
 #include <string.h>
 
 #include "layers.h"
-
-typedef struct {
-    cdb_param *token;
-} cls_priv;
+#include "cls_token_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

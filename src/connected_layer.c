@@ -9,15 +9,7 @@
 #include "batchnorm_layer.h"
 #include "gemm.h"
 #include "layers.h"
-
-typedef struct {
-    int rows, in, out;   /* GEMM rows (batch or batch*tokens), features in and out */
-    activation act;
-    int batch_normalize;
-    cdb_param *weights, *biases;
-    batchnorm bn;
-    float *preact; /* (batch, outputs) */
-} connected_priv;
+#include "connected_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

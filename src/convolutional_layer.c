@@ -13,19 +13,10 @@
 #include "gemm.h"
 #include "im2col.h"
 #include "layers.h"
+#include "convolutional_layer.h"
 
 /* Column-matrix budget per chunk, in floats (16 MiB). */
 #define CONV_CHUNK_FLOATS (4u << 20)
-
-typedef struct {
-    int filters, size, stride, pad, groups;
-    int chunk; /* images per GEMM */
-    activation act;
-    int batch_normalize;
-    cdb_param *weights, *biases;
-    batchnorm bn;
-    float *preact; /* (batch, outputs): input of the activation */
-} conv_priv;
 
 /* Workspace layout: columns (c*size*size, chunk*N), then the chunk's
  * outputs or output gradients as (filters, chunk*N). */

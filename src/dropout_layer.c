@@ -4,11 +4,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
-
-typedef struct {
-    float probability;
-    uint8_t *keep; /* (batch, inputs) */
-} dropout_priv;
+#include "dropout_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

@@ -5,13 +5,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
-
-typedef struct {
-    float eps;
-    cdb_param *scales, *biases;
-    float *x_hat;    /* (batch * tokens, d) */
-    float *inv_std;  /* (batch * tokens) */
-} layernorm_priv;
+#include "layernorm_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

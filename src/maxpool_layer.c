@@ -5,11 +5,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
-
-typedef struct {
-    int size, stride, padding;
-    int *argmax; /* (batch, outputs): input index of each maximum */
-} maxpool_priv;
+#include "maxpool_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

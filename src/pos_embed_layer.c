@@ -3,10 +3,7 @@
 #include <stdlib.h>
 
 #include "layers.h"
-
-typedef struct {
-    cdb_param *embedding;
-} pos_priv;
+#include "pos_embed_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

@@ -4,13 +4,7 @@
 #include <string.h>
 
 #include "layers.h"
-
-#define ROUTE_MAX 16
-
-typedef struct {
-    int n;
-    int from[ROUTE_MAX];
-} route_priv;
+#include "route_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

@@ -4,12 +4,7 @@
 
 #include "activations.h"
 #include "layers.h"
-
-typedef struct {
-    int from;
-    activation act;
-    float *preact;
-} shortcut_priv;
+#include "shortcut_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {

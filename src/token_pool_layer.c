@@ -5,10 +5,7 @@
 #include <string.h>
 
 #include "layers.h"
-
-typedef struct {
-    int mean;
-} pool_priv;
+#include "token_pool_layer.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
