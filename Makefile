@@ -72,6 +72,8 @@ CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard src/*.cu))
 CU_OBJ = $(CU_SRC:src/%.cu=obj/%.cu.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
+# The GPU suite: its own main, with the shared harness and helpers.
+GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
 # Remember the switches, so that changing one rebuilds everything.
 FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | cksum | cut -d' ' -f1)
 
@@ -85,7 +87,7 @@ libcdbnet.a: $(LIB_OBJ) $(CU_OBJ)
 	ar rcs $@ $^
 
 $(FLAGS_STAMP):
-	@mkdir -p obj/tests
+	@mkdir -p obj/tests/gpu
 	@rm -f obj/.flags-*
 	@touch $@
 
@@ -101,12 +103,26 @@ obj/tests/%.o: tests/%.c $(FLAGS_STAMP)
 tests/run_tests: $(TEST_OBJ) libcdbnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+tests/gpu_tests: $(GPU_TEST_OBJ) libcdbnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+obj/tests/gpu/%.o: tests/gpu/%.c $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+# CPU against GPU for every layer type and whole training steps: needs a
+# CUDA device and a build with GPU=1 (and CUDNN=1 for the cuDNN paths).
+gpu-test: cdbnet tests/gpu_tests
+ifneq ($(GPU),1)
+	$(error gpu-test needs GPU=1, e.g. make GPU=1 CUDNN=1 gpu-test)
+endif
+	OMP_WAIT_POLICY=passive ./tests/gpu_tests
+
 # Passive OpenMP waits: spinning threads make a loaded 2-core machine crawl.
 test: cdbnet tests/run_tests
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
 clean:
-	rm -rf obj cdbnet libcdbnet.a tests/run_tests
+	rm -rf obj cdbnet libcdbnet.a tests/run_tests tests/gpu_tests
 
-.PHONY: all test clean
--include $(wildcard obj/*.d obj/tests/*.d)
+.PHONY: all test gpu-test clean
+-include $(wildcard obj/*.d obj/tests/*.d obj/tests/gpu/*.d)

@@ -187,18 +187,22 @@ def main():
     ap.add_argument("-repeats", type=int, default=5)
     ap.add_argument("-warmup", type=int, default=3)
     ap.add_argument("-threads", type=int, default=1)
+    ap.add_argument("-device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
+    device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     sections = parse_cfg(a.cfg)
     net_opts = sections[0][1]
     batch = a.batch or int(net_opts.get("batch", 1))
-    model = Net(sections)
-    classes = None
+    model = Net(sections).to(device)
     with torch.no_grad():
-        x = torch.randn(batch, int(net_opts["channels"]), int(net_opts["height"]), int(net_opts["width"]))
+        x = torch.randn(batch, int(net_opts["channels"]), int(net_opts["height"]), int(net_opts["width"])).to(device)
         classes = model(x[:2]).shape[1]
-    labels = torch.randint(0, classes, (batch,))
+    labels = torch.randint(0, classes, (batch,)).to(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32, as cdbnet
+        torch.backends.cudnn.allow_tf32 = False
     lr = float(net_opts.get("learning_rate", 0.001))
     decay = float(net_opts.get("decay", 0.0001))
     if net_opts.get("optimizer", "sgd") == "adamw":
@@ -216,16 +220,23 @@ def main():
         loss.backward()
         opt.step()
 
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(a.warmup):
         step()
     rates = []
     for _ in range(a.repeats):
+        sync()
         t0 = time.perf_counter()
         for _ in range(a.steps):
             step()
+        sync()
         rates.append(a.steps * batch / (time.perf_counter() - t0))
     med = statistics.median(rates)
-    print(f"torch {torch.__version__} {a.cfg}: batch {batch}, {a.threads} threads")
+    where = "cuda" if device.type == "cuda" else f"{a.threads} threads"
+    print(f"torch {torch.__version__} {a.cfg}: batch {batch}, {where}")
     print(f"images/s: median {med:.1f} over {a.repeats} repeats of {a.steps} steps "
           f"(min {min(rates):.1f}, max {max(rates):.1f}, spread {100 * (max(rates) - min(rates)) / med:.1f}%)")
 

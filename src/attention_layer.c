@@ -144,6 +144,7 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->flops = (size_t)p->T * (4 * (size_t)D * D + 2 * (size_t)p->T * D);
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, attention);
     snprintf(l->description, sizeof(l->description), "%d heads of %d, %d tokens", p->heads, p->dh, p->T);
     return 0;
 }

@@ -39,6 +39,7 @@ int avgpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, avgpool);
     snprintf(l->description, sizeof(l->description), "global %dx%d", l->h, l->w);
     return 0;
 }

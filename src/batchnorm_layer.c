@@ -144,6 +144,7 @@ int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->priv = bn;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, batchnorm);
     l->destroy = destroy;
     snprintf(l->description, sizeof(l->description), "%d channels", l->c);
     return 0;

@@ -26,4 +26,10 @@ void bn_forward(batchnorm *bn, const float *x, float *y, int train);
 /* Adds to the gamma/beta gradients; dx = dL/dx (dx may equal dy). */
 void bn_backward(batchnorm *bn, const float *dy, float *dx);
 
+#ifdef GPU
+/* The same on device pointers x, y, dy, dx (batchnorm_layer_kernels.cu). */
+void bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, int train);
+void bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx);
+#endif
+
 #endif

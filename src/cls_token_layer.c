@@ -50,6 +50,7 @@ int cls_token_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, p->token->value, (size_t)l->c);
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, cls_token);
     snprintf(l->description, sizeof(l->description), "+1 learned token");
     return 0;
 }

@@ -98,6 +98,7 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->flops = (size_t)outputs * p->in * (l->tokens ? l->tokens : 1);
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, connected);
     snprintf(l->description, sizeof(l->description), "%d -> %d%s%s %s", p->in, outputs,
              l->tokens ? " per token" : "", p->batch_normalize ? " bn" : "", activation_name(p->act));
     return 0;

@@ -172,6 +172,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, convolutional);
     snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s %s", p->filters, p->size,
              p->size, p->stride, p->pad, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
              activation_name(p->act));

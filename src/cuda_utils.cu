@@ -1,12 +1,25 @@
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#ifdef CUDNN
-#include <cudnn.h>
+#include "cuda_common.cuh"
+
+void cuda_fail(const char *what, const char *call, const char *file, int line)
+{
+    fprintf(stderr, "cdbnet: CUDA error: %s in %s at %s:%d\n", what, call, file, line);
+    exit(1);
+}
+
+void cuda_fail_if_launch_failed(const char *kernel, const char *file, int line)
+{
+    cudaError_t status = cudaGetLastError();
+    if (status != cudaSuccess) cuda_fail(cudaGetErrorString(status), kernel, file, line);
+#ifdef CUDA_DEBUG_SYNC
+    status = cudaDeviceSynchronize();
+    if (status != cudaSuccess) cuda_fail(cudaGetErrorString(status), kernel, file, line);
 #endif
-
-#include "cuda_utils.h"
+}
 
 extern "C" int cuda_device_count(void)
 {
@@ -29,4 +42,175 @@ extern "C" void cuda_describe(char *buf, int n)
 #else
     (void)len;
 #endif
+}
+
+static size_t slot_of(const gpu_context *g, const void *host)
+{
+    uint64_t h = (uint64_t)(uintptr_t)host;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t)h & (g->capacity - 1);
+}
+
+static gpu_twin_entry *find_entry(gpu_context *g, const void *host)
+{
+    size_t i = slot_of(g, host);
+    while (g->table[i].host && g->table[i].host != host) i = (i + 1) & (g->capacity - 1);
+    return &g->table[i];
+}
+
+static void grow(gpu_context *g)
+{
+    gpu_twin_entry *old = g->table;
+    size_t old_capacity = g->capacity;
+    g->capacity = old_capacity ? 2 * old_capacity : 1024;
+    g->table = (gpu_twin_entry *)xcalloc(g->capacity, sizeof(gpu_twin_entry));
+    for (size_t i = 0; i < old_capacity; i++)
+        if (old[i].host) *find_entry(g, old[i].host) = old[i];
+    free(old);
+}
+
+extern "C" void *gpu_twin(cdb_network *net, const void *host, size_t bytes)
+{
+    gpu_context *g = net->gpu_ctx;
+    if (!host) cuda_fail("no host array", "gpu_twin", __FILE__, __LINE__);
+    if (2 * (g->count + 1) > g->capacity) grow(g);
+    gpu_twin_entry *e = find_entry(g, host);
+    if (e->host) {
+        if (bytes > e->bytes) cuda_fail("a device twin is smaller than requested", "gpu_twin", __FILE__, __LINE__);
+        return e->dev;
+    }
+    e->host = host;
+    e->bytes = bytes;
+    CUDA_CHECK(cudaMalloc(&e->dev, bytes ? bytes : 1));
+    CUDA_CHECK(cudaMemcpy(e->dev, host, bytes, cudaMemcpyHostToDevice));
+    g->count++;
+    return e->dev;
+}
+
+extern "C" void gpu_push(cdb_network *net, const void *host, size_t bytes)
+{
+    void *dev = gpu_twin(net, host, bytes);
+    CUDA_CHECK(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
+}
+
+extern "C" void gpu_pull(cdb_network *net, void *host, size_t bytes)
+{
+    void *dev = gpu_twin(net, host, bytes);
+    CUDA_CHECK(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost));
+}
+
+extern "C" void gpu_zero(cdb_network *net, const void *host, size_t bytes)
+{
+    CUDA_CHECK(cudaMemset(gpu_twin(net, host, bytes), 0, bytes));
+}
+
+extern "C" void gpu_synchronize(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+extern "C" void gpu_gemm(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M == 0 || N == 0) return;
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
+    CUBLAS_CHECK(cublasSgemm(net->gpu_ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+}
+
+extern "C" void gpu_gemm_batched(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                 const float *A, int lda, long stride_a, const float *B, int ldb, long stride_b,
+                                 float beta, float *C, int ldc, long stride_c, int count)
+{
+    if (M == 0 || N == 0 || count == 0) return;
+    CUBLAS_CHECK(cublasSgemmStridedBatched(net->gpu_ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, stride_b, A,
+                                           lda, stride_a, &beta, C, ldc, stride_c, count));
+}
+
+extern "C" float *gpu_workspace(cdb_network *net, size_t floats)
+{
+    gpu_context *g = net->gpu_ctx;
+    if (floats > g->workspace_floats) {
+        if (g->workspace) CUDA_CHECK(cudaFree(g->workspace));
+        CUDA_CHECK(cudaMalloc(&g->workspace, floats * sizeof(float)));
+        g->workspace_floats = floats;
+    }
+    return g->workspace;
+}
+
+/* The arrays that make up the trained state: weights-file arrays, gradients
+ * and optimizer state. */
+static void for_each_state_array(cdb_network *net, void (*fn)(cdb_network *, void *, size_t))
+{
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++)
+            fn(net, net->layers[i].io[k], net->layers[i].io_size[k] * sizeof(float));
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        fn(net, p->value, p->size * sizeof(float));
+        if (p->moment1) fn(net, p->moment1, p->size * sizeof(float));
+        if (p->moment2) fn(net, p->moment2, p->size * sizeof(float));
+    }
+}
+
+static void push_array(cdb_network *net, void *host, size_t bytes) { gpu_push(net, host, bytes); }
+static void pull_array(cdb_network *net, void *host, size_t bytes) { gpu_pull(net, host, bytes); }
+
+extern "C" void network_sync_to_host(cdb_network *net)
+{
+    if (net->gpu) for_each_state_array(net, pull_array);
+}
+
+extern "C" void network_sync_to_device(cdb_network *net)
+{
+    if (net->gpu) for_each_state_array(net, push_array);
+}
+
+extern "C" int gpu_init(cdb_network *net, int device)
+{
+    int count = cuda_device_count();
+    if (device < 0 || device >= count) {
+        cdb_set_error("no CUDA device %d (this machine has %d)", device, count);
+        return -1;
+    }
+    CUDA_CHECK(cudaSetDevice(device));
+    gpu_context *g = (gpu_context *)xcalloc(1, sizeof(gpu_context));
+    g->device = device;
+    CUBLAS_CHECK(cublasCreate(&g->blas));
+    CUBLAS_CHECK(cublasSetMathMode(g->blas, CUBLAS_PEDANTIC_MATH)); /* full FP32, no TF32 */
+#ifdef CUDNN
+    CUDNN_CHECK(cudnnCreate(&g->dnn));
+#endif
+    net->gpu_ctx = g;
+    net->gpu = 1;
+    /* The optimizer state exists from the start on the device. */
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        if (!p->moment1) p->moment1 = (float *)xcalloc(p->size, sizeof(float));
+        if (!p->moment2 && net->train.optimizer == OPT_ADAMW) p->moment2 = (float *)xcalloc(p->size, sizeof(float));
+    }
+    net->losses = (float *)xcalloc((size_t)net->mini_batch, sizeof(float));
+    network_sync_to_device(net);
+    return 0;
+}
+
+extern "C" void gpu_release(cdb_network *net)
+{
+    gpu_context *g = net->gpu_ctx;
+    if (!g) return;
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].destroy_gpu) net->layers[i].destroy_gpu(&net->layers[i]);
+    for (size_t i = 0; i < g->capacity; i++)
+        if (g->table[i].host) cudaFree(g->table[i].dev);
+    free(g->table);
+    if (g->workspace) cudaFree(g->workspace);
+    cublasDestroy(g->blas);
+#ifdef CUDNN
+    cudnnDestroy(g->dnn);
+#endif
+    free(g);
+    free(net->losses);
+    net->losses = NULL;
+    net->gpu_ctx = NULL;
+    net->gpu = 0;
 }

@@ -58,6 +58,7 @@ int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, dropout);
     snprintf(l->description, sizeof(l->description), "p=%.2f", p->probability);
     return 0;
 }

@@ -87,6 +87,7 @@ int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->inv_std = xcalloc((size_t)l->batch * l->tokens, sizeof(float));
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, layernorm);
     snprintf(l->description, sizeof(l->description), "%d features, eps %g", l->c, p->eps);
     return 0;
 }

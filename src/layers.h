@@ -25,6 +25,37 @@ int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net);
 
+/* The GPU twins of each layer type's forward and backward (*_kernels.cu). */
+#ifdef GPU
+#define LAYER_GPU_FUNCTIONS(name)                                                 \
+    void name##_forward_gpu(cdb_layer *l, cdb_network *net, int train);           \
+    void name##_backward_gpu(cdb_layer *l, cdb_network *net);
+LAYER_GPU_FUNCTIONS(convolutional)
+LAYER_GPU_FUNCTIONS(connected)
+LAYER_GPU_FUNCTIONS(batchnorm)
+LAYER_GPU_FUNCTIONS(maxpool)
+LAYER_GPU_FUNCTIONS(avgpool)
+LAYER_GPU_FUNCTIONS(shortcut)
+LAYER_GPU_FUNCTIONS(route)
+LAYER_GPU_FUNCTIONS(dropout)
+LAYER_GPU_FUNCTIONS(softmax)
+LAYER_GPU_FUNCTIONS(tokens)
+LAYER_GPU_FUNCTIONS(cls_token)
+LAYER_GPU_FUNCTIONS(pos_embed)
+LAYER_GPU_FUNCTIONS(layernorm)
+LAYER_GPU_FUNCTIONS(attention)
+LAYER_GPU_FUNCTIONS(token_pool)
+#define SET_GPU_FUNCTIONS(l, name)                                                \
+    do {                                                                          \
+        (l)->forward_gpu = name##_forward_gpu;                                    \
+        (l)->backward_gpu = name##_backward_gpu;                                  \
+    } while (0)
+#else
+#define SET_GPU_FUNCTIONS(l, name) \
+    do {                           \
+    } while (0)
+#endif
+
 /* Helpers shared by layer files (network.c). */
 /* Sets inputs/outputs and allocates output and delta; fails (recorded in r)
  * when the output shape is absurdly large. */

@@ -52,6 +52,8 @@ static const char *usage =
     "  -repeats N        (benchmark) repeats; the median is reported (default 5)\n"
     "  -warmup N         (benchmark) untimed steps first (default 3)\n"
     "  -dropback         (benchmark) also time dropback off/on and compute skipping, alternately\n"
+    "  -gpu N            (GPU builds) run on CUDA device N (default: device 0 when there is one)\n"
+    "  -cpu              (GPU builds) run on the CPU\n"
     "\n"
     "See README.md and docs/ for every cfg section and key.\n";
 
@@ -61,6 +63,7 @@ typedef struct {
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, quiet;
     int batch, steps, repeats, warmup, dropback_report;
+    int gpu_index, force_cpu; /* -gpu N (-1: not given), -cpu */
     char batch_override[64], subdivision_override[64];
     const char *positional[64];
     int n_positional;
@@ -92,6 +95,7 @@ static int parse_cli(int argc, char **argv, cli *c)
     c->index = -1;
     c->top = 5;
     c->steps = 10;
+    c->gpu_index = -1;
     c->repeats = 5;
     c->warmup = 3;
     for (int i = 2; i < argc; i++) {
@@ -107,7 +111,8 @@ static int parse_cli(int argc, char **argv, cli *c)
         int takes_value = !strcmp(a, "-data") || !strcmp(a, "-weights") || !strcmp(a, "-out") || !strcmp(a, "-seed") ||
                           !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
                           !strcmp(a, "-index") || !strcmp(a, "-top") || !strcmp(a, "-batch") ||
-                          !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup");
+                          !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup") ||
+                          !strcmp(a, "-gpu");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -141,9 +146,12 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 1, &c->repeats)) return -1;
         } else if (!strcmp(a, "-warmup")) {
             if (int_value(a, v, 0, &c->warmup)) return -1;
+        } else if (!strcmp(a, "-gpu")) {
+            if (int_value(a, v, 0, &c->gpu_index)) return -1;
         } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
         else if (!strcmp(a, "-clear")) c->clear = 1;
         else if (!strcmp(a, "-dropback")) c->dropback_report = 1;
+        else if (!strcmp(a, "-cpu")) c->force_cpu = 1;
         else if (!strcmp(a, "-quiet")) c->quiet = 1;
         else {
             fprintf(stderr, "cdbnet: unknown option '%s'\n%s", a, usage);
@@ -159,11 +167,37 @@ static int fail(void)
     return 1;
 }
 
+/* GPU builds run on a CUDA device unless -cpu is given: device N with
+ * -gpu N (an error when there is none), else device 0 when there is one. */
+static int place_network(cdb_network *net, const cli *c)
+{
+#ifdef GPU
+    if (c->force_cpu) return 0;
+    int devices = cuda_device_count();
+    if (c->gpu_index >= 0) return gpu_init(net, c->gpu_index);
+    if (devices > 0) return gpu_init(net, 0);
+    static int told;
+    if (!told++) fprintf(stderr, "cdbnet: GPU build, but no CUDA device was found: running on the CPU\n");
+    return 0;
+#else
+    if (c->gpu_index >= 0) {
+        cdb_set_error("-gpu %d: this cdbnet was built without GPU support (make GPU=1 [CUDNN=1])", c->gpu_index);
+        return -1;
+    }
+    (void)net;
+    return 0;
+#endif
+}
+
 static cdb_network *load_network(const char *cfg_path, const cli *c)
 {
     cdb_network *net = cdb_network_load(cfg_path, c->overrides, c->n_overrides);
     if (!net) return NULL;
     if (c->nodropback) network_disable_dropback(net);
+    if (place_network(net, c)) {
+        cdb_network_free(net);
+        return NULL;
+    }
     return net;
 }
 
@@ -463,10 +497,11 @@ int main(int argc, char **argv)
     if (parse_cli(argc, argv, &c)) return 2;
     set_num_threads(c.threads);
 #ifdef GPU
-    char cuda[256];
-    cuda_describe(cuda, sizeof(cuda));
-    fprintf(stderr, "GPU build (%s): %d CUDA device(s) found; the layers run on the CPU in this version\n", cuda,
-            cuda_device_count());
+    if (!c.force_cpu && cuda_device_count() > 0) {
+        char cuda[256];
+        cuda_describe(cuda, sizeof(cuda));
+        fprintf(stderr, "cdbnet: %s, %d CUDA device(s)\n", cuda, cuda_device_count());
+    }
 #endif
     if (!strcmp(argv[1], "train")) return cmd_train(&c);
     if (!strcmp(argv[1], "valid")) return cmd_valid(&c);

@@ -81,6 +81,7 @@ int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->argmax = xcalloc((size_t)l->batch * l->outputs, sizeof(int));
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, maxpool);
     snprintf(l->description, sizeof(l->description), "%dx%d/%d", p->size, p->size, p->stride);
     return 0;
 }

@@ -8,6 +8,9 @@
 
 #include "layers.h"
 #include "optimizer.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
 
 /* Largest tensor a layer may produce per image: sizes are ints. */
 #define MAX_LAYER_OUTPUTS (1L << 30)
@@ -135,8 +138,52 @@ void network_reset_profile(cdb_network *net)
     net->update_seconds = net->dropback_seconds = 0;
 }
 
+#ifdef GPU
+/* The network on its device: the input goes up, the last layer's output
+ * (class probabilities) comes back down. */
+static void network_forward_gpu(cdb_network *net, int train)
+{
+    gpu_push(net, net->input, (size_t)net->mini_batch * net->inputs * sizeof(float));
+    for (int i = 0; i < net->n; i++) {
+        double t0 = net->profile ? now_seconds() : 0;
+        net->layers[i].forward_gpu(&net->layers[i], net, train);
+        if (net->profile) {
+            gpu_synchronize();
+            net->forward_seconds[i] += now_seconds() - t0;
+        }
+    }
+    cdb_layer *last = &net->layers[net->n - 1];
+    gpu_pull(net, last->output, (size_t)last->batch * last->outputs * sizeof(float));
+}
+
+static void network_backward_gpu(cdb_network *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        cdb_layer *l = &net->layers[i];
+        gpu_zero(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
+    }
+    size_t input_bytes = (size_t)net->mini_batch * net->inputs * sizeof(float);
+    if (net->input_delta) gpu_zero(net, net->input_delta, input_bytes);
+    for (int i = net->n - 1; i >= 0; i--) {
+        double t0 = net->profile ? now_seconds() : 0;
+        net->layers[i].backward_gpu(&net->layers[i], net);
+        if (net->profile) {
+            gpu_synchronize();
+            net->backward_seconds[i] += now_seconds() - t0;
+        }
+    }
+    if (net->input_delta) gpu_pull(net, net->input_delta, input_bytes);
+}
+#endif
+
 void network_forward(cdb_network *net, int train)
 {
+#ifdef GPU
+    if (net->gpu) {
+        network_forward_gpu(net, train);
+        return;
+    }
+#endif
     if (!net->profile) {
         for (int i = 0; i < net->n; i++) net->layers[i].forward(&net->layers[i], net, train);
         return;
@@ -150,6 +197,12 @@ void network_forward(cdb_network *net, int train)
 
 void network_backward(cdb_network *net)
 {
+#ifdef GPU
+    if (net->gpu) {
+        network_backward_gpu(net);
+        return;
+    }
+#endif
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
         memset(l->delta, 0, (size_t)l->batch * l->outputs * sizeof(float));
@@ -212,6 +265,29 @@ static int any_dropback(const cdb_network *net)
     return 0;
 }
 
+static void zero_gradient(cdb_network *net, cdb_param *p)
+{
+#ifdef GPU
+    if (net->gpu) {
+        gpu_zero(net, p->grad, p->size * sizeof(float));
+        return;
+    }
+#endif
+    (void)net;
+    memset(p->grad, 0, p->size * sizeof(float));
+}
+
+static void mask_gradient(cdb_network *net, int i)
+{
+#ifdef GPU
+    if (net->gpu) {
+        gpu_mask_gradient(net, i);
+        return;
+    }
+#endif
+    dropback_mask_gradient(net->params[i], net->dropback.axis);
+}
+
 static void fill_truth(cdb_network *net, const int *labels)
 {
     int K = net->classes;
@@ -231,13 +307,16 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
                       &net->dropback_stats);
     if (net->profile) net->dropback_seconds += now_seconds() - t0;
-    for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
+    for (int i = 0; i < net->nparams; i++) zero_gradient(net, net->params[i]);
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
         net->subdivision = s;
         size_t first = (size_t)s * net->mini_batch;
         memcpy(net->input, images + first * net->inputs, (size_t)net->mini_batch * net->inputs * sizeof(float));
         fill_truth(net, labels + first);
+#ifdef GPU
+        if (net->gpu) gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
+#endif
         net->loss = 0;
         network_forward(net, 1);
         network_backward(net);
@@ -247,12 +326,17 @@ float network_train_step(cdb_network *net, const float *images, const int *label
     if (!isfinite(mean_loss)) return NAN; /* weights untouched */
     t0 = net->profile ? now_seconds() : 0;
     if (dropback)
-        for (int i = 0; i < net->nparams; i++) dropback_mask_gradient(net->params[i], net->dropback.axis);
+        for (int i = 0; i < net->nparams; i++) mask_gradient(net, i);
     double t1 = net->profile ? now_seconds() : 0;
     if (net->profile) net->dropback_seconds += t1 - t0;
     float lr = network_learning_rate(net);
     net->step++;
-    optimizer_update(net, lr, net->step);
+#ifdef GPU
+    if (net->gpu)
+        gpu_optimizer_update(net, lr, net->step);
+    else
+#endif
+        optimizer_update(net, lr, net->step);
     if (net->profile) net->update_seconds += now_seconds() - t1;
     net->seen += (uint64_t)net->batch;
     return mean_loss;

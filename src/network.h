@@ -65,6 +65,14 @@ struct cdb_layer {
     void (*backward)(cdb_layer *l, cdb_network *net);
     void (*destroy)(cdb_layer *l);
     void *priv;                /* what is particular to the layer type */
+
+    /* GPU builds: the same on the device, on the device twins of the arrays
+     * above (see cuda_utils.h); gpu_state is what the kernels keep
+     * (descriptors, chosen algorithms), freed by destroy_gpu. */
+    void (*forward_gpu)(cdb_layer *l, cdb_network *net, int train);
+    void (*backward_gpu)(cdb_layer *l, cdb_network *net);
+    void (*destroy_gpu)(cdb_layer *l);
+    void *gpu_state;
 };
 
 typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
@@ -122,6 +130,11 @@ struct cdb_network {
     int profile;
     double *forward_seconds, *backward_seconds;
     double update_seconds, dropback_seconds;
+
+    /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
+    int gpu;
+    struct gpu_context *gpu_ctx;
+    float *losses;             /* (mini_batch): per-image loss, filled by the GPU softmax */
 
     uint64_t seen;             /* images trained on */
     int step;                  /* optimizer steps done */

@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "cfg.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
 #include "layers.h"
 #include "network.h"
 
@@ -174,6 +177,9 @@ static void collect_params(cdb_network *net)
 void cdb_network_free(cdb_network *net)
 {
     if (!net) return;
+#ifdef GPU
+    if (net->gpu) gpu_release(net);
+#endif
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
         if (l->destroy) l->destroy(l);

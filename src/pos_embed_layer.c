@@ -46,6 +46,7 @@ int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, p->embedding->value, (size_t)l->inputs);
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, pos_embed);
     snprintf(l->description, sizeof(l->description), "learned %dx%d", l->tokens, l->c);
     return 0;
 }

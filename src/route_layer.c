@@ -71,6 +71,7 @@ int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, route);
     int len = snprintf(l->description, sizeof(l->description), "layers");
     for (int i = 0; i < p->n && len < (int)sizeof(l->description) - 8; i++)
         len += snprintf(l->description + len, sizeof(l->description) - len, " %d", p->from[i]);

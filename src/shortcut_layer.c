@@ -66,6 +66,7 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, shortcut);
     snprintf(l->description, sizeof(l->description), "from %d %s", p->from, activation_name(p->act));
     return 0;
 }

@@ -48,6 +48,7 @@ int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, softmax);
     snprintf(l->description, sizeof(l->description), "%d classes, cross-entropy", l->inputs);
     return 0;
 }

@@ -61,6 +61,7 @@ int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, token_pool);
     snprintf(l->description, sizeof(l->description), "%s of %d tokens", p->mean ? "mean" : "class token", l->tokens);
     return 0;
 }

@@ -36,6 +36,7 @@ int tokens_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     l->forward = forward;
     l->backward = backward;
+    SET_GPU_FUNCTIONS(l, tokens);
     snprintf(l->description, sizeof(l->description), "%dx%d -> %d tokens", l->h, l->w, l->h * l->w);
     return 0;
 }

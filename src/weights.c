@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "network.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
 
 #define WEIGHTS_MAJOR 0
 #define WEIGHTS_MINOR 2
@@ -26,6 +29,9 @@ static size_t expected_floats(const cdb_network *net)
 
 int cdb_weights_save(const cdb_network *net, const char *path)
 {
+#ifdef GPU
+    network_sync_to_host((cdb_network *)net);
+#endif
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
@@ -107,6 +113,9 @@ int cdb_weights_load(cdb_network *net, const char *path)
     }
     fclose(fp);
     net->seen = seen;
+#ifdef GPU
+    network_sync_to_device(net);
+#endif
     return 0;
 }
 
@@ -125,6 +134,9 @@ static int write_moment(FILE *fp, const float *m, size_t n)
 
 int cdb_state_save(const cdb_network *net, const char *path)
 {
+#ifdef GPU
+    network_sync_to_host((cdb_network *)net);
+#endif
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
@@ -202,5 +214,8 @@ int cdb_state_load(cdb_network *net, const char *path)
         return -1;
     }
     net->step = (int)step;
+#ifdef GPU
+    network_sync_to_device(net);
+#endif
     return 0;
 }

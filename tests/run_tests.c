@@ -1,47 +1,10 @@
-/* Test runner: `tests/run_tests [FILTER]` runs every test whose name
+/* CPU test runner: `tests/run_tests [FILTER]` runs every test whose name
  * contains FILTER (all by default). */
-#include <stdarg.h>
-#include <stdlib.h>
-
 #include "gemm.h"
 #include "test.h"
 
-#define MAX_TESTS 512
-
-static struct {
-    const char *name;
-    test_fn fn;
-} tests[MAX_TESTS];
-static int n_tests;
-static int current_failed;
-
-void test_add(const char *name, test_fn fn)
-{
-    if (n_tests == MAX_TESTS) {
-        fprintf(stderr, "too many tests\n");
-        exit(2);
-    }
-    tests[n_tests].name = name;
-    tests[n_tests].fn = fn;
-    n_tests++;
-}
-
-void test_fail(const char *file, int line, const char *fmt, ...)
-{
-    current_failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("    %s:%d: ", file, line);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
-
-int test_failed(void) { return current_failed; }
-
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
     set_num_threads(1);
     register_cfg_tests();
     register_shipped_cfg_tests();
@@ -56,20 +19,5 @@ int main(int argc, char **argv)
     register_api_tests();
     register_cli_tests();
     register_e2e_tests();
-    int passed = 0, failed = 0;
-    for (int i = 0; i < n_tests; i++) {
-        if (filter && !strstr(tests[i].name, filter)) continue;
-        current_failed = 0;
-        double t0 = now_seconds();
-        tests[i].fn();
-        double dt = now_seconds() - t0;
-        printf("%s %s (%.2fs)\n", current_failed ? "FAIL" : "ok  ", tests[i].name, dt);
-        fflush(stdout);
-        if (current_failed)
-            failed++;
-        else
-            passed++;
-    }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return test_run_all(argc > 1 ? argv[1] : NULL);
 }

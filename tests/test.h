@@ -15,6 +15,9 @@ typedef void (*test_fn)(void);
 void test_add(const char *name, test_fn fn);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed(void);
+/* Runs the registered tests whose name contains filter (all when NULL) and
+ * prints "N passed, N failed"; returns the exit status. */
+int test_run_all(const char *filter);
 
 #define CHECK(cond, ...)                                  \
     do {                                                  \

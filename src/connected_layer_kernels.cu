@@ -1,0 +1,38 @@
+/* [connected] on the GPU: one cuBLAS GEMM over all rows (images, or images
+ * x tokens for a token sequence), as connected_layer.c. */
+#include "cuda_common.cuh"
+extern "C" {
+#include "connected_layer.h"
+}
+
+void connected_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+{
+    connected_priv *p = (connected_priv *)l->priv;
+    int B = p->rows, I = p->in, O = p->out;
+    float *out = GPU_F(net, l->output, (size_t)B * O);
+    float *z = p->act == ACT_LINEAR ? out : GPU_F(net, p->preact, (size_t)B * O);
+    gpu_gemm(net, 0, 1, B, O, I, 1, GPU_F(net, l->input, (size_t)B * I), I, GPU_F(net, p->weights->value, p->weights->size),
+             I, 0, z, O);
+    if (p->batch_normalize)
+        bn_forward_gpu(&p->bn, net, z, z, train);
+    else
+        add_bias_gpu(z, GPU_F(net, p->biases->value, O), B, O, 1);
+    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, (size_t)B * O);
+}
+
+void connected_backward_gpu(cdb_layer *l, cdb_network *net)
+{
+    connected_priv *p = (connected_priv *)l->priv;
+    int B = p->rows, I = p->in, O = p->out;
+    float *dz = GPU_F(net, l->delta, (size_t)B * O);
+    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, (size_t)B * O), dz, dz, (size_t)B * O);
+    if (p->batch_normalize)
+        bn_backward_gpu(&p->bn, net, dz, dz);
+    else
+        bias_grad_gpu(dz, GPU_F(net, p->biases->grad, O), B, O, 1);
+    gpu_gemm(net, 1, 0, O, I, B, 1, dz, O, GPU_F(net, l->input, (size_t)B * I), I,
+             1, GPU_F(net, p->weights->grad, p->weights->size), I);
+    if (l->input_delta)
+        gpu_gemm(net, 0, 0, B, I, O, 1, dz, O, GPU_F(net, p->weights->value, p->weights->size), I, 1,
+                 GPU_F(net, l->input_delta, (size_t)B * I), I);
+}

@@ -1,0 +1,32 @@
+/* [shortcut] on the GPU. */
+#include "cuda_common.cuh"
+extern "C" {
+#include "shortcut_layer.h"
+}
+
+__global__ void sum_kernel(const float *a, const float *b, float *out, size_t n)
+{
+    FOR_EACH(i, n) out[i] = a[i] + b[i];
+}
+
+void shortcut_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+{
+    (void)train;
+    shortcut_priv *p = (shortcut_priv *)l->priv;
+    size_t n = (size_t)l->batch * l->outputs;
+    float *out = GPU_F(net, l->output, n);
+    float *z = p->act == ACT_LINEAR ? out : GPU_F(net, p->preact, n);
+    sum_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->input, n), GPU_F(net, net->layers[p->from].output, n), z, n);
+    LAUNCH_CHECK(sum_kernel);
+    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, n);
+}
+
+void shortcut_backward_gpu(cdb_layer *l, cdb_network *net)
+{
+    shortcut_priv *p = (shortcut_priv *)l->priv;
+    size_t n = (size_t)l->batch * l->outputs;
+    float *delta = GPU_F(net, l->delta, n);
+    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, n), delta, delta, n);
+    axpy_gpu(n, 1.f, delta, GPU_F(net, net->layers[p->from].delta, n));
+    if (l->input_delta) axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
+}

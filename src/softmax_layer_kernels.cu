@@ -1,0 +1,53 @@
+/* [softmax] with cross-entropy on the GPU: one thread per image (the class
+ * count is small), the per-image losses summed on the host in double as the
+ * CPU path does. */
+#include "cuda_common.cuh"
+
+__global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch)
+{
+    FOR_EACH(b, (size_t)batch)
+    {
+        const float *in = x + b * classes;
+        float *out = y + b * classes;
+        float m = in[0];
+        for (int i = 1; i < classes; i++) m = fmaxf(m, in[i]);
+        double sum = 0;
+        for (int i = 0; i < classes; i++) sum += exp((double)in[i] - m);
+        double log_sum = log(sum);
+        double loss = 0;
+        for (int i = 0; i < classes; i++) {
+            out[i] = (float)exp((double)in[i] - m - log_sum);
+            if (truth && truth[b * classes + i] != 0) loss -= truth[b * classes + i] * ((double)in[i] - m - log_sum);
+        }
+        if (losses) losses[b] = (float)loss;
+    }
+}
+
+__global__ void softmax_backward_kernel(const float *y, const float *truth, float *in_delta, float inv_batch, size_t n)
+{
+    FOR_EACH(i, n) in_delta[i] += (y[i] - truth[i]) * inv_batch;
+}
+
+void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+{
+    size_t n = (size_t)l->batch * l->inputs;
+    const float *truth = train ? GPU_F(net, net->truth, n) : NULL;
+    float *losses = train ? GPU_F(net, net->losses, l->batch) : NULL;
+    softmax_kernel<<<grid_for(l->batch), THREADS>>>(GPU_F(net, l->input, n), GPU_F(net, l->output, n), truth, losses,
+                                                    l->inputs, l->batch);
+    LAUNCH_CHECK(softmax_kernel);
+    if (!train) return;
+    gpu_pull(net, net->losses, (size_t)l->batch * sizeof(float));
+    double total = 0;
+    for (int b = 0; b < l->batch; b++) total += net->losses[b];
+    net->loss += total;
+}
+
+void softmax_backward_gpu(cdb_layer *l, cdb_network *net)
+{
+    if (!l->input_delta) return;
+    size_t n = (size_t)l->batch * l->inputs;
+    softmax_backward_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->output, n), GPU_F(net, net->truth, n),
+                                                      GPU_F(net, l->input_delta, n), 1.f / (float)net->batch, n);
+    LAUNCH_CHECK(softmax_backward_kernel);
+}
