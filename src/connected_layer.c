@@ -39,7 +39,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         for (int b = 0; b < B; b++)
             for (int o = 0; o < O; o++) p->biases->grad[o] += dz[(size_t)b * O + o];
     }
-    dropback_weight_gemm(&net->dropback, p->weights, 0, 1, 0, O, I, B, dz, O, l->input, I, p->weights->grad, I);
+    weight_grad_gemm(net, p->weights, 0, 1, 0, O, I, B, dz, O, l->input, I, p->weights->grad, I);
     if (l->input_delta) gemm(0, 0, B, I, O, 1, dz, O, p->weights->value, I, 1, l->input_delta, I);
 }
 

@@ -92,7 +92,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         fill_columns(l, p, first, count, col);
         /* dW_g += dz_g (F, W) . col_g^T (W, K) */
         for (int g = 0; g < G; g++)
-            dropback_weight_gemm(&net->dropback, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
+            weight_grad_gemm(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
                                  col + (size_t)g * K * W, W, p->weights->grad + (size_t)g * F * K, K);
         if (!l->input_delta) continue;
         /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */

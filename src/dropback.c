@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
 #include "utils.h"
 
 void dropback_config_defaults(dropback_config *cfg)
@@ -114,40 +113,6 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
             if (params[i]->selected) stats->dropped_fraction += 1.0 - params[i]->keep;
     }
     return selected;
-}
-
-/* The next run of kept entries of dropped[0..n) at or after *pos. */
-static int next_kept_run(const uint8_t *dropped, int n, int *pos, int *first, int *count)
-{
-    int c = *pos;
-    while (c < n && dropped[c]) c++;
-    *first = c;
-    while (c < n && !dropped[c]) c++;
-    *count = c - *first;
-    *pos = c;
-    return *count > 0;
-}
-
-void dropback_weight_gemm(const dropback_config *cfg, const cdb_param *p, int row_base, int trans_a, int trans_b,
-                          int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc)
-{
-    if (!dropback_skips(cfg, p)) {
-        gemm(trans_a, trans_b, M, N, K, 1, A, lda, B, ldb, 1, C, ldc);
-        return;
-    }
-    int pos = 0, first, count;
-    if (cfg->axis == DROPBACK_AXIS_IN) {
-        while (next_kept_run(p->dropped, p->channels, &pos, &first, &count)) {
-            size_t col = (size_t)first * p->inner;
-            gemm(trans_a, trans_b, M, count * p->inner, K, 1, A, lda, trans_b ? B + col * ldb : B + col, ldb, 1, C + col,
-                 ldc);
-        }
-    } else {
-        while (next_kept_run(p->dropped + row_base, M, &pos, &first, &count)) {
-            size_t row = (size_t)first;
-            gemm(trans_a, trans_b, count, N, K, 1, trans_a ? A + row : A + row * lda, lda, B, ldb, 1, C + row * ldc, ldc);
-        }
-    }
 }
 
 void dropback_mask_gradient(const cdb_param *p, dropback_axis axis)

@@ -58,15 +58,6 @@ static inline int dropback_skips(const dropback_config *cfg, const cdb_param *p)
     return cfg->skip_compute && p->selected && p->keep < 1.f;
 }
 
-/* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
- * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
- * its N columns are the tensor's channels, p->inner columns each. With
- * compute skipping on and the tensor selected, only the runs of kept
- * channels (axis in: columns; axis out: rows) are computed: each kept
- * element gets exactly the arithmetic of the full GEMM, so the step is
- * bit-identical to computing everything and masking. */
-void dropback_weight_gemm(const dropback_config *cfg, const cdb_param *p, int row_base, int trans_a, int trans_b,
-                          int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
 /* Channel (on the mask axis) of element i of the tensor. */
 static inline int dropback_channel_of(const cdb_param *p, dropback_axis axis, size_t i)

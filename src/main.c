@@ -45,7 +45,7 @@ static const char *usage =
     "                    e.g. -set net.max_batches=10 -set 3.channel_dropback=0 (repeatable)\n"
     "  -print N          (train) progress line every N steps (default about 20 per epoch)\n"
     "  -index N          (predict) predict item N of the validation set\n"
-    "  -top N            (predict) classes to show (default 5)\n"
+    "  -top N            (predict) classes to show (default 5); (benchmark) layers in the table (12)\n"
     "  -quiet            (train) no summary or progress lines\n"
     "  -batch N          (benchmark) images per step (default: the cfg's batch)\n"
     "  -steps N          (benchmark) timed steps per repeat (default 10)\n"
@@ -61,7 +61,7 @@ typedef struct {
     const char *data, *weights, *out;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
-    int threads, nodropback, clear, print_every, index, top, quiet;
+    int threads, nodropback, clear, print_every, index, top, top_given, quiet;
     int batch, steps, repeats, warmup, dropback_report;
     int gpu_index, force_cpu; /* -gpu N (-1: not given), -cpu */
     char batch_override[64], subdivision_override[64];
@@ -138,6 +138,7 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 0, &c->index)) return -1;
         } else if (!strcmp(a, "-top")) {
             if (int_value(a, v, 1, &c->top)) return -1;
+            c->top_given = 1;
         } else if (!strcmp(a, "-batch")) {
             if (int_value(a, v, 1, &c->batch)) return -1;
         } else if (!strcmp(a, "-steps")) {
@@ -345,7 +346,7 @@ static int cmd_benchmark(cli *c)
     }
     cdb_network *net = load_network(c->positional[0], c);
     if (!net) return fail();
-    benchmark_options opt = {c->warmup, c->steps, c->repeats, 12};
+    benchmark_options opt = {c->warmup, c->steps, c->repeats, c->top_given ? c->top : 12};
     int status = run_benchmark(net, &opt) ? 1 : 0;
     if (!status && c->dropback_report) {
         /* The same cfg four times: off, on, and at rates 1/0.5 without and with compute skipping. */

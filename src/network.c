@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "layers.h"
 #include "optimizer.h"
 #ifdef GPU
@@ -240,6 +241,67 @@ float network_learning_rate(const cdb_network *net)
     }
     }
     return lr;
+}
+
+static float *skip_scratch(cdb_network *net, size_t floats)
+{
+    if (floats > net->skip_scratch_floats) {
+        free(net->skip_scratch);
+        net->skip_scratch = xmalloc(floats * sizeof(float));
+        net->skip_scratch_floats = floats;
+    }
+    return net->skip_scratch;
+}
+
+/* Indices of the kept entries of the first n (channel) entries of dropped,
+ * each expanded to `inner` consecutive indices. */
+static int kept_indices(const uint8_t *dropped, int n, int inner, int *out)
+{
+    int count = 0;
+    for (int c = 0; c < n; c++)
+        if (!dropped[c])
+            for (int k = 0; k < inner; k++) out[count++] = c * inner + k;
+    return count;
+}
+
+void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    if (!dropback_skips(&net->dropback, p)) {
+        gemm(trans_a, trans_b, M, N, K, 1, A, lda, B, ldb, 1, C, ldc);
+        return;
+    }
+    if (net->dropback.axis == DROPBACK_AXIS_IN) {
+        /* Kept columns of C; op(B) loses the matching columns. */
+        float *scratch = skip_scratch(net, (size_t)K * N + (size_t)M * N + (size_t)N);
+        int *cols = (int *)(scratch + (size_t)K * N + (size_t)M * N);
+        int n = kept_indices(p->dropped, p->channels, p->inner, cols);
+        float *Bk = scratch, *Ck = scratch + (size_t)K * N;
+        if (trans_b)
+            for (int j = 0; j < n; j++) memcpy(Bk + (size_t)j * K, B + (size_t)cols[j] * ldb, (size_t)K * sizeof(float));
+        else
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < n; j++) Bk[(size_t)k * n + j] = B[(size_t)k * ldb + cols[j]];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < n; j++) Ck[(size_t)i * n + j] = C[(size_t)i * ldc + cols[j]];
+        gemm(trans_a, trans_b, M, n, K, 1, A, lda, Bk, trans_b ? K : n, 1, Ck, n);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < n; j++) C[(size_t)i * ldc + cols[j]] = Ck[(size_t)i * n + j];
+    } else {
+        /* Kept rows of C; op(A) loses the matching rows. */
+        float *scratch = skip_scratch(net, (size_t)K * M + (size_t)M * N + (size_t)M);
+        int *rows = (int *)(scratch + (size_t)K * M + (size_t)M * N);
+        int m = kept_indices(p->dropped + row_base, M, 1, rows);
+        float *Ak = scratch, *Ck = scratch + (size_t)K * M;
+        if (trans_a)
+            for (int k = 0; k < K; k++)
+                for (int i = 0; i < m; i++) Ak[(size_t)k * m + i] = A[(size_t)k * lda + rows[i]];
+        else
+            for (int i = 0; i < m; i++) memcpy(Ak + (size_t)i * K, A + (size_t)rows[i] * lda, (size_t)K * sizeof(float));
+        for (int i = 0; i < m; i++) memcpy(Ck + (size_t)i * N, C + (size_t)rows[i] * ldc, (size_t)N * sizeof(float));
+        gemm(trans_a, trans_b, m, N, K, 1, Ak, trans_a ? m : K, B, ldb, 1, Ck, N);
+        for (int i = 0; i < m; i++) memcpy(C + (size_t)rows[i] * ldc, Ck + (size_t)i * N, (size_t)N * sizeof(float));
+    }
 }
 
 void network_enable_input_gradient(cdb_network *net)

@@ -130,6 +130,8 @@ struct cdb_network {
     int profile;
     double *forward_seconds, *backward_seconds;
     double update_seconds, dropback_seconds;
+    float *skip_scratch;       /* compute skipping: compacted operands */
+    size_t skip_scratch_floats;
 
     /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
     int gpu;
@@ -165,5 +167,15 @@ const float *network_output(const cdb_network *net);
 cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
                            int inner);
 void layer_add_io(cdb_layer *l, float *array, size_t n);
+/* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
+ * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
+ * its N columns are the tensor's channels, p->inner columns each. With
+ * compute skipping on and the tensor selected, only the kept channels
+ * (axis in: columns; axis out: rows) are computed, as one GEMM on compacted
+ * copies of the operands; the reduction dimension is untouched, so every
+ * kept element gets exactly the arithmetic of the full GEMM and the step is
+ * bit-identical to computing everything and masking. */
+void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
 #endif

@@ -199,6 +199,7 @@ void cdb_network_free(cdb_network *net)
     free(net->truth);
     free(net->input_delta);
     free(net->forward_seconds);
+    free(net->skip_scratch);
     free(net->backward_seconds);
     free(net->workspace);
     free(net->data_path);
