@@ -94,13 +94,8 @@ __global__ void bias_grad_kernel(const float *dy, float *grad, int batch, int ch
         int b = i / spatial, k = i % spatial;
         s += dy[((size_t)b * channels + c) * spatial + k];
     }
-    partial[threadIdx.x] = s;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if (threadIdx.x < step) partial[threadIdx.x] += partial[threadIdx.x + step];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) grad[c] += partial[0];
+    float total = block_sum(s, partial);
+    if (threadIdx.x == 0) grad[c] += total;
 }
 
 void bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial)

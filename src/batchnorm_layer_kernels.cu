@@ -5,20 +5,6 @@ extern "C" {
 #include "batchnorm_layer.h"
 }
 
-/* Block reduction of v over THREADS threads; the result in thread 0. */
-__device__ static float block_sum(float v, float *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
-        __syncthreads();
-    }
-    float total = shared[0];
-    __syncthreads();
-    return total;
-}
-
 __global__ void bn_statistics_kernel(const float *x, float *mean, float *variance, float *rolling_mean,
                                      float *rolling_variance, int batch, int channels, int spatial, float momentum)
 {

@@ -65,6 +65,20 @@ static inline unsigned grid_for(size_t n)
 }
 #define FOR_EACH(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
+/* Sum of v over the THREADS threads of a block (all must call it). */
+__device__ inline float block_sum(float v, float *shared)
+{
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (int step = blockDim.x / 2; step > 0; step /= 2) {
+        if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
+        __syncthreads();
+    }
+    float total = shared[0];
+    __syncthreads();
+    return total;
+}
+
 /* Device activations, as activations.c computes them (from the pre-activation). */
 __device__ float activate_device(int a, float x);
 __device__ float gradient_device(int a, float x);

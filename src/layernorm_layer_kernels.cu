@@ -5,19 +5,6 @@ extern "C" {
 #include "layernorm_layer.h"
 }
 
-__device__ static float row_sum(float v, float *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int step = blockDim.x / 2; step > 0; step /= 2) {
-        if (threadIdx.x < step) shared[threadIdx.x] += shared[threadIdx.x + step];
-        __syncthreads();
-    }
-    float total = shared[0];
-    __syncthreads();
-    return total;
-}
-
 __global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat, float *inv_std, const float *gamma,
                                          const float *beta, int D, float eps)
 {
@@ -26,10 +13,10 @@ __global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat,
     const float *in = x + r * D;
     float s = 0;
     for (int d = threadIdx.x; d < D; d += blockDim.x) s += in[d];
-    float mean = row_sum(s, shared) / D;
+    float mean = block_sum(s, shared) / D;
     float q = 0;
     for (int d = threadIdx.x; d < D; d += blockDim.x) q += (in[d] - mean) * (in[d] - mean);
-    float inv = rsqrtf(row_sum(q, shared) / D + eps);
+    float inv = rsqrtf(block_sum(q, shared) / D + eps);
     if (threadIdx.x == 0) inv_std[r] = inv;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float xh = (in[d] - mean) * inv;
@@ -66,7 +53,7 @@ __global__ void layernorm_input_grad_kernel(const float *dy, const float *x_hat,
         a += dxh;
         b += dxh * xh[d];
     }
-    float m1 = row_sum(a, shared) / D, m2 = row_sum(b, shared) / D;
+    float m1 = block_sum(a, shared) / D, m2 = block_sum(b, shared) / D;
     for (int d = threadIdx.x; d < D; d += blockDim.x) dx[r * D + d] += inv_std[r] * (g[d] * gamma[d] - m1 - xh[d] * m2);
 }
 

@@ -27,7 +27,10 @@ static size_t expected_floats(const cdb_network *net)
     return n;
 }
 
-int cdb_weights_save(const cdb_network *net, const char *path)
+/* Write through FILE.tmp.PID, flushed and synced, then renamed over FILE:
+ * a run killed while saving leaves the previous FILE intact. */
+static int write_atomically(const char *path, const char *kind, int (*write)(FILE *, const cdb_network *),
+                            const cdb_network *net)
 {
 #ifdef GPU
     network_sync_to_host((cdb_network *)net);
@@ -36,9 +39,22 @@ int cdb_weights_save(const cdb_network *net, const char *path)
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
-        cdb_set_error("cannot write weights file '%s': %s", tmp, strerror(errno));
+        cdb_set_error("cannot write %s '%s': %s", kind, tmp, strerror(errno));
         return -1;
     }
+    int ok = write(fp, net);
+    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok = (fclose(fp) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        cdb_set_error("cannot write %s '%s': %s", kind, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_weights(FILE *fp, const cdb_network *net)
+{
     int32_t header[3] = {WEIGHTS_MAJOR, WEIGHTS_MINOR, WEIGHTS_REVISION};
     uint64_t seen = net->seen;
     int ok = fwrite(header, sizeof(header), 1, fp) == 1 && fwrite(&seen, sizeof(seen), 1, fp) == 1;
@@ -46,14 +62,12 @@ int cdb_weights_save(const cdb_network *net, const char *path)
         const cdb_layer *l = &net->layers[i];
         for (int k = 0; ok && k < l->nio; k++) ok = fwrite(l->io[k], sizeof(float), l->io_size[k], fp) == l->io_size[k];
     }
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        cdb_set_error("cannot write weights file '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return ok;
+}
+
+int cdb_weights_save(const cdb_network *net, const char *path)
+{
+    return write_atomically(path, "weights file", write_weights, net);
 }
 
 int cdb_weights_load(cdb_network *net, const char *path)
@@ -132,18 +146,8 @@ static int write_moment(FILE *fp, const float *m, size_t n)
     return !present || fwrite(m, sizeof(float), n, fp) == n;
 }
 
-int cdb_state_save(const cdb_network *net, const char *path)
+static int write_state(FILE *fp, const cdb_network *net)
 {
-#ifdef GPU
-    network_sync_to_host((cdb_network *)net);
-#endif
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        cdb_set_error("cannot write optimizer state '%s': %s", tmp, strerror(errno));
-        return -1;
-    }
     int32_t version = STATE_VERSION, optimizer = net->train.optimizer, nparams = net->nparams;
     int64_t step = net->step;
     int ok = fwrite(STATE_MAGIC, 4, 1, fp) == 1 && fwrite(&version, 4, 1, fp) == 1 && fwrite(&optimizer, 4, 1, fp) == 1 &&
@@ -153,14 +157,12 @@ int cdb_state_save(const cdb_network *net, const char *path)
         int64_t size = (int64_t)p->size;
         ok = fwrite(&size, 8, 1, fp) == 1 && write_moment(fp, p->moment1, p->size) && write_moment(fp, p->moment2, p->size);
     }
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = (fclose(fp) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        cdb_set_error("cannot write optimizer state '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return ok;
+}
+
+int cdb_state_save(const cdb_network *net, const char *path)
+{
+    return write_atomically(path, "optimizer state", write_state, net);
 }
 
 static int read_moment(FILE *fp, float **m, size_t n)
