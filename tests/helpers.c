@@ -35,6 +35,16 @@ const char *net_error_from_text(const char *name, const char *text)
     return msg;
 }
 
+double relative_error(const float *a, const float *ref, size_t n)
+{
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        max_diff = fmax(max_diff, fabs((double)a[i] - ref[i]));
+        max_ref = fmax(max_ref, fabs((double)ref[i]));
+    }
+    return max_ref > 0 ? max_diff / max_ref : max_diff;
+}
+
 void fill_normal(float *x, size_t n, uint64_t seed, float scale)
 {
     cdb_rng r = rng_stream(seed, 99, 0);

@@ -32,6 +32,8 @@ int test_run_all(const char *filter);
 cdb_network *net_from_text(const char *text);
 /* Build, expecting failure; returns the error message (static buffer) or NULL if it built. */
 const char *net_error_from_text(const char *name, const char *text);
+/* max |a - ref| / max |ref| over n values (max |a - ref| when ref is all 0). */
+double relative_error(const float *a, const float *ref, size_t n);
 /* Fill with N(0, scale) from a fixed stream. */
 void fill_normal(float *x, size_t n, uint64_t seed, float scale);
 /* Directory for temporary files of this test run. */

@@ -64,16 +64,6 @@ static const fixture_array *get(const fixture *f, const char *name)
     return NULL;
 }
 
-static double relative_error(const float *ours, const float *ref, long n)
-{
-    double max_diff = 0, max_ref = 0;
-    for (long i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs((double)ours[i] - ref[i]));
-        max_ref = fmax(max_ref, fabs((double)ref[i]));
-    }
-    return max_ref > 0 ? max_diff / max_ref : max_diff;
-}
-
 static const cdb_param *param_of(const cdb_network *net, const float *value)
 {
     for (int i = 0; i < net->nparams; i++)
@@ -113,19 +103,19 @@ static void check_fixture(const char *name)
     network_forward(net, 1);
     network_backward(net);
     double e;
-    e = relative_error(network_output(net), probs->data, probs->n);
+    e = relative_error(network_output(net), probs->data, (size_t)probs->n);
     CHECK(e < FIXTURE_TOL, "%s: softmax output relative error %.3g", name, e);
     float our_loss = (float)(net->loss / net->batch);
     e = relative_error(&our_loss, loss->data, 1);
     CHECK(e < FIXTURE_TOL, "%s: loss %.7g vs PyTorch %.7g", name, our_loss, loss->data[0]);
-    e = relative_error(net->input_delta, input_grad->data, input_grad->n);
+    e = relative_error(net->input_delta, input_grad->data, (size_t)input_grad->n);
     CHECK(e < FIXTURE_TOL, "%s: input gradient relative error %.3g", name, e);
     offset = 0;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].nio; k++) {
             const cdb_param *p = param_of(net, net->layers[i].io[k]);
             CHECK(p, "%s: layer %d array %d is not a parameter", name, i, k);
-            e = relative_error(p->grad, grads->data + offset, (long)p->size);
+            e = relative_error(p->grad, grads->data + offset, p->size);
             CHECK(e < FIXTURE_TOL, "%s: layer %d [%s] %s gradient relative error %.3g", name, i,
                   net->layers[i].type_name, p->name, e);
             offset += (long)p->size;

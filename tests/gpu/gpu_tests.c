@@ -18,16 +18,6 @@
 #define STEP_TOL 1e-4
 #define TRAIN_TOL 1e-3
 
-static double rel_error(const float *a, const float *ref, size_t n)
-{
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs((double)a[i] - ref[i]));
-        max_ref = fmax(max_ref, fabs((double)ref[i]));
-    }
-    return max_ref > 0 ? max_diff / max_ref : max_diff;
-}
-
 static void set_data(cdb_network *net)
 {
     fill_normal(net->input, (size_t)net->mini_batch * net->inputs, 11, 1.f);
@@ -66,20 +56,20 @@ static void compare_layers(const char *cfg_text)
     set_data(gpu);
     forward_backward(cpu);
     forward_backward(gpu);
-    double e = rel_error(network_output(gpu), network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
+    double e = relative_error(network_output(gpu), network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
     CHECK(e < STEP_TOL, "output relative error %.3g", e);
     CHECK(fabs(gpu->loss - cpu->loss) <= STEP_TOL * fabs(cpu->loss), "loss %g vs %g", gpu->loss, cpu->loss);
-    e = rel_error(gpu->input_delta, cpu->input_delta, (size_t)cpu->mini_batch * cpu->inputs);
+    e = relative_error(gpu->input_delta, cpu->input_delta, (size_t)cpu->mini_batch * cpu->inputs);
     CHECK(e < STEP_TOL, "input gradient relative error %.3g", e);
     for (int i = 0; i < cpu->nparams; i++) {
-        e = rel_error(gpu->params[i]->grad, cpu->params[i]->grad, cpu->params[i]->size);
+        e = relative_error(gpu->params[i]->grad, cpu->params[i]->grad, cpu->params[i]->size);
         CHECK(e < STEP_TOL, "param %d (%s) gradient relative error %.3g", i, cpu->params[i]->name, e);
     }
     /* Batch-norm running statistics and every other weights-file array. */
     network_sync_to_host(gpu);
     for (int l = 0; l < cpu->n; l++)
         for (int k = 0; k < cpu->layers[l].nio; k++) {
-            e = rel_error(gpu->layers[l].io[k], cpu->layers[l].io[k], cpu->layers[l].io_size[k]);
+            e = relative_error(gpu->layers[l].io[k], cpu->layers[l].io[k], cpu->layers[l].io_size[k]);
             CHECK(e < STEP_TOL, "layer %d array %d relative error %.3g", l, k, e);
         }
     cdb_network_free(cpu);
@@ -148,7 +138,7 @@ static void compare_training(const char *cfg, const char *mode, const char *axis
     }
     network_sync_to_host(gpu);
     for (int i = 0; i < cpu->nparams; i++) {
-        double e = rel_error(gpu->params[i]->value, cpu->params[i]->value, cpu->params[i]->size);
+        double e = relative_error(gpu->params[i]->value, cpu->params[i]->value, cpu->params[i]->size);
         CHECK(e < TRAIN_TOL, "%s: tensor %d (%s) after 3 steps: relative error %.3g", cfg, i, cpu->params[i]->name, e);
     }
     free(images);
