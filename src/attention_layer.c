@@ -122,9 +122,8 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->qkv_b = layer_add_param(l, "qkv_biases", (size_t)3 * D, 0, 0, 0, 0);
     p->proj_w = layer_add_param(l, "proj_weights", (size_t)D * D, 1, D, D, 1);
     p->proj_b = layer_add_param(l, "proj_biases", (size_t)D, 0, 0, 0, 0);
-    layer_read_dropback_keys(l, r, p->qkv_w);
-    p->proj_w->dropback_override = p->qkv_w->dropback_override;
-    p->proj_w->channel_rate = p->qkv_w->channel_rate;
+    layer_read_dropback_keys(r, p->qkv_w);
+    layer_read_dropback_keys(r, p->proj_w); /* the layer's keys apply to both weights */
     if (cfg_check_unused(r)) return -1;
     init_trunc_normal(p->qkv_w->value, p->qkv_w->size, init_std, net->seed, l->index, 3);
     init_trunc_normal(p->proj_w->value, p->proj_w->size, init_std, net->seed, l->index, 4);

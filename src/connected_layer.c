@@ -78,7 +78,7 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     }
     if (layer_alloc_output(l, r)) return -1;
     p->weights = layer_add_param(l, "weights", (size_t)outputs * p->in, 1, outputs, p->in, 1);
-    layer_read_dropback_keys(l, r, p->weights);
+    layer_read_dropback_keys(r, p->weights);
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, p->weights->size, p->in, init_std, net->seed, l->index);
     if (p->batch_normalize) {

@@ -149,7 +149,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     int per_group = l->c / p->groups, kk = p->size * p->size;
     size_t nweights = (size_t)p->filters * per_group * kk;
     p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
-    layer_read_dropback_keys(l, r, p->weights);
+    layer_read_dropback_keys(r, p->weights);
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {

@@ -101,6 +101,14 @@ static void destroy_gpu(cdb_layer *l)
     l->gpu_state = NULL;
 }
 
+/* The first algorithm cuDNN ranks that works (the ranking is fastest first). */
+template <typename Perf> static auto first_working(const Perf *perf, int returned) -> decltype(perf[0].algo)
+{
+    for (int i = 0; i < returned; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i].algo;
+    return perf[0].algo;
+}
+
 /* Descriptors and algorithms, once per layer: the fastest algorithm cuDNN
  * ranks first among those that work. */
 static conv_gpu *setup(cdb_layer *l, cdb_network *net)
@@ -125,28 +133,13 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
     int returned = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[8];
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, g->x, g->w, g->conv, g->y, 8, &returned, fwd));
-    g->forward = fwd[0].algo;
-    for (int i = 0; i < returned; i++)
-        if (fwd[i].status == CUDNN_STATUS_SUCCESS) {
-            g->forward = fwd[i].algo;
-            break;
-        }
+    g->forward = first_working(fwd, returned);
     cudnnConvolutionBwdDataAlgoPerf_t bwd_data[8];
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, g->w, g->y, g->conv, g->x, 8, &returned, bwd_data));
-    g->backward_data = bwd_data[0].algo;
-    for (int i = 0; i < returned; i++)
-        if (bwd_data[i].status == CUDNN_STATUS_SUCCESS) {
-            g->backward_data = bwd_data[i].algo;
-            break;
-        }
+    g->backward_data = first_working(bwd_data, returned);
     cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[8];
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, g->x, g->y, g->conv, g->w, 8, &returned, bwd_filter));
-    g->backward_filter = bwd_filter[0].algo;
-    for (int i = 0; i < returned; i++)
-        if (bwd_filter[i].status == CUDNN_STATUS_SUCCESS) {
-            g->backward_filter = bwd_filter[i].algo;
-            break;
-        }
+    g->backward_filter = first_working(bwd_filter, returned);
     size_t a = 0, b = 0, c = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, g->x, g->w, g->conv, g->y, g->forward, &a));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, g->w, g->y, g->conv, g->x, g->backward_data, &b));

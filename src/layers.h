@@ -62,7 +62,7 @@ LAYER_GPU_FUNCTIONS(token_pool)
 int layer_alloc_output(cdb_layer *l, cfg_reader *r);
 /* Per-layer ChannelDropBack keys (channel_dropback, dropback_channel_rate)
  * applied to the layer's eligible tensor. */
-void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights);
+void layer_read_dropback_keys(cfg_reader *r, cdb_param *weights);
 /* The `activation` key (silu is accepted for swish). */
 activation layer_read_activation(cfg_reader *r, activation def);
 /* Output shape of a token sequence: (tokens, features). */

@@ -66,12 +66,10 @@ void layer_add_io(cdb_layer *l, float *array, size_t n)
     l->nio++;
 }
 
-void layer_read_dropback_keys(cdb_layer *l, cfg_reader *r, cdb_param *weights)
+void layer_read_dropback_keys(cfg_reader *r, cdb_param *weights)
 {
-    (void)l;
     weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
     weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
-    if (!cfg_has(r, "dropback_channel_rate")) weights->channel_rate = -1.f;
 }
 
 activation layer_read_activation(cfg_reader *r, activation def)

@@ -1,12 +1,12 @@
 #include "train.h"
 
-#include "gemm.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "gemm.h"
 
 int train_resolve_length(cdb_network *net, int train_size)
 {

@@ -181,6 +181,21 @@ static void t_per_layer_overrides(void)
     CHECK(!w[1]->dropback, "channel_dropback=0 layer takes part");
     CHECK(w[2]->dropback && fabsf(w[2]->channel_rate - 0.3f) < 1e-7f, "default layer or default rate");
     cdb_network_free(net);
+    /* An [attention] layer's keys apply to both of its weights. */
+    net = net_from_text(BASE_NET "channel_dropback=1\ndropback_skip=0\n"
+                                 "[convolutional]\nfilters=4\nsize=2\nstride=2\nactivation=linear\n[tokens]\n"
+                                 "[attention]\nheads=2\ndropback_channel_rate=0.6\n"
+                                 "[attention]\nheads=2\nchannel_dropback=0\n"
+                                 "[token_pool]\n[connected]\noutput=5\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build attention net");
+    cdb_param *a[2][2] = {{&net->layers[2].params[0], &net->layers[2].params[2]},
+                          {&net->layers[3].params[0], &net->layers[3].params[2]}};
+    for (int k = 0; k < 2; k++) {
+        CHECK(a[0][k]->eligible && a[0][k]->dropback && fabsf(a[0][k]->channel_rate - 0.6f) < 1e-7f,
+              "attention weight %d: rate override", k);
+        CHECK(a[1][k]->eligible && !a[1][k]->dropback, "attention weight %d: channel_dropback=0", k);
+    }
+    cdb_network_free(net);
 }
 
 /* Fake eligible tensors for statistical tests of the draw. */
