@@ -8,13 +8,14 @@ usage: /usr/bin/python3 scripts/bench_torch.py CFG [-batch N] [-steps N]
        [-repeats N] [-warmup N] [-threads N]
 """
 import argparse
-import math
 import statistics
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_layers import Attention, Tokens
 
 
 def parse_cfg(path):
@@ -36,21 +37,6 @@ ACTIVATIONS = {
     "logistic": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU,
     "mish": nn.Mish, "hardswish": nn.Hardswish,
 }
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D // self.heads))
-        return self.proj((att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, D))
 
 
 class ClsToken(nn.Module):
@@ -130,7 +116,7 @@ class Net(nn.Module):
             elif kind in ("softmax", "soft"):
                 mod = nn.Identity()  # the loss applies log-softmax
             elif kind == "tokens":
-                mod = nn.Sequential(nn.Flatten(2), Transpose())
+                mod = Tokens()
                 tokens, h, w = h * w, h * w, 1
             elif kind == "cls_token":
                 mod = ClsToken(c)
@@ -162,11 +148,6 @@ class Net(nn.Module):
                 x = mod(x)
             outs.append(x)
         return x
-
-
-class Transpose(nn.Module):
-    def forward(self, x):
-        return x.transpose(1, 2)
 
 
 class MeanTokens(nn.Module):

@@ -10,40 +10,16 @@ results against it. Needs Debian's python3-torch; the tests do not.
 
 Run from the repository root:  /usr/bin/python3 scripts/make_fixtures.py
 """
-import math
 import struct
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_layers import Attention, Tokens
+
 torch.set_default_dtype(torch.float64)
 OUT = "tests/fixtures"
-
-
-class Tokens(nn.Module):
-    """(B, C, H, W) -> (B, H*W, C), cdbnet's [tokens]."""
-
-    def forward(self, x):
-        return x.flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    """timm-style multi-head self-attention with a fused qkv projection."""
-
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(D // self.heads)
-        out = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, D)
-        return self.proj(out)
 
 
 class Block(nn.Module):
