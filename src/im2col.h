@@ -7,7 +7,8 @@
  * with rows `ld` floats apart (ld >= out_h*out_w lets several images share
  * one column matrix, side by side). */
 void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld);
-/* im += fold(col), col laid out as for im2col. */
-void col2im(const float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
+/* im += fold(col), col laid out as for im2col. col is scratch: entries that
+ * fall on the padding may be overwritten with zeros. */
+void col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
 
 #endif

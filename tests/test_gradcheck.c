@@ -132,6 +132,10 @@ static void t_connected_bn(void)
 }
 static void t_batchnorm(void) { gradcheck(NET_HEAD4 "[batchnorm]\n" HEAD_TAIL); }
 static void t_maxpool(void) { gradcheck(NET_HEAD "[maxpool]\nsize=2\nstride=2\n" HEAD_TAIL); }
+static void t_maxpool_even(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=6\nheight=4\nchannels=3\n[maxpool]\nsize=2\nstride=2\n" HEAD_TAIL);
+}
 static void t_maxpool_overlap(void) { gradcheck(NET_HEAD "[maxpool]\nsize=3\nstride=1\n" HEAD_TAIL); }
 static void t_avgpool(void) { gradcheck(NET_HEAD "[avgpool]\n" HEAD_TAIL); }
 static void t_shortcut(void)
@@ -202,6 +206,7 @@ void register_gradcheck_tests(void)
     test_add("gradcheck/connected batch norm", t_connected_bn);
     test_add("gradcheck/batchnorm layer", t_batchnorm);
     test_add("gradcheck/maxpool 2/2", t_maxpool);
+    test_add("gradcheck/maxpool 2/2 on an even input (fast path)", t_maxpool_even);
     test_add("gradcheck/maxpool 3/1 overlapping", t_maxpool_overlap);
     test_add("gradcheck/avgpool", t_avgpool);
     test_add("gradcheck/shortcut", t_shortcut);

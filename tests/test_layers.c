@@ -1,9 +1,12 @@
 /* Layer behaviour beyond gradients: a convolution whose batch is split into
  * several GEMM chunks gives what it gives one image at a time. */
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "fastmath.h"
 #include "im2col.h"
+#include "maxpool_layer.h"
 #include "test.h"
 
 #define CHUNK_CFG "[net]\nbatch=%d\nwidth=64\nheight=64\nchannels=16\n" \
@@ -81,8 +84,46 @@ static void t_im2col(void)
             }
 }
 
+/* The 2x2/2 maxpool fast path against the definition: first maximum in scan
+ * order wins ties, NaN never wins, a window of NaN and -inf gives 0. */
+static void t_maxpool_2x2(void)
+{
+    cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=6\nheight=4\nchannels=3\n"
+                                     "[maxpool]\nsize=2\nstride=2\n[connected]\noutput=4\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build");
+    cdb_layer *l = &net->layers[0];
+    int n = l->batch * l->inputs;
+    fill_normal(net->input, (size_t)n, 5, 1.f);
+    for (int i = 0; i < n; i += 7) net->input[i] = net->input[i + 1]; /* ties */
+    net->input[12] = NAN;
+    net->input[0] = net->input[1] = net->input[6] = NAN; /* window (0,0) of image 0 */
+    net->input[7] = -INFINITY;
+    network_forward(net, 1);
+    const float *out = l->output;
+    for (int b = 0; b < l->batch; b++)
+        for (int c = 0; c < l->c; c++)
+            for (int y = 0; y < l->out_h; y++)
+                for (int x = 0; x < l->out_w; x++) {
+                    const float *in = net->input + (size_t)b * l->inputs + (size_t)c * l->h * l->w;
+                    float best = -FLT_MAX;
+                    int arg = -1;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++) {
+                            int i = (2 * y + dy) * l->w + 2 * x + dx;
+                            if (in[i] > best) best = in[i], arg = c * l->h * l->w + i;
+                        }
+                    float want = arg >= 0 ? best : 0.f;
+                    size_t o = (size_t)b * l->outputs + (c * l->out_h + y) * l->out_w + x;
+                    CHECK(out[o] == want, "image %d channel %d (%d,%d): %g, want %g", b, c, y, x, out[o], want);
+                    CHECK(((maxpool_priv *)l->priv)->argmax[o] == arg, "image %d channel %d (%d,%d): argmax %d, want %d",
+                          b, c, y, x, ((maxpool_priv *)l->priv)->argmax[o], arg);
+                }
+    cdb_network_free(net);
+}
+
 void register_layer_tests(void)
 {
+    test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
     test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
     test_add("layers/im2col and col2im against their definition", t_im2col);
 }
