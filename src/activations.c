@@ -90,6 +90,17 @@ static void gelu_backward(const float *x, const float *dy, float *dx, size_t n)
     }
 }
 
+void gelu_forward_grad(const float *x, float *y, float *g, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], e = fast_expf(-0.5f * v * v); /* exp(-(v/sqrt2)^2) */
+        float cdf = 0.5f * (1.f + fast_erff_given_exp(v * (float)M_SQRT1_2, e));
+        y[i] = v * cdf;
+        g[i] = cdf + v * e * 0.3989422804014327f;
+    }
+}
+
 void activate_array(activation a, const float *x, float *y, size_t n)
 {
     if (a == ACT_LINEAR) {

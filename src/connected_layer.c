@@ -11,20 +11,60 @@
 #include "layers.h"
 #include "connected_layer.h"
 
+/* Rows per block of the fused element-wise passes: a block stays in cache. */
+#define ROW_BLOCK_FLOATS 8192
+
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     (void)net;
     connected_priv *p = l->priv;
     int B = p->rows, I = p->in, O = p->out;
-    float *z = p->act == ACT_LINEAR ? l->output : p->preact;
+    /* GELU is applied in place and keeps its derivative in preact for the
+     * backward pass; the other activations keep their input there. */
+    int gelu = p->act == ACT_GELU && !p->batch_normalize;
+    float *z = p->act == ACT_LINEAR || gelu ? l->output : p->preact;
     gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
     if (p->batch_normalize) {
         bn_forward(&p->bn, z, z, train);
-    } else {
-        for (int b = 0; b < B; b++)
-            for (int o = 0; o < O; o++) z[(size_t)b * O + o] += p->biases->value[o];
+        if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)B * O);
+        return;
     }
-    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)B * O);
+    /* bias and activation in one pass over each block of rows */
+    int rows = ROW_BLOCK_FLOATS / O > 1 ? ROW_BLOCK_FLOATS / O : 1;
+    const float *bias = p->biases->value;
+#pragma omp parallel for schedule(static)
+    for (int r0 = 0; r0 < B; r0 += rows) {
+        int r1 = r0 + rows < B ? r0 + rows : B;
+        for (int b = r0; b < r1; b++)
+            for (int o = 0; o < O; o++) z[(size_t)b * O + o] += bias[o];
+        size_t at = (size_t)r0 * O, n = (size_t)(r1 - r0) * O;
+        if (gelu)
+            gelu_forward_grad(z + at, z + at, p->preact + at, n);
+        else if (p->act != ACT_LINEAR)
+            activate_array(p->act, z + at, l->output + at, n);
+    }
+}
+
+/* GELU's backward from the derivative kept by forward, fused with the bias
+ * gradient. Threads split the columns, so every bias sums its rows in order
+ * whatever the thread count. */
+static void gelu_bias_backward(connected_priv *p, float *dz, int B, int O)
+{
+    const float *g = p->preact;
+    float *db = p->biases->grad;
+    enum { COLS = 64 };
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < O; o0 += COLS) {
+        int o1 = o0 + COLS < O ? o0 + COLS : O;
+        for (int b = 0; b < B; b++) {
+            float *d = dz + (size_t)b * O;
+            const float *gr = g + (size_t)b * O;
+            for (int o = o0; o < o1; o++) {
+                d[o] *= gr[o];
+                db[o] += d[o];
+            }
+        }
+    }
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
@@ -32,12 +72,16 @@ static void backward(cdb_layer *l, cdb_network *net)
     connected_priv *p = l->priv;
     int B = p->rows, I = p->in, O = p->out;
     float *dz = l->delta;
-    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)B * O);
-    if (p->batch_normalize) {
-        bn_backward(&p->bn, dz, dz);
+    if (p->act == ACT_GELU && !p->batch_normalize) {
+        gelu_bias_backward(p, dz, B, O);
     } else {
-        for (int b = 0; b < B; b++)
-            for (int o = 0; o < O; o++) p->biases->grad[o] += dz[(size_t)b * O + o];
+        if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)B * O);
+        if (p->batch_normalize) {
+            bn_backward(&p->bn, dz, dz);
+        } else {
+            for (int b = 0; b < B; b++)
+                for (int o = 0; o < O; o++) p->biases->grad[o] += dz[(size_t)b * O + o];
+        }
     }
     weight_grad_gemm(net, p->weights, 0, 1, 0, O, I, B, dz, O, l->input, I, p->weights->grad, I);
     if (l->input_delta) gemm(0, 0, B, I, O, 1, dz, O, p->weights->value, I, 1, l->input_delta, I);

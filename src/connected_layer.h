@@ -12,7 +12,8 @@ typedef struct {
     int batch_normalize;
     cdb_param *weights, *biases;
     batchnorm bn;
-    float *preact; /* (batch, outputs) */
+    float *preact; /* (batch, outputs): the activation's input; with GELU (no
+                    * batch norm) on the CPU, its derivative there instead */
 } connected_priv;
 
 #endif

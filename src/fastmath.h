@@ -34,16 +34,20 @@ static inline float fast_expf(float x)
     return p * scale.f;
 }
 
-static inline float fast_erff(float x)
+/* erf(x) given exp_mx2 = exp(-x*x), for callers that need that exponential
+ * anyway (the GELU derivative). */
+static inline float fast_erff_given_exp(float x, float exp_mx2)
 {
     float a = x < 0 ? -x : x;
     float t = 1.f / (1.f + 0.3275911f * a);
     float y = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    float e = 1.f - y * fast_expf(-a * a);
+    float e = 1.f - y * exp_mx2;
     /* Near 0 the difference above cancels: use the Taylor series there. */
     float x2 = x * x;
     float series = 1.1283791671f * x * (1.f + x2 * (-1.f / 3 + x2 * (1.f / 10 + x2 * (-1.f / 42 + x2 * (1.f / 216)))));
     return a < 0.3f ? series : (x < 0 ? -e : e);
 }
+
+static inline float fast_erff(float x) { return fast_erff_given_exp(x, fast_expf(-x * x)); }
 
 #endif

@@ -19,8 +19,10 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         const float *x = l->input + (size_t)r * D;
         float *xh = p->x_hat + (size_t)r * D, *y = l->output + (size_t)r * D;
         double sum = 0, sq = 0;
+#pragma omp simd reduction(+ : sum)
         for (int d = 0; d < D; d++) sum += x[d];
         float mean = (float)(sum / D);
+#pragma omp simd reduction(+ : sq)
         for (int d = 0; d < D; d++) sq += (double)(x[d] - mean) * (x[d] - mean);
         float inv = 1.f / sqrtf((float)(sq / D) + p->eps);
         p->inv_std[r] = inv;
@@ -50,6 +52,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         const float *dy = l->delta + (size_t)r * D, *xh = p->x_hat + (size_t)r * D;
         float *dx = l->input_delta + (size_t)r * D;
         double mean_dxh = 0, mean_dxh_xh = 0;
+#pragma omp simd reduction(+ : mean_dxh, mean_dxh_xh)
         for (int d = 0; d < D; d++) {
             float dxh = dy[d] * g[d];
             mean_dxh += dxh;
