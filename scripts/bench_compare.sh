@@ -28,22 +28,30 @@ export OMP_WAIT_POLICY=passive
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 rate() { sed -n 's/^images\/s: median \([0-9.]*\).*/\1/p'; }
+busy() { sed -n 's/^cpu: \([0-9.]*\) cores.*/\1/p'; }
 
 # Steps per repeat: fewer for the big models so that a round stays short.
 steps_for() { case "$1" in *resnet18*|*vit_tiny*) echo 3 ;; *) echo 10 ;; esac; }
 
-printf "%-24s %7s %12s %12s %8s\n" "cfg" "threads" "cdbnet img/s" "torch img/s" "ratio"
+# Each side reports the cores its timed steps kept busy (CPU time / wall
+# time): both should be close to the thread count, or the comparison is off.
+printf "%-24s %7s %12s %12s %8s %12s\n" "cfg" "threads" "cdbnet img/s" "torch img/s" "ratio" "cores used"
 for cfg in "${cfgs[@]}"; do
   steps=$(steps_for "$cfg")
   for t in $threads; do
-    ours=(); theirs=()
+    ours=(); theirs=(); ours_busy=(); theirs_busy=()
     for ((r = 0; r < rounds; r++)); do
-      ours+=("$(./cdbnet benchmark "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1 | rate)")
-      theirs+=("$(/usr/bin/python3 scripts/bench_torch.py "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1 | rate)")
+      out=$(./cdbnet benchmark "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1)
+      ours+=("$(rate <<<"$out")"); ours_busy+=("$(busy <<<"$out")")
+      out=$(/usr/bin/python3 scripts/bench_torch.py "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1)
+      theirs+=("$(rate <<<"$out")"); theirs_busy+=("$(busy <<<"$out")")
     done
     a=$(printf "%s\n" "${ours[@]}" | median)
     b=$(printf "%s\n" "${theirs[@]}" | median)
-    printf "%-24s %7s %12.1f %12.1f %8.2f\n" "$(basename "$cfg")" "$t" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}')"
+    ca=$(printf "%s\n" "${ours_busy[@]}" | median)
+    cb=$(printf "%s\n" "${theirs_busy[@]}" | median)
+    printf "%-24s %7s %12.1f %12.1f %8.2f %5.2f / %4.2f\n" "$(basename "$cfg")" "$t" "$a" "$b" \
+      "$(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}')" "$ca" "$cb"
   done
 done
 echo "($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"

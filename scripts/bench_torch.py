@@ -8,14 +8,31 @@ usage: /usr/bin/python3 scripts/bench_torch.py CFG [-batch N] [-steps N]
        [-repeats N] [-warmup N] [-threads N]
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from torch_layers import Attention, Tokens
+def _threads_from_argv(argv):
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-threads":
+            return argv[i + 1]
+    return "1"
+
+
+# -threads must bind every thread pool under torch. Debian's torch reaches
+# OpenBLAS through libblas.so.3, by default OpenBLAS's pthread build, which
+# ignores torch.set_num_threads() and would run its GEMMs on every core. These
+# variables only take effect when set before torch is loaded.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads_from_argv(sys.argv[1:])
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from torch_layers import Attention, Tokens  # noqa: E402
 
 
 def parse_cfg(path):
@@ -208,18 +225,22 @@ def main():
     for _ in range(a.warmup):
         step()
     rates = []
+    wall = cpu = 0.0
     for _ in range(a.repeats):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(a.steps):
             step()
         sync()
-        rates.append(a.steps * batch / (time.perf_counter() - t0))
+        dt = time.perf_counter() - t0
+        wall, cpu = wall + dt, cpu + time.process_time() - c0
+        rates.append(a.steps * batch / dt)
     med = statistics.median(rates)
     where = "cuda" if device.type == "cuda" else f"{a.threads} threads"
     print(f"torch {torch.__version__} {a.cfg}: batch {batch}, {where}")
     print(f"images/s: median {med:.1f} over {a.repeats} repeats of {a.steps} steps "
           f"(min {min(rates):.1f}, max {max(rates):.1f}, spread {100 * (max(rates) - min(rates)) / med:.1f}%)")
+    print(f"cpu: {cpu / wall:.2f} cores busy on average while timed")
 
 
 if __name__ == "__main__":

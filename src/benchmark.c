@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gemm.h"
 
@@ -124,6 +125,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
     network_enable_profiling(net);
     double *rates = xcalloc((size_t)opt->repeats, sizeof(double));
     double total_seconds = 0;
+    clock_t cpu0 = clock();
     for (int k = 0; k < opt->repeats; k++) {
         double t0 = now_seconds();
         for (int s = 0; s < opt->steps; s++) {
@@ -140,6 +142,8 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
         total_seconds += dt;
         rates[k] = (double)opt->steps * net->batch / dt;
     }
+    /* process CPU time over wall time: how many cores the timed steps kept busy */
+    double cores_busy = (double)(clock() - cpu0) / CLOCKS_PER_SEC / total_seconds;
     double steps_total = (double)opt->steps * opt->repeats;
     double lo = rates[0], hi = rates[0];
     for (int k = 1; k < opt->repeats; k++) {
@@ -170,6 +174,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
                get_num_threads(), gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
     printf("images/s: median %.1f over %d repeats of %d steps (min %.1f, max %.1f, spread %.1f%%)\n", med,
            opt->repeats, opt->steps, lo, hi, 100 * (hi - lo) / med);
+    printf("cpu: %.2f cores busy on average while timed\n", cores_busy);
     printf("ms per step: total %.2f = forward %.2f + backward %.2f + update %.2f + dropback %.2f (+ other %.2f)\n",
            1e3 * total_seconds / steps_total, 1e3 * fwd / steps_total, 1e3 * bwd / steps_total,
            1e3 * net->update_seconds / steps_total, 1e3 * net->dropback_seconds / steps_total,
