@@ -46,19 +46,22 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
 }
 
 /* GELU's backward from the derivative kept by forward, fused with the bias
- * gradient. Threads split the columns, so every bias sums its rows in order
- * whatever the thread count. */
+ * gradient. Each thread sweeps all rows over its own range of columns, so
+ * every bias sums its rows in order whatever the thread count (one thread:
+ * one sequential pass). */
 static void gelu_bias_backward(connected_priv *p, float *dz, int B, int O)
 {
     const float *g = p->preact;
     float *db = p->biases->grad;
-    enum { COLS = 64 };
+    int parts = get_num_threads();
+    parts = parts < 1 ? 1 : (parts > O ? O : parts);
 #pragma omp parallel for schedule(static)
-    for (int o0 = 0; o0 < O; o0 += COLS) {
-        int o1 = o0 + COLS < O ? o0 + COLS : O;
+    for (int t = 0; t < parts; t++) {
+        int o0 = (int)((long)O * t / parts), o1 = (int)((long)O * (t + 1) / parts);
         for (int b = 0; b < B; b++) {
-            float *d = dz + (size_t)b * O;
-            const float *gr = g + (size_t)b * O;
+            float *restrict d = dz + (size_t)b * O;
+            const float *restrict gr = g + (size_t)b * O;
+#pragma omp simd
             for (int o = o0; o < o1; o++) {
                 d[o] *= gr[o];
                 db[o] += d[o];
