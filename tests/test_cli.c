@@ -1,5 +1,6 @@
 /* The command-line front end, run as a user would: exit codes and messages
  * for bad input, and a tiny train + valid round trip on generated data. */
+#include <math.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -193,8 +194,42 @@ static void t_train_then_valid(void)
     CHECK(access(cmd, F_OK) != 0, "no weights may be saved from a NaN run");
 }
 
+/* `cdbnet benchmark`: the report's lines are there and their numbers make
+ * sense (no timing is asserted: this machine is shared). */
+static void t_benchmark(void)
+{
+    int rc = run("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 1 -repeats 2 -warmup 0 -top 2", out, sizeof(out));
+    CHECK(rc == 0, "benchmark exit %d: %s", rc, out);
+    double rate = 0, cores = 0, total = 0, fwd = 0, bwd = 0, flops = 0;
+    const char *at = strstr(out, "images/s: median ");
+    CHECK(at && sscanf(at, "images/s: median %lf", &rate) == 1 && rate > 0, "images/s line: %s", out);
+    at = strstr(out, "cpu: ");
+    CHECK(at && sscanf(at, "cpu: %lf cores busy", &cores) == 1 && cores > 0 && cores < 1.5,
+          "one thread keeps about one core busy: %s", out);
+    at = strstr(out, "ms per step: total ");
+    CHECK(at && sscanf(at, "ms per step: total %lf = forward %lf + backward %lf", &total, &fwd, &bwd) == 3 &&
+              fwd > 0 && bwd > 0 && fwd + bwd <= total,
+          "ms per step line: %s", out);
+    at = strstr(out, "training FLOPs per image: ");
+    /* smallcnn: 3 convolutions and a linear head, 3 x 2 x 7.5 M multiply-adds */
+    CHECK(at && sscanf(at, "training FLOPs per image: %lf GFLOP", &flops) == 1 && fabs(flops - 0.045) < 0.001,
+          "FLOPs line: %s", out);
+    CHECK(strstr(out, "sgemm 1024^3 in this run"), "sgemm ceiling: %s", out);
+    at = strstr(out, "layer type");
+    int rows = 0;
+    for (const char *c = at; c && (c = strstr(c, " convolutional ")); c++) rows++;
+    CHECK(at && rows == 2, "-top 2 prints the two slowest layers (the convolutions): %s", out);
+    rc = run("./cdbnet benchmark cfg/vit_micro.cfg -batch 4 -steps 1 -repeats 1 -warmup 0 -dropback", out, sizeof(out));
+    CHECK(rc == 0 && strstr(out, "dropback cost, medians of 1 alternating repeats") && strstr(out, "skipping dropped channels"),
+          "-dropback report (exit %d): %s", rc, out);
+    CHECK(run("./cdbnet benchmark cfg/smallcnn.cfg -steps 0", out, sizeof(out)) == 2 && strstr(out, "-steps expects"),
+          "bad -steps: %s", out);
+    CHECK(run("./cdbnet benchmark", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet benchmark"), "no cfg: %s", out);
+}
+
 void register_cli_tests(void)
 {
+    test_add("cli/benchmark prints its report", t_benchmark);
     test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
     test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
 }
