@@ -14,12 +14,6 @@
 #include "layers.h"
 #include "attention_layer.h"
 
-static void add_bias_rows(float *y, const float *bias, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] += bias[c];
-}
-
 static void sum_rows(const float *d, float *grad, int rows, int cols)
 {
     for (int r = 0; r < rows; r++)
@@ -32,8 +26,8 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     (void)train;
     attention_priv *p = l->priv;
     int T = p->T, D = p->D, dh = p->dh, H = p->heads, rows = l->batch * T;
-    gemm(0, 1, rows, 3 * D, D, 1, l->input, D, p->qkv_w->value, D, 0, p->qkv, 3 * D);
-    add_bias_rows(p->qkv, p->qkv_b->value, rows, 3 * D);
+    broadcast_rows(p->qkv, p->qkv_b->value, rows, 3 * D);
+    gemm(0, 1, rows, 3 * D, D, 1, l->input, D, p->qkv_w->value, D, 1, p->qkv, 3 * D);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < l->batch * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -51,8 +45,8 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         }
         gemm(0, 0, T, dh, T, 1, P, T, v, 3 * D, 0, p->attended + (size_t)b * T * D + (size_t)h * dh, D);
     }
-    gemm(0, 1, rows, D, D, 1, p->attended, D, p->proj_w->value, D, 0, l->output, D);
-    add_bias_rows(l->output, p->proj_b->value, rows, D);
+    broadcast_rows(l->output, p->proj_b->value, rows, D);
+    gemm(0, 1, rows, D, D, 1, p->attended, D, p->proj_w->value, D, 1, l->output, D);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)

@@ -11,7 +11,7 @@
 #include "layers.h"
 #include "connected_layer.h"
 
-/* Rows per block of the fused element-wise passes: a block stays in cache. */
+/* Rows per block of GELU's parallel pass. */
 #define ROW_BLOCK_FLOATS 8192
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
@@ -23,25 +23,23 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
      * backward pass; the other activations keep their input there. */
     int gelu = p->act == ACT_GELU && !p->batch_normalize;
     float *z = p->act == ACT_LINEAR || gelu ? l->output : p->preact;
-    gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
     if (p->batch_normalize) {
+        gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
         bn_forward(&p->bn, z, z, train);
         if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)B * O);
         return;
     }
-    /* bias and activation in one pass over each block of rows */
-    int rows = ROW_BLOCK_FLOATS / O > 1 ? ROW_BLOCK_FLOATS / O : 1;
-    const float *bias = p->biases->value;
+    broadcast_rows(z, p->biases->value, B, O);
+    gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 1, z, O);
+    if (gelu) {
+        int rows = ROW_BLOCK_FLOATS / O > 1 ? ROW_BLOCK_FLOATS / O : 1;
 #pragma omp parallel for schedule(static)
-    for (int r0 = 0; r0 < B; r0 += rows) {
-        int r1 = r0 + rows < B ? r0 + rows : B;
-        for (int b = r0; b < r1; b++)
-            for (int o = 0; o < O; o++) z[(size_t)b * O + o] += bias[o];
-        size_t at = (size_t)r0 * O, n = (size_t)(r1 - r0) * O;
-        if (gelu)
+        for (int r0 = 0; r0 < B; r0 += rows) {
+            size_t at = (size_t)r0 * O, n = (size_t)((r0 + rows < B ? r0 + rows : B) - r0) * O;
             gelu_forward_grad(z + at, z + at, p->preact + at, n);
-        else if (p->act != ACT_LINEAR)
-            activate_array(p->act, z + at, l->output + at, n);
+        }
+    } else if (p->act != ACT_LINEAR) {
+        activate_array(p->act, z, l->output, (size_t)B * O);
     }
 }
 

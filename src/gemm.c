@@ -1,5 +1,7 @@
 #include "gemm.h"
 
+#include <string.h>
+
 #ifdef OPENBLAS
 #include <cblas.h>
 #endif
@@ -41,6 +43,12 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
 #else
     gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+void broadcast_rows(float *y, const float *row, int rows, int cols)
+{
+#pragma omp parallel for schedule(static) if ((long)rows * cols > 65536)
+    for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * cols, row, (size_t)cols * sizeof(float));
 }
 
 const char *gemm_backend(void)

@@ -9,6 +9,10 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
 /* The portable implementation, always available (tests compare the two). */
 void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
+/* y (rows, cols) = row in every row: the bias that a following GEMM with
+ * beta = 1 adds its product to (one write pass instead of the GEMM zeroing C
+ * and a second pass adding the bias). */
+void broadcast_rows(float *y, const float *row, int rows, int cols);
 const char *gemm_backend(void);
 /* Threads used by GEMM and by cdbnet's own OpenMP loops. */
 void set_num_threads(int n);
