@@ -52,13 +52,166 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
     }
 }
 
+/* 'Same' stride-1 convolutions without im2col (the shifted-GEMM method).
+ * Each image is copied once into zero-padded planes of pw x ph pixels, the
+ * images of a chunk side by side. In padded coordinates kernel offset
+ * (ky, kx) is a constant shift s = (ky - pad) * pw + (kx - pad), so
+ *   out = sum over offsets of W_(ky,kx) (F, C) . Xp shifted by s (C, n)
+ * is size*size GEMMs on shifted views of one matrix, computed on the run of
+ * padded positions from the first output pixel to the last; positions on
+ * the padding are computed too and dropped. The input gradient is the same
+ * sum with W^T and the output gradient shifted by -s (zero on the padding).
+ * This replaces im2col's size*size copies of the input by one padded copy,
+ * and the column matrix and col2im of the backward pass by nothing. The
+ * weight gradient still goes through im2col (one long reduction per GEMM). */
+int conv_shift_enabled = 1;
+
+/* Worth it with enough input channels for the GEMMs and images large enough
+ * that the padding (computed and dropped) is at most 15% of the positions:
+ * on 4x4 images it is 125%, and the shifted GEMMs lose to im2col. */
+static int shift_shape(const cdb_layer *l, const conv_priv *p)
+{
+    long padded = (long)(l->w + 2 * p->pad) * (l->h + 2 * p->pad), pixels = (long)l->w * l->h;
+    return p->groups == 1 && p->stride == 1 && p->size > 1 && p->size % 2 == 1 && p->pad == p->size / 2 &&
+           l->c >= 16 && padded * 100 <= pixels * 115;
+}
+
+static int uses_shift(const cdb_layer *l, const conv_priv *p) { return conv_shift_enabled && shift_shape(l, p); }
+
+int convolutional_uses_shift(const cdb_layer *l) { return uses_shift(l, l->priv); }
+
+typedef struct {
+    int pw, plane, ld, base, n; /* padded width, pixels per padded image, row length, first output, run */
+} shift_geometry;
+
+static shift_geometry shift_geom(const cdb_layer *l, const conv_priv *p, int count)
+{
+    shift_geometry g;
+    g.pw = l->w + 2 * p->pad;
+    g.plane = g.pw * (l->h + 2 * p->pad);
+    g.ld = count * g.plane;
+    g.base = p->pad * g.pw + p->pad;
+    g.n = (count - 1) * g.plane + (l->h - 1) * g.pw + l->w;
+    return g;
+}
+
+/* Workspace: the padded input and output runs of a full chunk, then the
+ * re-laid weights. */
+static size_t shift_weights_offset(const cdb_layer *l, const conv_priv *p)
+{
+    size_t ld = (size_t)p->chunk * (l->w + 2 * p->pad) * (l->h + 2 * p->pad);
+    return (size_t)(l->c + p->filters) * ld;
+}
+
+static float *shift_weights_at(const cdb_layer *l, const conv_priv *p, float *workspace)
+{
+    return workspace + shift_weights_offset(l, p);
+}
+
+static size_t shift_workspace(const cdb_layer *l, const conv_priv *p)
+{
+    return shift_weights_offset(l, p) + (size_t)p->filters * l->c * p->size * p->size;
+}
+
+/* wr (size*size, F, C) from the weights (F, C, size, size) */
+static void shift_weights(const conv_priv *p, int C, float *wr)
+{
+    int F = p->filters, kk = p->size * p->size;
+    const float *w = p->weights->value;
+    for (int o = 0; o < kk; o++)
+        for (int f = 0; f < F; f++)
+            for (int c = 0; c < C; c++) wr[((size_t)o * F + f) * C + c] = w[((size_t)f * C + c) * kk + o];
+}
+
+/* (channels, h, w) images [first, first + count) of src into the zero-padded
+ * rows of dst (channels, ld), or back (add = 1: dst += the interior). */
+static void pad_images(const cdb_layer *l, const conv_priv *p, const shift_geometry *g, const float *src,
+                       size_t image_stride, int channels, int count, float *padded)
+{
+    int pad = p->pad, h = l->h, w = l->w;
+#pragma omp parallel for schedule(static)
+    for (int ic = 0; ic < count * channels; ic++) {
+        int i = ic / channels, c = ic % channels;
+        const float *in = src + (size_t)i * image_stride + (size_t)c * h * w;
+        float *d = padded + (size_t)c * g->ld + (size_t)i * g->plane;
+        memset(d, 0, (size_t)(pad * g->pw + pad) * sizeof(float));
+        for (int y = 0; y < h; y++) {
+            float *row = d + (size_t)(y + pad) * g->pw + pad;
+            memcpy(row, in + (size_t)y * w, (size_t)w * sizeof(float));
+            memset(row + w, 0, (size_t)2 * pad * sizeof(float)); /* right border, next row's left border */
+        }
+        memset(d + (size_t)(h + pad) * g->pw + pad, 0, (size_t)(pad * g->pw - pad) * sizeof(float));
+    }
+}
+
+/* dst images (channels, h, w) = (or +=) the interior of the run y (channels, ldy) */
+static void unpad_images(const cdb_layer *l, const shift_geometry *g, const float *y, int ldy,
+                         int channels, int count, float *dst, size_t image_stride, int add)
+{
+    int h = l->h, w = l->w;
+#pragma omp parallel for schedule(static)
+    for (int ic = 0; ic < count * channels; ic++) {
+        int i = ic / channels, c = ic % channels;
+        float *out = dst + (size_t)i * image_stride + (size_t)c * h * w;
+        const float *run = y + (size_t)c * ldy + (size_t)i * g->plane;
+        for (int yy = 0; yy < h; yy++) {
+            const float *restrict from = run + (size_t)yy * g->pw;
+            float *restrict to = out + (size_t)yy * w;
+            if (add)
+                for (int x = 0; x < w; x++) to[x] += from[x];
+            else
+                memcpy(to, from, (size_t)w * sizeof(float));
+        }
+    }
+}
+
+static void forward_shift(cdb_layer *l, cdb_network *net, float *z)
+{
+    conv_priv *p = l->priv;
+    int C = l->c, F = p->filters, k = p->size;
+    float *xp = net->workspace, *wr = shift_weights_at(l, p, net->workspace);
+    shift_weights(p, C, wr);
+    for (int first = 0; first < l->batch; first += p->chunk) {
+        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk;
+        shift_geometry g = shift_geom(l, p, count);
+        float *y = xp + (size_t)C * g.ld;
+        pad_images(l, p, &g, l->input + (size_t)first * l->inputs, (size_t)l->inputs, C, count, xp);
+        for (int o = 0; o < k * k; o++) {
+            long s = (long)(o / k - p->pad) * g.pw + (o % k - p->pad);
+            gemm(0, 0, F, g.n, C, 1, wr + (size_t)o * F * C, C, xp + g.base + s, g.ld, o ? 1 : 0, y, g.ld);
+        }
+        unpad_images(l, &g, y, g.ld, F, count, z + (size_t)first * l->outputs, (size_t)l->outputs, 0);
+    }
+}
+
+/* input_delta += the input gradient of a 'same' stride-1 convolution */
+static void backward_data_shift(cdb_layer *l, cdb_network *net, const float *dz)
+{
+    conv_priv *p = l->priv;
+    int C = l->c, F = p->filters, k = p->size;
+    float *dyp = net->workspace, *wr = shift_weights_at(l, p, net->workspace);
+    shift_weights(p, C, wr);
+    for (int first = 0; first < l->batch; first += p->chunk) {
+        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk;
+        shift_geometry g = shift_geom(l, p, count);
+        float *dx = dyp + (size_t)F * g.ld;
+        pad_images(l, p, &g, dz + (size_t)first * l->outputs, (size_t)l->outputs, F, count, dyp);
+        for (int o = 0; o < k * k; o++) {
+            long s = (long)(o / k - p->pad) * g.pw + (o % k - p->pad);
+            gemm(1, 0, C, g.n, F, 1, wr + (size_t)o * F * C, C, dyp + g.base - s, g.ld, o ? 1 : 0, dx, g.ld);
+        }
+        unpad_images(l, &g, dx, g.ld, C, count, l->input_delta + (size_t)first * l->inputs, (size_t)l->inputs, 1);
+    }
+}
+
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     conv_priv *p = l->priv;
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     float *col = net->workspace;
-    for (int first = 0; first < l->batch; first += p->chunk) {
+    if (uses_shift(l, p)) forward_shift(l, net, z);
+    for (int first = 0; first < l->batch && !uses_shift(l, p); first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         /* a chunk of one image is already in the output layout */
         float *zc = count == 1 ? z + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);
@@ -118,13 +271,14 @@ static void backward(cdb_layer *l, cdb_network *net)
         for (int g = 0; g < G; g++)
             weight_grad_gemm(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
                                  col + (size_t)g * K * W, W, p->weights->grad + (size_t)g * F * K, K);
-        if (!l->input_delta) continue;
+        if (!l->input_delta || uses_shift(l, p)) continue;
         /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */
         for (int g = 0; g < G; g++)
             gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                  col + (size_t)g * K * W, W);
         fold_columns(l, p, first, count, col);
     }
+    if (l->input_delta && uses_shift(l, p)) backward_data_shift(l, net, dz);
 }
 
 static void destroy(cdb_layer *l)
@@ -190,6 +344,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->chunk = (int)(CONV_CHUNK_FLOATS / per_image);
     p->chunk = p->chunk < 1 ? 1 : (p->chunk > l->batch ? l->batch : p->chunk);
     l->workspace_floats = per_image * p->chunk;
+    if (shift_shape(l, p) && shift_workspace(l, p) > l->workspace_floats) l->workspace_floats = shift_workspace(l, p);
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
     l->forward = forward;
     l->backward = backward;

@@ -6,6 +6,7 @@
 
 #include "fastmath.h"
 #include "im2col.h"
+#include "convolutional_layer.h"
 #include "maxpool_layer.h"
 #include "test.h"
 
@@ -123,8 +124,65 @@ static void t_maxpool_2x2(void)
     cdb_network_free(net);
 }
 
+/* 'Same' stride-1 convolutions by shifted GEMMs give what im2col gives:
+ * outputs, the input gradient and the weight gradients, over several chunks,
+ * 3x3 and 5x5 kernels and a layer whose input gradient feeds another. */
+static void compare_shift_im2col(const char *text, int shifted_layers)
+{
+    cdb_network *a = net_from_text(text), *b = net_from_text(text);
+    CHECK(a && b, "build");
+    int shifted = 0;
+    for (int li = 0; li < a->n; li++)
+        shifted += !strcmp(a->layers[li].type_name, "convolutional") && convolutional_uses_shift(&a->layers[li]);
+    CHECK(shifted == shifted_layers, "%d layers take the shifted-GEMM path, want %d", shifted, shifted_layers);
+    network_enable_input_gradient(a);
+    network_enable_input_gradient(b);
+    size_t n_in = (size_t)a->batch * a->inputs, classes = (size_t)a->layers[a->n - 1].outputs;
+    fill_normal(a->input, n_in, 21, 1.f);
+    memcpy(b->input, a->input, n_in * sizeof(float));
+    for (int i = 0; i < a->batch; i++) a->truth[i * classes + i % classes] = b->truth[i * classes + i % classes] = 1;
+    conv_shift_enabled = 1;
+    network_forward(a, 1);
+    network_backward(a);
+    conv_shift_enabled = 0;
+    network_forward(b, 1);
+    network_backward(b);
+    conv_shift_enabled = 1;
+    for (int li = 0; li < a->n; li++) {
+        cdb_layer *la = &a->layers[li], *lb = &b->layers[li];
+        for (size_t i = 0; i < (size_t)la->batch * la->outputs; i++)
+            CHECK(fabsf(la->output[i] - lb->output[i]) <= 1e-4f * (1 + fabsf(lb->output[i])), "layer %d output %zu: %g vs %g",
+                  li, i, la->output[i], lb->output[i]);
+        for (int k = 0; k < la->nparams; k++)
+            for (size_t i = 0; i < la->params[k].size; i++)
+                CHECK(fabsf(la->params[k].grad[i] - lb->params[k].grad[i]) <= 1e-4f * (1 + fabsf(lb->params[k].grad[i])),
+                      "layer %d parameter %d gradient %zu: %g vs %g", li, k, i, la->params[k].grad[i], lb->params[k].grad[i]);
+    }
+    for (size_t i = 0; i < n_in; i++)
+        CHECK(fabsf(a->input_delta[i] - b->input_delta[i]) <= 1e-4f * (1 + fabsf(b->input_delta[i])),
+              "input gradient %zu: %g vs %g", i, a->input_delta[i], b->input_delta[i]);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
+static void t_conv_shift(void)
+{
+    /* 16 channels of 32x32: chunks of 3 images, so a batch of 8 is 3 + 3 + 2 */
+    compare_shift_im2col("[net]\nbatch=8\nwidth=32\nheight=32\nchannels=16\n"
+                         "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                         "[avgpool]\n[softmax]\n", 1);
+    /* 3x3 then 5x5 on 64x60 images; the 8x8 layer after the pool stays on im2col */
+    compare_shift_im2col("[net]\nbatch=2\nwidth=64\nheight=60\nchannels=17\n"
+                         "[convolutional]\nfilters=19\nsize=3\npad=1\nactivation=leaky\n"
+                         "[convolutional]\nfilters=16\nsize=5\npad=1\nactivation=linear\n"
+                         "[maxpool]\nsize=8\nstride=8\n"
+                         "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=linear\n"
+                         "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2);
+}
+
 void register_layer_tests(void)
 {
+    test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
     test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
     test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
     test_add("layers/im2col and col2im against their definition", t_im2col);
