@@ -76,7 +76,14 @@ static int shift_shape(const cdb_layer *l, const conv_priv *p)
            l->c >= 16 && padded * 100 <= pixels * 115;
 }
 
-static int uses_shift(const cdb_layer *l, const conv_priv *p) { return conv_shift_enabled && shift_shape(l, p); }
+/* One thread only: with more, OpenBLAS splits each of the size*size small
+ * GEMMs per image between threads that sleep between calls, and the shifted
+ * GEMMs measured slower than im2col's one large GEMM (ResNet-18's 64-filter
+ * layers, 2 threads, passive waits: forward 244-284 against 210-222 ms). */
+static int uses_shift(const cdb_layer *l, const conv_priv *p)
+{
+    return conv_shift_enabled && get_num_threads() == 1 && shift_shape(l, p);
+}
 
 int convolutional_uses_shift(const cdb_layer *l) { return uses_shift(l, l->priv); }
 

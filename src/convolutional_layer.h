@@ -16,9 +16,9 @@ typedef struct {
     float *preact; /* (batch, outputs): input of the activation */
 } conv_priv;
 
-/* 1 (default): 'same' stride-1 convolutions with 16 or more input channels
- * compute their output and input gradient by shifted GEMMs instead of
- * im2col; 0: always im2col (tests compare the two). */
+/* 1 (default): on one thread, 'same' stride-1 convolutions with 16 or more
+ * input channels on large images compute their output and input gradient by
+ * shifted GEMMs instead of im2col; 0: always im2col (tests compare the two). */
 extern int conv_shift_enabled;
 /* whether this [convolutional] layer takes the shifted-GEMM path now */
 int convolutional_uses_shift(const cdb_layer *l);
