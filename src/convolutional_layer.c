@@ -172,42 +172,29 @@ static void unpad_images(const cdb_layer *l, const shift_geometry *g, const floa
     }
 }
 
-static void forward_shift(cdb_layer *l, cdb_network *net, float *z)
+/* The shifted-GEMM pass, both ways:
+ *   forward (backward = 0): z = conv(input), W (F, C) per offset, shift +s;
+ *   backward-data (1):      input_delta += W^T (C, F) per offset applied to
+ *                           dz, shift -s. */
+static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *src, float *dst)
 {
     conv_priv *p = l->priv;
     int C = l->c, F = p->filters, k = p->size;
-    float *xp = net->workspace, *wr = shift_weights_at(l, p, net->workspace);
+    int in_ch = backward ? F : C, out_ch = backward ? C : F, sign = backward ? -1 : 1;
+    size_t in_stride = (size_t)(backward ? l->outputs : l->inputs), out_stride = (size_t)(backward ? l->inputs : l->outputs);
+    float *padded = net->workspace, *wr = shift_weights_at(l, p, net->workspace);
     shift_weights(p, C, wr);
     for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk;
         shift_geometry g = shift_geom(l, p, count);
-        float *y = xp + (size_t)C * g.ld;
-        pad_images(l, p, &g, l->input + (size_t)first * l->inputs, (size_t)l->inputs, C, count, xp);
+        float *y = padded + (size_t)in_ch * g.ld;
+        pad_images(l, p, &g, src + (size_t)first * in_stride, in_stride, in_ch, count, padded);
         for (int o = 0; o < k * k; o++) {
             long s = (long)(o / k - p->pad) * g.pw + (o % k - p->pad);
-            gemm(0, 0, F, g.n, C, 1, wr + (size_t)o * F * C, C, xp + g.base + s, g.ld, o ? 1 : 0, y, g.ld);
+            gemm(backward, 0, out_ch, g.n, in_ch, 1, wr + (size_t)o * F * C, C, padded + g.base + sign * s, g.ld,
+                 o ? 1 : 0, y, g.ld);
         }
-        unpad_images(l, &g, y, g.ld, F, count, z + (size_t)first * l->outputs, (size_t)l->outputs, 0);
-    }
-}
-
-/* input_delta += the input gradient of a 'same' stride-1 convolution */
-static void backward_data_shift(cdb_layer *l, cdb_network *net, const float *dz)
-{
-    conv_priv *p = l->priv;
-    int C = l->c, F = p->filters, k = p->size;
-    float *dyp = net->workspace, *wr = shift_weights_at(l, p, net->workspace);
-    shift_weights(p, C, wr);
-    for (int first = 0; first < l->batch; first += p->chunk) {
-        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk;
-        shift_geometry g = shift_geom(l, p, count);
-        float *dx = dyp + (size_t)F * g.ld;
-        pad_images(l, p, &g, dz + (size_t)first * l->outputs, (size_t)l->outputs, F, count, dyp);
-        for (int o = 0; o < k * k; o++) {
-            long s = (long)(o / k - p->pad) * g.pw + (o % k - p->pad);
-            gemm(1, 0, C, g.n, F, 1, wr + (size_t)o * F * C, C, dyp + g.base - s, g.ld, o ? 1 : 0, dx, g.ld);
-        }
-        unpad_images(l, &g, dx, g.ld, C, count, l->input_delta + (size_t)first * l->inputs, (size_t)l->inputs, 1);
+        unpad_images(l, &g, y, g.ld, out_ch, count, dst + (size_t)first * out_stride, out_stride, backward);
     }
 }
 
@@ -217,7 +204,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     float *col = net->workspace;
-    if (uses_shift(l, p)) forward_shift(l, net, z);
+    if (uses_shift(l, p)) shift_pass(l, net, 0, l->input, z);
     for (int first = 0; first < l->batch && !uses_shift(l, p); first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         /* a chunk of one image is already in the output layout */
@@ -285,7 +272,7 @@ static void backward(cdb_layer *l, cdb_network *net)
                  col + (size_t)g * K * W, W);
         fold_columns(l, p, first, count, col);
     }
-    if (l->input_delta && uses_shift(l, p)) backward_data_shift(l, net, dz);
+    if (l->input_delta && uses_shift(l, p)) shift_pass(l, net, 1, dz, l->input_delta);
 }
 
 static void destroy(cdb_layer *l)
