@@ -21,6 +21,15 @@
  * chunks by about 20%; layers with large images get chunks of one image,
  * which need no copy into or out of the chunk layout. */
 #define CONV_CHUNK_FLOATS (1u << 19)
+/* The GPU's im2col path (no cuDNN) keeps 16 MiB chunks: fewer, larger GEMMs. */
+#define CONV_GPU_CHUNK_FLOATS (4u << 20)
+
+/* Images whose columns and outputs fit in budget floats: 1 to batch. */
+static int images_per_chunk(size_t budget, size_t per_image, int batch)
+{
+    size_t n = budget / per_image;
+    return n < 1 ? 1 : (n > (size_t)batch ? batch : (int)n);
+}
 
 /* Workspace layout: columns (c*size*size, chunk*N), then the chunk's
  * outputs or output gradients as (filters, chunk*N). */
@@ -67,8 +76,9 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
 int conv_shift_enabled = 1;
 
 /* Worth it with enough input channels for the GEMMs and images large enough
- * that the padding (computed and dropped) is at most 15% of the positions:
- * on 4x4 images it is 125%, and the shifted GEMMs lose to im2col. */
+ * that the padded image (whose border is computed and dropped) is at most 15%
+ * larger: a padded 4x4 image is 125% larger, and there the shifted GEMMs lose
+ * to im2col. */
 static int shift_shape(const cdb_layer *l, const conv_priv *p)
 {
     long padded = (long)(l->w + 2 * p->pad) * (l->h + 2 * p->pad), pixels = (long)l->w * l->h;
@@ -130,8 +140,8 @@ static void shift_weights(const conv_priv *p, int C, float *wr)
             for (int c = 0; c < C; c++) wr[((size_t)o * F + f) * C + c] = w[((size_t)f * C + c) * kk + o];
 }
 
-/* (channels, h, w) images [first, first + count) of src into the zero-padded
- * rows of dst (channels, ld), or back (add = 1: dst += the interior). */
+/* count (channels, h, w) images of src, image_stride apart, into the
+ * zero-padded planes of padded (channels, g->ld), side by side. */
 static void pad_images(const cdb_layer *l, const conv_priv *p, const shift_geometry *g, const float *src,
                        size_t image_stride, int channels, int count, float *padded)
 {
@@ -198,14 +208,13 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
     }
 }
 
-static void forward(cdb_layer *l, cdb_network *net, int train)
+/* z = conv(input) through im2col, a chunk of images per GEMM */
+static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
-    float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     float *col = net->workspace;
-    if (uses_shift(l, p)) shift_pass(l, net, 0, l->input, z);
-    for (int first = 0; first < l->batch && !uses_shift(l, p); first += p->chunk) {
+    for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         /* a chunk of one image is already in the output layout */
         float *zc = count == 1 ? z + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);
@@ -220,6 +229,17 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
                 memcpy(z + (size_t)(first + i) * l->outputs + (size_t)f * N, zc + (size_t)f * W + (size_t)i * N,
                        (size_t)N * sizeof(float));
     }
+}
+
+static void forward(cdb_layer *l, cdb_network *net, int train)
+{
+    conv_priv *p = l->priv;
+    int N = l->out_h * l->out_w;
+    float *z = p->act == ACT_LINEAR ? l->output : p->preact;
+    if (uses_shift(l, p))
+        shift_pass(l, net, 0, l->input, z);
+    else
+        forward_im2col(l, net, z);
     if (p->batch_normalize) {
         bn_forward(&p->bn, z, z, train);
     } else {
@@ -250,6 +270,7 @@ static void backward(cdb_layer *l, cdb_network *net)
             }
     }
     float *col = net->workspace;
+    int shift = uses_shift(l, p); /* the input gradient by shifted GEMMs, after the weight gradient */
     for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         float *dzc = count == 1 ? dz + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);
@@ -265,14 +286,14 @@ static void backward(cdb_layer *l, cdb_network *net)
         for (int g = 0; g < G; g++)
             weight_grad_gemm(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
                                  col + (size_t)g * K * W, W, p->weights->grad + (size_t)g * F * K, K);
-        if (!l->input_delta || uses_shift(l, p)) continue;
+        if (!l->input_delta || shift) continue;
         /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */
         for (int g = 0; g < G; g++)
             gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                  col + (size_t)g * K * W, W);
         fold_columns(l, p, first, count, col);
     }
-    if (l->input_delta && uses_shift(l, p)) shift_pass(l, net, 1, dz, l->input_delta);
+    if (l->input_delta && shift) shift_pass(l, net, 1, dz, l->input_delta);
 }
 
 static void destroy(cdb_layer *l)
@@ -335,8 +356,8 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, p->weights->value, nweights);
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     size_t per_image = (size_t)(l->c * kk + p->filters) * l->out_h * l->out_w;
-    p->chunk = (int)(CONV_CHUNK_FLOATS / per_image);
-    p->chunk = p->chunk < 1 ? 1 : (p->chunk > l->batch ? l->batch : p->chunk);
+    p->chunk = images_per_chunk(CONV_CHUNK_FLOATS, per_image, l->batch);
+    p->gpu_chunk = images_per_chunk(CONV_GPU_CHUNK_FLOATS, per_image, l->batch);
     l->workspace_floats = per_image * p->chunk;
     if (shift_shape(l, p) && shift_workspace(l, p) > l->workspace_floats) l->workspace_floats = shift_workspace(l, p);
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;

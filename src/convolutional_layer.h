@@ -8,7 +8,8 @@
 
 typedef struct {
     int filters, size, stride, pad, groups;
-    int chunk; /* images per GEMM */
+    int chunk;     /* images per GEMM on the CPU (columns sized to stay in cache) */
+    int gpu_chunk; /* images per GEMM on the GPU without cuDNN (larger: no cache to fit) */
     activation act;
     int batch_normalize;
     cdb_param *weights, *biases;

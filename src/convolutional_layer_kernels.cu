@@ -1,7 +1,7 @@
 /* [convolutional] on the GPU. With CUDNN=1: cuDNN forward, backward-data
  * and backward-filter, algorithms chosen once per layer (full FP32, no
  * TF32) with one workspace shared by all layers. Without cuDNN: im2col and
- * col2im kernels around cuBLAS, in the same chunks of images as the CPU. */
+ * col2im kernels around cuBLAS, in chunks of p->gpu_chunk images. */
 #include "cuda_common.cuh"
 extern "C" {
 #include "convolutional_layer.h"
@@ -167,11 +167,11 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
                                         g->workspace_bytes, &zero, g->y, z));
 #else
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
-    float *col = gpu_workspace(net, l->workspace_floats);
-    float *zc = col + (size_t)l->c * p->size * p->size * p->chunk * N;
-    for (int first = 0; first < l->batch; first += p->chunk) {
-        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
-        size_t rows = (size_t)l->c * p->size * p->size;
+    size_t rows = (size_t)l->c * p->size * p->size;
+    float *col = gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
+    float *zc = col + rows * p->gpu_chunk * N;
+    for (int first = 0; first < l->batch; first += p->gpu_chunk) {
+        int count = l->batch - first < p->gpu_chunk ? l->batch - first : p->gpu_chunk, W = count * N;
         im2col_kernel<<<grid_for(rows * W), THREADS>>>(in + (size_t)first * l->inputs, count, l->c, l->h, l->w, p->size,
                                                        p->stride, p->pad, l->out_h, l->out_w, col, l->inputs);
         LAUNCH_CHECK(im2col_kernel);
@@ -214,11 +214,11 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
                                                  g->workspace_bytes, &one, g->x, din));
 #else
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
-    float *col = gpu_workspace(net, l->workspace_floats);
-    float *dzc = col + (size_t)l->c * p->size * p->size * p->chunk * N;
     size_t rows = (size_t)l->c * p->size * p->size;
-    for (int first = 0; first < l->batch; first += p->chunk) {
-        int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
+    float *col = gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
+    float *dzc = col + rows * p->gpu_chunk * N;
+    for (int first = 0; first < l->batch; first += p->gpu_chunk) {
+        int count = l->batch - first < p->gpu_chunk ? l->batch - first : p->gpu_chunk, W = count * N;
         images_to_chunk_kernel<<<grid_for((size_t)p->filters * W), THREADS>>>(dz + (size_t)first * l->outputs, dzc, count,
                                                                               p->filters, N, l->outputs);
         LAUNCH_CHECK(images_to_chunk_kernel);
