@@ -92,7 +92,7 @@ static void gelu_backward(const float *x, const float *dy, float *dx, size_t n)
 
 void gelu_forward_grad(const float *x, float *y, float *g, size_t n)
 {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
         float v = x[i], e = fast_expf(-0.5f * v * v); /* exp(-(v/sqrt2)^2) */
         float cdf = 0.5f * (1.f + fast_erff_given_exp(v * (float)M_SQRT1_2, e));

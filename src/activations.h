@@ -27,7 +27,7 @@ int activation_from_name(const char *name, activation *out);
 const char *activation_name(activation a);
 
 /* y = gelu(x) and g = gelu'(x) in one pass, sharing one exponential; y may
- * be x. Serial (callers split the work). */
+ * be x. */
 void gelu_forward_grad(const float *x, float *y, float *g, size_t n);
 /* y = f(x) (y may equal x). */
 void activate_array(activation a, const float *x, float *y, size_t n);

@@ -11,9 +11,6 @@
 #include "layers.h"
 #include "connected_layer.h"
 
-/* Rows per block of GELU's parallel pass. */
-#define ROW_BLOCK_FLOATS 8192
-
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     (void)net;
@@ -32,12 +29,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     broadcast_rows(z, p->biases->value, B, O);
     gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 1, z, O);
     if (gelu) {
-        int rows = ROW_BLOCK_FLOATS / O > 1 ? ROW_BLOCK_FLOATS / O : 1;
-#pragma omp parallel for schedule(static)
-        for (int r0 = 0; r0 < B; r0 += rows) {
-            size_t at = (size_t)r0 * O, n = (size_t)((r0 + rows < B ? r0 + rows : B) - r0) * O;
-            gelu_forward_grad(z + at, z + at, p->preact + at, n);
-        }
+        gelu_forward_grad(z, z, p->preact, (size_t)B * O);
     } else if (p->act != ACT_LINEAR) {
         activate_array(p->act, z, l->output, (size_t)B * O);
     }
