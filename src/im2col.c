@@ -33,6 +33,17 @@ static void valid_rows(int out_h, int height, int ky, int pad, int *y0, int *y1)
     if (*y1 < *y0) *y1 = *y0;
 }
 
+/* Rows [y0, y1) of a column row (width W): zero at x < lo and x >= hi, the
+ * positions whose input lies in the padding. */
+static void zero_outside(int W, float *col_row, int y0, int y1, int lo, int hi)
+{
+    for (int y = y0; y < y1; y++) {
+        float *row = col_row + (size_t)y * W;
+        for (int x = 0; x < lo; x++) row[x] = 0;
+        for (int x = hi; x < W; x++) row[x] = 0;
+    }
+}
+
 static void im2col_row_same(const float *restrict plane, int height, int width, int ky, int kx, int pad,
                             float *restrict d)
 {
@@ -47,11 +58,7 @@ static void im2col_row_same(const float *restrict plane, int height, int width, 
     }
     long shift = (long)(ky - pad) * W + kx - pad, first = (long)y0 * W + lo, last = (long)(y1 - 1) * W + hi;
     memcpy(d + first, plane + first + shift, (size_t)(last - first) * sizeof(float));
-    for (int y = y0; y < y1; y++) {
-        float *row = d + (size_t)y * W;
-        for (int x = 0; x < lo; x++) row[x] = 0;
-        for (int x = hi; x < W; x++) row[x] = 0;
-    }
+    zero_outside(W, d, y0, y1, lo, hi);
 }
 
 void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld)
@@ -96,11 +103,7 @@ static void col2im_row_same(float *restrict s, int height, int width, int ky, in
     valid_range(W, W, 1, kx, pad, &lo, &hi);
     valid_rows(height, height, ky, pad, &y0, &y1);
     if (y1 == y0 || hi == lo) return;
-    for (int y = y0; y < y1; y++) {
-        float *row = s + (size_t)y * W;
-        for (int x = 0; x < lo; x++) row[x] = 0;
-        for (int x = hi; x < W; x++) row[x] = 0;
-    }
+    zero_outside(W, s, y0, y1, lo, hi);
     long shift = (long)(ky - pad) * W + kx - pad, first = (long)y0 * W + lo, last = (long)(y1 - 1) * W + hi;
     float *restrict dst = plane + first + shift;
     const float *restrict src = s + first;
