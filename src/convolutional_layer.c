@@ -5,6 +5,7 @@
  * Images are processed in chunks: the columns of a chunk's images sit side by
  * side in one matrix, so each group is one large GEMM per chunk rather than
  * one small GEMM per image when images are small. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@
 #include "im2col.h"
 #include "layers.h"
 #include "convolutional_layer.h"
+#include "conv_direct.h"
+#include "dropback.h"
 
 /* Workspace budget per chunk, in floats (2 MiB, about one core's L2): the
  * columns stay in cache from im2col through the GEMM (and from the GEMM
@@ -21,6 +24,9 @@
  * chunks by about 20%; layers with large images get chunks of one image,
  * which need no copy into or out of the chunk layout. */
 #define CONV_CHUNK_FLOATS (1u << 19)
+/* Images per chunk of the direct path: blocked inputs, output gradients and
+ * outputs within 4 MiB */
+#define CONV_DIRECT_CHUNK_FLOATS (1u << 20)
 /* The GPU's im2col path (no cuDNN) keeps 16 MiB chunks: fewer, larger GEMMs. */
 #define CONV_GPU_CHUNK_FLOATS (4u << 20)
 
@@ -208,6 +214,121 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
     }
 }
 
+/* Direct convolution (conv_direct.h) for layers without groups whose input
+ * channels are a multiple of 16 and filters a multiple of 32, in builds for
+ * AVX-512. The input gradient takes it too for stride 1 and pad < size, with
+ * input channels a multiple of 32; otherwise, and when dropback skips
+ * computing dropped channels, the backward pass keeps im2col. */
+int conv_direct_enabled = 1;
+
+static int direct_shape(const cdb_layer *l, const conv_priv *p)
+{
+    return CDB_CONV_DIRECT && p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
+}
+
+static int uses_direct(const cdb_layer *l, const conv_priv *p) { return conv_direct_enabled && direct_shape(l, p); }
+
+static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
+{
+    return p->stride == 1 && p->pad < p->size && l->c % 32 == 0;
+}
+
+static int uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+{
+    return uses_direct(l, p) && !dropback_skips(&net->dropback, p->weights) &&
+           (!l->input_delta || direct_data_shape(l, p));
+}
+
+int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward)
+{
+    return backward ? uses_direct_backward(l, l->priv, net) : uses_direct(l, l->priv);
+}
+
+/* Workspace of the direct path, each part 64-byte aligned: blocked weights,
+ * transposed weights, weight gradient, then for a chunk of images the
+ * blocked inputs, the blocked (padded) output gradients and the blocked
+ * outputs or input gradients. */
+typedef struct {
+    float *wb, *wbt, *dwb, *xb, *dyb, *out;
+} direct_buffers;
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int direct_grad_pad(const conv_priv *p) { return p->size - 1 - p->pad; }
+
+static size_t direct_per_image(const cdb_layer *l, const conv_priv *p)
+{
+    int q = direct_grad_pad(p) > 0 ? direct_grad_pad(p) : 0;
+    size_t in = (size_t)l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad);
+    size_t grad = (size_t)p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q);
+    size_t out = (size_t)l->outputs > (size_t)l->inputs ? (size_t)l->outputs : (size_t)l->inputs;
+    return round16(in) + round16(grad) + round16(out);
+}
+
+static size_t direct_workspace(const cdb_layer *l, const conv_priv *p)
+{
+    size_t w = round16((size_t)p->filters * l->c * p->size * p->size);
+    return 16 + 3 * w + direct_per_image(l, p) * p->direct_chunk;
+}
+
+static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, float *workspace, int count)
+{
+    direct_buffers b;
+    size_t w = round16((size_t)p->filters * l->c * p->size * p->size);
+    float *base = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
+    int q = direct_grad_pad(p) > 0 ? direct_grad_pad(p) : 0;
+    b.wb = base;
+    b.wbt = b.wb + w;
+    b.dwb = b.wbt + w;
+    b.xb = b.dwb + w;
+    b.dyb = b.xb + round16((size_t)count * l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad));
+    b.out = b.dyb + round16((size_t)count * p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q));
+    return b;
+}
+
+#if CDB_CONV_DIRECT
+static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
+{
+    conv_priv *p = l->priv;
+    int C = l->c, F = p->filters, k = p->size;
+    for (int first = 0; first < l->batch; first += p->direct_chunk) {
+        int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
+        direct_buffers b = direct_layout(l, p, net->workspace, count);
+        if (!first) cd_pack_weights(p->weights->value, F, C, k, 0, b.wb);
+        cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
+        cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h, l->out_w, b.out);
+        cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
+    }
+}
+
+/* weight gradient and, where there is one, input gradient */
+static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
+{
+    conv_priv *p = l->priv;
+    int C = l->c, F = p->filters, k = p->size, data = l->input_delta != NULL;
+    int q = data ? direct_grad_pad(p) : 0, gh = l->out_h + 2 * q, gw = l->out_w + 2 * q;
+    direct_buffers b = direct_layout(l, p, net->workspace, p->direct_chunk);
+    memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
+    if (data) cd_pack_weights(p->weights->value, F, C, k, 1, b.wbt);
+    for (int first = 0; first < l->batch; first += p->direct_chunk) {
+        int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
+        b = direct_layout(l, p, net->workspace, count);
+        cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
+        cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
+        if (data) {
+            cd_forward(b.dyb, count, F, gh, gw, b.wbt, C, k, 1, l->h, l->w, b.out);
+            cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
+        }
+        cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.dyb + ((size_t)q * gw + q) * 16,
+                       (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, b.dwb);
+    }
+    cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
+}
+#else
+static void forward_direct(cdb_layer *l, cdb_network *net, float *z) { (void)l, (void)net, (void)z; }
+static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz) { (void)l, (void)net, (void)dz; }
+#endif
+
 /* z = conv(input) through im2col, a chunk of images per GEMM */
 static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)
 {
@@ -236,7 +357,9 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     conv_priv *p = l->priv;
     int N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    if (uses_shift(l, p))
+    if (uses_direct(l, p))
+        forward_direct(l, net, z);
+    else if (uses_shift(l, p))
         shift_pass(l, net, 0, l->input, z);
     else
         forward_im2col(l, net, z);
@@ -268,6 +391,10 @@ static void backward(cdb_layer *l, cdb_network *net)
                 for (int i = 0; i < N; i++) s += d[i];
                 p->biases->grad[f] += s;
             }
+    }
+    if (uses_direct_backward(l, p, net)) {
+        backward_direct(l, net, dz);
+        return;
     }
     float *col = net->workspace;
     int shift = uses_shift(l, p); /* the input gradient by shifted GEMMs, after the weight gradient */
@@ -360,6 +487,10 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->gpu_chunk = images_per_chunk(CONV_GPU_CHUNK_FLOATS, per_image, l->batch);
     l->workspace_floats = per_image * p->chunk;
     if (shift_shape(l, p) && shift_workspace(l, p) > l->workspace_floats) l->workspace_floats = shift_workspace(l, p);
+    if (direct_shape(l, p)) {
+        p->direct_chunk = images_per_chunk(CONV_DIRECT_CHUNK_FLOATS, direct_per_image(l, p), l->batch);
+        if (direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = direct_workspace(l, p);
+    }
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
     l->forward = forward;
     l->backward = backward;

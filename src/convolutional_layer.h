@@ -9,6 +9,7 @@
 typedef struct {
     int filters, size, stride, pad, groups;
     int chunk;     /* images per GEMM on the CPU (columns sized to stay in cache) */
+    int direct_chunk; /* images per chunk of the direct path (conv_direct.h) */
     int gpu_chunk; /* images per GEMM on the GPU without cuDNN (larger: no cache to fit) */
     activation act;
     int batch_normalize;
@@ -23,5 +24,12 @@ typedef struct {
 extern int conv_shift_enabled;
 /* whether this [convolutional] layer takes the shifted-GEMM path now */
 int convolutional_uses_shift(const cdb_layer *l);
+
+/* 1 (default): layers whose shape the direct kernels take (conv_direct.h)
+ * use them; 0: im2col or shifted GEMMs (tests compare them) */
+extern int conv_direct_enabled;
+/* whether this layer's forward (backward = 0) or backward (1) pass takes the
+ * direct kernels now */
+int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "fastmath.h"
 #include "im2col.h"
+#include "conv_direct.h"
 #include "convolutional_layer.h"
 #include "maxpool_layer.h"
 #include "test.h"
@@ -124,30 +125,43 @@ static void t_maxpool_2x2(void)
     cdb_network_free(net);
 }
 
-/* 'Same' stride-1 convolutions by shifted GEMMs give what im2col gives:
- * outputs, the input gradient and the weight gradients, over several chunks,
- * 3x3 and 5x5 kernels and a layer whose input gradient feeds another. */
-static void compare_shift_im2col(const char *text, int shifted_layers)
+/* A convolution path gives what im2col gives: outputs, the input gradient
+ * and the weight gradients, over several chunks and layers whose input
+ * gradient feeds another. fast = 1: shifted GEMMs against im2col (expected:
+ * the number of layers taking them); fast = 2: the direct kernels, expected
+ * counts the layers whose forward and whose backward pass take them
+ * (forward * 100 + backward). input_gradient: whether the first layer
+ * computes one. */
+static void compare_conv_paths(const char *text, int fast, int expected, int input_gradient)
 {
     cdb_network *a = net_from_text(text), *b = net_from_text(text);
     CHECK(a && b, "build");
-    int shifted = 0;
-    for (int li = 0; li < a->n; li++)
-        shifted += !strcmp(a->layers[li].type_name, "convolutional") && convolutional_uses_shift(&a->layers[li]);
-    CHECK(shifted == shifted_layers, "%d layers take the shifted-GEMM path, want %d", shifted, shifted_layers);
-    network_enable_input_gradient(a);
-    network_enable_input_gradient(b);
+    if (input_gradient) {
+        network_enable_input_gradient(a);
+        network_enable_input_gradient(b);
+    }
+    conv_direct_enabled = fast == 2;
+    conv_shift_enabled = fast == 1;
+    int taken = 0;
+    for (int li = 0; li < a->n; li++) {
+        const cdb_layer *l = &a->layers[li];
+        if (strcmp(l->type_name, "convolutional")) continue;
+        if (fast == 1)
+            taken += convolutional_uses_shift(l);
+        else
+            taken += 100 * convolutional_uses_direct(l, a, 0) + convolutional_uses_direct(l, a, 1);
+    }
+    CHECK(taken == expected, "layers taking the path: %d, want %d", taken, expected);
     size_t n_in = (size_t)a->batch * a->inputs, classes = (size_t)a->layers[a->n - 1].outputs;
     fill_normal(a->input, n_in, 21, 1.f);
     memcpy(b->input, a->input, n_in * sizeof(float));
     for (int i = 0; i < a->batch; i++) a->truth[i * classes + i % classes] = b->truth[i * classes + i % classes] = 1;
-    conv_shift_enabled = 1;
     network_forward(a, 1);
     network_backward(a);
-    conv_shift_enabled = 0;
+    conv_direct_enabled = conv_shift_enabled = 0;
     network_forward(b, 1);
     network_backward(b);
-    conv_shift_enabled = 1;
+    conv_direct_enabled = conv_shift_enabled = 1;
     for (int li = 0; li < a->n; li++) {
         cdb_layer *la = &a->layers[li], *lb = &b->layers[li];
         for (size_t i = 0; i < (size_t)la->batch * la->outputs; i++)
@@ -158,7 +172,7 @@ static void compare_shift_im2col(const char *text, int shifted_layers)
                 CHECK(fabsf(la->params[k].grad[i] - lb->params[k].grad[i]) <= 1e-4f * (1 + fabsf(lb->params[k].grad[i])),
                       "layer %d parameter %d gradient %zu: %g vs %g", li, k, i, la->params[k].grad[i], lb->params[k].grad[i]);
     }
-    for (size_t i = 0; i < n_in; i++)
+    for (size_t i = 0; input_gradient && i < n_in; i++)
         CHECK(fabsf(a->input_delta[i] - b->input_delta[i]) <= 1e-4f * (1 + fabsf(b->input_delta[i])),
               "input gradient %zu: %g vs %g", i, a->input_delta[i], b->input_delta[i]);
     cdb_network_free(a);
@@ -168,21 +182,49 @@ static void compare_shift_im2col(const char *text, int shifted_layers)
 static void t_conv_shift(void)
 {
     /* 16 channels of 32x32: chunks of 3 images, so a batch of 8 is 3 + 3 + 2 */
-    compare_shift_im2col("[net]\nbatch=8\nwidth=32\nheight=32\nchannels=16\n"
-                         "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
-                         "[avgpool]\n[softmax]\n", 1);
+    compare_conv_paths("[net]\nbatch=8\nwidth=32\nheight=32\nchannels=16\n"
+                       "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                       "[avgpool]\n[softmax]\n", 1, 1, 1);
     /* 3x3 then 5x5 on 64x60 images; the 8x8 layer after the pool stays on im2col */
-    compare_shift_im2col("[net]\nbatch=2\nwidth=64\nheight=60\nchannels=17\n"
-                         "[convolutional]\nfilters=19\nsize=3\npad=1\nactivation=leaky\n"
-                         "[convolutional]\nfilters=16\nsize=5\npad=1\nactivation=linear\n"
-                         "[maxpool]\nsize=8\nstride=8\n"
-                         "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=linear\n"
-                         "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2);
+    compare_conv_paths("[net]\nbatch=2\nwidth=64\nheight=60\nchannels=17\n"
+                       "[convolutional]\nfilters=19\nsize=3\npad=1\nactivation=leaky\n"
+                       "[convolutional]\nfilters=16\nsize=5\npad=1\nactivation=linear\n"
+                       "[maxpool]\nsize=8\nstride=8\n"
+                       "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 1, 2, 1);
+}
+
+static void t_conv_direct(void)
+{
+    if (!CDB_CONV_DIRECT) {
+        printf("  (this build has no direct convolution kernels: no AVX-512)\n");
+        return;
+    }
+    /* 64x64 images of 32 channels: chunks of 2 images (2 + 2 + 2 + 1). In
+     * order: both passes direct; 48 filters (im2col); 48 input channels
+     * (backward on im2col); stride 2 (backward on im2col); 1x1. */
+    const char *big = "[net]\nbatch=7\nwidth=64\nheight=64\nchannels=32\n"
+                      "[convolutional]\nfilters=32\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                      "[convolutional]\nfilters=48\nsize=3\npad=1\nactivation=linear\n"
+                      "[convolutional]\nfilters=64\nsize=3\npad=1\nactivation=leaky\n"
+                      "[convolutional]\nfilters=64\nsize=3\nstride=2\npad=1\nactivation=linear\n"
+                      "[convolutional]\nfilters=32\nsize=1\nactivation=linear\n"
+                      "[avgpool]\n[softmax]\n";
+    compare_conv_paths(big, 2, 402, 1);
+    compare_conv_paths(big, 2, 402, 0); /* the first layer without an input gradient */
+    /* 5x5 with padding 1 on a non-square image, 3x3 with padding 2, an even
+     * 2x2 kernel: every input gradient by the kernel */
+    compare_conv_paths("[net]\nbatch=3\nwidth=13\nheight=9\nchannels=32\n"
+                       "[convolutional]\nfilters=32\nsize=5\npadding=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=64\nsize=3\npadding=2\nbatch_normalize=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=32\nsize=2\nstride=1\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2, 303, 1);
 }
 
 void register_layer_tests(void)
 {
     test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
+    test_add("layers/direct convolution equals im2col", t_conv_direct);
     test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
     test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
     test_add("layers/im2col and col2im against their definition", t_im2col);

@@ -1,0 +1,57 @@
+/* Direct convolution on channel-blocked images (CPU, AVX-512).
+ *
+ * Layouts, 16 channels to a block (c16 = channel % 16, the fastest index):
+ *   blocked image  (n, C/16, PH, PW, 16): an input zero-padded by pad pixels,
+ *                  PH = H + 2 pad, PW = W + 2 pad;
+ *   blocked output (F/16, n * OH * OW, 16): the images' pixels in a row;
+ *   blocked weights (F/32, C/16, k, k, 16 c, 32 f): filters in pairs of blocks.
+ * Each micro-tile keeps 12 output pixels x 32 filters in registers over the
+ * whole reduction (C/16 blocks x k x k taps x 16 channels), broadcasting one
+ * input value against two weight vectors; no im2col, no packing of the
+ * images beyond the one blocked copy.
+ * The input gradient of a stride-1 convolution is the same kernel applied to
+ * the zero-padded output gradient with transposed, flipped weights. The
+ * weight gradient keeps 16 channels x 16 filters of one tap in registers and
+ * runs over every pixel of every image, in a fixed order at any thread count. */
+#ifndef CDB_CONV_DIRECT_H
+#define CDB_CONV_DIRECT_H
+
+#include <stddef.h>
+
+/* 1 where this build has the kernels (compiled for AVX-512), else 0: the
+ * convolution layer then keeps its im2col path */
+#if defined(__AVX512F__)
+#define CDB_CONV_DIRECT 1
+#else
+#define CDB_CONV_DIRECT 0
+#endif
+
+/* count images (C, H, W), image_stride floats apart, into blocked images
+ * padded by pad pixels (C a multiple of 16) */
+void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst);
+
+/* weights (F, C, k, k) into blocked weights; transpose = 1 gives the weights
+ * of the input gradient: C filters over F channels, the kernel flipped
+ * (the filters of the result must be a multiple of 32, its channels of 16) */
+void cd_pack_weights(const float *w, int F, int C, int k, int transpose, float *wb);
+
+/* blocked output (F/16, count*OH*OW, 16) of a stride-s convolution of count
+ * blocked images (C channels, PH x PW padded) with blocked weights */
+void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
+                float *yb);
+
+/* dst images (F, HW), image_stride floats apart, = (add = 0) or += (add = 1)
+ * the blocked output of count images */
+void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t image_stride, int add);
+
+/* blocked weight gradient dwb (F/16, C/16, k, k, 16 c, 16 f) += over count
+ * images: output gradient (pixel (i, fb, oy, ox) at
+ * dy + i*dy_image + fb*dy_block + (oy*dy_row + ox)*16) times the blocked
+ * inputs of the forward pass */
+void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
+                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, float *dwb);
+
+/* grad (F, C, k, k) += the blocked weight gradient */
+void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad);
+
+#endif
