@@ -8,25 +8,62 @@
 
 #define TILE 12 /* output pixels per micro-tile: 12 x 2 accumulators of 16 filters */
 
+/* r[i][j] -> r[j][i] for a 16 x 16 block held in 16 registers */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* then r[4i + j], lane L: column 4L + j of rows 4i..4i+3 */
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* gather lane L of r[j], r[4 + j], r[8 + j], r[12 + j] into column 4L + j */
+    for (int j = 0; j < 4; j++) {
+        __m512 p0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), p1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE);
+        __m512 p2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44), p3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+        t[j] = _mm512_shuffle_f32x4(p0, p2, 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(p0, p2, 0xDD);
+        t[8 + j] = _mm512_shuffle_f32x4(p1, p3, 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(p1, p3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* 16 pixels at a time, across rows: 16 channel planes in, a transpose, the
+ * pixels' channel vectors out to their padded positions */
 void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
 {
-    int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad;
-    size_t plane = (size_t)H * W;
-    __m512i planes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                        _mm512_set1_epi32((int)plane));
+    int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad, HW = H * W;
 #pragma omp parallel for schedule(static)
     for (int ib = 0; ib < count * CB; ib++) {
         int i = ib / CB, cb = ib % CB;
-        const float *in = src + (size_t)i * image_stride + (size_t)cb * 16 * plane;
+        const float *in = src + (size_t)i * image_stride + (size_t)cb * 16 * HW;
         float *out = dst + (size_t)ib * PH * PW * 16;
         memset(out, 0, (size_t)pad * PW * 16 * sizeof(float));
         memset(out + (size_t)(pad + H) * PW * 16, 0, (size_t)pad * PW * 16 * sizeof(float));
-        for (int y = 0; y < H; y++) {
+        for (int y = 0; y < H && pad; y++) {
             float *row = out + (size_t)(y + pad) * PW * 16;
             memset(row, 0, (size_t)pad * 16 * sizeof(float));
             memset(row + (size_t)(pad + W) * 16, 0, (size_t)pad * 16 * sizeof(float));
-            for (int x = 0; x < W; x++)
-                _mm512_storeu_ps(row + (size_t)(pad + x) * 16, _mm512_i32gather_ps(planes, in + (size_t)y * W + x, 4));
+        }
+        for (int p0 = 0; p0 < HW; p0 += 16) {
+            int n = HW - p0 < 16 ? HW - p0 : 16;
+            __mmask16 m = (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, in + (size_t)c * HW + p0);
+            transpose16(r);
+            for (int x = 0; x < n; x++) {
+                int p = p0 + x;
+                _mm512_storeu_ps(out + ((size_t)(p / W + pad) * PW + pad + p % W) * 16, r[x]);
+            }
         }
     }
 }
@@ -107,21 +144,22 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 {
     int FB = F / 16;
     size_t npix = (size_t)count * HW;
-    __m512i pixels = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                        _mm512_set1_epi32(16));
 #pragma omp parallel for schedule(static)
     for (int ib = 0; ib < count * FB; ib++) {
         int i = ib / FB, fb = ib % FB;
         const float *in = yb + ((size_t)fb * npix + (size_t)i * HW) * 16;
         float *out = dst + (size_t)i * image_stride + (size_t)fb * 16 * HW;
-        for (int f = 0; f < 16; f++) {
-            float *o = out + (size_t)f * HW;
-            int p = 0;
-            for (; p + 16 <= HW; p += 16) {
-                __m512 v = _mm512_i32gather_ps(pixels, in + (size_t)p * 16 + f, 4);
-                _mm512_storeu_ps(o + p, add ? _mm512_add_ps(_mm512_loadu_ps(o + p), v) : v);
+        for (int p0 = 0; p0 < HW; p0 += 16) {
+            int n = HW - p0 < 16 ? HW - p0 : 16;
+            __mmask16 m = (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int x = 0; x < 16; x++) r[x] = x < n ? _mm512_loadu_ps(in + (size_t)(p0 + x) * 16) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int f = 0; f < 16; f++) {
+                float *o = out + (size_t)f * HW + p0;
+                __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[f]) : r[f];
+                _mm512_mask_storeu_ps(o, m, v);
             }
-            for (; p < HW; p++) o[p] = add ? o[p] + in[(size_t)p * 16 + f] : in[(size_t)p * 16 + f];
         }
     }
 }
@@ -129,29 +167,42 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
                     size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, float *dwb)
 {
-    int CB = C / 16, FB = F / 16, kk = k * k;
+    int CB = C / 16, FP = F / 32, kk = k * k;
     size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block;
+    /* a task: two filter blocks x 8 channels of one channel block, every tap */
 #pragma omp parallel for schedule(static)
-    for (int fc = 0; fc < FB * CB; fc++) {
-        int fb = fc / CB, cb = fc % CB;
+    for (int task = 0; task < FP * CB * 2; task++) {
+        int fp = task / (CB * 2), cb = task / 2 % CB, half = task % 2;
         for (int t = 0; t < kk; t++) {
             int ky = t / k, kx = t % k;
-            float *d = dwb + ((size_t)fc * kk + t) * 256;
-            __m512 acc[16];
-            for (int c = 0; c < 16; c++) acc[c] = _mm512_loadu_ps(d + c * 16);
+            float *d0 = dwb + (((size_t)2 * fp * CB + cb) * kk + t) * 256 + half * 128, *d1 = d0 + (size_t)CB * kk * 256;
+            __m512 a0[8], a1[8];
+            for (int c = 0; c < 8; c++) {
+                a0[c] = _mm512_loadu_ps(d0 + c * 16);
+                a1[c] = _mm512_loadu_ps(d1 + c * 16);
+            }
             for (int i = 0; i < count; i++) {
-                const float *xi = xb + (size_t)i * image + (size_t)cb * block, *di = dy + i * dy_image + fb * dy_block;
+                const float *xi = xb + (size_t)i * image + (size_t)cb * block + half * 8;
+                const float *g0i = dy + i * dy_image + (size_t)2 * fp * dy_block, *g1i = g0i + dy_block;
                 for (int oy = 0; oy < OH; oy++) {
-                    const float *xr = xi + ((size_t)(oy * s + ky) * PW + kx) * 16, *dr = di + (size_t)oy * dy_row * 16;
+                    const float *xr = xi + ((size_t)(oy * s + ky) * PW + kx) * 16;
+                    const float *g0 = g0i + (size_t)oy * dy_row * 16, *g1 = g1i + (size_t)oy * dy_row * 16;
                     for (int ox = 0; ox < OW; ox++) {
-                        __m512 g = _mm512_loadu_ps(dr + (size_t)ox * 16);
+                        __m512 v0 = _mm512_loadu_ps(g0 + (size_t)ox * 16), v1 = _mm512_loadu_ps(g1 + (size_t)ox * 16);
                         const float *xp = xr + (size_t)ox * s * 16;
-#pragma GCC unroll 16
-                        for (int c = 0; c < 16; c++) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(xp[c]), g, acc[c]);
+#pragma GCC unroll 8
+                        for (int c = 0; c < 8; c++) {
+                            __m512 b = _mm512_set1_ps(xp[c]);
+                            a0[c] = _mm512_fmadd_ps(b, v0, a0[c]);
+                            a1[c] = _mm512_fmadd_ps(b, v1, a1[c]);
+                        }
                     }
                 }
             }
-            for (int c = 0; c < 16; c++) _mm512_storeu_ps(d + c * 16, acc[c]);
+            for (int c = 0; c < 8; c++) {
+                _mm512_storeu_ps(d0 + c * 16, a0[c]);
+                _mm512_storeu_ps(d1 + c * 16, a1[c]);
+            }
         }
     }
 }
