@@ -6,8 +6,6 @@
 #if CDB_CONV_DIRECT
 #include <immintrin.h>
 
-#define TILE 12 /* output pixels per micro-tile: 12 x 2 accumulators of 16 filters */
-
 /* r[i][j] -> r[j][i] for a 16 x 16 block held in 16 registers */
 static inline void transpose16(__m512 r[16])
 {
@@ -68,75 +66,85 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
     }
 }
 
+/* Output filters per weight group: 64 (4 blocks) where F allows, else 32. */
+static int group_filters(int F) { return F % 64 ? 32 : 64; }
+
 void cd_pack_weights(const float *w, int F, int C, int k, int transpose, float *wb)
 {
-    int Fo = transpose ? C : F, Co = transpose ? F : C, kk = k * k;
+    int Fo = transpose ? C : F, Co = transpose ? F : C, kk = k * k, GF = group_filters(Fo);
 #pragma omp parallel for schedule(static)
-    for (int fp = 0; fp < Fo / 32; fp++)
+    for (int g = 0; g < Fo / GF; g++)
         for (int cb = 0; cb < Co / 16; cb++)
             for (int t = 0; t < kk; t++)
                 for (int c = 0; c < 16; c++)
-                    for (int j = 0; j < 32; j++) {
-                        int fo = fp * 32 + j, co = cb * 16 + c;
+                    for (int j = 0; j < GF; j++) {
+                        int fo = g * GF + j, co = cb * 16 + c;
                         float v = transpose ? w[((size_t)co * C + fo) * kk + (kk - 1 - t)] : w[((size_t)fo * C + co) * kk + t];
-                        wb[((((size_t)fp * (Co / 16) + cb) * kk + t) * 16 + c) * 32 + j] = v;
+                        wb[((((size_t)g * (Co / 16) + cb) * kk + t) * 16 + c) * GF + j] = v;
                     }
 }
 
-/* out0/out1 (TILE pixels x 16 filters each) = the tile at pixel pointers px
- * (each the top-left tap of channel block 0) against one pair of filter
- * blocks wb (C/16, k, k, 16, 32) */
-static void forward_tile(const float *const *px, const float *wb, int CB, int k, size_t block, size_t row, float *out0,
-                         float *out1)
-{
-    __m512 a0[TILE], a1[TILE];
-    for (int j = 0; j < TILE; j++) a0[j] = a1[j] = _mm512_setzero_ps();
-    for (int cb = 0; cb < CB; cb++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                size_t off = cb * block + ky * row + (size_t)kx * 16;
-                const float *q[TILE];
-                for (int j = 0; j < TILE; j++) q[j] = px[j] + off;
-#pragma GCC unroll 16
-                for (int c = 0; c < 16; c++) {
-                    __m512 w0 = _mm512_loadu_ps(wb), w1 = _mm512_loadu_ps(wb + 16);
-                    wb += 32;
-#pragma GCC unroll 12
-                    for (int j = 0; j < TILE; j++) {
-                        __m512 b = _mm512_set1_ps(q[j][c]);
-                        a0[j] = _mm512_fmadd_ps(b, w0, a0[j]);
-                        a1[j] = _mm512_fmadd_ps(b, w1, a1[j]);
-                    }
-                }
-            }
-    for (int j = 0; j < TILE; j++) {
-        _mm512_storeu_ps(out0 + j * 16, a0[j]);
-        _mm512_storeu_ps(out1 + j * 16, a1[j]);
+/* A micro-tile: P output pixels x NF blocks of 16 filters in registers,
+ * out[f * out_stride + j * 16] = pixel j, filter block f; the pixel pointers
+ * px are each the top-left tap of channel block 0, the weights wb one group
+ * (C/16, k, k, 16, NF * 16). 6 x 4 measured 7% faster than 12 x 2 (fewer
+ * loads per FMA: 4 weight vectors + 6 broadcasts per 24 FMAs). */
+#define DEFINE_TILE(name, P, NF)                                                                                  \
+    static void name(const float *const *px, const float *wb, int CB, int k, size_t block, size_t row, float *out, \
+                     size_t out_stride)                                                                            \
+    {                                                                                                              \
+        __m512 a[NF][P];                                                                                           \
+        for (int f = 0; f < NF; f++)                                                                               \
+            for (int j = 0; j < P; j++) a[f][j] = _mm512_setzero_ps();                                             \
+        for (int cb = 0; cb < CB; cb++)                                                                            \
+            for (int ky = 0; ky < k; ky++)                                                                         \
+                for (int kx = 0; kx < k; kx++) {                                                                   \
+                    size_t off = cb * block + ky * row + (size_t)kx * 16;                                          \
+                    const float *q[P];                                                                             \
+                    for (int j = 0; j < P; j++) q[j] = px[j] + off;                                                \
+                    _Pragma("GCC unroll 16") for (int c = 0; c < 16; c++)                                          \
+                    {                                                                                              \
+                        __m512 w[NF];                                                                              \
+                        for (int f = 0; f < NF; f++) w[f] = _mm512_loadu_ps(wb + 16 * f);                          \
+                        wb += 16 * NF;                                                                             \
+                        _Pragma("GCC unroll 12") for (int j = 0; j < P; j++)                                       \
+                        {                                                                                          \
+                            __m512 b = _mm512_set1_ps(q[j][c]);                                                    \
+                            for (int f = 0; f < NF; f++) a[f][j] = _mm512_fmadd_ps(b, w[f], a[f][j]);              \
+                        }                                                                                          \
+                    }                                                                                              \
+                }                                                                                                  \
+        for (int f = 0; f < NF; f++)                                                                               \
+            for (int j = 0; j < P; j++) _mm512_storeu_ps(out + f * out_stride + j * 16, a[f][j]);                  \
     }
-}
+
+DEFINE_TILE(tile_12x2, 12, 2)
+DEFINE_TILE(tile_6x4, 6, 4)
 
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
                 float *yb)
 {
-    int CB = C / 16, FP = F / 32, npix = count * OH * OW, tiles = (npix + TILE - 1) / TILE;
-    size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block, row = (size_t)PW * 16, kw = (size_t)CB * k * k * 16 * 32;
+    int CB = C / 16, GF = group_filters(F), NF = GF / 16, P = NF == 4 ? 6 : 12, groups = F / GF;
+    int npix = count * OH * OW, tiles = (npix + P - 1) / P;
+    size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block, row = (size_t)PW * 16, kw = (size_t)CB * k * k * 16 * GF;
+    size_t stride = (size_t)npix * 16;
 #pragma omp parallel for schedule(static)
-    for (int ft = 0; ft < FP * tiles; ft++) {
-        int fp = ft / tiles, t0 = ft % tiles * TILE, n = npix - t0 < TILE ? npix - t0 : TILE;
-        const float *px[TILE];
-        for (int j = 0; j < TILE; j++) {
+    for (int gt = 0; gt < groups * tiles; gt++) {
+        int g = gt / tiles, t0 = gt % tiles * P, n = npix - t0 < P ? npix - t0 : P;
+        const float *px[12];
+        for (int j = 0; j < P; j++) {
             int p = t0 + (j < n ? j : 0), i = p / (OH * OW), oy = p % (OH * OW) / OW, ox = p % OW;
             px[j] = xb + (size_t)i * image + ((size_t)oy * s * PW + (size_t)ox * s) * 16;
         }
-        float *y0 = yb + ((size_t)2 * fp * npix + t0) * 16, *y1 = y0 + (size_t)npix * 16;
-        if (n == TILE) {
-            forward_tile(px, wb + fp * kw, CB, k, block, row, y0, y1);
-        } else {
-            float t[2][TILE * 16];
-            forward_tile(px, wb + fp * kw, CB, k, block, row, t[0], t[1]);
-            memcpy(y0, t[0], (size_t)n * 16 * sizeof(float));
-            memcpy(y1, t[1], (size_t)n * 16 * sizeof(float));
-        }
+        float *y = yb + ((size_t)g * NF * npix + t0) * 16, tail[4 * 12 * 16];
+        float *out = n == P ? y : tail;
+        size_t out_stride = n == P ? stride : (size_t)P * 16;
+        if (NF == 4)
+            tile_6x4(px, wb + g * kw, CB, k, block, row, out, out_stride);
+        else
+            tile_12x2(px, wb + g * kw, CB, k, block, row, out, out_stride);
+        if (n < P)
+            for (int f = 0; f < NF; f++) memcpy(y + f * stride, tail + f * out_stride, (size_t)n * 16 * sizeof(float));
     }
 }
 

@@ -4,11 +4,12 @@
  *   blocked image  (n, C/16, PH, PW, 16): an input zero-padded by pad pixels,
  *                  PH = H + 2 pad, PW = W + 2 pad;
  *   blocked output (F/16, n * OH * OW, 16): the images' pixels in a row;
- *   blocked weights (F/32, C/16, k, k, 16 c, 32 f): filters in pairs of blocks.
- * Each micro-tile keeps 12 output pixels x 32 filters in registers over the
- * whole reduction (C/16 blocks x k x k taps x 16 channels), broadcasting one
- * input value against two weight vectors; no im2col, no packing of the
- * images beyond the one blocked copy.
+ *   blocked weights (F/G, C/16, k, k, 16 c, G f): filters in groups of G = 64
+ *                  (4 blocks), or 32 where F is not a multiple of 64.
+ * Each micro-tile keeps 6 output pixels x 64 filters (or 12 x 32) in
+ * registers over the whole reduction (C/16 blocks x k x k taps x 16
+ * channels), broadcasting one input value against the group's weight
+ * vectors; no im2col, no packing of the images beyond the one blocked copy.
  * The input gradient of a stride-1 convolution is the same kernel applied to
  * the zero-padded output gradient with transposed, flipped weights. The
  * weight gradient keeps 16 channels x 16 filters of one tap in registers and
