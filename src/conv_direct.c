@@ -69,36 +69,61 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
 /* Output filters per weight group: 64 (4 blocks) where F allows, else 32. */
 static int group_filters(int F) { return F % 64 ? 32 : 64; }
 
-void cd_pack_weights(const float *w, int F, int C, int k, int transpose, float *wb)
+/* Input-gradient phases of a stride-s convolution: input row iy receives
+ * from taps ky = ry + s*m, ry = (iy + pad) mod s, m < taps(ry); likewise
+ * for columns. */
+static int phase_taps(int k, int s, int r) { return r < k ? (k - r + s - 1) / s : 0; }
+
+void cd_pack_weights(const float *w, int F, int C, int k, float *wb)
 {
-    int Fo = transpose ? C : F, Co = transpose ? F : C, kk = k * k, GF = group_filters(Fo);
+    int kk = k * k, GF = group_filters(F);
 #pragma omp parallel for schedule(static)
-    for (int g = 0; g < Fo / GF; g++)
-        for (int cb = 0; cb < Co / 16; cb++)
+    for (int g = 0; g < F / GF; g++)
+        for (int cb = 0; cb < C / 16; cb++)
             for (int t = 0; t < kk; t++)
                 for (int c = 0; c < 16; c++)
-                    for (int j = 0; j < GF; j++) {
-                        int fo = g * GF + j, co = cb * 16 + c;
-                        float v = transpose ? w[((size_t)co * C + fo) * kk + (kk - 1 - t)] : w[((size_t)fo * C + co) * kk + t];
-                        wb[((((size_t)g * (Co / 16) + cb) * kk + t) * 16 + c) * GF + j] = v;
-                    }
+                    for (int j = 0; j < GF; j++)
+                        wb[((((size_t)g * (C / 16) + cb) * kk + t) * 16 + c) * GF + j] =
+                            w[((size_t)(g * GF + j) * C + cb * 16 + c) * kk + t];
+}
+
+void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
+{
+    int kk = k * k, GF = group_filters(C);
+    for (int ry = 0; ry < s; ry++)
+        for (int rx = 0; rx < s; rx++) {
+            int my = phase_taps(k, s, ry), mx = phase_taps(k, s, rx);
+            /* the phase's kernel, flipped: tap (a, b) is (ry + s (my-1-a), rx + s (mx-1-b)) */
+#pragma omp parallel for schedule(static)
+            for (int g = 0; g < C / GF; g++)
+                for (int fb = 0; fb < F / 16; fb++)
+                    for (int a = 0; a < my; a++)
+                        for (int b = 0; b < mx; b++)
+                            for (int f = 0; f < 16; f++)
+                                for (int j = 0; j < GF; j++) {
+                                    int ky = ry + s * (my - 1 - a), kx = rx + s * (mx - 1 - b);
+                                    wb[(((((size_t)g * (F / 16) + fb) * my + a) * mx + b) * 16 + f) * GF + j] =
+                                        w[((size_t)(fb * 16 + f) * C + g * GF + j) * kk + ky * k + kx];
+                                }
+            wb += (size_t)F * C * my * mx;
+        }
 }
 
 /* A micro-tile: P output pixels x NF blocks of 16 filters in registers,
  * out[f * out_stride + j * 16] = pixel j, filter block f; the pixel pointers
  * px are each the top-left tap of channel block 0, the weights wb one group
- * (C/16, k, k, 16, NF * 16). 6 x 4 measured 7% faster than 12 x 2 (fewer
+ * (CB, kh, kw, 16, NF * 16). 6 x 4 measured 7% faster than 12 x 2 (fewer
  * loads per FMA: 4 weight vectors + 6 broadcasts per 24 FMAs). */
 #define DEFINE_TILE(name, P, NF)                                                                                  \
-    static void name(const float *const *px, const float *wb, int CB, int k, size_t block, size_t row, float *out, \
-                     size_t out_stride)                                                                            \
+    static void name(const float *const *px, const float *wb, int CB, int kh, int kw, size_t block, size_t row,   \
+                     float *out, size_t out_stride)                                                                \
     {                                                                                                              \
         __m512 a[NF][P];                                                                                           \
         for (int f = 0; f < NF; f++)                                                                               \
             for (int j = 0; j < P; j++) a[f][j] = _mm512_setzero_ps();                                             \
         for (int cb = 0; cb < CB; cb++)                                                                            \
-            for (int ky = 0; ky < k; ky++)                                                                         \
-                for (int kx = 0; kx < k; kx++) {                                                                   \
+            for (int ky = 0; ky < kh; ky++)                                                                        \
+                for (int kx = 0; kx < kw; kx++) {                                                                  \
                     size_t off = cb * block + ky * row + (size_t)kx * 16;                                          \
                     const float *q[P];                                                                             \
                     for (int j = 0; j < P; j++) q[j] = px[j] + off;                                                \
@@ -121,31 +146,96 @@ void cd_pack_weights(const float *w, int F, int C, int k, int transpose, float *
 DEFINE_TILE(tile_12x2, 12, 2)
 DEFINE_TILE(tile_6x4, 6, 4)
 
+/* Which pixels a pass computes: rows x cols per image; pixel (i, r, c)
+ * reads the blocked input from i*src_image + src0 + r*src_row + c*src_col
+ * floats on, and is pixel i*dst_image + dst0 + r*dst_row + c*dst_col of the
+ * blocked output. */
+typedef struct {
+    int rows, cols;
+    size_t src_image, src0, src_row, src_col;
+    size_t dst_image, dst0, dst_row, dst_col;
+} pixel_map;
+
+/* yb (F/16, npix, 16) at the pixels of m, from count blocked images of CB
+ * channel blocks (block floats each, rows of row floats) and one kernel of
+ * kh x kw taps */
+static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, size_t block, size_t row, int kh,
+                       int kw, const float *wb, int F, float *yb, size_t npix)
+{
+    int GF = group_filters(F), NF = GF / 16, P = NF == 4 ? 6 : 12, groups = F / GF, per = m->rows * m->cols;
+    int total = count * per, tiles = (total + P - 1) / P;
+    int contiguous = m->dst0 == 0 && m->dst_col == 1 && m->dst_row == (size_t)m->cols && m->dst_image == (size_t)per;
+    size_t kwts = (size_t)CB * kh * kw * 16 * GF, stride = npix * 16;
+#pragma omp parallel for schedule(static)
+    for (int gt = 0; gt < groups * tiles; gt++) {
+        int g = gt / tiles, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
+        const float *px[12];
+        size_t dst[12];
+        for (int j = 0; j < P; j++) {
+            int p = t0 + (j < n ? j : 0), i = p / per, r = p % per / m->cols, c = p % m->cols;
+            px[j] = xb + i * m->src_image + m->src0 + r * m->src_row + c * m->src_col;
+            dst[j] = i * m->dst_image + m->dst0 + r * m->dst_row + c * m->dst_col;
+        }
+        float *y = yb + ((size_t)g * NF * npix) * 16, tmp[4 * 12 * 16];
+        int direct = contiguous && n == P;
+        float *out = direct ? y + dst[0] * 16 : tmp;
+        size_t out_stride = direct ? stride : (size_t)P * 16;
+        if (NF == 4)
+            tile_6x4(px, wb + g * kwts, CB, kh, kw, block, row, out, out_stride);
+        else
+            tile_12x2(px, wb + g * kwts, CB, kh, kw, block, row, out, out_stride);
+        if (!direct)
+            for (int f = 0; f < NF; f++)
+                for (int j = 0; j < n; j++)
+                    memcpy(y + f * stride + dst[j] * 16, tmp + f * out_stride + j * 16, 16 * sizeof(float));
+    }
+}
+
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
                 float *yb)
 {
-    int CB = C / 16, GF = group_filters(F), NF = GF / 16, P = NF == 4 ? 6 : 12, groups = F / GF;
-    int npix = count * OH * OW, tiles = (npix + P - 1) / P;
-    size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block, row = (size_t)PW * 16, kw = (size_t)CB * k * k * 16 * GF;
-    size_t stride = (size_t)npix * 16;
+    size_t block = (size_t)PH * PW * 16;
+    pixel_map m = {OH, OW, (C / 16) * block, 0, (size_t)s * PW * 16, (size_t)s * 16, (size_t)OH * OW, 0, (size_t)OW, 1};
+    conv_tiles(xb, &m, count, C / 16, block, (size_t)PW * 16, k, k, wb, F, yb, (size_t)count * OH * OW);
+}
+
+void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
+                   int s, int pad, float *dxb)
+{
+    int q = cd_grad_pad(k, s, pad), PH = OH + 2 * q, PW = OW + 2 * q;
+    size_t block = (size_t)PH * PW * 16, npix = (size_t)count * H * W;
+    for (int ry = 0; ry < s; ry++)
+        for (int rx = 0; rx < s; rx++) {
+            int my = phase_taps(k, s, ry), mx = phase_taps(k, s, rx);
+            const float *wph = wb;
+            wb += (size_t)F * C * my * mx;
+            /* input rows iy = iy0 + s*a with (iy + pad) mod s = ry; output row (iy + pad - ry)/s */
+            int iy0 = ((ry - pad) % s + s) % s, ix0 = ((rx - pad) % s + s) % s;
+            int rows = iy0 < H ? (H - iy0 + s - 1) / s : 0, cols = ix0 < W ? (W - ix0 + s - 1) / s : 0;
+            if (!rows || !cols) continue;
+            int ay0 = (iy0 + pad - ry) / s, ax0 = (ix0 + pad - rx) / s;
+            if (!my || !mx) { /* no tap reaches these pixels */
 #pragma omp parallel for schedule(static)
-    for (int gt = 0; gt < groups * tiles; gt++) {
-        int g = gt / tiles, t0 = gt % tiles * P, n = npix - t0 < P ? npix - t0 : P;
-        const float *px[12];
-        for (int j = 0; j < P; j++) {
-            int p = t0 + (j < n ? j : 0), i = p / (OH * OW), oy = p % (OH * OW) / OW, ox = p % OW;
-            px[j] = xb + (size_t)i * image + ((size_t)oy * s * PW + (size_t)ox * s) * 16;
+                for (int i = 0; i < count; i++)
+                    for (int cb = 0; cb < C / 16; cb++)
+                        for (int a = 0; a < rows; a++)
+                            for (int b = 0; b < cols; b++)
+                                memset(dxb + (cb * npix + (size_t)i * H * W + (size_t)(iy0 + s * a) * W + ix0 + s * b) * 16,
+                                       0, 16 * sizeof(float));
+                continue;
+            }
+            pixel_map m = {rows,
+                           cols,
+                           (F / 16) * block,
+                           ((size_t)(ay0 - (my - 1) + q) * PW + (size_t)(ax0 - (mx - 1) + q)) * 16,
+                           (size_t)PW * 16,
+                           16,
+                           (size_t)H * W,
+                           (size_t)iy0 * W + ix0,
+                           (size_t)s * W,
+                           (size_t)s};
+            conv_tiles(dyb, &m, count, F / 16, block, (size_t)PW * 16, my, mx, wph, C, dxb, npix);
         }
-        float *y = yb + ((size_t)g * NF * npix + t0) * 16, tail[4 * 12 * 16];
-        float *out = n == P ? y : tail;
-        size_t out_stride = n == P ? stride : (size_t)P * 16;
-        if (NF == 4)
-            tile_6x4(px, wb + g * kw, CB, k, block, row, out, out_stride);
-        else
-            tile_12x2(px, wb + g * kw, CB, k, block, row, out, out_stride);
-        if (n < P)
-            for (int f = 0; f < NF; f++) memcpy(y + f * stride, tail + f * out_stride, (size_t)n * 16 * sizeof(float));
-    }
 }
 
 void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t image_stride, int add)

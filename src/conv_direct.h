@@ -10,8 +10,8 @@
  * registers over the whole reduction (C/16 blocks x k x k taps x 16
  * channels), broadcasting one input value against the group's weight
  * vectors; no im2col, no packing of the images beyond the one blocked copy.
- * The input gradient of a stride-1 convolution is the same kernel applied to
- * the zero-padded output gradient with transposed, flipped weights. The
+ * The input gradient is the same kernel applied to the zero-padded output
+ * gradient with transposed, flipped weights (per stride phase). The
  * weight gradient keeps 16 channels x 16 filters of one tap in registers and
  * runs over every pixel of every image, in a fixed order at any thread count. */
 #ifndef CDB_CONV_DIRECT_H
@@ -31,15 +31,30 @@
  * padded by pad pixels (C a multiple of 16) */
 void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst);
 
-/* weights (F, C, k, k) into blocked weights; transpose = 1 gives the weights
- * of the input gradient: C filters over F channels, the kernel flipped
- * (the filters of the result must be a multiple of 32, its channels of 16) */
-void cd_pack_weights(const float *w, int F, int C, int k, int transpose, float *wb);
+/* weights (F, C, k, k) into blocked weights (filters a multiple of 32,
+ * channels of 16) */
+void cd_pack_weights(const float *w, int F, int C, int k, float *wb);
 
 /* blocked output (F/16, count*OH*OW, 16) of a stride-s convolution of count
  * blocked images (C channels, PH x PW padded) with blocked weights */
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
                 float *yb);
+
+/* The input gradient of a stride-s convolution, phase by phase: input pixel
+ * (iy, ix) receives from the taps ky = (iy + pad) mod s + s*m (likewise kx),
+ * a kernel of at most ceil(k/s)^2 taps applied at stride 1 to the output
+ * gradient zero-padded by cd_grad_pad pixels. For s = 1 it is one phase:
+ * the whole kernel, flipped. Needs pad < k. */
+static inline int cd_grad_pad(int k, int s, int pad) { return s == 1 ? k - 1 - pad : k - 1; }
+
+/* the weights of every phase in a row (F*C*k*k floats in all; C a multiple
+ * of 32, F of 16) */
+void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb);
+
+/* blocked input gradient dxb (C/16, count*H*W, 16) from the blocked output
+ * gradient dyb (count images of F channels, padded by cd_grad_pad) */
+void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
+                   int s, int pad, float *dxb);
 
 /* dst images (F, HW), image_stride floats apart, = (add = 0) or += (add = 1)
  * the blocked output of count images */

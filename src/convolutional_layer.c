@@ -216,9 +216,9 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
 
 /* Direct convolution (conv_direct.h) for layers without groups whose input
  * channels are a multiple of 16 and filters a multiple of 32, in builds for
- * AVX-512. The input gradient takes it too for stride 1 and pad < size, with
- * input channels a multiple of 32; otherwise, and when dropback skips
- * computing dropped channels, the backward pass keeps im2col. */
+ * AVX-512. The backward pass takes it too when pad < size and the input
+ * channels are a multiple of 32 (or there is no input gradient); otherwise,
+ * and when dropback skips computing dropped channels, it keeps im2col. */
 int conv_direct_enabled = 1;
 
 static int direct_shape(const cdb_layer *l, const conv_priv *p)
@@ -230,7 +230,7 @@ static int uses_direct(const cdb_layer *l, const conv_priv *p) { return conv_dir
 
 static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
 {
-    return p->stride == 1 && p->pad < p->size && l->c % 32 == 0;
+    return p->pad < p->size && l->c % 32 == 0;
 }
 
 static int uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
@@ -254,11 +254,17 @@ typedef struct {
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static int direct_grad_pad(const conv_priv *p) { return p->size - 1 - p->pad; }
+/* padding of the blocked output gradient (none where the input gradient
+ * does not take the kernels) */
+static int direct_grad_pad(const conv_priv *p)
+{
+    int q = cd_grad_pad(p->size, p->stride, p->pad);
+    return q > 0 ? q : 0;
+}
 
 static size_t direct_per_image(const cdb_layer *l, const conv_priv *p)
 {
-    int q = direct_grad_pad(p) > 0 ? direct_grad_pad(p) : 0;
+    int q = direct_grad_pad(p);
     size_t in = (size_t)l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad);
     size_t grad = (size_t)p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q);
     size_t out = (size_t)l->outputs > (size_t)l->inputs ? (size_t)l->outputs : (size_t)l->inputs;
@@ -276,7 +282,7 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
     direct_buffers b;
     size_t w = round16((size_t)p->filters * l->c * p->size * p->size);
     float *base = (float *)(((uintptr_t)workspace + 63) & ~(uintptr_t)63);
-    int q = direct_grad_pad(p) > 0 ? direct_grad_pad(p) : 0;
+    int q = direct_grad_pad(p);
     b.wb = base;
     b.wbt = b.wb + w;
     b.dwb = b.wbt + w;
@@ -294,7 +300,7 @@ static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         direct_buffers b = direct_layout(l, p, net->workspace, count);
-        if (!first) cd_pack_weights(p->weights->value, F, C, k, 0, b.wb);
+        if (!first) cd_pack_weights(p->weights->value, F, C, k, b.wb);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h, l->out_w, b.out);
         cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
@@ -309,14 +315,14 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     int q = data ? direct_grad_pad(p) : 0, gh = l->out_h + 2 * q, gw = l->out_w + 2 * q;
     direct_buffers b = direct_layout(l, p, net->workspace, p->direct_chunk);
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
-    if (data) cd_pack_weights(p->weights->value, F, C, k, 1, b.wbt);
+    if (data) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         b = direct_layout(l, p, net->workspace, count);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
         if (data) {
-            cd_forward(b.dyb, count, F, gh, gw, b.wbt, C, k, 1, l->h, l->w, b.out);
+            cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
         cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.dyb + ((size_t)q * gw + q) * 16,

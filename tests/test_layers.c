@@ -202,7 +202,7 @@ static void t_conv_direct(void)
     }
     /* 64x64 images of 32 channels: chunks of 2 images (2 + 2 + 2 + 1). In
      * order: both passes direct; 48 filters (im2col); 48 input channels
-     * (backward on im2col); stride 2 (backward on im2col); 1x1. */
+     * (backward on im2col); stride 2; 1x1. */
     const char *big = "[net]\nbatch=7\nwidth=64\nheight=64\nchannels=32\n"
                       "[convolutional]\nfilters=32\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
                       "[convolutional]\nfilters=48\nsize=3\npad=1\nactivation=linear\n"
@@ -210,14 +210,21 @@ static void t_conv_direct(void)
                       "[convolutional]\nfilters=64\nsize=3\nstride=2\npad=1\nactivation=linear\n"
                       "[convolutional]\nfilters=32\nsize=1\nactivation=linear\n"
                       "[avgpool]\n[softmax]\n";
-    compare_conv_paths(big, 2, 402, 1);
-    compare_conv_paths(big, 2, 402, 0); /* the first layer without an input gradient */
+    compare_conv_paths(big, 2, 403, 1);
+    compare_conv_paths(big, 2, 403, 0); /* the first layer without an input gradient */
     /* 5x5 with padding 1 on a non-square image, 3x3 with padding 2, an even
      * 2x2 kernel: every input gradient by the kernel */
     compare_conv_paths("[net]\nbatch=3\nwidth=13\nheight=9\nchannels=32\n"
                        "[convolutional]\nfilters=32\nsize=5\npadding=1\nactivation=linear\n"
                        "[convolutional]\nfilters=64\nsize=3\npadding=2\nbatch_normalize=1\nactivation=relu\n"
                        "[convolutional]\nfilters=32\nsize=2\nstride=1\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2, 303, 1);
+    /* strides: 3x3/2 on an odd image, 1x1/2 (input pixels no tap reaches),
+     * 5x5/3 with padding 2 */
+    compare_conv_paths("[net]\nbatch=2\nwidth=15\nheight=11\nchannels=32\n"
+                       "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+                       "[convolutional]\nfilters=64\nsize=1\nstride=2\nbatch_normalize=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=32\nsize=5\nstride=3\npadding=2\nactivation=linear\n"
                        "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2, 303, 1);
 }
 
