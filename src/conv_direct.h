@@ -35,6 +35,12 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
  * channels of 16) */
 void cd_pack_weights(const float *w, int F, int C, int k, float *wb);
 
+/* Bytes of one group's weights per pass over the tiles (default 320 KiB):
+ * the reduction is split into slices of channel blocks whose weights stay in
+ * L2 (ResNet-18's 512-filter layers have 1.2 MB per group of 64 filters,
+ * read once per tile), each slice adding to the output of the last. */
+extern size_t cd_slice_bytes;
+
 /* blocked output (F/16, count*OH*OW, 16) of a stride-s convolution of count
  * blocked images (C channels, PH x PW padded) with blocked weights */
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,

@@ -194,12 +194,8 @@ static void t_conv_shift(void)
                        "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 1, 2, 1);
 }
 
-static void t_conv_direct(void)
+static void conv_direct_cases(void)
 {
-    if (!CDB_CONV_DIRECT) {
-        printf("  (this build has no direct convolution kernels: no AVX-512)\n");
-        return;
-    }
     /* 64x64 images of 32 channels: chunks of 2 images (2 + 2 + 2 + 1). In
      * order: both passes direct; 48 filters (im2col); 48 input channels
      * (backward on im2col); stride 2; 1x1. */
@@ -226,6 +222,21 @@ static void t_conv_direct(void)
                        "[convolutional]\nfilters=64\nsize=1\nstride=2\nbatch_normalize=1\nactivation=linear\n"
                        "[convolutional]\nfilters=32\nsize=5\nstride=3\npadding=2\nactivation=linear\n"
                        "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2, 303, 1);
+}
+
+static void t_conv_direct(void)
+{
+    if (!CDB_CONV_DIRECT) {
+        printf("  (this build has no direct convolution kernels: no AVX-512)\n");
+        return;
+    }
+    conv_direct_cases();
+    /* again with one channel block per slice: every pass after the first
+     * adds to the output */
+    size_t saved = cd_slice_bytes;
+    cd_slice_bytes = 1;
+    conv_direct_cases();
+    cd_slice_bytes = saved;
 }
 
 void register_layer_tests(void)
