@@ -277,6 +277,7 @@ static size_t direct_workspace(const cdb_layer *l, const conv_priv *p)
     return 16 + 3 * w + direct_per_image(l, p) * p->direct_chunk;
 }
 
+#if CDB_CONV_DIRECT
 static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, float *workspace, int count)
 {
     direct_buffers b;
@@ -292,7 +293,6 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
     return b;
 }
 
-#if CDB_CONV_DIRECT
 static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
@@ -330,7 +330,7 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     }
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
-#else
+#else /* never called: direct_shape is 0 without the kernels */
 static void forward_direct(cdb_layer *l, cdb_network *net, float *z) { (void)l, (void)net, (void)z; }
 static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz) { (void)l, (void)net, (void)dz; }
 #endif
