@@ -1,4 +1,5 @@
 /* Direct convolution on channel-blocked images: see conv_direct.h. */
+#include <stdint.h>
 #include <string.h>
 
 #include "conv_direct.h"
@@ -276,24 +277,33 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 }
 
 void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
-                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, float *dwb)
+                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
+                    const uint8_t *skip_f, float *dwb)
 {
     int CB = C / 16, FP = F / 32, kk = k * k;
     size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block;
-    /* a task: two filter blocks x 8 channels of one channel block, every tap */
+    /* a task: two filter blocks x up to 8 of the computed channels of one
+     * channel block, every tap */
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < FP * CB * 2; task++) {
         int fp = task / (CB * 2), cb = task / 2 % CB, half = task % 2;
+        int list[16], kept = 0, idx[8];
+        for (int c = 0; c < 16; c++)
+            if (!skip_c || !skip_c[cb * 16 + c]) list[kept++] = c;
+        int n = kept - half * 8 < 8 ? kept - half * 8 : 8, fkept = 0;
+        for (int f = 0; f < 32; f++) fkept += !skip_f || !skip_f[fp * 32 + f];
+        if (n <= 0 || !fkept) continue;
+        for (int c = 0; c < 8; c++) idx[c] = list[half * 8 + (c < n ? c : n - 1)]; /* a short task repeats its last */
         for (int t = 0; t < kk; t++) {
             int ky = t / k, kx = t % k;
-            float *d0 = dwb + (((size_t)2 * fp * CB + cb) * kk + t) * 256 + half * 128, *d1 = d0 + (size_t)CB * kk * 256;
+            float *d0 = dwb + (((size_t)2 * fp * CB + cb) * kk + t) * 256, *d1 = d0 + (size_t)CB * kk * 256;
             __m512 a0[8], a1[8];
             for (int c = 0; c < 8; c++) {
-                a0[c] = _mm512_loadu_ps(d0 + c * 16);
-                a1[c] = _mm512_loadu_ps(d1 + c * 16);
+                a0[c] = _mm512_loadu_ps(d0 + idx[c] * 16);
+                a1[c] = _mm512_loadu_ps(d1 + idx[c] * 16);
             }
             for (int i = 0; i < count; i++) {
-                const float *xi = xb + (size_t)i * image + (size_t)cb * block + half * 8;
+                const float *xi = xb + (size_t)i * image + (size_t)cb * block;
                 const float *g0i = dy + i * dy_image + (size_t)2 * fp * dy_block, *g1i = g0i + dy_block;
                 for (int oy = 0; oy < OH; oy++) {
                     const float *xr = xi + ((size_t)(oy * s + ky) * PW + kx) * 16;
@@ -303,16 +313,16 @@ void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const flo
                         const float *xp = xr + (size_t)ox * s * 16;
 #pragma GCC unroll 8
                         for (int c = 0; c < 8; c++) {
-                            __m512 b = _mm512_set1_ps(xp[c]);
+                            __m512 b = _mm512_set1_ps(xp[idx[c]]);
                             a0[c] = _mm512_fmadd_ps(b, v0, a0[c]);
                             a1[c] = _mm512_fmadd_ps(b, v1, a1[c]);
                         }
                     }
                 }
             }
-            for (int c = 0; c < 8; c++) {
-                _mm512_storeu_ps(d0 + c * 16, a0[c]);
-                _mm512_storeu_ps(d1 + c * 16, a1[c]);
+            for (int c = 0; c < n; c++) {
+                _mm512_storeu_ps(d0 + idx[c] * 16, a0[c]);
+                _mm512_storeu_ps(d1 + idx[c] * 16, a1[c]);
             }
         }
     }

@@ -18,6 +18,7 @@
 #define CDB_CONV_DIRECT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* 1 where this build has the kernels (compiled for AVX-512), else 0: the
  * convolution layer then keeps its im2col path */
@@ -69,9 +70,13 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 /* blocked weight gradient dwb (F/16, C/16, k, k, 16 c, 16 f) += over count
  * images: output gradient (pixel (i, fb, oy, ox) at
  * dy + i*dy_image + fb*dy_block + (oy*dy_row + ox)*16) times the blocked
- * inputs of the forward pass */
+ * inputs of the forward pass. Compute skipping: the channels c with
+ * skip_c[c] set are not computed (their entries of dwb are left as they
+ * are), nor groups of 32 filters whose skip_f entries are all set; either
+ * may be NULL. Each computed entry gets the same arithmetic either way. */
 void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
-                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, float *dwb);
+                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
+                    const uint8_t *skip_f, float *dwb);
 
 /* grad (F, C, k, k) += the blocked weight gradient */
 void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad);

@@ -217,8 +217,8 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
 /* Direct convolution (conv_direct.h) for layers without groups whose input
  * channels are a multiple of 16 and filters a multiple of 32, in builds for
  * AVX-512. The backward pass takes it too when pad < size and the input
- * channels are a multiple of 32 (or there is no input gradient); otherwise,
- * and when dropback skips computing dropped channels, it keeps im2col. */
+ * channels are a multiple of 32 (or there is no input gradient); otherwise
+ * it keeps im2col. */
 int conv_direct_enabled = 1;
 
 static int direct_shape(const cdb_layer *l, const conv_priv *p)
@@ -233,15 +233,14 @@ static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
     return p->pad < p->size && l->c % 32 == 0;
 }
 
-static int uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+static int uses_direct_backward(const cdb_layer *l, const conv_priv *p)
 {
-    return uses_direct(l, p) && !dropback_skips(&net->dropback, p->weights) &&
-           (!l->input_delta || direct_data_shape(l, p));
+    return uses_direct(l, p) && (!l->input_delta || direct_data_shape(l, p));
 }
 
-int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward)
+int convolutional_uses_direct(const cdb_layer *l, int backward)
 {
-    return backward ? uses_direct_backward(l, l->priv, net) : uses_direct(l, l->priv);
+    return backward ? uses_direct_backward(l, l->priv) : uses_direct(l, l->priv);
 }
 
 /* Workspace of the direct path, each part 64-byte aligned: blocked weights,
@@ -314,6 +313,10 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     int C = l->c, F = p->filters, k = p->size, data = l->input_delta != NULL;
     int q = data ? direct_grad_pad(p) : 0, gh = l->out_h + 2 * q, gw = l->out_w + 2 * q;
     direct_buffers b = direct_layout(l, p, net->workspace, p->direct_chunk);
+    /* compute skipping (dropback_skip_compute): dropped input channels are not
+     * computed; of dropped filters, only whole groups of 32 */
+    int skips = dropback_skips(&net->dropback, p->weights);
+    int skip_in = skips && net->dropback.axis == DROPBACK_AXIS_IN, skip_out = skips && !skip_in;
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
     if (data) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
@@ -326,7 +329,8 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
         cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.dyb + ((size_t)q * gw + q) * 16,
-                       (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, b.dwb);
+                       (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w,
+                       skip_in ? p->weights->dropped : NULL, skip_out ? p->weights->dropped : NULL, b.dwb);
     }
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
@@ -398,7 +402,7 @@ static void backward(cdb_layer *l, cdb_network *net)
                 p->biases->grad[f] += s;
             }
     }
-    if (uses_direct_backward(l, p, net)) {
+    if (uses_direct_backward(l, p)) {
         backward_direct(l, net, dz);
         return;
     }

@@ -30,6 +30,6 @@ int convolutional_uses_shift(const cdb_layer *l);
 extern int conv_direct_enabled;
 /* whether this layer's forward (backward = 0) or backward (1) pass takes the
  * direct kernels now */
-int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
+int convolutional_uses_direct(const cdb_layer *l, int backward);
 
 #endif

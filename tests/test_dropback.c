@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include "dropback.h"
+#include "conv_direct.h"
+#include "convolutional_layer.h"
 #include "test.h"
 
 #define BASE_NET                                                                                                  \
@@ -487,11 +489,41 @@ static void t_skip_compute_large(void)
 }
 static void t_skip_compute_out(void) { compare_skip("out"); }
 
+/* Convolutions on the direct kernels (conv_direct.h): both axes, a strided
+ * layer, subdivisions. */
+static void t_skip_compute_direct(void)
+{
+    const char *axes[] = {"in", "out"};
+    for (int a_i = 0; a_i < 2; a_i++) {
+        char head[1024], base[2048], skip[2048];
+        snprintf(head, sizeof(head),
+                 "[net]\nbatch=4\nsubdivisions=2\nwidth=8\nheight=8\nchannels=32\nlearning_rate=0.1\nmomentum=0.9\n"
+                 "seed=7\nmax_batches=10\n" ALWAYS "dropback_channel_rate=0.5\ndropback_axis=%s\n", axes[a_i]);
+        const char *layers = "[convolutional]\nfilters=32\nsize=3\npad=1\nactivation=relu\n"
+                             "[convolutional]\nfilters=64\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                             "[avgpool]\n[connected]\noutput=5\nactivation=linear\n[softmax]\n";
+        snprintf(base, sizeof(base), "%s%s", head, layers);
+        snprintf(skip, sizeof(skip), "%sdropback_skip_compute=1\n%s", head, layers);
+        cdb_network *a = net_from_text(base), *b = net_from_text(skip);
+        CHECK(a && b, "build");
+        int direct = 0;
+        for (int i = 0; i < b->n; i++)
+            direct += !strcmp(b->layers[i].type_name, "convolutional") && convolutional_uses_direct(&b->layers[i], 1);
+        CHECK(!CDB_CONV_DIRECT || direct == 2, "%d convolutions take the direct kernels, want 2", direct);
+        train_steps(a, 3);
+        train_steps(b, 3);
+        CHECK(same_params(a, b), "axis %s: compute skipping on the direct kernels is not bit-identical", axes[a_i]);
+        cdb_network_free(a);
+        cdb_network_free(b);
+    }
+}
+
 void register_dropback_tests(void)
 {
     test_add("dropback/compute skipping is bit-identical (axis in)", t_skip_compute_in);
     test_add("dropback/compute skipping is bit-identical (axis out)", t_skip_compute_out);
     test_add("dropback/compute skipping is bit-identical (large GEMMs)", t_skip_compute_large);
+    test_add("dropback/compute skipping is bit-identical (direct convolutions)", t_skip_compute_direct);
     test_add("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling);
     test_add("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical);
     test_add("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched);

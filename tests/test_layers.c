@@ -2,7 +2,9 @@
  * several GEMM chunks gives what it gives one image at a time. */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastmath.h"
 #include "im2col.h"
@@ -149,7 +151,7 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
         if (fast == 1)
             taken += convolutional_uses_shift(l);
         else
-            taken += 100 * convolutional_uses_direct(l, a, 0) + convolutional_uses_direct(l, a, 1);
+            taken += 100 * convolutional_uses_direct(l, 0) + convolutional_uses_direct(l, 1);
     }
     CHECK(taken == expected, "layers taking the path: %d, want %d", taken, expected);
     size_t n_in = (size_t)a->batch * a->inputs, classes = (size_t)a->layers[a->n - 1].outputs;
@@ -224,12 +226,60 @@ static void conv_direct_cases(void)
                        "[connected]\noutput=4\nactivation=linear\n[softmax]\n", 2, 303, 1);
 }
 
+/* The weight-gradient kernel's compute skipping: skipped channels, and
+ * groups of 32 filters all skipped, are left untouched; every other entry
+ * is bit-identical to the full computation. */
+static void direct_weight_grad_skipping(void)
+{
+#if CDB_CONV_DIRECT
+    enum { N = 2, C = 48, F = 96, K = 3, H = 5, PAD = 1, PH = H + 2 * PAD, OH = H };
+    size_t nx = (size_t)N * C * PH * PH, ndy = (size_t)N * F * OH * OH, nw = (size_t)F * C * K * K;
+    float *xb = xcalloc(nx, sizeof(float)), *dy = xcalloc(ndy, sizeof(float));
+    float *full = xcalloc(nw, sizeof(float)), *part = xcalloc(nw, sizeof(float));
+    fill_normal(xb, nx, 31, 1.f);
+    fill_normal(dy, ndy, 32, 1.f);
+    uint8_t skip_c[C], skip_f[F];
+    for (int c = 0; c < C; c++) skip_c[c] = c % 3 == 0 || (c >= 16 && c < 32 && c != 20); /* block 1 keeps one */
+    for (int f = 0; f < F; f++) skip_f[f] = f >= 32 && f < 64 ? 1 : f == 70;              /* group 1 skipped whole */
+    size_t dy_block = (size_t)OH * OH * 16, dy_image = (size_t)(F / 16) * dy_block;
+    cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, NULL, NULL, full);
+    const float untouched = -12345.f;
+    int computed = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t e = 0; e < nw; e++) {
+            /* (F/16, C/16, K, K, 16 c, 16 f) */
+            int f = (int)(e / ((size_t)(C / 16) * K * K * 256) * 16 + e % 16);
+            int c = (int)(e / 256 / (K * K) % (C / 16) * 16 + e / 16 % 16);
+            int skipped = skip_c[c] || (f >= 32 && f < 64);
+            if (!pass) {
+                part[e] = skipped ? untouched : 0.f;
+                continue;
+            }
+            if (skipped) {
+                CHECK(part[e] == untouched, "entry %zu (filter %d, channel %d) was skipped but written", e, f, c);
+            } else {
+                CHECK(memcmp(&part[e], &full[e], sizeof(float)) == 0, "entry %zu (filter %d, channel %d): %g, want %g", e, f,
+                      c, part[e], full[e]);
+                computed++;
+            }
+        }
+        if (!pass) cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, skip_c, skip_f, part);
+    }
+    CHECK(computed > 0, "nothing computed");
+    free(xb);
+    free(dy);
+    free(full);
+    free(part);
+#endif
+}
+
 static void t_conv_direct(void)
 {
     if (!CDB_CONV_DIRECT) {
         printf("  (this build has no direct convolution kernels: no AVX-512)\n");
         return;
     }
+    direct_weight_grad_skipping();
     conv_direct_cases();
     /* again with one channel block per slice: every pass after the first
      * adds to the output */
