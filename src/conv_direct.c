@@ -4,6 +4,7 @@
 
 #include "conv_direct.h"
 
+int conv_direct_enabled = 1;
 size_t cd_slice_bytes = 320 << 10;
 
 #if CDB_CONV_DIRECT
@@ -179,10 +180,19 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
             int g = gt / tiles, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
             const float *px[12];
             size_t dst[12];
+            int i = t0 / per, r = t0 % per / m->cols, c = t0 % m->cols; /* then stepped: no divisions */
             for (int j = 0; j < P; j++) {
-                int p = t0 + (j < n ? j : 0), i = p / per, r = p % per / m->cols, c = p % m->cols;
+                if (j >= n) { /* a short tile repeats its first pixel */
+                    px[j] = px[0];
+                    dst[j] = dst[0];
+                    continue;
+                }
                 px[j] = xb + i * m->src_image + m->src0 + r * m->src_row + c * m->src_col + c0 * block;
                 dst[j] = i * m->dst_image + m->dst0 + r * m->dst_row + c * m->dst_col;
+                if (++c == m->cols) {
+                    c = 0;
+                    if (++r == m->rows) r = 0, i++;
+                }
             }
             float *y = yb + ((size_t)g * NF * npix) * 16, tmp[4 * 12 * 16];
             int direct = contiguous && n == P;

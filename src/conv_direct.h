@@ -36,6 +36,10 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
  * channels of 16) */
 void cd_pack_weights(const float *w, int F, int C, int k, float *wb);
 
+/* 1 (default): convolutions whose shape the kernels take use them; 0:
+ * im2col or shifted GEMMs (tests compare them) */
+extern int conv_direct_enabled;
+
 /* Bytes of one group's weights per pass over the tiles (default 320 KiB):
  * the reduction is split into slices of channel blocks whose weights stay in
  * L2 (ResNet-18's 512-filter layers have 1.2 MB per group of 64 filters,

@@ -219,8 +219,6 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
  * AVX-512. The backward pass takes it too when pad < size and the input
  * channels are a multiple of 32 (or there is no input gradient); otherwise
  * it keeps im2col. */
-int conv_direct_enabled = 1;
-
 static int direct_shape(const cdb_layer *l, const conv_priv *p)
 {
     return CDB_CONV_DIRECT && p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;

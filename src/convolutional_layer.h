@@ -25,9 +25,6 @@ extern int conv_shift_enabled;
 /* whether this [convolutional] layer takes the shifted-GEMM path now */
 int convolutional_uses_shift(const cdb_layer *l);
 
-/* 1 (default): layers whose shape the direct kernels take (conv_direct.h)
- * use them; 0: im2col or shifted GEMMs (tests compare them) */
-extern int conv_direct_enabled;
 /* whether this layer's forward (backward = 0) or backward (1) pass takes the
  * direct kernels now */
 int convolutional_uses_direct(const cdb_layer *l, int backward);
