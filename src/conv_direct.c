@@ -341,12 +341,16 @@ void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const flo
 void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad)
 {
     int CB = C / 16, kk = k * k;
+    /* dwb in order; the entries of grad written per (fb, cb) fit in L1 */
 #pragma omp parallel for schedule(static)
-    for (int f = 0; f < F; f++)
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++)
-                grad[((size_t)f * C + c) * kk + t] +=
-                    dwb[((((size_t)(f / 16) * CB + c / 16) * kk + t) * 16 + c % 16) * 16 + f % 16];
+    for (int fc = 0; fc < F / 16 * CB; fc++) {
+        int fb = fc / CB, cb = fc % CB;
+        const float *in = dwb + (size_t)fc * kk * 256;
+        for (int t = 0; t < kk; t++)
+            for (int c = 0; c < 16; c++)
+                for (int f = 0; f < 16; f++)
+                    grad[((size_t)(fb * 16 + f) * C + cb * 16 + c) * kk + t] += in[((size_t)t * 16 + c) * 16 + f];
+    }
 }
 
 #endif
