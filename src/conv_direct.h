@@ -12,7 +12,7 @@
  * vectors; no im2col, no packing of the images beyond the one blocked copy.
  * The input gradient is the same kernel applied to the zero-padded output
  * gradient with transposed, flipped weights (per stride phase). The
- * weight gradient keeps 16 channels x 16 filters of one tap in registers and
+ * weight gradient keeps 8 channels x 32 filters of one tap in registers and
  * runs over every pixel of every image, in a fixed order at any thread count. */
 #ifndef CDB_CONV_DIRECT_H
 #define CDB_CONV_DIRECT_H

@@ -1,10 +1,13 @@
-/* [convolutional]: grouped 2-D convolution (depthwise when groups = c) as
- * im2col + GEMM, then batch norm or bias, then the activation.
+/* [convolutional]: grouped 2-D convolution (depthwise when groups = c), then
+ * batch norm or bias, then the activation.
  *   input (batch, c, h, w), weights (filters, c/groups, size, size),
  *   output (batch, filters, out_h, out_w).
- * Images are processed in chunks: the columns of a chunk's images sit side by
- * side in one matrix, so each group is one large GEMM per chunk rather than
- * one small GEMM per image when images are small. */
+ * Three ways to the convolution on the CPU: the direct kernels on channel-
+ * blocked images (conv_direct.h) for the shapes they take, else shifted
+ * GEMMs for 'same' stride-1 layers on large images, else im2col + GEMM.
+ * Images are processed in chunks: for im2col, the columns of a chunk's images
+ * sit side by side in one matrix, so each group is one large GEMM per chunk
+ * rather than one small GEMM per image when images are small. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

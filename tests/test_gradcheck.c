@@ -5,6 +5,8 @@
  * max-pool switch inside the step) are skipped, and must be rare. */
 #include <stdlib.h>
 
+#include "conv_direct.h"
+#include "convolutional_layer.h"
 #include "test.h"
 
 #define EPS 2e-3f
@@ -125,6 +127,23 @@ static void t_conv_pointwise(void)
 {
     gradcheck(NET_HEAD "[convolutional]\nfilters=5\nsize=1\nactivation=mish\n" HEAD_TAIL);
 }
+/* The direct convolution kernels (conv_direct.h: 32 input channels, 32
+ * filters): a 'same' layer, then a strided one, both passes on the kernels
+ * in AVX-512 builds. */
+static void t_conv_direct(void)
+{
+    const char *text = "[net]\nbatch=2\nwidth=6\nheight=5\nchannels=32\n"
+                       "[convolutional]\nfilters=32\nsize=3\npad=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
+    cdb_network *net = net_from_text(text);
+    CHECK(net, "build");
+    network_enable_input_gradient(net);
+    for (int i = 0; i < 2; i++)
+        CHECK(!CDB_CONV_DIRECT || (convolutional_uses_direct(&net->layers[i], 0) && convolutional_uses_direct(&net->layers[i], 1)),
+              "layer %d should take the direct kernels", i);
+    cdb_network_free(net);
+    gradcheck(text);
+}
 static void t_connected(void) { gradcheck(NET_HEAD "[connected]\noutput=7\nactivation=logistic\n" HEAD_TAIL); }
 static void t_connected_bn(void)
 {
@@ -197,6 +216,7 @@ void register_gradcheck_tests(void)
     test_add("gradcheck/pre-norm encoder block", t_encoder_block);
     test_add("gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias);
     test_add("gradcheck/conv stride 2 leaky", t_conv_stride2);
+    test_add("gradcheck/conv on the direct kernels, stride 1 and 2", t_conv_direct);
     test_add("gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5);
     test_add("gradcheck/conv batch norm (training mode) gelu", t_conv_bn);
     test_add("gradcheck/conv groups=2 swish", t_conv_groups);
