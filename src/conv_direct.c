@@ -5,6 +5,7 @@
 #include "conv_direct.h"
 
 int conv_direct_enabled = 1;
+int conv_winograd_enabled = 1;
 size_t cd_slice_bytes = 320 << 10;
 
 #if CDB_CONV_DIRECT
@@ -221,6 +222,98 @@ void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *
     size_t block = (size_t)PH * PW * 16;
     pixel_map m = {OH, OW, (C / 16) * block, 0, (size_t)s * PW * 16, (size_t)s * 16, (size_t)OH * OW, 0, (size_t)OW, 1};
     conv_tiles(xb, &m, count, C / 16, block, (size_t)PW * 16, k, k, wb, F, yb, (size_t)count * OH * OW);
+}
+
+/* Winograd F(2x2, 3x3): each 2x2 block of outputs ("tile") from the 4x4
+ * input patch d under it, Y = A^T [(G g G^T) . (B^T d B)] A, so the 9
+ * products per output pixel and channel become 16 per tile of 4 pixels: 16
+ * independent products (one per transform element e) of the transformed
+ * inputs V_e (tiles, C) with the transformed weights U_e (C, F), each a 1x1
+ * convolution on the tile kernel.
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1] */
+void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u)
+{
+    int Fo = transpose ? C : F, Co = transpose ? F : C, GF = group_filters(Fo);
+    size_t per_e = (size_t)Fo * Co;
+#pragma omp parallel for schedule(static)
+    for (int fo = 0; fo < Fo; fo++)
+        for (int co = 0; co < Co; co++) {
+            /* g (3x3) of output fo, input co: w[fo][co], or w[co][fo] flipped */
+            float g[9], t[4][3], e[16];
+            for (int i = 0; i < 9; i++) g[i] = transpose ? w[((size_t)co * C + fo) * 9 + 8 - i] : w[((size_t)fo * C + co) * 9 + i];
+            for (int c = 0; c < 3; c++) {
+                t[0][c] = g[c];
+                t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+                t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+                t[3][c] = g[6 + c];
+            }
+            for (int r = 0; r < 4; r++) {
+                e[r * 4] = t[r][0];
+                e[r * 4 + 1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+                e[r * 4 + 2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+                e[r * 4 + 3] = t[r][2];
+            }
+            /* packed per e as a 1x1 convolution: (Fo/GF, Co/16, 16, GF) */
+            size_t at = (((size_t)(fo / GF) * (Co / 16) + co / 16) * 16 + co % 16) * GF + fo % GF;
+            for (int i = 0; i < 16; i++) u[i * per_e + at] = e[i];
+        }
+}
+
+void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb)
+{
+    int PW = W + 2, TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
+    size_t T = (size_t)count * TH * TW, image = (size_t)CB * (H + 2) * PW * 16, block = (size_t)(H + 2) * PW * 16;
+    float *V = scratch, *M = scratch + 16 * T * C;
+    /* V_e (C/16, T, 16) = B^T d B */
+#pragma omp parallel for schedule(static)
+    for (int it = 0; it < (int)(count * CB * TH); it++) {
+        int i = it / (CB * TH), cb = it / TH % CB, ty = it % TH;
+        const float *src = xb + i * image + cb * block + (size_t)2 * ty * PW * 16;
+        for (int tx = 0; tx < TW; tx++) {
+            __m512 d[4][4], t[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++) d[r][c] = _mm512_loadu_ps(src + ((size_t)r * PW + 2 * tx + c) * 16);
+            for (int c = 0; c < 4; c++) {
+                t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
+                t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
+                t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
+                t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
+            }
+            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)cb * T + tile) * 16, e_stride = T * C;
+            for (int r = 0; r < 4; r++) {
+                _mm512_storeu_ps(V + (4 * r) * e_stride + at, _mm512_sub_ps(t[r][0], t[r][2]));
+                _mm512_storeu_ps(V + (4 * r + 1) * e_stride + at, _mm512_add_ps(t[r][1], t[r][2]));
+                _mm512_storeu_ps(V + (4 * r + 2) * e_stride + at, _mm512_sub_ps(t[r][2], t[r][1]));
+                _mm512_storeu_ps(V + (4 * r + 3) * e_stride + at, _mm512_sub_ps(t[r][1], t[r][3]));
+            }
+        }
+    }
+    /* M_e (F/16, T, 16) = V_e U_e: a 1x1 convolution whose pixels are the tiles */
+    pixel_map m = {(int)T, 1, 0, 0, 16, 0, T, 0, 1, 1};
+    for (int e = 0; e < 16; e++)
+        conv_tiles(V + e * T * C, &m, 1, CB, T * 16, 0, 1, 1, u + (size_t)e * F * C, F, M + e * T * F, T);
+    /* Y = A^T M A into the blocked output (F/16, count*H*W, 16) */
+    size_t npix = (size_t)count * H * W;
+#pragma omp parallel for schedule(static)
+    for (int ft = 0; ft < (int)(FB * count * TH); ft++) {
+        int fb = ft / (count * TH), i = ft / TH % count, ty = ft % TH;
+        for (int tx = 0; tx < TW; tx++) {
+            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)fb * T + tile) * 16, e_stride = T * F;
+            __m512 mm[16], t[2][4];
+            for (int e = 0; e < 16; e++) mm[e] = _mm512_loadu_ps(M + e * e_stride + at);
+            for (int c = 0; c < 4; c++) {
+                t[0][c] = _mm512_add_ps(_mm512_add_ps(mm[c], mm[4 + c]), mm[8 + c]);
+                t[1][c] = _mm512_sub_ps(_mm512_sub_ps(mm[4 + c], mm[8 + c]), mm[12 + c]);
+            }
+            float *y = yb + ((size_t)fb * npix + (size_t)i * H * W + (size_t)2 * ty * W + 2 * tx) * 16;
+            for (int r = 0; r < 2; r++) {
+                _mm512_storeu_ps(y + (size_t)r * W * 16, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
+                _mm512_storeu_ps(y + ((size_t)r * W + 1) * 16, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
+            }
+        }
+    }
 }
 
 void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,

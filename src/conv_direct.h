@@ -39,6 +39,9 @@ void cd_pack_weights(const float *w, int F, int C, int k, float *wb);
 /* 1 (default): convolutions whose shape the kernels take use them; 0:
  * im2col or shifted GEMMs (tests compare them) */
 extern int conv_direct_enabled;
+/* 1 (default): 3x3 stride-1 pad-1 layers of even size take Winograd
+ * F(2x2, 3x3) for their output and input gradient; 0: the direct kernels */
+extern int conv_winograd_enabled;
 
 /* Bytes of one group's weights per pass over the tiles (default 320 KiB):
  * the reduction is split into slices of channel blocks whose weights stay in
@@ -50,6 +53,19 @@ extern size_t cd_slice_bytes;
  * blocked images (C channels, PH x PW padded) with blocked weights */
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
                 float *yb);
+
+/* Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 convolutions with an even
+ * output size: the same blocked input (padded by 1) and output as
+ * cd_forward, 2.25 times fewer products. Weights transformed and packed
+ * into 16*F*C floats (transpose = 1: those of the input gradient, C filters
+ * over F channels, flipped); scratch of cd_winograd_scratch floats (C the
+ * input's channels, F the output's). */
+static inline size_t cd_winograd_scratch(int count, int C, int F, int H, int W)
+{
+    return (size_t)16 * count * (H / 2) * (W / 2) * (size_t)(C + F);
+}
+void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u);
+void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb);
 
 /* The input gradient of a stride-s convolution, phase by phase: input pixel
  * (iy, ix) receives from the taps ky = (iy + pad) mod s + s*m (likewise kx),

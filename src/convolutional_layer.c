@@ -239,6 +239,17 @@ static int uses_direct_backward(const cdb_layer *l, const conv_priv *p)
     return uses_direct(l, p) && (!l->input_delta || direct_data_shape(l, p));
 }
 
+/* Winograd F(2x2, 3x3) (conv_direct.h) for the output, and for the input
+ * gradient where the backward pass is direct, of 3x3 stride-1 pad-1 layers
+ * with an even image size. */
+static int uses_winograd(const cdb_layer *l, const conv_priv *p)
+{
+    return conv_winograd_enabled && uses_direct(l, p) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
+           l->h % 2 == 0 && l->w % 2 == 0;
+}
+
+int convolutional_uses_winograd(const cdb_layer *l) { return uses_winograd(l, l->priv); }
+
 int convolutional_uses_direct(const cdb_layer *l, int backward)
 {
     return backward ? uses_direct_backward(l, l->priv) : uses_direct(l, l->priv);
@@ -249,7 +260,7 @@ int convolutional_uses_direct(const cdb_layer *l, int backward)
  * blocked inputs, the blocked (padded) output gradients and the blocked
  * outputs or input gradients. */
 typedef struct {
-    float *wb, *wbt, *dwb, *xb, *dyb, *out;
+    float *wb, *wbt, *dwb, *xb, *dyb, *out, *u, *scratch;
 } direct_buffers;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -271,10 +282,17 @@ static size_t direct_per_image(const cdb_layer *l, const conv_priv *p)
     return round16(in) + round16(grad) + round16(out);
 }
 
+/* Winograd's transformed weights and transformed images, where it applies */
+static size_t winograd_floats(const cdb_layer *l, const conv_priv *p)
+{
+    if (!(p->size == 3 && p->stride == 1 && p->pad == 1 && l->h % 2 == 0 && l->w % 2 == 0)) return 0;
+    return round16((size_t)16 * p->filters * l->c) + round16(cd_winograd_scratch(p->direct_chunk, l->c, p->filters, l->h, l->w));
+}
+
 static size_t direct_workspace(const cdb_layer *l, const conv_priv *p)
 {
     size_t w = round16((size_t)p->filters * l->c * p->size * p->size);
-    return 16 + 3 * w + direct_per_image(l, p) * p->direct_chunk;
+    return 16 + 3 * w + direct_per_image(l, p) * p->direct_chunk + winograd_floats(l, p);
 }
 
 #if CDB_CONV_DIRECT
@@ -290,6 +308,9 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
     b.xb = b.dwb + w;
     b.dyb = b.xb + round16((size_t)count * l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad));
     b.out = b.dyb + round16((size_t)count * p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q));
+    /* Winograd's parts after a full chunk's, so that they do not move */
+    b.u = b.xb + direct_per_image(l, p) * p->direct_chunk;
+    b.scratch = b.u + round16((size_t)16 * p->filters * l->c);
     return b;
 }
 
@@ -300,9 +321,15 @@ static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         direct_buffers b = direct_layout(l, p, net->workspace, count);
-        if (!first) cd_pack_weights(p->weights->value, F, C, k, b.wb);
+        int wino = uses_winograd(l, p);
+        if (!first && wino) cd_winograd_pack_weights(p->weights->value, F, C, 0, b.u);
+        if (!first && !wino) cd_pack_weights(p->weights->value, F, C, k, b.wb);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
-        cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h, l->out_w, b.out);
+        if (wino)
+            cd_winograd(b.xb, count, C, l->h, l->w, b.u, F, b.scratch, b.out);
+        else
+            cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h,
+                       l->out_w, b.out);
         cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
     }
 }
@@ -319,13 +346,18 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     int skips = dropback_skips(&net->dropback, p->weights);
     int skip_in = skips && net->dropback.axis == DROPBACK_AXIS_IN, skip_out = skips && !skip_in;
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
-    if (data) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
+    int wino = data && uses_winograd(l, p);
+    if (wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
+    if (data && !wino) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         b = direct_layout(l, p, net->workspace, count);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
-        if (data) {
+        if (wino) {
+            cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out);
+            cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
+        } else if (data) {
             cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }

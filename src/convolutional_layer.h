@@ -28,5 +28,7 @@ int convolutional_uses_shift(const cdb_layer *l);
 /* whether this layer's forward (backward = 0) or backward (1) pass takes the
  * direct kernels now */
 int convolutional_uses_direct(const cdb_layer *l, int backward);
+/* whether its output (and direct input gradient) take Winograd F(2x2, 3x3) */
+int convolutional_uses_winograd(const cdb_layer *l);
 
 #endif

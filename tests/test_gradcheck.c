@@ -132,10 +132,11 @@ static void t_conv_pointwise(void)
  * in AVX-512 builds. */
 static void t_conv_direct(void)
 {
+    cdb_network *net;
     const char *text = "[net]\nbatch=2\nwidth=6\nheight=5\nchannels=32\n"
                        "[convolutional]\nfilters=32\nsize=3\npad=1\nactivation=linear\n"
                        "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
-    cdb_network *net = net_from_text(text);
+    net = net_from_text(text);
     CHECK(net, "build");
     network_enable_input_gradient(net);
     for (int i = 0; i < 2; i++)
@@ -143,6 +144,15 @@ static void t_conv_direct(void)
               "layer %d should take the direct kernels", i);
     cdb_network_free(net);
     gradcheck(text);
+    /* an even image: the 'same' layer's output and input gradient by Winograd */
+    const char *even = "[net]\nbatch=2\nwidth=6\nheight=4\nchannels=32\n"
+                       "[convolutional]\nfilters=32\nsize=3\npad=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
+    net = net_from_text(even);
+    CHECK(net, "build");
+    CHECK(!CDB_CONV_DIRECT || convolutional_uses_winograd(&net->layers[0]), "layer 0 should take Winograd");
+    cdb_network_free(net);
+    gradcheck(even);
 }
 static void t_connected(void) { gradcheck(NET_HEAD "[connected]\noutput=7\nactivation=logistic\n" HEAD_TAIL); }
 static void t_connected_bn(void)

@@ -208,8 +208,8 @@ static void t_conv_shift(void)
 static void conv_direct_cases(void)
 {
     /* 64x64 images of 32 channels: chunks of 2 images (2 + 2 + 2 + 1). In
-     * order: both passes direct; 48 filters (im2col); 48 input channels
-     * (backward on im2col); stride 2; 1x1. */
+     * order: both passes direct (Winograd); 48 filters (im2col); 48 input
+     * channels (output by Winograd, backward on im2col); stride 2; 1x1. */
     const char *big = "[net]\nbatch=7\nwidth=64\nheight=64\nchannels=32\n"
                       "[convolutional]\nfilters=32\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
                       "[convolutional]\nfilters=48\nsize=3\npad=1\nactivation=linear\n"
@@ -217,6 +217,12 @@ static void conv_direct_cases(void)
                       "[convolutional]\nfilters=64\nsize=3\nstride=2\npad=1\nactivation=linear\n"
                       "[convolutional]\nfilters=32\nsize=1\nactivation=linear\n"
                       "[avgpool]\n[softmax]\n";
+    int wino = 0;
+    cdb_network *n = net_from_text(big);
+    for (int li = 0; li < n->n; li++)
+        wino += !strcmp(n->layers[li].type_name, "convolutional") && convolutional_uses_winograd(&n->layers[li]);
+    cdb_network_free(n);
+    CHECK(wino == (conv_winograd_enabled ? 2 : 0), "%d layers take Winograd, want 2", wino);
     compare_conv_paths(big, 2, 403, 1);
     compare_conv_paths(big, 2, 403, 0); /* the first layer without an input gradient */
     /* 5x5 with padding 1 on a non-square image, 3x3 with padding 2, an even
@@ -296,6 +302,10 @@ static void t_conv_direct(void)
     cd_slice_bytes = 1;
     conv_direct_cases();
     cd_slice_bytes = saved;
+    /* and with Winograd off: every 3x3 layer on the direct kernels */
+    conv_winograd_enabled = 0;
+    conv_direct_cases();
+    conv_winograd_enabled = 1;
 }
 
 void register_layer_tests(void)
