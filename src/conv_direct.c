@@ -235,37 +235,51 @@ void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *
  *   A^T = [1 1 1 0; 0 1 -1 -1] */
 void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u)
 {
-    int Fo = transpose ? C : F, Co = transpose ? F : C, GF = group_filters(Fo);
+    int Fo = transpose ? C : F, Co = transpose ? F : C, GF = group_filters(Fo), CB = Co / 16;
     size_t per_e = (size_t)Fo * Co;
+    /* per (group, channel block): its 16 x GF entries of every e into a local
+     * block (rows padded: the 16 e apart by a multiple of 4 KiB would share
+     * cache sets), then each e's entries out in one run */
+    enum { ROW = 16 * 64 + 16 };
 #pragma omp parallel for schedule(static)
-    for (int fo = 0; fo < Fo; fo++)
-        for (int co = 0; co < Co; co++) {
-            /* g (3x3) of output fo, input co: w[fo][co], or w[co][fo] flipped */
-            float g[9], t[4][3], e[16];
-            for (int i = 0; i < 9; i++) g[i] = transpose ? w[((size_t)co * C + fo) * 9 + 8 - i] : w[((size_t)fo * C + co) * 9 + i];
-            for (int c = 0; c < 3; c++) {
-                t[0][c] = g[c];
-                t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
-                t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
-                t[3][c] = g[6 + c];
+    for (int gc = 0; gc < Fo / GF * CB; gc++) {
+        int g = gc / CB, cb = gc % CB;
+        float local[16 * ROW];
+        for (int c16 = 0; c16 < 16; c16++)
+            for (int j = 0; j < GF; j++) {
+                int fo = g * GF + j, co = cb * 16 + c16;
+                /* g (3x3) of output fo, input co: w[fo][co], or w[co][fo] flipped */
+                float k3[9], t[4][3];
+                for (int i = 0; i < 9; i++)
+                    k3[i] = transpose ? w[((size_t)co * C + fo) * 9 + 8 - i] : w[((size_t)fo * C + co) * 9 + i];
+                for (int c = 0; c < 3; c++) {
+                    t[0][c] = k3[c];
+                    t[1][c] = 0.5f * (k3[c] + k3[3 + c] + k3[6 + c]);
+                    t[2][c] = 0.5f * (k3[c] - k3[3 + c] + k3[6 + c]);
+                    t[3][c] = k3[6 + c];
+                }
+                float *at = local + c16 * GF + j;
+                for (int r = 0; r < 4; r++) {
+                    at[(4 * r) * ROW] = t[r][0];
+                    at[(4 * r + 1) * ROW] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+                    at[(4 * r + 2) * ROW] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+                    at[(4 * r + 3) * ROW] = t[r][2];
+                }
             }
-            for (int r = 0; r < 4; r++) {
-                e[r * 4] = t[r][0];
-                e[r * 4 + 1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-                e[r * 4 + 2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-                e[r * 4 + 3] = t[r][2];
-            }
-            /* packed per e as a 1x1 convolution: (Fo/GF, Co/16, 16, GF) */
-            size_t at = (((size_t)(fo / GF) * (Co / 16) + co / 16) * 16 + co % 16) * GF + fo % GF;
-            for (int i = 0; i < 16; i++) u[i * per_e + at] = e[i];
-        }
+        /* packed per e as a 1x1 convolution: (Fo/GF, Co/16, 16, GF) */
+        for (int e = 0; e < 16; e++)
+            memcpy(u + e * per_e + (size_t)gc * 16 * GF, local + e * ROW, (size_t)16 * GF * sizeof(float));
+    }
 }
 
 void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb)
 {
     int PW = W + 2, TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
     size_t T = (size_t)count * TH * TW, image = (size_t)CB * (H + 2) * PW * 16, block = (size_t)(H + 2) * PW * 16;
-    float *V = scratch, *M = scratch + 16 * T * C;
+    /* the 16 products' operands 64 bytes more than T*C (T*F) apart: a
+     * multiple of 4 KiB would put a tile's 16 values in one cache set */
+    size_t vs = T * C + 16, ms = T * F + 16;
+    float *V = scratch, *M = scratch + 16 * vs;
     /* V_e (C/16, T, 16) = B^T d B */
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < (int)(count * CB * TH); it++) {
@@ -281,7 +295,7 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
                 t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
                 t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
             }
-            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)cb * T + tile) * 16, e_stride = T * C;
+            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)cb * T + tile) * 16, e_stride = vs;
             for (int r = 0; r < 4; r++) {
                 _mm512_storeu_ps(V + (4 * r) * e_stride + at, _mm512_sub_ps(t[r][0], t[r][2]));
                 _mm512_storeu_ps(V + (4 * r + 1) * e_stride + at, _mm512_add_ps(t[r][1], t[r][2]));
@@ -293,14 +307,14 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
     /* M_e (F/16, T, 16) = V_e U_e: a 1x1 convolution whose pixels are the tiles */
     pixel_map m = {(int)T, 1, 0, 0, 16, 0, T, 0, 1, 1};
     for (int e = 0; e < 16; e++)
-        conv_tiles(V + e * T * C, &m, 1, CB, T * 16, 0, 1, 1, u + (size_t)e * F * C, F, M + e * T * F, T);
+        conv_tiles(V + e * vs, &m, 1, CB, T * 16, 0, 1, 1, u + (size_t)e * F * C, F, M + e * ms, T);
     /* Y = A^T M A into the blocked output (F/16, count*H*W, 16) */
     size_t npix = (size_t)count * H * W;
 #pragma omp parallel for schedule(static)
     for (int ft = 0; ft < (int)(FB * count * TH); ft++) {
         int fb = ft / (count * TH), i = ft / TH % count, ty = ft % TH;
         for (int tx = 0; tx < TW; tx++) {
-            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)fb * T + tile) * 16, e_stride = T * F;
+            size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)fb * T + tile) * 16, e_stride = ms;
             __m512 mm[16], t[2][4];
             for (int e = 0; e < 16; e++) mm[e] = _mm512_loadu_ps(M + e * e_stride + at);
             for (int c = 0; c < 4; c++) {

@@ -62,7 +62,7 @@ void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *
  * input's channels, F the output's). */
 static inline size_t cd_winograd_scratch(int count, int C, int F, int H, int W)
 {
-    return (size_t)16 * count * (H / 2) * (W / 2) * (size_t)(C + F);
+    return (size_t)16 * ((size_t)count * (H / 2) * (W / 2) * (C + F) + 32);
 }
 void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u);
 void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb);
