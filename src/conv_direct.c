@@ -272,15 +272,11 @@ void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float
     }
 }
 
-void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb)
+/* V_e (C/16, T, 16) = B^T d B for every tile, the 16 e vs floats apart */
+static void winograd_input(const float *xb, int count, int C, int H, int W, float *V, size_t vs)
 {
-    int PW = W + 2, TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
+    int PW = W + 2, TH = H / 2, TW = W / 2, CB = C / 16;
     size_t T = (size_t)count * TH * TW, image = (size_t)CB * (H + 2) * PW * 16, block = (size_t)(H + 2) * PW * 16;
-    /* the 16 products' operands 64 bytes more than T*C (T*F) apart: a
-     * multiple of 4 KiB would put a tile's 16 values in one cache set */
-    size_t vs = T * C + 16, ms = T * F + 16;
-    float *V = scratch, *M = scratch + 16 * vs;
-    /* V_e (C/16, T, 16) = B^T d B */
 #pragma omp parallel for schedule(static)
     for (int it = 0; it < (int)(count * CB * TH); it++) {
         int i = it / (CB * TH), cb = it / TH % CB, ty = it % TH;
@@ -304,6 +300,17 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
             }
         }
     }
+}
+
+void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb)
+{
+    int TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
+    size_t T = (size_t)count * TH * TW;
+    /* the 16 products' operands 64 bytes more than T*C (T*F) apart: a
+     * multiple of 4 KiB would put a tile's 16 values in one cache set */
+    size_t vs = T * C + 16, ms = T * F + 16;
+    float *V = scratch, *M = scratch + 16 * vs;
+    winograd_input(xb, count, C, H, W, V, vs);
     /* M_e (F/16, T, 16) = V_e U_e: a 1x1 convolution whose pixels are the tiles */
     pixel_map m = {(int)T, 1, 0, 0, 16, 0, T, 0, 1, 1};
     for (int e = 0; e < 16; e++)
@@ -328,6 +335,76 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
             }
         }
     }
+}
+
+/* Weight gradient by Winograd: dW = G^T [sum over tiles of (A dY A^T) . V] G,
+ * with V = B^T d B as in the forward pass and A dY A^T the 2x2 output
+ * gradient of a tile spread to 4x4; per e a reduction over the tiles on the
+ * weight-gradient kernel (so skipping as cd_weight_grad), then back to 3x3
+ * and added to dwb (F/16, C/16, 3, 3, 16 c, 16 f). */
+void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, const float *dy, size_t dy_image,
+                             size_t dy_block, int dy_row, int F, const uint8_t *skip_c, const uint8_t *skip_f,
+                             float *scratch, float *du, float *dwb)
+{
+    int TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
+    size_t T = (size_t)count * TH * TW, vs = T * C + 16, ms = T * F + 16;
+    float *V = scratch, *Y = scratch + 16 * vs;
+    winograd_input(xb, count, C, H, W, V, vs);
+    /* Y_e (F/16, T, 16) = A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1] */
+#pragma omp parallel for schedule(static)
+    for (int ft = 0; ft < (int)(FB * count * TH); ft++) {
+        int fb = ft / (count * TH), i = ft / TH % count, ty = ft % TH;
+        const float *g = dy + i * dy_image + fb * dy_block + (size_t)2 * ty * dy_row * 16;
+        for (int tx = 0; tx < TW; tx++) {
+            __m512 y[2][2], t[4][2];
+            for (int r = 0; r < 2; r++)
+                for (int c = 0; c < 2; c++) y[r][c] = _mm512_loadu_ps(g + ((size_t)r * dy_row + 2 * tx + c) * 16);
+            for (int c = 0; c < 2; c++) {
+                t[0][c] = y[0][c];
+                t[1][c] = _mm512_add_ps(y[0][c], y[1][c]);
+                t[2][c] = _mm512_sub_ps(y[0][c], y[1][c]);
+                t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), y[1][c]);
+            }
+            size_t at = ((size_t)fb * T + ((size_t)i * TH + ty) * TW + tx) * 16;
+            for (int r = 0; r < 4; r++) {
+                _mm512_storeu_ps(Y + (4 * r) * ms + at, t[r][0]);
+                _mm512_storeu_ps(Y + (4 * r + 1) * ms + at, _mm512_add_ps(t[r][0], t[r][1]));
+                _mm512_storeu_ps(Y + (4 * r + 2) * ms + at, _mm512_sub_ps(t[r][0], t[r][1]));
+                _mm512_storeu_ps(Y + (4 * r + 3) * ms + at, _mm512_sub_ps(_mm512_setzero_ps(), t[r][1]));
+            }
+        }
+    }
+    /* dU_e (F/16, C/16, 1, 1, 16 c, 16 f) = sum over tiles: the tiles as the
+     * pixels of one image row */
+    size_t per_e = (size_t)F * C;
+    memset(du, 0, 16 * per_e * sizeof(float));
+    for (int e = 0; e < 16; e++)
+        cd_weight_grad(V + e * vs, 1, C, 1, (int)T, Y + e * ms, 0, T * 16, 0, F, 1, 1, 1, (int)T, skip_c, skip_f,
+                       du + e * per_e);
+    /* dW = G^T dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1], 16 filters a vector */
+    __m512 half = _mm512_set1_ps(0.5f);
+#pragma omp parallel for schedule(static)
+    for (int fc = 0; fc < FB * CB; fc++)
+        for (int c = 0; c < 16; c++) {
+            size_t at = (size_t)fc * 256 + c * 16;
+            __m512 d[16], t[3][4];
+            for (int e = 0; e < 16; e++) d[e] = _mm512_loadu_ps(du + e * per_e + at);
+            for (int k = 0; k < 4; k++) {
+                __m512 sum = _mm512_mul_ps(half, _mm512_add_ps(d[4 + k], d[8 + k]));
+                t[0][k] = _mm512_add_ps(d[k], sum);
+                t[1][k] = _mm512_mul_ps(half, _mm512_sub_ps(d[4 + k], d[8 + k]));
+                t[2][k] = _mm512_add_ps(sum, d[12 + k]);
+            }
+            float *out = dwb + (size_t)fc * 9 * 256 + c * 16;
+            for (int r = 0; r < 3; r++) {
+                __m512 sum = _mm512_mul_ps(half, _mm512_add_ps(t[r][1], t[r][2]));
+                __m512 w0 = _mm512_add_ps(t[r][0], sum), w1 = _mm512_mul_ps(half, _mm512_sub_ps(t[r][1], t[r][2]));
+                __m512 w2 = _mm512_add_ps(sum, t[r][3]);
+                _mm512_storeu_ps(out + (3 * r) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r) * 256), w0));
+                _mm512_storeu_ps(out + (3 * r + 1) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r + 1) * 256), w1));
+                _mm512_storeu_ps(out + (3 * r + 2) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r + 2) * 256), w2));
+            }
+        }
 }
 
 void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,

@@ -239,9 +239,9 @@ static int uses_direct_backward(const cdb_layer *l, const conv_priv *p)
     return uses_direct(l, p) && (!l->input_delta || direct_data_shape(l, p));
 }
 
-/* Winograd F(2x2, 3x3) (conv_direct.h) for the output, and for the input
- * gradient where the backward pass is direct, of 3x3 stride-1 pad-1 layers
- * with an even image size. */
+/* Winograd F(2x2, 3x3) (conv_direct.h) for the output, the weight gradient
+ * and, where the backward pass is direct, the input gradient of 3x3
+ * stride-1 pad-1 layers with an even image size. */
 static int uses_winograd(const cdb_layer *l, const conv_priv *p)
 {
     return conv_winograd_enabled && uses_direct(l, p) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
@@ -260,7 +260,7 @@ int convolutional_uses_direct(const cdb_layer *l, int backward)
  * blocked inputs, the blocked (padded) output gradients and the blocked
  * outputs or input gradients. */
 typedef struct {
-    float *wb, *wbt, *dwb, *xb, *dyb, *out, *u, *scratch;
+    float *wb, *wbt, *dwb, *xb, *dyb, *out, *u, *du, *scratch;
 } direct_buffers;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -286,7 +286,8 @@ static size_t direct_per_image(const cdb_layer *l, const conv_priv *p)
 static size_t winograd_floats(const cdb_layer *l, const conv_priv *p)
 {
     if (!(p->size == 3 && p->stride == 1 && p->pad == 1 && l->h % 2 == 0 && l->w % 2 == 0)) return 0;
-    return round16((size_t)16 * p->filters * l->c) + round16(cd_winograd_scratch(p->direct_chunk, l->c, p->filters, l->h, l->w));
+    return 2 * round16((size_t)16 * p->filters * l->c) +
+           round16(cd_winograd_scratch(p->direct_chunk, l->c, p->filters, l->h, l->w));
 }
 
 static size_t direct_workspace(const cdb_layer *l, const conv_priv *p)
@@ -310,7 +311,8 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
     b.out = b.dyb + round16((size_t)count * p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q));
     /* Winograd's parts after a full chunk's, so that they do not move */
     b.u = b.xb + direct_per_image(l, p) * p->direct_chunk;
-    b.scratch = b.u + round16((size_t)16 * p->filters * l->c);
+    b.du = b.u + round16((size_t)16 * p->filters * l->c);
+    b.scratch = b.du + round16((size_t)16 * p->filters * l->c);
     return b;
 }
 
@@ -361,9 +363,14 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
             cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
-        cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.dyb + ((size_t)q * gw + q) * 16,
-                       (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w,
-                       skip_in ? p->weights->dropped : NULL, skip_out ? p->weights->dropped : NULL, b.dwb);
+        const float *dy = b.dyb + ((size_t)q * gw + q) * 16;
+        const uint8_t *skip_c = skip_in ? p->weights->dropped : NULL, *skip_f = skip_out ? p->weights->dropped : NULL;
+        if (uses_winograd(l, p))
+            cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
+                                    skip_c, skip_f, b.scratch, b.du, b.dwb);
+        else
+            cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, dy, (size_t)F * gh * gw,
+                           (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, skip_c, skip_f, b.dwb);
     }
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
