@@ -340,13 +340,13 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
 /* Weight gradient by Winograd: dW = G^T [sum over tiles of (A dY A^T) . V] G,
  * with V = B^T d B as in the forward pass and A dY A^T the 2x2 output
  * gradient of a tile spread to 4x4; per e a reduction over the tiles on the
- * weight-gradient kernel (so skipping as cd_weight_grad), then back to 3x3
- * and added to dwb (F/16, C/16, 3, 3, 16 c, 16 f). */
+ * weight-gradient kernel (so skipping as cd_weight_grad) into du, which
+ * cd_winograd_weight_grad_finish takes back to 3x3 once per pass. */
 void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, const float *dy, size_t dy_image,
                              size_t dy_block, int dy_row, int F, const uint8_t *skip_c, const uint8_t *skip_f,
-                             float *scratch, float *du, float *dwb)
+                             float *scratch, float *du)
 {
-    int TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
+    int TH = H / 2, TW = W / 2, FB = F / 16;
     size_t T = (size_t)count * TH * TW, vs = T * C + 16, ms = T * F + 16;
     float *V = scratch, *Y = scratch + 16 * vs;
     winograd_input(xb, count, C, H, W, V, vs);
@@ -377,10 +377,15 @@ void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, co
     /* dU_e (F/16, C/16, 1, 1, 16 c, 16 f) = sum over tiles: the tiles as the
      * pixels of one image row */
     size_t per_e = (size_t)F * C;
-    memset(du, 0, 16 * per_e * sizeof(float));
     for (int e = 0; e < 16; e++)
         cd_weight_grad(V + e * vs, 1, C, 1, (int)T, Y + e * ms, 0, T * 16, 0, F, 1, 1, 1, (int)T, skip_c, skip_f,
                        du + e * per_e);
+}
+
+void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
+{
+    int CB = C / 16, FB = F / 16;
+    size_t per_e = (size_t)F * C;
     /* dW = G^T dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1], 16 filters a vector */
     __m512 half = _mm512_set1_ps(0.5f);
 #pragma omp parallel for schedule(static)

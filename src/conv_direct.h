@@ -66,11 +66,14 @@ static inline size_t cd_winograd_scratch(int count, int C, int F, int H, int W)
 }
 void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u);
 void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb);
-/* the weight gradient by Winograd, added to dwb as cd_weight_grad (dy as
- * there; skipping as there); scratch as above, du 16*F*C floats */
+/* the weight gradient by Winograd: its 16 transformed parts du (16*F*C
+ * floats, zeroed by the caller before the first chunk) += those of count
+ * images (dy and skipping as cd_weight_grad; scratch as above); then once
+ * per pass, dwb (as cd_weight_grad's) += du taken back to 3x3 */
 void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, const float *dy, size_t dy_image,
                              size_t dy_block, int dy_row, int F, const uint8_t *skip_c, const uint8_t *skip_f,
-                             float *scratch, float *du, float *dwb);
+                             float *scratch, float *du);
+void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb);
 
 /* The input gradient of a stride-s convolution, phase by phase: input pixel
  * (iy, ix) receives from the taps ky = (iy + pad) mod s + s*m (likewise kx),

@@ -348,6 +348,7 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     int skips = dropback_skips(&net->dropback, p->weights);
     int skip_in = skips && net->dropback.axis == DROPBACK_AXIS_IN, skip_out = skips && !skip_in;
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
+    if (uses_winograd(l, p)) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
     int wino = data && uses_winograd(l, p);
     if (wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
     if (data && !wino) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
@@ -367,11 +368,12 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
         const uint8_t *skip_c = skip_in ? p->weights->dropped : NULL, *skip_f = skip_out ? p->weights->dropped : NULL;
         if (uses_winograd(l, p))
             cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
-                                    skip_c, skip_f, b.scratch, b.du, b.dwb);
+                                    skip_c, skip_f, b.scratch, b.du);
         else
             cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, dy, (size_t)F * gh * gw,
                            (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, skip_c, skip_f, b.dwb);
     }
+    if (uses_winograd(l, p)) cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
 #else /* never called: direct_shape is 0 without the kernels */
