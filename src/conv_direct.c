@@ -1,4 +1,4 @@
-/* Direct convolution on channel-blocked images: see conv_direct.h. */
+/* Direct and Winograd convolution on channel-blocked images: see conv_direct.h. */
 #include <stdint.h>
 #include <string.h>
 

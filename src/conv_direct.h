@@ -1,4 +1,4 @@
-/* Direct convolution on channel-blocked images (CPU, AVX-512).
+/* Direct and Winograd convolution on channel-blocked images (CPU, AVX-512).
  *
  * Layouts, 16 channels to a block (c16 = channel % 16, the fastest index):
  *   blocked image  (n, C/16, PH, PW, 16): an input zero-padded by pad pixels,
@@ -13,7 +13,8 @@
  * The input gradient is the same kernel applied to the zero-padded output
  * gradient with transposed, flipped weights (per stride phase). The
  * weight gradient keeps 8 channels x 32 filters of one tap in registers and
- * runs over every pixel of every image, in a fixed order at any thread count. */
+ * runs over every pixel of every image, in a fixed order at any thread count.
+ * Winograd F(2x2, 3x3) (below) runs its 16 products on the same kernels. */
 #ifndef CDB_CONV_DIRECT_H
 #define CDB_CONV_DIRECT_H
 
