@@ -319,11 +319,10 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
 static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
-    int C = l->c, F = p->filters, k = p->size;
+    int C = l->c, F = p->filters, k = p->size, wino = uses_winograd(l, p);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         direct_buffers b = direct_layout(l, p, net->workspace, count);
-        int wino = uses_winograd(l, p);
         if (!first && wino) cd_winograd_pack_weights(p->weights->value, F, C, 0, b.u);
         if (!first && !wino) cd_pack_weights(p->weights->value, F, C, k, b.wb);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
@@ -348,16 +347,16 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     int skips = dropback_skips(&net->dropback, p->weights);
     int skip_in = skips && net->dropback.axis == DROPBACK_AXIS_IN, skip_out = skips && !skip_in;
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
-    if (uses_winograd(l, p)) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
-    int wino = data && uses_winograd(l, p);
-    if (wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
+    int wino = uses_winograd(l, p);
+    if (wino) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
+    if (data && wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
     if (data && !wino) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         b = direct_layout(l, p, net->workspace, count);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
-        if (wino) {
+        if (data && wino) {
             cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         } else if (data) {
@@ -366,14 +365,14 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
         }
         const float *dy = b.dyb + ((size_t)q * gw + q) * 16;
         const uint8_t *skip_c = skip_in ? p->weights->dropped : NULL, *skip_f = skip_out ? p->weights->dropped : NULL;
-        if (uses_winograd(l, p))
+        if (wino)
             cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
                                     skip_c, skip_f, b.scratch, b.du);
         else
             cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, dy, (size_t)F * gh * gw,
                            (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, skip_c, skip_f, b.dwb);
     }
-    if (uses_winograd(l, p)) cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
+    if (wino) cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
 #else /* never called: direct_shape is 0 without the kernels */
