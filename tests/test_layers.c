@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "gemm.h"
 #include "im2col.h"
 #include "conv_direct.h"
 #include "convolutional_layer.h"
@@ -288,6 +289,44 @@ static void direct_weight_grad_skipping(void)
 #endif
 }
 
+/* The kernels' sums run in a fixed order: one and two threads give the same
+ * bits (outputs, input gradient, weight gradients), on direct, strided and
+ * Winograd layers with batch norm. */
+static void direct_thread_independence(void)
+{
+    const char *text = "[net]\nbatch=3\nwidth=16\nheight=16\nchannels=32\n"
+                       "[convolutional]\nfilters=64\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=64\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+                       "[convolutional]\nfilters=32\nsize=3\npad=1\nactivation=linear\n"
+                       "[convolutional]\nfilters=32\nsize=5\npad=1\nactivation=linear\n"
+                       "[avgpool]\n[softmax]\n";
+    cdb_network *n[2];
+    for (int t = 0; t < 2; t++) {
+        n[t] = net_from_text(text);
+        CHECK(n[t], "build");
+        network_enable_input_gradient(n[t]);
+        size_t n_in = (size_t)n[t]->batch * n[t]->inputs, classes = (size_t)n[t]->layers[n[t]->n - 1].outputs;
+        fill_normal(n[t]->input, n_in, 23, 1.f);
+        for (int i = 0; i < n[t]->batch; i++) n[t]->truth[i * classes + i % classes] = 1;
+        set_num_threads(t + 1);
+        network_forward(n[t], 1);
+        network_backward(n[t]);
+    }
+    set_num_threads(1);
+    for (int li = 0; li < n[0]->n; li++) {
+        cdb_layer *a = &n[0]->layers[li], *b = &n[1]->layers[li];
+        CHECK(!memcmp(a->output, b->output, (size_t)a->batch * a->outputs * sizeof(float)),
+              "layer %d output differs between 1 and 2 threads", li);
+        for (int k = 0; k < a->nparams; k++)
+            CHECK(!memcmp(a->params[k].grad, b->params[k].grad, a->params[k].size * sizeof(float)),
+                  "layer %d parameter %d gradient differs between 1 and 2 threads", li, k);
+    }
+    CHECK(!memcmp(n[0]->input_delta, n[1]->input_delta, (size_t)n[0]->batch * n[0]->inputs * sizeof(float)),
+          "input gradient differs between 1 and 2 threads");
+    cdb_network_free(n[0]);
+    cdb_network_free(n[1]);
+}
+
 static void t_conv_direct(void)
 {
     if (!CDB_CONV_DIRECT) {
@@ -295,6 +334,7 @@ static void t_conv_direct(void)
         return;
     }
     direct_weight_grad_skipping();
+    direct_thread_independence();
     conv_direct_cases();
     /* again with one channel block per slice: every pass after the first
      * adds to the output */
