@@ -4,6 +4,8 @@
 #ifndef CDB_GEMM_H
 #define CDB_GEMM_H
 
+#include <stddef.h>
+
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
           int ldb, float beta, float *C, int ldc);
 /* The portable implementation, always available (tests compare the two). */
@@ -14,6 +16,18 @@ void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, c
  * and a second pass adding the bias). */
 void broadcast_rows(float *y, const float *row, int rows, int cols);
 const char *gemm_backend(void);
+
+/* C += op(A) op(B) (alpha = beta = 1) with every element summed in a fixed
+ * order: C[i][j], then fused multiply-adds over k = 0 .. K-1 in turn. An
+ * element's bits therefore depend only on its own row of op(A), column of
+ * op(B) and starting value: not on M, N, which other rows or columns are
+ * computed, the blocking or the thread count (a BLAS promises none of
+ * this). The weight gradients use it, so that leaving out dropped channels
+ * (compute skipping) gives the kept ones exactly the same values. work:
+ * gemm_fixed_workspace(M, N) floats. */
+void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                float *C, int ldc, float *work);
+size_t gemm_fixed_workspace(int M, int N);
 /* Threads used by GEMM and by cdbnet's own OpenMP loops. */
 void set_num_threads(int n);
 int get_num_threads(void);

@@ -265,16 +265,20 @@ static int kept_indices(const uint8_t *dropped, int n, int inner, int *out)
 void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
                       const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
+    /* The fixed-order GEMM (gemm.h): a kept channel's gradient has the same
+     * bits whether or not the dropped ones are computed beside it. */
     if (!dropback_skips(&net->dropback, p)) {
-        gemm(trans_a, trans_b, M, N, K, 1, A, lda, B, ldb, 1, C, ldc);
+        gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc,
+                   skip_scratch(net, gemm_fixed_workspace(M, N)));
         return;
     }
+    size_t work = gemm_fixed_workspace(M, N);
     if (net->dropback.axis == DROPBACK_AXIS_IN) {
         /* Kept columns of C; op(B) loses the matching columns. */
-        float *scratch = skip_scratch(net, (size_t)K * N + (size_t)M * N + (size_t)N);
-        int *cols = (int *)(scratch + (size_t)K * N + (size_t)M * N);
+        float *scratch = skip_scratch(net, work + (size_t)K * N + (size_t)M * N + (size_t)N);
+        float *Bk = scratch + work, *Ck = Bk + (size_t)K * N;
+        int *cols = (int *)(Ck + (size_t)M * N);
         int n = kept_indices(p->dropped, p->channels, p->inner, cols);
-        float *Bk = scratch, *Ck = scratch + (size_t)K * N;
         if (trans_b)
             for (int j = 0; j < n; j++) memcpy(Bk + (size_t)j * K, B + (size_t)cols[j] * ldb, (size_t)K * sizeof(float));
         else
@@ -282,22 +286,22 @@ void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int tr
                 for (int j = 0; j < n; j++) Bk[(size_t)k * n + j] = B[(size_t)k * ldb + cols[j]];
         for (int i = 0; i < M; i++)
             for (int j = 0; j < n; j++) Ck[(size_t)i * n + j] = C[(size_t)i * ldc + cols[j]];
-        gemm(trans_a, trans_b, M, n, K, 1, A, lda, Bk, trans_b ? K : n, 1, Ck, n);
+        gemm_fixed(trans_a, trans_b, M, n, K, A, lda, Bk, trans_b ? K : n, Ck, n, scratch);
         for (int i = 0; i < M; i++)
             for (int j = 0; j < n; j++) C[(size_t)i * ldc + cols[j]] = Ck[(size_t)i * n + j];
     } else {
         /* Kept rows of C; op(A) loses the matching rows. */
-        float *scratch = skip_scratch(net, (size_t)K * M + (size_t)M * N + (size_t)M);
-        int *rows = (int *)(scratch + (size_t)K * M + (size_t)M * N);
+        float *scratch = skip_scratch(net, work + (size_t)K * M + (size_t)M * N + (size_t)M);
+        float *Ak = scratch + work, *Ck = Ak + (size_t)K * M;
+        int *rows = (int *)(Ck + (size_t)M * N);
         int m = kept_indices(p->dropped + row_base, M, 1, rows);
-        float *Ak = scratch, *Ck = scratch + (size_t)K * M;
         if (trans_a)
             for (int k = 0; k < K; k++)
                 for (int i = 0; i < m; i++) Ak[(size_t)k * m + i] = A[(size_t)k * lda + rows[i]];
         else
             for (int i = 0; i < m; i++) memcpy(Ak + (size_t)i * K, A + (size_t)rows[i] * lda, (size_t)K * sizeof(float));
         for (int i = 0; i < m; i++) memcpy(Ck + (size_t)i * N, C + (size_t)rows[i] * ldc, (size_t)N * sizeof(float));
-        gemm(trans_a, trans_b, m, N, K, 1, Ak, trans_a ? m : K, B, ldb, 1, Ck, N);
+        gemm_fixed(trans_a, trans_b, m, N, K, Ak, trans_a ? m : K, B, ldb, Ck, N, scratch);
         for (int i = 0; i < m; i++) memcpy(C + (size_t)rows[i] * ldc, Ck + (size_t)i * N, (size_t)N * sizeof(float));
     }
 }

@@ -130,7 +130,7 @@ struct cdb_network {
     int profile;
     double *forward_seconds, *backward_seconds;
     double update_seconds, dropback_seconds;
-    float *skip_scratch;       /* compute skipping: compacted operands */
+    float *skip_scratch;       /* weight-gradient GEMM workspace; compute skipping: compacted operands */
     size_t skip_scratch_floats;
 
     /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
