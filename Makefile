@@ -1,5 +1,8 @@
-# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG SANITIZE
-#   make                 CPU build; OpenMP on, OpenBLAS when its header is found
+# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG SANITIZE PORTABLE
+#   make                 CPU build for this machine (-march=native); OpenMP on,
+#                        OpenBLAS when its header is found
+#   make PORTABLE=1      runs on any x86-64-v2 CPU (kernels 4-wide, no FMA)
+#   make MARCH=x86-64-v3 another target, e.g. the AVX2 kernels on an AVX-512 machine
 #   make GPU=1 CUDNN=1   also compiles the CUDA seams and links cuBLAS/cuDNN
 #   make test            builds and runs the test suite
 GPU ?= 0
@@ -8,6 +11,11 @@ OPENCV ?= 0
 OPENMP ?= 1
 DEBUG ?= 0
 SANITIZE ?= 0
+PORTABLE ?= 0
+ifeq ($(PORTABLE),1)
+MARCH ?= $(if $(filter x86_64,$(shell uname -m)),x86-64-v2,)
+endif
+MARCH ?= native
 OPENBLAS ?= $(shell [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || \
               [ -f /usr/include/openblas/cblas.h ] && echo 1 || echo 0)
 STB ?= $(shell [ -f /usr/include/stb/stb_image.h ] && echo 1 || echo 0)
@@ -18,7 +26,7 @@ CC ?= cc
 NVCC ?= $(CUDA_PATH)/bin/nvcc
 CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas -Iinclude -Isrc -fPIC -MMD -MP
 LDLIBS = -lm -lz
-OPT = -O3 -march=native -ffp-contract=off
+OPT = -O3 $(if $(MARCH),-march=$(MARCH)) -ffp-contract=off
 
 ifeq ($(DEBUG),1)
 OPT = -O0 -g

@@ -3,13 +3,18 @@
 #include <string.h>
 
 #include "conv_direct.h"
+#include "simd.h"
 
 int conv_direct_enabled = 1;
 int conv_winograd_enabled = 1;
 size_t cd_slice_bytes = 320 << 10;
 
-#if CDB_CONV_DIRECT
-#include <immintrin.h>
+/* A block of 16 channels (or filters) is NB vectors. */
+#define NB (16 / VL)
+
+const char *cd_kernels_isa(void) { return SIMD_ISA; }
+
+#if VL == 16
 
 /* r[i][j] -> r[j][i] for a 16 x 16 block held in 16 registers */
 static inline void transpose16(__m512 r[16])
@@ -71,6 +76,35 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
     }
 }
 
+#else
+/* the same copy element by element (the compiler vectorises what it can) */
+void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
+{
+    int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad, HW = H * W;
+#pragma omp parallel for schedule(static)
+    for (int ib = 0; ib < count * CB; ib++) {
+        int i = ib / CB, cb = ib % CB;
+        const float *in = src + (size_t)i * image_stride + (size_t)cb * 16 * HW;
+        float *out = dst + (size_t)ib * PH * PW * 16;
+        memset(out, 0, (size_t)pad * PW * 16 * sizeof(float));
+        memset(out + (size_t)(pad + H) * PW * 16, 0, (size_t)pad * PW * 16 * sizeof(float));
+        for (int y = 0; y < H; y++) {
+            float *row = out + (size_t)(y + pad) * PW * 16;
+            memset(row, 0, (size_t)pad * 16 * sizeof(float));
+            memset(row + (size_t)(pad + W) * 16, 0, (size_t)pad * 16 * sizeof(float));
+            for (int x0 = 0; x0 < W; x0 += 16) {
+                int n = W - x0 < 16 ? W - x0 : 16;
+                float *o = row + (size_t)(pad + x0) * 16;
+                for (int c = 0; c < 16; c++) {
+                    const float *r = in + (size_t)c * HW + (size_t)y * W + x0;
+                    for (int x = 0; x < n; x++) o[x * 16 + c] = r[x];
+                }
+            }
+        }
+    }
+}
+#endif
+
 /* Output filters per weight group: 64 (4 blocks) where F allows, else 32. */
 static int group_filters(int F) { return F % 64 ? 32 : 64; }
 
@@ -114,19 +148,22 @@ void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
         }
 }
 
-/* A micro-tile: P output pixels x NF blocks of 16 filters in registers,
+/* A micro-tile: P output pixels x TNF blocks of 16 filters in registers,
  * out[f * out_stride + j * 16] = pixel j, filter block f; the pixel pointers
- * px are each the top-left tap of channel block 0, the weights wb one group
- * (CB, kh, kw, 16, NF * 16); accumulate: add to out. 6 x 4 measured 7% faster than 12 x 2 (fewer
- * loads per FMA: 4 weight vectors + 6 broadcasts per 24 FMAs). */
-#define DEFINE_TILE(name, P, NF)                                                                                  \
-    static void name(const float *const *px, const float *wb, int CB, int kh, int kw, size_t block, size_t row,   \
-                     float *out, size_t out_stride, int accumulate)                                                \
+ * px are each the top-left tap of channel block 0, the weights wb the
+ * tile's first filter in one group (CB, kh, kw, 16, wstride floats per
+ * channel); accumulate: add to out. With AVX-512 6 x 4 measured 7% faster
+ * than 12 x 2 (fewer loads per FMA: 4 weight vectors + 6 broadcasts per 24
+ * FMAs); with 16 registers (AVX2) 6 pixels x 1 block of two vectors keeps
+ * 12 accumulators. */
+#define DEFINE_TILE(name, P, TNF)                                                                                 \
+    static void name(const float *const *px, const float *wb, size_t wstride, int CB, int kh, int kw,            \
+                     size_t block, size_t row, float *out, size_t out_stride, int accumulate)                      \
     {                                                                                                              \
-        __m512 a[NF][P];                                                                                           \
-        for (int f = 0; f < NF; f++)                                                                               \
+        vf a[TNF * NB][P];                                                                                         \
+        for (int f = 0; f < TNF * NB; f++)                                                                         \
             for (int j = 0; j < P; j++)                                                                            \
-                a[f][j] = accumulate ? _mm512_loadu_ps(out + f * out_stride + j * 16) : _mm512_setzero_ps();       \
+                a[f][j] = accumulate ? vload(out + f / NB * out_stride + j * 16 + f % NB * VL) : vzero();          \
         for (int cb = 0; cb < CB; cb++)                                                                            \
             for (int ky = 0; ky < kh; ky++)                                                                        \
                 for (int kx = 0; kx < kw; kx++) {                                                                  \
@@ -135,22 +172,30 @@ void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
                     for (int j = 0; j < P; j++) q[j] = px[j] + off;                                                \
                     _Pragma("GCC unroll 16") for (int c = 0; c < 16; c++)                                          \
                     {                                                                                              \
-                        __m512 w[NF];                                                                              \
-                        for (int f = 0; f < NF; f++) w[f] = _mm512_loadu_ps(wb + 16 * f);                          \
-                        wb += 16 * NF;                                                                             \
+                        vf w[TNF * NB];                                                                            \
+                        for (int f = 0; f < TNF * NB; f++) w[f] = vload(wb + f * VL);                              \
+                        wb += wstride;                                                                             \
                         _Pragma("GCC unroll 12") for (int j = 0; j < P; j++)                                       \
                         {                                                                                          \
-                            __m512 b = _mm512_set1_ps(q[j][c]);                                                    \
-                            for (int f = 0; f < NF; f++) a[f][j] = _mm512_fmadd_ps(b, w[f], a[f][j]);              \
+                            vf b = vset1(q[j][c]);                                                                 \
+                            for (int f = 0; f < TNF * NB; f++) a[f][j] = vfma(b, w[f], a[f][j]);                   \
                         }                                                                                          \
                     }                                                                                              \
                 }                                                                                                  \
-        for (int f = 0; f < NF; f++)                                                                               \
-            for (int j = 0; j < P; j++) _mm512_storeu_ps(out + f * out_stride + j * 16, a[f][j]);                  \
+        for (int f = 0; f < TNF * NB; f++)                                                                         \
+            for (int j = 0; j < P; j++) vstore(out + f / NB * out_stride + j * 16 + f % NB * VL, a[f][j]);         \
     }
 
+#if VL == 16
 DEFINE_TILE(tile_12x2, 12, 2)
 DEFINE_TILE(tile_6x4, 6, 4)
+#elif VL == 8 || defined(__ARM_NEON)
+DEFINE_TILE(tile_px1, 6, 1) /* 12 accumulators of 8 (AVX2), 24 of 4 (NEON, 32 registers) */
+#define TILE_PX 6
+#else
+DEFINE_TILE(tile_px1, 3, 1) /* 12 accumulators of 4 */
+#define TILE_PX 3
+#endif
 
 /* Which pixels a pass computes: rows x cols per image; pixel (i, r, c)
  * reads the blocked input from i*src_image + src0 + r*src_row + c*src_col
@@ -168,8 +213,13 @@ typedef struct {
 static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, size_t block, size_t row, int kh,
                        int kw, const float *wb, int F, float *yb, size_t npix)
 {
-    int GF = group_filters(F), NF = GF / 16, P = NF == 4 ? 6 : 12, groups = F / GF, per = m->rows * m->cols;
-    int total = count * per, tiles = (total + P - 1) / P;
+    int GF = group_filters(F), NF = GF / 16, groups = F / GF, per = m->rows * m->cols;
+#if VL == 16
+    int TNF = NF, P = NF == 4 ? 6 : 12; /* a tile covers its whole group */
+#else
+    int TNF = 1, P = TILE_PX; /* a tile covers one block of its group */
+#endif
+    int subs = NF / TNF, total = count * per, tiles = (total + P - 1) / P;
     int contiguous = m->dst0 == 0 && m->dst_col == 1 && m->dst_row == (size_t)m->cols && m->dst_image == (size_t)per;
     size_t tap_floats = (size_t)kh * kw * 16 * GF, kwts = CB * tap_floats, stride = npix * 16;
     int slice = (int)(cd_slice_bytes / (tap_floats * sizeof(float)));
@@ -177,8 +227,8 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
     for (int c0 = 0; c0 < CB; c0 += slice) {
         int cbn = CB - c0 < slice ? CB - c0 : slice, acc = c0 > 0;
 #pragma omp parallel for schedule(static)
-        for (int gt = 0; gt < groups * tiles; gt++) {
-            int g = gt / tiles, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
+        for (int gt = 0; gt < groups * subs * tiles; gt++) {
+            int g = gt / (subs * tiles), sub = gt / tiles % subs, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
             const float *px[12];
             size_t dst[12];
             int i = t0 / per, r = t0 % per / m->cols, c = t0 % m->cols; /* then stepped: no divisions */
@@ -195,21 +245,25 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
                     if (++r == m->rows) r = 0, i++;
                 }
             }
-            float *y = yb + ((size_t)g * NF * npix) * 16, tmp[4 * 12 * 16];
+            float *y = yb + ((size_t)(g * NF + sub * TNF) * npix) * 16, tmp[4 * 12 * 16];
             int direct = contiguous && n == P;
             float *out = direct ? y + dst[0] * 16 : tmp;
             size_t out_stride = direct ? stride : (size_t)P * 16;
             if (!direct && acc)
-                for (int f = 0; f < NF; f++)
+                for (int f = 0; f < TNF; f++)
                     for (int j = 0; j < P; j++)
                         memcpy(tmp + f * out_stride + j * 16, y + f * stride + dst[j] * 16, 16 * sizeof(float));
-            const float *w = wb + g * kwts + c0 * tap_floats;
+            const float *w = wb + g * kwts + c0 * tap_floats + sub * TNF * 16;
+#if VL == 16
             if (NF == 4)
-                tile_6x4(px, w, cbn, kh, kw, block, row, out, out_stride, acc);
+                tile_6x4(px, w, GF, cbn, kh, kw, block, row, out, out_stride, acc);
             else
-                tile_12x2(px, w, cbn, kh, kw, block, row, out, out_stride, acc);
+                tile_12x2(px, w, GF, cbn, kh, kw, block, row, out, out_stride, acc);
+#else
+            tile_px1(px, w, GF, cbn, kh, kw, block, row, out, out_stride, acc);
+#endif
             if (!direct)
-                for (int f = 0; f < NF; f++)
+                for (int f = 0; f < TNF; f++)
                     for (int j = 0; j < n; j++)
                         memcpy(y + f * stride + dst[j] * 16, tmp + f * out_stride + j * 16, 16 * sizeof(float));
         }
@@ -281,22 +335,23 @@ static void winograd_input(const float *xb, int count, int C, int H, int W, floa
     for (int it = 0; it < (int)(count * CB * TH); it++) {
         int i = it / (CB * TH), cb = it / TH % CB, ty = it % TH;
         const float *src = xb + i * image + cb * block + (size_t)2 * ty * PW * 16;
-        for (int tx = 0; tx < TW; tx++) {
-            __m512 d[4][4], t[4][4];
+        for (int tx = 0; tx < TW; tx++)
+            for (int h = 0; h < 16; h += VL) { /* the block's NB vectors */
+            vf d[4][4], t[4][4];
             for (int r = 0; r < 4; r++)
-                for (int c = 0; c < 4; c++) d[r][c] = _mm512_loadu_ps(src + ((size_t)r * PW + 2 * tx + c) * 16);
+                for (int c = 0; c < 4; c++) d[r][c] = vload(src + ((size_t)r * PW + 2 * tx + c) * 16 + h);
             for (int c = 0; c < 4; c++) {
-                t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
-                t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
-                t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
-                t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
+                t[0][c] = vsub(d[0][c], d[2][c]);
+                t[1][c] = vadd(d[1][c], d[2][c]);
+                t[2][c] = vsub(d[2][c], d[1][c]);
+                t[3][c] = vsub(d[1][c], d[3][c]);
             }
             size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)cb * T + tile) * 16, e_stride = vs;
             for (int r = 0; r < 4; r++) {
-                _mm512_storeu_ps(V + (4 * r) * e_stride + at, _mm512_sub_ps(t[r][0], t[r][2]));
-                _mm512_storeu_ps(V + (4 * r + 1) * e_stride + at, _mm512_add_ps(t[r][1], t[r][2]));
-                _mm512_storeu_ps(V + (4 * r + 2) * e_stride + at, _mm512_sub_ps(t[r][2], t[r][1]));
-                _mm512_storeu_ps(V + (4 * r + 3) * e_stride + at, _mm512_sub_ps(t[r][1], t[r][3]));
+                vstore(V + (4 * r) * e_stride + at + h, vsub(t[r][0], t[r][2]));
+                vstore(V + (4 * r + 1) * e_stride + at + h, vadd(t[r][1], t[r][2]));
+                vstore(V + (4 * r + 2) * e_stride + at + h, vsub(t[r][2], t[r][1]));
+                vstore(V + (4 * r + 3) * e_stride + at + h, vsub(t[r][1], t[r][3]));
             }
         }
     }
@@ -320,18 +375,19 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
 #pragma omp parallel for schedule(static)
     for (int ft = 0; ft < (int)(FB * count * TH); ft++) {
         int fb = ft / (count * TH), i = ft / TH % count, ty = ft % TH;
-        for (int tx = 0; tx < TW; tx++) {
+        for (int tx = 0; tx < TW; tx++)
+            for (int h = 0; h < 16; h += VL) { /* the block's NB vectors */
             size_t tile = ((size_t)i * TH + ty) * TW + tx, at = ((size_t)fb * T + tile) * 16, e_stride = ms;
-            __m512 mm[16], t[2][4];
-            for (int e = 0; e < 16; e++) mm[e] = _mm512_loadu_ps(M + e * e_stride + at);
+            vf mm[16], t[2][4];
+            for (int e = 0; e < 16; e++) mm[e] = vload(M + e * e_stride + at + h);
             for (int c = 0; c < 4; c++) {
-                t[0][c] = _mm512_add_ps(_mm512_add_ps(mm[c], mm[4 + c]), mm[8 + c]);
-                t[1][c] = _mm512_sub_ps(_mm512_sub_ps(mm[4 + c], mm[8 + c]), mm[12 + c]);
+                t[0][c] = vadd(vadd(mm[c], mm[4 + c]), mm[8 + c]);
+                t[1][c] = vsub(vsub(mm[4 + c], mm[8 + c]), mm[12 + c]);
             }
             float *y = yb + ((size_t)fb * npix + (size_t)i * H * W + (size_t)2 * ty * W + 2 * tx) * 16;
             for (int r = 0; r < 2; r++) {
-                _mm512_storeu_ps(y + (size_t)r * W * 16, _mm512_add_ps(_mm512_add_ps(t[r][0], t[r][1]), t[r][2]));
-                _mm512_storeu_ps(y + ((size_t)r * W + 1) * 16, _mm512_sub_ps(_mm512_sub_ps(t[r][1], t[r][2]), t[r][3]));
+                vstore(y + (size_t)r * W * 16 + h, vadd(vadd(t[r][0], t[r][1]), t[r][2]));
+                vstore(y + ((size_t)r * W + 1) * 16 + h, vsub(vsub(t[r][1], t[r][2]), t[r][3]));
             }
         }
     }
@@ -355,22 +411,23 @@ void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, co
     for (int ft = 0; ft < (int)(FB * count * TH); ft++) {
         int fb = ft / (count * TH), i = ft / TH % count, ty = ft % TH;
         const float *g = dy + i * dy_image + fb * dy_block + (size_t)2 * ty * dy_row * 16;
-        for (int tx = 0; tx < TW; tx++) {
-            __m512 y[2][2], t[4][2];
+        for (int tx = 0; tx < TW; tx++)
+            for (int h = 0; h < 16; h += VL) { /* the block's NB vectors */
+            vf y[2][2], t[4][2];
             for (int r = 0; r < 2; r++)
-                for (int c = 0; c < 2; c++) y[r][c] = _mm512_loadu_ps(g + ((size_t)r * dy_row + 2 * tx + c) * 16);
+                for (int c = 0; c < 2; c++) y[r][c] = vload(g + ((size_t)r * dy_row + 2 * tx + c) * 16 + h);
             for (int c = 0; c < 2; c++) {
                 t[0][c] = y[0][c];
-                t[1][c] = _mm512_add_ps(y[0][c], y[1][c]);
-                t[2][c] = _mm512_sub_ps(y[0][c], y[1][c]);
-                t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), y[1][c]);
+                t[1][c] = vadd(y[0][c], y[1][c]);
+                t[2][c] = vsub(y[0][c], y[1][c]);
+                t[3][c] = vsub(vzero(), y[1][c]);
             }
             size_t at = ((size_t)fb * T + ((size_t)i * TH + ty) * TW + tx) * 16;
             for (int r = 0; r < 4; r++) {
-                _mm512_storeu_ps(Y + (4 * r) * ms + at, t[r][0]);
-                _mm512_storeu_ps(Y + (4 * r + 1) * ms + at, _mm512_add_ps(t[r][0], t[r][1]));
-                _mm512_storeu_ps(Y + (4 * r + 2) * ms + at, _mm512_sub_ps(t[r][0], t[r][1]));
-                _mm512_storeu_ps(Y + (4 * r + 3) * ms + at, _mm512_sub_ps(_mm512_setzero_ps(), t[r][1]));
+                vstore(Y + (4 * r) * ms + at + h, t[r][0]);
+                vstore(Y + (4 * r + 1) * ms + at + h, vadd(t[r][0], t[r][1]));
+                vstore(Y + (4 * r + 2) * ms + at + h, vsub(t[r][0], t[r][1]));
+                vstore(Y + (4 * r + 3) * ms + at + h, vsub(vzero(), t[r][1]));
             }
         }
     }
@@ -387,27 +444,28 @@ void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
     int CB = C / 16, FB = F / 16;
     size_t per_e = (size_t)F * C;
     /* dW = G^T dU G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1], 16 filters a vector */
-    __m512 half = _mm512_set1_ps(0.5f);
+    vf half = vset1(0.5f);
 #pragma omp parallel for schedule(static)
     for (int fc = 0; fc < FB * CB; fc++)
-        for (int c = 0; c < 16; c++) {
+        for (int c = 0; c < 16; c++)
+            for (int h = 0; h < 16; h += VL) { /* 16 filters: NB vectors */
             size_t at = (size_t)fc * 256 + c * 16;
-            __m512 d[16], t[3][4];
-            for (int e = 0; e < 16; e++) d[e] = _mm512_loadu_ps(du + e * per_e + at);
+            vf d[16], t[3][4];
+            for (int e = 0; e < 16; e++) d[e] = vload(du + e * per_e + at + h);
             for (int k = 0; k < 4; k++) {
-                __m512 sum = _mm512_mul_ps(half, _mm512_add_ps(d[4 + k], d[8 + k]));
-                t[0][k] = _mm512_add_ps(d[k], sum);
-                t[1][k] = _mm512_mul_ps(half, _mm512_sub_ps(d[4 + k], d[8 + k]));
-                t[2][k] = _mm512_add_ps(sum, d[12 + k]);
+                vf sum = vmul(half, vadd(d[4 + k], d[8 + k]));
+                t[0][k] = vadd(d[k], sum);
+                t[1][k] = vmul(half, vsub(d[4 + k], d[8 + k]));
+                t[2][k] = vadd(sum, d[12 + k]);
             }
             float *out = dwb + (size_t)fc * 9 * 256 + c * 16;
             for (int r = 0; r < 3; r++) {
-                __m512 sum = _mm512_mul_ps(half, _mm512_add_ps(t[r][1], t[r][2]));
-                __m512 w0 = _mm512_add_ps(t[r][0], sum), w1 = _mm512_mul_ps(half, _mm512_sub_ps(t[r][1], t[r][2]));
-                __m512 w2 = _mm512_add_ps(sum, t[r][3]);
-                _mm512_storeu_ps(out + (3 * r) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r) * 256), w0));
-                _mm512_storeu_ps(out + (3 * r + 1) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r + 1) * 256), w1));
-                _mm512_storeu_ps(out + (3 * r + 2) * 256, _mm512_add_ps(_mm512_loadu_ps(out + (3 * r + 2) * 256), w2));
+                vf sum = vmul(half, vadd(t[r][1], t[r][2]));
+                vf w0 = vadd(t[r][0], sum), w1 = vmul(half, vsub(t[r][1], t[r][2]));
+                vf w2 = vadd(sum, t[r][3]);
+                vstore(out + (3 * r) * 256 + h, vadd(vload(out + (3 * r) * 256 + h), w0));
+                vstore(out + (3 * r + 1) * 256 + h, vadd(vload(out + (3 * r + 1) * 256 + h), w1));
+                vstore(out + (3 * r + 2) * 256 + h, vadd(vload(out + (3 * r + 2) * 256 + h), w2));
             }
         }
 }
@@ -462,6 +520,7 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
         float *out = dst + (size_t)i * image_stride + (size_t)fb * 16 * HW;
         for (int p0 = 0; p0 < HW; p0 += 16) {
             int n = HW - p0 < 16 ? HW - p0 : 16;
+#if VL == 16
             __mmask16 m = (__mmask16)((1u << n) - 1);
             __m512 r[16];
             for (int x = 0; x < 16; x++) r[x] = x < n ? _mm512_loadu_ps(in + (size_t)(p0 + x) * 16) : _mm512_setzero_ps();
@@ -471,58 +530,80 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
                 __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[f]) : r[f];
                 _mm512_mask_storeu_ps(o, m, v);
             }
+#else
+            for (int f = 0; f < 16; f++) {
+                float *o = out + (size_t)f * HW + p0;
+                const float *q = in + (size_t)p0 * 16 + f;
+                if (add)
+                    for (int x = 0; x < n; x++) o[x] += q[x * 16];
+                else
+                    for (int x = 0; x < n; x++) o[x] = q[x * 16];
+            }
+#endif
         }
     }
 }
+
+/* A weight-gradient task: WG_FB blocks of 16 filters x up to WG_CPT of the
+ * computed channels of one channel block, every tap; its accumulators
+ * (WG_CPT x WG_FB x NB vectors) stay in registers over every pixel. */
+#if VL == 16
+#define WG_FB 2
+#define WG_CPT 8 /* 16 accumulators + 2 gradient vectors + a broadcast */
+#elif VL == 8 || defined(__ARM_NEON)
+#define WG_FB 1
+#define WG_CPT 6 /* 12 of 8 (AVX2), 24 of 4 (NEON) */
+#else
+#define WG_FB 1
+#define WG_CPT 3 /* 12 of 4 */
+#endif
+#define WG_PARTS ((16 + WG_CPT - 1) / WG_CPT)
+
+int cd_skip_filter_group(void) { return 16 * WG_FB; }
 
 void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
                     size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
                     const uint8_t *skip_f, float *dwb)
 {
-    int CB = C / 16, FP = F / 32, kk = k * k;
+    int CB = C / 16, FP = F / (16 * WG_FB), kk = k * k;
     size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block;
-    /* a task: two filter blocks x up to 8 of the computed channels of one
-     * channel block, every tap */
 #pragma omp parallel for schedule(static)
-    for (int task = 0; task < FP * CB * 2; task++) {
-        int fp = task / (CB * 2), cb = task / 2 % CB, half = task % 2;
-        int list[16], kept = 0, idx[8];
+    for (int task = 0; task < FP * CB * WG_PARTS; task++) {
+        int fp = task / (CB * WG_PARTS), cb = task / WG_PARTS % CB, part = task % WG_PARTS;
+        int list[16], kept = 0, idx[WG_CPT];
         for (int c = 0; c < 16; c++)
             if (!skip_c || !skip_c[cb * 16 + c]) list[kept++] = c;
-        int n = kept - half * 8 < 8 ? kept - half * 8 : 8, fkept = 0;
-        for (int f = 0; f < 32; f++) fkept += !skip_f || !skip_f[fp * 32 + f];
+        int n = kept - part * WG_CPT < WG_CPT ? kept - part * WG_CPT : WG_CPT, fkept = 0;
+        for (int f = 0; f < 16 * WG_FB; f++) fkept += !skip_f || !skip_f[fp * 16 * WG_FB + f];
         if (n <= 0 || !fkept) continue;
-        for (int c = 0; c < 8; c++) idx[c] = list[half * 8 + (c < n ? c : n - 1)]; /* a short task repeats its last */
+        for (int c = 0; c < WG_CPT; c++) idx[c] = list[part * WG_CPT + (c < n ? c : n - 1)]; /* a short task repeats its last */
         for (int t = 0; t < kk; t++) {
             int ky = t / k, kx = t % k;
-            float *d0 = dwb + (((size_t)2 * fp * CB + cb) * kk + t) * 256, *d1 = d0 + (size_t)CB * kk * 256;
-            __m512 a0[8], a1[8];
-            for (int c = 0; c < 8; c++) {
-                a0[c] = _mm512_loadu_ps(d0 + idx[c] * 16);
-                a1[c] = _mm512_loadu_ps(d1 + idx[c] * 16);
-            }
+            float *d[WG_FB];
+            for (int b = 0; b < WG_FB; b++) d[b] = dwb + (((size_t)(fp * WG_FB + b) * CB + cb) * kk + t) * 256;
+            vf a[WG_CPT][WG_FB * NB];
+            for (int c = 0; c < WG_CPT; c++)
+                for (int u = 0; u < WG_FB * NB; u++) a[c][u] = vload(d[u / NB] + idx[c] * 16 + u % NB * VL);
             for (int i = 0; i < count; i++) {
                 const float *xi = xb + (size_t)i * image + (size_t)cb * block;
-                const float *g0i = dy + i * dy_image + (size_t)2 * fp * dy_block, *g1i = g0i + dy_block;
+                const float *gi = dy + i * dy_image + (size_t)fp * WG_FB * dy_block;
                 for (int oy = 0; oy < OH; oy++) {
                     const float *xr = xi + ((size_t)(oy * s + ky) * PW + kx) * 16;
-                    const float *g0 = g0i + (size_t)oy * dy_row * 16, *g1 = g1i + (size_t)oy * dy_row * 16;
+                    const float *g = gi + (size_t)oy * dy_row * 16;
                     for (int ox = 0; ox < OW; ox++) {
-                        __m512 v0 = _mm512_loadu_ps(g0 + (size_t)ox * 16), v1 = _mm512_loadu_ps(g1 + (size_t)ox * 16);
+                        vf v[WG_FB * NB];
+                        for (int u = 0; u < WG_FB * NB; u++) v[u] = vload(g + u / NB * dy_block + (size_t)ox * 16 + u % NB * VL);
                         const float *xp = xr + (size_t)ox * s * 16;
 #pragma GCC unroll 8
-                        for (int c = 0; c < 8; c++) {
-                            __m512 b = _mm512_set1_ps(xp[idx[c]]);
-                            a0[c] = _mm512_fmadd_ps(b, v0, a0[c]);
-                            a1[c] = _mm512_fmadd_ps(b, v1, a1[c]);
+                        for (int c = 0; c < WG_CPT; c++) {
+                            vf b = vset1(xp[idx[c]]);
+                            for (int u = 0; u < WG_FB * NB; u++) a[c][u] = vfma(b, v[u], a[c][u]);
                         }
                     }
                 }
             }
-            for (int c = 0; c < n; c++) {
-                _mm512_storeu_ps(d0 + idx[c] * 16, a0[c]);
-                _mm512_storeu_ps(d1 + idx[c] * 16, a1[c]);
-            }
+            for (int c = 0; c < n; c++)
+                for (int u = 0; u < WG_FB * NB; u++) vstore(d[u / NB] + idx[c] * 16 + u % NB * VL, a[c][u]);
         }
     }
 }
@@ -541,5 +622,3 @@ void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad)
                     grad[((size_t)(fb * 16 + f) * C + cb * 16 + c) * kk + t] += in[((size_t)t * 16 + c) * 16 + f];
     }
 }
-
-#endif

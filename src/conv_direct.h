@@ -1,4 +1,6 @@
-/* Direct and Winograd convolution on channel-blocked images (CPU, AVX-512).
+/* Direct and Winograd convolution on channel-blocked images (CPU), written
+ * once over the vector type of simd.h: 16-wide with AVX-512, 8-wide with
+ * AVX2 + FMA, 4-wide with NEON or any other target.
  *
  * Layouts, 16 channels to a block (c16 = channel % 16, the fastest index):
  *   blocked image  (n, C/16, PH, PW, 16): an input zero-padded by pad pixels,
@@ -6,7 +8,8 @@
  *   blocked output (F/16, n * OH * OW, 16): the images' pixels in a row;
  *   blocked weights (F/G, C/16, k, k, 16 c, G f): filters in groups of G = 64
  *                  (4 blocks), or 32 where F is not a multiple of 64.
- * Each micro-tile keeps 6 output pixels x 64 filters (or 12 x 32) in
+ * Each micro-tile keeps 6 output pixels x 64 filters (or 12 x 32) with
+ * AVX-512, 6 pixels x 16 filters with AVX2 or NEON, 3 x 16 otherwise, in
  * registers over the whole reduction (C/16 blocks x k x k taps x 16
  * channels), broadcasting one input value against the group's weight
  * vectors; no im2col, no packing of the images beyond the one blocked copy.
@@ -21,13 +24,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 1 where this build has the kernels (compiled for AVX-512), else 0: the
- * convolution layer then keeps its im2col path */
-#if defined(__AVX512F__)
+/* Every build has the kernels (at its vector width). */
 #define CDB_CONV_DIRECT 1
-#else
-#define CDB_CONV_DIRECT 0
-#endif
+
+/* which vector width the kernels were compiled for: "avx512", "avx2",
+ * "neon" or "generic" (4-wide GCC vectors) */
+const char *cd_kernels_isa(void);
+
+/* Compute skipping of dropped filters works on whole groups of this many
+ * filters (32 with AVX-512, 16 otherwise). */
+int cd_skip_filter_group(void);
 
 /* count images (C, H, W), image_stride floats apart, into blocked images
  * padded by pad pixels (C a multiple of 16) */
@@ -101,8 +107,9 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
  * dy + i*dy_image + fb*dy_block + (oy*dy_row + ox)*16) times the blocked
  * inputs of the forward pass. Compute skipping: the channels c with
  * skip_c[c] set are not computed (their entries of dwb are left as they
- * are), nor groups of 32 filters whose skip_f entries are all set; either
- * may be NULL. Each computed entry gets the same arithmetic either way. */
+ * are), nor groups of filters whose skip_f entries are all set; either
+ * may be NULL (groups of cd_skip_filter_group()
+ * filters). Each computed entry gets the same arithmetic either way. */
 void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
                     size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
                     const uint8_t *skip_f, float *dwb);

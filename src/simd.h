@@ -59,5 +59,8 @@ static inline vf vfma(vf a, vf b, vf c) { return a * b + c; }
 #endif
 
 static inline vf vzero(void) { return vset1(0.f); }
+static inline vf vadd(vf a, vf b) { return a + b; }
+static inline vf vsub(vf a, vf b) { return a - b; }
+static inline vf vmul(vf a, vf b) { return a * b; }
 
 #endif
