@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "conv_direct.h"
+#include "convolutional_layer.h"
 #include "gemm.h"
 
 static int compare_doubles(const void *a, const void *b)
@@ -172,6 +174,18 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
     else
         printf("benchmark %s: batch %d, %d threads, gemm %s, dropback %s\n", net->cfg_path, net->batch,
                get_num_threads(), gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
+    if (!net->gpu) {
+        int direct = 0, wino = 0, other = 0;
+        for (int i = 0; i < net->n; i++) {
+            if (strcmp(net->layers[i].type_name, "convolutional")) continue;
+            if (convolutional_uses_winograd(&net->layers[i])) wino++;
+            else if (convolutional_uses_direct(&net->layers[i], 0)) direct++;
+            else other++;
+        }
+        printf("kernels: %s (%d floats a vector); convolutions: %d Winograd, %d direct, %d im2col/shifted GEMM; "
+               "weight gradients: fixed-order GEMM\n",
+               cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)), wino, direct, other);
+    }
     printf("images/s: median %.1f over %d repeats of %d steps (min %.1f, max %.1f, spread %.1f%%)\n", med,
            opt->repeats, opt->steps, lo, hi, 100 * (hi - lo) / med);
     printf("cpu: %.2f cores busy on average while timed\n", cores_busy);

@@ -215,6 +215,19 @@ int cfg_override(cfg_file *f, const char *assignment)
         return -1;
     }
     cfg_section *s = &f->sections[idx];
+    /* A training length from the command line replaces the cfg's, whichever
+     * of max_batches / max_epochs the cfg gave (both from -set stays an
+     * error). */
+    if (idx == 0 && (!strcmp(key, "max_batches") || !strcmp(key, "max_epochs"))) {
+        cfg_kv *other = find_kv(s, !strcmp(key, "max_batches") ? "max_epochs" : "max_batches");
+        if (other && other->line != 0) {
+            int at = (int)(other - s->kv);
+            free(other->key);
+            free(other->value);
+            memmove(other, other + 1, (size_t)(s->n - at - 1) * sizeof(*other));
+            s->n--;
+        }
+    }
     cfg_kv *kv = find_kv(s, key);
     if (kv) {
         free(kv->value);

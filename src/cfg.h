@@ -31,7 +31,8 @@ cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section, const c
 void cfg_free(cfg_file *f);
 
 /* Apply a command-line override "SECTION.key=value" where SECTION is `net`
- * or a layer index as printed in the network summary. */
+ * or a layer index as printed in the network summary. net.max_batches or
+ * net.max_epochs replaces whichever of the two the file gave. */
 int cfg_override(cfg_file *f, const char *assignment);
 
 /* A reader walks one section. The first error is recorded in the reader

@@ -13,6 +13,7 @@ size_t cd_slice_bytes = 320 << 10;
 #define NB (16 / VL)
 
 const char *cd_kernels_isa(void) { return SIMD_ISA; }
+size_t cd_kernels_vector_bytes(void) { return sizeof(vf); }
 
 #if VL == 16
 

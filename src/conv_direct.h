@@ -30,6 +30,7 @@
 /* which vector width the kernels were compiled for: "avx512", "avx2",
  * "neon" or "generic" (4-wide GCC vectors) */
 const char *cd_kernels_isa(void);
+size_t cd_kernels_vector_bytes(void);
 
 /* Compute skipping of dropped filters works on whole groups of this many
  * filters (32 with AVX-512, 16 otherwise). */

@@ -39,7 +39,8 @@ static const char *usage =
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
     "  -seed N           seed of every random stream of the run (same as -set net.seed=N)\n"
-    "  -threads N        CPU threads for GEMM and OpenMP loops (default 1)\n"
+    "  -threads N        CPU threads for GEMM and OpenMP loops (default: every CPU this process\n"
+    "                    may run on; -threads 1 for one)\n"
     "  -nodropback       turn ChannelDropBack off everywhere (the baseline arm of a comparison)\n"
     "  -set SEC.KEY=VAL  override a cfg value; SEC is 'net' or a layer index as printed,\n"
     "                    e.g. -set net.max_batches=10 -set 3.channel_dropback=0 (repeatable)\n"
@@ -91,7 +92,7 @@ static int int_value(const char *opt, const char *s, int min, int *out)
 static int parse_cli(int argc, char **argv, cli *c)
 {
     memset(c, 0, sizeof(*c));
-    c->threads = 1;
+    c->threads = 0; /* every available CPU */
     c->index = -1;
     c->top = 5;
     c->steps = 10;
@@ -258,6 +259,9 @@ static int cmd_train(const cli *c)
                db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
                db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
     }
+    for (int i = 0; i < c->n_overrides && !c->quiet; i++)
+        if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
+            printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
     train_options opt = {d.backup, c->out, c->print_every, c->quiet};
     status = train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
     data_config_free(&d);
@@ -496,7 +500,7 @@ int main(int argc, char **argv)
     }
     cli c;
     if (parse_cli(argc, argv, &c)) return 2;
-    set_num_threads(c.threads);
+    set_num_threads(c.threads ? c.threads : available_cpus());
 #ifdef GPU
     if (!c.force_cpu && cuda_device_count() > 0) {
         char cuda[256];

@@ -116,6 +116,16 @@ static void report_dropback_epoch(cdb_network *net, int epoch)
     memset(s, 0, sizeof(*s));
 }
 
+/* Before the regular cadence: lines after 1, 2, 5, 10, 20, 50, ... steps of
+ * this run, so that a slow model shows it is moving within seconds. */
+static int early_progress(int steps_done, int print_every)
+{
+    if (steps_done >= print_every) return 0;
+    for (long m = 1; m <= steps_done; m *= 10)
+        if (steps_done == m || steps_done == 2 * m || steps_done == 5 * m) return 1;
+    return 0;
+}
+
 int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                   valid_result *final)
 {
@@ -169,7 +179,8 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
         int done_epoch = net->step % steps_per_epoch == 0;
-        if (!opt->quiet && (net->step % print_every == 0 || net->step == max)) {
+        if (!opt->quiet && (net->step % print_every == 0 || net->step == max ||
+                            (!opt->print_every && early_progress(net->step - start_step, print_every)))) {
             double now = now_seconds();
             double ips = window_steps * net->batch / (now - t_window);
             double per_step = (now - t_start) / (net->step - start_step);

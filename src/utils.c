@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "utils.h"
 
 #include <errno.h>
@@ -5,7 +6,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 static __thread char last_error[2048];
 
@@ -117,4 +120,17 @@ int parse_float_strict(const char *s, float *out)
     if (end == s || *end || errno || !isfinite(v)) return -1;
     *out = v;
     return 0;
+}
+
+int available_cpus(void)
+{
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

@@ -45,6 +45,8 @@ float rng_normal(cdb_rng *r);               /* N(0, 1) */
 int rng_int(cdb_rng *r, int n);             /* uniform in [0, n) */
 
 double now_seconds(void);
+/* CPUs this process may run on (its affinity mask; at least 1). */
+int available_cpus(void);
 
 /* Parse helpers that reject trailing junk (unlike atoi/atof). */
 int parse_int_strict(const char *s, int *out);

@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "conv_direct.h"
 #include "test.h"
+#include "utils.h"
 
 /* Run a shell command, capture its output (stdout+stderr) and exit code. */
 static int run(const char *cmd, char *out, size_t n)
@@ -198,8 +200,14 @@ static void t_train_then_valid(void)
  * sense (no timing is asserted: this machine is shared). */
 static void t_benchmark(void)
 {
-    int rc = run("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 1 -repeats 2 -warmup 0 -top 2", out, sizeof(out));
+    int rc = run("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 1 -repeats 2 -warmup 0 -top 2 -threads 1", out,
+                 sizeof(out));
     CHECK(rc == 0, "benchmark exit %d: %s", rc, out);
+    char kernels[128];
+    snprintf(kernels, sizeof(kernels), "kernels: %s (%d floats a vector); convolutions: 1 Winograd, 1 direct, 1 im2col",
+             cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)));
+    /* smallcnn: 1 -> 32 channels (im2col), 32 -> 64 at 28x28 (Winograd), 64 -> 128 stride 2 (direct) */
+    CHECK(strstr(out, kernels), "the kernels line names the ISA and each convolution's path (want '%s'): %s", kernels, out);
     double rate = 0, cores = 0, total = 0, fwd = 0, bwd = 0, flops = 0;
     const char *at = strstr(out, "images/s: median ");
     CHECK(at && sscanf(at, "images/s: median %lf", &rate) == 1 && rate > 0, "images/s line: %s", out);
@@ -227,8 +235,53 @@ static void t_benchmark(void)
     CHECK(run("./cdbnet benchmark", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet benchmark"), "no cfg: %s", out);
 }
 
+/* Defaults a new user meets: every available CPU, a progress line within
+ * the first steps, and the help text's -set net.max_batches example working
+ * on a cfg that gives max_epochs. */
+static void t_defaults(void)
+{
+    const char *dir = test_tmpdir();
+    write_toy_dataset(dir, 256);
+    char data[512], cfg[512], text[2048], cmd[4096];
+    snprintf(data, sizeof(data), "%s/toy1.data", dir);
+    snprintf(text, sizeof(text),
+             "classes=4\ntrain=%s/toy-images.gz\ntrain_labels=%s/toy-labels.gz\nvalid=%s/toy-images.gz\n"
+             "valid_labels=%s/toy-labels.gz\nbackup=%s/backup1\n",
+             dir, dir, dir, dir, dir);
+    write_text(data, text);
+    snprintf(cfg, sizeof(cfg), "%s/toy1.cfg", dir);
+    /* batch 1: 256 steps an epoch, a regular line every 12 */
+    write_text(cfg, "[net]\nbatch=1\nwidth=8\nheight=8\nchannels=1\nlearning_rate=0.01\nmax_epochs=3\n"
+                    "[connected]\noutput=4\nactivation=linear\n[softmax]\n");
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=30", cfg, data);
+    int rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 0, "-set net.max_batches on a max_epochs cfg exited %d:\n%s", rc, out);
+    CHECK(strstr(out, "length: -set net.max_batches=30 from the command line replaces the cfg's length"),
+          "the banner says where the length came from:\n%s", out);
+    char threads[64];
+    int cpus = available_cpus();
+    snprintf(threads, sizeof(threads), ", %d thread%s\n", cpus, cpus == 1 ? "" : "s");
+    CHECK(strstr(out, "training ") && strstr(out, ": 30 steps of 1 images") && strstr(out, threads),
+          "30 steps on every available CPU (%d):\n%s", cpus, out);
+    const int shown[] = {1, 2, 5, 10, 12, 24, 30}, hidden[] = {3, 4, 6, 11, 13, 20};
+    for (int i = 0; i < 7; i++) {
+        snprintf(text, sizeof(text), "step %6d/30 ", shown[i]);
+        CHECK(strstr(out, text), "progress after step %d:\n%s", shown[i], out);
+    }
+    for (int i = 0; i < 6; i++) {
+        snprintf(text, sizeof(text), "step %6d/30 ", hidden[i]);
+        CHECK(!strstr(out, text), "no progress line after step %d:\n%s", hidden[i], out);
+    }
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=30 -set net.max_epochs=1", cfg, data);
+    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "give either max_batches or max_epochs, not both"),
+          "both lengths on the command line stay an error: %s", out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=3 -threads 1", cfg, data);
+    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, ", 1 thread\n"), "-threads 1: %s", out);
+}
+
 void register_cli_tests(void)
 {
+    test_add("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults);
     test_add("cli/benchmark prints its report", t_benchmark);
     test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
     test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
