@@ -26,7 +26,7 @@ CC ?= cc
 NVCC ?= $(CUDA_PATH)/bin/nvcc
 CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas -Iinclude -Isrc -fPIC -MMD -MP
 LDLIBS = -lm -lz
-OPT = -O3 $(if $(MARCH),-march=$(MARCH)) -ffp-contract=off
+OPT = -O3 $(if $(MARCH),-march=$(MARCH)) -ffp-contract=off -fno-trapping-math
 
 ifeq ($(DEBUG),1)
 OPT = -O0 -g
