@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs every Debian package cdbnet's build, data and tests need.
 # Idempotent: installs only what is missing. Run as root or with sudo.
+#   scripts/install_deps.sh           build, data and the test suite
+#   scripts/install_deps.sh --arm64   also the aarch64 cross compiler, qemu-user
+#                                     and arm64 zlib (the ARM check of .ci/run)
+#   scripts/install_deps.sh --bench   also Debian's PyTorch (CPU), for
+#                                     scripts/bench_torch.py and the fixtures
 set -euo pipefail
 
 packages=(
@@ -11,6 +16,15 @@ packages=(
   libstb-dev            # image files for `cdbnet predict`
   dataset-fashion-mnist # real Fashion-MNIST in /usr/share/datasets/fashion-mnist
 )
+arm64=0
+for arg in "$@"; do
+  case "$arg" in
+    --arm64) arm64=1
+             packages+=(gcc-aarch64-linux-gnu qemu-user zlib1g-dev:arm64) ;;
+    --bench) packages+=(python3-torch) ;;
+    *) echo "install_deps: unknown option '$arg' (--arm64, --bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,5 +50,8 @@ fi
 
 echo "install_deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [ "$arm64" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $sudo dpkg --add-architecture arm64
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -37,11 +37,27 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 
 int test_failed(void) { return current_failed; }
 
-int test_run_all(const char *filter)
+/* words: a test runs when its name contains one of the plain words (or
+ * there are none) and none of the words given as -WORD */
+static int selected(const char *name, int nwords, char **words)
+{
+    int includes = 0, included = 0;
+    for (int w = 0; w < nwords; w++) {
+        if (words[w][0] == '-') {
+            if (strstr(name, words[w] + 1)) return 0;
+        } else {
+            includes++;
+            included |= strstr(name, words[w]) != NULL;
+        }
+    }
+    return !includes || included;
+}
+
+int test_run_all(int nwords, char **words)
 {
     int passed = 0, failed = 0;
     for (int i = 0; i < n_tests; i++) {
-        if (filter && !strstr(tests[i].name, filter)) continue;
+        if (!selected(tests[i].name, nwords, words)) continue;
         current_failed = 0;
         double t0 = now_seconds();
         tests[i].fn();

@@ -39,8 +39,12 @@ double relative_error(const float *a, const float *ref, size_t n)
 {
     double max_diff = 0, max_ref = 0;
     for (size_t i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs((double)a[i] - ref[i]));
-        max_ref = fmax(max_ref, fabs((double)ref[i]));
+        /* a NaN or infinity on either side fails every comparison (fmax
+         * would drop a NaN and score it 0) */
+        if (!isfinite(a[i]) || !isfinite(ref[i])) return INFINITY;
+        double d = fabs((double)a[i] - ref[i]), r = fabs((double)ref[i]);
+        if (d > max_diff) max_diff = d;
+        if (r > max_ref) max_ref = r;
     }
     return max_ref > 0 ? max_diff / max_ref : max_diff;
 }

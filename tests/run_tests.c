@@ -1,5 +1,6 @@
-/* CPU test runner: `tests/run_tests [FILTER]` runs every test whose name
- * contains FILTER (all by default). */
+/* CPU test runner: `tests/run_tests [WORD...] [-WORD...]` runs every test
+ * whose name contains one of the WORDs (all by default) and none of the
+ * -WORDs, e.g. `tests/run_tests -e2e -cli` under an emulator. */
 #include "gemm.h"
 #include "test.h"
 
@@ -19,5 +20,5 @@ int main(int argc, char **argv)
     register_api_tests();
     register_cli_tests();
     register_e2e_tests();
-    return test_run_all(argc > 1 ? argv[1] : NULL);
+    return test_run_all(argc - 1, argv + 1);
 }

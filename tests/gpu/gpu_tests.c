@@ -177,5 +177,5 @@ int main(int argc, char **argv)
     test_add("gpu/vit_micro 3 training steps with dropback", t_train_vit_micro);
     test_add("gpu/smallcnn strict mode, out axis", t_train_strict_out);
     test_add("gpu/vit_micro strict mode", t_train_vit_strict);
-    return test_run_all(argc > 1 ? argv[1] : NULL);
+    return test_run_all(argc - 1, argv + 1);
 }
