@@ -5,6 +5,7 @@
 #
 # usage: scripts/bench_compare.sh [-rounds N] [-threads "1 2"] [-batch N] [CFG...]
 # default cfgs: smallcnn resnet18 vit_micro vit_tiny; default threads "1 2".
+# CDBNET=path/to/cdbnet benchmarks another build (default ./cdbnet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +18,13 @@ while [ $# -gt 0 ]; do
     -rounds) rounds=$2; shift 2 ;;
     -threads) threads=$2; shift 2 ;;
     -batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) cfgs+=("$1"); shift ;;
   esac
 done
 [ ${#cfgs[@]} -gt 0 ] || cfgs=(cfg/smallcnn.cfg cfg/resnet18.cfg cfg/vit_micro.cfg cfg/vit_tiny.cfg)
-[ -x ./cdbnet ] || make -j2 cdbnet >/dev/null
+cdbnet=${CDBNET:-./cdbnet}
+[ -x "$cdbnet" ] || make -j2 cdbnet >/dev/null
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 1; }
 export OMP_WAIT_POLICY=passive
 
@@ -41,7 +43,7 @@ for cfg in "${cfgs[@]}"; do
   for t in $threads; do
     ours=(); theirs=(); ours_busy=(); theirs_busy=()
     for ((r = 0; r < rounds; r++)); do
-      out=$(./cdbnet benchmark "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1)
+      out=$("$cdbnet" benchmark "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1)
       ours+=("$(rate <<<"$out")"); ours_busy+=("$(busy <<<"$out")")
       out=$(/usr/bin/python3 scripts/bench_torch.py "$cfg" -batch "$batch" -threads "$t" -steps "$steps" -repeats 3 -warmup 1)
       theirs+=("$(rate <<<"$out")"); theirs_busy+=("$(busy <<<"$out")")

@@ -211,8 +211,11 @@ typedef struct {
 /* yb (F/16, npix, 16) at the pixels of m, from count blocked images of CB
  * channel blocks (block floats each, rows of row floats) and one kernel of
  * kh x kw taps */
-static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, size_t block, size_t row, int kh,
-                       int kw, const float *wb, int F, float *yb, size_t npix)
+/* E independent products in one parallel region (Winograd's 16), product e
+ * reading xb + e*xs and wb + e*ws, writing yb + e*ys */
+static void conv_tiles_e(int E, const float *xb, size_t xs, const pixel_map *m, int count, int CB, size_t block,
+                         size_t row, int kh, int kw, const float *wb, size_t ws, int F, float *yb, size_t ys,
+                         size_t npix)
 {
     int GF = group_filters(F), NF = GF / 16, groups = F / GF, per = m->rows * m->cols;
 #if VL == 16
@@ -227,8 +230,10 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
     if (slice < 1) slice = 1;
     for (int c0 = 0; c0 < CB; c0 += slice) {
         int cbn = CB - c0 < slice ? CB - c0 : slice, acc = c0 > 0;
+        long per_e = (long)groups * subs * tiles;
 #pragma omp parallel for schedule(static)
-        for (int gt = 0; gt < groups * subs * tiles; gt++) {
+        for (long egt = 0; egt < E * per_e; egt++) {
+            int e = (int)(egt / per_e), gt = (int)(egt % per_e);
             int g = gt / (subs * tiles), sub = gt / tiles % subs, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
             const float *px[12];
             size_t dst[12];
@@ -239,14 +244,14 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
                     dst[j] = dst[0];
                     continue;
                 }
-                px[j] = xb + i * m->src_image + m->src0 + r * m->src_row + c * m->src_col + c0 * block;
+                px[j] = xb + e * xs + i * m->src_image + m->src0 + r * m->src_row + c * m->src_col + c0 * block;
                 dst[j] = i * m->dst_image + m->dst0 + r * m->dst_row + c * m->dst_col;
                 if (++c == m->cols) {
                     c = 0;
                     if (++r == m->rows) r = 0, i++;
                 }
             }
-            float *y = yb + ((size_t)(g * NF + sub * TNF) * npix) * 16, tmp[4 * 12 * 16];
+            float *y = yb + e * ys + ((size_t)(g * NF + sub * TNF) * npix) * 16, tmp[4 * 12 * 16];
             int direct = contiguous && n == P;
             float *out = direct ? y + dst[0] * 16 : tmp;
             size_t out_stride = direct ? stride : (size_t)P * 16;
@@ -254,7 +259,7 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
                 for (int f = 0; f < TNF; f++)
                     for (int j = 0; j < P; j++)
                         memcpy(tmp + f * out_stride + j * 16, y + f * stride + dst[j] * 16, 16 * sizeof(float));
-            const float *w = wb + g * kwts + c0 * tap_floats + sub * TNF * 16;
+            const float *w = wb + e * ws + g * kwts + c0 * tap_floats + sub * TNF * 16;
 #if VL == 16
             if (NF == 4)
                 tile_6x4(px, w, GF, cbn, kh, kw, block, row, out, out_stride, acc);
@@ -269,6 +274,12 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
                         memcpy(y + f * stride + dst[j] * 16, tmp + f * out_stride + j * 16, 16 * sizeof(float));
         }
     }
+}
+
+static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, size_t block, size_t row, int kh,
+                       int kw, const float *wb, int F, float *yb, size_t npix)
+{
+    conv_tiles_e(1, xb, 0, m, count, CB, block, row, kh, kw, wb, 0, F, yb, 0, npix);
 }
 
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
@@ -369,8 +380,7 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
     winograd_input(xb, count, C, H, W, V, vs);
     /* M_e (F/16, T, 16) = V_e U_e: a 1x1 convolution whose pixels are the tiles */
     pixel_map m = {(int)T, 1, 0, 0, 16, 0, T, 0, 1, 1};
-    for (int e = 0; e < 16; e++)
-        conv_tiles(V + e * vs, &m, 1, CB, T * 16, 0, 1, 1, u + (size_t)e * F * C, F, M + e * ms, T);
+    conv_tiles_e(16, V, vs, &m, 1, CB, T * 16, 0, 1, 1, u, (size_t)F * C, F, M, ms, T);
     /* Y = A^T M A into the blocked output (F/16, count*H*W, 16) */
     size_t npix = (size_t)count * H * W;
 #pragma omp parallel for schedule(static)
@@ -393,6 +403,10 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
         }
     }
 }
+
+static void weight_grad_e(int E, const float *xb, size_t xs, int count, int C, int PH, int PW, const float *dy,
+                          size_t ys, size_t dy_image, size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW,
+                          const uint8_t *skip_c, const uint8_t *skip_f, float *dwb, size_t ws);
 
 /* Weight gradient by Winograd: dW = G^T [sum over tiles of (A dY A^T) . V] G,
  * with V = B^T d B as in the forward pass and A dY A^T the 2x2 output
@@ -435,9 +449,7 @@ void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, co
     /* dU_e (F/16, C/16, 1, 1, 16 c, 16 f) = sum over tiles: the tiles as the
      * pixels of one image row */
     size_t per_e = (size_t)F * C;
-    for (int e = 0; e < 16; e++)
-        cd_weight_grad(V + e * vs, 1, C, 1, (int)T, Y + e * ms, 0, T * 16, 0, F, 1, 1, 1, (int)T, skip_c, skip_f,
-                       du + e * per_e);
+    weight_grad_e(16, V, vs, 1, C, 1, (int)T, Y, ms, 0, T * 16, 0, F, 1, 1, 1, (int)T, skip_c, skip_f, du, per_e);
 }
 
 void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
@@ -562,14 +574,21 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 
 int cd_skip_filter_group(void) { return 16 * WG_FB; }
 
-void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
-                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
-                    const uint8_t *skip_f, float *dwb)
+/* E independent weight gradients in one parallel region (Winograd's 16),
+ * product e reading xb + e*xs and dy + e*ys, adding to dwb + e*ws */
+static void weight_grad_e(int E, const float *xb, size_t xs, int count, int C, int PH, int PW, const float *dy,
+                          size_t ys, size_t dy_image, size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW,
+                          const uint8_t *skip_c, const uint8_t *skip_f, float *dwb, size_t ws)
 {
-    int CB = C / 16, FP = F / (16 * WG_FB), kk = k * k;
+    int CB = C / 16, FP = F / (16 * WG_FB), kk = k * k, per_e = FP * CB * WG_PARTS;
     size_t block = (size_t)PH * PW * 16, image = (size_t)CB * block;
+    const float *xb0 = xb, *dy0 = dy;
+    float *dwb0 = dwb;
 #pragma omp parallel for schedule(static)
-    for (int task = 0; task < FP * CB * WG_PARTS; task++) {
+    for (long etask = 0; etask < (long)E * per_e; etask++) {
+        int e = (int)(etask / per_e), task = (int)(etask % per_e);
+        const float *xb = xb0 + e * xs, *dy = dy0 + e * ys;
+        float *dwb = dwb0 + e * ws;
         int fp = task / (CB * WG_PARTS), cb = task / WG_PARTS % CB, part = task % WG_PARTS;
         int list[16], kept = 0, idx[WG_CPT];
         for (int c = 0; c < 16; c++)
@@ -607,6 +626,14 @@ void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const flo
                 for (int u = 0; u < WG_FB * NB; u++) vstore(d[u / NB] + idx[c] * 16 + u % NB * VL, a[c][u]);
         }
     }
+}
+
+void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
+                    size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
+                    const uint8_t *skip_f, float *dwb)
+{
+    weight_grad_e(1, xb, 0, count, C, PH, PW, dy, 0, dy_image, dy_block, dy_row, F, k, s, OH, OW, skip_c, skip_f, dwb,
+                  0);
 }
 
 void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad)

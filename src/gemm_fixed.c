@@ -61,23 +61,46 @@ static void pack_b(int tb, const float *B, int ldb, int N, int k0, int kc, float
     }
 }
 
-/* c (MR rows, ldc apart, NR columns) += the kc products of one A and one B panel */
-static void micro_tile(int kc, const float *ap, const float *bp, float *c, size_t ldc)
-{
-    vf acc[MR][NV];
-    for (int r = 0; r < MR; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = vload(c + r * ldc + v * VL);
-    for (int k = 0; k < kc; k++) {
-        vf b[NV];
-        for (int v = 0; v < NV; v++) b[v] = vload(bp + (size_t)k * NR + v * VL);
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            vf a = vset1(ap[(size_t)k * MR + r]);
-            for (int v = 0; v < NV; v++) acc[r][v] = vfma(a, b[v], acc[r][v]);
-        }
+/* c (MR rows, ldc apart, W vectors of columns) += the kc products of one A
+ * panel and the first W vectors of one B panel (W < NV for the last panel
+ * of a narrow C: no multiply-adds on columns that are all padding). Every
+ * variant gives each element the same chain of multiply-adds. */
+#define DEFINE_MICRO_TILE(name, W)                                                                                 \
+    static void name(int kc, const float *ap, const float *bp, float *c, size_t ldc)                               \
+    {                                                                                                              \
+        vf acc[MR][W];                                                                                             \
+        for (int r = 0; r < MR; r++)                                                                               \
+            for (int v = 0; v < W; v++) acc[r][v] = vload(c + r * ldc + v * VL);                                   \
+        for (int k = 0; k < kc; k++) {                                                                             \
+            vf b[W];                                                                                               \
+            for (int v = 0; v < W; v++) b[v] = vload(bp + (size_t)k * NR + v * VL);                                \
+            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++)                                                   \
+            {                                                                                                      \
+                vf a = vset1(ap[(size_t)k * MR + r]);                                                              \
+                for (int v = 0; v < W; v++) acc[r][v] = vfma(a, b[v], acc[r][v]);                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int r = 0; r < MR; r++)                                                                               \
+            for (int v = 0; v < W; v++) vstore(c + r * ldc + v * VL, acc[r][v]);                                   \
     }
-    for (int r = 0; r < MR; r++)
-        for (int v = 0; v < NV; v++) vstore(c + r * ldc + v * VL, acc[r][v]);
+
+DEFINE_MICRO_TILE(micro_tile_1, 1)
+DEFINE_MICRO_TILE(micro_tile_2, 2)
+#if NV == 4
+DEFINE_MICRO_TILE(micro_tile_3, 3)
+DEFINE_MICRO_TILE(micro_tile_4, 4)
+#endif
+
+static void micro_tile(int vectors, int kc, const float *ap, const float *bp, float *c, size_t ldc)
+{
+    switch (vectors) {
+    case 1: micro_tile_1(kc, ap, bp, c, ldc); break;
+#if NV == 4
+    case 3: micro_tile_3(kc, ap, bp, c, ldc); break;
+    case 4: micro_tile_4(kc, ap, bp, c, ldc); break;
+#endif
+    default: micro_tile_2(kc, ap, bp, c, ldc); break;
+    }
 }
 
 void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
@@ -103,7 +126,7 @@ void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, i
                     const float *ap = Ap + (size_t)p * kc * MR;
                     float *c = C + (size_t)i0 * ldc + j0;
                     if (rows == MR && cols == NR) {
-                        micro_tile(kc, ap, bp, c, (size_t)ldc);
+                        micro_tile(NV, kc, ap, bp, c, (size_t)ldc);
                         continue;
                     }
                     /* an edge tile through a full one: padding only adds
@@ -111,7 +134,7 @@ void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, i
                     float tile[MR * NR];
                     memset(tile, 0, sizeof tile);
                     for (int r = 0; r < rows; r++) memcpy(tile + r * NR, c + (size_t)r * ldc, (size_t)cols * sizeof(float));
-                    micro_tile(kc, ap, bp, tile, NR);
+                    micro_tile((cols + VL - 1) / VL, kc, ap, bp, tile, NR);
                     for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldc, tile + r * NR, (size_t)cols * sizeof(float));
                 }
             }
