@@ -7,7 +7,6 @@
  * blocks of k run one after the other and C goes to memory between them
  * unchanged (a float stays a float), so blocking, packing, padding and
  * threads leave every element's arithmetic as it is. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -19,45 +18,51 @@
 #define KC (VL == 16 ? 128 : 256) /* a KC x NR panel of B stays in L1 */
 #define MC (MR * 48)              /* rows of A per task: 48 micro-panels */
 
-size_t gemm_fixed_workspace(int M, int N)
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int max_threads(void)
 {
-    size_t mp = (size_t)(M + MR - 1) / MR * MR, np = (size_t)(N + NR - 1) / NR * NR;
-    return (mp + np) * KC;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
 }
 
-/* Ap (ceil(M/MR), kc, MR): rows past M are zeros */
-static void pack_a(int ta, const float *A, int lda, int M, int k0, int kc, float *Ap)
+/* per thread: the A panels of one block of MC rows and one B panel */
+size_t gemm_fixed_workspace(int M, int N)
 {
-    int panels = (M + MR - 1) / MR;
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < panels; p++) {
+    (void)M, (void)N;
+    return (size_t)max_threads() * (MC + NR) * KC;
+}
+
+/* Ap (rows/MR rounded up, kc, MR) from rows i0 .. i0+rows-1 of op(A); rows
+ * past the end are zeros */
+static void pack_a(int ta, const float *A, int lda, int i0, int rows, int k0, int kc, float *Ap)
+{
+    for (int p = 0; p * MR < rows; p++) {
         float *dst = Ap + (size_t)p * kc * MR;
-        int i0 = p * MR, rows = M - i0 < MR ? M - i0 : MR;
+        int r0 = i0 + p * MR, n = rows - p * MR < MR ? rows - p * MR : MR;
         for (int k = 0; k < kc; k++)
             for (int r = 0; r < MR; r++)
                 dst[(size_t)k * MR + r] =
-                    r < rows ? (ta ? A[(size_t)(k0 + k) * lda + i0 + r] : A[(size_t)(i0 + r) * lda + k0 + k]) : 0.f;
+                    r < n ? (ta ? A[(size_t)(k0 + k) * lda + r0 + r] : A[(size_t)(r0 + r) * lda + k0 + k]) : 0.f;
     }
 }
 
-/* Bp (ceil(N/NR), kc, NR): columns past N are zeros */
-static void pack_b(int tb, const float *B, int ldb, int N, int k0, int kc, float *Bp)
+/* Bp (kc, NR) from columns j0 .. j0+cols-1 of op(B); columns past the end
+ * are zeros */
+static void pack_b(int tb, const float *B, int ldb, int j0, int cols, int k0, int kc, float *Bp)
 {
-    int panels = (N + NR - 1) / NR;
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < panels; p++) {
-        float *dst = Bp + (size_t)p * kc * NR;
-        int j0 = p * NR, cols = N - j0 < NR ? N - j0 : NR;
-        for (int k = 0; k < kc; k++) {
-            float *d = dst + (size_t)k * NR;
-            if (!tb) {
-                const float *src = B + (size_t)(k0 + k) * ldb + j0;
-                memcpy(d, src, (size_t)cols * sizeof(float));
-            } else {
-                for (int j = 0; j < cols; j++) d[j] = B[(size_t)(j0 + j) * ldb + k0 + k];
-            }
-            for (int j = cols; j < NR; j++) d[j] = 0.f;
-        }
+    for (int k = 0; k < kc; k++) {
+        float *d = Bp + (size_t)k * NR;
+        if (!tb)
+            memcpy(d, B + (size_t)(k0 + k) * ldb + j0, (size_t)cols * sizeof(float));
+        else
+            for (int j = 0; j < cols; j++) d[j] = B[(size_t)(j0 + j) * ldb + k0 + k];
+        for (int j = cols; j < NR; j++) d[j] = 0.f;
     }
 }
 
@@ -107,36 +112,50 @@ void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, i
                 float *C, int ldc, float *work)
 {
     if (M <= 0 || N <= 0 || K <= 0) return;
-    int apanels = (M + MR - 1) / MR, bpanels = (N + NR - 1) / NR, mtasks = (M + MC - 1) / MC;
-    float *Ap = work, *Bp = work + (size_t)apanels * MR * KC;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        int kc = K - k0 < KC ? K - k0 : KC;
-        pack_a(trans_a, A, lda, M, k0, kc, Ap);
-        pack_b(trans_b, B, ldb, N, k0, kc, Bp);
-        /* a task: MC rows of C against one panel of B (in L1), the rows' A
-         * panels in L2 across the task's consecutive B panels */
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int mt = 0; mt < mtasks; mt++)
-            for (int jp = 0; jp < bpanels; jp++) {
+    int bpanels = (N + NR - 1) / NR, mtasks = (M + MC - 1) / MC, tasks = mtasks * bpanels;
+    int threads = max_threads() < tasks ? max_threads() : tasks;
+    /* A task: MC rows of C against one panel of NR columns. Each thread
+     * takes a fixed, contiguous run of tasks and packs what they read
+     * itself, so there is one parallel region per call and no barrier
+     * (a run of consecutive tasks shares its rows, packed once per block
+     * of k). */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        int t = 0, nt = 1;
+#endif
+        int first = (int)((long)tasks * t / nt), last = (int)((long)tasks * (t + 1) / nt);
+        float *Ap = work + (size_t)t * (MC + NR) * KC, *Bp = Ap + (size_t)MC * KC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC, packed_mt = -1;
+            for (int task = first; task < last; task++) {
+                int mt = task / bpanels, jp = task % bpanels;
+                int i_first = mt * MC, rows = M - i_first < MC ? M - i_first : MC;
                 int j0 = jp * NR, cols = N - j0 < NR ? N - j0 : NR;
-                const float *bp = Bp + (size_t)jp * kc * NR;
-                int p_end = (mt + 1) * (MC / MR) < apanels ? (mt + 1) * (MC / MR) : apanels;
-                for (int p = mt * (MC / MR); p < p_end; p++) {
-                    int i0 = p * MR, rows = M - i0 < MR ? M - i0 : MR;
+                if (mt != packed_mt) {
+                    pack_a(trans_a, A, lda, i_first, rows, k0, kc, Ap);
+                    packed_mt = mt;
+                }
+                pack_b(trans_b, B, ldb, j0, cols, k0, kc, Bp);
+                for (int p = 0; p * MR < rows; p++) {
+                    int i0 = i_first + p * MR, n = rows - p * MR < MR ? rows - p * MR : MR;
                     const float *ap = Ap + (size_t)p * kc * MR;
                     float *c = C + (size_t)i0 * ldc + j0;
-                    if (rows == MR && cols == NR) {
-                        micro_tile(NV, kc, ap, bp, c, (size_t)ldc);
+                    if (n == MR && cols == NR) {
+                        micro_tile(NV, kc, ap, Bp, c, (size_t)ldc);
                         continue;
                     }
                     /* an edge tile through a full one: padding only adds
                      * elements that are thrown away */
                     float tile[MR * NR];
                     memset(tile, 0, sizeof tile);
-                    for (int r = 0; r < rows; r++) memcpy(tile + r * NR, c + (size_t)r * ldc, (size_t)cols * sizeof(float));
-                    micro_tile((cols + VL - 1) / VL, kc, ap, bp, tile, NR);
-                    for (int r = 0; r < rows; r++) memcpy(c + (size_t)r * ldc, tile + r * NR, (size_t)cols * sizeof(float));
+                    for (int r = 0; r < n; r++) memcpy(tile + r * NR, c + (size_t)r * ldc, (size_t)cols * sizeof(float));
+                    micro_tile((cols + VL - 1) / VL, kc, ap, Bp, tile, NR);
+                    for (int r = 0; r < n; r++) memcpy(c + (size_t)r * ldc, tile + r * NR, (size_t)cols * sizeof(float));
                 }
             }
+        }
     }
 }

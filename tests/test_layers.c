@@ -348,8 +348,78 @@ static void t_conv_direct(void)
     conv_winograd_enabled = 1;
 }
 
+/* The fixed-order GEMM (gemm.h), in all four transpose cases and shapes
+ * with edge tiles, several blocks of k and several tasks: against a double
+ * reference; the same bits for a subset of its rows and columns computed
+ * alone (what compute skipping does), at one and two threads, and when C
+ * starts from other values only through those values. */
+static void t_gemm_fixed(void)
+{
+    const int shapes[][3] = {{7, 9, 5}, {37, 70, 300}, {300, 150, 700}, {6, 64, 128}, {1, 1, 1}, {13, 200, 257}};
+    for (int si = 0; si < 6; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+                size_t asz = (size_t)(ta ? K : M) * lda, bsz = (size_t)(tb ? N : K) * ldb, csz = (size_t)M * ldc;
+                float *A = malloc(asz * sizeof(float)), *B = malloc(bsz * sizeof(float));
+                float *C0 = malloc(csz * sizeof(float)), *C1 = malloc(csz * sizeof(float)), *C2 = malloc(csz * sizeof(float));
+                float *work = malloc(gemm_fixed_workspace(M, N) * 2 * sizeof(float) + 64);
+                fill_normal(A, asz, 1 + si, 1.f);
+                fill_normal(B, bsz, 2 + si, 1.f);
+                fill_normal(C0, csz, 3 + si, 1.f);
+                memcpy(C1, C0, csz * sizeof(float));
+                memcpy(C2, C0, csz * sizeof(float));
+                set_num_threads(1);
+                gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C1, ldc, work);
+                set_num_threads(2);
+                gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C2, ldc, work);
+                set_num_threads(1);
+                double worst = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double ref = C0[(size_t)i * ldc + j], mag = fabs(ref);
+                        for (int k = 0; k < K; k++) {
+                            double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                            double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                            ref += a * b;
+                            mag += fabs(a * b);
+                        }
+                        double e = fabs(C1[(size_t)i * ldc + j] - ref) / mag;
+                        if (!(e <= worst)) worst = e;
+                    }
+                CHECK(worst < 1e-6, "shape %dx%dx%d ta %d tb %d: error %.3g against double", M, N, K, ta, tb, worst);
+                CHECK(!memcmp(C1, C2, csz * sizeof(float)), "shape %dx%dx%d ta %d tb %d: 1 and 2 threads differ", M, N, K, ta,
+                      tb);
+                /* rows 1, 4, 5, ... and columns 0, 3, 6, ... alone, through compacted copies */
+                int m = 0, n = 0, rows[300], cols[200];
+                for (int i = 1; i < M; i += 2) rows[m++] = i;
+                for (int j = 0; j < N; j += 3) cols[n++] = j;
+                if (!m) rows[m++] = 0;
+                float *Ak = malloc((size_t)m * K * sizeof(float)), *Bk = malloc((size_t)n * K * sizeof(float));
+                float *Ck = malloc((size_t)m * n * sizeof(float));
+                for (int r = 0; r < m; r++)
+                    for (int k = 0; k < K; k++)
+                        Ak[(size_t)r * K + k] = ta ? A[(size_t)k * lda + rows[r]] : A[(size_t)rows[r] * lda + k];
+                for (int c = 0; c < n; c++)
+                    for (int k = 0; k < K; k++)
+                        Bk[(size_t)k * n + c] = tb ? B[(size_t)cols[c] * ldb + k] : B[(size_t)k * ldb + cols[c]];
+                for (int r = 0; r < m; r++)
+                    for (int c = 0; c < n; c++) Ck[(size_t)r * n + c] = C0[(size_t)rows[r] * ldc + cols[c]];
+                set_num_threads(2);
+                gemm_fixed(0, 0, m, n, K, Ak, K, Bk, n, Ck, n, work);
+                set_num_threads(1);
+                int same = 1;
+                for (int r = 0; r < m; r++)
+                    for (int c = 0; c < n; c++) same &= Ck[(size_t)r * n + c] == C1[(size_t)rows[r] * ldc + cols[c]];
+                CHECK(same, "shape %dx%dx%d ta %d tb %d: a subset computed alone has other bits", M, N, K, ta, tb);
+                free(Ak), free(Bk), free(Ck), free(A), free(B), free(C0), free(C1), free(C2), free(work);
+            }
+}
+
 void register_layer_tests(void)
 {
+    test_add("layers/fixed-order GEMM: exact order, same bits for subsets and threads", t_gemm_fixed);
     test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
     test_add("layers/direct convolution equals im2col", t_conv_direct);
     test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
