@@ -228,6 +228,12 @@ static int cmd_train(const cli *c)
     if (c->weights) {
         if (cdb_weights_load(net, c->weights)) goto done;
         if (c->clear) net->seen = 0;
+        if (net->seen / (uint64_t)net->batch > (1u << 30)) {
+            cdb_set_error("weights file '%s': its images-seen count %llu is more than 2^30 steps of batch %d "
+                          "(use -clear to start the schedule over)",
+                          c->weights, (unsigned long long)net->seen, net->batch);
+            goto done;
+        }
         net->step = (int)(net->seen / (uint64_t)net->batch);
         char state[4200];
         snprintf(state, sizeof(state), "%s.state", c->weights);

@@ -175,6 +175,12 @@ void layer_add_io(cdb_layer *l, float *array, size_t n);
  * copies of the operands; the reduction dimension is untouched, so every
  * kept element gets exactly the arithmetic of the full GEMM and the step is
  * bit-identical to computing everything and masking. */
+/* The first NaN or infinity in the weights-file arrays (weights, biases,
+ * scales, rolling statistics), on the host copies: 1 and where, or 0. */
+int network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
+/* "weights", "biases", ... or "rolling statistics": array k of l's weights-file arrays */
+const char *layer_array_name(const cdb_layer *l, int k);
+
 void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
                       const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 

@@ -42,8 +42,11 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
         for (int i = 0; i < count; i++) {
             const float *p = probs + (size_t)i * K;
             float mine = p[labels[i]];
+            /* classes ranked at or above the label's: a tie is not a win,
+             * and a NaN (of the label or another class) counts against it */
             int above = 0;
-            for (int k = 0; k < K; k++) above += p[k] > mine;
+            for (int k = 0; k < K; k++) above += k != labels[i] && !(p[k] < mine);
+            if (!(mine == mine)) above = K;
             top1 += above == 0;
             top5 += above < 5;
             loss -= log(mine > 1e-30f ? mine : 1e-30f);
@@ -116,6 +119,23 @@ static void report_dropback_epoch(cdb_network *net, int epoch)
     memset(s, 0, sizeof(*s));
 }
 
+/* After each update: a weight, bias, scale or rolling statistic that went
+ * NaN or infinite stops the run there, naming it (ReLU maps NaN to 0, so
+ * the loss alone can miss it). GPU runs check their host copies when they
+ * save. */
+static int check_parameters_finite(cdb_network *net)
+{
+    int layer, array;
+    size_t at;
+    if (net->gpu || !network_first_non_finite(net, &layer, &array, &at)) return 0;
+    const cdb_layer *l = &net->layers[layer];
+    cdb_set_error("training diverged at step %d: layer %d [%s] %s (array %d), value %zu is not finite (%g) after the "
+                  "update (learning rate %g). Lower learning_rate or add burn_in in %s; nothing of this step was saved",
+                  net->step, layer, l->type_name, layer_array_name(l, array), array, at, l->io[array][at],
+                  network_learning_rate(net), net->cfg_path);
+    return -1;
+}
+
 /* Before the regular cadence: lines after 1, 2, 5, 10, 20, 50, ... steps of
  * this run, so that a slow model shows it is moving within seconds. */
 static int early_progress(int steps_done, int print_every)
@@ -173,6 +193,10 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
             cdb_set_error("the loss is not finite at step %d (learning rate %g); the weights of that step were not "
                           "applied. Lower learning_rate or add burn_in in %s",
                           net->step + 1, lr, net->cfg_path);
+            status = -1;
+            break;
+        }
+        if (check_parameters_finite(net)) {
             status = -1;
             break;
         }

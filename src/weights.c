@@ -27,6 +27,73 @@ static size_t expected_floats(const cdb_network *net)
     return n;
 }
 
+/* The name of array k of layer l in messages: its parameter's name, else
+ * what the other arrays in weights files are (batch norm's statistics). */
+const char *layer_array_name(const cdb_layer *l, int k)
+{
+    for (int p = 0; p < l->nparams; p++)
+        if (l->params[p].value == l->io[k]) return l->params[p].name;
+    return "rolling statistics";
+}
+
+static int first_non_finite(const float *x, size_t n, size_t *at)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            *at = i;
+            return 1;
+        }
+    return 0;
+}
+
+int network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index)
+{
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++)
+            if (first_non_finite(net->layers[i].io[k], net->layers[i].io_size[k], index)) {
+                *layer = i;
+                *array = k;
+                return 1;
+            }
+    return 0;
+}
+
+/* Nothing non-finite is ever saved: a weights file or optimizer state with
+ * a NaN or infinity could not be loaded again, and writing it would replace
+ * the last good checkpoint. */
+static int check_finite(const cdb_network *net, const char *path, const char *kind)
+{
+    size_t at;
+    for (int i = 0; i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        if (!strcmp(kind, "weights file")) {
+            for (int k = 0; k < l->nio; k++)
+                if (first_non_finite(l->io[k], l->io_size[k], &at)) {
+                    cdb_set_error("not saving %s '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not "
+                                  "finite (%g); the training diverged (lower learning_rate, add burn_in); the last "
+                                  "checkpoint is left as it was",
+                                  kind, path, net->step, i, l->type_name, layer_array_name(l, k), k, at, l->io[k][at]);
+                    return -1;
+                }
+            continue;
+        }
+        for (int p = 0; p < l->nparams; p++) {
+            const cdb_param *q = &l->params[p];
+            const float *m[2] = {q->moment1, q->moment2};
+            for (int j = 0; j < 2; j++)
+                if (m[j] && first_non_finite(m[j], q->size, &at)) {
+                    cdb_set_error("not saving %s '%s': at step %d, layer %d [%s] %s, optimizer %s value %zu is not "
+                                  "finite (%g); the last checkpoint is left as it was",
+                                  kind, path, net->step, i, l->type_name, q->name,
+                                  j ? "second moment" : (net->train.optimizer == OPT_ADAMW ? "first moment" : "momentum"),
+                                  at, m[j][at]);
+                    return -1;
+                }
+        }
+    }
+    return 0;
+}
+
 /* Write through FILE.tmp.PID, flushed and synced, then renamed over FILE:
  * a run killed while saving leaves the previous FILE intact. */
 static int write_atomically(const char *path, const char *kind, int (*write)(FILE *, const cdb_network *),
@@ -35,6 +102,7 @@ static int write_atomically(const char *path, const char *kind, int (*write)(FIL
 #ifdef GPU
     network_sync_to_host((cdb_network *)net);
 #endif
+    if (check_finite(net, path, kind)) return -1;
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
@@ -91,7 +159,8 @@ int cdb_weights_load(cdb_network *net, const char *path)
                       (long long)st.st_size, WEIGHTS_HEADER_BYTES);
         return -1;
     }
-    if (header[0] * 10 + header[1] < 2 || header[0] > 1000) {
+    if (header[0] < 0 || header[1] < 0 || header[0] > 1000 || header[1] > 1000 ||
+        (long)header[0] * 10 + header[1] < 2) {
         fclose(fp);
         cdb_set_error("weights file '%s': version %d.%d.%d is not supported (expected a Darknet file of version "
                       "0.2 or later with a 64-bit images-seen count)",
@@ -189,6 +258,13 @@ int cdb_state_load(cdb_network *net, const char *path)
         fread(&nparams, 4, 1, fp) != 1) {
         fclose(fp);
         cdb_set_error("'%s' is not a cdbnet optimizer state file (or is truncated)", path);
+        return -1;
+    }
+    if (step != (int64_t)net->step) {
+        fclose(fp);
+        cdb_set_error("optimizer state '%s' is of step %lld, but its weights file's images-seen count says step %d: "
+                      "the two files are not one checkpoint",
+                      path, (long long)step, net->step);
         return -1;
     }
     if (optimizer != (int32_t)net->train.optimizer || nparams != net->nparams || step < 0) {

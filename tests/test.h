@@ -15,8 +15,6 @@ typedef void (*test_fn)(void);
 void test_add(const char *name, test_fn fn);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed(void);
-/* Runs the registered tests whose name contains filter (all when NULL) and
- * prints "N passed, N failed"; returns the exit status. */
 /* Runs the tests whose names contain one of the plain words (all when there
  * are none) and none of the -WORD ones; prints "N passed, N failed". */
 int test_run_all(int nwords, char **words);
@@ -34,8 +32,8 @@ int test_run_all(int nwords, char **words);
 cdb_network *net_from_text(const char *text);
 /* Build, expecting failure; returns the error message (static buffer) or NULL if it built. */
 const char *net_error_from_text(const char *name, const char *text);
-/* max |a - ref| / max |ref| over n values (max |a - ref| when ref is all 0). */
-/* max abs difference / max abs ref; +inf when either holds a NaN or inf */
+/* max |a - ref| / max |ref| over n values (max |a - ref| when ref is all 0);
+ * +inf when either holds a NaN or an infinity. */
 double relative_error(const float *a, const float *ref, size_t n);
 /* Fill with N(0, scale) from a fixed stream. */
 void fill_normal(float *x, size_t n, uint64_t seed, float scale);
@@ -58,5 +56,6 @@ void register_layer_tests(void);
 void register_fastmath_tests(void);
 void register_fixture_tests(void);
 void register_cli_tests(void);
+void register_reliability_tests(void);
 
 #endif

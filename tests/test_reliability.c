@@ -1,0 +1,182 @@
+/* Nothing lost, nothing wrong reported: non-finite tensors are never saved
+ * and stop a diverging run, top-k counts ties and NaN against the
+ * prediction, and counts read from files are range-checked. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "test.h"
+#include "train.h"
+
+static const char *linear_net = "[net]\nbatch=4\nwidth=2\nheight=2\nchannels=1\nlearning_rate=0.1\nmomentum=0.9\n"
+                                "max_batches=10\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+
+/* top-1 and top-5 of a linear classifier whose scores are its biases */
+static void top_k_of_biases(const float *biases, float *top1, float *top5)
+{
+    cdb_network *net = net_from_text(linear_net);
+    *top1 = *top5 = -1;
+    if (!net) return;
+    cdb_param *w = &net->layers[0].params[0], *b = &net->layers[0].params[1];
+    memset(w->value, 0, w->size * sizeof(float));
+    memcpy(b->value, biases, 10 * sizeof(float));
+    uint8_t pixels[8 * 4] = {0};
+    int labels[8] = {2, 2, 2, 2, 2, 2, 2, 2};
+    cdb_dataset d = {"in memory", 8, 1, 2, 2, 10, pixels, labels};
+    valid_result v;
+    validate_network(net, &d, &v);
+    *top1 = v.top1;
+    *top5 = v.top5;
+    cdb_network_free(net);
+}
+
+static void t_metrics(void)
+{
+    float top1, top5, b[10] = {0};
+    top_k_of_biases(b, &top1, &top5);
+    CHECK(top1 == 0 && top5 == 0, "ten equal scores are a tie, not a win: top-1 %g top-5 %g", top1, top5);
+    for (int k = 0; k < 10; k++) b[k] = 1000.f * k; /* softmax gives class 9 all, the rest exactly 0 */
+    top_k_of_biases(b, &top1, &top5);
+    CHECK(top1 == 0 && top5 == 0, "the label tied at 0 with 8 others is not in the top 5: top-1 %g top-5 %g", top1,
+          top5);
+    memset(b, 0, sizeof(b));
+    b[7] = NAN;
+    top_k_of_biases(b, &top1, &top5);
+    CHECK(top1 == 0 && top5 == 0, "NaN outputs count as wrong: top-1 %g top-5 %g", top1, top5);
+    memset(b, 0, sizeof(b));
+    b[2] = 5;
+    b[4] = 6;
+    top_k_of_biases(b, &top1, &top5);
+    CHECK(top1 == 0 && top5 == 1, "second of ten: top-1 %g top-5 %g", top1, top5);
+    b[4] = 0;
+    top_k_of_biases(b, &top1, &top5);
+    CHECK(top1 == 1 && top5 == 1, "first of ten: top-1 %g top-5 %g", top1, top5);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* A NaN in the weights or the optimizer state is refused by name, and the
+ * file saved before stays as it was. */
+static void t_nonfinite_never_saved(void)
+{
+    cdb_network *net = net_from_text(linear_net);
+    CHECK(net, "build");
+    char path[512], state[600];
+    snprintf(path, sizeof(path), "%s/finite.weights", test_tmpdir());
+    snprintf(state, sizeof(state), "%s.state", path);
+    CHECK(cdb_weights_save(net, path) == 0, "save: %s", cdb_last_error());
+    long good = file_size(path);
+    cdb_param *b = &net->layers[0].params[1];
+    b->value[3] = INFINITY;
+    CHECK(cdb_weights_save(net, path) != 0, "weights with an infinity must not be saved");
+    CHECK(strstr(cdb_last_error(), "layer 0 [connected] biases (array 0), value 3 is not finite (inf)") &&
+              strstr(cdb_last_error(), "the last checkpoint is left as it was"),
+          "message: %s", cdb_last_error());
+    CHECK(file_size(path) == good, "the good file was replaced");
+    b->value[3] = 0;
+    CHECK(cdb_weights_load(net, path) == 0, "the good file still loads: %s", cdb_last_error());
+    cdb_param *w = &net->layers[0].params[0];
+    w->moment1 = calloc(w->size, sizeof(float));
+    w->moment1[5] = NAN;
+    CHECK(cdb_state_save(net, state) != 0 && strstr(cdb_last_error(), "layer 0 [connected] weights, optimizer momentum "
+                                                                        "value 5 is not finite"),
+          "state with a NaN: %s", cdb_last_error());
+    CHECK(access(state, F_OK) != 0, "no state file written");
+    cdb_network_free(net);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+/* Counts read from files: a version whose check would overflow, a state of
+ * another step than its weights. */
+static void t_counts_checked(void)
+{
+    cdb_network *net = net_from_text(linear_net);
+    CHECK(net, "build");
+    char path[512], state[600];
+    snprintf(path, sizeof(path), "%s/counts.weights", test_tmpdir());
+    snprintf(state, sizeof(state), "%s.state", path);
+    CHECK(cdb_weights_save(net, path) == 0, "save: %s", cdb_last_error());
+    long n = file_size(path);
+    unsigned char *bytes = malloc((size_t)n);
+    FILE *f = fopen(path, "rb");
+    CHECK(f && fread(bytes, 1, (size_t)n, f) == (size_t)n, "read back");
+    fclose(f);
+    int32_t major = -214748365; /* major * 10 overflows to a small positive number */
+    memcpy(bytes, &major, 4);
+    char bad[600];
+    snprintf(bad, sizeof(bad), "%s.bad", path);
+    write_file(bad, bytes, (size_t)n);
+    free(bytes);
+    CHECK(cdb_weights_load(net, bad) != 0 && strstr(cdb_last_error(), "version -214748365."),
+          "a negative major version is refused: %s", cdb_last_error());
+    /* the state of step 3 beside weights of step 2 (a save killed between the two files) */
+    net->step = 3;
+    CHECK(cdb_state_save(net, state) == 0, "state: %s", cdb_last_error());
+    net->step = 2;
+    CHECK(cdb_state_load(net, state) != 0 && strstr(cdb_last_error(), "is of step 3") &&
+              strstr(cdb_last_error(), "not one checkpoint"),
+          "a state of another step is refused: %s", cdb_last_error());
+    net->step = 3;
+    CHECK(cdb_state_load(net, state) == 0, "the matching state loads: %s", cdb_last_error());
+    cdb_network_free(net);
+}
+
+static int run(const char *cmd, char *out, size_t n)
+{
+    char full[4200];
+    snprintf(full, sizeof(full), "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A run that diverges stops at the step its weights went non-finite, names
+ * the tensor, exits 1 and saves nothing. */
+static void t_divergence_stops(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[2048], weights[512];
+    snprintf(weights, sizeof(weights), "%s/diverged.weights", test_tmpdir());
+    snprintf(cmd, sizeof(cmd),
+             "./cdbnet train cfg/smallcnn.cfg -threads 1 -quiet -set net.max_batches=30 -set net.learning_rate=100 "
+             "-set net.burn_in=0 -out %s",
+             weights);
+    int rc = run(cmd, out, sizeof(out));
+    CHECK(rc == 1, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "training diverged at step ") && strstr(out, "is not finite") && strstr(out, "[convolutional]"),
+          "the message names the step and the tensor: %s", out);
+    CHECK(access(weights, F_OK) != 0, "no weights saved from a diverged run");
+}
+
+void register_reliability_tests(void)
+{
+    test_add("reliability/top-k: ties and NaN count against the prediction", t_metrics);
+    test_add("reliability/non-finite weights and state are never saved", t_nonfinite_never_saved);
+    test_add("reliability/version and state step range-checked", t_counts_checked);
+    test_add("reliability/a diverging run stops naming the tensor", t_divergence_stops);
+}
