@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "cfg.h"
@@ -90,8 +91,24 @@ static size_t read_bytes(gzFile f, void *buf, size_t n)
     return done;
 }
 
+/* A gzip stream that failed with corrupt data (a bad block or checksum), as
+ * opposed to one that merely ended: an error naming the file. */
+static int stream_broken(gzFile f, const char *path)
+{
+    int err;
+    const char *msg = gzerror(f, &err);
+    if (err == Z_OK || err == Z_BUF_ERROR) return 0; /* Z_BUF_ERROR: cut short, reported as truncation */
+    cdb_set_error("'%s' is corrupt: %s (gzip data error)", path, msg);
+    return 1;
+}
+
 static gzFile open_data(const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        cdb_set_error("dataset file '%s' is not a regular file (a directory, FIFO or device)", path);
+        return NULL;
+    }
     gzFile f = gzopen(path, "rb");
     if (!f) cdb_set_error("cannot open dataset file '%s' (%s): %s", path, strerror(errno), missing_hint(path));
     return f;
@@ -145,6 +162,11 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     out->pixels = xmalloc(npix);
     size_t got = read_bytes(fi, out->pixels, npix);
     int trailing = got == npix && !at_eof(fi);
+    if (stream_broken(fi, images_path)) {
+        gzclose(fi);
+        dataset_free(out);
+        return -1;
+    }
     gzclose(fi);
     if (got != npix) {
         cdb_set_error("'%s' is truncated: its header promises %d images of %dx%d (%zu bytes) but it holds %zu",
@@ -175,7 +197,15 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     }
     uint8_t *raw = xmalloc((size_t)ldims[0]);
     got = read_bytes(fl, raw, (size_t)ldims[0]);
+    trailing = got == (size_t)ldims[0] && !at_eof(fl);
+    int broken = stream_broken(fl, labels_path);
     gzclose(fl);
+    if (broken || trailing) {
+        if (trailing) cdb_set_error("'%s' has data past the %d labels its header declares", labels_path, ldims[0]);
+        free(raw);
+        dataset_free(out);
+        return -1;
+    }
     if (got != (size_t)ldims[0]) {
         cdb_set_error("'%s' is truncated: %zu of %d labels", labels_path, got, ldims[0]);
         free(raw);
@@ -216,6 +246,10 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
         int index = 0;
         for (;;) {
             size_t got = read_bytes(f, rec, (size_t)record);
+            if (stream_broken(f, path)) {
+                gzclose(f);
+                goto fail;
+            }
             if (got == 0) break;
             if (got != (size_t)record) {
                 cdb_set_error("'%s' is truncated: record %d has %zu of %d bytes (CIFAR-%d binary format)", path, index,

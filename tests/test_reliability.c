@@ -3,7 +3,9 @@
  * prediction, and counts read from files are range-checked. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "data.h"
@@ -173,8 +175,67 @@ static void t_divergence_stops(void)
     CHECK(access(weights, F_OK) != 0, "no weights saved from a diverged run");
 }
 
+/* Loaders: a corrupt gzip stream, an over-long label file and a FIFO are
+ * errors naming the file (a FIFO must not block). */
+static void t_bad_dataset_files(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/corrupt_cifar.bin.gz", test_tmpdir());
+    gzFile g = gzopen(path, "wb");
+    CHECK(g, "gzopen");
+    unsigned char rec[3073];
+    uint64_t x = 88172645463325252ull;
+    for (int r = 0; r < 256; r++) {
+        for (int i = 0; i < 3073; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            rec[i] = (unsigned char)x;
+        }
+        rec[0] = (unsigned char)(r % 10);
+        gzwrite(g, rec, sizeof(rec));
+    }
+    gzclose(g);
+    cdb_dataset d;
+    CHECK(dataset_load_cifar(path, 0, 10, &d) == 0 && d.n == 256, "the intact file loads: %s", cdb_last_error());
+    dataset_free(&d);
+    long n = file_size(path);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f, "reopen");
+    fseek(f, n / 2, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, n / 2, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+    CHECK(dataset_load_cifar(path, 0, 10, &d) != 0, "a corrupt gzip stream was accepted (%d records)", d.n);
+    CHECK(strstr(cdb_last_error(), path) && (strstr(cdb_last_error(), "corrupt") || strstr(cdb_last_error(), "truncated")),
+          "message: %s", cdb_last_error());
+
+    char images[512], labels[512];
+    snprintf(images, sizeof(images), "%s/long-images.idx", test_tmpdir());
+    snprintf(labels, sizeof(labels), "%s/long-labels.idx", test_tmpdir());
+    const unsigned char ih[16] = {0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 2}, lh[8] = {0, 0, 8, 1, 0, 0, 0, 4};
+    unsigned char ibuf[16 + 16] = {0}, lbuf[8 + 5] = {0};
+    memcpy(ibuf, ih, 16);
+    memcpy(lbuf, lh, 8);
+    write_file(images, ibuf, sizeof(ibuf));
+    write_file(labels, lbuf, 8 + 4);
+    CHECK(dataset_load_idx(images, labels, 10, &d) == 0, "exact files load: %s", cdb_last_error());
+    dataset_free(&d);
+    write_file(labels, lbuf, 8 + 5);
+    CHECK(dataset_load_idx(images, labels, 10, &d) != 0 && strstr(cdb_last_error(), "has data past the 4 labels"),
+          "an over-long label file is an error: %s", cdb_last_error());
+
+    char fifo[512];
+    snprintf(fifo, sizeof(fifo), "%s/dataset.fifo", test_tmpdir());
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    CHECK(dataset_load_idx(fifo, labels, 10, &d) != 0 && strstr(cdb_last_error(), "is not a regular file"),
+          "a FIFO is refused: %s", cdb_last_error());
+    unlink(fifo);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/corrupt gzip, over-long labels, FIFO datasets refused", t_bad_dataset_files);
     test_add("reliability/top-k: ties and NaN count against the prediction", t_metrics);
     test_add("reliability/non-finite weights and state are never saved", t_nonfinite_never_saved);
     test_add("reliability/version and state step range-checked", t_counts_checked);
