@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gemm.h"
 
@@ -75,9 +76,34 @@ static void format_duration(double s, char *buf, size_t n)
 
 static int make_dir(const char *dir)
 {
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return 0;
-    cdb_set_error("cannot create backup folder '%s': %s", dir, strerror(errno));
+    struct stat st;
+    if (mkdir(dir, 0755) == 0) return 0;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    if (errno == EEXIST) cdb_set_error("backup folder '%s' exists and is not a folder", dir);
+    else cdb_set_error("cannot create backup folder '%s': %s", dir, strerror(errno));
     return -1;
+}
+
+/* Before training: a weights file can be written at path (its folder
+ * exists and is writable, the path is not a folder), so that a run is not
+ * lost at its first save. Probes with the temporary name saves use. */
+static int probe_output(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        cdb_set_error("%s '%s' exists and is not a regular file", what, path);
+        return -1;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        cdb_set_error("cannot write the %s '%s': %s (checked before training)", what, path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    remove(tmp);
+    return 0;
 }
 
 static void cfg_basename(const char *cfg_path, char *buf, size_t n)
@@ -163,6 +189,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     else
         snprintf(final_path, sizeof(final_path), "%s/%s_final.weights", opt->backup_dir, base);
 
+    if (probe_output(final_path, "final weights file") || probe_output(last_path, "checkpoint")) return -1;
     int steps_per_epoch = train->n / net->batch;
     int max = net->train.max_batches;
     int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);

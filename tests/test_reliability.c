@@ -233,8 +233,40 @@ static void t_bad_dataset_files(void)
     unlink(fifo);
 }
 
+/* Outputs are checked before training starts, naming the target. */
+static void t_outputs_checked_first(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[2048], data[512], file[512];
+    CHECK(run("./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out /nonexistent-dir/x.weights", out, sizeof(out)) == 1 &&
+              strstr(out, "cannot write the final weights file '/nonexistent-dir/x.weights'") && !strstr(out, "trained"),
+          "-out in a missing folder: %s", out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out %s", test_tmpdir());
+    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a regular file") && !strstr(out, "trained"),
+          "-out a folder: %s", out);
+    snprintf(file, sizeof(file), "%s/not-a-folder", test_tmpdir());
+    write_file(file, "x", 1);
+    snprintf(data, sizeof(data), "%s/backup-file.data", test_tmpdir());
+    FILE *f = fopen(data, "w");
+    CHECK(f, "write .data");
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
+            file);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s", data);
+    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a folder") && !strstr(out, "trained"),
+          "backup= a regular file: %s", out);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/output paths checked before training", t_outputs_checked_first);
     test_add("reliability/corrupt gzip, over-long labels, FIFO datasets refused", t_bad_dataset_files);
     test_add("reliability/top-k: ties and NaN count against the prediction", t_metrics);
     test_add("reliability/non-finite weights and state are never saved", t_nonfinite_never_saved);
