@@ -235,8 +235,8 @@ static void conv_tiles_e(int E, const float *xb, size_t xs, const pixel_map *m, 
         for (long egt = 0; egt < E * per_e; egt++) {
             int e = (int)(egt / per_e), gt = (int)(egt % per_e);
             int g = gt / (subs * tiles), sub = gt / tiles % subs, t0 = gt % tiles * P, n = total - t0 < P ? total - t0 : P;
-            const float *px[12];
-            size_t dst[12];
+            const float *px[12] = {0};
+            size_t dst[12] = {0};
             int i = t0 / per, r = t0 % per / m->cols, c = t0 % m->cols; /* then stepped: no divisions */
             for (int j = 0; j < P; j++) {
                 if (j >= n) { /* a short tile repeats its first pixel */

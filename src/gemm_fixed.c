@@ -114,6 +114,7 @@ void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, i
     if (M <= 0 || N <= 0 || K <= 0) return;
     int bpanels = (N + NR - 1) / NR, mtasks = (M + MC - 1) / MC, tasks = mtasks * bpanels;
     int threads = max_threads() < tasks ? max_threads() : tasks;
+    (void)threads; /* without OpenMP */
     /* A task: MC rows of C against one panel of NR columns. Each thread
      * takes a fixed, contiguous run of tasks and packs what they read
      * itself, so there is one parallel region per call and no barrier

@@ -1,6 +1,8 @@
 #include "train.h"
 
 #include <errno.h>
+#include <glob.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +84,27 @@ static int make_dir(const char *dir)
     if (errno == EEXIST) cdb_set_error("backup folder '%s' exists and is not a folder", dir);
     else cdb_set_error("cannot create backup folder '%s': %s", dir, strerror(errno));
     return -1;
+}
+
+/* Temporary files PATH.tmp.PID (and PATH.state.tmp.PID) that a killed save
+ * left behind: removed when their process is gone. */
+static void remove_stale_temporaries(const char *path)
+{
+    char pattern[4200];
+    const char *suffix[2] = {"", ".state"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(pattern, sizeof(pattern), "%s%s.tmp.*", path, suffix[k]);
+        glob_t g;
+        if (glob(pattern, 0, NULL, &g) != 0) continue;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            const char *pid_text = strrchr(g.gl_pathv[i], '.') + 1;
+            char *end;
+            long pid = strtol(pid_text, &end, 10);
+            if (*end || pid <= 0 || pid == (long)getpid()) continue;
+            if (kill((pid_t)pid, 0) == -1 && errno == ESRCH) remove(g.gl_pathv[i]);
+        }
+        globfree(&g);
+    }
 }
 
 /* Before training: a weights file can be written at path (its folder
@@ -189,6 +212,8 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     else
         snprintf(final_path, sizeof(final_path), "%s/%s_final.weights", opt->backup_dir, base);
 
+    remove_stale_temporaries(final_path);
+    remove_stale_temporaries(last_path);
     if (probe_output(final_path, "final weights file") || probe_output(last_path, "checkpoint")) return -1;
     int steps_per_epoch = train->n / net->batch;
     int max = net->train.max_batches;

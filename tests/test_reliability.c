@@ -264,8 +264,37 @@ static void t_outputs_checked_first(void)
           "backup= a regular file: %s", out);
 }
 
+/* Temporary files of killed saves are removed at the next start; those of
+ * a live process are left alone. */
+static void t_stale_temporaries(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[2048], final[512], dead[600], dead_state[600], live[600];
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); /* a process that is gone */
+    snprintf(final, sizeof(final), "%s/stale.weights", test_tmpdir());
+    snprintf(dead, sizeof(dead), "%s.tmp.%ld", final, (long)child);
+    snprintf(dead_state, sizeof(dead_state), "%s.state.tmp.%ld", final, (long)child);
+    snprintf(live, sizeof(live), "%s.tmp.%ld", final, (long)getpid());
+    write_file(dead, "x", 1);
+    write_file(dead_state, "x", 1);
+    write_file(live, "x", 1);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -set net.max_batches=1 -out %s", final);
+    CHECK(run(cmd, out, sizeof(out)) == 0, "train: %s", out);
+    CHECK(access(dead, F_OK) != 0 && access(dead_state, F_OK) != 0, "stale temporaries of pid %ld left behind",
+          (long)child);
+    CHECK(access(live, F_OK) == 0, "the temporary of a live process was removed");
+    unlink(live);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/stale temporary files removed at start", t_stale_temporaries);
     test_add("reliability/output paths checked before training", t_outputs_checked_first);
     test_add("reliability/corrupt gzip, over-long labels, FIFO datasets refused", t_bad_dataset_files);
     test_add("reliability/top-k: ties and NaN count against the prediction", t_metrics);
