@@ -46,8 +46,40 @@ static inline void transpose16(__m512 r[16])
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
-/* 16 pixels at a time, across rows: 16 channel planes in, a transpose, the
- * pixels' channel vectors out to their padded positions */
+#endif
+
+/* One channel block: its 16 planes of H x W (in) into the interior of its
+ * padded block (out, rows of PW pixels of 16 channels). With AVX-512 16
+ * pixels at a time, across rows, through a register transpose; otherwise
+ * element by element (the compiler vectorises what it can). */
+static void pack_block(const float *in, int H, int W, int pad, int PW, float *out)
+{
+    int HW = H * W;
+#if VL == 16
+    for (int p0 = 0; p0 < HW; p0 += 16) {
+        int n = HW - p0 < 16 ? HW - p0 : 16;
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, in + (size_t)c * HW + p0);
+        transpose16(r);
+        for (int x = 0; x < n; x++) {
+            int p = p0 + x;
+            _mm512_storeu_ps(out + ((size_t)(p / W + pad) * PW + pad + p % W) * 16, r[x]);
+        }
+    }
+#else
+    for (int y = 0; y < H; y++)
+        for (int x0 = 0; x0 < W; x0 += 16) {
+            int n = W - x0 < 16 ? W - x0 : 16;
+            float *o = out + ((size_t)(y + pad) * PW + pad + x0) * 16;
+            for (int c = 0; c < 16; c++) {
+                const float *r = in + (size_t)c * HW + (size_t)y * W + x0;
+                for (int x = 0; x < n; x++) o[x * 16 + c] = r[x];
+            }
+        }
+#endif
+}
+
 void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
 {
     int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad, HW = H * W;
@@ -56,6 +88,7 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
         int i = ib / CB, cb = ib % CB;
         const float *in = src + (size_t)i * image_stride + (size_t)cb * 16 * HW;
         float *out = dst + (size_t)ib * PH * PW * 16;
+        /* the padding: top and bottom rows, then each row's two ends */
         memset(out, 0, (size_t)pad * PW * 16 * sizeof(float));
         memset(out + (size_t)(pad + H) * PW * 16, 0, (size_t)pad * PW * 16 * sizeof(float));
         for (int y = 0; y < H && pad; y++) {
@@ -63,48 +96,9 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
             memset(row, 0, (size_t)pad * 16 * sizeof(float));
             memset(row + (size_t)(pad + W) * 16, 0, (size_t)pad * 16 * sizeof(float));
         }
-        for (int p0 = 0; p0 < HW; p0 += 16) {
-            int n = HW - p0 < 16 ? HW - p0 : 16;
-            __mmask16 m = (__mmask16)((1u << n) - 1);
-            __m512 r[16];
-            for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, in + (size_t)c * HW + p0);
-            transpose16(r);
-            for (int x = 0; x < n; x++) {
-                int p = p0 + x;
-                _mm512_storeu_ps(out + ((size_t)(p / W + pad) * PW + pad + p % W) * 16, r[x]);
-            }
-        }
+        pack_block(in, H, W, pad, PW, out);
     }
 }
-
-#else
-/* the same copy element by element (the compiler vectorises what it can) */
-void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
-{
-    int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad, HW = H * W;
-#pragma omp parallel for schedule(static)
-    for (int ib = 0; ib < count * CB; ib++) {
-        int i = ib / CB, cb = ib % CB;
-        const float *in = src + (size_t)i * image_stride + (size_t)cb * 16 * HW;
-        float *out = dst + (size_t)ib * PH * PW * 16;
-        memset(out, 0, (size_t)pad * PW * 16 * sizeof(float));
-        memset(out + (size_t)(pad + H) * PW * 16, 0, (size_t)pad * PW * 16 * sizeof(float));
-        for (int y = 0; y < H; y++) {
-            float *row = out + (size_t)(y + pad) * PW * 16;
-            memset(row, 0, (size_t)pad * 16 * sizeof(float));
-            memset(row + (size_t)(pad + W) * 16, 0, (size_t)pad * 16 * sizeof(float));
-            for (int x0 = 0; x0 < W; x0 += 16) {
-                int n = W - x0 < 16 ? W - x0 : 16;
-                float *o = row + (size_t)(pad + x0) * 16;
-                for (int c = 0; c < 16; c++) {
-                    const float *r = in + (size_t)c * HW + (size_t)y * W + x0;
-                    for (int x = 0; x < n; x++) o[x * 16 + c] = r[x];
-                }
-            }
-        }
-    }
-}
-#endif
 
 /* Output filters per weight group: 64 (4 blocks) where F allows, else 32. */
 static int group_filters(int F) { return F % 64 ? 32 : 64; }

@@ -39,6 +39,9 @@ double relative_error(const float *a, const float *ref, size_t n);
 void fill_normal(float *x, size_t n, uint64_t seed, float scale);
 /* Directory for temporary files of this test run. */
 const char *test_tmpdir(void);
+/* Run a shell command; its output (stdout and stderr) into out, its exit
+ * code returned (-1 when it did not exit). */
+int run_command(const char *cmd, char *out, size_t n);
 /* Whether the real Fashion-MNIST files are installed. */
 int have_fashion_mnist(void);
 

@@ -10,18 +10,6 @@
 #include "test.h"
 #include "utils.h"
 
-/* Run a shell command, capture its output (stdout+stderr) and exit code. */
-static int run(const char *cmd, char *out, size_t n)
-{
-    char full[4200];
-    snprintf(full, sizeof(full), "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -35,21 +23,21 @@ static char out[65536];
 static void t_usage_and_errors(void)
 {
     CHECK(access("./cdbnet", X_OK) == 0, "run the tests from the repository root after `make`");
-    CHECK(run("./cdbnet", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet"), "no arguments: usage, exit 2");
-    CHECK(run("./cdbnet help", out, sizeof(out)) == 0 && strstr(out, "train CFG") && strstr(out, "-nodropback"), "help");
-    CHECK(run("./cdbnet frobnicate", out, sizeof(out)) == 2 && strstr(out, "unknown command 'frobnicate'"), "bad command");
-    CHECK(run("./cdbnet train /nonexistent.cfg", out, sizeof(out)) == 1 && strstr(out, "cannot open cfg file '/nonexistent.cfg'"),
+    CHECK(run_command("./cdbnet", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet"), "no arguments: usage, exit 2");
+    CHECK(run_command("./cdbnet help", out, sizeof(out)) == 0 && strstr(out, "train CFG") && strstr(out, "-nodropback"), "help");
+    CHECK(run_command("./cdbnet frobnicate", out, sizeof(out)) == 2 && strstr(out, "unknown command 'frobnicate'"), "bad command");
+    CHECK(run_command("./cdbnet train /nonexistent.cfg", out, sizeof(out)) == 1 && strstr(out, "cannot open cfg file '/nonexistent.cfg'"),
           "missing cfg: %s", out);
-    CHECK(run("./cdbnet train /tmp", out, sizeof(out)) == 1 && strstr(out, "cfg file '/tmp' is not a regular file"),
+    CHECK(run_command("./cdbnet train /tmp", out, sizeof(out)) == 1 && strstr(out, "cfg file '/tmp' is not a regular file"),
           "directory as cfg: %s", out);
-    CHECK(run("./cdbnet train cfg/smallcnn.cfg -data /nonexistent.data", out, sizeof(out)) == 1 &&
+    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -data /nonexistent.data", out, sizeof(out)) == 1 &&
               strstr(out, "cannot open data file '/nonexistent.data'"),
           "missing .data: %s", out);
-    CHECK(run("./cdbnet train cfg/smallcnn.cfg -threads abc", out, sizeof(out)) == 2 && strstr(out, "-threads expects"),
+    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -threads abc", out, sizeof(out)) == 2 && strstr(out, "-threads expects"),
           "bad -threads: %s", out);
-    CHECK(run("./cdbnet train cfg/smallcnn.cfg -bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option '-bogus'"),
+    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -bogus", out, sizeof(out)) == 2 && strstr(out, "unknown option '-bogus'"),
           "bad option: %s", out);
-    CHECK(run("./cdbnet train cfg/smallcnn.cfg -set net.max_batchez=3", out, sizeof(out)) == 1 &&
+    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -set net.max_batchez=3", out, sizeof(out)) == 1 &&
               strstr(out, "cfg/smallcnn.cfg: [net] (set on the command line) key 'max_batchez': unknown key"),
           "bad -set key: %s", out);
     char path[512];
@@ -57,7 +45,7 @@ static void t_usage_and_errors(void)
     write_text(path, "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n[convolutional]\nfilters=abc\n[softmax]\n");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s", path);
-    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "bad.cfg:7: [convolutional] (layer 0) key 'filters': 'abc' is not an integer"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "bad.cfg:7: [convolutional] (layer 0) key 'filters': 'abc' is not an integer"),
           "bad cfg: %s", out);
     snprintf(path, sizeof(path), "%s/short.weights", test_tmpdir());
     FILE *f = fopen(path, "wb");
@@ -69,7 +57,7 @@ static void t_usage_and_errors(void)
     fwrite(some, 4, 3, f);
     fclose(f);
     snprintf(cmd, sizeof(cmd), "./cdbnet valid cfg/smallcnn.cfg %s", path);
-    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "short.weights") && strstr(out, "truncated"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "short.weights") && strstr(out, "truncated"),
           "truncated weights: %s", out);
 }
 
@@ -126,7 +114,7 @@ static void t_train_then_valid(void)
     write_text(cfg, toy_cfg);
     snprintf(weights, sizeof(weights), "%s/toy.weights", dir);
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -out %s -print 10", cfg, data, weights);
-    int rc = run(cmd, out, sizeof(out));
+    int rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 0, "train exited %d:\n%s", rc, out);
     CHECK(strstr(out, "img/s") && strstr(out, "ETA") && strstr(out, "dropback epoch"), "progress line:\n%s", out);
     CHECK(strstr(out, "valid  step 20:"), "validation every 20 steps:\n%s", out);
@@ -136,13 +124,13 @@ static void t_train_then_valid(void)
     CHECK(sscanf(final, "valid  step 40: top-1 %f%%", &train_acc) == 1, "parse accuracy");
     CHECK(train_acc > 60.f, "the toy task must be learnt (top-1 %.2f%%)", train_acc);
     snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, weights, data);
-    CHECK(run(cmd, out, sizeof(out)) == 0, "valid: %s", out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "valid: %s", out);
     const char *v = strstr(out, "top-1 ");
     float valid_acc;
     CHECK(v && sscanf(v, "top-1 %f%%", &valid_acc) == 1, "parse valid: %s", out);
     CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
-    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
     /* Resume: continuing from the checkpoint saved at step 20 ends with
      * exactly the weights of the uninterrupted run (data order,
      * augmentation, dropback masks and momentum all carry over). */
@@ -150,7 +138,7 @@ static void t_train_then_valid(void)
     snprintf(resumed, sizeof(resumed), "%s.resumed", weights);
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -weights %s/backup/toy_last.weights -out %s -quiet", cfg,
              data, dir, resumed);
-    rc = run(cmd, out, sizeof(out));
+    rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 0 && !strstr(out, "warning"), "resume exited %d: %s", rc, out);
     FILE *fa = fopen(weights, "rb"), *fb = fopen(resumed, "rb");
     CHECK(fa && fb, "weights files");
@@ -173,7 +161,7 @@ static void t_train_then_valid(void)
         for (int x = 0; x < 8; x++) fputc(y >= 5 && x < 3 ? 250 : 20, img);
     fclose(img);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s %s -top 1", cfg, weights, data, pgm);
-    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, "class2.pgm:") && strstr(out, "class   2"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "class2.pgm:") && strstr(out, "class   2"),
           "predict on an image file: %s", out);
     /* A weights file holding a NaN is rejected when loaded. */
     FILE *f = fopen(weights, "r+b");
@@ -181,7 +169,7 @@ static void t_train_then_valid(void)
     CHECK(f && fseek(f, 20 + 4 * 16, SEEK_SET) == 0 && fwrite(&nan_value, 4, 1, f) == 1, "corrupt weights");
     fclose(f);
     snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, weights, data);
-    rc = run(cmd, out, sizeof(out));
+    rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 1 && strstr(out, "layer 0") && strstr(out, "not finite"), "NaN in weights (exit %d): %s", rc, out);
     /* A diverging run stops with a clear message instead of saving NaNs. */
     snprintf(cfg, sizeof(cfg), "%s/diverge.cfg", dir);
@@ -189,7 +177,7 @@ static void t_train_then_valid(void)
                     "max_batches=200\n[connected]\noutput=32\nactivation=linear\n"
                     "[connected]\noutput=4\nactivation=linear\n[softmax]\n");
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -quiet -out %s.nan", cfg, data, weights);
-    rc = run(cmd, out, sizeof(out));
+    rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 1 && strstr(out, "loss is not finite at step") && strstr(out, "diverge.cfg"), "NaN loss (exit %d): %s",
           rc, out);
     snprintf(cmd, sizeof(cmd), "%s.nan", weights);
@@ -200,7 +188,7 @@ static void t_train_then_valid(void)
  * sense (no timing is asserted: this machine is shared). */
 static void t_benchmark(void)
 {
-    int rc = run("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 1 -repeats 2 -warmup 0 -top 2 -threads 1", out,
+    int rc = run_command("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 1 -repeats 2 -warmup 0 -top 2 -threads 1", out,
                  sizeof(out));
     CHECK(rc == 0, "benchmark exit %d: %s", rc, out);
     char kernels[128];
@@ -227,12 +215,12 @@ static void t_benchmark(void)
     int rows = 0;
     for (const char *c = at; c && (c = strstr(c, " convolutional ")); c++) rows++;
     CHECK(at && rows == 2, "-top 2 prints the two slowest layers (the convolutions): %s", out);
-    rc = run("./cdbnet benchmark cfg/vit_micro.cfg -batch 4 -steps 1 -repeats 1 -warmup 0 -dropback", out, sizeof(out));
+    rc = run_command("./cdbnet benchmark cfg/vit_micro.cfg -batch 4 -steps 1 -repeats 1 -warmup 0 -dropback", out, sizeof(out));
     CHECK(rc == 0 && strstr(out, "dropback cost, medians of 1 alternating repeats") && strstr(out, "skipping dropped channels"),
           "-dropback report (exit %d): %s", rc, out);
-    CHECK(run("./cdbnet benchmark cfg/smallcnn.cfg -steps 0", out, sizeof(out)) == 2 && strstr(out, "-steps expects"),
+    CHECK(run_command("./cdbnet benchmark cfg/smallcnn.cfg -steps 0", out, sizeof(out)) == 2 && strstr(out, "-steps expects"),
           "bad -steps: %s", out);
-    CHECK(run("./cdbnet benchmark", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet benchmark"), "no cfg: %s", out);
+    CHECK(run_command("./cdbnet benchmark", out, sizeof(out)) == 2 && strstr(out, "usage: cdbnet benchmark"), "no cfg: %s", out);
 }
 
 /* Defaults a new user meets: every available CPU, a progress line within
@@ -254,7 +242,7 @@ static void t_defaults(void)
     write_text(cfg, "[net]\nbatch=1\nwidth=8\nheight=8\nchannels=1\nlearning_rate=0.01\nmax_epochs=3\n"
                     "[connected]\noutput=4\nactivation=linear\n[softmax]\n");
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=30", cfg, data);
-    int rc = run(cmd, out, sizeof(out));
+    int rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 0, "-set net.max_batches on a max_epochs cfg exited %d:\n%s", rc, out);
     CHECK(strstr(out, "length: -set net.max_batches=30 from the command line replaces the cfg's length"),
           "the banner says where the length came from:\n%s", out);
@@ -273,10 +261,10 @@ static void t_defaults(void)
         CHECK(!strstr(out, text), "no progress line after step %d:\n%s", hidden[i], out);
     }
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=30 -set net.max_epochs=1", cfg, data);
-    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "give either max_batches or max_epochs, not both"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "give either max_batches or max_epochs, not both"),
           "both lengths on the command line stay an error: %s", out);
     snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -set net.max_batches=3 -threads 1", cfg, data);
-    CHECK(run(cmd, out, sizeof(out)) == 0 && strstr(out, ", 1 thread\n"), "-threads 1: %s", out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, ", 1 thread\n"), "-threads 1: %s", out);
 }
 
 void register_cli_tests(void)

@@ -141,17 +141,6 @@ static void t_counts_checked(void)
     cdb_network_free(net);
 }
 
-static int run(const char *cmd, char *out, size_t n)
-{
-    char full[4200];
-    snprintf(full, sizeof(full), "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, n - 1, p);
-    out[got] = 0;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* A run that diverges stops at the step its weights went non-finite, names
  * the tensor, exits 1 and saves nothing. */
@@ -168,7 +157,7 @@ static void t_divergence_stops(void)
              "./cdbnet train cfg/smallcnn.cfg -threads 1 -quiet -set net.max_batches=30 -set net.learning_rate=100 "
              "-set net.burn_in=0 -out %s",
              weights);
-    int rc = run(cmd, out, sizeof(out));
+    int rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 1, "exit %d: %s", rc, out);
     CHECK(strstr(out, "training diverged at step ") && strstr(out, "is not finite") && strstr(out, "[convolutional]"),
           "the message names the step and the tensor: %s", out);
@@ -242,11 +231,11 @@ static void t_outputs_checked_first(void)
     }
     static char out[65536];
     char cmd[2048], data[512], file[512];
-    CHECK(run("./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out /nonexistent-dir/x.weights", out, sizeof(out)) == 1 &&
+    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out /nonexistent-dir/x.weights", out, sizeof(out)) == 1 &&
               strstr(out, "cannot write the final weights file '/nonexistent-dir/x.weights'") && !strstr(out, "trained"),
           "-out in a missing folder: %s", out);
     snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out %s", test_tmpdir());
-    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a regular file") && !strstr(out, "trained"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a regular file") && !strstr(out, "trained"),
           "-out a folder: %s", out);
     snprintf(file, sizeof(file), "%s/not-a-folder", test_tmpdir());
     write_file(file, "x", 1);
@@ -260,7 +249,7 @@ static void t_outputs_checked_first(void)
             file);
     fclose(f);
     snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s", data);
-    CHECK(run(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a folder") && !strstr(out, "trained"),
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a folder") && !strstr(out, "trained"),
           "backup= a regular file: %s", out);
 }
 
@@ -285,7 +274,7 @@ static void t_stale_temporaries(void)
     write_file(dead_state, "x", 1);
     write_file(live, "x", 1);
     snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -set net.max_batches=1 -out %s", final);
-    CHECK(run(cmd, out, sizeof(out)) == 0, "train: %s", out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "train: %s", out);
     CHECK(access(dead, F_OK) != 0 && access(dead_state, F_OK) != 0, "stale temporaries of pid %ld left behind",
           (long)child);
     CHECK(access(live, F_OK) == 0, "the temporary of a live process was removed");
