@@ -1,5 +1,6 @@
 /* The cdbnet command line: train, valid, predict, help. Only this file
  * decides to exit the process; the library returns errors. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -213,6 +214,17 @@ static int load_data_config(const cdb_network *net, const cli *c, data_config *d
     return data_config_load(path, d);
 }
 
+/* SIGINT/SIGTERM during training: the first asks the loop to save a
+ * checkpoint after the step under way and stop; a second ends the process
+ * at once. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL);
+}
+
 static int cmd_train(const cli *c)
 {
     if (c->n_positional != 1) {
@@ -268,7 +280,9 @@ static int cmd_train(const cli *c)
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
         if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
             printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
-    train_options opt = {d.backup, c->out, c->print_every, c->quiet};
+    train_options opt = {d.backup, c->out, c->print_every, c->quiet, &stop_requested};
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
     status = train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
     data_config_free(&d);
 done:

@@ -254,6 +254,13 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         }
         avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
+        if (opt->stop && *opt->stop) {
+            if (save_checkpoint(net, last_path) == 0)
+                cdb_set_error("interrupted at step %d of %d: checkpoint saved to %s (continue with -weights %s)",
+                              net->step, max, last_path, last_path);
+            status = -1;
+            break;
+        }
         int done_epoch = net->step % steps_per_epoch == 0;
         if (!opt->quiet && (net->step % print_every == 0 || net->step == max ||
                             (!opt->print_every && early_progress(net->step - start_step, print_every)))) {

@@ -2,6 +2,8 @@
 #ifndef CDB_TRAIN_H
 #define CDB_TRAIN_H
 
+#include <signal.h>
+
 #include "data.h"
 #include "network.h"
 
@@ -10,6 +12,10 @@ typedef struct {
     const char *out_path;     /* final weights file (default backup/NAME_final.weights) */
     int print_every;          /* progress line every N steps; 0 = about 20 per epoch */
     int quiet;                /* no progress lines, only the final summary */
+    /* When not NULL and set (by a signal handler of the caller's), the run
+     * saves a checkpoint after the step under way and returns -1 with a
+     * message saying so. */
+    volatile sig_atomic_t *stop;
 } train_options;
 
 typedef struct {

@@ -281,8 +281,46 @@ static void t_stale_temporaries(void)
     unlink(live);
 }
 
+/* SIGTERM (or SIGINT) during training: a checkpoint after the step under
+ * way, a message saying where, exit 1; the checkpoint loads. */
+static void t_signal_saves(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[4096], data[512], log[512], backup[512];
+    snprintf(backup, sizeof(backup), "%s/signal-backup", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/signal.data", test_tmpdir());
+    snprintf(log, sizeof(log), "%s/signal.log", test_tmpdir());
+    FILE *f = fopen(data, "w");
+    CHECK(f, "write .data");
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
+            backup);
+    fclose(f);
+    /* signal once the first progress line shows that training runs */
+    snprintf(cmd, sizeof(cmd),
+             "./cdbnet train cfg/smallcnn.cfg -threads 1 -data %s -set net.max_batches=100000 > %s 2>&1 & p=$!; "
+             "i=0; while [ $i -lt 600 ] && ! grep -q '^step ' %s; do sleep 0.05; i=$((i+1)); done; "
+             "kill -TERM $p; wait $p; echo \"exit $?\"; cat %s",
+             data, log, log, log);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "shell: %s", out);
+    char want[1024];
+    snprintf(want, sizeof(want), "checkpoint saved to %s/smallcnn_last.weights", backup);
+    CHECK(strstr(out, "exit 1") && strstr(out, "interrupted at step ") && strstr(out, want),
+          "SIGTERM saves and says where (want '%s'): %s", want, out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid cfg/smallcnn.cfg %s/smallcnn_last.weights -threads 1 -data %s", backup,
+             data);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "top-1"), "the checkpoint loads: %s", out);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);
     test_add("reliability/output paths checked before training", t_outputs_checked_first);
     test_add("reliability/corrupt gzip, over-long labels, FIFO datasets refused", t_bad_dataset_files);
