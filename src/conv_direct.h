@@ -24,9 +24,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Every build has the kernels (at its vector width). */
-#define CDB_CONV_DIRECT 1
-
 /* which vector width the kernels were compiled for: "avx512", "avx2",
  * "neon" or "generic" (4-wide GCC vectors) */
 const char *cd_kernels_isa(void);

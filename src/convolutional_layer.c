@@ -218,13 +218,13 @@ static void shift_pass(cdb_layer *l, cdb_network *net, int backward, const float
 }
 
 /* Direct convolution (conv_direct.h) for layers without groups whose input
- * channels are a multiple of 16 and filters a multiple of 32, in builds for
- * AVX-512. The backward pass takes it too when pad < size and the input
+ * channels are a multiple of 16 and filters a multiple of 32 (every build
+ * has the kernels, at its vector width). The backward pass takes it too when pad < size and the input
  * channels are a multiple of 32 (or there is no input gradient); otherwise
  * it keeps im2col. */
 static int direct_shape(const cdb_layer *l, const conv_priv *p)
 {
-    return CDB_CONV_DIRECT && p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
+    return p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
 }
 
 static int uses_direct(const cdb_layer *l, const conv_priv *p) { return conv_direct_enabled && direct_shape(l, p); }
@@ -296,7 +296,6 @@ static size_t direct_workspace(const cdb_layer *l, const conv_priv *p)
     return 16 + 3 * w + direct_per_image(l, p) * p->direct_chunk + winograd_floats(l, p);
 }
 
-#if CDB_CONV_DIRECT
 static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, float *workspace, int count)
 {
     direct_buffers b;
@@ -375,10 +374,6 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     if (wino) cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
     cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }
-#else /* never called: direct_shape is 0 without the kernels */
-static void forward_direct(cdb_layer *l, cdb_network *net, float *z) { (void)l, (void)net, (void)z; }
-static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz) { (void)l, (void)net, (void)dz; }
-#endif
 
 /* z = conv(input) through im2col, a chunk of images per GEMM */
 static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)

@@ -49,7 +49,7 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
              * and a NaN (of the label or another class) counts against it */
             int above = 0;
             for (int k = 0; k < K; k++) above += k != labels[i] && !(p[k] < mine);
-            if (!(mine == mine)) above = K;
+            if (isnan(mine)) above = K;
             top1 += above == 0;
             top5 += above < 5;
             loss -= log(mine > 1e-30f ? mine : 1e-30f);

@@ -61,30 +61,32 @@ int network_first_non_finite(const cdb_network *net, int *layer, int *array, siz
 /* Nothing non-finite is ever saved: a weights file or optimizer state with
  * a NaN or infinity could not be loaded again, and writing it would replace
  * the last good checkpoint. */
-static int check_finite(const cdb_network *net, const char *path, const char *kind)
+static int weights_finite(const cdb_network *net, const char *path)
+{
+    int i, k;
+    size_t at;
+    if (!network_first_non_finite(net, &i, &k, &at)) return 0;
+    const cdb_layer *l = &net->layers[i];
+    cdb_set_error("not saving weights file '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not finite "
+                  "(%g); the training diverged (lower learning_rate, add burn_in); the last checkpoint is left as it "
+                  "was",
+                  path, net->step, i, l->type_name, layer_array_name(l, k), k, at, l->io[k][at]);
+    return -1;
+}
+
+static int state_finite(const cdb_network *net, const char *path)
 {
     size_t at;
     for (int i = 0; i < net->n; i++) {
         const cdb_layer *l = &net->layers[i];
-        if (!strcmp(kind, "weights file")) {
-            for (int k = 0; k < l->nio; k++)
-                if (first_non_finite(l->io[k], l->io_size[k], &at)) {
-                    cdb_set_error("not saving %s '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not "
-                                  "finite (%g); the training diverged (lower learning_rate, add burn_in); the last "
-                                  "checkpoint is left as it was",
-                                  kind, path, net->step, i, l->type_name, layer_array_name(l, k), k, at, l->io[k][at]);
-                    return -1;
-                }
-            continue;
-        }
         for (int p = 0; p < l->nparams; p++) {
             const cdb_param *q = &l->params[p];
             const float *m[2] = {q->moment1, q->moment2};
             for (int j = 0; j < 2; j++)
                 if (m[j] && first_non_finite(m[j], q->size, &at)) {
-                    cdb_set_error("not saving %s '%s': at step %d, layer %d [%s] %s, optimizer %s value %zu is not "
-                                  "finite (%g); the last checkpoint is left as it was",
-                                  kind, path, net->step, i, l->type_name, q->name,
+                    cdb_set_error("not saving optimizer state '%s': at step %d, layer %d [%s] %s, optimizer %s value "
+                                  "%zu is not finite (%g); the last checkpoint is left as it was",
+                                  path, net->step, i, l->type_name, q->name,
                                   j ? "second moment" : (net->train.optimizer == OPT_ADAMW ? "first moment" : "momentum"),
                                   at, m[j][at]);
                     return -1;
@@ -96,13 +98,13 @@ static int check_finite(const cdb_network *net, const char *path, const char *ki
 
 /* Write through FILE.tmp.PID, flushed and synced, then renamed over FILE:
  * a run killed while saving leaves the previous FILE intact. */
-static int write_atomically(const char *path, const char *kind, int (*write)(FILE *, const cdb_network *),
-                            const cdb_network *net)
+static int write_atomically(const char *path, const char *kind, int (*finite)(const cdb_network *, const char *),
+                            int (*write)(FILE *, const cdb_network *), const cdb_network *net)
 {
 #ifdef GPU
     network_sync_to_host((cdb_network *)net);
 #endif
-    if (check_finite(net, path, kind)) return -1;
+    if (finite(net, path)) return -1;
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
@@ -135,7 +137,7 @@ static int write_weights(FILE *fp, const cdb_network *net)
 
 int cdb_weights_save(const cdb_network *net, const char *path)
 {
-    return write_atomically(path, "weights file", write_weights, net);
+    return write_atomically(path, "weights file", weights_finite, write_weights, net);
 }
 
 int cdb_weights_load(cdb_network *net, const char *path)
@@ -231,7 +233,7 @@ static int write_state(FILE *fp, const cdb_network *net)
 
 int cdb_state_save(const cdb_network *net, const char *path)
 {
-    return write_atomically(path, "optimizer state", write_state, net);
+    return write_atomically(path, "optimizer state", state_finite, write_state, net);
 }
 
 static int read_moment(FILE *fp, float **m, size_t n)

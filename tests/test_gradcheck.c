@@ -128,8 +128,7 @@ static void t_conv_pointwise(void)
     gradcheck(NET_HEAD "[convolutional]\nfilters=5\nsize=1\nactivation=mish\n" HEAD_TAIL);
 }
 /* The direct convolution kernels (conv_direct.h: 32 input channels, 32
- * filters): a 'same' layer, then a strided one, both passes on the kernels
- * in AVX-512 builds. */
+ * filters): a 'same' layer, then a strided one, both passes on the kernels. */
 static void t_conv_direct(void)
 {
     cdb_network *net;
@@ -140,7 +139,7 @@ static void t_conv_direct(void)
     CHECK(net, "build");
     network_enable_input_gradient(net);
     for (int i = 0; i < 2; i++)
-        CHECK(!CDB_CONV_DIRECT || (convolutional_uses_direct(&net->layers[i], 0) && convolutional_uses_direct(&net->layers[i], 1)),
+        CHECK(convolutional_uses_direct(&net->layers[i], 0) && convolutional_uses_direct(&net->layers[i], 1),
               "layer %d should take the direct kernels", i);
     cdb_network_free(net);
     gradcheck(text);
@@ -150,7 +149,7 @@ static void t_conv_direct(void)
                        "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
     net = net_from_text(even);
     CHECK(net, "build");
-    CHECK(!CDB_CONV_DIRECT || convolutional_uses_winograd(&net->layers[0]), "layer 0 should take Winograd");
+    CHECK(convolutional_uses_winograd(&net->layers[0]), "layer 0 should take Winograd");
     cdb_network_free(net);
     gradcheck(even);
 }

@@ -243,11 +243,10 @@ static void conv_direct_cases(void)
 }
 
 /* The weight-gradient kernel's compute skipping: skipped channels, and
- * groups of 32 filters all skipped, are left untouched; every other entry
+ * filters 32-63 all skipped (whole groups of cd_skip_filter_group()), are left untouched; every other entry
  * is bit-identical to the full computation. */
 static void direct_weight_grad_skipping(void)
 {
-#if CDB_CONV_DIRECT
     enum { N = 2, C = 48, F = 96, K = 3, H = 5, PAD = 1, PH = H + 2 * PAD, OH = H };
     size_t nx = (size_t)N * C * PH * PH, ndy = (size_t)N * F * OH * OH, nw = (size_t)F * C * K * K;
     float *xb = xcalloc(nx, sizeof(float)), *dy = xcalloc(ndy, sizeof(float));
@@ -286,7 +285,6 @@ static void direct_weight_grad_skipping(void)
     free(dy);
     free(full);
     free(part);
-#endif
 }
 
 /* The kernels' sums run in a fixed order: one and two threads give the same
@@ -329,10 +327,6 @@ static void direct_thread_independence(void)
 
 static void t_conv_direct(void)
 {
-    if (!CDB_CONV_DIRECT) {
-        printf("  (this build has no direct convolution kernels: no AVX-512)\n");
-        return;
-    }
     direct_weight_grad_skipping();
     direct_thread_independence();
     conv_direct_cases();

@@ -222,6 +222,20 @@ static void t_bad_dataset_files(void)
     unlink(fifo);
 }
 
+/* A .data file of Fashion-MNIST's 10,000 test images (for training and
+ * validation, so that loading is quick) with the given backup folder. */
+static int write_test_data(const char *path, const char *backup)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
+            backup);
+    return fclose(f);
+}
+
 /* Outputs are checked before training starts, naming the target. */
 static void t_outputs_checked_first(void)
 {
@@ -240,14 +254,7 @@ static void t_outputs_checked_first(void)
     snprintf(file, sizeof(file), "%s/not-a-folder", test_tmpdir());
     write_file(file, "x", 1);
     snprintf(data, sizeof(data), "%s/backup-file.data", test_tmpdir());
-    FILE *f = fopen(data, "w");
-    CHECK(f, "write .data");
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
-            file);
-    fclose(f);
+    CHECK(write_test_data(data, file) == 0, "write .data");
     snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s", data);
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a folder") && !strstr(out, "trained"),
           "backup= a regular file: %s", out);
@@ -294,14 +301,7 @@ static void t_signal_saves(void)
     snprintf(backup, sizeof(backup), "%s/signal-backup", test_tmpdir());
     snprintf(data, sizeof(data), "%s/signal.data", test_tmpdir());
     snprintf(log, sizeof(log), "%s/signal.log", test_tmpdir());
-    FILE *f = fopen(data, "w");
-    CHECK(f, "write .data");
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
-            backup);
-    fclose(f);
+    CHECK(write_test_data(data, backup) == 0, "write .data");
     /* signal once the first progress line shows that training runs */
     snprintf(cmd, sizeof(cmd),
              "./cdbnet train cfg/smallcnn.cfg -threads 1 -data %s -set net.max_batches=100000 > %s 2>&1 & p=$!; "
