@@ -24,7 +24,11 @@ ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=comput
 
 CC ?= cc
 NVCC ?= $(CUDA_PATH)/bin/nvcc
-CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas -Iinclude -Isrc -fPIC -MMD -MP
+# The source folders, lowest level first (docs/architecture.md): a file
+# includes headers of its own folder and of the folders before it.
+SRC_DIRS = src/kernels src/core src/gpu src/layers src/model src/app
+INCLUDES = -Iinclude $(addprefix -I,$(SRC_DIRS))
+CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas $(INCLUDES) -fPIC -MMD -MP
 LDLIBS = -lm -lz
 OPT = -O3 $(if $(MARCH),-march=$(MARCH)) -ffp-contract=off -fno-trapping-math
 
@@ -66,7 +70,7 @@ ifeq ($(GPU),1)
 CFLAGS += -DGPU -I$(CUDA_PATH)/include
 LDFLAGS += -L$(CUDA_PATH)/lib64 -Wl,-rpath,$(CUDA_PATH)/lib64
 LDLIBS += -lcudart -lcublas -lstdc++
-NVFLAGS = $(ARCH) -Iinclude -Isrc -O3 -Xcompiler -fPIC -DGPU
+NVFLAGS = $(ARCH) $(INCLUDES) -O3 -Xcompiler -fPIC -DGPU
 ifeq ($(CUDNN),1)
 CFLAGS += -DCUDNN
 NVFLAGS += -DCUDNN
@@ -74,9 +78,9 @@ LDLIBS += -lcudnn
 endif
 endif
 
-LIB_SRC = $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_SRC = $(filter-out src/app/main.c,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
 LIB_OBJ = $(LIB_SRC:src/%.c=obj/%.o)
-CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard src/*.cu))
+CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
 CU_OBJ = $(CU_SRC:src/%.cu=obj/%.cu.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
@@ -87,7 +91,7 @@ FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | ck
 
 all: cdbnet
 
-cdbnet: obj/main.o libcdbnet.a
+cdbnet: obj/app/main.o libcdbnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 libcdbnet.a: $(LIB_OBJ) $(CU_OBJ)
@@ -100,9 +104,11 @@ $(FLAGS_STAMP):
 	@touch $@
 
 obj/%.o: src/%.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 obj/%.cu.o: src/%.cu $(FLAGS_STAMP)
+	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
 obj/tests/%.o: tests/%.c $(FLAGS_STAMP)
@@ -133,4 +139,4 @@ clean:
 	rm -rf obj cdbnet libcdbnet.a tests/run_tests tests/gpu_tests
 
 .PHONY: all test gpu-test clean
--include $(wildcard obj/*.d obj/tests/*.d obj/tests/gpu/*.d)
+-include $(wildcard obj/*/*.d obj/tests/*.d obj/tests/gpu/*.d)

@@ -2,6 +2,7 @@
  * (file, line, section, layer and key), and the parser's good paths. */
 #include <glob.h>
 
+#include "layers.h"
 #include "test.h"
 
 #define NET "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n"
@@ -70,7 +71,7 @@ static void t_comments_aliases_and_darknet_keys(void)
                                      "hue=.1\nangle=7\n\n  [conv]  \nfilters = 4\nsize=3\npad=1\nactivation=silu\n"
                                      "[max]\nsize=2\n[conn]\noutput=3\nactivation=linear\n[soft]\n");
     CHECK(net, "a Darknet-flavoured cfg should build");
-    CHECK(net->n == 4 && net->layers[0].type == LAYER_CONVOLUTIONAL && net->layers[1].out_w == 4, "layers");
+    CHECK(net->n == 4 && !strcmp(net->layers[0].ops->name, "convolutional") && net->layers[1].out_w == 4, "layers");
     CHECK(net->layers[0].params[0].size == 4 * 9, "conv weights");
     cdb_network_free(net);
 }
@@ -97,8 +98,30 @@ static void t_override(void)
     cfg_free(cfg);
 }
 
+/* The registry: each name it lists finds a type of that name with its CPU
+ * code, aliases find their type, and the unknown-section message lists
+ * every type. */
+static void t_layer_registry(void)
+{
+    char names[1024];
+    snprintf(names, sizeof(names), "%s", layer_type_names());
+    int count = 0;
+    for (char *save = NULL, *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        const layer_ops *ops = layer_ops_find(name);
+        CHECK(ops && !strcmp(ops->name, name), "'%s' is listed but not found", name);
+        CHECK(ops->make && ops->forward && ops->backward && ops->takes, "[%s] lacks its CPU code", name);
+        if (ops->alias) CHECK(layer_ops_find(ops->alias) == ops, "alias %s of [%s]", ops->alias, name);
+        count++;
+    }
+    CHECK(count >= 15, "only %d layer types listed", count);
+    CHECK(!layer_ops_find("convolution"), "a misspelt section is found");
+    const char *msg = net_error_from_text("bad.cfg", NET "[convolution]\nfilters=4\n" END);
+    CHECK(msg && strstr(msg, layer_type_names()), "the message does not list the types: %s", msg ? msg : "(built)");
+}
+
 void register_cfg_tests(void)
 {
+    test_add("cfg/the layer registry finds every type it lists", t_layer_registry);
     test_add("cfg/bad cfgs give file, line, section and key", t_bad_cfg_table);
     test_add("cfg/comments, aliases, ignored Darknet keys", t_comments_aliases_and_darknet_keys);
     test_add("cfg/-set overrides", t_override);

@@ -117,7 +117,7 @@ static void check_fixture(const char *name)
             CHECK(p, "%s: layer %d array %d is not a parameter", name, i, k);
             e = relative_error(p->grad, grads->data + offset, p->size);
             CHECK(e < FIXTURE_TOL, "%s: layer %d [%s] %s gradient relative error %.3g", name, i,
-                  net->layers[i].type_name, p->name, e);
+                  net->layers[i].ops->name, p->name, e);
             offset += (long)p->size;
         }
     cdb_network_free(net);

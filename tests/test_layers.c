@@ -148,7 +148,7 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
     int taken = 0;
     for (int li = 0; li < a->n; li++) {
         const cdb_layer *l = &a->layers[li];
-        if (strcmp(l->type_name, "convolutional")) continue;
+        if (strcmp(l->ops->name, "convolutional")) continue;
         if (fast == 1)
             taken += convolutional_uses_shift(l);
         else
@@ -221,7 +221,7 @@ static void conv_direct_cases(void)
     int wino = 0;
     cdb_network *n = net_from_text(big);
     for (int li = 0; li < n->n; li++)
-        wino += !strcmp(n->layers[li].type_name, "convolutional") && convolutional_uses_winograd(&n->layers[li]);
+        wino += !strcmp(n->layers[li].ops->name, "convolutional") && convolutional_uses_winograd(&n->layers[li]);
     cdb_network_free(n);
     CHECK(wino == (conv_winograd_enabled ? 2 : 0), "%d layers take Winograd, want 2", wino);
     compare_conv_paths(big, 2, 403, 1);

@@ -180,7 +180,7 @@ static int check_parameters_finite(cdb_network *net)
     const cdb_layer *l = &net->layers[layer];
     cdb_set_error("training diverged at step %d: layer %d [%s] %s (array %d), value %zu is not finite (%g) after the "
                   "update (learning rate %g). Lower learning_rate or add burn_in in %s; nothing of this step was saved",
-                  net->step, layer, l->type_name, layer_array_name(l, array), array, at, l->io[array][at],
+                  net->step, layer, l->ops->name, layer_array_name(l, array), array, at, l->io[array][at],
                   network_learning_rate(net), net->cfg_path);
     return -1;
 }

@@ -7,120 +7,10 @@
 #include <string.h>
 
 #include "gemm.h"
-#include "layers.h"
 #include "optimizer.h"
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
-
-/* Largest tensor a layer may produce per image: sizes are ints. */
-#define MAX_LAYER_OUTPUTS (1L << 30)
-
-int layer_alloc_output(cdb_layer *l, cfg_reader *r)
-{
-    long outputs = (long)l->out_c * l->out_h * l->out_w;
-    if (outputs <= 0 || outputs > MAX_LAYER_OUTPUTS || (long)l->batch * outputs > (1L << 34)) {
-        cfg_fail(r, NULL, "the output (%d x %d x %d per image, batch %d) is too large", l->out_c, l->out_h, l->out_w,
-                 l->batch);
-        return -1;
-    }
-    l->inputs = l->c * l->h * l->w;
-    l->outputs = (int)outputs;
-    l->output = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    l->delta = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    return 0;
-}
-
-cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
-                           int inner)
-{
-    if (l->nparams == LAYER_MAX_PARAMS) {
-        fprintf(stderr, "cdbnet: internal error: layer %d declares too many parameters\n", l->index);
-        abort();
-    }
-    cdb_param *p = &l->params[l->nparams++];
-    memset(p, 0, sizeof(*p));
-    p->name = name;
-    p->size = size;
-    p->value = xcalloc(size, sizeof(float));
-    p->grad = xcalloc(size, sizeof(float));
-    p->eligible = eligible;
-    p->rows = rows;
-    p->channels = channels;
-    p->inner = inner;
-    p->decay = 1;
-    p->dropback_override = -1;
-    p->channel_rate = -1;
-    p->keep = 1;
-    return p;
-}
-
-void layer_add_io(cdb_layer *l, float *array, size_t n)
-{
-    if (l->nio == LAYER_MAX_IO) {
-        fprintf(stderr, "cdbnet: internal error: layer %d declares too many weight arrays\n", l->index);
-        abort();
-    }
-    l->io[l->nio] = array;
-    l->io_size[l->nio] = n;
-    l->nio++;
-}
-
-void layer_read_dropback_keys(cfg_reader *r, cdb_param *weights)
-{
-    weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
-    weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
-}
-
-activation layer_read_activation(cfg_reader *r, activation def)
-{
-    const char *name = cfg_str(r, "activation", NULL);
-    if (!name) return def;
-    activation a;
-    if (activation_from_name(name, &a)) {
-        cfg_fail(r, "activation",
-                 "'%s' is not one of: linear, relu, leaky, relu6, logistic, tanh, gelu, swish, silu, mish, hardswish",
-                 name);
-        return def;
-    }
-    return a;
-}
-
-void layer_set_sequence_output(cdb_layer *l, int tokens, int features)
-{
-    l->out_tokens = tokens;
-    l->out_c = features;
-    l->out_h = tokens;
-    l->out_w = 1;
-}
-
-void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt)
-{
-    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, ((uint64_t)salt << 32) | (uint64_t)layer_index);
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        do v = rng_normal(&rng);
-        while (v < -2.f || v > 2.f);
-        w[i] = std * v;
-    }
-}
-
-void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index)
-{
-    if (init_std > 0) {
-        init_trunc_normal(w, n, init_std, seed, layer_index, 0);
-        return;
-    }
-    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, (uint64_t)layer_index);
-    float bound = sqrtf(6.f / (float)(fan_in > 0 ? fan_in : 1));
-    for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
-}
-
-int layer_resolve_ref(int self, int ref)
-{
-    int idx = ref < 0 ? self + ref : ref;
-    return (idx >= 0 && idx < self) ? idx : -1;
-}
 
 void network_enable_profiling(cdb_network *net)
 {
@@ -138,6 +28,46 @@ void network_reset_profile(cdb_network *net)
 }
 
 #ifdef GPU
+/* A layer type without CUDA code runs on the CPU inside a GPU run: what it
+ * reads (its input, parameters, output gradient and the input gradient it
+ * adds to) comes down from the device twins and what it writes goes back up.
+ * It reads no other layer's arrays (a type that does, as [shortcut] and
+ * [route], needs its GPU twin). */
+static void pull_params(cdb_network *net, cdb_layer *l, int grads)
+{
+    for (int k = 0; k < l->nparams; k++) {
+        cdb_param *p = &l->params[k];
+        gpu_pull(net, grads ? p->grad : p->value, p->size * sizeof(float));
+    }
+}
+
+static void layer_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+{
+    if (l->ops->forward_gpu) {
+        l->ops->forward_gpu(l, net, train);
+        return;
+    }
+    gpu_pull(net, l->input, (size_t)l->batch * l->inputs * sizeof(float));
+    pull_params(net, l, 0);
+    l->ops->forward(l, net, train);
+    gpu_push(net, l->output, (size_t)l->batch * l->outputs * sizeof(float));
+}
+
+static void layer_backward_gpu(cdb_layer *l, cdb_network *net)
+{
+    if (l->ops->backward_gpu) {
+        l->ops->backward_gpu(l, net);
+        return;
+    }
+    size_t in_bytes = (size_t)l->batch * l->inputs * sizeof(float);
+    gpu_pull(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
+    if (l->input_delta) gpu_pull(net, l->input_delta, in_bytes);
+    pull_params(net, l, 1);
+    l->ops->backward(l, net);
+    if (l->input_delta) gpu_push(net, l->input_delta, in_bytes);
+    for (int k = 0; k < l->nparams; k++) gpu_push(net, l->params[k].grad, l->params[k].size * sizeof(float));
+}
+
 /* The network on its device: the input goes up, the last layer's output
  * (class probabilities) comes back down. */
 static void network_forward_gpu(cdb_network *net, int train)
@@ -145,7 +75,7 @@ static void network_forward_gpu(cdb_network *net, int train)
     gpu_push(net, net->input, (size_t)net->mini_batch * net->inputs * sizeof(float));
     for (int i = 0; i < net->n; i++) {
         double t0 = net->profile ? now_seconds() : 0;
-        net->layers[i].forward_gpu(&net->layers[i], net, train);
+        layer_forward_gpu(&net->layers[i], net, train);
         if (net->profile) {
             gpu_synchronize();
             net->forward_seconds[i] += now_seconds() - t0;
@@ -165,7 +95,7 @@ static void network_backward_gpu(cdb_network *net)
     if (net->input_delta) gpu_zero(net, net->input_delta, input_bytes);
     for (int i = net->n - 1; i >= 0; i--) {
         double t0 = net->profile ? now_seconds() : 0;
-        net->layers[i].backward_gpu(&net->layers[i], net);
+        layer_backward_gpu(&net->layers[i], net);
         if (net->profile) {
             gpu_synchronize();
             net->backward_seconds[i] += now_seconds() - t0;
@@ -184,12 +114,12 @@ void network_forward(cdb_network *net, int train)
     }
 #endif
     if (!net->profile) {
-        for (int i = 0; i < net->n; i++) net->layers[i].forward(&net->layers[i], net, train);
+        for (int i = 0; i < net->n; i++) net->layers[i].ops->forward(&net->layers[i], net, train);
         return;
     }
     for (int i = 0; i < net->n; i++) {
         double t0 = now_seconds();
-        net->layers[i].forward(&net->layers[i], net, train);
+        net->layers[i].ops->forward(&net->layers[i], net, train);
         net->forward_seconds[i] += now_seconds() - t0;
     }
 }
@@ -209,7 +139,7 @@ void network_backward(cdb_network *net)
     if (net->input_delta) memset(net->input_delta, 0, (size_t)net->mini_batch * net->inputs * sizeof(float));
     for (int i = net->n - 1; i >= 0; i--) {
         double t0 = net->profile ? now_seconds() : 0;
-        net->layers[i].backward(&net->layers[i], net);
+        net->layers[i].ops->backward(&net->layers[i], net);
         if (net->profile) net->backward_seconds[i] += now_seconds() - t0;
     }
 }
@@ -432,8 +362,17 @@ void network_print_summary(const cdb_network *net, FILE *out)
         char rate[32] = "";
         for (int k = 0; k < l->nparams; k++)
             if (l->params[k].dropback) snprintf(rate, sizeof(rate), " (p=%.2f)", l->params[k].channel_rate);
-        fprintf(out, "%5d %-14s %-34s %16s %16s %10zu %s%s\n", i, l->type_name, l->description, in, outs, count, db,
+        fprintf(out, "%5d %-14s %-34s %16s %16s %10zu %s%s\n", i, l->ops->name, l->description, in, outs, count, db,
                 rate);
     }
     fprintf(out, "total parameters: %zu\n", total);
+    if (net->gpu) {
+        int on_host = 0;
+        for (int i = 0; i < net->n; i++)
+            if (!net->layers[i].ops->forward_gpu || !net->layers[i].ops->backward_gpu) {
+                if (!on_host++) fprintf(out, "on the CPU (no CUDA code for the type; copies to and from the device):");
+                fprintf(out, " %d [%s]", i, net->layers[i].ops->name);
+            }
+        if (on_host) fprintf(out, "\n");
+    }
 }

@@ -6,36 +6,40 @@
 #include <stdint.h>
 
 #include "cdbnet.h"
+#include "cfg.h"
 #include "dropback.h"
 #include "param.h"
 #include "utils.h"
 
-typedef enum {
-    LAYER_CONVOLUTIONAL,
-    LAYER_CONNECTED,
-    LAYER_BATCHNORM,
-    LAYER_MAXPOOL,
-    LAYER_AVGPOOL,
-    LAYER_SHORTCUT,
-    LAYER_ROUTE,
-    LAYER_DROPOUT,
-    LAYER_SOFTMAX,
-    LAYER_TOKENS,
-    LAYER_CLS_TOKEN,
-    LAYER_POS_EMBED,
-    LAYER_LAYERNORM,
-    LAYER_ATTENTION,
-    LAYER_TOKEN_POOL
-} layer_type;
-
 typedef struct cdb_layer cdb_layer;
+
+/* What a layer type accepts as input: an image (c, h, w), a token sequence
+ * (tokens, features), or either. */
+enum { LAYER_TAKES_IMAGE = 1, LAYER_TAKES_SEQUENCE = 2, LAYER_TAKES_ANY = 3 };
+
+/* A layer type, as its file under src/layers/ exports it (one
+ * `const layer_ops name_layer_ops`, listed in src/layers/layer_list.h). */
+typedef struct layer_ops {
+    const char *name;          /* the cfg section, e.g. "convolutional" */
+    const char *alias;         /* Darknet's short name ("conv"), or NULL */
+    int takes;                 /* LAYER_TAKES_* */
+    int loss;                  /* computes the cost: the network's last layer */
+    /* Reads the section's keys, checks them against the input shape already
+     * in l and fills in the rest of l: 0, or -1 with the error recorded in r. */
+    int (*make)(cdb_layer *l, cfg_reader *r, cdb_network *net);
+    void (*forward)(cdb_layer *l, cdb_network *net, int train);
+    void (*backward)(cdb_layer *l, cdb_network *net);
+    /* GPU builds: the same on the device twins (NULL where the type has no
+     * CUDA code: the layer then runs on the CPU inside a GPU run). */
+    void (*forward_gpu)(cdb_layer *l, cdb_network *net, int train);
+    void (*backward_gpu)(cdb_layer *l, cdb_network *net);
+} layer_ops;
 
 #define LAYER_MAX_PARAMS 4
 #define LAYER_MAX_IO 6
 
 struct cdb_layer {
-    layer_type type;
-    const char *type_name;
+    const layer_ops *ops;      /* the layer's type */
     int index;
     int batch;                 /* images per forward pass (batch / subdivisions) */
     int c, h, w;               /* input shape */
@@ -50,27 +54,23 @@ struct cdb_layer {
     float *output;             /* (batch, outputs) */
     float *delta;              /* (batch, outputs): dLoss/doutput, accumulated by consumers */
 
-    cdb_param params[LAYER_MAX_PARAMS];
+    cdb_param params[LAYER_MAX_PARAMS + 1]; /* the last: a spare, where one too many goes (a build error) */
     int nparams;
     /* Arrays in weights-file order (see docs/weights.md). */
-    float *io[LAYER_MAX_IO];
-    size_t io_size[LAYER_MAX_IO];
+    float *io[LAYER_MAX_IO + 1];
+    size_t io_size[LAYER_MAX_IO + 1];
     int nio;
 
     char description[96];      /* for the network summary */
     size_t workspace_floats;   /* scratch this layer needs from net->workspace */
     size_t flops;              /* forward multiply-adds per image */
 
-    void (*forward)(cdb_layer *l, cdb_network *net, int train);
-    void (*backward)(cdb_layer *l, cdb_network *net);
-    void (*destroy)(cdb_layer *l);
+    void (*destroy)(cdb_layer *l); /* frees priv (set by make once priv exists) */
     void *priv;                /* what is particular to the layer type */
 
-    /* GPU builds: the same on the device, on the device twins of the arrays
-     * above (see cuda_utils.h); gpu_state is what the kernels keep
-     * (descriptors, chosen algorithms), freed by destroy_gpu. */
-    void (*forward_gpu)(cdb_layer *l, cdb_network *net, int train);
-    void (*backward_gpu)(cdb_layer *l, cdb_network *net);
+    /* GPU builds: what the layer's kernels keep on the device twins of the
+     * arrays above (descriptors, chosen algorithms; see cuda_utils.h),
+     * freed by destroy_gpu. */
     void (*destroy_gpu)(cdb_layer *l);
     void *gpu_state;
 };
@@ -163,10 +163,6 @@ float network_train_step(cdb_network *net, const float *images, const int *label
 void network_print_summary(const cdb_network *net, FILE *out);
 /* Output of the last layer for the current mini-batch. */
 const float *network_output(const cdb_network *net);
-/* Register the layer's trainable tensors with the network (once, at build). */
-cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
-                           int inner);
-void layer_add_io(cdb_layer *l, float *array, size_t n);
 /* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
  * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
  * its N columns are the tensor's channels, p->inner columns each. With

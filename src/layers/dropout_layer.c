@@ -42,7 +42,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     dropout_priv *p = xcalloc(1, sizeof(dropout_priv));
@@ -56,9 +56,18 @@ int dropout_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_tokens = l->tokens;
     if (layer_alloc_output(l, r)) return -1;
     p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, dropout);
     snprintf(l->description, sizeof(l->description), "p=%.2f", p->probability);
     return 0;
 }
+
+LAYER_GPU_TWINS(dropout);
+const layer_ops dropout_layer_ops = {
+    .name = "dropout",
+    .alias = NULL,
+    .takes = LAYER_TAKES_ANY,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(dropout_forward_gpu),
+    .backward_gpu = GPU_TWIN(dropout_backward_gpu),
+};

@@ -70,7 +70,7 @@ static int weights_finite(const cdb_network *net, const char *path)
     cdb_set_error("not saving weights file '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not finite "
                   "(%g); the training diverged (lower learning_rate, add burn_in); the last checkpoint is left as it "
                   "was",
-                  path, net->step, i, l->type_name, layer_array_name(l, k), k, at, l->io[k][at]);
+                  path, net->step, i, l->ops->name, layer_array_name(l, k), k, at, l->io[k][at]);
     return -1;
 }
 
@@ -86,7 +86,7 @@ static int state_finite(const cdb_network *net, const char *path)
                 if (m[j] && first_non_finite(m[j], q->size, &at)) {
                     cdb_set_error("not saving optimizer state '%s': at step %d, layer %d [%s] %s, optimizer %s value "
                                   "%zu is not finite (%g); the last checkpoint is left as it was",
-                                  path, net->step, i, l->type_name, q->name,
+                                  path, net->step, i, l->ops->name, q->name,
                                   j ? "second moment" : (net->train.optimizer == OPT_ADAMW ? "first moment" : "momentum"),
                                   at, m[j][at]);
                     return -1;
@@ -191,7 +191,7 @@ int cdb_weights_load(cdb_network *net, const char *path)
                     fclose(fp);
                     cdb_set_error("weights file '%s': layer %d [%s], array %d, value %zu is not finite (%g): the file is "
                                   "corrupt or comes from a diverged run",
-                                  path, i, l->type_name, k, e, l->io[k][e]);
+                                  path, i, l->ops->name, k, e, l->io[k][e]);
                     return -1;
                 }
         }

@@ -95,7 +95,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     attention_priv *p = xcalloc(1, sizeof(attention_priv));
     l->priv = p;
@@ -116,8 +116,8 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->qkv_b = layer_add_param(l, "qkv_biases", (size_t)3 * D, 0, 0, 0, 0);
     p->proj_w = layer_add_param(l, "proj_weights", (size_t)D * D, 1, D, D, 1);
     p->proj_b = layer_add_param(l, "proj_biases", (size_t)D, 0, 0, 0, 0);
-    layer_read_dropback_keys(r, p->qkv_w);
-    layer_read_dropback_keys(r, p->proj_w); /* the layer's keys apply to both weights */
+    dropback_read_layer_keys(r, p->qkv_w);
+    dropback_read_layer_keys(r, p->proj_w); /* the layer's keys apply to both weights */
     if (cfg_check_unused(r)) return -1;
     init_trunc_normal(p->qkv_w->value, p->qkv_w->size, init_std, net->seed, l->index, 3);
     init_trunc_normal(p->proj_w->value, p->proj_w->size, init_std, net->seed, l->index, 4);
@@ -135,9 +135,18 @@ int attention_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->probs = xcalloc(scores, sizeof(float));
     p->d_scores = xcalloc(scores, sizeof(float));
     l->flops = (size_t)p->T * (4 * (size_t)D * D + 2 * (size_t)p->T * D);
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, attention);
     snprintf(l->description, sizeof(l->description), "%d heads of %d, %d tokens", p->heads, p->dh, p->T);
     return 0;
 }
+
+LAYER_GPU_TWINS(attention);
+const layer_ops attention_layer_ops = {
+    .name = "attention",
+    .alias = NULL,
+    .takes = LAYER_TAKES_SEQUENCE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(attention_forward_gpu),
+    .backward_gpu = GPU_TWIN(attention_backward_gpu),
+};

@@ -177,7 +177,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
     if (!net->gpu) {
         int direct = 0, wino = 0, other = 0;
         for (int i = 0; i < net->n; i++) {
-            if (strcmp(net->layers[i].type_name, "convolutional")) continue;
+            if (strcmp(net->layers[i].ops->name, "convolutional")) continue;
             if (convolutional_uses_winograd(&net->layers[i])) wino++;
             else if (convolutional_uses_direct(&net->layers[i], 0)) direct++;
             else other++;
@@ -212,7 +212,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
         const cdb_layer *l = &net->layers[order[k].index];
         double f = net->forward_seconds[order[k].index], b = net->backward_seconds[order[k].index];
         double rate = l->flops && (f + b) > 0 ? 6.0 * l->flops * net->batch * steps_total / (f + b) / 1e9 : 0;
-        printf("%5d %-14s %-34s %10.3f %10.3f %6.1f%% %9.1f\n", l->index, l->type_name, l->description,
+        printf("%5d %-14s %-34s %10.3f %10.3f %6.1f%% %9.1f\n", l->index, l->ops->name, l->description,
                1e3 * f / steps_total, 1e3 * b / steps_total, 100 * (f + b) / (fwd + bwd), rate);
     }
     free(order);

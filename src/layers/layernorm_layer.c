@@ -71,7 +71,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     layernorm_priv *p = xcalloc(1, sizeof(layernorm_priv));
@@ -88,9 +88,18 @@ int layernorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, p->biases->value, (size_t)l->c);
     p->x_hat = xcalloc((size_t)l->batch * l->inputs, sizeof(float));
     p->inv_std = xcalloc((size_t)l->batch * l->tokens, sizeof(float));
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, layernorm);
     snprintf(l->description, sizeof(l->description), "%d features, eps %g", l->c, p->eps);
     return 0;
 }
+
+LAYER_GPU_TWINS(layernorm);
+const layer_ops layernorm_layer_ops = {
+    .name = "layernorm",
+    .alias = NULL,
+    .takes = LAYER_TAKES_SEQUENCE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(layernorm_forward_gpu),
+    .backward_gpu = GPU_TWIN(layernorm_backward_gpu),
+};

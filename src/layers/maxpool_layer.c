@@ -99,7 +99,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     maxpool_priv *p = xcalloc(1, sizeof(maxpool_priv));
@@ -118,9 +118,18 @@ int maxpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     }
     if (layer_alloc_output(l, r)) return -1;
     p->argmax = xcalloc((size_t)l->batch * l->outputs, sizeof(int));
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, maxpool);
     snprintf(l->description, sizeof(l->description), "%dx%d/%d", p->size, p->size, p->stride);
     return 0;
 }
+
+LAYER_GPU_TWINS(maxpool);
+const layer_ops maxpool_layer_ops = {
+    .name = "maxpool",
+    .alias = "max",
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(maxpool_forward_gpu),
+    .backward_gpu = GPU_TWIN(maxpool_backward_gpu),
+};

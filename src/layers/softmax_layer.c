@@ -37,7 +37,7 @@ static void backward(cdb_layer *l, cdb_network *net)
     for (size_t i = 0; i < total; i++) l->input_delta[i] += (l->output[i] - net->truth[i]) * inv_batch;
 }
 
-int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     int groups = cfg_int(r, "groups", 1, 1, 1);
@@ -46,9 +46,19 @@ int softmax_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = l->inputs;
     l->out_h = l->out_w = 1;
     if (layer_alloc_output(l, r)) return -1;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, softmax);
     snprintf(l->description, sizeof(l->description), "%d classes, cross-entropy", l->inputs);
     return 0;
 }
+
+LAYER_GPU_TWINS(softmax);
+const layer_ops softmax_layer_ops = {
+    .name = "softmax",
+    .alias = "soft",
+    .takes = LAYER_TAKES_IMAGE,
+    .loss = 1,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(softmax_forward_gpu),
+    .backward_gpu = GPU_TWIN(softmax_backward_gpu),
+};

@@ -33,7 +33,7 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static void destroy(cdb_layer *l) { free(l->priv); }
 
-int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     pos_priv *p = xcalloc(1, sizeof(pos_priv));
     l->priv = p;
@@ -44,9 +44,18 @@ int pos_embed_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->embedding = layer_add_param(l, "pos_embed", (size_t)l->inputs, 0, 0, 0, 0);
     init_trunc_normal(p->embedding->value, (size_t)l->inputs, 0.02f, net->seed, l->index, 2);
     layer_add_io(l, p->embedding->value, (size_t)l->inputs);
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, pos_embed);
     snprintf(l->description, sizeof(l->description), "learned %dx%d", l->tokens, l->c);
     return 0;
 }
+
+LAYER_GPU_TWINS(pos_embed);
+const layer_ops pos_embed_layer_ops = {
+    .name = "pos_embed",
+    .alias = NULL,
+    .takes = LAYER_TAKES_SEQUENCE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(pos_embed_forward_gpu),
+    .backward_gpu = GPU_TWIN(pos_embed_backward_gpu),
+};

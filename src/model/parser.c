@@ -10,36 +10,6 @@
 #include "layers.h"
 #include "network.h"
 
-typedef int (*layer_maker)(cdb_layer *l, cfg_reader *r, cdb_network *net);
-
-/* What a layer type accepts as input: an image (c, h, w), a token
- * sequence (tokens, features), or either. */
-enum { TAKES_IMAGE = 1, TAKES_SEQUENCE = 2, TAKES_ANY = 3 };
-
-static const struct {
-    const char *name, *alias;
-    layer_type type;
-    layer_maker make;
-    int takes;
-} layer_kinds[] = {
-    {"convolutional", "conv", LAYER_CONVOLUTIONAL, convolutional_layer_make, TAKES_IMAGE},
-    {"connected", "conn", LAYER_CONNECTED, connected_layer_make, TAKES_ANY},
-    {"batchnorm", NULL, LAYER_BATCHNORM, batchnorm_layer_make, TAKES_IMAGE},
-    {"maxpool", "max", LAYER_MAXPOOL, maxpool_layer_make, TAKES_IMAGE},
-    {"avgpool", "avg", LAYER_AVGPOOL, avgpool_layer_make, TAKES_IMAGE},
-    {"shortcut", NULL, LAYER_SHORTCUT, shortcut_layer_make, TAKES_ANY},
-    {"route", NULL, LAYER_ROUTE, route_layer_make, TAKES_IMAGE},
-    {"dropout", NULL, LAYER_DROPOUT, dropout_layer_make, TAKES_ANY},
-    {"softmax", "soft", LAYER_SOFTMAX, softmax_layer_make, TAKES_IMAGE},
-    {"tokens", NULL, LAYER_TOKENS, tokens_layer_make, TAKES_IMAGE},
-    {"cls_token", NULL, LAYER_CLS_TOKEN, cls_token_layer_make, TAKES_SEQUENCE},
-    {"pos_embed", NULL, LAYER_POS_EMBED, pos_embed_layer_make, TAKES_SEQUENCE},
-    {"layernorm", NULL, LAYER_LAYERNORM, layernorm_layer_make, TAKES_SEQUENCE},
-    {"attention", NULL, LAYER_ATTENTION, attention_layer_make, TAKES_SEQUENCE},
-    {"token_pool", NULL, LAYER_TOKEN_POOL, token_pool_layer_make, TAKES_SEQUENCE},
-};
-#define N_LAYER_KINDS ((int)(sizeof(layer_kinds) / sizeof(layer_kinds[0])))
-
 /* Darknet [net] keys for image augmentation that cdbnet does not implement:
  * accepted, so Darknet classifier cfgs load, with a warning. */
 static const char *const darknet_ignored_keys[] = {"angle", "saturation", "exposure", "hue", "aspect",
@@ -95,29 +65,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
     net->valid_every = cfg_int(r, "valid_every", 0, 0, 1 << 30);
     net->save_every = cfg_int(r, "save_every", 0, 0, 1 << 30);
 
-    dropback_config *d = &net->dropback;
-    dropback_config_defaults(d);
-    d->enabled = cfg_int(r, "channel_dropback", 0, 0, 1);
-    d->layer_rate = cfg_float(r, "dropback_layer_rate", d->layer_rate, 0.f, 1.f);
-    d->layer_rate_init = cfg_float(r, "dropback_layer_rate_init", d->layer_rate_init, 0.f, 1.f);
-    if (cfg_has(r, "dropback_milestones")) {
-        float m[2];
-        int n = cfg_float_list(r, "dropback_milestones", m, 2);
-        if (!r->failed && (n != 2 || m[0] < 0 || m[1] > 1 || m[0] > m[1])) {
-            cfg_fail(r, "dropback_milestones", "expected two fractions 0 <= a <= b <= 1, e.g. 0.3,0.6");
-            return -1;
-        }
-        if (n == 2) memcpy(d->milestones, m, sizeof(m));
-    }
-    d->channel_rate = cfg_float(r, "dropback_channel_rate", d->channel_rate, 0.f, 1.f);
-    d->skip = cfg_int(r, "dropback_skip", d->skip, 0, 1 << 20);
-    static const char *const policies_db[] = {"bernoulli", "single", NULL};
-    static const char *const modes[] = {"grad", "strict", NULL};
-    static const char *const axes[] = {"in", "out", NULL};
-    d->policy = (dropback_policy)cfg_choice(r, "dropback_policy", policies_db, d->policy);
-    d->mode = (dropback_mode)cfg_choice(r, "dropback_mode", modes, d->mode);
-    d->axis = (dropback_axis)cfg_choice(r, "dropback_axis", axes, d->axis);
-    d->skip_compute = cfg_int(r, "dropback_skip_compute", d->skip_compute, 0, 1);
+    if (dropback_read_net_keys(r, &net->dropback)) return -1;
 
     for (int i = 0; darknet_ignored_keys[i]; i++)
         if (cfg_has(r, darknet_ignored_keys[i])) {
@@ -247,21 +195,15 @@ cdb_network *network_build(cfg_file *cfg)
             l->tokens = prev->out_tokens;
         }
         l->inputs = l->c * l->h * l->w;
-        int kind = -1;
-        for (int k = 0; k < N_LAYER_KINDS; k++)
-            if (!strcmp(sec->type, layer_kinds[k].name) ||
-                (layer_kinds[k].alias && !strcmp(sec->type, layer_kinds[k].alias)))
-                kind = k;
-        if (kind < 0) {
-            cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: convolutional, connected, "
-                          "batchnorm, maxpool, avgpool, shortcut, route, dropout, softmax, tokens, cls_token, "
-                          "pos_embed, layernorm, attention, token_pool",
-                          cfg->path, sec->line, sec->type, i);
+        const layer_ops *ops = layer_ops_find(sec->type);
+        if (!ops) {
+            cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: %s", cfg->path, sec->line,
+                          sec->type, i, layer_type_names());
             net->n = built;
             goto fail;
         }
         int is_sequence = l->tokens > 0;
-        if (!(layer_kinds[kind].takes & (is_sequence ? TAKES_SEQUENCE : TAKES_IMAGE))) {
+        if (!(ops->takes & (is_sequence ? LAYER_TAKES_SEQUENCE : LAYER_TAKES_IMAGE))) {
             if (is_sequence)
                 cdb_set_error("%s:%d: [%s] (layer %d) needs an image-shaped input but gets a sequence of %d tokens "
                               "(use [token_pool] first)",
@@ -273,11 +215,16 @@ cdb_network *network_build(cfg_file *cfg)
             net->n = built;
             goto fail;
         }
-        l->type = layer_kinds[kind].type;
-        l->type_name = layer_kinds[kind].name;
+        l->ops = ops;
         cfg_reader r = cfg_reader_for(cfg, i + 1, i);
-        int status = layer_kinds[kind].make(l, &r, net);
+        int status = ops->make(l, &r, net);
         built = i + 1;
+        if (!status && !r.failed && (l->nparams > LAYER_MAX_PARAMS || l->nio > LAYER_MAX_IO)) {
+            cdb_set_error("%s:%d: internal error: [%s] (layer %d) declares more than %d tensors or %d weights-file "
+                          "arrays",
+                          cfg->path, sec->line, sec->type, i, LAYER_MAX_PARAMS, LAYER_MAX_IO);
+            status = -1;
+        }
         if (status || r.failed) {
             net->n = built;
             goto fail;
@@ -285,7 +232,7 @@ cdb_network *network_build(cfg_file *cfg)
         if (l->workspace_floats > net->workspace_floats) net->workspace_floats = l->workspace_floats;
     }
     cdb_layer *last = &net->layers[net->n - 1];
-    if (last->type != LAYER_SOFTMAX) {
+    if (!last->ops->loss) {
         cdb_set_error("%s:%d: the last layer must be [softmax] (softmax with the cross-entropy cost), not [%s]",
                       cfg->path, cfg->sections[cfg->n - 1].line, cfg->sections[cfg->n - 1].type);
         goto fail;

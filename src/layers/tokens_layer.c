@@ -28,15 +28,24 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
 }
 
-int tokens_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->h * l->w, l->c);
     if (layer_alloc_output(l, r)) return -1;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, tokens);
     snprintf(l->description, sizeof(l->description), "%dx%d -> %d tokens", l->h, l->w, l->h * l->w);
     return 0;
 }
+
+LAYER_GPU_TWINS(tokens);
+const layer_ops tokens_layer_ops = {
+    .name = "tokens",
+    .alias = NULL,
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(tokens_forward_gpu),
+    .backward_gpu = GPU_TWIN(tokens_backward_gpu),
+};

@@ -159,7 +159,7 @@ static void destroy(cdb_layer *l)
     free(l->priv);
 }
 
-int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     if (cfg_check_unused(r)) return -1;
@@ -174,10 +174,19 @@ int batchnorm_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     layer_add_io(l, bn->rolling_variance, (size_t)l->c);
     layer_add_io(l, bn->biases->value, (size_t)l->c);
     l->priv = bn;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, batchnorm);
     l->destroy = destroy;
     snprintf(l->description, sizeof(l->description), "%d channels", l->c);
     return 0;
 }
+
+LAYER_GPU_TWINS(batchnorm);
+const layer_ops batchnorm_layer_ops = {
+    .name = "batchnorm",
+    .alias = NULL,
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(batchnorm_forward_gpu),
+    .backward_gpu = GPU_TWIN(batchnorm_backward_gpu),
+};

@@ -88,7 +88,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     connected_priv *p = xcalloc(1, sizeof(connected_priv));
     l->priv = p;
@@ -115,7 +115,7 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     }
     if (layer_alloc_output(l, r)) return -1;
     p->weights = layer_add_param(l, "weights", (size_t)outputs * p->in, 1, outputs, p->in, 1);
-    layer_read_dropback_keys(r, p->weights);
+    dropback_read_layer_keys(r, p->weights);
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, p->weights->size, p->in, init_std, net->seed, l->index);
     if (p->batch_normalize) {
@@ -133,10 +133,19 @@ int connected_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     }
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)p->rows * outputs, sizeof(float));
     l->flops = (size_t)outputs * p->in * (l->tokens ? l->tokens : 1);
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, connected);
     snprintf(l->description, sizeof(l->description), "%d -> %d%s%s %s", p->in, outputs,
              l->tokens ? " per token" : "", p->batch_normalize ? " bn" : "", activation_name(p->act));
     return 0;
 }
+
+LAYER_GPU_TWINS(connected);
+const layer_ops connected_layer_ops = {
+    .name = "connected",
+    .alias = "conn",
+    .takes = LAYER_TAKES_ANY,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(connected_forward_gpu),
+    .backward_gpu = GPU_TWIN(connected_backward_gpu),
+};

@@ -47,7 +47,7 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static void destroy(cdb_layer *l) { free(l->priv); }
 
-int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     pool_priv *p = xcalloc(1, sizeof(pool_priv));
@@ -59,9 +59,18 @@ int token_pool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = l->c;
     l->out_h = l->out_w = 1;
     if (layer_alloc_output(l, r)) return -1;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, token_pool);
     snprintf(l->description, sizeof(l->description), "%s of %d tokens", p->mean ? "mean" : "class token", l->tokens);
     return 0;
 }
+
+LAYER_GPU_TWINS(token_pool);
+const layer_ops token_pool_layer_ops = {
+    .name = "token_pool",
+    .alias = NULL,
+    .takes = LAYER_TAKES_SEQUENCE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(token_pool_forward_gpu),
+    .backward_gpu = GPU_TWIN(token_pool_backward_gpu),
+};

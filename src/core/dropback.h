@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "cfg.h"
 #include "param.h"
 
 typedef enum { DROPBACK_POLICY_BERNOULLI, DROPBACK_POLICY_SINGLE } dropback_policy;
@@ -34,6 +35,12 @@ typedef struct {
 } dropback_stats;
 
 void dropback_config_defaults(dropback_config *cfg);
+/* The [net] keys (channel_dropback, dropback_*), over the defaults: 0, or
+ * -1 with the error recorded in r. */
+int dropback_read_net_keys(cfg_reader *r, dropback_config *cfg);
+/* A layer's own keys (channel_dropback, dropback_channel_rate), for the
+ * eligible tensor it declares. */
+void dropback_read_layer_keys(cfg_reader *r, cdb_param *weights);
 
 /* r for the step about to run (0-based), per the three-stage schedule. */
 float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches);

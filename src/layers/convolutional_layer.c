@@ -477,7 +477,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     conv_priv *p = xcalloc(1, sizeof(conv_priv));
     l->priv = p;
@@ -512,7 +512,7 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     int per_group = l->c / p->groups, kk = p->size * p->size;
     size_t nweights = (size_t)p->filters * per_group * kk;
     p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
-    layer_read_dropback_keys(r, p->weights);
+    dropback_read_layer_keys(r, p->weights);
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {
@@ -538,11 +538,20 @@ int convolutional_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         if (direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = direct_workspace(l, p);
     }
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, convolutional);
     snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s %s", p->filters, p->size,
              p->size, p->stride, p->pad, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
              activation_name(p->act));
     return 0;
 }
+
+LAYER_GPU_TWINS(convolutional);
+const layer_ops convolutional_layer_ops = {
+    .name = "convolutional",
+    .alias = "conv",
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(convolutional_forward_gpu),
+    .backward_gpu = GPU_TWIN(convolutional_backward_gpu),
+};

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "utils.h"
 
 void dropback_config_defaults(dropback_config *cfg)
@@ -131,4 +132,37 @@ void dropback_mask_gradient(const cdb_param *p, dropback_axis axis)
                 for (size_t k = 0; k < slice; k++) s[k] /= keep;
         }
     }
+}
+
+int dropback_read_net_keys(cfg_reader *r, dropback_config *d)
+{
+    dropback_config_defaults(d);
+    d->enabled = cfg_int(r, "channel_dropback", 0, 0, 1);
+    d->layer_rate = cfg_float(r, "dropback_layer_rate", d->layer_rate, 0.f, 1.f);
+    d->layer_rate_init = cfg_float(r, "dropback_layer_rate_init", d->layer_rate_init, 0.f, 1.f);
+    if (cfg_has(r, "dropback_milestones")) {
+        float m[2];
+        int n = cfg_float_list(r, "dropback_milestones", m, 2);
+        if (!r->failed && (n != 2 || m[0] < 0 || m[1] > 1 || m[0] > m[1])) {
+            cfg_fail(r, "dropback_milestones", "expected two fractions 0 <= a <= b <= 1, e.g. 0.3,0.6");
+            return -1;
+        }
+        if (n == 2) memcpy(d->milestones, m, sizeof(m));
+    }
+    d->channel_rate = cfg_float(r, "dropback_channel_rate", d->channel_rate, 0.f, 1.f);
+    d->skip = cfg_int(r, "dropback_skip", d->skip, 0, 1 << 20);
+    static const char *const policies[] = {"bernoulli", "single", NULL};
+    static const char *const modes[] = {"grad", "strict", NULL};
+    static const char *const axes[] = {"in", "out", NULL};
+    d->policy = (dropback_policy)cfg_choice(r, "dropback_policy", policies, d->policy);
+    d->mode = (dropback_mode)cfg_choice(r, "dropback_mode", modes, d->mode);
+    d->axis = (dropback_axis)cfg_choice(r, "dropback_axis", axes, d->axis);
+    d->skip_compute = cfg_int(r, "dropback_skip_compute", d->skip_compute, 0, 1);
+    return r->failed ? -1 : 0;
+}
+
+void dropback_read_layer_keys(cfg_reader *r, cdb_param *weights)
+{
+    weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
+    weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
 }

@@ -38,7 +38,7 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static void destroy(cdb_layer *l) { free(l->priv); }
 
-int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     route_priv *p = xcalloc(1, sizeof(route_priv));
     l->priv = p;
@@ -69,11 +69,20 @@ int route_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         l->out_c += src->out_c;
     }
     if (layer_alloc_output(l, r)) return -1;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, route);
     int len = snprintf(l->description, sizeof(l->description), "layers");
     for (int i = 0; i < p->n && len < (int)sizeof(l->description) - 8; i++)
         len += snprintf(l->description + len, sizeof(l->description) - len, " %d", p->from[i]);
     return 0;
 }
+
+LAYER_GPU_TWINS(route);
+const layer_ops route_layer_ops = {
+    .name = "route",
+    .alias = NULL,
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(route_forward_gpu),
+    .backward_gpu = GPU_TWIN(route_backward_gpu),
+};

@@ -30,16 +30,25 @@ static void backward(cdb_layer *l, cdb_network *net)
         }
 }
 
-int avgpool_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     if (cfg_check_unused(r)) return -1;
     l->out_c = l->c;
     l->out_h = l->out_w = 1;
     if (layer_alloc_output(l, r)) return -1;
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, avgpool);
     snprintf(l->description, sizeof(l->description), "global %dx%d", l->h, l->w);
     return 0;
 }
+
+LAYER_GPU_TWINS(avgpool);
+const layer_ops avgpool_layer_ops = {
+    .name = "avgpool",
+    .alias = "avg",
+    .takes = LAYER_TAKES_IMAGE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(avgpool_forward_gpu),
+    .backward_gpu = GPU_TWIN(avgpool_backward_gpu),
+};

@@ -37,7 +37,7 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static void destroy(cdb_layer *l) { free(l->priv); }
 
-int cls_token_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     cls_priv *p = xcalloc(1, sizeof(cls_priv));
     l->priv = p;
@@ -48,9 +48,18 @@ int cls_token_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->token = layer_add_param(l, "cls_token", (size_t)l->c, 0, 0, 0, 0);
     init_trunc_normal(p->token->value, (size_t)l->c, 0.02f, net->seed, l->index, 1);
     layer_add_io(l, p->token->value, (size_t)l->c);
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, cls_token);
     snprintf(l->description, sizeof(l->description), "+1 learned token");
     return 0;
 }
+
+LAYER_GPU_TWINS(cls_token);
+const layer_ops cls_token_layer_ops = {
+    .name = "cls_token",
+    .alias = NULL,
+    .takes = LAYER_TAKES_SEQUENCE,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(cls_token_forward_gpu),
+    .backward_gpu = GPU_TWIN(cls_token_backward_gpu),
+};

@@ -11,7 +11,6 @@
 
 extern "C" {
 #include "cuda_utils.h"
-#include "layers.h"
 #include "network.h"
 }
 

@@ -35,7 +35,7 @@ static void destroy(cdb_layer *l)
     free(p);
 }
 
-int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
+static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     shortcut_priv *p = xcalloc(1, sizeof(shortcut_priv));
     l->priv = p;
@@ -64,9 +64,18 @@ int shortcut_layer_make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_tokens = l->tokens;
     if (layer_alloc_output(l, r)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    l->forward = forward;
-    l->backward = backward;
-    SET_GPU_FUNCTIONS(l, shortcut);
     snprintf(l->description, sizeof(l->description), "from %d %s", p->from, activation_name(p->act));
     return 0;
 }
+
+LAYER_GPU_TWINS(shortcut);
+const layer_ops shortcut_layer_ops = {
+    .name = "shortcut",
+    .alias = NULL,
+    .takes = LAYER_TAKES_ANY,
+    .make = make,
+    .forward = forward,
+    .backward = backward,
+    .forward_gpu = GPU_TWIN(shortcut_forward_gpu),
+    .backward_gpu = GPU_TWIN(shortcut_backward_gpu),
+};

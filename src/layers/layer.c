@@ -1,0 +1,109 @@
+/* The helpers a layer's make uses (layers.h): output buffers, trainable
+ * tensors, weights-file arrays, common keys and initialisation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+
+/* Largest tensor a layer may produce per image: sizes are ints. */
+#define MAX_LAYER_OUTPUTS (1L << 30)
+
+int layer_alloc_output(cdb_layer *l, cfg_reader *r)
+{
+    long outputs = (long)l->out_c * l->out_h * l->out_w;
+    if (outputs <= 0 || outputs > MAX_LAYER_OUTPUTS || (long)l->batch * outputs > (1L << 34)) {
+        cfg_fail(r, NULL, "the output (%d x %d x %d per image, batch %d) is too large", l->out_c, l->out_h, l->out_w,
+                 l->batch);
+        return -1;
+    }
+    l->inputs = l->c * l->h * l->w;
+    l->outputs = (int)outputs;
+    l->output = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    l->delta = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    return 0;
+}
+
+cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
+                           int inner)
+{
+    /* One more than fits goes to the spare slot; network_build reports it. */
+    cdb_param *p = &l->params[l->nparams < LAYER_MAX_PARAMS ? l->nparams : LAYER_MAX_PARAMS];
+    if (l->nparams <= LAYER_MAX_PARAMS) l->nparams++;
+    free(p->value);
+    free(p->grad);
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    p->size = size;
+    p->value = xcalloc(size, sizeof(float));
+    p->grad = xcalloc(size, sizeof(float));
+    p->eligible = eligible;
+    p->rows = rows;
+    p->channels = channels;
+    p->inner = inner;
+    p->decay = 1;
+    p->dropback_override = -1;
+    p->channel_rate = -1;
+    p->keep = 1;
+    return p;
+}
+
+void layer_add_io(cdb_layer *l, float *array, size_t n)
+{
+    /* as layer_add_param: one too many goes to the spare slot */
+    int k = l->nio < LAYER_MAX_IO ? l->nio : LAYER_MAX_IO;
+    l->io[k] = array;
+    l->io_size[k] = n;
+    if (l->nio <= LAYER_MAX_IO) l->nio++;
+}
+
+activation layer_read_activation(cfg_reader *r, activation def)
+{
+    const char *name = cfg_str(r, "activation", NULL);
+    if (!name) return def;
+    activation a;
+    if (activation_from_name(name, &a)) {
+        cfg_fail(r, "activation",
+                 "'%s' is not one of: linear, relu, leaky, relu6, logistic, tanh, gelu, swish, silu, mish, hardswish",
+                 name);
+        return def;
+    }
+    return a;
+}
+
+void layer_set_sequence_output(cdb_layer *l, int tokens, int features)
+{
+    l->out_tokens = tokens;
+    l->out_c = features;
+    l->out_h = tokens;
+    l->out_w = 1;
+}
+
+void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt)
+{
+    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, ((uint64_t)salt << 32) | (uint64_t)layer_index);
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        do v = rng_normal(&rng);
+        while (v < -2.f || v > 2.f);
+        w[i] = std * v;
+    }
+}
+
+void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index)
+{
+    if (init_std > 0) {
+        init_trunc_normal(w, n, init_std, seed, layer_index, 0);
+        return;
+    }
+    cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, (uint64_t)layer_index);
+    float bound = sqrtf(6.f / (float)(fan_in > 0 ? fan_in : 1));
+    for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
+}
+
+int layer_resolve_ref(int self, int ref)
+{
+    int idx = ref < 0 ? self + ref : ref;
+    return (idx >= 0 && idx < self) ? idx : -1;
+}
+

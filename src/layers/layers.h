@@ -1,0 +1,56 @@
+/* What layer files share: the registry of layer types, the GPU-twin
+ * declarations and the helpers a layer's make uses to declare what it owns.
+ * Each layer type is one file exporting a `const layer_ops` (network.h). */
+#ifndef CDB_LAYERS_H
+#define CDB_LAYERS_H
+
+#include "activations.h"
+#include "cfg.h"
+#include "network.h"
+
+/* The registry (registry.c, from layer_list.h): the type a cfg section
+ * names (its name or alias), or NULL; and every type's name, comma
+ * separated, for error messages. */
+const layer_ops *layer_ops_find(const char *section);
+const char *layer_type_names(void);
+
+/* In a layer file, before its layer_ops: LAYER_GPU_TWINS(name) declares
+ * name_forward_gpu and name_backward_gpu (name_layer_kernels.cu) in GPU
+ * builds, and GPU_TWIN(f) is f there and NULL in CPU builds. A type without
+ * CUDA code leaves both out and sets NULL. */
+#ifdef GPU
+#define LAYER_GPU_TWINS(name)                                                     \
+    void name##_forward_gpu(cdb_layer *l, cdb_network *net, int train);           \
+    void name##_backward_gpu(cdb_layer *l, cdb_network *net)
+#define GPU_TWIN(f) f
+#else
+#define LAYER_GPU_TWINS(name) struct layer_gpu_twins_unused_##name
+#define GPU_TWIN(f) NULL
+#endif
+
+/* Helpers shared by layer files (layer.c). */
+/* Sets inputs/outputs and allocates output and delta; fails (recorded in r)
+ * when the output shape is absurdly large. */
+int layer_alloc_output(cdb_layer *l, cfg_reader *r);
+/* The `activation` key (silu is accepted for swish). */
+activation layer_read_activation(cfg_reader *r, activation def);
+/* Output shape of a token sequence: (tokens, features). */
+void layer_set_sequence_output(cdb_layer *l, int tokens, int features);
+/* Truncated normal N(0, std) cut at +-2 std (position embeddings, class token). */
+void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt);
+/* A weight tensor's initial values: He-uniform U(-sqrt(6/fan_in),
+ * sqrt(6/fan_in)), or N(0, init_std) truncated at 2 std when init_std > 0
+ * (the layer's init_std key). */
+void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index);
+/* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */
+int layer_resolve_ref(int self, int ref);
+/* Register one of the layer's trainable tensors (once, at build), zeroed.
+ * eligible: a weight that multiplies the input, which ChannelDropBack may
+ * mask, seen as [rows][channels][inner]. More than LAYER_MAX_PARAMS is a
+ * build error that network_build reports. */
+cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
+                           int inner);
+/* An array of the weights file, in file order (docs/weights.md). */
+void layer_add_io(cdb_layer *l, float *array, size_t n);
+
+#endif
