@@ -196,7 +196,7 @@ static cdb_network *load_network(const char *cfg_path, const cli *c)
 {
     cdb_network *net = cdb_network_load(cfg_path, c->overrides, c->n_overrides);
     if (!net) return NULL;
-    if (c->nodropback) network_disable_dropback(net);
+    if (c->nodropback) dropback_disable(net);
     if (place_network(net, c)) {
         cdb_network_free(net);
         return NULL;
@@ -267,16 +267,8 @@ static int cmd_train(const cli *c)
         data_config_free(&d);
         goto done;
     }
-    if (!c->quiet) {
-        const dropback_config *db = &net->dropback;
-        printf("dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
-               "skip %d, policy %s, mode %s, axis %s\n",
-               net->nparams && db->enabled ? "on" : (c->nodropback ? "off (-nodropback)" : "off unless set per layer"),
-               db->layer_rate_init, db->layer_rate / 2, db->layer_rate, 100 * db->milestones[0],
-               100 * db->milestones[1], net->train.max_batches, db->channel_rate, db->skip,
-               db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
-               db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
-    }
+    if (!c->quiet)
+        dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
         if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
             printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
@@ -389,7 +381,7 @@ static int cmd_benchmark(cli *c)
         if (!off || !on || !mask || !skip) {
             status = 1;
         } else {
-            network_disable_dropback(off);
+            dropback_disable(off);
             status = run_dropback_report(off, on, mask, skip, &opt) ? 1 : 0;
         }
         cdb_network_free(off);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "shared_math.h"
 
 const char *const activation_names[] = {"linear", "relu", "leaky", "relu6", "logistic", "tanh",
                                         "gelu",   "swish", "mish", "hardswish", NULL};
@@ -22,55 +23,8 @@ int activation_from_name(const char *name, activation *out)
 
 const char *activation_name(activation a) { return activation_names[a]; }
 
-static inline float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-static inline float softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-
-static inline float act(activation a, float x)
-{
-    switch (a) {
-    case ACT_LINEAR: return x;
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_LEAKY: return x > 0 ? x : 0.1f * x;
-    case ACT_RELU6: return x < 0 ? 0 : (x > 6 ? 6 : x);
-    case ACT_LOGISTIC: return sigmoid(x);
-    case ACT_TANH: return tanhf(x);
-    case ACT_GELU: return 0.5f * x * (1.f + erff(x * (float)M_SQRT1_2));
-    case ACT_SWISH: return x * sigmoid(x);
-    case ACT_MISH: return x * tanhf(softplus(x));
-    case ACT_HARDSWISH: return x <= -3 ? 0 : (x >= 3 ? x : x * (x + 3) / 6);
-    default: return x;
-    }
-}
-
-static inline float grad(activation a, float x)
-{
-    switch (a) {
-    case ACT_LINEAR: return 1;
-    case ACT_RELU: return x > 0;
-    case ACT_LEAKY: return x > 0 ? 1 : 0.1f;
-    case ACT_RELU6: return x > 0 && x < 6;
-    case ACT_LOGISTIC: {
-        float s = sigmoid(x);
-        return s * (1 - s);
-    }
-    case ACT_TANH: {
-        float t = tanhf(x);
-        return 1 - t * t;
-    }
-    case ACT_GELU:
-        return 0.5f * (1.f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    case ACT_SWISH: {
-        float s = sigmoid(x);
-        return s + x * s * (1 - s);
-    }
-    case ACT_MISH: {
-        float t = tanhf(softplus(x));
-        return t + x * (1 - t * t) * sigmoid(x);
-    }
-    case ACT_HARDSWISH: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6);
-    default: return 1;
-    }
-}
+static inline float act(activation a, float x) { return activation_value(a, x); }
+static inline float grad(activation a, float x) { return activation_derivative(a, x); }
 
 /* GELU gets its own loops over the vectorisable fast_erff/fast_expf: it is
  * the activation of every transformer MLP. */

@@ -1,3 +1,6 @@
+/* ChannelDropBack (docs/dropback.md, the spec): configuration, which
+ * tensors take part, the per-step draw, the weight-gradient product with
+ * compute skipping, the mask and strict mode's frozen channels. */
 #include "dropback.h"
 
 #include <math.h>
@@ -5,7 +8,12 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "gemm.h"
+#include "network.h"
 #include "utils.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
 
 void dropback_config_defaults(dropback_config *cfg)
 {
@@ -116,7 +124,7 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
     return selected;
 }
 
-void dropback_mask_gradient(const cdb_param *p, dropback_axis axis)
+static void mask_gradient(const cdb_param *p, dropback_axis axis)
 {
     if (!p->selected) return;
     float keep = p->keep;
@@ -126,10 +134,7 @@ void dropback_mask_gradient(const cdb_param *p, dropback_axis axis)
         for (int c = 0; c < p->channels; c++) {
             float *s = g + ((size_t)row * p->channels + c) * slice;
             int dropped = axis == DROPBACK_AXIS_OUT ? p->dropped[row] : p->dropped[c];
-            if (dropped)
-                memset(s, 0, slice * sizeof(float));
-            else
-                for (size_t k = 0; k < slice; k++) s[k] /= keep;
+            for (size_t k = 0; k < slice; k++) s[k] = dropback_masked(s[k], dropped, keep);
         }
     }
 }
@@ -165,4 +170,141 @@ void dropback_read_layer_keys(cfg_reader *r, cdb_param *weights)
 {
     weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
     weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
+}
+
+/* Compute skipping: whether the weight-gradient product of p may leave out
+ * its dropped channels this step. */
+static int skips(const dropback_config *cfg, const cdb_param *p)
+{
+    return cfg->skip_compute && p->selected && p->keep < 1.f;
+}
+
+void dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
+                         const uint8_t **rows)
+{
+    int skip = skips(cfg, p);
+    *in_channels = skip && cfg->axis == DROPBACK_AXIS_IN ? p->dropped : NULL;
+    *rows = skip && cfg->axis == DROPBACK_AXIS_OUT ? p->dropped : NULL;
+}
+
+static float *skip_scratch(cdb_network *net, size_t floats)
+{
+    if (floats > net->skip_scratch_floats) {
+        free(net->skip_scratch);
+        net->skip_scratch = xmalloc(floats * sizeof(float));
+        net->skip_scratch_floats = floats;
+    }
+    return net->skip_scratch;
+}
+
+/* Indices of the kept entries of the first n (channel) entries of dropped,
+ * each expanded to `inner` consecutive indices. */
+static int kept_indices(const uint8_t *dropped, int n, int inner, int *out)
+{
+    int count = 0;
+    for (int c = 0; c < n; c++)
+        if (!dropped[c])
+            for (int k = 0; k < inner; k++) out[count++] = c * inner + k;
+    return count;
+}
+
+void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    /* The fixed-order GEMM (gemm.h): a kept channel's gradient has the same
+     * bits whether or not the dropped ones are computed beside it. */
+    if (!skips(&net->dropback, p)) {
+        gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc,
+                   skip_scratch(net, gemm_fixed_workspace(M, N)));
+        return;
+    }
+    size_t work = gemm_fixed_workspace(M, N);
+    if (net->dropback.axis == DROPBACK_AXIS_IN) {
+        /* Kept columns of C; op(B) loses the matching columns. */
+        float *scratch = skip_scratch(net, work + (size_t)K * N + (size_t)M * N + (size_t)N);
+        float *Bk = scratch + work, *Ck = Bk + (size_t)K * N;
+        int *cols = (int *)(Ck + (size_t)M * N);
+        int n = kept_indices(p->dropped, p->channels, p->inner, cols);
+        if (trans_b)
+            for (int j = 0; j < n; j++) memcpy(Bk + (size_t)j * K, B + (size_t)cols[j] * ldb, (size_t)K * sizeof(float));
+        else
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < n; j++) Bk[(size_t)k * n + j] = B[(size_t)k * ldb + cols[j]];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < n; j++) Ck[(size_t)i * n + j] = C[(size_t)i * ldc + cols[j]];
+        gemm_fixed(trans_a, trans_b, M, n, K, A, lda, Bk, trans_b ? K : n, Ck, n, scratch);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < n; j++) C[(size_t)i * ldc + cols[j]] = Ck[(size_t)i * n + j];
+    } else {
+        /* Kept rows of C; op(A) loses the matching rows. */
+        float *scratch = skip_scratch(net, work + (size_t)K * M + (size_t)M * N + (size_t)M);
+        float *Ak = scratch + work, *Ck = Ak + (size_t)K * M;
+        int *rows = (int *)(Ck + (size_t)M * N);
+        int m = kept_indices(p->dropped + row_base, M, 1, rows);
+        if (trans_a)
+            for (int k = 0; k < K; k++)
+                for (int i = 0; i < m; i++) Ak[(size_t)k * m + i] = A[(size_t)k * lda + rows[i]];
+        else
+            for (int i = 0; i < m; i++) memcpy(Ak + (size_t)i * K, A + (size_t)rows[i] * lda, (size_t)K * sizeof(float));
+        for (int i = 0; i < m; i++) memcpy(Ck + (size_t)i * N, C + (size_t)rows[i] * ldc, (size_t)N * sizeof(float));
+        gemm_fixed(trans_a, trans_b, m, N, K, Ak, trans_a ? m : K, B, ldb, Ck, N, scratch);
+        for (int i = 0; i < m; i++) memcpy(C + (size_t)rows[i] * ldc, Ck + (size_t)i * N, (size_t)N * sizeof(float));
+    }
+}
+
+static int any_takes_part(const cdb_network *net)
+{
+    for (int i = 0; i < net->nparams; i++)
+        if (net->params[i]->dropback) return 1;
+    return 0;
+}
+
+int dropback_begin_step(cdb_network *net)
+{
+    if (!any_takes_part(net)) return 0;
+    return dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
+                         &net->dropback_stats);
+}
+
+void dropback_apply_masks(cdb_network *net)
+{
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        if (!p->selected) continue;
+#ifdef GPU
+        if (net->gpu) {
+            dropback_mask_gradient_gpu(net, p);
+            continue;
+        }
+#endif
+        mask_gradient(p, net->dropback.axis);
+    }
+}
+
+const uint8_t *dropback_frozen(const dropback_config *cfg, const cdb_param *p)
+{
+    return cfg->mode == DROPBACK_MODE_STRICT && p->selected ? p->dropped : NULL;
+}
+
+void dropback_disable(cdb_network *net)
+{
+    net->dropback.enabled = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        net->params[i]->dropback = 0;
+        net->params[i]->selected = 0;
+        net->params[i]->keep = 1;
+    }
+}
+
+void dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out)
+{
+    const dropback_config *db = &net->dropback;
+    int tensors = 0;
+    for (int i = 0; i < net->nparams; i++) tensors += net->params[i]->dropback;
+    fprintf(out, "dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
+                 "skip %d, %d tensors take part, policy %s, mode %s, axis %s\n",
+            db->enabled && net->nparams ? "on" : off_reason, db->layer_rate_init, db->layer_rate / 2, db->layer_rate,
+            100 * db->milestones[0], 100 * db->milestones[1], net->train.max_batches, db->channel_rate, db->skip,
+            tensors, db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
+            db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
 }

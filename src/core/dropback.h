@@ -6,9 +6,13 @@
 #define CDB_DROPBACK_H
 
 #include <stdint.h>
+#include <stdio.h>
+
+#include "cdbnet.h"
 
 #include "cfg.h"
 #include "param.h"
+#include "shared_math.h"
 
 typedef enum { DROPBACK_POLICY_BERNOULLI, DROPBACK_POLICY_SINGLE } dropback_policy;
 typedef enum { DROPBACK_MODE_GRAD, DROPBACK_MODE_STRICT } dropback_mode;
@@ -55,22 +59,47 @@ void dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
 int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
                   int max_batches, dropback_stats *stats);
 
-/* Zero the dropped channels of the gradient and divide it by keep. */
-void dropback_mask_gradient(const cdb_param *p, dropback_axis axis);
-
-/* Compute skipping: whether the weight-gradient GEMM of p may leave out its
- * dropped channels this step. */
-static inline int dropback_skips(const dropback_config *cfg, const cdb_param *p)
-{
-    return cfg->skip_compute && p->selected && p->keep < 1.f;
-}
-
+/* What a training step calls, in this order (network_train_step):
+ * dropback_begin_step draws this step's selection and masks (nothing when
+ * no tensor takes part; returns the number selected); layers compute the
+ * gradient of their eligible tensors with dropback_weight_grad (or, for
+ * kernels of their own, the lists of dropback_skip_lists); after the last
+ * subdivision, dropback_apply_masks zeroes the dropped channels and rescales
+ * the rest by 1/keep, on the CPU or the GPU; the optimizer leaves the
+ * channels dropback_frozen names untouched (strict mode). */
+int dropback_begin_step(cdb_network *net);
+/* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
+ * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
+ * its N columns are the tensor's channels, p->inner columns each. It is the
+ * fixed-order GEMM (gemm.h), so an element's bits do not depend on which
+ * others are computed. With compute skipping on and the tensor selected,
+ * only the kept channels (axis in: columns; axis out: rows) are computed, as
+ * one GEMM on compacted copies of the operands: bit-identical to computing
+ * everything and masking. */
+void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N,
+                          int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+/* Compute skipping for kernels that take skip lists (the direct
+ * convolutions): the dropped input channels (axis in) and dropped rows
+ * (axis out) of p this step, each NULL when nothing may be skipped. */
+void dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
+                         const uint8_t **rows);
+void dropback_apply_masks(cdb_network *net);
+/* Strict mode: the channels (on the mask axis) the optimizer must leave
+ * untouched this step, or NULL. */
+const uint8_t *dropback_frozen(const dropback_config *cfg, const cdb_param *p);
+/* Turn every tensor's ChannelDropBack off (the -nodropback flag). */
+void dropback_disable(cdb_network *net);
+/* The configuration line of `cdbnet train`; off_reason when it is off. */
+void dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out);
+#ifdef GPU
+/* The GPU twin (dropback_kernels.cu): the mask on the device copy of p's gradient. */
+void dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p);
+#endif
 
 /* Channel (on the mask axis) of element i of the tensor. */
 static inline int dropback_channel_of(const cdb_param *p, dropback_axis axis, size_t i)
 {
-    if (axis == DROPBACK_AXIS_OUT) return (int)(i / ((size_t)p->channels * p->inner));
-    return (int)((i / p->inner) % p->channels);
+    return tensor_channel_of(i, p->channels, p->inner, axis == DROPBACK_AXIS_OUT);
 }
 
 #endif

@@ -1,13 +1,13 @@
-/* Running the network: forward, backward, one optimizer step, the learning
- * rate schedule, and the helpers layers use to declare what they own. */
+/* Running the network: forward and backward through the layers (on the CPU
+ * or the GPU), one training step, profiling and the summary. */
 #include "network.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
 #include "optimizer.h"
+#include "schedule.h"
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
@@ -146,95 +146,7 @@ void network_backward(cdb_network *net)
 
 const float *network_output(const cdb_network *net) { return net->layers[net->n - 1].output; }
 
-float network_learning_rate(const cdb_network *net)
-{
-    const train_config *t = &net->train;
-    int step = net->step;
-    if (t->burn_in > 0 && step < t->burn_in) return t->learning_rate * (float)(step + 1) / (float)t->burn_in;
-    float lr = t->learning_rate;
-    switch (t->policy) {
-    case POLICY_CONSTANT: return lr;
-    case POLICY_STEPS:
-        for (int i = 0; i < t->nsteps && step >= t->steps[i]; i++) lr *= t->scales[i];
-        return lr;
-    case POLICY_POLY: {
-        double progress = (double)step / t->max_batches;
-        return (float)(lr * pow(1.0 - (progress > 1 ? 1 : progress), t->power));
-    }
-    case POLICY_COSINE: {
-        int span = t->max_batches - t->burn_in;
-        double progress = span > 0 ? (double)(step - t->burn_in) / span : 1.0;
-        if (progress > 1) progress = 1;
-        return (float)(t->learning_rate_min + 0.5 * (lr - t->learning_rate_min) * (1 + cos(M_PI * progress)));
-    }
-    }
-    return lr;
-}
-
-static float *skip_scratch(cdb_network *net, size_t floats)
-{
-    if (floats > net->skip_scratch_floats) {
-        free(net->skip_scratch);
-        net->skip_scratch = xmalloc(floats * sizeof(float));
-        net->skip_scratch_floats = floats;
-    }
-    return net->skip_scratch;
-}
-
-/* Indices of the kept entries of the first n (channel) entries of dropped,
- * each expanded to `inner` consecutive indices. */
-static int kept_indices(const uint8_t *dropped, int n, int inner, int *out)
-{
-    int count = 0;
-    for (int c = 0; c < n; c++)
-        if (!dropped[c])
-            for (int k = 0; k < inner; k++) out[count++] = c * inner + k;
-    return count;
-}
-
-void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
-                      const float *A, int lda, const float *B, int ldb, float *C, int ldc)
-{
-    /* The fixed-order GEMM (gemm.h): a kept channel's gradient has the same
-     * bits whether or not the dropped ones are computed beside it. */
-    if (!dropback_skips(&net->dropback, p)) {
-        gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc,
-                   skip_scratch(net, gemm_fixed_workspace(M, N)));
-        return;
-    }
-    size_t work = gemm_fixed_workspace(M, N);
-    if (net->dropback.axis == DROPBACK_AXIS_IN) {
-        /* Kept columns of C; op(B) loses the matching columns. */
-        float *scratch = skip_scratch(net, work + (size_t)K * N + (size_t)M * N + (size_t)N);
-        float *Bk = scratch + work, *Ck = Bk + (size_t)K * N;
-        int *cols = (int *)(Ck + (size_t)M * N);
-        int n = kept_indices(p->dropped, p->channels, p->inner, cols);
-        if (trans_b)
-            for (int j = 0; j < n; j++) memcpy(Bk + (size_t)j * K, B + (size_t)cols[j] * ldb, (size_t)K * sizeof(float));
-        else
-            for (int k = 0; k < K; k++)
-                for (int j = 0; j < n; j++) Bk[(size_t)k * n + j] = B[(size_t)k * ldb + cols[j]];
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < n; j++) Ck[(size_t)i * n + j] = C[(size_t)i * ldc + cols[j]];
-        gemm_fixed(trans_a, trans_b, M, n, K, A, lda, Bk, trans_b ? K : n, Ck, n, scratch);
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < n; j++) C[(size_t)i * ldc + cols[j]] = Ck[(size_t)i * n + j];
-    } else {
-        /* Kept rows of C; op(A) loses the matching rows. */
-        float *scratch = skip_scratch(net, work + (size_t)K * M + (size_t)M * N + (size_t)M);
-        float *Ak = scratch + work, *Ck = Ak + (size_t)K * M;
-        int *rows = (int *)(Ck + (size_t)M * N);
-        int m = kept_indices(p->dropped + row_base, M, 1, rows);
-        if (trans_a)
-            for (int k = 0; k < K; k++)
-                for (int i = 0; i < m; i++) Ak[(size_t)k * m + i] = A[(size_t)k * lda + rows[i]];
-        else
-            for (int i = 0; i < m; i++) memcpy(Ak + (size_t)i * K, A + (size_t)rows[i] * lda, (size_t)K * sizeof(float));
-        for (int i = 0; i < m; i++) memcpy(Ck + (size_t)i * N, C + (size_t)rows[i] * ldc, (size_t)N * sizeof(float));
-        gemm_fixed(trans_a, trans_b, m, N, K, Ak, trans_a ? m : K, B, ldb, Ck, N, scratch);
-        for (int i = 0; i < m; i++) memcpy(C + (size_t)rows[i] * ldc, Ck + (size_t)i * N, (size_t)N * sizeof(float));
-    }
-}
+float network_learning_rate(const cdb_network *net) { return schedule_learning_rate(&net->train, net->step); }
 
 void network_enable_input_gradient(cdb_network *net)
 {
@@ -242,75 +154,54 @@ void network_enable_input_gradient(cdb_network *net)
     net->layers[0].input_delta = net->input_delta;
 }
 
-void network_disable_dropback(cdb_network *net)
+static void zero_gradients(cdb_network *net)
 {
-    net->dropback.enabled = 0;
     for (int i = 0; i < net->nparams; i++) {
-        net->params[i]->dropback = 0;
-        net->params[i]->selected = 0;
-        net->params[i]->keep = 1;
-    }
-}
-
-static int any_dropback(const cdb_network *net)
-{
-    for (int i = 0; i < net->nparams; i++)
-        if (net->params[i]->dropback) return 1;
-    return 0;
-}
-
-static void zero_gradient(cdb_network *net, cdb_param *p)
-{
+        cdb_param *p = net->params[i];
 #ifdef GPU
-    if (net->gpu) {
-        gpu_zero(net, p->grad, p->size * sizeof(float));
-        return;
-    }
+        if (net->gpu) {
+            gpu_zero(net, p->grad, p->size * sizeof(float));
+            continue;
+        }
 #endif
-    (void)net;
-    memset(p->grad, 0, p->size * sizeof(float));
+        memset(p->grad, 0, p->size * sizeof(float));
+    }
 }
 
-static void mask_gradient(cdb_network *net, int i)
+/* Subdivision s of the step's batch into the network's input and targets
+ * (label smoothing spreads eps over the classes). */
+static void load_subdivision(cdb_network *net, const float *images, const int *labels, int s)
 {
-#ifdef GPU
-    if (net->gpu) {
-        gpu_mask_gradient(net, i);
-        return;
-    }
-#endif
-    dropback_mask_gradient(net->params[i], net->dropback.axis);
-}
-
-static void fill_truth(cdb_network *net, const int *labels)
-{
+    size_t first = (size_t)s * net->mini_batch;
+    memcpy(net->input, images + first * net->inputs, (size_t)net->mini_batch * net->inputs * sizeof(float));
     int K = net->classes;
     float eps = net->label_smoothing;
     for (int b = 0; b < net->mini_batch; b++) {
         float *t = net->truth + (size_t)b * K;
         for (int k = 0; k < K; k++) t[k] = eps / K;
-        t[labels[b]] += 1.f - eps;
+        t[labels[first + b]] += 1.f - eps;
     }
+#ifdef GPU
+    if (net->gpu) gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
+#endif
 }
 
+static double clock_if(const cdb_network *net) { return net->profile ? now_seconds() : 0; }
+
+/* One optimizer step, on the CPU or the GPU through the same sequence. */
 float network_train_step(cdb_network *net, const float *images, const int *labels)
 {
-    double t0 = net->profile ? now_seconds() : 0;
-    int dropback = any_dropback(net);
-    if (dropback)
-        dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
-                      &net->dropback_stats);
+    /* 1. ChannelDropBack: this step's selection and masks. */
+    double t0 = clock_if(net);
+    dropback_begin_step(net);
     if (net->profile) net->dropback_seconds += now_seconds() - t0;
-    for (int i = 0; i < net->nparams; i++) zero_gradient(net, net->params[i]);
+
+    /* 2. Forward and backward per subdivision; the gradients add up. */
+    zero_gradients(net);
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
         net->subdivision = s;
-        size_t first = (size_t)s * net->mini_batch;
-        memcpy(net->input, images + first * net->inputs, (size_t)net->mini_batch * net->inputs * sizeof(float));
-        fill_truth(net, labels + first);
-#ifdef GPU
-        if (net->gpu) gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
-#endif
+        load_subdivision(net, images, labels, s);
         net->loss = 0;
         network_forward(net, 1);
         network_backward(net);
@@ -318,20 +209,22 @@ float network_train_step(cdb_network *net, const float *images, const int *label
     }
     float mean_loss = (float)(loss / net->batch);
     if (!isfinite(mean_loss)) return NAN; /* weights untouched */
-    t0 = net->profile ? now_seconds() : 0;
-    if (dropback)
-        for (int i = 0; i < net->nparams; i++) mask_gradient(net, i);
-    double t1 = net->profile ? now_seconds() : 0;
+
+    /* 3. (Data-parallel runs: the gradient all-reduce goes here.) */
+
+    /* 4. The masks, on the summed gradient. */
+    t0 = clock_if(net);
+    dropback_apply_masks(net);
+    double t1 = clock_if(net);
     if (net->profile) net->dropback_seconds += t1 - t0;
-    float lr = network_learning_rate(net);
+
+    /* 5. The optimizer, at this step's learning rate. */
+    float lr = schedule_learning_rate(&net->train, net->step);
     net->step++;
-#ifdef GPU
-    if (net->gpu)
-        gpu_optimizer_update(net, lr, net->step);
-    else
-#endif
-        optimizer_update(net, lr, net->step);
+    optimizer_update(net, lr, net->step);
     if (net->profile) net->update_seconds += now_seconds() - t1;
+
+    /* 6. Counters (the draw counted the dropback statistics). */
     net->seen += (uint64_t)net->batch;
     return mean_loss;
 }

@@ -156,28 +156,16 @@ void network_backward(cdb_network *net);
 float network_learning_rate(const cdb_network *net);
 /* Also compute the gradient with respect to the network input. */
 void network_enable_input_gradient(cdb_network *net);
-/* Turn every layer's ChannelDropBack off (the -nodropback flag). */
-void network_disable_dropback(cdb_network *net);
 /* Run one optimizer step; images (batch, inputs), labels (batch). */
 float network_train_step(cdb_network *net, const float *images, const int *labels);
 void network_print_summary(const cdb_network *net, FILE *out);
 /* Output of the last layer for the current mini-batch. */
 const float *network_output(const cdb_network *net);
-/* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
- * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
- * its N columns are the tensor's channels, p->inner columns each. With
- * compute skipping on and the tensor selected, only the kept channels
- * (axis in: columns; axis out: rows) are computed, as one GEMM on compacted
- * copies of the operands; the reduction dimension is untouched, so every
- * kept element gets exactly the arithmetic of the full GEMM and the step is
- * bit-identical to computing everything and masking. */
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
  * scales, rolling statistics), on the host copies: 1 and where, or 0. */
 int network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
 /* "weights", "biases", ... or "rolling statistics": array k of l's weights-file arrays */
 const char *layer_array_name(const cdb_layer *l, int k);
 
-void weight_grad_gemm(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
-                      const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 
 #endif

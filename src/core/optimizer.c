@@ -2,6 +2,12 @@
 
 #include <math.h>
 
+#include "shared_math.h"
+
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
+
 void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
                             dropback_axis axis)
 {
@@ -11,40 +17,31 @@ void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int
     float *w = p->value, *g = p->grad, *m = p->moment1, *v = p->moment2;
     size_t n = p->size;
     if (cfg->optimizer == OPT_ADAMW) {
-        float b1 = cfg->beta1, b2 = cfg->beta2;
-        float bc1 = 1.f - powf(b1, (float)step), bc2 = 1.f - powf(b2, (float)step);
+        float bc1 = 1.f - powf(cfg->beta1, (float)step), bc2 = 1.f - powf(cfg->beta2, (float)step);
         float step_size = lr / bc1, bc2_sqrt = sqrtf(bc2);
         for (size_t i = 0; i < n; i++) {
             if (frozen_channels && frozen_channels[dropback_channel_of(p, axis, i)]) continue;
-            w[i] *= 1.f - lr * wd;
-            m[i] = b1 * m[i] + (1.f - b1) * g[i];
-            v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
-            float denom = sqrtf(v[i]) / bc2_sqrt + cfg->eps;
-            w[i] -= step_size * m[i] / denom;
+            adamw_element(&w[i], g[i], &m[i], &v[i], lr, wd, cfg->beta1, cfg->beta2, cfg->eps, step_size, bc2_sqrt);
         }
         return;
     }
-    float mu = cfg->momentum;
     for (size_t i = 0; i < n; i++) {
         if (frozen_channels && frozen_channels[dropback_channel_of(p, axis, i)]) continue;
-        float d = g[i] + wd * w[i];
-        if (mu != 0) {
-            /* PyTorch initialises the buffer to d on the first step: with the
-             * buffer starting at zero, mu*0 + d gives exactly that. */
-            m[i] = mu * m[i] + d;
-            d = cfg->nesterov ? d + mu * m[i] : m[i];
-        }
-        w[i] -= lr * d;
+        sgd_element(&w[i], g[i], &m[i], lr, wd, cfg->momentum, cfg->nesterov);
     }
 }
 
 void optimizer_update(cdb_network *net, float lr, int step)
 {
-    int strict = net->dropback.mode == DROPBACK_MODE_STRICT;
+#ifdef GPU
+    if (net->gpu) {
+        gpu_optimizer_update(net, lr, step);
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        const uint8_t *frozen = strict && p->selected ? p->dropped : NULL;
-        optimizer_update_param(p, &net->train, lr, step, frozen, net->dropback.axis);
+        optimizer_update_param(p, &net->train, lr, step, dropback_frozen(&net->dropback, p), net->dropback.axis);
     }
 }

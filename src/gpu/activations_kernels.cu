@@ -1,61 +1,15 @@
 /* Activations, biases and small BLAS-1 helpers on the GPU. */
 #include "cuda_common.cuh"
-
-__device__ float activate_device(int a, float x)
-{
-    switch (a) {
-    case ACT_LINEAR: return x;
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_LEAKY: return x > 0 ? x : 0.1f * x;
-    case ACT_RELU6: return x < 0 ? 0 : (x > 6 ? 6 : x);
-    case ACT_LOGISTIC: return 1.f / (1.f + expf(-x));
-    case ACT_TANH: return tanhf(x);
-    case ACT_GELU: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case ACT_SWISH: return x / (1.f + expf(-x));
-    case ACT_MISH: return x * tanhf(x > 20.f ? x : log1pf(expf(x)));
-    case ACT_HARDSWISH: return x <= -3 ? 0 : (x >= 3 ? x : x * (x + 3) / 6);
-    default: return x;
-    }
-}
-
-__device__ float gradient_device(int a, float x)
-{
-    switch (a) {
-    case ACT_LINEAR: return 1;
-    case ACT_RELU: return x > 0;
-    case ACT_LEAKY: return x > 0 ? 1 : 0.1f;
-    case ACT_RELU6: return x > 0 && x < 6;
-    case ACT_LOGISTIC: {
-        float s = 1.f / (1.f + expf(-x));
-        return s * (1 - s);
-    }
-    case ACT_TANH: {
-        float t = tanhf(x);
-        return 1 - t * t;
-    }
-    case ACT_GELU:
-        return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    case ACT_SWISH: {
-        float s = 1.f / (1.f + expf(-x));
-        return s + x * s * (1 - s);
-    }
-    case ACT_MISH: {
-        float t = tanhf(x > 20.f ? x : log1pf(expf(x)));
-        return t + x * (1 - t * t) / (1.f + expf(-x));
-    }
-    case ACT_HARDSWISH: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6);
-    default: return 1;
-    }
-}
+#include "shared_math.h"
 
 __global__ void activate_kernel(int a, const float *x, float *y, size_t n)
 {
-    FOR_EACH(i, n) y[i] = activate_device(a, x[i]);
+    FOR_EACH(i, n) y[i] = activation_value(a, x[i]);
 }
 
 __global__ void gradient_kernel(int a, const float *x, const float *dy, float *dx, size_t n)
 {
-    FOR_EACH(i, n) dx[i] = dy[i] * gradient_device(a, x[i]);
+    FOR_EACH(i, n) dx[i] = dy[i] * activation_derivative(a, x[i]);
 }
 
 void activate_gpu(activation a, const float *x, float *y, size_t n)

@@ -10,6 +10,7 @@
 #endif
 
 extern "C" {
+#include "activations.h"
 #include "cuda_utils.h"
 #include "network.h"
 }

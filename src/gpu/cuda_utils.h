@@ -49,8 +49,7 @@ void gpu_gemm_batched(struct cdb_network *net, int trans_a, int trans_b, int M, 
 /* Shared device scratch of at least `floats` floats (grows, never shrinks). */
 float *gpu_workspace(struct cdb_network *net, size_t floats);
 
-/* Network-level steps (network_kernels.cu). */
-void gpu_mask_gradient(struct cdb_network *net, int param_index);
+/* The optimizer step on the device (optimizer_kernels.cu). */
 void gpu_optimizer_update(struct cdb_network *net, float lr, int step);
 /* Download / upload every weights-file array and optimizer state. */
 void network_sync_to_host(struct cdb_network *net);

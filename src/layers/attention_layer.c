@@ -54,7 +54,7 @@ static void backward(cdb_layer *l, cdb_network *net)
     attention_priv *p = l->priv;
     int T = p->T, D = p->D, dh = p->dh, H = p->heads, rows = l->batch * T;
     const float *dy = l->delta;
-    weight_grad_gemm(net, p->proj_w, 0, 1, 0, D, D, rows, dy, D, p->attended, D, p->proj_w->grad, D);
+    dropback_weight_grad(net, p->proj_w, 0, 1, 0, D, D, rows, dy, D, p->attended, D, p->proj_w->grad, D);
     sum_rows(dy, p->proj_b->grad, rows, D);
     gemm(0, 0, rows, D, D, 1, dy, D, p->proj_w->value, D, 0, p->d_attended, D);
 #pragma omp parallel for schedule(static)
@@ -77,7 +77,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         gemm(0, 0, T, dh, T, 1, dS, T, k, 3 * D, 0, dq, 3 * D);  /* dQ = dS K */
         gemm(1, 0, T, dh, T, 1, dS, T, q, 3 * D, 0, dk, 3 * D);  /* dK = dS^T Q */
     }
-    weight_grad_gemm(net, p->qkv_w, 0, 1, 0, 3 * D, D, rows, p->d_qkv, 3 * D, l->input, D,
+    dropback_weight_grad(net, p->qkv_w, 0, 1, 0, 3 * D, D, rows, p->d_qkv, 3 * D, l->input, D,
                          p->qkv_w->grad, D);
     sum_rows(p->d_qkv, p->qkv_b->grad, rows, 3 * D);
     if (l->input_delta) gemm(0, 0, rows, D, 3 * D, 1, p->d_qkv, 3 * D, p->qkv_w->value, D, 1, l->input_delta, D);

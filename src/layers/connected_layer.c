@@ -76,7 +76,7 @@ static void backward(cdb_layer *l, cdb_network *net)
                 for (int o = 0; o < O; o++) p->biases->grad[o] += dz[(size_t)b * O + o];
         }
     }
-    weight_grad_gemm(net, p->weights, 0, 1, 0, O, I, B, dz, O, l->input, I, p->weights->grad, I);
+    dropback_weight_grad(net, p->weights, 0, 1, 0, O, I, B, dz, O, l->input, I, p->weights->grad, I);
     if (l->input_delta) gemm(0, 0, B, I, O, 1, dz, O, p->weights->value, I, 1, l->input_delta, I);
 }
 

@@ -343,8 +343,8 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     direct_buffers b = direct_layout(l, p, net->workspace, p->direct_chunk);
     /* compute skipping (dropback_skip_compute): dropped input channels are not
      * computed; of dropped filters, only whole groups of 32 */
-    int skips = dropback_skips(&net->dropback, p->weights);
-    int skip_in = skips && net->dropback.axis == DROPBACK_AXIS_IN, skip_out = skips && !skip_in;
+    const uint8_t *skip_c, *skip_f;
+    dropback_skip_lists(&net->dropback, p->weights, &skip_c, &skip_f);
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
     int wino = uses_winograd(l, p);
     if (wino) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
@@ -363,7 +363,6 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
         const float *dy = b.dyb + ((size_t)q * gw + q) * 16;
-        const uint8_t *skip_c = skip_in ? p->weights->dropped : NULL, *skip_f = skip_out ? p->weights->dropped : NULL;
         if (wino)
             cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
                                     skip_c, skip_f, b.scratch, b.du);
@@ -457,7 +456,7 @@ static void backward(cdb_layer *l, cdb_network *net)
         fill_columns(l, p, first, count, col);
         /* dW_g += dz_g (F, W) . col_g^T (W, K) */
         for (int g = 0; g < G; g++)
-            weight_grad_gemm(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
+            dropback_weight_grad(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
                                  col + (size_t)g * K * W, W, p->weights->grad + (size_t)g * F * K, K);
         if (!l->input_delta || shift) continue;
         /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */

@@ -6,26 +6,15 @@
 #include <stdlib.h>
 
 #include "layers.h"
+#include "shared_math.h"
 
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     int n = l->inputs;
     double loss = 0;
-    for (int b = 0; b < l->batch; b++) {
-        const float *x = l->input + (size_t)b * n;
-        float *y = l->output + (size_t)b * n;
-        float m = x[0];
-        for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += exp((double)x[i] - m);
-        double log_sum = log(sum);
-        for (int i = 0; i < n; i++) y[i] = (float)exp((double)x[i] - m - log_sum);
-        if (train) {
-            const float *t = net->truth + (size_t)b * n;
-            for (int i = 0; i < n; i++)
-                if (t[i] != 0) loss -= t[i] * ((double)x[i] - m - log_sum);
-        }
-    }
+    for (int b = 0; b < l->batch; b++)
+        loss += softmax_cross_entropy(l->input + (size_t)b * n, l->output + (size_t)b * n,
+                                      train ? net->truth + (size_t)b * n : NULL, n);
     if (train) net->loss += loss;
 }
 

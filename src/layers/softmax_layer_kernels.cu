@@ -2,23 +2,13 @@
  * count is small), the per-image losses summed on the host in double as the
  * CPU path does. */
 #include "cuda_common.cuh"
+#include "shared_math.h"
 
 __global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch)
 {
     FOR_EACH(b, (size_t)batch)
     {
-        const float *in = x + b * classes;
-        float *out = y + b * classes;
-        float m = in[0];
-        for (int i = 1; i < classes; i++) m = fmaxf(m, in[i]);
-        double sum = 0;
-        for (int i = 0; i < classes; i++) sum += exp((double)in[i] - m);
-        double log_sum = log(sum);
-        double loss = 0;
-        for (int i = 0; i < classes; i++) {
-            out[i] = (float)exp((double)in[i] - m - log_sum);
-            if (truth && truth[b * classes + i] != 0) loss -= truth[b * classes + i] * ((double)in[i] - m - log_sum);
-        }
+        double loss = softmax_cross_entropy(x + b * classes, y + b * classes, truth ? truth + b * classes : NULL, classes);
         if (losses) losses[b] = (float)loss;
     }
 }

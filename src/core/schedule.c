@@ -1,0 +1,28 @@
+/* The learning-rate schedule of [net]: linear burn-in, then constant,
+ * steps, poly or cosine (docs/cfg.md). */
+#include "schedule.h"
+
+#include <math.h>
+
+float schedule_learning_rate(const train_config *t, int step)
+{
+    if (t->burn_in > 0 && step < t->burn_in) return t->learning_rate * (float)(step + 1) / (float)t->burn_in;
+    float lr = t->learning_rate;
+    switch (t->policy) {
+    case POLICY_CONSTANT: return lr;
+    case POLICY_STEPS:
+        for (int i = 0; i < t->nsteps && step >= t->steps[i]; i++) lr *= t->scales[i];
+        return lr;
+    case POLICY_POLY: {
+        double progress = (double)step / t->max_batches;
+        return (float)(lr * pow(1.0 - (progress > 1 ? 1 : progress), t->power));
+    }
+    case POLICY_COSINE: {
+        int span = t->max_batches - t->burn_in;
+        double progress = span > 0 ? (double)(step - t->burn_in) / span : 1.0;
+        if (progress > 1) progress = 1;
+        return (float)(t->learning_rate_min + 0.5 * (lr - t->learning_rate_min) * (1 + cos(M_PI * progress)));
+    }
+    }
+    return lr;
+}

@@ -1,0 +1,10 @@
+/* The learning-rate schedule (schedule.c). */
+#ifndef CDB_SCHEDULE_H
+#define CDB_SCHEDULE_H
+
+#include "network.h"
+
+/* The learning rate of the step about to run (0-based). */
+float schedule_learning_rate(const train_config *t, int step);
+
+#endif

@@ -1,0 +1,20 @@
+/* The GPU twin of dropback.c: the mask on a gradient's device copy, element
+ * for element as the CPU (shared_math.h). The mask itself is drawn on the
+ * host from the run's dropback stream and pushed up. */
+#include "cuda_common.cuh"
+#include "shared_math.h"
+
+__global__ void mask_gradient_kernel(float *grad, size_t n, const uint8_t *dropped, int channels, int inner,
+                                     int axis_out, float keep)
+{
+    FOR_EACH(i, n) grad[i] = dropback_masked(grad[i], dropped[tensor_channel_of(i, channels, inner, axis_out)], keep);
+}
+
+extern "C" void dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p)
+{
+    gpu_push(net, p->dropped, (size_t)p->mask_channels);
+    const uint8_t *dropped = (const uint8_t *)gpu_twin(net, p->dropped, (size_t)p->mask_channels);
+    mask_gradient_kernel<<<grid_for(p->size), THREADS>>>(GPU_F(net, p->grad, p->size), p->size, dropped, p->channels,
+                                                         p->inner, net->dropback.axis == DROPBACK_AXIS_OUT, p->keep);
+    LAUNCH_CHECK(mask_gradient_kernel);
+}

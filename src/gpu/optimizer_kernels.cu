@@ -1,0 +1,52 @@
+/* The GPU twin of optimizer.c: SGD and AdamW on the device copies, element
+ * for element as the CPU (shared_math.h). */
+#include <cmath>
+
+#include "cuda_common.cuh"
+#include "shared_math.h"
+
+/* frozen: the dropped mask in strict mode, else NULL. */
+__global__ void sgd_kernel(float *w, const float *g, float *m, size_t n, float lr, float wd, float mu, int nesterov,
+                           const uint8_t *frozen, int channels, int inner, int axis_out)
+{
+    FOR_EACH(i, n)
+    {
+        if (frozen && frozen[tensor_channel_of(i, channels, inner, axis_out)]) continue;
+        sgd_element(&w[i], g[i], &m[i], lr, wd, mu, nesterov);
+    }
+}
+
+__global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n, float lr, float wd, float b1,
+                             float b2, float eps, float step_size, float bc2_sqrt, const uint8_t *frozen, int channels,
+                             int inner, int axis_out)
+{
+    FOR_EACH(i, n)
+    {
+        if (frozen && frozen[tensor_channel_of(i, channels, inner, axis_out)]) continue;
+        adamw_element(&w[i], g[i], &m[i], &v[i], lr, wd, b1, b2, eps, step_size, bc2_sqrt);
+    }
+}
+
+extern "C" void gpu_optimizer_update(cdb_network *net, float lr, int step)
+{
+    const train_config *cfg = &net->train;
+    int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+        float wd = p->decay ? cfg->decay : 0.f;
+        const uint8_t *frozen = dropback_frozen(&net->dropback, p);
+        if (frozen) frozen = (const uint8_t *)gpu_twin(net, frozen, (size_t)p->mask_channels);
+        float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, p->moment1, p->size);
+        if (cfg->optimizer == OPT_ADAMW) {
+            float bc1 = 1.f - powf(cfg->beta1, (float)step), bc2 = 1.f - powf(cfg->beta2, (float)step);
+            adamw_kernel<<<grid_for(p->size), THREADS>>>(w, g, m, GPU_F(net, p->moment2, p->size), p->size, lr, wd,
+                                                         cfg->beta1, cfg->beta2, cfg->eps, lr / bc1, sqrtf(bc2), frozen,
+                                                         p->channels, p->inner, axis_out);
+            LAUNCH_CHECK(adamw_kernel);
+        } else {
+            sgd_kernel<<<grid_for(p->size), THREADS>>>(w, g, m, p->size, lr, wd, cfg->momentum, cfg->nesterov, frozen,
+                                                       p->channels, p->inner, axis_out);
+            LAUNCH_CHECK(sgd_kernel);
+        }
+    }
+}
