@@ -512,7 +512,7 @@ static void t_skip_compute_direct(void)
         CHECK(a && b, "build");
         int direct = 0;
         for (int i = 0; i < b->n; i++)
-            direct += !strcmp(b->layers[i].ops->name, "convolutional") && convolutional_uses_direct(&b->layers[i], 1);
+            direct += !strcmp(b->layers[i].ops->name, "convolutional") && convolutional_uses_direct(&b->layers[i], b, 1);
         CHECK(direct == 2, "%d convolutions take the direct kernels, want 2", direct);
         train_steps(a, 3);
         train_steps(b, 3);

@@ -139,7 +139,7 @@ static void t_conv_direct(void)
     CHECK(net, "build");
     network_enable_input_gradient(net);
     for (int i = 0; i < 2; i++)
-        CHECK(convolutional_uses_direct(&net->layers[i], 0) && convolutional_uses_direct(&net->layers[i], 1),
+        CHECK(convolutional_uses_direct(&net->layers[i], net, 0) && convolutional_uses_direct(&net->layers[i], net, 1),
               "layer %d should take the direct kernels", i);
     cdb_network_free(net);
     gradcheck(text);
@@ -149,7 +149,7 @@ static void t_conv_direct(void)
                        "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
     net = net_from_text(even);
     CHECK(net, "build");
-    CHECK(convolutional_uses_winograd(&net->layers[0]), "layer 0 should take Winograd");
+    CHECK(convolutional_uses_winograd(&net->layers[0], net), "layer 0 should take Winograd");
     cdb_network_free(net);
     gradcheck(even);
 }

@@ -135,6 +135,10 @@ static void t_maxpool_2x2(void)
  * counts the layers whose forward and whose backward pass take them
  * (forward * 100 + backward). input_gradient: whether the first layer
  * computes one. */
+/* The policy of the fast network in compare_conv_paths (conv_direct_cases
+ * varies the slice size and Winograd). */
+static conv_policy case_policy = {1, 1, CONV_SHIFT_AUTO, 320 << 10};
+
 static void compare_conv_paths(const char *text, int fast, int expected, int input_gradient)
 {
     cdb_network *a = net_from_text(text), *b = net_from_text(text);
@@ -143,16 +147,19 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
         network_enable_input_gradient(a);
         network_enable_input_gradient(b);
     }
-    conv_direct_enabled = fast == 2;
-    conv_shift_enabled = fast == 1;
+    a->conv = case_policy;
+    a->conv.direct = fast == 2;
+    a->conv.shift = fast == 1 ? CONV_SHIFT_ON : CONV_SHIFT_OFF;
+    b->conv.direct = 0; /* the reference: im2col everywhere */
+    b->conv.shift = CONV_SHIFT_OFF;
     int taken = 0;
     for (int li = 0; li < a->n; li++) {
         const cdb_layer *l = &a->layers[li];
         if (strcmp(l->ops->name, "convolutional")) continue;
         if (fast == 1)
-            taken += convolutional_uses_shift(l);
+            taken += convolutional_uses_shift(l, a);
         else
-            taken += 100 * convolutional_uses_direct(l, 0) + convolutional_uses_direct(l, 1);
+            taken += 100 * convolutional_uses_direct(l, a, 0) + convolutional_uses_direct(l, a, 1);
     }
     CHECK(taken == expected, "layers taking the path: %d, want %d", taken, expected);
     size_t n_in = (size_t)a->batch * a->inputs, classes = (size_t)a->layers[a->n - 1].outputs;
@@ -170,10 +177,8 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
     for (int i = 0; i < a->batch; i++) a->truth[i * classes + i % classes] = b->truth[i * classes + i % classes] = 1;
     network_forward(a, 1);
     network_backward(a);
-    conv_direct_enabled = conv_shift_enabled = 0;
     network_forward(b, 1);
     network_backward(b);
-    conv_direct_enabled = conv_shift_enabled = 1;
     for (int li = 0; li < a->n; li++) {
         cdb_layer *la = &a->layers[li], *lb = &b->layers[li];
         for (size_t i = 0; i < (size_t)la->batch * la->outputs; i++)
@@ -220,10 +225,12 @@ static void conv_direct_cases(void)
                       "[avgpool]\n[softmax]\n";
     int wino = 0;
     cdb_network *n = net_from_text(big);
+    CHECK(n, "build");
+    n->conv = case_policy;
     for (int li = 0; li < n->n; li++)
-        wino += !strcmp(n->layers[li].ops->name, "convolutional") && convolutional_uses_winograd(&n->layers[li]);
+        wino += !strcmp(n->layers[li].ops->name, "convolutional") && convolutional_uses_winograd(&n->layers[li], n);
     cdb_network_free(n);
-    CHECK(wino == (conv_winograd_enabled ? 2 : 0), "%d layers take Winograd, want 2", wino);
+    CHECK(wino == (case_policy.winograd ? 2 : 0), "%d layers take Winograd, want %d", wino, case_policy.winograd ? 2 : 0);
     compare_conv_paths(big, 2, 403, 1);
     compare_conv_paths(big, 2, 403, 0); /* the first layer without an input gradient */
     /* 5x5 with padding 1 on a non-square image, 3x3 with padding 2, an even
@@ -332,14 +339,13 @@ static void t_conv_direct(void)
     conv_direct_cases();
     /* again with one channel block per slice: every pass after the first
      * adds to the output */
-    size_t saved = cd_slice_bytes;
-    cd_slice_bytes = 1;
+    case_policy.slice_bytes = 1;
     conv_direct_cases();
-    cd_slice_bytes = saved;
+    case_policy.slice_bytes = 320 << 10;
     /* and with Winograd off: every 3x3 layer on the direct kernels */
-    conv_winograd_enabled = 0;
+    case_policy.winograd = 0;
     conv_direct_cases();
-    conv_winograd_enabled = 1;
+    case_policy.winograd = 1;
 }
 
 /* The fixed-order GEMM (gemm.h), in all four transpose cases and shapes

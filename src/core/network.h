@@ -101,6 +101,18 @@ typedef struct {
     int nmean, nstd;
 } input_config;
 
+/* How convolutions are computed on the CPU, per network: [net] keys
+ * conv_direct, conv_winograd, conv_shift, conv_slice_kb (docs/cfg.md), or
+ * set through this struct. Every choice computes the same convolution up to
+ * rounding (tests compare them); nothing else picks an algorithm. */
+typedef enum { CONV_SHIFT_OFF, CONV_SHIFT_ON, CONV_SHIFT_AUTO } conv_shift_mode;
+typedef struct {
+    int direct;                /* the direct kernels where the shape allows (default 1) */
+    int winograd;              /* Winograd F(2x2, 3x3) on the direct path where it applies (default 1) */
+    conv_shift_mode shift;     /* shifted GEMMs: auto (default) = with one thread only */
+    size_t slice_bytes;        /* direct kernels: a group's weight bytes per pass (default 320 KiB) */
+} conv_policy;
+
 struct cdb_network {
     cdb_layer *layers;
     int n;
@@ -119,6 +131,7 @@ struct cdb_network {
     input_config input_cfg;
     dropback_config dropback;
     dropback_stats dropback_stats;
+    conv_policy conv;
     float label_smoothing;
     int valid_every, save_every;
     uint64_t seed;

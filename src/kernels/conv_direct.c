@@ -5,9 +5,6 @@
 #include "conv_direct.h"
 #include "simd.h"
 
-int conv_direct_enabled = 1;
-int conv_winograd_enabled = 1;
-size_t cd_slice_bytes = 320 << 10;
 
 /* A block of 16 channels (or filters) is NB vectors. */
 #define NB (16 / VL)
@@ -209,7 +206,7 @@ typedef struct {
  * reading xb + e*xs and wb + e*ws, writing yb + e*ys */
 static void conv_tiles_e(int E, const float *xb, size_t xs, const pixel_map *m, int count, int CB, size_t block,
                          size_t row, int kh, int kw, const float *wb, size_t ws, int F, float *yb, size_t ys,
-                         size_t npix)
+                         size_t npix, size_t slice_bytes)
 {
     int GF = group_filters(F), NF = GF / 16, groups = F / GF, per = m->rows * m->cols;
 #if VL == 16
@@ -220,7 +217,7 @@ static void conv_tiles_e(int E, const float *xb, size_t xs, const pixel_map *m, 
     int subs = NF / TNF, total = count * per, tiles = (total + P - 1) / P;
     int contiguous = m->dst0 == 0 && m->dst_col == 1 && m->dst_row == (size_t)m->cols && m->dst_image == (size_t)per;
     size_t tap_floats = (size_t)kh * kw * 16 * GF, kwts = CB * tap_floats, stride = npix * 16;
-    int slice = (int)(cd_slice_bytes / (tap_floats * sizeof(float)));
+    int slice = (int)(slice_bytes / (tap_floats * sizeof(float)));
     if (slice < 1) slice = 1;
     for (int c0 = 0; c0 < CB; c0 += slice) {
         int cbn = CB - c0 < slice ? CB - c0 : slice, acc = c0 > 0;
@@ -271,17 +268,17 @@ static void conv_tiles_e(int E, const float *xb, size_t xs, const pixel_map *m, 
 }
 
 static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, size_t block, size_t row, int kh,
-                       int kw, const float *wb, int F, float *yb, size_t npix)
+                       int kw, const float *wb, int F, float *yb, size_t npix, size_t slice_bytes)
 {
-    conv_tiles_e(1, xb, 0, m, count, CB, block, row, kh, kw, wb, 0, F, yb, 0, npix);
+    conv_tiles_e(1, xb, 0, m, count, CB, block, row, kh, kw, wb, 0, F, yb, 0, npix, slice_bytes);
 }
 
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
-                float *yb)
+                float *yb, size_t slice_bytes)
 {
     size_t block = (size_t)PH * PW * 16;
     pixel_map m = {OH, OW, (C / 16) * block, 0, (size_t)s * PW * 16, (size_t)s * 16, (size_t)OH * OW, 0, (size_t)OW, 1};
-    conv_tiles(xb, &m, count, C / 16, block, (size_t)PW * 16, k, k, wb, F, yb, (size_t)count * OH * OW);
+    conv_tiles(xb, &m, count, C / 16, block, (size_t)PW * 16, k, k, wb, F, yb, (size_t)count * OH * OW, slice_bytes);
 }
 
 /* Winograd F(2x2, 3x3): each 2x2 block of outputs ("tile") from the 4x4
@@ -363,7 +360,8 @@ static void winograd_input(const float *xb, int count, int C, int H, int W, floa
     }
 }
 
-void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb)
+void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb,
+                 size_t slice_bytes)
 {
     int TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
     size_t T = (size_t)count * TH * TW;
@@ -374,7 +372,7 @@ void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u
     winograd_input(xb, count, C, H, W, V, vs);
     /* M_e (F/16, T, 16) = V_e U_e: a 1x1 convolution whose pixels are the tiles */
     pixel_map m = {(int)T, 1, 0, 0, 16, 0, T, 0, 1, 1};
-    conv_tiles_e(16, V, vs, &m, 1, CB, T * 16, 0, 1, 1, u, (size_t)F * C, F, M, ms, T);
+    conv_tiles_e(16, V, vs, &m, 1, CB, T * 16, 0, 1, 1, u, (size_t)F * C, F, M, ms, T, slice_bytes);
     /* Y = A^T M A into the blocked output (F/16, count*H*W, 16) */
     size_t npix = (size_t)count * H * W;
 #pragma omp parallel for schedule(static)
@@ -478,7 +476,7 @@ void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
 }
 
 void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
-                   int s, int pad, float *dxb)
+                   int s, int pad, float *dxb, size_t slice_bytes)
 {
     int q = cd_grad_pad(k, s, pad), PH = OH + 2 * q, PW = OW + 2 * q;
     size_t block = (size_t)PH * PW * 16, npix = (size_t)count * H * W;
@@ -512,7 +510,7 @@ void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const flo
                            (size_t)iy0 * W + ix0,
                            (size_t)s * W,
                            (size_t)s};
-            conv_tiles(dyb, &m, count, F / 16, block, (size_t)PW * 16, my, mx, wph, C, dxb, npix);
+            conv_tiles(dyb, &m, count, F / 16, block, (size_t)PW * 16, my, mx, wph, C, dxb, npix, slice_bytes);
         }
 }
 

@@ -41,23 +41,17 @@ void cd_pack_input(const float *src, size_t image_stride, int count, int C, int 
  * channels of 16) */
 void cd_pack_weights(const float *w, int F, int C, int k, float *wb);
 
-/* 1 (default): convolutions whose shape the kernels take use them; 0:
- * im2col or shifted GEMMs (tests compare them) */
-extern int conv_direct_enabled;
-/* 1 (default): 3x3 stride-1 pad-1 layers of even size take Winograd
- * F(2x2, 3x3) for their output and input gradient; 0: the direct kernels */
-extern int conv_winograd_enabled;
-
-/* Bytes of one group's weights per pass over the tiles (default 320 KiB):
- * the reduction is split into slices of channel blocks whose weights stay in
- * L2 (ResNet-18's 512-filter layers have 1.2 MB per group of 64 filters,
- * read once per tile), each slice adding to the output of the last. */
-extern size_t cd_slice_bytes;
+/* slice_bytes (cd_forward, cd_winograd, cd_input_grad): bytes of one
+ * group's weights per pass over the tiles (the network's conv_policy,
+ * default 320 KiB). The reduction is split into slices of channel blocks
+ * whose weights stay in L2 (ResNet-18's 512-filter layers have 1.2 MB per
+ * group of 64 filters, read once per tile), each slice adding to the output
+ * of the last. */
 
 /* blocked output (F/16, count*OH*OW, 16) of a stride-s convolution of count
  * blocked images (C channels, PH x PW padded) with blocked weights */
 void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
-                float *yb);
+                float *yb, size_t slice_bytes);
 
 /* Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 convolutions with an even
  * output size: the same blocked input (padded by 1) and output as
@@ -70,7 +64,8 @@ static inline size_t cd_winograd_scratch(int count, int C, int F, int H, int W)
     return (size_t)16 * ((size_t)count * (H / 2) * (W / 2) * (C + F) + 32);
 }
 void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u);
-void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb);
+void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb,
+                 size_t slice_bytes);
 /* the weight gradient by Winograd: its 16 transformed parts du (16*F*C
  * floats, zeroed by the caller before the first chunk) += those of count
  * images (dy and skipping as cd_weight_grad; scratch as above); then once
@@ -94,7 +89,7 @@ void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
 /* blocked input gradient dxb (C/16, count*H*W, 16) from the blocked output
  * gradient dyb (count images of F channels, padded by cd_grad_pad) */
 void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
-                   int s, int pad, float *dxb);
+                   int s, int pad, float *dxb, size_t slice_bytes);
 
 /* dst images (F, HW), image_stride floats apart, = (add = 0) or += (add = 1)
  * the blocked output of count images */

@@ -2,9 +2,13 @@
  * batch x tokens rows, and each head's score and value products as one
  * strided-batched GEMM over the images; the same algebra as
  * attention_layer.c. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "attention_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(attention);
 }
 
 __global__ void attention_softmax_kernel(float *scores, int T, size_t rows)

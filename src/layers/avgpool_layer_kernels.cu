@@ -1,5 +1,9 @@
 /* [avgpool] on the GPU: global average pooling. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
+
+extern "C" {
+LAYER_GPU_TWINS(avgpool);
+}
 
 __global__ void avgpool_forward_kernel(const float *in, float *out, int spatial, size_t n)
 {

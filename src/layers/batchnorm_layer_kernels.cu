@@ -1,8 +1,12 @@
 /* Batch normalisation on the GPU: one block per channel for the statistics,
  * element-wise kernels for the rest; the same formulas as batchnorm_layer.c. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "batchnorm_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(batchnorm);
 }
 
 __global__ void bn_statistics_kernel(const float *x, float *mean, float *variance, float *rolling_mean,

@@ -1,7 +1,11 @@
 /* [cls_token] on the GPU: prepends the learned class token. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "cls_token_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(cls_token);
 }
 
 __global__ void cls_forward_kernel(const float *in, const float *token, float *out, int D, int inputs, size_t n)

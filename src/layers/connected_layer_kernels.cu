@@ -1,8 +1,12 @@
 /* [connected] on the GPU: one cuBLAS GEMM over all rows (images, or images
  * x tokens for a token sequence), as connected_layer.c. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "connected_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(connected);
 }
 
 void connected_forward_gpu(cdb_layer *l, cdb_network *net, int train)

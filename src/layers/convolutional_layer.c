@@ -82,7 +82,6 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
  * This replaces im2col's size*size copies of the input by one padded copy,
  * and the column matrix and col2im of the backward pass by nothing. The
  * weight gradient still goes through im2col (one long reduction per GEMM). */
-int conv_shift_enabled = 1;
 
 /* Worth it with enough input channels for the GEMMs and images large enough
  * that the padded image (whose border is computed and dropped) is at most 15%
@@ -95,16 +94,18 @@ static int shift_shape(const cdb_layer *l, const conv_priv *p)
            l->c >= 16 && padded * 100 <= pixels * 115;
 }
 
-/* One thread only: with more, OpenBLAS splits each of the size*size small
- * GEMMs per image between threads that sleep between calls, and the shifted
- * GEMMs measured slower than im2col's one large GEMM (ResNet-18's 64-filter
- * layers, 2 threads, passive waits: forward 244-284 against 210-222 ms). */
-static int uses_shift(const cdb_layer *l, const conv_priv *p)
+/* conv_shift=auto (the default) takes them on one thread only: with more,
+ * OpenBLAS splits each of the size*size small GEMMs per image between
+ * threads that sleep between calls, and the shifted GEMMs measured slower
+ * than im2col's one large GEMM (ResNet-18's 64-filter layers, 2 threads,
+ * passive waits: forward 244-284 against 210-222 ms). */
+static int uses_shift(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return conv_shift_enabled && get_num_threads() == 1 && shift_shape(l, p);
+    int mode = net->conv.shift;
+    return (mode == CONV_SHIFT_ON || (mode == CONV_SHIFT_AUTO && get_num_threads() == 1)) && shift_shape(l, p);
 }
 
-int convolutional_uses_shift(const cdb_layer *l) { return uses_shift(l, l->priv); }
+int convolutional_uses_shift(const cdb_layer *l, const cdb_network *net) { return uses_shift(l, l->priv, net); }
 
 typedef struct {
     int pw, plane, ld, base, n; /* padded width, pixels per padded image, row length, first output, run */
@@ -227,32 +228,35 @@ static int direct_shape(const cdb_layer *l, const conv_priv *p)
     return p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
 }
 
-static int uses_direct(const cdb_layer *l, const conv_priv *p) { return conv_direct_enabled && direct_shape(l, p); }
+static int uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+{
+    return net->conv.direct && direct_shape(l, p);
+}
 
 static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
 {
     return p->pad < p->size && l->c % 32 == 0;
 }
 
-static int uses_direct_backward(const cdb_layer *l, const conv_priv *p)
+static int uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return uses_direct(l, p) && (!l->input_delta || direct_data_shape(l, p));
+    return uses_direct(l, p, net) && (!l->input_delta || direct_data_shape(l, p));
 }
 
 /* Winograd F(2x2, 3x3) (conv_direct.h) for the output, the weight gradient
  * and, where the backward pass is direct, the input gradient of 3x3
  * stride-1 pad-1 layers with an even image size. */
-static int uses_winograd(const cdb_layer *l, const conv_priv *p)
+static int uses_winograd(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return conv_winograd_enabled && uses_direct(l, p) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
+    return net->conv.winograd && uses_direct(l, p, net) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
            l->h % 2 == 0 && l->w % 2 == 0;
 }
 
-int convolutional_uses_winograd(const cdb_layer *l) { return uses_winograd(l, l->priv); }
+int convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net) { return uses_winograd(l, l->priv, net); }
 
-int convolutional_uses_direct(const cdb_layer *l, int backward)
+int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward)
 {
-    return backward ? uses_direct_backward(l, l->priv) : uses_direct(l, l->priv);
+    return backward ? uses_direct_backward(l, l->priv, net) : uses_direct(l, l->priv, net);
 }
 
 /* Workspace of the direct path, each part 64-byte aligned: blocked weights,
@@ -318,7 +322,7 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
 static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
-    int C = l->c, F = p->filters, k = p->size, wino = uses_winograd(l, p);
+    int C = l->c, F = p->filters, k = p->size, wino = uses_winograd(l, p, net);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         direct_buffers b = direct_layout(l, p, net->workspace, count);
@@ -326,10 +330,10 @@ static void forward_direct(cdb_layer *l, cdb_network *net, float *z)
         if (!first && !wino) cd_pack_weights(p->weights->value, F, C, k, b.wb);
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         if (wino)
-            cd_winograd(b.xb, count, C, l->h, l->w, b.u, F, b.scratch, b.out);
+            cd_winograd(b.xb, count, C, l->h, l->w, b.u, F, b.scratch, b.out, net->conv.slice_bytes);
         else
             cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h,
-                       l->out_w, b.out);
+                       l->out_w, b.out, net->conv.slice_bytes);
         cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
     }
 }
@@ -346,7 +350,7 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     const uint8_t *skip_c, *skip_f;
     dropback_skip_lists(&net->dropback, p->weights, &skip_c, &skip_f);
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
-    int wino = uses_winograd(l, p);
+    int wino = uses_winograd(l, p, net);
     if (wino) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
     if (data && wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
     if (data && !wino) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
@@ -356,10 +360,11 @@ static void backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
         cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
         if (data && wino) {
-            cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out);
+            cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out, net->conv.slice_bytes);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         } else if (data) {
-            cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out);
+            cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out,
+                          net->conv.slice_bytes);
             cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
         const float *dy = b.dyb + ((size_t)q * gw + q) * 16;
@@ -402,9 +407,9 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     conv_priv *p = l->priv;
     int N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    if (uses_direct(l, p))
+    if (uses_direct(l, p, net))
         forward_direct(l, net, z);
-    else if (uses_shift(l, p))
+    else if (uses_shift(l, p, net))
         shift_pass(l, net, 0, l->input, z);
     else
         forward_im2col(l, net, z);
@@ -437,12 +442,12 @@ static void backward(cdb_layer *l, cdb_network *net)
                 p->biases->grad[f] += s;
             }
     }
-    if (uses_direct_backward(l, p)) {
+    if (uses_direct_backward(l, p, net)) {
         backward_direct(l, net, dz);
         return;
     }
     float *col = net->workspace;
-    int shift = uses_shift(l, p); /* the input gradient by shifted GEMMs, after the weight gradient */
+    int shift = uses_shift(l, p, net); /* the input gradient by shifted GEMMs, after the weight gradient */
     for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         float *dzc = count == 1 ? dz + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);

@@ -18,17 +18,13 @@ typedef struct {
     float *preact; /* (batch, outputs): input of the activation */
 } conv_priv;
 
-/* 1 (default): on one thread, 'same' stride-1 convolutions with 16 or more
- * input channels on large images compute their output and input gradient by
- * shifted GEMMs instead of im2col; 0: always im2col (tests compare the two). */
-extern int conv_shift_enabled;
-/* whether this [convolutional] layer takes the shifted-GEMM path now */
-int convolutional_uses_shift(const cdb_layer *l);
-
-/* whether this layer's forward (backward = 0) or backward (1) pass takes the
- * direct kernels now */
-int convolutional_uses_direct(const cdb_layer *l, int backward);
-/* whether its output (and direct input gradient) take Winograd F(2x2, 3x3) */
-int convolutional_uses_winograd(const cdb_layer *l);
+/* Which way this [convolutional] layer goes now under the network's
+ * conv_policy (network.h): the shifted GEMMs ('same' stride-1 convolutions
+ * with 16 or more input channels on large images; output and input
+ * gradient); the direct kernels for its forward (backward = 0) or backward
+ * (1) pass; Winograd F(2x2, 3x3) for its output (and direct input gradient). */
+int convolutional_uses_shift(const cdb_layer *l, const cdb_network *net);
+int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
+int convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net);
 
 #endif

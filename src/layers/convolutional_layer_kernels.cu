@@ -2,9 +2,13 @@
  * and backward-filter, algorithms chosen once per layer (full FP32, no
  * TF32) with one workspace shared by all layers. Without cuDNN: im2col and
  * col2im kernels around cuBLAS, in chunks of p->gpu_chunk images. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "convolutional_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(convolutional);
 }
 
 /* col (rows = c*k*k, ld) columns [i*N, (i+1)*N) for image i of the chunk. */

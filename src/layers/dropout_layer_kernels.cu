@@ -1,8 +1,12 @@
 /* [dropout] on the GPU. The mask is drawn on the host from the same stream
  * as the CPU path (so CPU and GPU drop the same units) and uploaded. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "dropout_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(dropout);
 }
 
 __global__ void dropout_kernel(const float *in, float *out, const uint8_t *keep, float scale, size_t n)

@@ -1,8 +1,12 @@
 /* [layernorm] on the GPU: one block per token for the statistics and the
  * input gradient, one thread per feature for gamma and beta. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "layernorm_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(layernorm);
 }
 
 __global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat, float *inv_std, const float *gamma,

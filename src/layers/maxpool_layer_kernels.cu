@@ -1,9 +1,13 @@
 /* [maxpool] on the GPU: one thread per output, Darknet's window geometry. */
 #include <cfloat>
 
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "maxpool_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(maxpool);
 }
 
 __global__ void maxpool_forward_kernel(const float *in, float *out, int *argmax, int channels, int h, int w, int out_h,

@@ -1,7 +1,11 @@
 /* [pos_embed] on the GPU. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "pos_embed_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(pos_embed);
 }
 
 __global__ void pos_forward_kernel(const float *in, const float *embedding, float *out, int per_image, size_t n)

@@ -1,7 +1,11 @@
 /* [route] on the GPU: channel concatenation as strided copies. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "route_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(route);
 }
 
 /* dst (batch, dst_stride) at column offset <-> src (batch, n_per_image). */

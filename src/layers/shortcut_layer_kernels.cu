@@ -1,7 +1,11 @@
 /* [shortcut] on the GPU. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "shortcut_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(shortcut);
 }
 
 __global__ void sum_kernel(const float *a, const float *b, float *out, size_t n)

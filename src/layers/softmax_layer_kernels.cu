@@ -1,8 +1,12 @@
 /* [softmax] with cross-entropy on the GPU: one thread per image (the class
  * count is small), the per-image losses summed on the host in double as the
  * CPU path does. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 #include "shared_math.h"
+
+extern "C" {
+LAYER_GPU_TWINS(softmax);
+}
 
 __global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch)
 {

@@ -1,7 +1,11 @@
 /* [token_pool] on the GPU. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
 extern "C" {
 #include "token_pool_layer.h"
+}
+
+extern "C" {
+LAYER_GPU_TWINS(token_pool);
 }
 
 __global__ void token_pool_kernel(const float *in, float *out, int T, int D, int mean, size_t n)

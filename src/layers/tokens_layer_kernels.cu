@@ -1,5 +1,9 @@
 /* [tokens] on the GPU: (b, c, h*w) <-> (b, h*w, c) transposes. */
-#include "cuda_common.cuh"
+#include "layer_kernels.cuh"
+
+extern "C" {
+LAYER_GPU_TWINS(tokens);
+}
 
 __global__ void tokens_kernel(const float *in, float *out, int C, int T, size_t n, int accumulate_back)
 {

@@ -66,6 +66,12 @@ static int read_net(cfg_reader *r, cdb_network *net)
     net->save_every = cfg_int(r, "save_every", 0, 0, 1 << 30);
 
     if (dropback_read_net_keys(r, &net->dropback)) return -1;
+    conv_policy *cp = &net->conv;
+    cp->direct = cfg_int(r, "conv_direct", 1, 0, 1);
+    cp->winograd = cfg_int(r, "conv_winograd", 1, 0, 1);
+    static const char *const shifts[] = {"off", "on", "auto", NULL};
+    cp->shift = (conv_shift_mode)cfg_choice(r, "conv_shift", shifts, CONV_SHIFT_AUTO);
+    cp->slice_bytes = (size_t)cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
 
     for (int i = 0; darknet_ignored_keys[i]; i++)
         if (cfg_has(r, darknet_ignored_keys[i])) {
