@@ -318,8 +318,85 @@ static void t_signal_saves(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "top-1"), "the checkpoint loads: %s", out);
 }
 
+/* Out of memory at every allocation in turn: building (the cfg reader,
+ * [net], each layer type, the network's buffers) and the first training
+ * step (the optimizer's state, compute skipping's scratch) each fail with a
+ * message, never a crash or exit, and a failed step leaves the weights as
+ * they were. */
+static const char *oom_cfg =
+    "[net]\nbatch=4\nsubdivisions=2\nwidth=8\nheight=8\nchannels=2\nlearning_rate=0.1\nmomentum=0.9\n"
+    "optimizer=adamw\nmax_batches=10\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=1\n"
+    "dropback_layer_rate_init=1\ndropback_skip_compute=1\n"
+    "[convolutional]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+    "[maxpool]\nsize=2\nstride=2\n[dropout]\nprobability=0.2\n[batchnorm]\n"
+    "[route]\nlayers=-1\n[shortcut]\nfrom=-2\n"
+    "[tokens]\n[cls_token]\n[pos_embed]\n[layernorm]\n[attention]\nheads=2\n[token_pool]\nmode=cls\n"
+    "[connected]\noutput=6\nactivation=gelu\n[softmax]\n";
+
+static cdb_network *build_failing_after(long k)
+{
+    cdb_fail_allocations_after(k);
+    cfg_file *cfg = cfg_parse_string("oom.cfg", oom_cfg);
+    cdb_network *net = cfg ? network_build(cfg) : NULL;
+    cdb_fail_allocations_after(-1);
+    cfg_free(cfg);
+    return net;
+}
+
+static void t_out_of_memory(void)
+{
+    long k = 0;
+    int named_layer = 0;
+    cdb_network *net = NULL;
+    for (; k < 100000 && !(net = build_failing_after(k)); k++) {
+        CHECK(strstr(cdb_last_error(), "out of memory"), "allocation %ld failing: %s", k, cdb_last_error());
+        named_layer += strstr(cdb_last_error(), "(layer ") != NULL;
+    }
+    CHECK(net, "the build never succeeded");
+    CHECK(k > 40, "only %ld allocations seen while building", k);
+    CHECK(named_layer > 20, "only %d of %ld failures name the layer", named_layer, k);
+    float images[4 * 128], *before = NULL;
+    int labels[4] = {0, 1, 2, 3};
+    fill_normal(images, 4 * 128, 5, 1.f);
+    size_t total = 0;
+    for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
+    cdb_network_free(net);
+    before = malloc(total * sizeof(float));
+    CHECK(before, "malloc");
+    int failures = 0;
+    for (long j = 0; j < 1000; j++) {
+        cdb_network *n = build_failing_after(-1);
+        CHECK(n, "build: %s", cdb_last_error());
+        size_t at = 0;
+        for (int i = 0; i < n->nparams; i++, at += n->params[i - 1]->size)
+            memcpy(before + at, n->params[i]->value, n->params[i]->size * sizeof(float));
+        cdb_fail_allocations_after(j);
+        float loss = network_train_step(n, images, labels);
+        cdb_fail_allocations_after(-1);
+        if (!n->step_failed) {
+            CHECK(isfinite(loss), "loss %g", loss);
+            cdb_network_free(n);
+            break;
+        }
+        failures++;
+        CHECK(isnan(loss) && strstr(cdb_last_error(), "out of memory"), "step, allocation %ld: loss %g, %s", j, loss,
+              cdb_last_error());
+        at = 0;
+        for (int i = 0; i < n->nparams; i++, at += n->params[i - 1]->size)
+            CHECK(!memcmp(before + at, n->params[i]->value, n->params[i]->size * sizeof(float)),
+                  "a failed step changed tensor %d", i);
+        CHECK(n->step == 0 && n->seen == 0, "a failed step counted");
+        cdb_network_free(n);
+    }
+    free(before);
+    printf("    %ld allocations while building, %d in the first step; each failed in turn\n", k, failures);
+    /* the optimizer's state (a few tensors' two moments) and the scratch */
+    CHECK(failures > 10, "only %d of the step's allocations failed", failures);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);
     test_add("reliability/output paths checked before training", t_outputs_checked_first);

@@ -24,13 +24,20 @@ double sgemm_gflops(int n, int repeats)
 {
     float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float)),
           *c = xcalloc((size_t)n * n, sizeof(float));
+    double *rates = xcalloc((size_t)repeats, sizeof(double));
+    if (!a || !b || !c || !rates) {
+        free(a);
+        free(b);
+        free(c);
+        free(rates);
+        return 0; /* reported as unmeasured */
+    }
     cdb_rng r = rng_stream(1, 0, 0);
     for (size_t i = 0; i < (size_t)n * n; i++) {
         a[i] = rng_uniform(&r) - 0.5f;
         b[i] = rng_uniform(&r) - 0.5f;
     }
     gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
-    double *rates = xcalloc((size_t)repeats, sizeof(double));
     for (int k = 0; k < repeats; k++) {
         double t0 = now_seconds();
         gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
@@ -56,17 +63,23 @@ static int by_time_desc(const void *a, const void *b)
 }
 
 /* Synthetic images and labels of the network's shape. */
-static void synthetic_batch(const cdb_network *net, float **images, int **labels)
+static int synthetic_batch(const cdb_network *net, float **images, int **labels)
 {
     size_t n_in = (size_t)net->batch * net->inputs;
     *images = xmalloc(n_in * sizeof(float));
     *labels = xmalloc((size_t)net->batch * sizeof(int));
+    if (!*images || !*labels) {
+        free(*images);
+        free(*labels);
+        return -1;
+    }
     cdb_rng r = rng_stream(net->seed, 77, 0);
     for (size_t i = 0; i < n_in; i++) (*images)[i] = rng_normal(&r);
     for (int b = 0; b < net->batch; b++) (*labels)[b] = rng_int(&r, net->classes);
     /* Dropback at its final rate, as after the last milestone. */
     ((cdb_network *)net)->train.max_batches = 1;
     ((cdb_network *)net)->train.burn_in = 0;
+    return 0;
 }
 
 static double sum_seconds(const double *v, int n)
@@ -82,23 +95,34 @@ int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cd
     cdb_network *nets[4] = {off, on, mask, skip};
     float *images;
     int *labels;
-    synthetic_batch(off, &images, &labels);
-    for (int v = 0; v < 4; v++) {
+    if (synthetic_batch(off, &images, &labels)) return -1;
+    double *step_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    double *backward_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    int status = step_ms && backward_ms ? 0 : -1;
+    for (int v = 0; !status && v < 4; v++) {
         nets[v]->train.max_batches = 1;
         nets[v]->train.burn_in = 0;
         for (int s = 0; s < opt->warmup; s++) network_train_step(nets[v], images, labels);
-        network_enable_profiling(nets[v]);
+        status = network_enable_profiling(nets[v]);
     }
-    double *step_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
-    double *backward_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
-    for (int k = 0; k < opt->repeats; k++)
-        for (int v = 0; v < 4; v++) {
+    for (int k = 0; !status && k < opt->repeats; k++)
+        for (int v = 0; !status && v < 4; v++) {
             network_reset_profile(nets[v]);
             double t0 = now_seconds();
-            for (int s = 0; s < opt->steps; s++) network_train_step(nets[v], images, labels);
+            for (int s = 0; s < opt->steps && !status; s++) {
+                network_train_step(nets[v], images, labels);
+                if (nets[v]->step_failed) status = -1;
+            }
             step_ms[v * opt->repeats + k] = 1e3 * (now_seconds() - t0) / opt->steps;
             backward_ms[v * opt->repeats + k] = 1e3 * sum_seconds(nets[v]->backward_seconds, nets[v]->n) / opt->steps;
         }
+    if (status) {
+        free(step_ms);
+        free(backward_ms);
+        free(images);
+        free(labels);
+        return -1;
+    }
     double med_step[4], med_bwd[4];
     for (int v = 0; v < 4; v++) {
         med_step[v] = median(step_ms + v * opt->repeats, opt->repeats);
@@ -121,11 +145,17 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
 {
     float *images;
     int *labels;
-    synthetic_batch(net, &images, &labels);
-
-    for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
-    network_enable_profiling(net);
+    if (synthetic_batch(net, &images, &labels)) return -1;
     double *rates = xcalloc((size_t)opt->repeats, sizeof(double));
+    layer_time *order = xcalloc((size_t)net->n, sizeof(layer_time));
+    if (!rates || !order || network_enable_profiling(net)) {
+        free(images);
+        free(labels);
+        free(rates);
+        free(order);
+        return -1;
+    }
+    for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
     double total_seconds = 0;
     clock_t cpu0 = clock();
     for (int k = 0; k < opt->repeats; k++) {
@@ -133,10 +163,11 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
         for (int s = 0; s < opt->steps; s++) {
             float loss = network_train_step(net, images, labels);
             if (loss != loss) {
-                cdb_set_error("benchmark: the loss became NaN at step %d", net->step);
+                if (!net->step_failed) cdb_set_error("benchmark: the loss became NaN at step %d", net->step);
                 free(images);
                 free(labels);
                 free(rates);
+                free(order);
                 return -1;
             }
         }
@@ -194,14 +225,13 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
            1e3 * total_seconds / steps_total, 1e3 * fwd / steps_total, 1e3 * bwd / steps_total,
            1e3 * net->update_seconds / steps_total, 1e3 * net->dropback_seconds / steps_total,
            1e3 * (total_seconds - fwd - bwd - net->update_seconds - net->dropback_seconds) / steps_total);
-    if (net->gpu)
+    if (net->gpu || gemm_rate <= 0)
         printf("training FLOPs per image: %.3f GFLOP; achieved %.1f GFLOP/s\n", train_flops / 1e9, achieved);
     else
         printf("training FLOPs per image: %.3f GFLOP; achieved %.1f GFLOP/s; sgemm 1024^3 in this run: %.1f GFLOP/s "
                "(%.0f%% of it)\n",
                train_flops / 1e9, achieved, gemm_rate, 100 * achieved / gemm_rate);
 
-    layer_time *order = xcalloc((size_t)net->n, sizeof(layer_time));
     for (int i = 0; i < net->n; i++) {
         order[i].index = i;
         order[i].seconds = net->forward_seconds[i] + net->backward_seconds[i];

@@ -20,6 +20,7 @@ static const char *missing_hint(const char *path)
 int data_config_load(const char *path, data_config *out)
 {
     memset(out, 0, sizeof(*out));
+    long failed_before = cdb_failed_allocations();
     cfg_file *f = cfg_parse_keyvalue_file(path, "data", "data file");
     if (!f) return -1;
     cfg_reader r = cfg_reader_for(f, 0, -1);
@@ -39,6 +40,7 @@ int data_config_load(const char *path, data_config *out)
     s = cfg_str(&r, "backup", "backup");
     out->backup = xstrdup(s);
 #undef TAKE
+    if (cdb_failed_allocations() > failed_before) cfg_fail(&r, NULL, "out of memory");
     cfg_check_unused(&r);
     if (!r.failed && !cfg_has(&r, "classes")) cfg_fail(&r, NULL, "missing key 'classes'");
     if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
@@ -160,6 +162,10 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     }
     size_t npix = (size_t)idims[0] * idims[1] * idims[2];
     out->pixels = xmalloc(npix);
+    if (!out->pixels) {
+        gzclose(fi);
+        return -1;
+    }
     size_t got = read_bytes(fi, out->pixels, npix);
     int trailing = got == npix && !at_eof(fi);
     if (stream_broken(fi, images_path)) {
@@ -196,6 +202,11 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
         return -1;
     }
     uint8_t *raw = xmalloc((size_t)ldims[0]);
+    if (!raw) {
+        gzclose(fl);
+        dataset_free(out);
+        return -1;
+    }
     got = read_bytes(fl, raw, (size_t)ldims[0]);
     trailing = got == (size_t)ldims[0] && !at_eof(fl);
     int broken = stream_broken(fl, labels_path);
@@ -213,6 +224,11 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
         return -1;
     }
     out->labels = xmalloc((size_t)ldims[0] * sizeof(int));
+    if (!out->labels) {
+        free(raw);
+        dataset_free(out);
+        return -1;
+    }
     for (int i = 0; i < ldims[0]; i++) {
         if (raw[i] >= classes) {
             cdb_set_error("'%s': label %d of item %d is not below classes=%d", labels_path, raw[i], i, classes);
@@ -229,6 +245,10 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     out->w = idims[2];
     out->classes = classes;
     out->name = xstrdup(images_path);
+    if (!out->name) {
+        dataset_free(out);
+        return -1;
+    }
     return 0;
 }
 
@@ -239,6 +259,7 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
     char *list = xstrdup(paths), *save = NULL;
     size_t cap = 0;
     uint8_t *rec = xmalloc((size_t)record);
+    if (!list || !rec) goto fail;
     for (char *path = strtok_r(list, ",", &save); path; path = strtok_r(NULL, ",", &save)) {
         while (*path == ' ') path++;
         gzFile f = open_data(path);
@@ -264,9 +285,16 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
                 goto fail;
             }
             if ((size_t)out->n == cap) {
-                cap = cap ? 2 * cap : 10000;
-                out->pixels = xrealloc(out->pixels, cap * pixels);
-                out->labels = xrealloc(out->labels, cap * sizeof(int));
+                size_t grown = cap ? 2 * cap : 10000;
+                uint8_t *px = xrealloc(out->pixels, grown * pixels);
+                if (px) out->pixels = px;
+                int *lb = px ? xrealloc(out->labels, grown * sizeof(int)) : NULL;
+                if (lb) out->labels = lb;
+                if (!px || !lb) {
+                    gzclose(f);
+                    goto fail;
+                }
+                cap = grown;
             }
             memcpy(out->pixels + (size_t)out->n * pixels, rec + label_bytes, (size_t)pixels);
             out->labels[out->n++] = label;
@@ -284,6 +312,7 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
     out->h = out->w = 32;
     out->classes = classes;
     out->name = xstrdup(paths);
+    if (!out->name) goto fail;
     return 0;
 fail:
     free(rec);

@@ -303,7 +303,7 @@ static int cmd_valid(const cli *c)
     }
     data_config_free(&d);
     valid_result v;
-    validate_network(net, &valid, &v);
+    if (validate_network(net, &valid, &v)) goto done;
     printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
     if (net->classes > 5) printf("  top-5 %.2f%%", 100 * v.top5);
     printf("  loss %.4f  (%d images)\n", v.loss, v.count);
@@ -324,15 +324,19 @@ static char **load_names(const char *path, int classes)
         return NULL;
     }
     char **names = xcalloc((size_t)classes, sizeof(char *));
+    if (!names) {
+        fclose(f);
+        return NULL;
+    }
     char line[512];
-    int n = 0;
-    while (n < classes && fgets(line, sizeof(line), f)) {
+    int n = 0, oom = 0;
+    while (n < classes && !oom && fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\r\n")] = 0;
-        names[n++] = xstrdup(line);
+        oom = !(names[n++] = xstrdup(line));
     }
     fclose(f);
-    if (n < classes) {
-        cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
+    if (n < classes || oom) {
+        if (!oom) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
         for (int i = 0; i < n; i++) free(names[i]);
         free(names);
         return NULL;
@@ -456,6 +460,7 @@ static int cmd_predict(const cli *c)
     float *probs = xcalloc((size_t)net->classes, sizeof(float));
     char **names = NULL;
     data_config d = {0};
+    if (!image || !probs) goto done;
     int have_data = (c->data || net->data_path) && load_data_config(net, c, &d) == 0;
     if (!have_data && (c->data || net->data_path)) goto done;
     if (have_data && d.names && !(names = load_names(d.names, net->classes))) goto done;

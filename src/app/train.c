@@ -33,14 +33,19 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
     int mb = net->mini_batch, K = net->classes;
     float *images = xcalloc((size_t)mb * net->inputs, sizeof(float));
     int *labels = xcalloc((size_t)mb, sizeof(int)), *idx = xcalloc((size_t)mb, sizeof(int));
+    int status = images && labels && idx ? 0 : -1;
     long top1 = 0, top5 = 0;
     double loss = 0;
-    for (int start = 0; start < valid->n; start += mb) {
+    for (int start = 0; !status && start < valid->n; start += mb) {
         int count = valid->n - start < mb ? valid->n - start : mb;
         for (int i = 0; i < mb; i++) idx[i] = start + (i < count ? i : 0);
         dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels);
         memcpy(net->input, images, (size_t)mb * net->inputs * sizeof(float));
         network_forward(net, 0);
+        if (network_pass_failed(net)) {
+            status = -1;
+            break;
+        }
         const float *probs = network_output(net);
         for (int i = 0; i < count; i++) {
             const float *p = probs + (size_t)i * K;
@@ -62,7 +67,7 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
     free(images);
     free(labels);
     free(idx);
-    return 0;
+    return status;
 }
 
 static void format_duration(double s, char *buf, size_t n)
@@ -221,7 +226,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     float *images = xcalloc((size_t)net->batch * net->inputs, sizeof(float));
     int *labels = xcalloc((size_t)net->batch, sizeof(int));
     int *order = xcalloc((size_t)train->n, sizeof(int));
-    int order_epoch = -1, status = 0;
+    int order_epoch = -1, status = images && labels && order ? 0 : -1;
     double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = net->step;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
@@ -230,7 +235,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
            net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, gemm_backend(),
            get_num_threads(), get_num_threads() == 1 ? "" : "s");
     fflush(stdout);
-    while (net->step < max) {
+    while (!status && net->step < max) {
         int epoch = net->step / steps_per_epoch, pos = net->step % steps_per_epoch;
         if (epoch != order_epoch) {
             dataset_epoch_order(train->n, net->seed, epoch, order);
@@ -241,6 +246,13 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
                            labels);
         float lr = network_learning_rate(net);
         float loss = network_train_step(net, images, labels);
+        if (net->step_failed) {
+            char why[1024];
+            snprintf(why, sizeof(why), "%s", cdb_last_error());
+            cdb_set_error("step %d failed, its weights not applied: %s", net->step + 1, why);
+            status = -1;
+            break;
+        }
         if (isnan(loss)) {
             cdb_set_error("the loss is not finite at step %d (learning rate %g); the weights of that step were not "
                           "applied. Lower learning_rate or add burn_in in %s",
@@ -283,7 +295,10 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
         if (validate && net->step < max && valid) {
             valid_result v;
-            validate_network(net, valid, &v);
+            if (validate_network(net, valid, &v)) {
+                status = -1;
+                break;
+            }
             if (!opt->quiet) report_validation(net, &v);
         }
         if ((validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
@@ -303,7 +318,7 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     printf("trained %d steps in %s\n", net->step - start_step, took);
     if (valid) {
         valid_result v;
-        validate_network(net, valid, &v);
+        if (validate_network(net, valid, &v)) return -1;
         report_validation(net, &v);
         if (final) *final = v;
     }

@@ -24,25 +24,41 @@ static cfg_kv *find_kv(cfg_section *s, const char *key)
     return NULL;
 }
 
-static void add_kv(cfg_section *s, const char *key, const char *value, int line)
+/* 0, or -1 out of memory (the error recorded, s unchanged) */
+static int add_kv(cfg_section *s, const char *key, const char *value, int line)
 {
     if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 8;
-        s->kv = xrealloc(s->kv, s->cap * sizeof(cfg_kv));
+        int cap = s->cap ? 2 * s->cap : 8;
+        cfg_kv *grown = xrealloc(s->kv, (size_t)cap * sizeof(cfg_kv));
+        if (!grown) return -1;
+        s->kv = grown;
+        s->cap = cap;
     }
     cfg_kv kv = {xstrdup(key), xstrdup(value), line, 0};
+    if (!kv.key || !kv.value) {
+        free(kv.key);
+        free(kv.value);
+        return -1;
+    }
     s->kv[s->n++] = kv;
+    return 0;
 }
 
+/* the new section, or NULL out of memory */
 static cfg_section *add_section(cfg_file *f, const char *type, int line)
 {
     if (f->n == f->cap) {
-        f->cap = f->cap ? 2 * f->cap : 16;
-        f->sections = xrealloc(f->sections, f->cap * sizeof(cfg_section));
+        int cap = f->cap ? 2 * f->cap : 16;
+        cfg_section *grown = xrealloc(f->sections, (size_t)cap * sizeof(cfg_section));
+        if (!grown) return NULL;
+        f->sections = grown;
+        f->cap = cap;
     }
+    char *name = xstrdup(type);
+    if (!name) return NULL;
     cfg_section *s = &f->sections[f->n++];
     memset(s, 0, sizeof(*s));
-    s->type = xstrdup(type);
+    s->type = name;
     for (char *p = s->type; *p; p++) *p = (char)tolower((unsigned char)*p);
     s->line = line;
     return s;
@@ -51,9 +67,10 @@ static cfg_section *add_section(cfg_file *f, const char *type, int line)
 static cfg_file *parse_text(const char *name, const char *text, const char *implicit_section)
 {
     cfg_file *f = xcalloc(1, sizeof(cfg_file));
+    if (!f) return NULL;
     f->path = xstrdup(name);
-    if (implicit_section) add_section(f, implicit_section, 1);
     char *buf = xstrdup(text);
+    if (!f->path || !buf || (implicit_section && !add_section(f, implicit_section, 1))) goto fail;
     int line_no = 0;
     char *cursor = buf;
     while (cursor) {
@@ -82,7 +99,7 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
                 cdb_set_error("%s:%d: empty section name '[]'", name, line_no);
                 goto fail;
             }
-            add_section(f, type, line_no);
+            if (!add_section(f, type, line_no)) goto fail;
             continue;
         }
         char *eq = strchr(s, '=');
@@ -107,7 +124,7 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
                           key, old->line);
             goto fail;
         }
-        add_kv(sec, key, value, line_no);
+        if (add_kv(sec, key, value, line_no)) goto fail;
     }
     free(buf);
     if (f->n == 0) {
@@ -149,6 +166,10 @@ static cfg_file *parse_file(const char *path, const char *implicit_section, cons
         return NULL;
     }
     char *text = xmalloc((size_t)size + 1);
+    if (!text) {
+        fclose(fp);
+        return NULL;
+    }
     size_t got = fread(text, 1, (size_t)size, fp);
     fclose(fp);
     text[got] = 0;
@@ -230,13 +251,14 @@ int cfg_override(cfg_file *f, const char *assignment)
     }
     cfg_kv *kv = find_kv(s, key);
     if (kv) {
+        char *value = xstrdup(eq + 1);
+        if (!value) return -1;
         free(kv->value);
-        kv->value = xstrdup(eq + 1);
+        kv->value = value;
         kv->line = 0;
-    } else {
-        add_kv(s, key, eq + 1, 0);
+        return 0;
     }
-    return 0;
+    return add_kv(s, key, eq + 1, 0);
 }
 
 cfg_reader cfg_reader_for(const cfg_file *f, int section, int layer_index)
@@ -346,6 +368,10 @@ static int split_list(cfg_reader *r, const char *key, int max, int is_float, voi
     cfg_kv *kv = take(r, key);
     if (!kv) return r->failed ? -1 : 0;
     char *copy = xstrdup(kv->value);
+    if (!copy) {
+        cfg_fail(r, key, "%s", cdb_last_error());
+        return -1;
+    }
     int n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -43,7 +43,7 @@ float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
     return cfg->layer_rate;
 }
 
-void dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
+int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
 {
     int eligible_seen = 0;
     for (int i = 0; i < n; i++) {
@@ -63,7 +63,9 @@ void dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
         p->mask_channels = cfg->axis == DROPBACK_AXIS_OUT ? p->rows : p->channels;
         free(p->dropped);
         p->dropped = xcalloc((size_t)p->mask_channels, 1);
+        if (!p->dropped) return -1;
     }
+    return 0;
 }
 
 static void draw_channels(cdb_param *p, cdb_rng *rng)
@@ -192,7 +194,8 @@ static float *skip_scratch(cdb_network *net, size_t floats)
     if (floats > net->skip_scratch_floats) {
         free(net->skip_scratch);
         net->skip_scratch = xmalloc(floats * sizeof(float));
-        net->skip_scratch_floats = floats;
+        net->skip_scratch_floats = net->skip_scratch ? floats : 0;
+        if (!net->skip_scratch) net->pass_failed = 1; /* the step fails; network_train_step reports it */
     }
     return net->skip_scratch;
 }
@@ -214,14 +217,15 @@ void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, in
     /* The fixed-order GEMM (gemm.h): a kept channel's gradient has the same
      * bits whether or not the dropped ones are computed beside it. */
     if (!skips(&net->dropback, p)) {
-        gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc,
-                   skip_scratch(net, gemm_fixed_workspace(M, N)));
+        float *work = skip_scratch(net, gemm_fixed_workspace(M, N));
+        if (work) gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, work);
         return;
     }
     size_t work = gemm_fixed_workspace(M, N);
     if (net->dropback.axis == DROPBACK_AXIS_IN) {
         /* Kept columns of C; op(B) loses the matching columns. */
         float *scratch = skip_scratch(net, work + (size_t)K * N + (size_t)M * N + (size_t)N);
+        if (!scratch) return;
         float *Bk = scratch + work, *Ck = Bk + (size_t)K * N;
         int *cols = (int *)(Ck + (size_t)M * N);
         int n = kept_indices(p->dropped, p->channels, p->inner, cols);
@@ -238,6 +242,7 @@ void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, in
     } else {
         /* Kept rows of C; op(A) loses the matching rows. */
         float *scratch = skip_scratch(net, work + (size_t)K * M + (size_t)M * N + (size_t)M);
+        if (!scratch) return;
         float *Ak = scratch + work, *Ck = Ak + (size_t)K * M;
         int *rows = (int *)(Ck + (size_t)M * N);
         int m = kept_indices(p->dropped + row_base, M, 1, rows);

@@ -51,8 +51,9 @@ float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
 
 /* Decide which eligible tensors take part: the first `skip` eligible tensors
  * are left out unless forced in with a per-layer channel_dropback=1, and a
- * per-layer channel_dropback=0 always leaves one out. Allocates masks. */
-void dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
+ * per-layer channel_dropback=0 always leaves one out. Allocates masks: 0,
+ * or -1 out of memory. */
+int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
 
 /* Draw this step's selection and channel masks from the dropback stream of
  * (seed, step) and add them to `stats`. Returns the number selected. */

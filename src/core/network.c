@@ -12,11 +12,13 @@
 #include "cuda_utils.h"
 #endif
 
-void network_enable_profiling(cdb_network *net)
+int network_enable_profiling(cdb_network *net)
 {
-    net->profile = 1;
     if (!net->forward_seconds) net->forward_seconds = xcalloc((size_t)net->n, sizeof(double));
     if (!net->backward_seconds) net->backward_seconds = xcalloc((size_t)net->n, sizeof(double));
+    if (!net->forward_seconds || !net->backward_seconds) return -1;
+    net->profile = 1;
+    return 0;
 }
 
 void network_reset_profile(cdb_network *net)
@@ -148,10 +150,20 @@ const float *network_output(const cdb_network *net) { return net->layers[net->n 
 
 float network_learning_rate(const cdb_network *net) { return schedule_learning_rate(&net->train, net->step); }
 
-void network_enable_input_gradient(cdb_network *net)
+int network_enable_input_gradient(cdb_network *net)
 {
     if (!net->input_delta) net->input_delta = xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
+    if (!net->input_delta) return -1;
     net->layers[0].input_delta = net->input_delta;
+    return 0;
+}
+
+int network_pass_failed(cdb_network *net)
+{
+#ifdef GPU
+    if (net->gpu && gpu_failed()) return 1;
+#endif
+    return net->pass_failed;
 }
 
 static void zero_gradients(cdb_network *net)
@@ -191,6 +203,12 @@ static double clock_if(const cdb_network *net) { return net->profile ? now_secon
 /* One optimizer step, on the CPU or the GPU through the same sequence. */
 float network_train_step(cdb_network *net, const float *images, const int *labels)
 {
+    net->step_failed = 0;
+    /* 0. The optimizer's state, allocated by the first step. */
+    if (optimizer_prepare(net)) {
+        net->step_failed = 1;
+        return NAN;
+    }
     /* 1. ChannelDropBack: this step's selection and masks. */
     double t0 = clock_if(net);
     dropback_begin_step(net);
@@ -208,6 +226,12 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         loss += net->loss;
     }
     float mean_loss = (float)(loss / net->batch);
+    /* a failure inside the passes (out of memory, a CUDA error): recorded,
+     * and the weights are left untouched */
+    if (network_pass_failed(net)) {
+        net->step_failed = 1;
+        return NAN;
+    }
     if (!isfinite(mean_loss)) return NAN; /* weights untouched */
 
     /* 3. (Data-parallel runs: the gradient all-reduce goes here.) */
@@ -222,6 +246,12 @@ float network_train_step(cdb_network *net, const float *images, const int *label
     float lr = schedule_learning_rate(&net->train, net->step);
     net->step++;
     optimizer_update(net, lr, net->step);
+#ifdef GPU
+    if (network_pass_failed(net)) { /* the update's kernels */
+        net->step_failed = 1;
+        return NAN;
+    }
+#endif
     if (net->profile) net->update_seconds += now_seconds() - t1;
 
     /* 6. Counters (the draw counted the dropback statistics). */

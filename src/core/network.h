@@ -155,6 +155,8 @@ struct cdb_network {
     int step;                  /* optimizer steps done */
     int subdivision;           /* the subdivision being run (for dropout streams) */
     double loss;               /* summed cost of the last forward */
+    int pass_failed;           /* set by code inside a pass that could not do its work (out of memory) */
+    int step_failed;           /* the last network_train_step failed (see cdb_last_error) */
     float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after network_enable_input_gradient */
 };
 
@@ -163,14 +165,20 @@ struct cfg_file;
 cdb_network *network_build(struct cfg_file *cfg);
 void network_forward(cdb_network *net, int train);
 /* Per-layer and per-phase timing for `cdbnet benchmark`. */
-void network_enable_profiling(cdb_network *net);
+int network_enable_profiling(cdb_network *net); /* 0, or -1 out of memory */
 void network_reset_profile(cdb_network *net);
 void network_backward(cdb_network *net);
 float network_learning_rate(const cdb_network *net);
 /* Also compute the gradient with respect to the network input. */
-void network_enable_input_gradient(cdb_network *net);
-/* Run one optimizer step; images (batch, inputs), labels (batch). */
+int network_enable_input_gradient(cdb_network *net); /* 0, or -1 out of memory */
+/* Run one optimizer step; images (batch, inputs), labels (batch). Returns
+ * the mean loss, or NaN with the weights untouched: when the loss is not
+ * finite, or when the step failed (step_failed set, the error recorded:
+ * out of memory, a CUDA error). */
 float network_train_step(cdb_network *net, const float *images, const int *labels);
+/* Whether a failure was recorded during the passes now under way (a
+ * layer's scratch could not be allocated, a CUDA error). */
+int network_pass_failed(cdb_network *net);
 void network_print_summary(const cdb_network *net, FILE *out);
 /* Output of the last layer for the current mini-batch. */
 const float *network_output(const cdb_network *net);

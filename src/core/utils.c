@@ -22,41 +22,57 @@ void cdb_set_error(const char *fmt, ...)
 
 const char *cdb_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
-/* Running out of memory cannot be recovered from inside a training step:
- * say so and stop (without the core dump of abort()). */
-static void out_of_memory(size_t bytes)
+static __thread long failed_allocations;
+static __thread long allocations_left = -1; /* fault injection for tests: -1 off */
+
+void cdb_fail_allocations_after(long n) { allocations_left = n; }
+
+/* whether the injected fault is due now */
+static int injected_failure(void)
 {
-    fprintf(stderr, "cdbnet: error: out of memory allocating %zu bytes (a smaller batch or network may fit)\n", bytes);
-    exit(1);
+    if (allocations_left < 0) return 0;
+    if (allocations_left == 0) return 1;
+    allocations_left--;
+    return 0;
 }
+
+/* Out of memory: recorded (the first failure's size names it) and counted,
+ * never fatal; the caller returns its error. */
+static void *out_of_memory(size_t bytes)
+{
+    if (!failed_allocations++)
+        cdb_set_error("out of memory allocating %zu bytes (a smaller batch or network may fit)", bytes);
+    return NULL;
+}
+
+long cdb_failed_allocations(void) { return failed_allocations; }
+void cdb_reset_failed_allocations(void) { failed_allocations = 0; }
 
 void *xcalloc(size_t count, size_t size)
 {
     if (count == 0 || size == 0) count = size = 1;
-    void *p = calloc(count, size);
-    if (!p) out_of_memory(count * size);
-    return p;
+    if (count > (size_t)-1 / size) return out_of_memory((size_t)-1);
+    void *p = injected_failure() ? NULL : calloc(count, size);
+    return p ? p : out_of_memory(count * size);
 }
 
 void *xmalloc(size_t size)
 {
-    void *p = malloc(size ? size : 1);
-    if (!p) out_of_memory(size);
-    return p;
+    void *p = injected_failure() ? NULL : malloc(size ? size : 1);
+    return p ? p : out_of_memory(size);
 }
 
 void *xrealloc(void *ptr, size_t size)
 {
-    void *p = realloc(ptr, size ? size : 1);
-    if (!p) out_of_memory(size);
-    return p;
+    void *p = injected_failure() ? NULL : realloc(ptr, size ? size : 1);
+    return p ? p : out_of_memory(size); /* ptr stays valid, as with realloc */
 }
 
 char *xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *p = xmalloc(n);
-    memcpy(p, s, n);
+    if (p) memcpy(p, s, n);
     return p;
 }
 

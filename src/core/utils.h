@@ -1,5 +1,5 @@
 /* Small helpers shared by the whole library: error reporting, checked
- * allocation, a seeded random stream and a wall clock. */
+ * allocation (never fatal), a seeded random stream and a wall clock. */
 #ifndef CDB_UTILS_H
 #define CDB_UTILS_H
 
@@ -13,12 +13,21 @@
 void cdb_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cdb_last_error(void);
 
-/* Allocation that aborts with a message on out-of-memory: there is no
- * sensible recovery from that inside a training step. */
-void *xcalloc(size_t count, size_t size);
-void *xmalloc(size_t size);
-void *xrealloc(void *ptr, size_t size);
-char *xstrdup(const char *s);
+/* Allocation that never exits: on out-of-memory it returns NULL, records
+ * the error (cdb_last_error) and counts the failure, so that a caller which
+ * builds many buffers (a layer's make) may check once, with
+ * cdb_failed_allocations(), before it writes into any of them. xrealloc
+ * leaves ptr valid when it fails. */
+#define CDB_CHECK_RESULT __attribute__((warn_unused_result))
+void *xcalloc(size_t count, size_t size) CDB_CHECK_RESULT;
+void *xmalloc(size_t size) CDB_CHECK_RESULT;
+void *xrealloc(void *ptr, size_t size) CDB_CHECK_RESULT;
+char *xstrdup(const char *s) CDB_CHECK_RESULT;
+/* Failed allocations of this thread since the last reset. */
+long cdb_failed_allocations(void);
+void cdb_reset_failed_allocations(void);
+/* Tests: the allocations of this thread after the next n fail (n < 0: none). */
+void cdb_fail_allocations_after(long n);
 
 /* Random streams. Every random choice in a run comes from an explicit
  * stream derived from the run's seed, so runs repeat exactly. */

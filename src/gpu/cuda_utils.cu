@@ -4,12 +4,27 @@
 #include <cstring>
 
 #include "cuda_common.cuh"
+extern "C" {
+#include "optimizer.h"
+}
 
+static int cuda_failures;
+
+/* Never fatal: the first failure is recorded (cdb_last_error) and every
+ * later step, save or build sees gpu_failed() and returns its error. */
 void cuda_fail(const char *what, const char *call, const char *file, int line)
 {
-    fprintf(stderr, "cdbnet: CUDA error: %s in %s at %s:%d\n", what, call, file, line);
-    exit(1);
+    if (cuda_failures++) return;
+#ifdef CUDA_DEBUG_SYNC
+    const char *hint = "";
+#else
+    const char *hint = " (a kernel fault shows at the next synchronising call: build with DEBUG_SYNC=1 to find the "
+                       "kernel)";
+#endif
+    cdb_set_error("CUDA error: %s in %s at %s:%d%s", what, call, file, line, hint);
 }
+
+extern "C" int gpu_failed(void) { return cuda_failures > 0; }
 
 void cuda_fail_if_launch_failed(const char *kernel, const char *file, int line)
 {
@@ -60,25 +75,37 @@ static gpu_twin_entry *find_entry(gpu_context *g, const void *host)
     return &g->table[i];
 }
 
-static void grow(gpu_context *g)
+static int grow(gpu_context *g)
 {
     gpu_twin_entry *old = g->table;
-    size_t old_capacity = g->capacity;
-    g->capacity = old_capacity ? 2 * old_capacity : 1024;
-    g->table = (gpu_twin_entry *)xcalloc(g->capacity, sizeof(gpu_twin_entry));
+    size_t old_capacity = g->capacity, capacity = old_capacity ? 2 * old_capacity : 1024;
+    gpu_twin_entry *table = (gpu_twin_entry *)xcalloc(capacity, sizeof(gpu_twin_entry));
+    if (!table) return -1;
+    g->table = table;
+    g->capacity = capacity;
     for (size_t i = 0; i < old_capacity; i++)
         if (old[i].host) *find_entry(g, old[i].host) = old[i];
     free(old);
+    return 0;
 }
 
 extern "C" void *gpu_twin(cdb_network *net, const void *host, size_t bytes)
 {
     gpu_context *g = net->gpu_ctx;
-    if (!host) cuda_fail("no host array", "gpu_twin", __FILE__, __LINE__);
-    if (2 * (g->count + 1) > g->capacity) grow(g);
+    if (!host) {
+        cuda_fail("no host array", "gpu_twin", __FILE__, __LINE__);
+        return NULL;
+    }
+    if (2 * (g->count + 1) > g->capacity && grow(g)) {
+        cuda_fail("out of host memory for the table of device twins", "gpu_twin", __FILE__, __LINE__);
+        return NULL;
+    }
     gpu_twin_entry *e = find_entry(g, host);
     if (e->host) {
-        if (bytes > e->bytes) cuda_fail("a device twin is smaller than requested", "gpu_twin", __FILE__, __LINE__);
+        if (bytes > e->bytes) {
+            cuda_fail("a device twin is smaller than requested", "gpu_twin", __FILE__, __LINE__);
+            return NULL;
+        }
         return e->dev;
     }
     e->host = host;
@@ -92,18 +119,21 @@ extern "C" void *gpu_twin(cdb_network *net, const void *host, size_t bytes)
 extern "C" void gpu_push(cdb_network *net, const void *host, size_t bytes)
 {
     void *dev = gpu_twin(net, host, bytes);
+    if (!dev) return;
     CUDA_CHECK(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
 }
 
 extern "C" void gpu_pull(cdb_network *net, void *host, size_t bytes)
 {
     void *dev = gpu_twin(net, host, bytes);
+    if (!dev) return;
     CUDA_CHECK(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost));
 }
 
 extern "C" void gpu_zero(cdb_network *net, const void *host, size_t bytes)
 {
-    CUDA_CHECK(cudaMemset(gpu_twin(net, host, bytes), 0, bytes));
+    void *dev = gpu_twin(net, host, bytes);
+    if (dev) CUDA_CHECK(cudaMemset(dev, 0, bytes));
 }
 
 extern "C" void gpu_synchronize(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
@@ -156,14 +186,16 @@ static void for_each_state_array(cdb_network *net, void (*fn)(cdb_network *, voi
 static void push_array(cdb_network *net, void *host, size_t bytes) { gpu_push(net, host, bytes); }
 static void pull_array(cdb_network *net, void *host, size_t bytes) { gpu_pull(net, host, bytes); }
 
-extern "C" void network_sync_to_host(cdb_network *net)
+extern "C" int network_sync_to_host(cdb_network *net)
 {
     if (net->gpu) for_each_state_array(net, pull_array);
+    return net->gpu && gpu_failed() ? -1 : 0;
 }
 
-extern "C" void network_sync_to_device(cdb_network *net)
+extern "C" int network_sync_to_device(cdb_network *net)
 {
     if (net->gpu) for_each_state_array(net, push_array);
+    return net->gpu && gpu_failed() ? -1 : 0;
 }
 
 extern "C" int gpu_init(cdb_network *net, int device)
@@ -174,7 +206,9 @@ extern "C" int gpu_init(cdb_network *net, int device)
         return -1;
     }
     CUDA_CHECK(cudaSetDevice(device));
+    if (gpu_failed()) return -1;
     gpu_context *g = (gpu_context *)xcalloc(1, sizeof(gpu_context));
+    if (!g) return -1;
     g->device = device;
     CUBLAS_CHECK(cublasCreate(&g->blas));
     CUBLAS_CHECK(cublasSetMathMode(g->blas, CUBLAS_PEDANTIC_MATH)); /* full FP32, no TF32 */
@@ -184,13 +218,11 @@ extern "C" int gpu_init(cdb_network *net, int device)
     net->gpu_ctx = g;
     net->gpu = 1;
     /* The optimizer state exists from the start on the device. */
-    for (int i = 0; i < net->nparams; i++) {
-        cdb_param *p = net->params[i];
-        if (!p->moment1) p->moment1 = (float *)xcalloc(p->size, sizeof(float));
-        if (!p->moment2 && net->train.optimizer == OPT_ADAMW) p->moment2 = (float *)xcalloc(p->size, sizeof(float));
-    }
     net->losses = (float *)xcalloc((size_t)net->mini_batch, sizeof(float));
-    network_sync_to_device(net);
+    if (!net->losses || optimizer_prepare(net) || network_sync_to_device(net)) {
+        gpu_release(net);
+        return -1;
+    }
     return 0;
 }
 
@@ -201,7 +233,7 @@ extern "C" void gpu_release(cdb_network *net)
     for (int i = 0; i < net->n; i++)
         if (net->layers[i].destroy_gpu) net->layers[i].destroy_gpu(&net->layers[i]);
     for (size_t i = 0; i < g->capacity; i++)
-        if (g->table[i].host) cudaFree(g->table[i].dev);
+        if (g->table[i].host && g->table[i].dev) cudaFree(g->table[i].dev);
     free(g->table);
     if (g->workspace) cudaFree(g->workspace);
     cublasDestroy(g->blas);

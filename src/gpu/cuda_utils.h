@@ -7,8 +7,9 @@
  * only when asked (gpu_pull, network_sync_to_host): for saving weights,
  * validation on the CPU, or tests.
  *
- * CUDA errors are fatal: the message names the call and file:line and the
- * process exits with status 1. */
+ * CUDA errors are never fatal: the first is recorded (cdb_last_error names
+ * the call and file:line) and gpu_failed() is set from then on; the build,
+ * step and save paths check it and return their error. */
 #ifndef CDB_CUDA_UTILS_H
 #define CDB_CUDA_UTILS_H
 
@@ -37,6 +38,8 @@ void gpu_push(struct cdb_network *net, const void *host, size_t bytes); /* host 
 void gpu_pull(struct cdb_network *net, void *host, size_t bytes);       /* twin -> host */
 void gpu_zero(struct cdb_network *net, const void *host, size_t bytes);  /* twin = 0 */
 void gpu_synchronize(void);
+/* Whether any CUDA call has failed in this process. */
+int gpu_failed(void);
 
 /* Row-major C = alpha op(A) op(B) + beta C on device pointers (cuBLAS,
  * full FP32: no TF32). */
@@ -52,8 +55,8 @@ float *gpu_workspace(struct cdb_network *net, size_t floats);
 /* The optimizer step on the device (optimizer_kernels.cu). */
 void gpu_optimizer_update(struct cdb_network *net, float lr, int step);
 /* Download / upload every weights-file array and optimizer state. */
-void network_sync_to_host(struct cdb_network *net);
-void network_sync_to_device(struct cdb_network *net);
+int network_sync_to_host(struct cdb_network *net);   /* 0, or -1 after a CUDA error */
+int network_sync_to_device(struct cdb_network *net);
 
 #ifdef __cplusplus
 }

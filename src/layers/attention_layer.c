@@ -98,6 +98,7 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     attention_priv *p = xcalloc(1, sizeof(attention_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     p->heads = cfg_int(r, "heads", 1, 1, 4096);

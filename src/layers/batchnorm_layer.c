@@ -6,20 +6,23 @@
 
 #include "layers.h"
 
-void bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch)
+int bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch)
 {
     bn->channels = channels;
     bn->spatial = spatial;
     bn->batch = batch;
     bn->biases = layer_add_param(l, "biases", (size_t)channels, 0, 0, 0, 0);
     bn->scales = layer_add_param(l, "scales", (size_t)channels, 0, 0, 0, 0);
-    for (int i = 0; i < channels; i++) bn->scales->value[i] = 1;
     bn->rolling_mean = xcalloc((size_t)channels, sizeof(float));
     bn->rolling_variance = xcalloc((size_t)channels, sizeof(float));
-    for (int i = 0; i < channels; i++) bn->rolling_variance[i] = 1;
     bn->mean = xcalloc((size_t)channels, sizeof(float));
     bn->variance = xcalloc((size_t)channels, sizeof(float));
     bn->x_hat = xcalloc((size_t)batch * channels * spatial, sizeof(float));
+    if (!bn->scales->value || !bn->rolling_variance || !bn->rolling_mean || !bn->mean || !bn->variance || !bn->x_hat)
+        return -1;
+    for (int i = 0; i < channels; i++) bn->scales->value[i] = 1;
+    for (int i = 0; i < channels; i++) bn->rolling_variance[i] = 1;
+    return 0;
 }
 
 void bn_free(batchnorm *bn)
@@ -168,7 +171,10 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_w = l->w;
     if (layer_alloc_output(l, r)) return -1;
     batchnorm *bn = xcalloc(1, sizeof(batchnorm));
-    bn_init(bn, l, l->c, l->h * l->w, l->batch);
+    if (!bn) return -1;
+    l->priv = bn;
+    l->destroy = destroy;
+    if (bn_init(bn, l, l->c, l->h * l->w, l->batch)) return -1;
     layer_add_io(l, bn->scales->value, (size_t)l->c);
     layer_add_io(l, bn->rolling_mean, (size_t)l->c);
     layer_add_io(l, bn->rolling_variance, (size_t)l->c);

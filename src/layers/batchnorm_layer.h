@@ -19,7 +19,7 @@ typedef struct {
 #define BN_MOMENTUM 0.1f
 
 /* Adds the biases (beta) and scales (gamma) params to l. */
-void bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch);
+int bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch); /* -1: out of memory */
 void bn_free(batchnorm *bn);
 /* y = gamma * normalise(x) + beta; y may equal x. */
 void bn_forward(batchnorm *bn, const float *x, float *y, int train);

@@ -40,6 +40,7 @@ static void destroy(cdb_layer *l) { free(l->priv); }
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     cls_priv *p = xcalloc(1, sizeof(cls_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;

@@ -91,6 +91,7 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     connected_priv *p = xcalloc(1, sizeof(connected_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     int outputs = cfg_int(r, "output", 1, 1, 1 << 24);
@@ -119,7 +120,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, p->weights->size, p->in, init_std, net->seed, l->index);
     if (p->batch_normalize) {
-        bn_init(&p->bn, l, outputs, 1, l->batch);
+        if (bn_init(&p->bn, l, outputs, 1, l->batch)) return -1;
         p->biases = p->bn.biases;
     } else {
         p->biases = layer_add_param(l, "biases", (size_t)outputs, 0, 0, 0, 0);

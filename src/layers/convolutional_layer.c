@@ -484,6 +484,7 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     conv_priv *p = xcalloc(1, sizeof(conv_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     p->filters = cfg_int(r, "filters", 1, 1, 1 << 24);
@@ -520,7 +521,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {
-        bn_init(&p->bn, l, p->filters, l->out_h * l->out_w, l->batch);
+        if (bn_init(&p->bn, l, p->filters, l->out_h * l->out_w, l->batch)) return -1;
         p->biases = p->bn.biases;
         layer_add_io(l, p->bn.biases->value, (size_t)p->filters);
         layer_add_io(l, p->bn.scales->value, (size_t)p->filters);

@@ -46,6 +46,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     dropout_priv *p = xcalloc(1, sizeof(dropout_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     p->probability = cfg_float(r, "probability", 0.5f, 0.f, 0.99f);

@@ -21,6 +21,10 @@ int layer_alloc_output(cdb_layer *l, cfg_reader *r)
     l->outputs = (int)outputs;
     l->output = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     l->delta = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    if (!l->output || !l->delta) {
+        cfg_fail(r, NULL, "out of memory for the output (2 x %zu bytes)", (size_t)l->batch * l->outputs * sizeof(float));
+        return -1;
+    }
     return 0;
 }
 
@@ -81,6 +85,7 @@ void layer_set_sequence_output(cdb_layer *l, int tokens, int features)
 
 void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_index, int salt)
 {
+    if (!w) return; /* its allocation failed: network_build reports it */
     cdb_rng rng = rng_stream(seed, RNG_STREAM_INIT, ((uint64_t)salt << 32) | (uint64_t)layer_index);
     for (size_t i = 0; i < n; i++) {
         float v;
@@ -92,6 +97,7 @@ void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_i
 
 void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index)
 {
+    if (!w) return; /* as above */
     if (init_std > 0) {
         init_trunc_normal(w, n, init_std, seed, layer_index, 0);
         return;

@@ -75,6 +75,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     layernorm_priv *p = xcalloc(1, sizeof(layernorm_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     p->eps = cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
@@ -83,6 +84,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (layer_alloc_output(l, r)) return -1;
     p->biases = layer_add_param(l, "biases", (size_t)l->c, 0, 0, 0, 0);
     p->scales = layer_add_param(l, "scales", (size_t)l->c, 0, 0, 0, 0);
+    if (!p->scales->value) return -1;
     for (int d = 0; d < l->c; d++) p->scales->value[d] = 1;
     layer_add_io(l, p->scales->value, (size_t)l->c);
     layer_add_io(l, p->biases->value, (size_t)l->c);

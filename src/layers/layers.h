@@ -44,7 +44,12 @@ void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_i
 void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index);
 /* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */
 int layer_resolve_ref(int self, int ref);
-/* Register one of the layer's trainable tensors (once, at build), zeroed.
+/* Allocation in a make: the buffers of xcalloc may be NULL (out of memory);
+ * a make checks those it writes into, and network_build fails the layer
+ * when any allocation of its make failed. The initialisers below do nothing
+ * on NULL. */
+/* Register one of the layer's trainable tensors (once, at build), zeroed
+ * (value and grad NULL when out of memory).
  * eligible: a weight that multiplies the input, which ChannelDropBack may
  * mask, seen as [rows][channels][inner]. More than LAYER_MAX_PARAMS is a
  * build error that network_build reports. */

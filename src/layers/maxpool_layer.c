@@ -103,6 +103,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     maxpool_priv *p = xcalloc(1, sizeof(maxpool_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     p->size = cfg_int(r, "size", 1, 1, 1024);

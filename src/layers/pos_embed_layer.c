@@ -36,6 +36,7 @@ static void destroy(cdb_layer *l) { free(l->priv); }
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     pos_priv *p = xcalloc(1, sizeof(pos_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;

@@ -41,6 +41,7 @@ static void destroy(cdb_layer *l) { free(l->priv); }
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     route_priv *p = xcalloc(1, sizeof(route_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     int refs[ROUTE_MAX];

@@ -38,6 +38,7 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     shortcut_priv *p = xcalloc(1, sizeof(shortcut_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     if (!cfg_has(r, "from")) {

@@ -51,6 +51,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
     pool_priv *p = xcalloc(1, sizeof(pool_priv));
+    if (!p) return -1;
     l->priv = p;
     l->destroy = destroy;
     static const char *const modes[] = {"cls", "mean", NULL};

@@ -114,11 +114,12 @@ static int read_net(cfg_reader *r, cdb_network *net)
     return cfg_check_unused(r);
 }
 
-static void collect_params(cdb_network *net)
+static int collect_params(cdb_network *net)
 {
     int count = 0;
     for (int i = 0; i < net->n; i++) count += net->layers[i].nparams;
     net->params = xcalloc((size_t)count, sizeof(cdb_param *));
+    if (!net->params) return -1;
     net->nparams = 0;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].nparams; k++) {
@@ -126,6 +127,7 @@ static void collect_params(cdb_network *net)
             if (!net->train.decay_norm_bias && !p->eligible) p->decay = 0;
             net->params[net->nparams++] = p;
         }
+    return 0;
 }
 
 void cdb_network_free(cdb_network *net)
@@ -163,8 +165,11 @@ void cdb_network_free(cdb_network *net)
 
 cdb_network *network_build(cfg_file *cfg)
 {
+    cdb_reset_failed_allocations();
     cdb_network *net = xcalloc(1, sizeof(cdb_network));
+    if (!net) return NULL;
     net->cfg_path = xstrdup(cfg->path);
+    if (!net->cfg_path) goto fail;
     if (strcmp(cfg->sections[0].type, "net") && strcmp(cfg->sections[0].type, "network")) {
         cdb_set_error("%s:%d: the first section must be [net], not [%s]", cfg->path, cfg->sections[0].line,
                       cfg->sections[0].type);
@@ -172,13 +177,19 @@ cdb_network *network_build(cfg_file *cfg)
     }
     cfg_reader nr = cfg_reader_for(cfg, 0, -1);
     if (read_net(&nr, net)) goto fail;
+    if (cdb_failed_allocations()) goto out_of_memory;
     net->input = xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
+    if (!net->input) goto out_of_memory;
     net->n = cfg->n - 1;
     if (net->n == 0) {
         cdb_set_error("%s: no layers after [net]", cfg->path);
         goto fail;
     }
     net->layers = xcalloc((size_t)net->n, sizeof(cdb_layer));
+    if (!net->layers) {
+        net->n = 0;
+        goto out_of_memory;
+    }
     int built = 0;
     for (int i = 0; i < net->n; i++) {
         cfg_section *sec = &cfg->sections[i + 1];
@@ -225,6 +236,15 @@ cdb_network *network_build(cfg_file *cfg)
         cfg_reader r = cfg_reader_for(cfg, i + 1, i);
         int status = ops->make(l, &r, net);
         built = i + 1;
+        if (cdb_failed_allocations()) {
+            if (!r.failed) {
+                char why[256];
+                snprintf(why, sizeof(why), "%s", cdb_last_error());
+                cdb_set_error("%s:%d: [%s] (layer %d): %s", cfg->path, sec->line, sec->type, i, why);
+            }
+            net->n = built;
+            goto fail;
+        }
         if (!status && !r.failed && (l->nparams > LAYER_MAX_PARAMS || l->nio > LAYER_MAX_IO)) {
             cdb_set_error("%s:%d: internal error: [%s] (layer %d) declares more than %d tensors or %d weights-file "
                           "arrays",
@@ -251,9 +271,15 @@ cdb_network *network_build(cfg_file *cfg)
     net->classes = last->outputs;
     net->truth = xcalloc((size_t)net->mini_batch * net->classes, sizeof(float));
     net->workspace = xcalloc(net->workspace_floats ? net->workspace_floats : 1, sizeof(float));
-    collect_params(net);
-    dropback_resolve(&net->dropback, net->params, net->nparams);
+    if (!net->truth || !net->workspace || collect_params(net) ||
+        dropback_resolve(&net->dropback, net->params, net->nparams))
+        goto out_of_memory;
     return net;
+out_of_memory: {
+    char why[256];
+    snprintf(why, sizeof(why), "%s", cdb_last_error());
+    cdb_set_error("%s: building the network: %s", cfg->path, why);
+}
 fail:
     cdb_network_free(net);
     return NULL;

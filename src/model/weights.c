@@ -102,7 +102,12 @@ static int write_atomically(const char *path, const char *kind, int (*finite)(co
                             int (*write)(FILE *, const cdb_network *), const cdb_network *net)
 {
 #ifdef GPU
-    network_sync_to_host((cdb_network *)net);
+    if (network_sync_to_host((cdb_network *)net)) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cdb_last_error());
+        cdb_set_error("%s not written: the device copy cannot be read back: %s", path, why);
+        return -1;
+    }
 #endif
     if (finite(net, path)) return -1;
     char tmp[4096];
@@ -199,7 +204,7 @@ int cdb_weights_load(cdb_network *net, const char *path)
     fclose(fp);
     net->seen = seen;
 #ifdef GPU
-    network_sync_to_device(net);
+    if (network_sync_to_device(net)) return -1;
 #endif
     return 0;
 }
@@ -242,7 +247,7 @@ static int read_moment(FILE *fp, float **m, size_t n)
     if (fread(&present, 1, 1, fp) != 1 || present > 1) return 0;
     if (!present) return 1;
     if (!*m) *m = xcalloc(n, sizeof(float));
-    return fread(*m, sizeof(float), n, fp) == n;
+    return *m && fread(*m, sizeof(float), n, fp) == n;
 }
 
 int cdb_state_load(cdb_network *net, const char *path)
@@ -276,13 +281,21 @@ int cdb_state_load(cdb_network *net, const char *path)
                       path, nparams, optimizer, net->cfg_path, net->nparams, (int)net->train.optimizer);
         return -1;
     }
+    long failed_before = cdb_failed_allocations();
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
         int64_t size;
         if (fread(&size, 8, 1, fp) != 1 || size != (int64_t)p->size || !read_moment(fp, &p->moment1, p->size) ||
             !read_moment(fp, &p->moment2, p->size)) {
             fclose(fp);
-            cdb_set_error("optimizer state '%s' is truncated or does not match tensor %d of '%s'", path, i, net->cfg_path);
+            if (cdb_failed_allocations() > failed_before) {
+                char why[256];
+                snprintf(why, sizeof(why), "%s", cdb_last_error());
+                cdb_set_error("optimizer state '%s', tensor %d: %s", path, i, why);
+            } else {
+                cdb_set_error("optimizer state '%s' is truncated or does not match tensor %d of '%s'", path, i,
+                              net->cfg_path);
+            }
             return -1;
         }
     }
@@ -295,7 +308,7 @@ int cdb_state_load(cdb_network *net, const char *path)
     }
     net->step = (int)step;
 #ifdef GPU
-    network_sync_to_device(net);
+    if (network_sync_to_device(net)) return -1;
 #endif
     return 0;
 }
