@@ -12,6 +12,39 @@
 #include "cuda_utils.h"
 #endif
 
+void cdb_network_free(cdb_network *net)
+{
+    if (!net) return;
+#ifdef GPU
+    if (net->gpu) gpu_release(net);
+#endif
+    for (int i = 0; i < net->n; i++) {
+        cdb_layer *l = &net->layers[i];
+        if (l->destroy) l->destroy(l);
+        for (int k = 0; k < l->nparams; k++) {
+            free(l->params[k].value);
+            free(l->params[k].grad);
+            free(l->params[k].moment1);
+            free(l->params[k].moment2);
+            free(l->params[k].dropped);
+        }
+        free(l->output);
+        free(l->delta);
+    }
+    free(net->layers);
+    free(net->params);
+    free(net->input);
+    free(net->truth);
+    free(net->input_delta);
+    free(net->forward_seconds);
+    free(net->skip_scratch);
+    free(net->backward_seconds);
+    free(net->workspace);
+    free(net->data_path);
+    free(net->cfg_path);
+    free(net);
+}
+
 int network_enable_profiling(cdb_network *net)
 {
     if (!net->forward_seconds) net->forward_seconds = xcalloc((size_t)net->n, sizeof(double));
