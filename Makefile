@@ -1,4 +1,4 @@
-# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG SANITIZE PORTABLE
+# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG DEBUG_SYNC SANITIZE PORTABLE
 #   make                 CPU build for this machine (-march=native); OpenMP on,
 #                        OpenBLAS when its header is found
 #   make PORTABLE=1      runs on any x86-64-v2 CPU (kernels 4-wide, no FMA)
@@ -10,6 +10,7 @@ CUDNN ?= 0
 OPENCV ?= 0
 OPENMP ?= 1
 DEBUG ?= 0
+DEBUG_SYNC ?= 0
 SANITIZE ?= 0
 PORTABLE ?= 0
 ifeq ($(PORTABLE),1)
@@ -71,6 +72,9 @@ CFLAGS += -DGPU -I$(CUDA_PATH)/include
 LDFLAGS += -L$(CUDA_PATH)/lib64 -Wl,-rpath,$(CUDA_PATH)/lib64
 LDLIBS += -lcudart -lcublas -lstdc++
 NVFLAGS = $(ARCH) $(INCLUDES) -O3 -Xcompiler -fPIC -DGPU
+ifeq ($(DEBUG_SYNC),1)
+NVFLAGS += -DCUDA_DEBUG_SYNC
+endif
 ifeq ($(CUDNN),1)
 CFLAGS += -DCUDNN
 NVFLAGS += -DCUDNN
@@ -87,7 +91,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
 GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
 # Remember the switches, so that changing one rebuilds everything.
-FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | cksum | cut -d' ' -f1)
+FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | cksum | cut -d' ' -f1)
 
 all: cdbnet
 
@@ -133,6 +137,7 @@ endif
 
 # Passive OpenMP waits: spinning threads make a loaded 2-core machine crawl.
 test: cdbnet tests/run_tests
+	scripts/check_includes.sh
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
 clean:

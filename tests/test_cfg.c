@@ -2,6 +2,7 @@
  * (file, line, section, layer and key), and the parser's good paths. */
 #include <glob.h>
 
+#include "convolutional_layer.h"
 #include "layers.h"
 #include "test.h"
 
@@ -38,6 +39,8 @@ static const struct {
     {NET "dropback_channel_rate=1.5\n" END, "bad.cfg:6: [net] key 'dropback_channel_rate': 1.5 is out of range [0, 1]"},
     {NET "dropback_milestones=0.6,0.3\n" END, "key 'dropback_milestones': expected two fractions"},
     {NET "learning_rate=fast\n" END, "bad.cfg:6: [net] key 'learning_rate': 'fast' is not a number"},
+    {NET "conv_shift=maybe\n" END, "bad.cfg:6: [net] key 'conv_shift': 'maybe' is not one of: off, on, auto"},
+    {NET "conv_slice_kb=0\n" END, "bad.cfg:6: [net] key 'conv_slice_kb': 0 is out of range"},
     {NET "policy=steps\nsteps=10,20\nscales=0.1\n" END, "key 'scales': 1 scales given for 2 steps"},
     {NET "optimizer=adam\n" END, "key 'optimizer': 'adam' is not one of: sgd, adamw"},
     {NET "mean=0.5,0.5\n" END, "key 'mean': 2 values for 1 channels"},
@@ -119,8 +122,30 @@ static void t_layer_registry(void)
     CHECK(msg && strstr(msg, layer_type_names()), "the message does not list the types: %s", msg ? msg : "(built)");
 }
 
+/* The convolution policy comes from [net]: defaults, and each key taken. */
+static void t_conv_policy_keys(void)
+{
+    cdb_network *d = net_from_text(NET END);
+    CHECK(d, "build");
+    CHECK(d->conv.direct == 1 && d->conv.winograd == 1 && d->conv.shift == CONV_SHIFT_AUTO &&
+              d->conv.slice_bytes == 320 << 10,
+          "defaults");
+    cdb_network_free(d);
+    const char *text = "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=32\nconv_direct=0\nconv_winograd=0\n"
+                       "conv_shift=on\nconv_slice_kb=64\n[convolutional]\nfilters=32\nsize=3\npad=1\n" END;
+    cdb_network *n = net_from_text(text);
+    CHECK(n, "build");
+    CHECK(!n->conv.direct && !n->conv.winograd && n->conv.shift == CONV_SHIFT_ON && n->conv.slice_bytes == 64 << 10,
+          "keys not taken");
+    CHECK(!convolutional_uses_direct(&n->layers[0], n, 0), "conv_direct=0 still takes the direct kernels");
+    n->conv.direct = 1;
+    CHECK(convolutional_uses_direct(&n->layers[0], n, 0), "a 32-channel 3x3 layer should take the direct kernels");
+    cdb_network_free(n);
+}
+
 void register_cfg_tests(void)
 {
+    test_add("cfg/the convolution policy keys", t_conv_policy_keys);
     test_add("cfg/the layer registry finds every type it lists", t_layer_registry);
     test_add("cfg/bad cfgs give file, line, section and key", t_bad_cfg_table);
     test_add("cfg/comments, aliases, ignored Darknet keys", t_comments_aliases_and_darknet_keys);
