@@ -7,6 +7,7 @@
 
 #include "conv_direct.h"
 #include "convolutional_layer.h"
+#include "layers.h"
 #include "test.h"
 
 #define EPS 2e-3f
@@ -57,6 +58,19 @@ static void check_tensor(cdb_network *net, float *x, const float *grad, size_t n
     }
 }
 
+/* The layer types gradcheck() has checked, while t_every_type_checked runs. */
+static int recording, n_seen;
+static const char *seen_types[64];
+
+static void record_types(const cdb_network *net)
+{
+    for (int i = 0; recording && i < net->n; i++) {
+        int known = 0;
+        for (int k = 0; k < n_seen; k++) known |= !strcmp(seen_types[k], net->layers[i].ops->name);
+        if (!known && n_seen < 64) seen_types[n_seen++] = net->layers[i].ops->name;
+    }
+}
+
 /* Gradient-check the whole network of `cfg_text` on random data. */
 static void gradcheck(const char *cfg_text)
 {
@@ -92,6 +106,7 @@ static void gradcheck(const char *cfg_text)
     for (int i = 0; i < net->nparams; i++) free(grads[i]);
     free(grads);
     free(input_grad);
+    if (!c.failed) record_types(net);
     cdb_network_free(net);
     CHECK(c.failed == 0, "%d of %d gradient checks failed; first: %s", c.failed, c.checked, c.first_failure);
     if (getenv("GRADCHECK_VERBOSE")) printf("    %d checked, %d skipped\n", c.checked, c.skipped);
@@ -214,43 +229,70 @@ static void t_encoder_block(void)
                        "[shortcut]\nfrom=-4\n[layernorm]\n[token_pool]\nmode=cls\n" HEAD_TAIL);
 }
 
+static const struct {
+    const char *name;
+    test_fn fn;
+} cases[] = {
+    {"gradcheck/tokens", t_tokens},
+    {"gradcheck/cls_token and class-token pooling", t_cls_token},
+    {"gradcheck/pos_embed", t_pos_embed},
+    {"gradcheck/layernorm", t_layernorm},
+    {"gradcheck/attention", t_attention},
+    {"gradcheck/token-wise connected gelu", t_tokenwise_connected},
+    {"gradcheck/pre-norm encoder block", t_encoder_block},
+    {"gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias},
+    {"gradcheck/conv stride 2 leaky", t_conv_stride2},
+    {"gradcheck/conv on the direct kernels, stride 1 and 2", t_conv_direct},
+    {"gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5},
+    {"gradcheck/conv batch norm (training mode) gelu", t_conv_bn},
+    {"gradcheck/conv groups=2 swish", t_conv_groups},
+    {"gradcheck/conv depthwise", t_conv_depthwise},
+    {"gradcheck/conv 1x1 pointwise mish", t_conv_pointwise},
+    {"gradcheck/connected logistic", t_connected},
+    {"gradcheck/connected batch norm", t_connected_bn},
+    {"gradcheck/batchnorm layer", t_batchnorm},
+    {"gradcheck/maxpool 2/2", t_maxpool},
+    {"gradcheck/maxpool 2/2 on an even input (fast path)", t_maxpool_even},
+    {"gradcheck/maxpool 3/1 overlapping", t_maxpool_overlap},
+    {"gradcheck/avgpool", t_avgpool},
+    {"gradcheck/shortcut", t_shortcut},
+    {"gradcheck/route", t_route},
+    {"gradcheck/dropout", t_dropout},
+    {"gradcheck/softmax cross-entropy", t_softmax_only},
+    {"gradcheck/activation linear", t_act_linear},
+    {"gradcheck/activation relu", t_act_relu},
+    {"gradcheck/activation leaky", t_act_leaky},
+    {"gradcheck/activation relu6", t_act_relu6},
+    {"gradcheck/activation logistic", t_act_logistic},
+    {"gradcheck/activation tanh", t_act_tanh},
+    {"gradcheck/activation gelu", t_act_gelu},
+    {"gradcheck/activation swish", t_act_swish},
+    {"gradcheck/activation silu", t_act_silu},
+    {"gradcheck/activation mish", t_act_mish},
+    {"gradcheck/activation hardswish", t_act_hardswish},
+};
+#define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+/* Every registered layer type is gradient-checked: run every case above,
+ * noting the types of the networks they check, and look each registered
+ * type up. A new layer type fails here until it has a case. */
+static void t_every_type_checked(void)
+{
+    recording = 1;
+    n_seen = 0;
+    for (int i = 0; i < N_CASES; i++) cases[i].fn();
+    recording = 0;
+    char names[1024];
+    snprintf(names, sizeof(names), "%s", layer_type_names());
+    for (char *save = NULL, *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        int found = 0;
+        for (int k = 0; k < n_seen; k++) found |= !strcmp(seen_types[k], name);
+        CHECK(found, "no gradient check builds a [%s] layer", name);
+    }
+}
+
 void register_gradcheck_tests(void)
 {
-    test_add("gradcheck/tokens", t_tokens);
-    test_add("gradcheck/cls_token and class-token pooling", t_cls_token);
-    test_add("gradcheck/pos_embed", t_pos_embed);
-    test_add("gradcheck/layernorm", t_layernorm);
-    test_add("gradcheck/attention", t_attention);
-    test_add("gradcheck/token-wise connected gelu", t_tokenwise_connected);
-    test_add("gradcheck/pre-norm encoder block", t_encoder_block);
-    test_add("gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias);
-    test_add("gradcheck/conv stride 2 leaky", t_conv_stride2);
-    test_add("gradcheck/conv on the direct kernels, stride 1 and 2", t_conv_direct);
-    test_add("gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5);
-    test_add("gradcheck/conv batch norm (training mode) gelu", t_conv_bn);
-    test_add("gradcheck/conv groups=2 swish", t_conv_groups);
-    test_add("gradcheck/conv depthwise", t_conv_depthwise);
-    test_add("gradcheck/conv 1x1 pointwise mish", t_conv_pointwise);
-    test_add("gradcheck/connected logistic", t_connected);
-    test_add("gradcheck/connected batch norm", t_connected_bn);
-    test_add("gradcheck/batchnorm layer", t_batchnorm);
-    test_add("gradcheck/maxpool 2/2", t_maxpool);
-    test_add("gradcheck/maxpool 2/2 on an even input (fast path)", t_maxpool_even);
-    test_add("gradcheck/maxpool 3/1 overlapping", t_maxpool_overlap);
-    test_add("gradcheck/avgpool", t_avgpool);
-    test_add("gradcheck/shortcut", t_shortcut);
-    test_add("gradcheck/route", t_route);
-    test_add("gradcheck/dropout", t_dropout);
-    test_add("gradcheck/softmax cross-entropy", t_softmax_only);
-    test_add("gradcheck/activation linear", t_act_linear);
-    test_add("gradcheck/activation relu", t_act_relu);
-    test_add("gradcheck/activation leaky", t_act_leaky);
-    test_add("gradcheck/activation relu6", t_act_relu6);
-    test_add("gradcheck/activation logistic", t_act_logistic);
-    test_add("gradcheck/activation tanh", t_act_tanh);
-    test_add("gradcheck/activation gelu", t_act_gelu);
-    test_add("gradcheck/activation swish", t_act_swish);
-    test_add("gradcheck/activation silu", t_act_silu);
-    test_add("gradcheck/activation mish", t_act_mish);
-    test_add("gradcheck/activation hardswish", t_act_hardswish);
+    for (int i = 0; i < N_CASES; i++) test_add(cases[i].name, cases[i].fn);
+    test_add("gradcheck/every registered layer type has a gradient check", t_every_type_checked);
 }
