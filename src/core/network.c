@@ -21,6 +21,7 @@ void cdb_network_free(cdb_network *net)
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
         if (l->destroy) l->destroy(l);
+        free(l->priv);
         for (int k = 0; k < l->nparams; k++) {
             free(l->params[k].value);
             free(l->params[k].grad);

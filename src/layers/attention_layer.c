@@ -92,15 +92,12 @@ static void destroy(cdb_layer *l)
     free(p->d_attended);
     free(p->d_qkv);
     free(p->d_scores);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    attention_priv *p = xcalloc(1, sizeof(attention_priv));
+    attention_priv *p = layer_priv(l, sizeof(attention_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     p->heads = cfg_int(r, "heads", 1, 1, 4096);
     float init_std = cfg_float(r, "init_std", 0.02f, 0.f, 10.f);
     if (r->failed) return -1;
@@ -140,14 +137,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(attention);
-const layer_ops attention_layer_ops = {
-    .name = "attention",
-    .alias = NULL,
-    .takes = LAYER_TAKES_SEQUENCE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(attention_forward_gpu),
-    .backward_gpu = GPU_TWIN(attention_backward_gpu),
-};
+LAYER_OPS(attention, NULL, LAYER_TAKES_SEQUENCE, 0);

@@ -41,14 +41,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(avgpool);
-const layer_ops avgpool_layer_ops = {
-    .name = "avgpool",
-    .alias = "avg",
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(avgpool_forward_gpu),
-    .backward_gpu = GPU_TWIN(avgpool_backward_gpu),
-};
+LAYER_OPS(avgpool, "avg", LAYER_TAKES_IMAGE, 0);

@@ -159,7 +159,6 @@ static void backward(cdb_layer *l, cdb_network *net)
 static void destroy(cdb_layer *l)
 {
     bn_free(l->priv);
-    free(l->priv);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
@@ -170,29 +169,15 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_h = l->h;
     l->out_w = l->w;
     if (layer_alloc_output(l, r)) return -1;
-    batchnorm *bn = xcalloc(1, sizeof(batchnorm));
+    batchnorm *bn = layer_priv(l, sizeof(batchnorm), destroy);
     if (!bn) return -1;
-    l->priv = bn;
-    l->destroy = destroy;
     if (bn_init(bn, l, l->c, l->h * l->w, l->batch)) return -1;
     layer_add_io(l, bn->scales->value, (size_t)l->c);
     layer_add_io(l, bn->rolling_mean, (size_t)l->c);
     layer_add_io(l, bn->rolling_variance, (size_t)l->c);
     layer_add_io(l, bn->biases->value, (size_t)l->c);
-    l->priv = bn;
-    l->destroy = destroy;
     snprintf(l->description, sizeof(l->description), "%d channels", l->c);
     return 0;
 }
 
-LAYER_GPU_TWINS(batchnorm);
-const layer_ops batchnorm_layer_ops = {
-    .name = "batchnorm",
-    .alias = NULL,
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(batchnorm_forward_gpu),
-    .backward_gpu = GPU_TWIN(batchnorm_backward_gpu),
-};
+LAYER_OPS(batchnorm, NULL, LAYER_TAKES_IMAGE, 0);

@@ -35,14 +35,10 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
 }
 
-static void destroy(cdb_layer *l) { free(l->priv); }
-
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    cls_priv *p = xcalloc(1, sizeof(cls_priv));
+    cls_priv *p = layer_priv(l, sizeof(cls_priv), NULL);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens + 1, l->c);
     if (layer_alloc_output(l, r)) return -1;
@@ -53,14 +49,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(cls_token);
-const layer_ops cls_token_layer_ops = {
-    .name = "cls_token",
-    .alias = NULL,
-    .takes = LAYER_TAKES_SEQUENCE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(cls_token_forward_gpu),
-    .backward_gpu = GPU_TWIN(cls_token_backward_gpu),
-};
+LAYER_OPS(cls_token, NULL, LAYER_TAKES_SEQUENCE, 0);

@@ -85,15 +85,12 @@ static void destroy(cdb_layer *l)
     connected_priv *p = l->priv;
     if (p->batch_normalize) bn_free(&p->bn);
     free(p->preact);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    connected_priv *p = xcalloc(1, sizeof(connected_priv));
+    connected_priv *p = layer_priv(l, sizeof(connected_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     int outputs = cfg_int(r, "output", 1, 1, 1 << 24);
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
@@ -139,14 +136,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(connected);
-const layer_ops connected_layer_ops = {
-    .name = "connected",
-    .alias = "conn",
-    .takes = LAYER_TAKES_ANY,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(connected_forward_gpu),
-    .backward_gpu = GPU_TWIN(connected_backward_gpu),
-};
+LAYER_OPS(connected, "conn", LAYER_TAKES_ANY, 0);

@@ -170,15 +170,12 @@ static void destroy(cdb_layer *l)
     conv_priv *p = l->priv;
     if (p->batch_normalize) bn_free(&p->bn);
     free(p->preact);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    conv_priv *p = xcalloc(1, sizeof(conv_priv));
+    conv_priv *p = layer_priv(l, sizeof(conv_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     p->filters = cfg_int(r, "filters", 1, 1, 1 << 24);
     p->size = cfg_int(r, "size", 1, 1, 1024);
     p->stride = cfg_int(r, "stride", 1, 1, 1024);
@@ -241,14 +238,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(convolutional);
-const layer_ops convolutional_layer_ops = {
-    .name = "convolutional",
-    .alias = "conv",
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(convolutional_forward_gpu),
-    .backward_gpu = GPU_TWIN(convolutional_backward_gpu),
-};
+LAYER_OPS(convolutional, "conv", LAYER_TAKES_IMAGE, 0);

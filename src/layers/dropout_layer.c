@@ -39,16 +39,13 @@ static void destroy(cdb_layer *l)
 {
     dropout_priv *p = l->priv;
     free(p->keep);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    dropout_priv *p = xcalloc(1, sizeof(dropout_priv));
+    dropout_priv *p = layer_priv(l, sizeof(dropout_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     p->probability = cfg_float(r, "probability", 0.5f, 0.f, 0.99f);
     if (cfg_check_unused(r)) return -1;
     l->out_c = l->c;
@@ -61,14 +58,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(dropout);
-const layer_ops dropout_layer_ops = {
-    .name = "dropout",
-    .alias = NULL,
-    .takes = LAYER_TAKES_ANY,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(dropout_forward_gpu),
-    .backward_gpu = GPU_TWIN(dropout_backward_gpu),
-};
+LAYER_OPS(dropout, NULL, LAYER_TAKES_ANY, 0);

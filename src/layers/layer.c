@@ -28,6 +28,13 @@ int layer_alloc_output(cdb_layer *l, cfg_reader *r)
     return 0;
 }
 
+void *layer_priv(cdb_layer *l, size_t size, void (*destroy)(cdb_layer *l))
+{
+    l->priv = xcalloc(1, size);
+    l->destroy = l->priv ? destroy : NULL;
+    return l->priv;
+}
+
 cdb_param *layer_add_param(cdb_layer *l, const char *name, size_t size, int eligible, int rows, int channels,
                            int inner)
 {

@@ -68,16 +68,13 @@ static void destroy(cdb_layer *l)
     layernorm_priv *p = l->priv;
     free(p->x_hat);
     free(p->inv_std);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    layernorm_priv *p = xcalloc(1, sizeof(layernorm_priv));
+    layernorm_priv *p = layer_priv(l, sizeof(layernorm_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     p->eps = cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens, l->c);
@@ -94,14 +91,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(layernorm);
-const layer_ops layernorm_layer_ops = {
-    .name = "layernorm",
-    .alias = NULL,
-    .takes = LAYER_TAKES_SEQUENCE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(layernorm_forward_gpu),
-    .backward_gpu = GPU_TWIN(layernorm_backward_gpu),
-};
+LAYER_OPS(layernorm, NULL, LAYER_TAKES_SEQUENCE, 0);

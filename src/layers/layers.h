@@ -28,7 +28,25 @@ const char *layer_type_names(void);
 #define GPU_TWIN(f) NULL
 #endif
 
+/* The type's layer_ops, at the end of its file (after its static make,
+ * forward and backward): LAYER_OPS(name, alias or NULL, LAYER_TAKES_*,
+ * computes the cost) defines name_layer_ops with the GPU twins of
+ * name_layer_kernels.cu; LAYER_OPS_CPU_ONLY for a type without CUDA code. */
+#define LAYER_OPS(type, alias_, takes_, loss_)                                                     \
+    LAYER_GPU_TWINS(type);                                                                         \
+    const layer_ops type##_layer_ops = {.name = #type, .alias = alias_, .takes = takes_, .loss = loss_, \
+                                        .make = make, .forward = forward, .backward = backward,      \
+                                        .forward_gpu = GPU_TWIN(type##_forward_gpu),                 \
+                                        .backward_gpu = GPU_TWIN(type##_backward_gpu)}
+#define LAYER_OPS_CPU_ONLY(type, alias_, takes_, loss_)                                            \
+    const layer_ops type##_layer_ops = {.name = #type, .alias = alias_, .takes = takes_, .loss = loss_, \
+                                        .make = make, .forward = forward, .backward = backward}
+
 /* Helpers shared by layer files (layer.c). */
+/* The layer's private state, zeroed, as l->priv (freed with the network,
+ * after destroy, which frees what it points to; destroy may be NULL): the
+ * state, or NULL out of memory. */
+void *layer_priv(cdb_layer *l, size_t size, void (*destroy)(cdb_layer *l));
 /* Sets inputs/outputs and allocates output and delta; fails (recorded in r)
  * when the output shape is absurdly large. */
 int layer_alloc_output(cdb_layer *l, cfg_reader *r);

@@ -96,16 +96,13 @@ static void destroy(cdb_layer *l)
 {
     maxpool_priv *p = l->priv;
     free(p->argmax);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    maxpool_priv *p = xcalloc(1, sizeof(maxpool_priv));
+    maxpool_priv *p = layer_priv(l, sizeof(maxpool_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     p->size = cfg_int(r, "size", 1, 1, 1024);
     p->stride = cfg_int(r, "stride", p->size, 1, 1024);
     p->padding = cfg_int(r, "padding", p->size - 1, 0, 1024);
@@ -123,14 +120,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(maxpool);
-const layer_ops maxpool_layer_ops = {
-    .name = "maxpool",
-    .alias = "max",
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(maxpool_forward_gpu),
-    .backward_gpu = GPU_TWIN(maxpool_backward_gpu),
-};
+LAYER_OPS(maxpool, "max", LAYER_TAKES_IMAGE, 0);

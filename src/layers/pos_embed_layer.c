@@ -31,14 +31,10 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
 }
 
-static void destroy(cdb_layer *l) { free(l->priv); }
-
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    pos_priv *p = xcalloc(1, sizeof(pos_priv));
+    pos_priv *p = layer_priv(l, sizeof(pos_priv), NULL);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     if (cfg_check_unused(r)) return -1;
     layer_set_sequence_output(l, l->tokens, l->c);
     if (layer_alloc_output(l, r)) return -1;
@@ -49,14 +45,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(pos_embed);
-const layer_ops pos_embed_layer_ops = {
-    .name = "pos_embed",
-    .alias = NULL,
-    .takes = LAYER_TAKES_SEQUENCE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(pos_embed_forward_gpu),
-    .backward_gpu = GPU_TWIN(pos_embed_backward_gpu),
-};
+LAYER_OPS(pos_embed, NULL, LAYER_TAKES_SEQUENCE, 0);

@@ -36,14 +36,10 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
 }
 
-static void destroy(cdb_layer *l) { free(l->priv); }
-
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    route_priv *p = xcalloc(1, sizeof(route_priv));
+    route_priv *p = layer_priv(l, sizeof(route_priv), NULL);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     int refs[ROUTE_MAX];
     if (!cfg_has(r, "layers")) {
         cfg_fail(r, NULL, "missing key 'layers' (e.g. layers=-1,-4)");
@@ -76,14 +72,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(route);
-const layer_ops route_layer_ops = {
-    .name = "route",
-    .alias = NULL,
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(route_forward_gpu),
-    .backward_gpu = GPU_TWIN(route_backward_gpu),
-};
+LAYER_OPS(route, NULL, LAYER_TAKES_IMAGE, 0);

@@ -32,15 +32,12 @@ static void destroy(cdb_layer *l)
 {
     shortcut_priv *p = l->priv;
     free(p->preact);
-    free(p);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    shortcut_priv *p = xcalloc(1, sizeof(shortcut_priv));
+    shortcut_priv *p = layer_priv(l, sizeof(shortcut_priv), destroy);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     if (!cfg_has(r, "from")) {
         cfg_fail(r, NULL, "missing key 'from' (the layer to add, e.g. from=-3)");
         return -1;
@@ -69,14 +66,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(shortcut);
-const layer_ops shortcut_layer_ops = {
-    .name = "shortcut",
-    .alias = NULL,
-    .takes = LAYER_TAKES_ANY,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(shortcut_forward_gpu),
-    .backward_gpu = GPU_TWIN(shortcut_backward_gpu),
-};
+LAYER_OPS(shortcut, NULL, LAYER_TAKES_ANY, 0);

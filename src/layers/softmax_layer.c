@@ -39,15 +39,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(softmax);
-const layer_ops softmax_layer_ops = {
-    .name = "softmax",
-    .alias = "soft",
-    .takes = LAYER_TAKES_IMAGE,
-    .loss = 1,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(softmax_forward_gpu),
-    .backward_gpu = GPU_TWIN(softmax_backward_gpu),
-};
+LAYER_OPS(softmax, "soft", LAYER_TAKES_IMAGE, 1);

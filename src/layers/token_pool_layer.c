@@ -45,15 +45,11 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
 }
 
-static void destroy(cdb_layer *l) { free(l->priv); }
-
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    pool_priv *p = xcalloc(1, sizeof(pool_priv));
+    pool_priv *p = layer_priv(l, sizeof(pool_priv), NULL);
     if (!p) return -1;
-    l->priv = p;
-    l->destroy = destroy;
     static const char *const modes[] = {"cls", "mean", NULL};
     p->mean = cfg_choice(r, "mode", modes, 0);
     if (cfg_check_unused(r)) return -1;
@@ -64,14 +60,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(token_pool);
-const layer_ops token_pool_layer_ops = {
-    .name = "token_pool",
-    .alias = NULL,
-    .takes = LAYER_TAKES_SEQUENCE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(token_pool_forward_gpu),
-    .backward_gpu = GPU_TWIN(token_pool_backward_gpu),
-};
+LAYER_OPS(token_pool, NULL, LAYER_TAKES_SEQUENCE, 0);

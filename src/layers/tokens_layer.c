@@ -38,14 +38,4 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     return 0;
 }
 
-LAYER_GPU_TWINS(tokens);
-const layer_ops tokens_layer_ops = {
-    .name = "tokens",
-    .alias = NULL,
-    .takes = LAYER_TAKES_IMAGE,
-    .make = make,
-    .forward = forward,
-    .backward = backward,
-    .forward_gpu = GPU_TWIN(tokens_forward_gpu),
-    .backward_gpu = GPU_TWIN(tokens_backward_gpu),
-};
+LAYER_OPS(tokens, NULL, LAYER_TAKES_IMAGE, 0);
