@@ -114,23 +114,20 @@ typedef struct {
 } conv_policy;
 
 struct cdb_network {
+    /* The model: layers in order, their trainable tensors, the input shape. */
     cdb_layer *layers;
     int n;
+    cdb_param **params;        /* every trainable tensor in network order */
+    int nparams;
+    int w, h, c, inputs, classes;
+
+    /* Hyper-parameters of [net]: fixed once built (-set changes them before). */
     int batch;                 /* images per optimizer step */
     int subdivisions;
     int mini_batch;            /* batch / subdivisions: images per forward */
-    int w, h, c, inputs, classes;
-    float *input;              /* (mini_batch, inputs) */
-    float *truth;              /* (mini_batch, classes): target distribution */
-    float *workspace;          /* shared scratch (im2col) */
-    size_t workspace_floats;
-    cdb_param **params;        /* every trainable tensor in network order */
-    int nparams;
-
     train_config train;
     input_config input_cfg;
     dropback_config dropback;
-    dropback_stats dropback_stats;
     conv_policy conv;
     float label_smoothing;
     int valid_every, save_every;
@@ -138,26 +135,34 @@ struct cdb_network {
     char *data_path;           /* the .data file named in [net], if any */
     char *cfg_path;
 
-    /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
-     * added here. forward_seconds and backward_seconds have one entry per layer. */
-    int profile;
-    double *forward_seconds, *backward_seconds;
-    double update_seconds, dropback_seconds;
+    /* Buffers of a pass, shared by the layers. */
+    float *input;              /* (mini_batch, inputs) */
+    float *truth;              /* (mini_batch, classes): target distribution */
+    float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after network_enable_input_gradient */
+    float *workspace;          /* shared scratch (im2col, the direct kernels) */
+    size_t workspace_floats;
     float *skip_scratch;       /* weight-gradient GEMM workspace; compute skipping: compacted operands */
     size_t skip_scratch_floats;
 
-    /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
-    int gpu;
-    struct gpu_context *gpu_ctx;
-    float *losses;             /* (mini_batch): per-image loss, filled by the GPU softmax */
-
+    /* Run state: what a checkpoint records (seen, step) and what a pass sets. */
     uint64_t seen;             /* images trained on */
     int step;                  /* optimizer steps done */
     int subdivision;           /* the subdivision being run (for dropout streams) */
     double loss;               /* summed cost of the last forward */
     int pass_failed;           /* set by code inside a pass that could not do its work (out of memory) */
     int step_failed;           /* the last network_train_step failed (see cdb_last_error) */
-    float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after network_enable_input_gradient */
+    dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
+
+    /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
+     * added here. forward_seconds and backward_seconds have one entry per layer. */
+    int profile;
+    double *forward_seconds, *backward_seconds;
+    double update_seconds, dropback_seconds;
+
+    /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
+    int gpu;
+    struct gpu_context *gpu_ctx;
+    float *losses;             /* (mini_batch): per-image loss, filled by the GPU softmax */
 };
 
 /* Build from a parsed cfg (parser.c). */
