@@ -193,6 +193,32 @@ static void t_route(void)
                        "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
                        "[route]\nlayers=-1,-2\n" HEAD_TAIL);
 }
+static void t_local_avgpool(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=6\nheight=4\nchannels=3\n[local_avgpool]\nsize=2\nstride=2\n" HEAD_TAIL);
+}
+/* 3/1 with the default padding 2: windows clipped at every border */
+static void t_local_avgpool_overlap(void) { gradcheck(NET_HEAD "[local_avgpool]\nsize=3\n" HEAD_TAIL); }
+/* squeeze-and-excitation: pool, squeeze, excite, scale layer 0's output */
+static void t_scale_channels(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n[avgpool]\n"
+                       "[convolutional]\nfilters=2\nsize=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n"
+                       "[scale_channels]\nfrom=-4\n" HEAD_TAIL);
+}
+static void t_shuffle(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n[shuffle]\ngroups=3\n" HEAD_TAIL);
+}
+/* ShuffleNetV2's split: the second half of layer 0 goes on, then both halves of a route */
+static void t_route_groups(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
+                       "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n"
+                       "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
+                       "[route]\nlayers=-3,-1\ngroups=2\ngroup_id=0\n" HEAD_TAIL);
+}
 static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
 static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
 
@@ -257,6 +283,11 @@ static const struct {
     {"gradcheck/avgpool", t_avgpool},
     {"gradcheck/shortcut", t_shortcut},
     {"gradcheck/route", t_route},
+    {"gradcheck/local_avgpool 2/2", t_local_avgpool},
+    {"gradcheck/local_avgpool 3/1 clipped windows", t_local_avgpool_overlap},
+    {"gradcheck/scale_channels (squeeze-and-excitation)", t_scale_channels},
+    {"gradcheck/shuffle", t_shuffle},
+    {"gradcheck/route groups and group_id", t_route_groups},
     {"gradcheck/dropout", t_dropout},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
     {"gradcheck/activation linear", t_act_linear},

@@ -1,5 +1,7 @@
 /* [route]: concatenation along channels of the layers named by `layers`
- * (all with the same height and width). */
+ * (all with the same height and width). With groups=G group_id=k
+ * (AlexeyAB's form, ShuffleNetV2's channel split) each layer gives only
+ * its k-th part of G: channels [k c/G, (k+1) c/G). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +16,11 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         size_t offset = 0;
         for (int i = 0; i < p->n; i++) {
             const cdb_layer *src = &net->layers[p->from[i]];
-            memcpy(l->output + (size_t)b * l->outputs + offset, src->output + (size_t)b * src->outputs,
-                   (size_t)src->outputs * sizeof(float));
-            offset += (size_t)src->outputs;
+            size_t from, part;
+            route_part(p, src, &from, &part);
+            memcpy(l->output + (size_t)b * l->outputs + offset, src->output + (size_t)b * src->outputs + from,
+                   part * sizeof(float));
+            offset += part;
         }
     }
 }
@@ -28,10 +32,12 @@ static void backward(cdb_layer *l, cdb_network *net)
         size_t offset = 0;
         for (int i = 0; i < p->n; i++) {
             cdb_layer *src = &net->layers[p->from[i]];
-            float *dst = src->delta + (size_t)b * src->outputs;
+            size_t from, part;
+            route_part(p, src, &from, &part);
+            float *dst = src->delta + (size_t)b * src->outputs + from;
             const float *d = l->delta + (size_t)b * l->outputs + offset;
-            for (int k = 0; k < src->outputs; k++) dst[k] += d[k];
-            offset += (size_t)src->outputs;
+            for (size_t k = 0; k < part; k++) dst[k] += d[k];
+            offset += part;
         }
     }
 }
@@ -46,7 +52,13 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         return -1;
     }
     p->n = cfg_int_list(r, "layers", refs, ROUTE_MAX);
+    p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
+    p->group_id = cfg_int(r, "group_id", 0, 0, 1 << 20);
     if (cfg_check_unused(r)) return -1;
+    if (p->group_id >= p->groups) {
+        cfg_fail(r, "group_id", "%d is not below groups=%d", p->group_id, p->groups);
+        return -1;
+    }
     l->out_c = 0;
     for (int i = 0; i < p->n; i++) {
         p->from[i] = layer_resolve_ref(l->index, refs[i]);
@@ -63,12 +75,19 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
                      p->from[i], src->out_h, src->out_w, p->from[0], l->out_h, l->out_w);
             return -1;
         }
-        l->out_c += src->out_c;
+        if (src->out_c % p->groups) {
+            cfg_fail(r, "groups", "layer %d has %d channels, not divisible by groups=%d", p->from[i], src->out_c,
+                     p->groups);
+            return -1;
+        }
+        l->out_c += src->out_c / p->groups;
     }
     if (layer_alloc_output(l, r)) return -1;
     int len = snprintf(l->description, sizeof(l->description), "layers");
     for (int i = 0; i < p->n && len < (int)sizeof(l->description) - 8; i++)
         len += snprintf(l->description + len, sizeof(l->description) - len, " %d", p->from[i]);
+    if (p->groups > 1 && len < (int)sizeof(l->description) - 24)
+        snprintf(l->description + len, sizeof(l->description) - len, ", part %d of %d", p->group_id, p->groups);
     return 0;
 }
 

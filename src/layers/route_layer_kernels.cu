@@ -8,17 +8,21 @@ extern "C" {
 LAYER_GPU_TWINS(route);
 }
 
-/* dst (batch, dst_stride) at column offset <-> src (batch, n_per_image). */
-__global__ void route_copy_kernel(const float *src, float *dst, int per_image, int dst_stride, int offset, int batch,
-                                  int accumulate_back)
+/* route (batch, route_stride) at column offset <-> the part of a source
+ * (batch, src_stride) from column src_offset, per_image floats an image:
+ * forward copies the part into the route, backward adds the route's delta
+ * to the source's. */
+__global__ void route_copy_kernel(const float *from, float *to, int per_image, int src_stride, int src_offset,
+                                  int route_stride, int offset, int batch, int backward)
 {
     FOR_EACH(i, (size_t)batch * per_image)
     {
         size_t b = i / per_image, k = i % per_image;
-        if (accumulate_back)
-            dst[i] += src[b * dst_stride + offset + k]; /* here src is the route's delta */
+        size_t s = b * src_stride + src_offset + k, r = b * route_stride + offset + k;
+        if (backward)
+            to[s] += from[r];
         else
-            dst[b * dst_stride + offset + k] = src[i];
+            to[r] = from[s];
     }
 }
 
@@ -30,10 +34,13 @@ void route_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     int offset = 0;
     for (int i = 0; i < p->n; i++) {
         const cdb_layer *src = &net->layers[p->from[i]];
-        route_copy_kernel<<<grid_for((size_t)l->batch * src->outputs), THREADS>>>(
-            GPU_F(net, src->output, (size_t)src->batch * src->outputs), out, src->outputs, l->outputs, offset, l->batch, 0);
+        size_t from, part;
+        route_part(p, src, &from, &part);
+        route_copy_kernel<<<grid_for((size_t)l->batch * part), THREADS>>>(
+            GPU_F(net, src->output, (size_t)src->batch * src->outputs), out, (int)part, src->outputs, (int)from,
+            l->outputs, offset, l->batch, 0);
         LAUNCH_CHECK(route_copy_kernel);
-        offset += src->outputs;
+        offset += (int)part;
     }
 }
 
@@ -44,9 +51,12 @@ void route_backward_gpu(cdb_layer *l, cdb_network *net)
     int offset = 0;
     for (int i = 0; i < p->n; i++) {
         cdb_layer *src = &net->layers[p->from[i]];
-        route_copy_kernel<<<grid_for((size_t)l->batch * src->outputs), THREADS>>>(
-            delta, GPU_F(net, src->delta, (size_t)src->batch * src->outputs), src->outputs, l->outputs, offset, l->batch, 1);
+        size_t from, part;
+        route_part(p, src, &from, &part);
+        route_copy_kernel<<<grid_for((size_t)l->batch * part), THREADS>>>(
+            delta, GPU_F(net, src->delta, (size_t)src->batch * src->outputs), (int)part, src->outputs, (int)from,
+            l->outputs, offset, l->batch, 1);
         LAUNCH_CHECK(route_copy_kernel);
-        offset += src->outputs;
+        offset += (int)part;
     }
 }

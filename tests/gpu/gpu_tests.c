@@ -94,7 +94,13 @@ LAYER_TEST(t_maxpool, HEAD "[maxpool]\nsize=2\nstride=2\n" TAIL)
 LAYER_TEST(t_maxpool3, HEAD "[maxpool]\nsize=3\nstride=1\n" TAIL)
 LAYER_TEST(t_avgpool, HEAD "[avgpool]\n" TAIL)
 LAYER_TEST(t_shortcut_route, HEAD "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                                  "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
                                   "[shortcut]\nfrom=-2\nactivation=hardswish\n[route]\nlayers=-1,-2\n" TAIL)
+LAYER_TEST(t_local_avgpool, HEAD "[local_avgpool]\nsize=3\nstride=2\n" TAIL)
+LAYER_TEST(t_scale_channels, HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n[avgpool]\n"
+                                  "[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[scale_channels]\nfrom=-3\n" TAIL)
+LAYER_TEST(t_shuffle_split, HEAD "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n[shuffle]\ngroups=3\n"
+                                 "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n[route]\nlayers=-1,-3\n" TAIL)
 LAYER_TEST(t_dropout, HEAD "[dropout]\nprobability=0.4\n" TAIL)
 LAYER_TEST(t_activations, HEAD "[connected]\noutput=6\nactivation=relu6\n[connected]\noutput=6\nactivation=leaky\n" TAIL)
 LAYER_TEST(t_tokens_cls_pos, SEQ "[cls_token]\n[pos_embed]\n[token_pool]\nmode=cls\n" TAIL)
@@ -167,6 +173,9 @@ int main(int argc, char **argv)
     test_add("gpu/maxpool 3/1", t_maxpool3);
     test_add("gpu/avgpool", t_avgpool);
     test_add("gpu/shortcut and route", t_shortcut_route);
+    test_add("gpu/local_avgpool", t_local_avgpool);
+    test_add("gpu/scale_channels", t_scale_channels);
+    test_add("gpu/shuffle and route groups", t_shuffle_split);
     test_add("gpu/dropout", t_dropout);
     test_add("gpu/activations", t_activations);
     test_add("gpu/tokens, cls_token, pos_embed", t_tokens_cls_pos);
