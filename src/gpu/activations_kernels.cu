@@ -26,6 +26,33 @@ void gradient_gpu(activation a, const float *x, const float *dy, float *dx, size
     LAUNCH_CHECK(gradient_kernel);
 }
 
+__global__ void gelu_forward_grad_kernel(const float *x, float *y, float *g, size_t n)
+{
+    FOR_EACH(i, n)
+    {
+        float v = x[i];
+        g[i] = activation_derivative(ACT_GELU, v);
+        y[i] = activation_value(ACT_GELU, v);
+    }
+}
+
+void gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n)
+{
+    gelu_forward_grad_kernel<<<grid_for(n), THREADS>>>(x, y, g, n);
+    LAUNCH_CHECK(gelu_forward_grad_kernel);
+}
+
+__global__ void multiply_kernel(float *x, const float *g, size_t n)
+{
+    FOR_EACH(i, n) x[i] *= g[i];
+}
+
+void multiply_gpu(float *x, const float *g, size_t n)
+{
+    multiply_kernel<<<grid_for(n), THREADS>>>(x, g, n);
+    LAUNCH_CHECK(multiply_kernel);
+}
+
 __global__ void add_bias_kernel(float *y, const float *bias, int channels, int spatial, size_t n)
 {
     FOR_EACH(i, n) y[i] += bias[(i / spatial) % channels];

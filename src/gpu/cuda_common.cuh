@@ -84,6 +84,10 @@ __device__ float activate_device(int a, float x);
 __device__ float gradient_device(int a, float x);
 void activate_gpu(activation a, const float *x, float *y, size_t n);
 void gradient_gpu(activation a, const float *x, const float *dy, float *dx, size_t n);
+/* y = gelu(x) (y may be x) and g = gelu'(x), as gelu_forward_grad on the CPU */
+void gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n);
+/* x *= g elementwise */
+void multiply_gpu(float *x, const float *g, size_t n);
 /* y[i] += bias[(i / spatial) % channels] and the matching reduction. */
 void add_bias_gpu(float *y, const float *bias, int batch, int channels, int spatial);
 void bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial);

@@ -16,10 +16,10 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     (void)net;
     connected_priv *p = l->priv;
     int B = p->rows, I = p->in, O = p->out;
-    /* GELU is applied in place and keeps its derivative in preact for the
-     * backward pass; the other activations keep their input there. */
+    /* GELU is applied in place and keeps its derivative in act_cache for
+     * the backward pass; the other activations keep their input there. */
     int gelu = p->act == ACT_GELU && !p->batch_normalize;
-    float *z = p->act == ACT_LINEAR || gelu ? l->output : p->preact;
+    float *z = p->act == ACT_LINEAR || gelu ? l->output : p->act_cache;
     if (p->batch_normalize) {
         gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 0, z, O);
         bn_forward(&p->bn, z, z, train);
@@ -29,7 +29,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     broadcast_rows(z, p->biases->value, B, O);
     gemm(0, 1, B, O, I, 1, l->input, I, p->weights->value, I, 1, z, O);
     if (gelu) {
-        gelu_forward_grad(z, z, p->preact, (size_t)B * O);
+        gelu_forward_grad(z, z, p->act_cache, (size_t)B * O);
     } else if (p->act != ACT_LINEAR) {
         activate_array(p->act, z, l->output, (size_t)B * O);
     }
@@ -41,7 +41,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
  * one sequential pass). */
 static void gelu_bias_backward(connected_priv *p, float *dz, int B, int O)
 {
-    const float *g = p->preact;
+    const float *g = p->act_cache;
     float *db = p->biases->grad;
     int parts = get_num_threads();
     parts = parts < 1 ? 1 : (parts > O ? O : parts);
@@ -68,7 +68,7 @@ static void backward(cdb_layer *l, cdb_network *net)
     if (p->act == ACT_GELU && !p->batch_normalize) {
         gelu_bias_backward(p, dz, B, O);
     } else {
-        if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)B * O);
+        if (p->act != ACT_LINEAR) gradient_array(p->act, p->act_cache, dz, dz, (size_t)B * O);
         if (p->batch_normalize) {
             bn_backward(&p->bn, dz, dz);
         } else {
@@ -84,7 +84,7 @@ static void destroy(cdb_layer *l)
 {
     connected_priv *p = l->priv;
     if (p->batch_normalize) bn_free(&p->bn);
-    free(p->preact);
+    free(p->act_cache);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
@@ -129,7 +129,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         layer_add_io(l, p->bn.rolling_mean, (size_t)outputs);
         layer_add_io(l, p->bn.rolling_variance, (size_t)outputs);
     }
-    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)p->rows * outputs, sizeof(float));
+    if (p->act != ACT_LINEAR) p->act_cache = xcalloc((size_t)p->rows * outputs, sizeof(float));
     l->flops = (size_t)outputs * p->in * (l->tokens ? l->tokens : 1);
     snprintf(l->description, sizeof(l->description), "%d -> %d%s%s %s", p->in, outputs,
              l->tokens ? " per token" : "", p->batch_normalize ? " bn" : "", activation_name(p->act));

@@ -12,8 +12,10 @@ typedef struct {
     int batch_normalize;
     cdb_param *weights, *biases;
     batchnorm bn;
-    float *preact; /* (batch, outputs): the activation's input; with GELU (no
-                    * batch norm) on the CPU, its derivative there instead */
+    /* (batch, outputs), for the backward pass, the same on the CPU and the
+     * GPU: with GELU and no batch norm (computed in place, fused with its
+     * derivative) the derivative f'(z); with another activation its input z */
+    float *act_cache;
 } connected_priv;
 
 #endif

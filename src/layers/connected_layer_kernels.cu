@@ -13,15 +13,20 @@ void connected_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     connected_priv *p = (connected_priv *)l->priv;
     int B = p->rows, I = p->in, O = p->out;
-    float *out = GPU_F(net, l->output, (size_t)B * O);
-    float *z = p->act == ACT_LINEAR ? out : GPU_F(net, p->preact, (size_t)B * O);
+    size_t n = (size_t)B * O;
+    int gelu = p->act == ACT_GELU && !p->batch_normalize; /* in place, with its derivative (connected_priv) */
+    float *out = GPU_F(net, l->output, n);
+    float *z = p->act == ACT_LINEAR || gelu ? out : GPU_F(net, p->act_cache, n);
     gpu_gemm(net, 0, 1, B, O, I, 1, GPU_F(net, l->input, (size_t)B * I), I, GPU_F(net, p->weights->value, p->weights->size),
              I, 0, z, O);
     if (p->batch_normalize)
         bn_forward_gpu(&p->bn, net, z, z, train);
     else
         add_bias_gpu(z, GPU_F(net, p->biases->value, O), B, O, 1);
-    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, (size_t)B * O);
+    if (gelu)
+        gelu_forward_grad_gpu(z, z, GPU_F(net, p->act_cache, n), n);
+    else if (p->act != ACT_LINEAR)
+        activate_gpu(p->act, z, out, n);
 }
 
 void connected_backward_gpu(cdb_layer *l, cdb_network *net)
@@ -29,7 +34,10 @@ void connected_backward_gpu(cdb_layer *l, cdb_network *net)
     connected_priv *p = (connected_priv *)l->priv;
     int B = p->rows, I = p->in, O = p->out;
     float *dz = GPU_F(net, l->delta, (size_t)B * O);
-    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, (size_t)B * O), dz, dz, (size_t)B * O);
+    if (p->act == ACT_GELU && !p->batch_normalize)
+        multiply_gpu(dz, GPU_F(net, p->act_cache, (size_t)B * O), (size_t)B * O);
+    else if (p->act != ACT_LINEAR)
+        gradient_gpu(p->act, GPU_F(net, p->act_cache, (size_t)B * O), dz, dz, (size_t)B * O);
     if (p->batch_normalize)
         bn_backward_gpu(&p->bn, net, dz, dz);
     else
