@@ -394,8 +394,50 @@ static void t_out_of_memory(void)
     CHECK(failures > 10, "only %d of the step's allocations failed", failures);
 }
 
+/* Memory is bounded before it is taken: a network over the limit is refused
+ * naming the layer that asks the most, and an IDX header that claims more
+ * images than its file holds costs no more memory than the file. */
+static void t_memory_bounded(void)
+{
+    const char *text = "[net]\nbatch=8\nwidth=32\nheight=32\nchannels=3\n"
+                       "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=256\nsize=3\npad=1\nactivation=relu\n"
+                       "[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+    cdb_set_memory_limit(4 << 20);
+    const char *msg = net_error_from_text("big.cfg", text);
+    cdb_set_memory_limit(0);
+    CHECK(msg && strstr(msg, "memory limit of 4 MiB") && strstr(msg, "layer 1 [convolutional] at line 11"),
+          "message: %s", msg ? msg : "(it built)");
+    cdb_network *net = net_from_text(text);
+    CHECK(net, "without the limit it builds: %s", cdb_last_error());
+    cdb_network_free(net);
+
+    char images[512], labels[512];
+    snprintf(images, sizeof(images), "%s/huge-header-images.idx", test_tmpdir());
+    snprintf(labels, sizeof(labels), "%s/huge-header-labels.idx", test_tmpdir());
+    const unsigned char head[] = {0, 0, 8, 3, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 28, 0, 0, 0, 28};
+    const unsigned char lhead[] = {0, 0, 8, 1, 0x7f, 0xff, 0xff, 0xff};
+    FILE *f = fopen(images, "wb"), *g = fopen(labels, "wb");
+    CHECK(f && g, "create");
+    fwrite(head, 1, sizeof(head), f);
+    for (int i = 0; i < 3 * 784; i++) fputc(i & 0xff, f);
+    fwrite(lhead, 1, sizeof(lhead), g);
+    for (int i = 0; i < 3; i++) fputc(i, g);
+    fclose(f);
+    fclose(g);
+    cdb_dataset d;
+    cdb_budget_begin(64u << 20);
+    int rc = dataset_load_idx(images, labels, 10, &d);
+    int exceeded = cdb_budget_exceeded();
+    cdb_budget_end();
+    CHECK(rc != 0 && strstr(cdb_last_error(), images) && strstr(cdb_last_error(), "truncated"), "rc %d: %s", rc,
+          cdb_last_error());
+    CHECK(!exceeded, "loading a 2 KiB file claiming 2^31 images took more than 64 MiB");
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);

@@ -93,6 +93,37 @@ static size_t read_bytes(gzFile f, void *buf, size_t n)
     return done;
 }
 
+/* Read up to n bytes into a buffer that grows with what the file holds
+ * (16 MiB, then doubling), so that a header claiming more than the file has
+ * costs no memory: the buffer (its *got bytes read), or NULL out of memory
+ * with the error naming path. */
+static uint8_t *read_growing(gzFile f, size_t n, size_t *got, const char *path)
+{
+    size_t cap = n < (16u << 20) ? n : (16u << 20), done = 0;
+    uint8_t *buf = xmalloc(cap ? cap : 1);
+    while (buf) {
+        done += read_bytes(f, buf + done, cap - done);
+        if (done < cap || cap == n) break; /* the end of the file, or all that was asked */
+        size_t next = cap > n / 2 ? n : 2 * cap;
+        uint8_t *grown = xrealloc(buf, next);
+        if (!grown) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = grown;
+        cap = next;
+    }
+    if (!buf) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", cdb_last_error());
+        cdb_set_error("'%s': %s", path, why);
+        return NULL;
+    }
+    *got = done;
+    return buf;
+}
+
 /* A gzip stream that failed with corrupt data (a bad block or checksum), as
  * opposed to one that merely ended: an error naming the file. */
 static int stream_broken(gzFile f, const char *path)
@@ -160,13 +191,17 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
         gzclose(fi);
         return -1;
     }
-    size_t npix = (size_t)idims[0] * idims[1] * idims[2];
-    out->pixels = xmalloc(npix);
+    if ((long)idims[1] * idims[2] > (1L << 24)) {
+        gzclose(fi);
+        cdb_set_error("'%s': images of %dx%d pixels are too large", images_path, idims[1], idims[2]);
+        return -1;
+    }
+    size_t npix = (size_t)idims[0] * idims[1] * idims[2], got = 0;
+    out->pixels = read_growing(fi, npix, &got, images_path);
     if (!out->pixels) {
         gzclose(fi);
         return -1;
     }
-    size_t got = read_bytes(fi, out->pixels, npix);
     int trailing = got == npix && !at_eof(fi);
     if (stream_broken(fi, images_path)) {
         gzclose(fi);
@@ -201,13 +236,12 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
         dataset_free(out);
         return -1;
     }
-    uint8_t *raw = xmalloc((size_t)ldims[0]);
+    uint8_t *raw = read_growing(fl, (size_t)ldims[0], &got, labels_path);
     if (!raw) {
         gzclose(fl);
         dataset_free(out);
         return -1;
     }
-    got = read_bytes(fl, raw, (size_t)ldims[0]);
     trailing = got == (size_t)ldims[0] && !at_eof(fl);
     int broken = stream_broken(fl, labels_path);
     gzclose(fl);

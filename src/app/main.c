@@ -41,7 +41,9 @@ static const char *usage =
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
     "  -seed N           seed of every random stream of the run (same as -set net.seed=N)\n"
     "  -threads N        CPU threads for GEMM and OpenMP loops (default: every CPU this process\n"
-    "                    may run on; -threads 1 for one)\n"
+    "                    may run on; -threads 1 for one; at most 4 per CPU)\n"
+    "  -max-memory MIB   refuse to build a network (buffers, parameters and optimizer state)\n"
+    "                    larger than this (default: the memory available when it is built)\n"
     "  -nodropback       turn ChannelDropBack off everywhere (the baseline arm of a comparison)\n"
     "  -set SEC.KEY=VAL  override a cfg value; SEC is 'net' or a layer index as printed,\n"
     "                    e.g. -set net.max_batches=10 -set 3.channel_dropback=0 (repeatable)\n"
@@ -114,7 +116,7 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
                           !strcmp(a, "-index") || !strcmp(a, "-top") || !strcmp(a, "-batch") ||
                           !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup") ||
-                          !strcmp(a, "-gpu");
+                          !strcmp(a, "-gpu") || !strcmp(a, "-max-memory");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -128,6 +130,15 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->overrides[c->n_overrides++] = c->seed_override;
         } else if (!strcmp(a, "-threads")) {
             if (int_value(a, v, 1, &c->threads)) return -1;
+            if (c->threads > 4 * available_cpus()) {
+                fprintf(stderr, "cdbnet: -threads %d is more than 4 threads for each of the %d CPUs this process may "
+                        "run on\n", c->threads, available_cpus());
+                return -1;
+            }
+        } else if (!strcmp(a, "-max-memory")) {
+            int mib;
+            if (int_value(a, v, 1, &mib)) return -1;
+            cdb_set_memory_limit((size_t)mib << 20);
         } else if (!strcmp(a, "-set")) {
             if (c->n_overrides == MAX_OVERRIDES) {
                 fprintf(stderr, "cdbnet: more than %d -set options\n", MAX_OVERRIDES);

@@ -27,6 +27,56 @@ static __thread long allocations_left = -1; /* fault injection for tests: -1 off
 
 void cdb_fail_allocations_after(long n) { allocations_left = n; }
 
+/* The allocation budget (cdb_budget_begin): bytes allowed and used so far. */
+static __thread size_t budget_limit, budget_used;
+static __thread int budget_on, budget_exceeded;
+
+void cdb_budget_begin(size_t limit)
+{
+    budget_on = limit > 0;
+    budget_limit = limit;
+    budget_used = 0;
+    budget_exceeded = 0;
+}
+
+size_t cdb_budget_used(void) { return budget_used; }
+int cdb_budget_exceeded(void) { return budget_exceeded; }
+void cdb_budget_end(void) { budget_on = 0; }
+
+/* whether an allocation of `bytes` would pass the budget (counted when not) */
+static int over_budget(size_t bytes)
+{
+    if (!budget_on) return 0;
+    if (bytes > budget_limit - budget_used || budget_used > budget_limit) {
+        budget_exceeded = 1;
+        /* counted all the same: the total says what was asked for */
+        budget_used = bytes > (size_t)-1 - budget_used ? (size_t)-1 : budget_used + bytes;
+        return 1;
+    }
+    budget_used += bytes;
+    return 0;
+}
+
+static size_t process_limit;
+
+void cdb_set_memory_limit(size_t bytes) { process_limit = bytes; }
+
+const char *cdb_memory_limit_source(void) { return process_limit ? "-max-memory" : "the memory available now"; }
+
+size_t cdb_memory_limit(void)
+{
+    if (process_limit) return process_limit;
+    /* MemAvailable: what the kernel can give without swapping */
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
 /* whether the injected fault is due now */
 static int injected_failure(void)
 {
@@ -52,18 +102,21 @@ void *xcalloc(size_t count, size_t size)
 {
     if (count == 0 || size == 0) count = size = 1;
     if (count > (size_t)-1 / size) return out_of_memory((size_t)-1);
+    if (over_budget(count * size)) return out_of_memory(count * size);
     void *p = injected_failure() ? NULL : calloc(count, size);
     return p ? p : out_of_memory(count * size);
 }
 
 void *xmalloc(size_t size)
 {
+    if (over_budget(size)) return out_of_memory(size);
     void *p = injected_failure() ? NULL : malloc(size ? size : 1);
     return p ? p : out_of_memory(size);
 }
 
 void *xrealloc(void *ptr, size_t size)
 {
+    if (over_budget(size)) return out_of_memory(size);
     void *p = injected_failure() ? NULL : realloc(ptr, size ? size : 1);
     return p ? p : out_of_memory(size); /* ptr stays valid, as with realloc */
 }

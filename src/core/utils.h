@@ -26,6 +26,19 @@ char *xstrdup(const char *s) CDB_CHECK_RESULT;
 /* Failed allocations of this thread since the last reset. */
 long cdb_failed_allocations(void);
 void cdb_reset_failed_allocations(void);
+/* A budget for what one operation may allocate (a network build): between
+ * begin and end, this thread's allocations fail (as out of memory) once
+ * their total would pass `limit` bytes (0: no limit), and
+ * cdb_budget_exceeded() says so. */
+void cdb_budget_begin(size_t limit);
+size_t cdb_budget_used(void);
+int cdb_budget_exceeded(void);
+void cdb_budget_end(void);
+/* The memory a network may take: set (-max-memory), else the kernel's
+ * MemAvailable, else 0 (unknown: no limit). */
+void cdb_set_memory_limit(size_t bytes);
+size_t cdb_memory_limit(void);
+const char *cdb_memory_limit_source(void); /* "-max-memory" or "the memory available now" */
 /* Tests: the allocations of this thread after the next n fail (n < 0: none). */
 void cdb_fail_allocations_after(long n);
 

@@ -127,9 +127,15 @@ static int collect_params(cdb_network *net)
     return 0;
 }
 
-cdb_network *network_build(cfg_file *cfg)
+/* The layer that asked for the most memory while building. */
+typedef struct {
+    size_t bytes;
+    int layer, line;
+    const char *type;
+} largest_request;
+
+static cdb_network *build(cfg_file *cfg, largest_request *big)
 {
-    cdb_reset_failed_allocations();
     cdb_network *net = xcalloc(1, sizeof(cdb_network));
     if (!net) return NULL;
     net->cfg_path = xstrdup(cfg->path);
@@ -198,8 +204,15 @@ cdb_network *network_build(cfg_file *cfg)
         }
         l->ops = ops;
         cfg_reader r = cfg_reader_for(cfg, i + 1, i);
+        size_t used_before = cdb_budget_used();
         int status = ops->make(l, &r, net);
         built = i + 1;
+        if (cdb_budget_used() - used_before >= big->bytes) {
+            big->bytes = cdb_budget_used() - used_before;
+            big->layer = i;
+            big->line = sec->line;
+            big->type = ops->name;
+        }
         if (cdb_failed_allocations()) {
             if (!r.failed) {
                 char why[256];
@@ -246,5 +259,35 @@ out_of_memory: {
 }
 fail:
     cdb_network_free(net);
+    return NULL;
+}
+
+/* Optimizer state the first step allocates: momentum (SGD) or two moments (AdamW). */
+static size_t optimizer_bytes(const cdb_network *net)
+{
+    size_t floats = 0;
+    for (int i = 0; i < net->nparams; i++) floats += net->params[i]->size;
+    return floats * sizeof(float) * (net->train.optimizer == OPT_ADAMW ? 2 : 1);
+}
+
+cdb_network *network_build(cfg_file *cfg)
+{
+    cdb_reset_failed_allocations();
+    size_t limit = cdb_memory_limit();
+    largest_request big = {0, -1, 0, NULL};
+    cdb_budget_begin(limit);
+    cdb_network *net = build(cfg, &big);
+    int exceeded = cdb_budget_exceeded() || (net && limit && cdb_budget_used() + optimizer_bytes(net) > limit);
+    size_t used = cdb_budget_used() + (net ? optimizer_bytes(net) : 0);
+    cdb_budget_end();
+    if (!exceeded) return net;
+    cdb_network_free(net);
+    char largest[256] = "";
+    if (big.layer >= 0)
+        snprintf(largest, sizeof(largest), "; the largest part, layer %d [%s] at line %d, takes %.0f MiB", big.layer,
+                 big.type, big.line, big.bytes / 1048576.0);
+    cdb_set_error("%s: the network needs more than the memory limit of %.0f MiB (%s; %.0f MiB asked for so far%s): "
+                  "lower batch (or raise subdivisions) or the size of that layer, or set -max-memory",
+                  cfg->path, limit / 1048576.0, cdb_memory_limit_source(), used / 1048576.0, largest);
     return NULL;
 }
