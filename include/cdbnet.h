@@ -32,6 +32,17 @@ int cdb_weights_save(const cdb_network *net, const char *path);
 int cdb_state_load(cdb_network *net, const char *path);
 int cdb_state_save(const cdb_network *net, const char *path);
 
+/* A checkpoint: weights FILE and their optimizer state FILE.state as one
+ * unit. Saving keeps the previous state as FILE.state.prev, then writes the
+ * new state, then the weights (each atomically), so that whenever the
+ * process is killed FILE pairs with FILE.state or FILE.state.prev.
+ * cdb_checkpoint_load_state loads, for weights already loaded from FILE,
+ * the one of the two whose step matches them: 1 (FILE.state), 2
+ * (FILE.state.prev), 0 when neither exists, -1 (error) when neither
+ * matches. */
+int cdb_checkpoint_save(const cdb_network *net, const char *path);
+int cdb_checkpoint_load_state(cdb_network *net, const char *path);
+
 /* Input geometry and number of classes of a loaded network. */
 int cdb_network_width(const cdb_network *net);
 int cdb_network_height(const cdb_network *net);

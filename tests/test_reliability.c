@@ -318,6 +318,50 @@ static void t_signal_saves(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "top-1"), "the checkpoint loads: %s", out);
 }
 
+/* Crash consistency: a run killed with SIGKILL at many points (saves
+ * included: it checkpoints every step) resumes from its last checkpoint to
+ * weights bit-identical to the run that was never interrupted. */
+static void t_kill_resume(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cfg[512], data[512], dir[512], cmd[16384];
+    snprintf(dir, sizeof(dir), "%s/kill", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/kill.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/kill.data", test_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    CHECK(f, "write cfg");
+    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\n"
+               "max_batches=60\nsave_every=1\nvalid_every=100000\nseed=4\ncrop_pad=2\nflip=1\n"
+               "channel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\ndropback_layer_rate_init=0.5\n"
+               "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
+               "[dropout]\nprobability=0.2\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
+    fclose(f);
+    CHECK(write_test_data(data, dir) == 0, "write .data");
+    /* the uninterrupted run, then runs killed after 0.1 s to 2.2 s, each resumed */
+    snprintf(cmd, sizeof(cmd),
+             "set -e; rm -rf %s; mkdir -p %s; B='./cdbnet train %s -quiet -threads 1 -data %s';"
+             "$B -out %s/ref.weights > /dev/null 2>&1; resumed=0;"
+             "for t in 0.1 0.3 0.45 0.6 0.8 1.0 1.3 1.6 2.2; do rm -f %s/kill_last.weights*;"
+             "  $B -out %s/k.weights > %s/k.log 2>&1 & p=$!; sleep $t; kill -9 $p 2>/dev/null || true; wait $p 2>/dev/null || true;"
+             "  if [ -f %s/kill_last.weights ]; then resumed=$((resumed+1));"
+             "    $B -weights %s/kill_last.weights -out %s/k.weights > %s/k.log 2>&1 || { echo \"resume after $t s failed:\"; cat %s/k.log; exit 1; };"
+             "  elif [ ! -f %s/k.weights ] || ! cmp -s %s/k.weights %s/ref.weights; then $B -out %s/k.weights > /dev/null 2>&1; fi;"
+             "  cmp %s/k.weights %s/ref.weights || { echo \"killed after $t s: the resumed run differs\"; exit 1; };"
+             "  rm -f %s/k.weights; done; echo \"resumed $resumed\"",
+             dir, dir, cfg, data, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    int rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 0, "%s", out);
+    int resumed = -1;
+    const char *at = strstr(out, "resumed ");
+    if (at) sscanf(at, "resumed %d", &resumed);
+    printf("    %d of 9 killed runs resumed from their checkpoint, each to the uninterrupted run's weights\n", resumed);
+    CHECK(resumed >= 3, "only %d kills landed during training: %s", resumed, out);
+}
+
 /* Out of memory at every allocation in turn: building (the cfg reader,
  * [net], each layer type, the network's buffers) and the first training
  * step (the optimizer's state, compute skipping's scratch) each fail with a
@@ -438,6 +482,7 @@ static void t_memory_bounded(void)
 void register_reliability_tests(void)
 {
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
+    test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);

@@ -108,8 +108,67 @@ static void t_atomic_save(void)
     cdb_network_free(a);
 }
 
+/* Weights of a (copy of a) network, as one array */
+static int same_weights(const cdb_network *a, const cdb_network *b)
+{
+    for (int i = 0; i < a->nparams; i++)
+        if (memcmp(a->params[i]->value, b->params[i]->value, a->params[i]->size * sizeof(float))) return 0;
+    return 1;
+}
+
+/* A checkpoint is one unit: killed between writing the new state and the
+ * new weights, the old weights still find their own state (FILE.state.prev);
+ * the pair written completely loads FILE.state. */
+static void t_checkpoint_pair(void)
+{
+    const char *text = "[net]\nbatch=2\nwidth=6\nheight=6\nchannels=1\nmomentum=0.9\nlearning_rate=0.1\n"
+                       "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=relu\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+    cdb_network *a = net_from_text(text), *b = net_from_text(text);
+    CHECK(a && b, "build");
+    float images[2 * 36];
+    int labels[2] = {1, 3};
+    fill_normal(images, 2 * 36, 3, 1.f);
+    char path[512], state[600], prev[608];
+    path_in_tmp(path, sizeof(path), "pair.weights");
+    snprintf(state, sizeof(state), "%s.state", path);
+    snprintf(prev, sizeof(prev), "%s.prev", state);
+    remove(state);
+    remove(prev);
+    network_train_step(a, images, labels);
+    CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());
+    CHECK(access(state, F_OK) == 0 && access(prev, F_OK) != 0, "the first save writes FILE.state only");
+    /* the next save, killed after its state and before its weights */
+    network_train_step(a, images, labels);
+    CHECK(rename(state, prev) == 0 && cdb_state_save(a, state) == 0, "the first half of a save");
+    CHECK(cdb_weights_load(b, path) == 0, "load: %s", cdb_last_error());
+    b->step = (int)(b->seen / (uint64_t)b->batch);
+    CHECK(b->step == 1, "the weights on disk are those of step 1, not %d", b->step);
+    int which = cdb_checkpoint_load_state(b, path);
+    CHECK(which == 2, "the old weights should pair with FILE.state.prev (got %d: %s)", which, cdb_last_error());
+    /* continuing from there gives the run that was not interrupted */
+    network_train_step(b, images, labels);
+    CHECK(same_weights(a, b), "resumed from the kept pair, step 2 differs from the uninterrupted run");
+    /* a complete save: FILE.state */
+    CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());
+    cdb_network *c = net_from_text(text);
+    CHECK(c && cdb_weights_load(c, path) == 0, "load");
+    c->step = (int)(c->seen / (uint64_t)c->batch);
+    CHECK(cdb_checkpoint_load_state(c, path) == 1, "a complete pair loads FILE.state: %s", cdb_last_error());
+    /* a state of neither step is an error naming both files */
+    remove(prev);
+    CHECK(rename(state, prev) == 0 && cdb_state_save(b, state) == 0, "two states of other steps");
+    c->step = 7;
+    CHECK(cdb_checkpoint_load_state(c, path) == -1 && strstr(cdb_last_error(), state) && strstr(cdb_last_error(), prev),
+          "message: %s", cdb_last_error());
+    cdb_network_free(a);
+    cdb_network_free(b);
+    cdb_network_free(c);
+}
+
 void register_weights_tests(void)
 {
+    test_add("weights/a checkpoint is one unit: weights pair with their own state", t_checkpoint_pair);
     test_add("weights/round trip in Darknet layout", t_round_trip);
     test_add("weights/truncated, short and mismatched files rejected", t_truncated_and_mismatched);
     test_add("weights/save is atomic", t_atomic_save);

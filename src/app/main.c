@@ -258,15 +258,14 @@ static int cmd_train(const cli *c)
             goto done;
         }
         net->step = (int)(net->seen / (uint64_t)net->batch);
-        char state[4200];
-        snprintf(state, sizeof(state), "%s.state", c->weights);
-        if (!c->clear && access(state, R_OK) == 0) {
-            if (cdb_state_load(net, state)) goto done;
-            if (!c->quiet) printf("resuming at step %d with the optimizer state of %s\n", net->step, state);
-        } else if (!c->clear && net->step > 0) {
-            fprintf(stderr, "warning: no optimizer state '%s': continuing at step %d with momentum from zero\n", state,
-                    net->step);
-        }
+        int which = c->clear ? 0 : cdb_checkpoint_load_state(net, c->weights);
+        if (which < 0) goto done;
+        if (which > 0 && !c->quiet)
+            printf("resuming at step %d with the optimizer state of %s.state%s\n", net->step, c->weights,
+                   which == 2 ? ".prev (the run was killed while saving; the weights are those of that state)" : "");
+        if (which == 0 && !c->clear && net->step > 0)
+            fprintf(stderr, "warning: no optimizer state '%s.state': continuing at step %d with momentum from zero\n",
+                    c->weights, net->step);
     }
     if (load_data_config(net, c, &d)) goto done;
     if (dataset_load(&d, "train", &train) || dataset_check_against(&train, net) || dataset_load(&d, "valid", &valid) ||

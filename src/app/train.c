@@ -144,12 +144,7 @@ static void cfg_basename(const char *cfg_path, char *buf, size_t n)
 }
 
 /* Weights, and the optimizer state beside them (PATH.state). */
-static int save_checkpoint(const cdb_network *net, const char *path)
-{
-    char state[4200];
-    snprintf(state, sizeof(state), "%s.state", path);
-    return cdb_weights_save(net, path) || cdb_state_save(net, state) ? -1 : 0;
-}
+static int save_checkpoint(const cdb_network *net, const char *path) { return cdb_checkpoint_save(net, path); }
 
 static void report_validation(const cdb_network *net, const valid_result *v)
 {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "network.h"
@@ -310,5 +311,62 @@ int cdb_state_load(cdb_network *net, const char *path)
 #ifdef GPU
     if (network_sync_to_device(net)) return -1;
 #endif
+    return 0;
+}
+
+/* Make the renames in path's folder durable. */
+static void sync_folder(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int cdb_checkpoint_save(const cdb_network *net, const char *path)
+{
+    char state[4200], prev[4208];
+    snprintf(state, sizeof(state), "%s.state", path);
+    snprintf(prev, sizeof(prev), "%s.prev", state);
+    if (access(state, F_OK) == 0 && rename(state, prev)) {
+        cdb_set_error("cannot keep the previous optimizer state '%s' as '%s': %s", state, prev, strerror(errno));
+        return -1;
+    }
+    if (cdb_state_save(net, state) || cdb_weights_save(net, path)) return -1;
+    sync_folder(path);
+    return 0;
+}
+
+int cdb_checkpoint_load_state(cdb_network *net, const char *path)
+{
+    char state[4200], prev[4208], first[1024] = "";
+    snprintf(state, sizeof(state), "%s.state", path);
+    snprintf(prev, sizeof(prev), "%s.prev", state);
+    int have_state = access(state, F_OK) == 0, have_prev = access(prev, F_OK) == 0;
+    if (have_state) {
+        if (cdb_state_load(net, state) == 0) return 1;
+        snprintf(first, sizeof(first), "%s", cdb_last_error());
+    }
+    if (have_prev) {
+        if (cdb_state_load(net, prev) == 0) return 2;
+        if (first[0]) {
+            char second[1024];
+            snprintf(second, sizeof(second), "%s", cdb_last_error());
+            cdb_set_error("%s; and %s", first, second);
+        }
+        return -1;
+    }
+    if (have_state) {
+        cdb_set_error("%s", first);
+        return -1;
+    }
     return 0;
 }
