@@ -29,7 +29,7 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     valid.n = VALID_IMAGES;
     char backup[512];
     snprintf(backup, sizeof(backup), "%s/backup", test_tmpdir());
-    train_options opt = {backup, NULL, 0, 1, NULL};
+    train_options opt = {.backup_dir = backup, .quiet = 1};
     valid_result v;
     int status = train_network(net, &train, &valid, &opt, &v);
     CHECK(status == 0, "training failed: %s", cdb_last_error());

@@ -362,6 +362,40 @@ static void t_kill_resume(void)
     CHECK(resumed >= 3, "only %d kills landed during training: %s", resumed, out);
 }
 
+/* One run per backup folder: a second run into a folder a running one
+ * holds is refused naming its pid, unless -share-backup. */
+static void t_backup_locked(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[8192], data[512], log[512], backup[512];
+    snprintf(backup, sizeof(backup), "%s/locked-backup", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/locked.data", test_tmpdir());
+    snprintf(log, sizeof(log), "%s/locked.log", test_tmpdir());
+    CHECK(write_test_data(data, backup) == 0, "write .data");
+    snprintf(cmd, sizeof(cmd),
+             "./cdbnet train cfg/smallcnn.cfg -threads 1 -data %s -set net.max_batches=100000 > %s 2>&1 & p=$!; "
+             "i=0; while [ $i -lt 600 ] && ! grep -q '^step ' %s; do sleep 0.05; i=$((i+1)); done; "
+             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 2>&1; echo \"second $? first $p\"; "
+             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 -share-backup "
+             "-out %s/shared.weights > /dev/null 2>&1; echo \"shared $?\"; kill -9 $p; wait $p 2>/dev/null; "
+             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 > /dev/null 2>&1; "
+             "echo \"after $?\"",
+             data, log, log, data, data, backup, data);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "shell: %s", out);
+    int pid = 0;
+    const char *at = strstr(out, " first ");
+    if (at) sscanf(at, " first %d", &pid);
+    char want[128];
+    snprintf(want, sizeof(want), "another cdbnet run (pid %d) is training into the backup folder", pid);
+    CHECK(strstr(out, "second 1") && pid > 0 && strstr(out, want), "the second run (want '%s'): %s", want, out);
+    CHECK(strstr(out, "shared 0"), "-share-backup runs anyway: %s", out);
+    CHECK(strstr(out, "after 0"), "the lock goes with its process (kill -9): %s", out);
+}
+
 /* Out of memory at every allocation in turn: building (the cfg reader,
  * [net], each layer type, the network's buffers) and the first training
  * step (the optimizer's state, compute skipping's scratch) each fail with a
@@ -483,6 +517,7 @@ void register_reliability_tests(void)
 {
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
+    test_add("reliability/one run per backup folder", t_backup_locked);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);

@@ -38,6 +38,8 @@ static const char *usage =
     "  -weights FILE     (train) start from these weights and continue from their images-seen count\n"
     "                    (with FILE.state, the optimizer state saved beside them: an exact resume)\n"
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
+    "  -share-backup     (train) run even when another run trains into the same backup folder\n"
+    "                    (by default one run per folder: it holds BACKUP/.cdbnet.lock)\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
     "  -seed N           seed of every random stream of the run (same as -set net.seed=N)\n"
     "  -threads N        CPU threads for GEMM and OpenMP loops (default: every CPU this process\n"
@@ -66,7 +68,7 @@ typedef struct {
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet;
-    int batch, steps, repeats, warmup, dropback_report;
+    int batch, steps, repeats, warmup, dropback_report, share_backup;
     int gpu_index, force_cpu; /* -gpu N (-1: not given), -cpu */
     char batch_override[64], subdivision_override[64];
     const char *positional[64];
@@ -163,6 +165,7 @@ static int parse_cli(int argc, char **argv, cli *c)
         } else if (!strcmp(a, "-gpu")) {
             if (int_value(a, v, 0, &c->gpu_index)) return -1;
         } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
+        else if (!strcmp(a, "-share-backup")) c->share_backup = 1;
         else if (!strcmp(a, "-clear")) c->clear = 1;
         else if (!strcmp(a, "-dropback")) c->dropback_report = 1;
         else if (!strcmp(a, "-cpu")) c->force_cpu = 1;
@@ -282,7 +285,12 @@ static int cmd_train(const cli *c)
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
         if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
             printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
-    train_options opt = {d.backup, c->out, c->print_every, c->quiet, &stop_requested};
+    train_options opt = {.backup_dir = d.backup,
+                         .out_path = c->out,
+                         .print_every = c->print_every,
+                         .quiet = c->quiet,
+                         .share_backup = c->share_backup,
+                         .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);
     status = train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;

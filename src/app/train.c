@@ -1,11 +1,13 @@
 #include "train.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -195,15 +197,46 @@ static int early_progress(int steps_done, int print_every)
     return 0;
 }
 
-int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
-                  valid_result *final)
+/* One run per backup folder: an advisory lock on BACKUP/.cdbnet.lock,
+ * held until the run ends (the kernel drops it when the process dies, kill
+ * -9 included). The file holds the holder's pid, for the message. Returns
+ * the lock's descriptor, or -1 with the error recorded. */
+static int lock_backup(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/.cdbnet.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cdb_set_error("cannot open the backup folder's lock file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        char holder[64] = "";
+        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        close(fd);
+        cdb_set_error("another cdbnet run (pid %s) is training into the backup folder '%s' (it holds %s): give this "
+                      "run another backup= folder, or -share-backup to run anyway",
+                      holder[0] ? holder : "unknown", dir, path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the pid is only for another run's message: not worth failing for */
+    }
+    return fd;
+}
+
+static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+                        valid_result *final)
 {
     if (train_resolve_length(net, train->n)) return -1;
     if (train->n < net->batch) {
         cdb_set_error("training set '%s' has %d images, fewer than batch=%d", train->name, train->n, net->batch);
         return -1;
     }
-    if (make_dir(opt->backup_dir)) return -1;
     char base[256], last_path[4096], final_path[4096];
     cfg_basename(net->cfg_path, base, sizeof(base));
     snprintf(last_path, sizeof(last_path), "%s/%s_last.weights", opt->backup_dir, base);
@@ -320,4 +353,15 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     if (save_checkpoint(net, final_path)) return -1;
     printf("saved weights to %s\n", final_path);
     return 0;
+}
+
+int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+                  valid_result *final)
+{
+    int lock = -1;
+    if (make_dir(opt->backup_dir)) return -1;
+    if (!opt->share_backup && (lock = lock_backup(opt->backup_dir)) < 0) return -1;
+    int status = train_locked(net, train, valid, opt, final);
+    if (lock >= 0) close(lock);
+    return status;
 }

@@ -12,6 +12,7 @@ typedef struct {
     const char *out_path;     /* final weights file (default backup/NAME_final.weights) */
     int print_every;          /* progress line every N steps; 0 = about 20 per epoch */
     int quiet;                /* no progress lines, only the final summary */
+    int share_backup;         /* train even when another run holds the backup folder's lock */
     /* When not NULL and set (by a signal handler of the caller's), the run
      * saves a checkpoint after the step under way and returns -1 with a
      * message saying so. */
