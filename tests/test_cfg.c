@@ -50,6 +50,8 @@ static const struct {
     {NET "[convolutional]\nfilters=3\n[route]\nlayers=-1\ngroups=2\n" END,
      "bad.cfg:10: [route] (layer 1) key 'groups': layer 0 has 3 channels, not divisible by groups=2"},
     {NET "[local_avgpool]\nsize=20\npadding=0\n" END, "bad.cfg:7: [local_avgpool] (layer 0) key 'size': window 20 does not fit"},
+    {NET "optimizer=adamw\neps=0\n" END, "bad.cfg:7: [net] key 'eps': 0 is out of range"},
+    {NET "nan_policy=ignore\n" END, "bad.cfg:6: [net] key 'nan_policy': 'ignore' is not one of: stop, skip_step"},
     {NET "conv_shift=maybe\n" END, "bad.cfg:6: [net] key 'conv_shift': 'maybe' is not one of: off, on, auto"},
     {NET "conv_slice_kb=0\n" END, "bad.cfg:6: [net] key 'conv_slice_kb': 0 is out of range"},
     {NET "policy=steps\nsteps=10,20\nscales=0.1\n" END, "key 'scales': 1 scales given for 2 steps"},

@@ -396,6 +396,54 @@ static void t_backup_locked(void)
     CHECK(strstr(out, "after 0"), "the lock goes with its process (kill -9): %s", out);
 }
 
+/* nan_policy: stop leaves the step undone; skip_step spends it without an
+ * update and counts it; the first layer whose output went non-finite is
+ * found. */
+static void t_nan_policy(void)
+{
+    const char *head = "[net]\nbatch=4\nwidth=2\nheight=2\nchannels=1\nlearning_rate=0.1\nmomentum=0.9\n"
+                       "max_batches=10\n";
+    const char *layers = "[connected]\noutput=6\nactivation=linear\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+    char text[1024];
+    float images[16], bad[16];
+    int labels[4] = {1, 2, 3, 4};
+    fill_normal(images, 16, 3, 1.f);
+    memcpy(bad, images, sizeof(bad));
+    bad[5] = NAN;
+    for (int skip = 0; skip < 2; skip++) {
+        snprintf(text, sizeof(text), "%snan_policy=%s\n%s", head, skip ? "skip_step" : "stop", layers);
+        cdb_network *net = net_from_text(text);
+        CHECK(net, "build");
+        network_train_step(net, images, labels);
+        float w = net->params[0]->value[0];
+        float loss = network_train_step(net, bad, labels);
+        CHECK(isnan(loss) && net->params[0]->value[0] == w, "a non-finite step changed the weights");
+        CHECK(net->step_skipped == skip && net->step == 1 + skip && net->skipped_steps == skip,
+              "%s: skipped %d, step %d, %ld skipped", skip ? "skip_step" : "stop", net->step_skipped, net->step,
+              net->skipped_steps);
+        CHECK(isfinite(network_train_step(net, images, labels)) && net->params[0]->value[0] != w, "the next step runs");
+        cdb_network_free(net);
+    }
+    /* ReLU maps the NaN to 0: the loss is finite, a gradient is not; skip_step skips it too */
+    snprintf(text, sizeof(text), "%snan_policy=skip_step\n[connected]\noutput=6\nactivation=relu\n%s", head,
+             strstr(layers, "[connected]\noutput=10"));
+    cdb_network *relu = net_from_text(text);
+    CHECK(relu, "build");
+    float w0 = relu->params[0]->value[0];
+    CHECK(isnan(network_train_step(relu, bad, labels)) && relu->step_skipped && relu->params[0]->value[0] == w0,
+          "a NaN gradient behind a finite loss was applied");
+    cdb_network_free(relu);
+    snprintf(text, sizeof(text), "%s%s", head, layers);
+    cdb_network *net = net_from_text(text);
+    CHECK(net, "build");
+    net->params[2]->value[7] = INFINITY; /* layer 1's weights */
+    memcpy(net->input, images, sizeof(images));
+    network_forward(net, 0);
+    size_t at = 0;
+    CHECK(network_first_non_finite_output(net, &at) == 1, "the first non-finite output is layer 1's");
+    cdb_network_free(net);
+}
+
 /* Out of memory at every allocation in turn: building (the cfg reader,
  * [net], each layer type, the network's buffers) and the first training
  * step (the optimizer's state, compute skipping's scratch) each fail with a
@@ -518,6 +566,7 @@ void register_reliability_tests(void)
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
     test_add("reliability/one run per backup folder", t_backup_locked);
+    test_add("reliability/nan_policy stop and skip_step; the first non-finite layer named", t_nan_policy);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
     test_add("reliability/stale temporary files removed at start", t_stale_temporaries);

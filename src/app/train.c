@@ -229,6 +229,9 @@ static int lock_backup(const char *dir)
     return fd;
 }
 
+/* nan_policy=skip_step gives up after this many skipped steps in a row */
+#define MAX_CONSECUTIVE_SKIPS 100
+
 static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                         valid_result *final)
 {
@@ -256,7 +259,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     int *order = xcalloc((size_t)train->n, sizeof(int));
     int order_epoch = -1, status = images && labels && order ? 0 : -1;
     double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
-    int window_steps = 0, start_step = net->step;
+    int window_steps = 0, start_step = net->step, consecutive_skips = 0;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
     if (!opt->quiet)
         printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
@@ -281,10 +284,32 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             status = -1;
             break;
         }
-        if (isnan(loss)) {
-            cdb_set_error("the loss is not finite at step %d (learning rate %g); the weights of that step were not "
-                          "applied. Lower learning_rate or add burn_in in %s",
-                          net->step + 1, lr, net->cfg_path);
+        if (net->step_skipped) {
+            consecutive_skips++;
+            if (!opt->quiet || consecutive_skips == 1)
+                printf("step %d skipped: its loss or a gradient is not finite (nan_policy=skip_step); %ld skipped so "
+                       "far\n", net->step, net->skipped_steps);
+            if (consecutive_skips >= MAX_CONSECUTIVE_SKIPS) {
+                cdb_set_error("%d steps in a row skipped (to step %d) with a non-finite loss or gradient: the run has "
+                              "diverged. Lower learning_rate or add burn_in in %s",
+                              consecutive_skips, net->step, net->cfg_path);
+                status = -1;
+                break;
+            }
+        } else {
+            consecutive_skips = 0;
+        }
+        if (isnan(loss) && !net->step_skipped) {
+            size_t at = 0;
+            int layer = network_first_non_finite_output(net, &at);
+            char where[256] = "";
+            if (layer >= 0)
+                snprintf(where, sizeof(where), "; the first layer whose output is not finite is %d [%s] (element %zu)",
+                         layer, net->layers[layer].ops->name, at);
+            cdb_set_error("the loss is not finite at step %d (learning rate %g)%s; the weights of that step were not "
+                          "applied. Lower learning_rate or add burn_in in %s (or nan_policy=skip_step to skip such "
+                          "steps)",
+                          net->step + 1, lr, where, net->cfg_path);
             status = -1;
             break;
         }
@@ -292,7 +317,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             status = -1;
             break;
         }
-        avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
+        if (!net->step_skipped) avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
         if (opt->stop && *opt->stop) {
             if (save_checkpoint(net, last_path) == 0)

@@ -232,12 +232,44 @@ static void load_subdivision(cdb_network *net, const float *images, const int *l
 #endif
 }
 
+/* nan_policy=skip_step: every gradient finite (a finite loss can still
+ * have an infinite gradient) */
+static int gradients_finite(cdb_network *net)
+{
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+#ifdef GPU
+        if (net->gpu) gpu_pull(net, p->grad, p->size * sizeof(float));
+#endif
+        for (size_t k = 0; k < p->size; k++)
+            if (!isfinite(p->grad[k])) return 0;
+    }
+    return 1;
+}
+
+int network_first_non_finite_output(cdb_network *net, size_t *index)
+{
+    for (int i = 0; i < net->n; i++) {
+        cdb_layer *l = &net->layers[i];
+        size_t n = (size_t)l->batch * l->outputs;
+#ifdef GPU
+        if (net->gpu) gpu_pull(net, l->output, n * sizeof(float));
+#endif
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(l->output[k])) {
+                *index = k;
+                return i;
+            }
+    }
+    return -1;
+}
+
 static double clock_if(const cdb_network *net) { return net->profile ? now_seconds() : 0; }
 
 /* One optimizer step, on the CPU or the GPU through the same sequence. */
 float network_train_step(cdb_network *net, const float *images, const int *labels)
 {
-    net->step_failed = 0;
+    net->step_failed = net->step_skipped = 0;
     /* 0. The optimizer's state, allocated by the first step. */
     if (optimizer_prepare(net)) {
         net->step_failed = 1;
@@ -266,7 +298,17 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         net->step_failed = 1;
         return NAN;
     }
-    if (!isfinite(mean_loss)) return NAN; /* weights untouched */
+    int finite = isfinite(mean_loss);
+    if (finite && net->train.nan_policy == 1) finite = gradients_finite(net);
+    if (!finite) {
+        net->step_skipped = net->train.nan_policy == 1;
+        if (net->step_skipped) { /* the step is spent, its update dropped */
+            net->skipped_steps++;
+            net->step++;
+            net->seen += (uint64_t)net->batch;
+        }
+        return NAN; /* weights untouched */
+    }
 
     /* 3. (Data-parallel runs: the gradient all-reduce goes here.) */
 

@@ -92,6 +92,7 @@ typedef struct {
     float power, learning_rate_min;
     int burn_in;
     int max_batches, max_epochs;
+    int nan_policy;            /* 0 stop: a non-finite loss ends the run; 1 skip_step: the step's update is dropped */
 } train_config;
 
 typedef struct {
@@ -151,6 +152,8 @@ struct cdb_network {
     double loss;               /* summed cost of the last forward */
     int pass_failed;           /* set by code inside a pass that could not do its work (out of memory) */
     int step_failed;           /* the last network_train_step failed (see cdb_last_error) */
+    int step_skipped;          /* nan_policy=skip_step: the last step's loss or gradient was not finite, its update dropped */
+    long skipped_steps;        /* how many steps were skipped so far */
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
 
     /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
@@ -181,6 +184,9 @@ int network_enable_input_gradient(cdb_network *net); /* 0, or -1 out of memory *
  * finite, or when the step failed (step_failed set, the error recorded:
  * out of memory, a CUDA error). */
 float network_train_step(cdb_network *net, const float *images, const int *labels);
+/* The first layer whose output (of the last forward) holds a NaN or an
+ * infinity: its index and the element, or -1. */
+int network_first_non_finite_output(cdb_network *net, size_t *index);
 /* Whether a failure was recorded during the passes now under way (a
  * layer's scratch could not be allocated, a CUDA error). */
 int network_pass_failed(cdb_network *net);

@@ -31,7 +31,9 @@ static int read_net(cfg_reader *r, cdb_network *net)
     t->nesterov = cfg_int(r, "nesterov", 0, 0, 1);
     t->beta1 = cfg_float(r, "beta1", 0.9f, 0.f, 0.9999f);
     t->beta2 = cfg_float(r, "beta2", 0.999f, 0.f, 0.999999f);
-    t->eps = cfg_float(r, "eps", 1e-8f, 0.f, 1.f);
+    t->eps = cfg_float(r, "eps", 1e-8f, 1e-30f, 1.f); /* 0 would divide 0 by 0 where a gradient is 0 */
+    static const char *const nan_policies[] = {"stop", "skip_step", NULL};
+    t->nan_policy = cfg_choice(r, "nan_policy", nan_policies, 0);
     t->decay_norm_bias = cfg_int(r, "decay_norm_bias", 1, 0, 1);
     static const char *const policies[] = {"constant", "steps", "poly", "cosine", NULL};
     t->policy = (lr_policy)cfg_choice(r, "policy", policies, POLICY_CONSTANT);
