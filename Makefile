@@ -5,6 +5,7 @@
 #   make MARCH=x86-64-v3 another target, e.g. the AVX2 kernels on an AVX-512 machine
 #   make GPU=1 CUDNN=1   also compiles the CUDA seams and links cuBLAS/cuDNN
 #   make test            builds and runs the test suite
+#   make fuzz            the fuzz harnesses, FUZZ_SECONDS each (clang)
 GPU ?= 0
 CUDNN ?= 0
 OPENCV ?= 0
@@ -140,8 +141,13 @@ test: cdbnet tests/run_tests
 	scripts/check_includes.sh
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
-clean:
-	rm -rf obj cdbnet libcdbnet.a tests/run_tests tests/gpu_tests
+# libFuzzer harnesses (tests/fuzz) under ASan + UBSan, FUZZ_SECONDS each
+# (default 60); needs clang (scripts/install_deps.sh --fuzz).
+fuzz:
+	scripts/fuzz.sh
 
-.PHONY: all test gpu-test clean
+clean:
+	rm -rf obj obj-fuzz cdbnet libcdbnet.a tests/run_tests tests/gpu_tests
+
+.PHONY: all test gpu-test fuzz clean
 -include $(wildcard obj/*/*.d obj/tests/*.d obj/tests/gpu/*.d)

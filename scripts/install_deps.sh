@@ -6,6 +6,7 @@
 #                                     and arm64 zlib (the ARM check of .ci/run)
 #   scripts/install_deps.sh --bench   also Debian's PyTorch (CPU), for
 #                                     scripts/bench_torch.py and the fixtures
+#   scripts/install_deps.sh --fuzz    also clang, for scripts/fuzz.sh (libFuzzer)
 set -euo pipefail
 
 packages=(
@@ -22,7 +23,8 @@ for arg in "$@"; do
     --arm64) arm64=1
              packages+=(gcc-aarch64-linux-gnu qemu-user zlib1g-dev:arm64) ;;
     --bench) packages+=(python3-torch) ;;
-    *) echo "install_deps: unknown option '$arg' (--arm64, --bench)" >&2; exit 2 ;;
+    --fuzz)  packages+=(clang libclang-rt-14-dev) ;;  # libFuzzer and the sanitizers' runtimes
+    *) echo "install_deps: unknown option '$arg' (--arm64, --bench, --fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -358,13 +358,15 @@ fail:
 int dataset_check_against(const cdb_dataset *d, const cdb_network *net)
 {
     if (d->c != net->c || d->h != net->h || d->w != net->w) {
-        cdb_set_error("dataset '%s' has %dx%dx%d images (c x h x w) but '%s' expects %dx%dx%d", d->name, d->c, d->h,
-                      d->w, net->cfg_path, net->c, net->h, net->w);
+        cdb_set_error("dataset '%s' has %dx%dx%d images (c x h x w) but '%s' expects %dx%dx%d ([net] channels, "
+                      "height, width)",
+                      d->name, d->c, d->h, d->w, net->cfg_path, net->c, net->h, net->w);
         return -1;
     }
     if (d->classes != net->classes) {
-        cdb_set_error("dataset '%s' has %d classes but '%s' ends with %d outputs", d->name, d->classes, net->cfg_path,
-                      net->classes);
+        cdb_set_error("dataset '%s' has %d classes (its .data file's classes=) but '%s' ends with %d outputs (its "
+                      "last layer's)",
+                      d->name, d->classes, net->cfg_path, net->classes);
         return -1;
     }
     return 0;

@@ -237,7 +237,8 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
 {
     if (train_resolve_length(net, train->n)) return -1;
     if (train->n < net->batch) {
-        cdb_set_error("training set '%s' has %d images, fewer than batch=%d", train->name, train->n, net->batch);
+        cdb_set_error("training set '%s' has %d images, fewer than [net] batch=%d of %s", train->name, train->n,
+                      net->batch, net->cfg_path);
         return -1;
     }
     char base[256], last_path[4096], final_path[4096];

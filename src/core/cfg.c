@@ -173,9 +173,12 @@ static cfg_file *parse_file(const char *path, const char *implicit_section, cons
     size_t got = fread(text, 1, (size_t)size, fp);
     fclose(fp);
     text[got] = 0;
-    if (memchr(text, 0, got)) {
+    const char *nul = memchr(text, 0, got);
+    if (nul) {
+        int line = 1;
+        for (const char *c = text; c < nul; c++) line += *c == '\n';
         free(text);
-        cdb_set_error("%s: not a text file (contains NUL bytes)", path);
+        cdb_set_error("%s:%d: not a text file (a NUL byte)", path, line);
         return NULL;
     }
     cfg_file *f = parse_text(path, text, implicit_section);

@@ -16,8 +16,18 @@ void cdb_set_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    char raw[sizeof(last_error)];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* control bytes (from a file's contents) are shown escaped, not sent to the terminal */
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)raw; *c && o + 5 < sizeof(last_error); c++) {
+        if ((*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f)
+            o += (size_t)snprintf(last_error + o, sizeof(last_error) - o, "\\x%02x", *c);
+        else
+            last_error[o++] = (char)*c;
+    }
+    last_error[o] = 0;
 }
 
 const char *cdb_last_error(void) { return last_error[0] ? last_error : "unknown error"; }

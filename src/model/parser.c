@@ -243,8 +243,11 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
         goto fail;
     }
     if (net->classes && net->classes != last->outputs) {
-        cdb_set_error("%s: [net] classes=%d but the network ends with %d outputs", cfg->path, net->classes,
-                      last->outputs);
+        int line = cfg->sections[0].line;
+        for (int k = 0; k < cfg->sections[0].n; k++)
+            if (!strcmp(cfg->sections[0].kv[k].key, "classes") && cfg->sections[0].kv[k].line) line = cfg->sections[0].kv[k].line;
+        cdb_set_error("%s:%d: [net] key 'classes': classes=%d but the network ends with %d outputs (layer %d [%s])",
+                      cfg->path, line, net->classes, last->outputs, net->n - 1, last->ops->name);
         goto fail;
     }
     net->classes = last->outputs;
