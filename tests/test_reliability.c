@@ -318,6 +318,21 @@ static void t_signal_saves(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "top-1"), "the checkpoint loads: %s", out);
 }
 
+/* A small, fast network on Fashion-MNIST's 28x28 images that checkpoints
+ * every step, for the tests that run cdbnet train in a shell. */
+static int write_tiny_cfg(const char *path, int max_batches)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\n"
+               "max_batches=%d\nsave_every=1\nvalid_every=100000\nseed=4\ncrop_pad=2\nflip=1\n"
+               "channel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\ndropback_layer_rate_init=0.5\n"
+               "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
+               "[dropout]\nprobability=0.2\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n",
+            max_batches);
+    return fclose(f);
+}
+
 /* Crash consistency: a run killed with SIGKILL at many points (saves
  * included: it checkpoints every step) resumes from its last checkpoint to
  * weights bit-identical to the run that was never interrupted. */
@@ -332,14 +347,7 @@ static void t_kill_resume(void)
     snprintf(dir, sizeof(dir), "%s/kill", test_tmpdir());
     snprintf(cfg, sizeof(cfg), "%s/kill.cfg", test_tmpdir());
     snprintf(data, sizeof(data), "%s/kill.data", test_tmpdir());
-    FILE *f = fopen(cfg, "w");
-    CHECK(f, "write cfg");
-    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\n"
-               "max_batches=60\nsave_every=1\nvalid_every=100000\nseed=4\ncrop_pad=2\nflip=1\n"
-               "channel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\ndropback_layer_rate_init=0.5\n"
-               "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
-               "[dropout]\nprobability=0.2\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
-    fclose(f);
+    CHECK(write_tiny_cfg(cfg, 60) == 0, "write cfg");
     CHECK(write_test_data(data, dir) == 0, "write .data");
     /* the uninterrupted run, then runs killed after 0.1 s to 2.2 s, each resumed */
     snprintf(cmd, sizeof(cmd),
@@ -371,20 +379,20 @@ static void t_backup_locked(void)
         return;
     }
     static char out[65536];
-    char cmd[8192], data[512], log[512], backup[512];
+    char cmd[8192], data[512], log[512], backup[512], cfg[512];
     snprintf(backup, sizeof(backup), "%s/locked-backup", test_tmpdir());
     snprintf(data, sizeof(data), "%s/locked.data", test_tmpdir());
     snprintf(log, sizeof(log), "%s/locked.log", test_tmpdir());
-    CHECK(write_test_data(data, backup) == 0, "write .data");
+    snprintf(cfg, sizeof(cfg), "%s/locked.cfg", test_tmpdir());
+    CHECK(write_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000000) == 0, "write .data and cfg");
     snprintf(cmd, sizeof(cmd),
-             "./cdbnet train cfg/smallcnn.cfg -threads 1 -data %s -set net.max_batches=100000 > %s 2>&1 & p=$!; "
+             "C='./cdbnet train %s -threads 1 -data %s'; $C -print 1 > %s 2>&1 & p=$!; "
              "i=0; while [ $i -lt 600 ] && ! grep -q '^step ' %s; do sleep 0.05; i=$((i+1)); done; "
-             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 2>&1; echo \"second $? first $p\"; "
-             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 -share-backup "
-             "-out %s/shared.weights > /dev/null 2>&1; echo \"shared $?\"; kill -9 $p; wait $p 2>/dev/null; "
-             "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s -set net.max_batches=1 > /dev/null 2>&1; "
-             "echo \"after $?\"",
-             data, log, log, data, data, backup, data);
+             "$C -quiet -set net.max_batches=1 2>&1; echo \"second $? first $p\"; "
+             "$C -quiet -set net.max_batches=1 -share-backup -out %s/shared.weights > /dev/null 2>&1; "
+             "echo \"shared $?\"; kill -9 $p; wait $p 2>/dev/null; "
+             "$C -quiet -set net.max_batches=1 > /dev/null 2>&1; echo \"after $?\"",
+             cfg, data, log, log, backup);
     CHECK(run_command(cmd, out, sizeof(out)) == 0, "shell: %s", out);
     int pid = 0;
     const char *at = strstr(out, " first ");
