@@ -15,6 +15,8 @@
 static const char *linear_net = "[net]\nbatch=4\nwidth=2\nheight=2\nchannels=1\nlearning_rate=0.1\nmomentum=0.9\n"
                                 "max_batches=10\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
 
+static int last_nonfinite;
+
 /* top-1 and top-5 of a linear classifier whose scores are its biases */
 static void top_k_of_biases(const float *biases, float *top1, float *top5)
 {
@@ -29,6 +31,7 @@ static void top_k_of_biases(const float *biases, float *top1, float *top5)
     cdb_dataset d = {"in memory", 8, 1, 2, 2, 10, pixels, labels};
     valid_result v;
     validate_network(net, &d, &v);
+    last_nonfinite = v.nonfinite;
     *top1 = v.top1;
     *top5 = v.top5;
     cdb_network_free(net);
@@ -47,6 +50,7 @@ static void t_metrics(void)
     b[7] = NAN;
     top_k_of_biases(b, &top1, &top5);
     CHECK(top1 == 0 && top5 == 0, "NaN outputs count as wrong: top-1 %g top-5 %g", top1, top5);
+    CHECK(last_nonfinite == 8, "the 8 images with a NaN output are reported, not %d", last_nonfinite);
     memset(b, 0, sizeof(b));
     b[2] = 5;
     b[4] = 6;
@@ -569,8 +573,30 @@ static void t_memory_bounded(void)
     CHECK(!exceeded, "loading a 2 KiB file claiming 2^31 images took more than 64 MiB");
 }
 
+/* A FIFO given as weights or optimizer state is refused at once
+ * (opening one blocks until a writer comes). */
+static void t_fifo_inputs(void)
+{
+    static char out[8192];
+    char fifo[512], cmd[2048];
+    snprintf(fifo, sizeof(fifo), "%s/a-fifo", test_tmpdir());
+    remove(fifo);
+    snprintf(cmd, sizeof(cmd), "mkfifo %s", fifo);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "mkfifo: %s", out);
+    cdb_network *net = net_from_text(linear_net);
+    CHECK(net, "build");
+    CHECK(cdb_weights_load(net, fifo) != 0 && strstr(cdb_last_error(), "not a regular file"), "weights: %s",
+          cdb_last_error());
+    CHECK(cdb_state_load(net, fifo) != 0 && strstr(cdb_last_error(), "not a regular file"), "state: %s",
+          cdb_last_error());
+    cdb_network_free(net);
+    snprintf(cmd, sizeof(cmd), "timeout 20 ./cdbnet predict cfg/smallcnn.cfg %s %s", fifo, fifo);
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "not a regular file"), "predict: %s", out);
+}
+
 void register_reliability_tests(void)
 {
+    test_add("reliability/a FIFO as weights or state is refused (library and predict)", t_fifo_inputs);
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
     test_add("reliability/one run per backup folder", t_backup_locked);

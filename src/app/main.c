@@ -1,5 +1,6 @@
 /* The cdbnet command line: train, valid, predict, help. Only this file
  * decides to exit the process; the library returns errors. */
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,9 @@ static int cmd_valid(const cli *c)
     printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
     if (net->classes > 5) printf("  top-5 %.2f%%", 100 * v.top5);
     printf("  loss %.4f  (%d images)\n", v.loss, v.count);
+    if (v.nonfinite)
+        printf("warning: %d of %d images had a non-finite output (counted wrong): the weights may have diverged\n",
+               v.nonfinite, v.count);
     status = 0;
 done:
     dataset_free(&valid);
@@ -336,6 +340,7 @@ done:
 /* Class names from the .data file's names= (one per line), or NULL. */
 static char **load_names(const char *path, int classes)
 {
+    if (cdb_check_regular(path, "class names file")) return NULL;
     FILE *f = fopen(path, "r");
     if (!f) {
         cdb_set_error("cannot open class names file '%s'", path);
@@ -416,8 +421,15 @@ static int cmd_benchmark(cli *c)
     return status;
 }
 
-static void print_top(const float *probs, int classes, int top, const char *label, char **names)
+/* 0, or -1 with the error recorded when an output is not finite */
+static int print_top(const float *probs, int classes, int top, const char *label, char **names)
 {
+    for (int k = 0; k < classes; k++)
+        if (!isfinite(probs[k])) {
+            cdb_set_error("%s: the network's output for class %d is not finite (%g): the weights may have diverged",
+                          label, k, probs[k]);
+            return -1;
+        }
     printf("%s:\n", label);
     int shown[64] = {0};
     if (top > classes) top = classes;
@@ -432,6 +444,7 @@ static void print_top(const float *probs, int classes, int top, const char *labe
         shown[t] = best;
         printf("  class %3d  %6.2f%%  %s\n", best, 100 * probs[best], names ? names[best] : "");
     }
+    return 0;
 }
 
 #ifdef STB_IMAGE
@@ -440,6 +453,7 @@ static void print_top(const float *probs, int classes, int top, const char *labe
 static int load_image(const cdb_network *net, const char *path, float *out)
 {
     int w, h, n;
+    if (cdb_check_regular(path, "image")) return -1;
     unsigned char *px = stbi_load(path, &w, &h, &n, net->c == 1 ? 1 : 3);
     if (!px) {
         cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
@@ -503,14 +517,15 @@ static int cmd_predict(const cli *c)
         cdb_predict(net, image, 1, probs);
         char title[128];
         snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
-        print_top(probs, net->classes, c->top, title, names);
+        int bad_output = print_top(probs, net->classes, c->top, title, names);
         dataset_free(&valid);
+        if (bad_output) goto done;
     }
     for (int i = 2; i < c->n_positional; i++) {
 #ifdef STB_IMAGE
         if (load_image(net, c->positional[i], image)) goto done;
         cdb_predict(net, image, 1, probs);
-        print_top(probs, net->classes, c->top, c->positional[i], names);
+        if (print_top(probs, net->classes, c->top, c->positional[i], names)) goto done;
 #else
         cdb_set_error("this build cannot read image files (install libstb-dev and rebuild); use -index N");
         goto done;

@@ -37,6 +37,7 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
     int *labels = xcalloc((size_t)mb, sizeof(int)), *idx = xcalloc((size_t)mb, sizeof(int));
     int status = images && labels && idx ? 0 : -1;
     long top1 = 0, top5 = 0;
+    int nonfinite = 0;
     double loss = 0;
     for (int start = 0; !status && start < valid->n; start += mb) {
         int count = valid->n - start < mb ? valid->n - start : mb;
@@ -56,12 +57,16 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
              * and a NaN (of the label or another class) counts against it */
             int above = 0;
             for (int k = 0; k < K; k++) above += k != labels[i] && !(p[k] < mine);
-            if (isnan(mine)) above = K;
+            int finite = 1;
+            for (int k = 0; k < K; k++) finite &= isfinite(p[k]) != 0;
+            if (!finite) above = K;
+            nonfinite += !finite;
             top1 += above == 0;
             top5 += above < 5;
-            loss -= log(mine > 1e-30f ? mine : 1e-30f);
+            loss -= log(finite && mine > 1e-30f ? mine : 1e-30f); /* a non-finite output: the worst score */
         }
     }
+    out->nonfinite = nonfinite;
     out->count = valid->n;
     out->top1 = (float)top1 / valid->n;
     out->top5 = (float)top5 / valid->n;
@@ -155,6 +160,8 @@ static void report_validation(const cdb_network *net, const valid_result *v)
                100 * v->top5, v->loss, v->count);
     else
         printf("valid  step %d: top-1 %.2f%%  loss %.4f  (%d images)\n", net->step, 100 * v->top1, v->loss, v->count);
+    if (v->nonfinite)
+        printf("warning: %d of %d validation images had a non-finite output (counted wrong)\n", v->nonfinite, v->count);
     fflush(stdout);
 }
 

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     float top1, top5, loss;
     int count;
+    int nonfinite; /* images whose output held a NaN or an infinity (counted wrong) */
 } valid_result;
 
 /* Steps the run will take: max_batches, or max_epochs over `train_size`. */

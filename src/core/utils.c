@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,20 @@ void cdb_set_error(const char *fmt, ...)
             last_error[o++] = (char)*c;
     }
     last_error[o] = 0;
+}
+
+int cdb_check_regular(const char *path, const char *kind)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cdb_set_error("cannot open %s '%s': %s", kind, path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cdb_set_error("%s '%s' is not a regular file (a directory, FIFO or device)", kind, path);
+        return -1;
+    }
+    return 0;
 }
 
 const char *cdb_last_error(void) { return last_error[0] ? last_error : "unknown error"; }

@@ -12,6 +12,9 @@
  * prints cdb_last_error() and decides whether to exit. */
 void cdb_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cdb_last_error(void);
+/* Before opening a file to read: 0, or -1 with "cannot open KIND 'path'"
+ * or "... is not a regular file" recorded (a FIFO would block the open). */
+int cdb_check_regular(const char *path, const char *kind);
 
 /* Allocation that never exits: on out-of-memory it returns NULL, records
  * the error (cdb_last_error) and counts the failure, so that a caller which

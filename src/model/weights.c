@@ -148,6 +148,7 @@ int cdb_weights_save(const cdb_network *net, const char *path)
 
 int cdb_weights_load(cdb_network *net, const char *path)
 {
+    if (cdb_check_regular(path, "weights file")) return -1;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         cdb_set_error("cannot open weights file '%s': %s", path, strerror(errno));
@@ -253,6 +254,7 @@ static int read_moment(FILE *fp, float **m, size_t n)
 
 int cdb_state_load(cdb_network *net, const char *path)
 {
+    if (cdb_check_regular(path, "optimizer state")) return -1;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         cdb_set_error("cannot open optimizer state '%s': %s", path, strerror(errno));
