@@ -79,7 +79,18 @@ endif
 ifeq ($(CUDNN),1)
 CFLAGS += -DCUDNN
 NVFLAGS += -DCUDNN
-LDLIBS += -lcudnn
+# cuDNN from CUDA_PATH, or from CUDNN_PATH (its include/ and lib/); when
+# CUDA_PATH has no cudnn.h, the pip wheel nvidia-cudnn-cu13 of the python3 on
+# PATH (as PyTorch installs it) is found by itself.
+CUDNN_PATH ?= $(shell [ -f $(CUDA_PATH)/include/cudnn.h ] || python3 -c \
+                "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null)
+ifneq ($(CUDNN_PATH),)
+CFLAGS += -I$(CUDNN_PATH)/include
+NVFLAGS += -I$(CUDNN_PATH)/include
+LDFLAGS += -L$(CUDNN_PATH)/lib -Wl,-rpath,$(CUDNN_PATH)/lib
+endif
+# the wheel ships libcudnn.so.9 without the unversioned link name
+LDLIBS += $(if $(CUDNN_PATH),$(if $(wildcard $(CUDNN_PATH)/lib/libcudnn.so),-lcudnn,-l:libcudnn.so.9),-lcudnn)
 endif
 endif
 

@@ -1,11 +1,17 @@
 /* CPU test runner: `tests/run_tests [WORD...] [-WORD...]` runs every test
  * whose name contains one of the WORDs (all by default) and none of the
  * -WORDs, e.g. `tests/run_tests -e2e -cli` under an emulator. */
+#include <stdlib.h>
+
 #include "gemm.h"
 #include "test.h"
 
 int main(int argc, char **argv)
 {
+    /* The CPU suite runs on the CPU in every build: the cdbnet commands it
+     * runs (and this process) see no CUDA device, even on a GPU machine
+     * (tests/gpu_tests compares the GPU with the CPU). */
+    setenv("CUDA_VISIBLE_DEVICES", "", 1);
     set_num_threads(1);
     register_cfg_tests();
     register_shipped_cfg_tests();

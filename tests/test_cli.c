@@ -267,10 +267,31 @@ static void t_defaults(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, ", 1 thread\n"), "-threads 1: %s", out);
 }
 
+/* The GPU check, planned without a GPU: every step listed with its limit,
+ * the limits within the budget (a GPU machine is lent for about 10 minutes
+ * a call), and a budget too small for the plan is an error. */
+static void t_gpu_check_dry_run(void)
+{
+    static char out[16384];
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "scripts/gpu_check.sh --dry-run --summary %s/gpu_summary.txt", test_tmpdir());
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "dry run: %s", out);
+    const char *steps[] = {"build GPU=1 CUDNN=1", "GPU suite: limit", "compute-sanitizer", "cdbnet cfg/vit_tiny.cfg",
+                           "PyTorch cfg/resnet18.cfg"};
+    for (int i = 0; i < 5; i++) CHECK(strstr(out, steps[i]), "no step '%s': %s", steps[i], out);
+    int planned = 0, budget = 0;
+    const char *at = strstr(out, "planned limits: ");
+    CHECK(at && sscanf(at, "planned limits: %ds of a %ds budget", &planned, &budget) == 2, "%s", out);
+    CHECK(budget <= 360 && planned <= budget, "limits %ds for a %ds budget", planned, budget);
+    snprintf(cmd, sizeof(cmd), "BUDGET=100 scripts/gpu_check.sh --dry-run --summary %s/gpu_summary.txt", test_tmpdir());
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "add up to more than the budget"), "%s", out);
+}
+
 void register_cli_tests(void)
 {
     test_add("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults);
     test_add("cli/benchmark prints its report", t_benchmark);
+    test_add("cli/scripts/gpu_check.sh --dry-run: its steps fit its budget", t_gpu_check_dry_run);
     test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
     test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
 }

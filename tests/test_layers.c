@@ -137,7 +137,7 @@ static void t_maxpool_2x2(void)
  * computes one. */
 /* The policy of the fast network in compare_conv_paths (conv_direct_cases
  * varies the slice size and Winograd). */
-static conv_policy case_policy = {1, 1, CONV_SHIFT_AUTO, 320 << 10};
+static conv_policy case_policy = {1, 1, CONV_SHIFT_AUTO, 320 << 10, 0};
 
 static void compare_conv_paths(const char *text, int fast, int expected, int input_gradient)
 {

@@ -112,6 +112,7 @@ typedef struct {
     int winograd;              /* Winograd F(2x2, 3x3) on the direct path where it applies (default 1) */
     conv_shift_mode shift;     /* shifted GEMMs: auto (default) = with one thread only */
     size_t slice_bytes;        /* direct kernels: a group's weight bytes per pass (default 320 KiB) */
+    int deterministic;         /* cuDNN (GPU): only algorithms that give the same bits every run (default 0) */
 } conv_policy;
 
 struct cdb_network {

@@ -105,9 +105,15 @@ static void destroy_gpu(cdb_layer *l)
     l->gpu_state = NULL;
 }
 
-/* The first algorithm cuDNN ranks that works (the ranking is fastest first). */
-template <typename Perf> static auto first_working(const Perf *perf, int returned) -> decltype(perf[0].algo)
+/* The first algorithm cuDNN ranks that works (the ranking is fastest
+ * first); with deterministic (the [net] key conv_deterministic), the first
+ * that works and gives the same bits every run. */
+template <typename Perf>
+static auto first_working(const Perf *perf, int returned, int deterministic) -> decltype(perf[0].algo)
 {
+    for (int i = 0; i < returned; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
+            return perf[i].algo;
     for (int i = 0; i < returned; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i].algo;
     return perf[0].algo;
@@ -137,13 +143,13 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
     int returned = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[8];
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, g->x, g->w, g->conv, g->y, 8, &returned, fwd));
-    g->forward = first_working(fwd, returned);
+    g->forward = first_working(fwd, returned, net->conv.deterministic);
     cudnnConvolutionBwdDataAlgoPerf_t bwd_data[8];
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, g->w, g->y, g->conv, g->x, 8, &returned, bwd_data));
-    g->backward_data = first_working(bwd_data, returned);
+    g->backward_data = first_working(bwd_data, returned, net->conv.deterministic);
     cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[8];
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, g->x, g->y, g->conv, g->w, 8, &returned, bwd_filter));
-    g->backward_filter = first_working(bwd_filter, returned);
+    g->backward_filter = first_working(bwd_filter, returned, net->conv.deterministic);
     size_t a = 0, b = 0, c = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, g->x, g->w, g->conv, g->y, g->forward, &a));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, g->w, g->y, g->conv, g->x, g->backward_data, &b));

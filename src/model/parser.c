@@ -71,6 +71,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
     static const char *const shifts[] = {"off", "on", "auto", NULL};
     cp->shift = (conv_shift_mode)cfg_choice(r, "conv_shift", shifts, CONV_SHIFT_AUTO);
     cp->slice_bytes = (size_t)cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
+    cp->deterministic = cfg_int(r, "conv_deterministic", 0, 0, 1);
 
     for (int i = 0; darknet_ignored_keys[i]; i++)
         if (cfg_has(r, darknet_ignored_keys[i])) {

@@ -1,8 +1,12 @@
 /* GPU suite (make GPU=1 [CUDNN=1] gpu-test): every layer type's forward
  * output, input gradient and parameter gradients on the GPU against the CPU
  * code on the same random data, then whole training steps of smallcnn and
- * vit_micro with ChannelDropBack selecting every tensor: the masks on the
- * device must be the host's, and the weights must agree after 3 steps.
+ * vit_micro with ChannelDropBack selecting every tensor (subdivisions 1 and
+ * 2): the masks must be the host's and the weights must agree after 3
+ * steps; then save on the device, resume, and one more step. Inference mode
+ * too (rolling statistics, dropout off), the masked gradients element by
+ * element (dropped exactly 0, kept exactly the gradient / keep), and
+ * realistic shapes (a ResNet-18 stage, a ViT-Tiny block at batch 64).
  *
  * Tolerances: one forward/backward, relative error (max |gpu - cpu| /
  * max |cpu| per array) under 1e-4, with cuBLAS in full FP32 (no TF32) and
@@ -11,7 +15,9 @@
  * the updates and batch-norm statistics. */
 #include <stdlib.h>
 
+#include "cdbnet.h"
 #include "cuda_utils.h"
+#include "dropback.h"
 #include "gemm.h"
 #include "test.h"
 
@@ -65,8 +71,13 @@ static void compare_layers(const char *cfg_text)
         e = relative_error(gpu->params[i]->grad, cpu->params[i]->grad, cpu->params[i]->size);
         CHECK(e < STEP_TOL, "param %d (%s) gradient relative error %.3g", i, cpu->params[i]->name, e);
     }
+    /* Inference mode: batch norm on its rolling statistics, dropout off. */
+    network_forward(cpu, 0);
+    network_forward(gpu, 0);
+    e = relative_error(network_output(gpu), network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
+    CHECK(e < STEP_TOL, "inference output relative error %.3g", e);
     /* Batch-norm running statistics and every other weights-file array. */
-    network_sync_to_host(gpu);
+    CHECK(network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
     for (int l = 0; l < cpu->n; l++)
         for (int k = 0; k < cpu->layers[l].nio; k++) {
             e = relative_error(gpu->layers[l].io[k], cpu->layers[l].io[k], cpu->layers[l].io_size[k]);
@@ -76,7 +87,7 @@ static void compare_layers(const char *cfg_text)
     cdb_network_free(gpu);
 }
 
-#define HEAD "[net]\nbatch=4\nwidth=9\nheight=8\nchannels=3\n"
+#define HEAD "[net]\nbatch=4\nwidth=9\nheight=8\nchannels=3\nconv_deterministic=1\n"
 #define TAIL "[connected]\noutput=5\nactivation=linear\n[softmax]\n"
 #define SEQ "[net]\nbatch=3\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=12\nsize=2\nstride=2\nactivation=linear\n[tokens]\n"
 
@@ -110,17 +121,87 @@ LAYER_TEST(t_block, SEQ "[cls_token]\n[pos_embed]\n[layernorm]\n[attention]\nhea
                         "[connected]\noutput=16\nactivation=gelu\n[connected]\noutput=12\nactivation=linear\n"
                         "[shortcut]\nfrom=-4\n[layernorm]\n[token_pool]\nmode=cls\n" TAIL)
 
-/* Whole training steps: masks drawn on the host, applied on the device. */
-static void compare_training(const char *cfg, const char *mode, const char *axis)
+/* The masked gradients themselves: after one forward and backward on the
+ * device, the device mask leaves every dropped channel exactly 0 and every
+ * kept element exactly the unmasked gradient / keep, and agrees with the
+ * CPU's masked gradient. */
+static void compare_masked(const char *cfg_text, const char *axis)
 {
     CHECK(cuda_device_count() > 0, "no CUDA device");
-    char m[64], a[64];
+    char text[4096];
+    snprintf(text, sizeof(text), "%s", cfg_text);
+    char *net_end = strstr(text, "\n[") ;
+    CHECK(net_end, "cfg");
+    char head[4096];
+    snprintf(head, sizeof(head), "%.*s\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=1\n"
+                                 "dropback_layer_rate_init=1\ndropback_channel_rate=0.5\ndropback_axis=%s%s",
+             (int)(net_end - text), text, axis, net_end);
+    cdb_network *cpu = net_from_text(head), *gpu = net_from_text(head);
+    CHECK(cpu && gpu, "build");
+    CHECK(gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
+    set_data(cpu);
+    set_data(gpu);
+    CHECK(dropback_begin_step(cpu) > 0 && dropback_begin_step(gpu) > 0, "no tensor selected");
+    forward_backward(cpu);
+    forward_backward(gpu); /* pulls the unmasked device gradients */
+    float **unmasked = calloc((size_t)gpu->nparams, sizeof(float *));
+    for (int i = 0; i < gpu->nparams; i++) {
+        unmasked[i] = malloc(gpu->params[i]->size * sizeof(float));
+        memcpy(unmasked[i], gpu->params[i]->grad, gpu->params[i]->size * sizeof(float));
+    }
+    dropback_apply_masks(cpu);
+    dropback_apply_masks(gpu);
+    int masked = 0;
+    for (int i = 0; i < gpu->nparams; i++) {
+        cdb_param *pg = gpu->params[i], *pc = cpu->params[i];
+        gpu_pull(gpu, pg->grad, pg->size * sizeof(float));
+        CHECK(pg->selected == pc->selected && (!pg->selected || !memcmp(pg->dropped, pc->dropped, (size_t)pg->mask_channels)),
+              "tensor %d: masks differ", i);
+        for (size_t k = 0; pg->selected && k < pg->size; k++) {
+            int dropped = pg->dropped[dropback_channel_of(pg, gpu->dropback.axis, k)];
+            float want = dropped ? 0.f : unmasked[i][k] / pg->keep;
+            CHECK(isfinite(pg->grad[k]) && memcmp(&pg->grad[k], &want, sizeof(float)) == 0,
+                  "tensor %d element %zu (%s): %g, want %g", i, k, dropped ? "dropped" : "kept", pg->grad[k], want);
+        }
+        masked += pg->selected;
+        double e = relative_error(pg->grad, pc->grad, pc->size);
+        CHECK(e < STEP_TOL, "tensor %d masked gradient relative error %.3g against the CPU", i, e);
+    }
+    CHECK(masked > 0, "nothing masked");
+    for (int i = 0; i < gpu->nparams; i++) free(unmasked[i]);
+    free(unmasked);
+    cdb_network_free(cpu);
+    cdb_network_free(gpu);
+}
+
+static void t_masked_conv_in(void) { compare_masked(HEAD "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n" TAIL, "in"); }
+static void t_masked_conv_out(void) { compare_masked(HEAD "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n" TAIL, "out"); }
+static void t_masked_vit(void) { compare_masked(SEQ "[attention]\nheads=3\n[connected]\noutput=12\nactivation=gelu\n[token_pool]\nmode=mean\n" TAIL, "in"); }
+
+/* Realistic shapes: a ResNet-18 stage (64 channels of 16x16, batch 16,
+ * batch norm) and a ViT-Tiny-width block at batch 64 (192 features). */
+LAYER_TEST(t_resnet_stage, "[net]\nbatch=16\nwidth=16\nheight=16\nchannels=64\n"
+                           "[convolutional]\nfilters=64\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                           "[convolutional]\nfilters=64\nsize=3\npad=1\nbatch_normalize=1\nactivation=linear\n"
+                           "[shortcut]\nfrom=-3\nactivation=relu\n" TAIL)
+LAYER_TEST(t_vit_block, "[net]\nbatch=64\nwidth=16\nheight=16\nchannels=3\n"
+                        "[convolutional]\nfilters=192\nsize=4\nstride=4\nactivation=linear\n[tokens]\n[cls_token]\n"
+                        "[pos_embed]\n[layernorm]\neps=1e-6\n[attention]\nheads=3\n[shortcut]\nfrom=-3\n[layernorm]\n"
+                        "eps=1e-6\n[connected]\noutput=768\nactivation=gelu\n[connected]\noutput=192\nactivation=linear\n"
+                        "[shortcut]\nfrom=-4\n[layernorm]\n[token_pool]\nmode=cls\n" TAIL)
+
+/* Whole training steps: masks drawn on the host, applied on the device. */
+static void compare_training(const char *cfg, const char *mode, const char *axis, int subdivisions)
+{
+    CHECK(cuda_device_count() > 0, "no CUDA device");
+    char m[64], a[64], sub[64];
     snprintf(m, sizeof(m), "net.dropback_mode=%s", mode);
     snprintf(a, sizeof(a), "net.dropback_axis=%s", axis);
-    const char *overrides[] = {"net.batch=16",           "net.subdivisions=1",        "net.channel_dropback=1",
+    snprintf(sub, sizeof(sub), "net.subdivisions=%d", subdivisions);
+    const char *overrides[] = {"net.batch=16",           sub,                         "net.channel_dropback=1",
                                "net.dropback_skip=0",    "net.dropback_layer_rate=1", "net.dropback_layer_rate_init=1",
-                               "net.dropback_channel_rate=0.5", m, a};
-    cdb_network *cpu = cdb_network_load(cfg, overrides, 9), *gpu = cdb_network_load(cfg, overrides, 9);
+                               "net.dropback_channel_rate=0.5", m, a, "net.conv_deterministic=1"};
+    cdb_network *cpu = cdb_network_load(cfg, overrides, 10), *gpu = cdb_network_load(cfg, overrides, 10);
     CHECK(cpu && gpu, "load %s: %s", cfg, cdb_last_error());
     CHECK(gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
     float *images = malloc((size_t)cpu->batch * cpu->inputs * sizeof(float));
@@ -135,28 +216,46 @@ static void compare_training(const char *cfg, const char *mode, const char *axis
             CHECK(pc->selected == pg->selected && pc->keep == pg->keep, "step %d tensor %d: selection differs", s, i);
             if (!pg->selected) continue;
             CHECK(!memcmp(pc->dropped, pg->dropped, (size_t)pc->mask_channels), "step %d tensor %d: host masks differ", s, i);
-            uint8_t *device_mask = malloc((size_t)pg->mask_channels);
-            memcpy(device_mask, pg->dropped, (size_t)pg->mask_channels);
-            gpu_pull(gpu, pg->dropped, (size_t)pg->mask_channels);
-            CHECK(!memcmp(device_mask, pg->dropped, (size_t)pg->mask_channels), "step %d tensor %d: device mask differs", s, i);
-            free(device_mask);
         }
     }
-    network_sync_to_host(gpu);
+    CHECK(network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
     for (int i = 0; i < cpu->nparams; i++) {
         double e = relative_error(gpu->params[i]->value, cpu->params[i]->value, cpu->params[i]->size);
         CHECK(e < TRAIN_TOL, "%s: tensor %d (%s) after 3 steps: relative error %.3g", cfg, i, cpu->params[i]->name, e);
     }
+    /* Save from the device, load into a fresh network, resume on the device:
+     * the file holds the device's values, and one more step of the resumed
+     * network matches one more of the original (its optimizer state went up). */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/gpu-resume.weights", test_tmpdir());
+    CHECK(cdb_checkpoint_save(gpu, path) == 0, "save: %s", cdb_last_error());
+    cdb_network *again = cdb_network_load(cfg, overrides, 10);
+    CHECK(again && cdb_weights_load(again, path) == 0, "load: %s", cdb_last_error());
+    again->step = (int)(again->seen / (uint64_t)again->batch);
+    CHECK(cdb_checkpoint_load_state(again, path) == 1, "state: %s", cdb_last_error());
+    for (int i = 0; i < gpu->nparams; i++)
+        CHECK(!memcmp(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size * sizeof(float)),
+              "tensor %d: the saved file is not the device's values", i);
+    CHECK(gpu_init(again, 0) == 0, "gpu_init: %s", cdb_last_error());
+    fill_normal(images, (size_t)cpu->batch * cpu->inputs, 77, 1.f);
+    network_train_step(gpu, images, labels);
+    network_train_step(again, images, labels);
+    CHECK(network_sync_to_host(gpu) == 0 && network_sync_to_host(again) == 0, "sync: %s", cdb_last_error());
+    for (int i = 0; i < gpu->nparams; i++) {
+        double e = relative_error(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size);
+        CHECK(e < STEP_TOL, "tensor %d one step after the resume: relative error %.3g", i, e);
+    }
+    cdb_network_free(again);
     free(images);
     free(labels);
     cdb_network_free(cpu);
     cdb_network_free(gpu);
 }
 
-static void t_train_smallcnn(void) { compare_training("cfg/smallcnn.cfg", "grad", "in"); }
-static void t_train_vit_micro(void) { compare_training("cfg/vit_micro.cfg", "grad", "in"); }
-static void t_train_strict_out(void) { compare_training("cfg/smallcnn.cfg", "strict", "out"); }
-static void t_train_vit_strict(void) { compare_training("cfg/vit_micro.cfg", "strict", "in"); }
+static void t_train_smallcnn(void) { compare_training("cfg/smallcnn.cfg", "grad", "in", 1); }
+static void t_train_vit_micro(void) { compare_training("cfg/vit_micro.cfg", "grad", "in", 2); }
+static void t_train_strict_out(void) { compare_training("cfg/smallcnn.cfg", "strict", "out", 2); }
+static void t_train_vit_strict(void) { compare_training("cfg/vit_micro.cfg", "strict", "in", 1); }
 
 int main(int argc, char **argv)
 {
@@ -174,6 +273,11 @@ int main(int argc, char **argv)
     test_add("gpu/avgpool", t_avgpool);
     test_add("gpu/shortcut and route", t_shortcut_route);
     test_add("gpu/local_avgpool", t_local_avgpool);
+    test_add("gpu/masked gradients, conv, in axis", t_masked_conv_in);
+    test_add("gpu/masked gradients, conv, out axis", t_masked_conv_out);
+    test_add("gpu/masked gradients, attention and gelu", t_masked_vit);
+    test_add("gpu/a ResNet-18 stage", t_resnet_stage);
+    test_add("gpu/a ViT-Tiny block at batch 64", t_vit_block);
     test_add("gpu/scale_channels", t_scale_channels);
     test_add("gpu/shuffle and route groups", t_shuffle_split);
     test_add("gpu/dropout", t_dropout);
