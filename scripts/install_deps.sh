@@ -16,6 +16,7 @@ packages=(
   libopenblas0-openmp   # OpenBLAS sharing cdbnet's OpenMP thread pool
   libstb-dev            # image files for `cdbnet predict`
   dataset-fashion-mnist # real Fashion-MNIST in /usr/share/datasets/fashion-mnist
+  gnuplot-nox           # the training chart (cdbnet train draws it when gnuplot is there)
 )
 arm64=0
 for arg in "$@"; do

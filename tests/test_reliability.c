@@ -374,6 +374,59 @@ static void t_kill_resume(void)
     CHECK(resumed >= 3, "only %d kills landed during training: %s", resumed, out);
 }
 
+/* The training log: its header (cfg, seed, arm, -set), one row per
+ * validation with the step, accuracy and dropback columns, and the chart
+ * when gnuplot is installed (a message and no chart when it is not). */
+static void t_training_log(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[4096], data[512], cfg[512], backup[512], log[600], chart[600];
+    snprintf(backup, sizeof(backup), "%s/log-backup", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/log.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/logged.cfg", test_tmpdir());
+    snprintf(log, sizeof(log), "%s/logged_log.csv", backup);
+    snprintf(chart, sizeof(chart), "%s/logged_log.png", backup);
+    CHECK(write_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000) == 0, "write .data and cfg");
+    for (int arm = 0; arm < 2; arm++) {
+        snprintf(cmd, sizeof(cmd),
+                 "./cdbnet train %s -threads 1 -data %s -set net.max_batches=12 -set net.valid_every=4 %s 2>&1 && "
+                 "cat %s",
+                 cfg, data, arm ? "-nodropback" : "", log);
+        CHECK(run_command(cmd, out, sizeof(out)) == 0, "train: %s", out);
+        CHECK(strstr(out, "# cfg: ") && strstr(out, "# seed: 4") && strstr(out, arm ? "# arm: baseline" : "# arm: dropback") &&
+                  strstr(out, "# set: net.max_batches=12") && strstr(out, "# set: net.valid_every=4"),
+              "header: %s", out);
+        const char *rows = strstr(out, "step,epoch,images_seen,train_loss,valid_loss,top1,top5,learning_rate,");
+        CHECK(rows, "no column row: %s", out);
+        int steps[3] = {0}, n = 0;
+        for (const char *line = strchr(rows, '\n'); line && n < 4; line = strchr(line + 1, '\n')) {
+            int step;
+            double epoch, top1, sel;
+            unsigned long long seen;
+            float tl, vl, t5, lr, r;
+            if (sscanf(line + 1, "%d,%lf,%llu,%f,%f,%lf,%f,%f,%f,%lf", &step, &epoch, &seen, &tl, &vl, &top1, &t5, &lr,
+                       &r, &sel) != 10)
+                continue;
+            CHECK(n < 3, "more than 3 rows: %s", rows);
+            CHECK(seen == (unsigned long long)step * 32 && top1 >= 0 && top1 <= 1 && isfinite(tl) && isfinite(vl),
+                  "row %d: %s", n, line + 1);
+            CHECK(arm ? sel == 0 : sel > 0, "arm %d: %g tensors selected per step", arm, sel);
+            steps[n++] = step;
+        }
+        CHECK(n == 3 && steps[0] == 4 && steps[1] == 8 && steps[2] == 12, "rows at steps %d %d %d (%d rows): %s",
+              steps[0], steps[1], steps[2], n, rows);
+        struct stat st;
+        if (system("command -v gnuplot > /dev/null 2>&1") == 0)
+            CHECK(stat(chart, &st) == 0 && st.st_size > 1000, "gnuplot is installed but there is no chart %s", chart);
+        else
+            CHECK(strstr(out, "gnuplot is not installed"), "no message about the missing chart: %s", out);
+    }
+}
+
 /* One run per backup folder: a second run into a folder a running one
  * holds is refused naming its pid, unless -share-backup. */
 static void t_backup_locked(void)
@@ -600,6 +653,7 @@ void register_reliability_tests(void)
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
     test_add("reliability/one run per backup folder", t_backup_locked);
+    test_add("reliability/the training log and its chart", t_training_log);
     test_add("reliability/nan_policy stop and skip_step; the first non-finite layer named", t_nan_policy);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);

@@ -39,6 +39,8 @@ static const char *usage =
     "  -weights FILE     (train) start from these weights and continue from their images-seen count\n"
     "                    (with FILE.state, the optimizer state saved beside them: an exact resume)\n"
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
+    "  -log FILE         (train) the CSV log, one row per validation (default\n"
+    "                    BACKUP/CFGNAME_log.csv, its chart beside it; -log none: no log)\n"
     "  -share-backup     (train) run even when another run trains into the same backup folder\n"
     "                    (by default one run per folder: it holds BACKUP/.cdbnet.lock)\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
@@ -65,7 +67,7 @@ static const char *usage =
     "See README.md and docs/ for every cfg section and key.\n";
 
 typedef struct {
-    const char *data, *weights, *out;
+    const char *data, *weights, *out, *log;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet;
@@ -119,10 +121,11 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
                           !strcmp(a, "-index") || !strcmp(a, "-top") || !strcmp(a, "-batch") ||
                           !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup") ||
-                          !strcmp(a, "-gpu") || !strcmp(a, "-max-memory");
+                          !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
+        else if (!strcmp(a, "-log")) c->log = v;
         else if (!strcmp(a, "-weights")) c->weights = v;
         else if (!strcmp(a, "-out")) c->out = v;
         else if (!strcmp(a, "-seed")) {
@@ -291,6 +294,9 @@ static int cmd_train(const cli *c)
                          .print_every = c->print_every,
                          .quiet = c->quiet,
                          .share_backup = c->share_backup,
+                         .log_path = c->log,
+                         .overrides = c->overrides,
+                         .n_overrides = c->n_overrides,
                          .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gemm.h"
+#include "runlog.h"
 
 int train_resolve_length(cdb_network *net, int train_size)
 {
@@ -240,7 +241,7 @@ static int lock_backup(const char *dir)
 #define MAX_CONSECUTIVE_SKIPS 100
 
 static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
-                        valid_result *final)
+                        valid_result *final, run_log *log)
 {
     if (train_resolve_length(net, train->n)) return -1;
     if (train->n < net->batch) {
@@ -292,6 +293,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             status = -1;
             break;
         }
+        run_log_step(log, net, loss);
         if (net->step_skipped) {
             consecutive_skips++;
             if (!opt->quiet || consecutive_skips == 1)
@@ -361,6 +363,10 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
                 break;
             }
             if (!opt->quiet) report_validation(net, &v);
+            if (run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
+                status = -1;
+                break;
+            }
         }
         if ((validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
             if (save_checkpoint(net, last_path)) {
@@ -381,6 +387,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         valid_result v;
         if (validate_network(net, valid, &v)) return -1;
         report_validation(net, &v);
+        if (run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }
     if (save_checkpoint(net, final_path)) return -1;
@@ -394,7 +401,23 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     int lock = -1;
     if (make_dir(opt->backup_dir)) return -1;
     if (!opt->share_backup && (lock = lock_backup(opt->backup_dir)) < 0) return -1;
-    int status = train_locked(net, train, valid, opt, final);
+    run_log log = {0};
+    int status = 0;
+    if (!opt->log_path || strcmp(opt->log_path, "none")) {
+        char path[4096], base[256];
+        cfg_basename(net->cfg_path, base, sizeof(base));
+        if (opt->log_path)
+            snprintf(path, sizeof(path), "%s", opt->log_path);
+        else
+            snprintf(path, sizeof(path), "%s/%s_log.csv", opt->backup_dir, base);
+        int takes_part = 0;
+        for (int i = 0; i < net->nparams; i++) takes_part |= net->params[i]->dropback;
+        const char *arm = opt->arm ? opt->arm : (takes_part ? "dropback" : "baseline");
+        status = run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, net->step > 0);
+        if (!status && !opt->quiet) printf("log: %s\n", path);
+    }
+    if (!status) status = train_locked(net, train, valid, opt, final, &log);
+    run_log_close(&log);
     if (lock >= 0) close(lock);
     return status;
 }

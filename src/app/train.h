@@ -13,6 +13,10 @@ typedef struct {
     int print_every;          /* progress line every N steps; 0 = about 20 per epoch */
     int quiet;                /* no progress lines, only the final summary */
     int share_backup;         /* train even when another run holds the backup folder's lock */
+    const char *log_path;     /* the CSV log (default BACKUP/CFGNAME_log.csv); "none": no log */
+    const char *arm;          /* for the log's header: "dropback" or "baseline" (default: from the network) */
+    const char *const *overrides; /* the -set overrides, for the log's header */
+    int n_overrides;
     /* When not NULL and set (by a signal handler of the caller's), the run
      * saves a checkpoint after the step under way and returns -1 with a
      * message saying so. */

@@ -1,0 +1,34 @@
+/* The training log: a CSV with one row per validation, flushed per row (a
+ * killed run keeps its rows), and a chart of it drawn by gnuplot when it is
+ * installed (docs/cfg.md, "Training logs"). */
+#ifndef CDB_RUNLOG_H
+#define CDB_RUNLOG_H
+
+#include <stdio.h>
+
+#include "network.h"
+#include "train.h"
+
+typedef struct {
+    FILE *f;
+    char path[4096], chart[4104], script[4108];
+    int chart_on;                 /* gnuplot found: the chart is redrawn at each row */
+    double t_start, t_row;        /* wall clock at the start and at the last row */
+    int step_row;                 /* step of the last row */
+    double loss_sum;              /* training losses since the last row */
+    int loss_steps;
+    dropback_stats prev, interval; /* the network's counters at the last step; their sum since the last row */
+} run_log;
+
+/* Opens (append: adds to an existing log, as a resumed run does) and
+ * writes the header: the cfg, seed, arm, -set overrides and the columns.
+ * 0, or -1 with the error recorded. */
+int run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
+                 const char *const *overrides, int n_overrides, int append);
+/* After each step: its loss (NaN for a skipped step, not counted). */
+void run_log_step(run_log *log, const cdb_network *net, float loss);
+/* One row for a validation; redraws the chart. 0, or -1 (a write failed). */
+int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
+void run_log_close(run_log *log);
+
+#endif
