@@ -58,6 +58,7 @@ void register_api_tests(void);
 void register_layer_tests(void);
 void register_fastmath_tests(void);
 void register_fixture_tests(void);
+void register_compare_tests(void);
 void register_cli_tests(void);
 void register_reliability_tests(void);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "benchmark.h"
+#include "compare.h"
 #include "data.h"
 #include "gemm.h"
 #include "network.h"
@@ -30,6 +31,9 @@ static const char *usage =
     "  predict CFG WEIGHTS [IMAGE...] [options]\n"
     "                                 class probabilities for image files, or for -index N of the\n"
     "                                 validation set\n"
+    "  compare CFG [options]          baseline and ChannelDropBack arms over seeds: the paired\n"
+    "                                 difference of their final top-1 with its 95% interval and\n"
+    "                                 tests, as a table, CSV, Markdown and a chart\n"
     "  benchmark CFG [options]        training throughput on synthetic data of the cfg's shape, with a\n"
     "                                 per-phase and per-layer profile and the sgemm ceiling\n"
     "  help                           this text\n"
@@ -41,6 +45,12 @@ static const char *usage =
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
     "  -log FILE         (train) the CSV log, one row per validation (default\n"
     "                    BACKUP/CFGNAME_log.csv, its chart beside it; -log none: no log)\n"
+    "  -backup DIR       (train) the backup folder, instead of the .data file's backup=\n"
+    "  -seeds N          (compare) seeds 1..N (default 5); -seed-list 3,7,11 names them\n"
+    "  -epochs E         (compare) train each arm E epochs (same as -set net.max_epochs=E)\n"
+    "  -jobs J           (compare) arms trained at a time (default: one per CPU, threads split)\n"
+    "  -out DIR          (compare) where the runs and the report go (default compare/CFGNAME)\n"
+    "  -report DIR       (compare) rebuild the report of DIR from its finished runs, training nothing\n"
     "  -share-backup     (train) run even when another run trains into the same backup folder\n"
     "                    (by default one run per folder: it holds BACKUP/.cdbnet.lock)\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
@@ -67,7 +77,8 @@ static const char *usage =
     "See README.md and docs/ for every cfg section and key.\n";
 
 typedef struct {
-    const char *data, *weights, *out, *log;
+    const char *data, *weights, *out, *log, *backup, *seed_list, *report;
+    int seeds, jobs, epochs;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet;
@@ -121,11 +132,23 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-threads") || !strcmp(a, "-set") || !strcmp(a, "-print") ||
                           !strcmp(a, "-index") || !strcmp(a, "-top") || !strcmp(a, "-batch") ||
                           !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup") ||
-                          !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log");
+                          !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log") ||
+                          !strcmp(a, "-backup") || !strcmp(a, "-seeds") || !strcmp(a, "-seed-list") ||
+                          !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
         else if (!strcmp(a, "-log")) c->log = v;
+        else if (!strcmp(a, "-backup")) c->backup = v;
+        else if (!strcmp(a, "-seed-list")) c->seed_list = v;
+        else if (!strcmp(a, "-report")) c->report = v;
+        else if (!strcmp(a, "-seeds")) {
+            if (int_value(a, v, 1, &c->seeds)) return -1;
+        } else if (!strcmp(a, "-jobs")) {
+            if (int_value(a, v, 1, &c->jobs)) return -1;
+        } else if (!strcmp(a, "-epochs")) {
+            if (int_value(a, v, 1, &c->epochs)) return -1;
+        }
         else if (!strcmp(a, "-weights")) c->weights = v;
         else if (!strcmp(a, "-out")) c->out = v;
         else if (!strcmp(a, "-seed")) {
@@ -229,7 +252,17 @@ static int load_data_config(const cdb_network *net, const cli *c, data_config *d
         cdb_set_error("%s: no dataset: give [net] data=FILE.data or -data FILE.data", net->cfg_path);
         return -1;
     }
-    return data_config_load(path, d);
+    if (data_config_load(path, d)) return -1;
+    if (c->backup) { /* -backup DIR replaces the .data file's backup= */
+        char *dir = xstrdup(c->backup);
+        if (!dir) {
+            data_config_free(d);
+            return -1;
+        }
+        free(d->backup);
+        d->backup = dir;
+    }
+    return 0;
 }
 
 /* SIGINT/SIGTERM during training: the first asks the loop to save a
@@ -308,6 +341,67 @@ done:
     if (status) fail();
     cdb_network_free(net);
     return status;
+}
+
+static int cmd_compare(const cli *c, const char *self)
+{
+    if (c->n_positional != 1) {
+        fprintf(stderr, "usage: cdbnet compare CFG [-seeds N | -seed-list 1,2,3] [-epochs E] [-jobs J] [-threads T]\n"
+                        "                      [-data FILE] [-set SEC.KEY=VAL ...] [-out DIR] [-report DIR]\n");
+        return 2;
+    }
+    static compare_options o;
+    memset(&o, 0, sizeof(o));
+    o.self = self;
+    o.cfg = c->positional[0];
+    char dir[4096], base[256];
+    cfg_basename(o.cfg, base, sizeof(base));
+    snprintf(dir, sizeof(dir), "compare/%s", base);
+    o.dir = c->report ? c->report : (c->out ? c->out : dir);
+    o.report_only = c->report != NULL;
+    if (c->seed_list) {
+        char list[1024];
+        snprintf(list, sizeof(list), "%s", c->seed_list);
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            int v;
+            if (parse_int_strict(t, &v) || v < 0 || o.n_seeds == COMPARE_MAX_SEEDS) {
+                fprintf(stderr, "cdbnet: -seed-list expects up to %d seeds >= 0 separated by commas, got '%s'\n",
+                        COMPARE_MAX_SEEDS, c->seed_list);
+                return 2;
+            }
+            o.seeds[o.n_seeds++] = v;
+        }
+    } else if (!o.report_only || c->seeds) {
+        int n = c->seeds ? c->seeds : 5;
+        if (n > COMPARE_MAX_SEEDS) {
+            fprintf(stderr, "cdbnet: -seeds %d: at most %d\n", n, COMPARE_MAX_SEEDS);
+            return 2;
+        }
+        for (int i = 0; i < n; i++) o.seeds[o.n_seeds++] = i + 1;
+    }
+    int cpus = available_cpus(), arms = o.n_seeds ? 2 * o.n_seeds : 2;
+    o.jobs = c->jobs ? c->jobs : (arms < cpus ? arms : cpus);
+    o.threads = c->threads ? c->threads : (cpus / o.jobs > 0 ? cpus / o.jobs : 1);
+    static char epochs[64];
+    if (c->data) {
+        o.train_args[o.n_train_args++] = "-data";
+        o.train_args[o.n_train_args++] = c->data;
+    }
+    for (int i = 0; i < c->n_overrides && o.n_train_args + 2 < COMPARE_MAX_ARGS; i++) {
+        if (!strncmp(c->overrides[i], "net.seed=", 9)) {
+            fprintf(stderr, "cdbnet: compare chooses the seeds (-seeds, -seed-list), not -seed\n");
+            return 2;
+        }
+        o.train_args[o.n_train_args++] = "-set";
+        o.train_args[o.n_train_args++] = c->overrides[i];
+    }
+    if (c->epochs) {
+        snprintf(epochs, sizeof(epochs), "net.max_epochs=%d", c->epochs);
+        o.train_args[o.n_train_args++] = "-set";
+        o.train_args[o.n_train_args++] = epochs;
+    }
+    if (run_compare(&o)) return fail();
+    return 0;
 }
 
 static int cmd_valid(const cli *c)
@@ -548,6 +642,18 @@ done:
     return status;
 }
 
+/* This executable, for compare's arms: /proc/self/exe where there is one. */
+static const char *self_path(const char *argv0)
+{
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n > 0) {
+        path[n] = 0;
+        return path;
+    }
+    return argv0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -568,6 +674,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "valid")) return cmd_valid(&c);
     if (!strcmp(argv[1], "predict")) return cmd_predict(&c);
     if (!strcmp(argv[1], "benchmark")) return cmd_benchmark(&c);
+    if (!strcmp(argv[1], "compare")) return cmd_compare(&c, self_path(argv[0]));
     fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

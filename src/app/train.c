@@ -142,7 +142,7 @@ static int probe_output(const char *path, const char *what)
     return 0;
 }
 
-static void cfg_basename(const char *cfg_path, char *buf, size_t n)
+void cfg_basename(const char *cfg_path, char *buf, size_t n)
 {
     const char *base = strrchr(cfg_path, '/');
     base = base ? base + 1 : cfg_path;

@@ -29,6 +29,8 @@ typedef struct {
     int nonfinite; /* images whose output held a NaN or an infinity (counted wrong) */
 } valid_result;
 
+/* The cfg's file name without its folder and extension ("smallcnn"). */
+void cfg_basename(const char *cfg_path, char *buf, size_t n);
 /* Steps the run will take: max_batches, or max_epochs over `train_size`. */
 int train_resolve_length(cdb_network *net, int train_size);
 int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,

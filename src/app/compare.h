@@ -1,0 +1,27 @@
+/* `cdbnet compare`: paired baseline and ChannelDropBack arms over seeds,
+ * the paired difference with its uncertainty, as a table, CSV, Markdown and
+ * a chart. Each arm is a `cdbnet train` of its own (same cfg and seed: the
+ * same initial weights, data order and augmentation; only the masks differ),
+ * J at a time; a rerun skips arms that finished; `-report` rebuilds the
+ * report from finished runs. */
+#ifndef CDB_COMPARE_H
+#define CDB_COMPARE_H
+
+#define COMPARE_MAX_SEEDS 64
+#define COMPARE_MAX_ARGS 80
+
+typedef struct {
+    const char *self;                 /* this executable, to run the arms */
+    const char *cfg;
+    const char *dir;                  /* runs and report */
+    int seeds[COMPARE_MAX_SEEDS], n_seeds; /* none with report_only: those in DIR/runs */
+    int jobs, threads;                /* arms at a time, threads each */
+    const char *train_args[COMPARE_MAX_ARGS]; /* passed to every arm (-data, -set ...) */
+    int n_train_args;
+    int report_only;
+} compare_options;
+
+/* 0, or -1 with the error recorded (an arm that failed names its output file). */
+int run_compare(const compare_options *o);
+
+#endif

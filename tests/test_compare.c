@@ -1,0 +1,137 @@
+/* cdbnet compare: its statistics against known values, both arms of a seed
+ * from the same weights, and the command end to end with a resume. */
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "stats.h"
+#include "test.h"
+
+/* Student's t quantiles from published tables, and the paired tests of two
+ * fixed vectors: for 4 degrees of freedom the t CDF has the closed form
+ * 1/2 + 3/4 (x - x^3/3), x = t / sqrt(4 + t^2), which gives the p-value of
+ * d = 1..5 (t = 4.2426) as 0.0132356; the exact Wilcoxon p-values are
+ * 2/32 (all five positive) and 6/32 (1, -2, 3, 4, 5). */
+static void t_statistics(void)
+{
+    CHECK(fabs(stats_t_quantile(0.975, 4) - 2.776445) < 1e-5, "t(0.975, 4) = %.7f", stats_t_quantile(0.975, 4));
+    CHECK(fabs(stats_t_quantile(0.995, 10) - 3.169273) < 1e-5, "t(0.995, 10) = %.7f", stats_t_quantile(0.995, 10));
+    CHECK(fabs(stats_t_quantile(0.95, 1) - 6.313752) < 1e-5, "t(0.95, 1) = %.7f", stats_t_quantile(0.95, 1));
+    CHECK(fabs(stats_t_cdf(0, 7) - 0.5) < 1e-12 && fabs(stats_t_cdf(-2.776445, 4) - 0.025) < 1e-6, "t CDF");
+    double d[5] = {1, 2, 3, 4, 5};
+    paired_test t = stats_paired(d, 5);
+    CHECK(fabs(t.mean - 3) < 1e-12 && fabs(t.sd - sqrt(2.5)) < 1e-12 && fabs(t.t - 4.2426407) < 1e-6, "t %g", t.t);
+    CHECK(fabs(t.p_t - 0.0132356) < 1e-6, "paired t-test p %.7f, want 0.0132356", t.p_t);
+    double half = 2.776445 * sqrt(2.5) / sqrt(5.0);
+    CHECK(fabs(t.ci_low - (3 - half)) < 1e-5 && fabs(t.ci_high - (3 + half)) < 1e-5, "CI [%g, %g]", t.ci_low, t.ci_high);
+    CHECK(t.wilcoxon_exact && fabs(t.p_wilcoxon - 2.0 / 32) < 1e-12, "Wilcoxon p %g, want 0.0625", t.p_wilcoxon);
+    d[1] = -2;
+    t = stats_paired(d, 5);
+    CHECK(t.w_plus == 13 && fabs(t.p_wilcoxon - 6.0 / 32) < 1e-12, "W+ %g, p %g, want 13 and 0.1875", t.w_plus,
+          t.p_wilcoxon);
+    double one[1] = {0.01};
+    t = stats_paired(one, 1);
+    CHECK(isnan(t.ci_low) && isnan(t.p_t), "one pair has no interval");
+}
+
+/* Both arms of a seed start from the same bits, and after a step differ
+ * only in the tensors whose gradients were masked. */
+static void t_arms_differ_only_by_masks(void)
+{
+    const char *text = "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=2\nseed=9\nlearning_rate=0.1\nmomentum=0.9\n"
+                       "max_batches=10\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\n"
+                       "dropback_layer_rate_init=0.5\n"
+                       "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
+                       "[avgpool]\n[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+    cdb_network *on = net_from_text(text), *off = net_from_text(text);
+    CHECK(on && off, "build");
+    dropback_disable(off);
+    for (int i = 0; i < on->nparams; i++)
+        CHECK(!memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float)),
+              "tensor %d starts differently", i);
+    float images[4 * 72];
+    int labels[4] = {0, 1, 2, 0};
+    fill_normal(images, 4 * 72, 2, 1.f);
+    int selected = 0;
+    for (int step = 0; step < 6 && !selected; step++) {
+        network_train_step(on, images, labels);
+        network_train_step(off, images, labels);
+        for (int i = 0; i < on->nparams; i++) {
+            int same = !memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float));
+            CHECK(same != (on->params[i]->selected && on->params[i]->keep < 1),
+                  "step %d tensor %d: %s though %s", step, i, same ? "the same" : "differs",
+                  on->params[i]->selected ? "masked" : "not masked");
+            selected += on->params[i]->selected;
+        }
+    }
+    CHECK(selected > 0, "no tensor was ever selected");
+    cdb_network_free(on);
+    cdb_network_free(off);
+}
+
+/* compare end to end on a small cfg: 2 seeds, the report, a resume after
+ * one arm's log is deleted, and -report rebuilding it. */
+static void t_compare_end_to_end(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cfg[512], data[512], dir[512], cmd[4096];
+    snprintf(cfg, sizeof(cfg), "%s/cmp.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/cmp.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/cmp", test_tmpdir());
+    FILE *f = fopen(cfg, "w");
+    CHECK(f, "cfg");
+    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=20\n"
+               "valid_every=10\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\n"
+               "dropback_layer_rate_init=0.5\n[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\n"
+               "batch_normalize=1\nactivation=relu\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
+    fclose(f);
+    f = fopen(data, "w");
+    CHECK(f, "data");
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
+            test_tmpdir());
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -seeds 2 -data %s -out %s -jobs 2 -threads 1", cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "compare: %s", out);
+    CHECK(strstr(out, "0 already done, 4 to train") && strstr(out, "| 1 |") && strstr(out, "| 2 |") &&
+              strstr(out, "95% CI (t)") && strstr(out, "(exact)"),
+          "report: %s", out);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/summary.csv", dir);
+    FILE *s = fopen(path, "r");
+    CHECK(s, "no %s", path);
+    char line[512];
+    int rows = 0;
+    while (fgets(line, sizeof(line), s)) {
+        int seed;
+        double b, d, diff;
+        if (sscanf(line, "%d,%lf,%lf,%lf", &seed, &b, &d, &diff) == 4) {
+            CHECK(b > 0.1 && d > 0.1 && fabs(d - b - diff) < 1e-6, "row: %s", line);
+            rows++;
+        }
+    }
+    fclose(s);
+    CHECK(rows == 2, "%d rows in summary.csv", rows);
+    /* resume: an arm whose log is gone is trained again, the others are kept */
+    snprintf(path, sizeof(path), "%s/runs/seed2_dropback.csv", dir);
+    CHECK(remove(path) == 0, "remove %s", path);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "3 already done, 1 to train") &&
+              strstr(out, "seed 2 dropback: done"),
+          "resume: %s", out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -report %s", cfg, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "| 2 |") && !strstr(out, "to train"),
+          "-report: %s", out);
+}
+
+void register_compare_tests(void)
+{
+    test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
+    test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
+    test_add("compare/two seeds end to end, resume and -report", t_compare_end_to_end);
+}
