@@ -114,6 +114,19 @@ void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed,
     for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
 }
 
+int layer_read_from(cfg_reader *r, const cdb_layer *l, const char *what)
+{
+    if (!cfg_has(r, "from")) {
+        cfg_fail(r, NULL, "missing key 'from' (%s, e.g. from=-3)", what);
+        return -1;
+    }
+    int ref = cfg_int(r, "from", -1, -(1 << 20), 1 << 20);
+    if (r->failed) return -1;
+    int from = layer_resolve_ref(l->index, ref);
+    if (from < 0) cfg_fail(r, "from", "%d does not name an earlier layer", ref);
+    return from;
+}
+
 int layer_resolve_ref(int self, int ref)
 {
     int idx = ref < 0 ? self + ref : ref;

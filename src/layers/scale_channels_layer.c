@@ -48,17 +48,8 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     scale_channels_priv *p = layer_priv(l, sizeof(scale_channels_priv), NULL);
     if (!p) return -1;
-    if (!cfg_has(r, "from")) {
-        cfg_fail(r, NULL, "missing key 'from' (the layer whose channels are scaled, e.g. from=-4)");
-        return -1;
-    }
-    int ref = cfg_int(r, "from", 0, -(1 << 20), 1 << 20);
-    if (cfg_check_unused(r)) return -1;
-    p->from = layer_resolve_ref(l->index, ref);
-    if (p->from < 0) {
-        cfg_fail(r, "from", "%d does not name an earlier layer", ref);
-        return -1;
-    }
+    p->from = layer_read_from(r, l, "the layer whose channels are scaled");
+    if (p->from < 0 || cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (l->h != 1 || l->w != 1 || l->c != src->out_c || src->out_tokens) {
         cfg_fail(r, "from", "the input (%dx%dx%d) must be one value per channel of layer %d (%d channels, %dx%d)", l->c,

@@ -38,18 +38,10 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     shortcut_priv *p = layer_priv(l, sizeof(shortcut_priv), destroy);
     if (!p) return -1;
-    if (!cfg_has(r, "from")) {
-        cfg_fail(r, NULL, "missing key 'from' (the layer to add, e.g. from=-3)");
-        return -1;
-    }
-    int ref = cfg_int(r, "from", -1, -1000000, 1000000);
+    p->from = layer_read_from(r, l, "the layer to add");
+    if (p->from < 0) return -1;
     p->act = layer_read_activation(r, ACT_LINEAR);
     if (cfg_check_unused(r)) return -1;
-    p->from = layer_resolve_ref(l->index, ref);
-    if (p->from < 0) {
-        cfg_fail(r, "from", "%d does not name an earlier layer", ref);
-        return -1;
-    }
     const cdb_layer *src = &net->layers[p->from];
     if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
         cfg_fail(r, "from", "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d", p->from, src->out_c,
