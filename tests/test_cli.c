@@ -215,6 +215,15 @@ static void t_benchmark(void)
     int rows = 0;
     for (const char *c = at; c && (c = strstr(c, " convolutional ")); c++) rows++;
     CHECK(at && rows == 2, "-top 2 prints the two slowest layers (the convolutions): %s", out);
+    /* the warm-up steps are not in the profile: the phases add up to no more than the total */
+    rc = run_command("./cdbnet benchmark cfg/smallcnn.cfg -batch 4 -steps 2 -repeats 1 -warmup 3 -threads 1", out,
+                     sizeof(out));
+    double other = 0;
+    at = strstr(out, "(+ other ");
+    CHECK(rc == 0 && at && sscanf(at, "(+ other %lf)", &other) == 1 && strstr(out, "ms per step: total ") &&
+              sscanf(strstr(out, "ms per step: total "), "ms per step: total %lf", &total) == 1 &&
+              other >= -0.05 * total,
+          "the phases add up to more than the total (other %g ms of %g): %s", other, total, out);
     rc = run_command("./cdbnet benchmark cfg/vit_micro.cfg -batch 4 -steps 1 -repeats 1 -warmup 0 -dropback", out, sizeof(out));
     CHECK(rc == 0 && strstr(out, "dropback cost, medians of 1 alternating repeats") && strstr(out, "skipping dropped channels"),
           "-dropback report (exit %d): %s", rc, out);

@@ -156,6 +156,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
         return -1;
     }
     for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
+    network_reset_profile(net); /* the warm-up steps are not timed */
     double total_seconds = 0;
     clock_t cpu0 = clock();
     for (int k = 0; k < opt->repeats; k++) {
