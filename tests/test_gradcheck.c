@@ -174,6 +174,12 @@ static void t_connected_bn(void)
     gradcheck(NET_HEAD4 "[connected]\noutput=6\nbatch_normalize=1\nactivation=linear\n" HEAD_TAIL);
 }
 static void t_batchnorm(void) { gradcheck(NET_HEAD4 "[batchnorm]\n" HEAD_TAIL); }
+/* pre-activation: batch norm then ReLU before a convolution */
+static void t_batchnorm_preact(void)
+{
+    gradcheck(NET_HEAD4 "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                        "[batchnorm]\nactivation=swish\n" HEAD_TAIL);
+}
 static void t_maxpool(void) { gradcheck(NET_HEAD "[maxpool]\nsize=2\nstride=2\n" HEAD_TAIL); }
 static void t_maxpool_even(void)
 {
@@ -277,6 +283,7 @@ static const struct {
     {"gradcheck/connected logistic", t_connected},
     {"gradcheck/connected batch norm", t_connected_bn},
     {"gradcheck/batchnorm layer", t_batchnorm},
+    {"gradcheck/batchnorm with an activation (pre-activation block)", t_batchnorm_preact},
     {"gradcheck/maxpool 2/2", t_maxpool},
     {"gradcheck/maxpool 2/2 on an even input (fast path)", t_maxpool_even},
     {"gradcheck/maxpool 3/1 overlapping", t_maxpool_overlap},

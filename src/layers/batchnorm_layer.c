@@ -139,44 +139,57 @@ void bn_backward(batchnorm *bn, const float *dy, float *dx)
     }
 }
 
-/* The standalone [batchnorm] layer: normalises its input per channel. */
+/* The standalone [batchnorm] layer: normalises its input per channel, then
+ * the optional activation (pre-activation blocks: batch norm and ReLU
+ * before a convolution). */
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     (void)net;
-    bn_forward((batchnorm *)l->priv, l->input, l->output, train);
+    bn_layer_priv *p = l->priv;
+    float *z = p->act == ACT_LINEAR ? l->output : p->preact;
+    bn_forward(&p->bn, l->input, z, train);
+    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)l->batch * l->outputs);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
 {
     (void)net;
-    batchnorm *bn = l->priv;
+    bn_layer_priv *p = l->priv;
+    size_t n = (size_t)l->batch * l->outputs;
+    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, l->delta, l->delta, n);
     /* dx goes to a scratch copy of delta, then is added to the input delta. */
-    bn_backward(bn, l->delta, l->delta);
+    bn_backward(&p->bn, l->delta, l->delta);
     if (l->input_delta)
-        for (size_t i = 0; i < (size_t)l->batch * l->inputs; i++) l->input_delta[i] += l->delta[i];
+        for (size_t i = 0; i < n; i++) l->input_delta[i] += l->delta[i];
 }
 
 static void destroy(cdb_layer *l)
 {
-    bn_free(l->priv);
+    bn_layer_priv *p = l->priv;
+    bn_free(&p->bn);
+    free(p->preact);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
+    bn_layer_priv *p = layer_priv(l, sizeof(bn_layer_priv), destroy);
+    if (!p) return -1;
+    p->act = layer_read_activation(r, ACT_LINEAR);
     if (cfg_check_unused(r)) return -1;
     l->out_c = l->c;
     l->out_h = l->h;
     l->out_w = l->w;
     if (layer_alloc_output(l, r)) return -1;
-    batchnorm *bn = layer_priv(l, sizeof(batchnorm), destroy);
-    if (!bn) return -1;
+    batchnorm *bn = &p->bn;
     if (bn_init(bn, l, l->c, l->h * l->w, l->batch)) return -1;
+    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     layer_add_io(l, bn->scales->value, (size_t)l->c);
     layer_add_io(l, bn->rolling_mean, (size_t)l->c);
     layer_add_io(l, bn->rolling_variance, (size_t)l->c);
     layer_add_io(l, bn->biases->value, (size_t)l->c);
-    snprintf(l->description, sizeof(l->description), "%d channels", l->c);
+    snprintf(l->description, sizeof(l->description), "%d channels%s%s", l->c, p->act == ACT_LINEAR ? "" : ", then ",
+             p->act == ACT_LINEAR ? "" : activation_name(p->act));
     return 0;
 }
 

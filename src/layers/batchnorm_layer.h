@@ -5,6 +5,7 @@
 #ifndef CDB_BATCHNORM_LAYER_H
 #define CDB_BATCHNORM_LAYER_H
 
+#include "activations.h"
 #include "network.h"
 
 typedef struct {
@@ -20,6 +21,14 @@ typedef struct {
 
 /* Adds the biases (beta) and scales (gamma) params to l. */
 int bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch); /* -1: out of memory */
+
+/* What the standalone [batchnorm] layer keeps: its batch norm and the
+ * optional activation after it. */
+typedef struct {
+    batchnorm bn;
+    activation act;
+    float *preact; /* (batch, outputs): the activation's input, when there is one */
+} bn_layer_priv;
 void bn_free(batchnorm *bn);
 /* y = gamma * normalise(x) + beta; y may equal x. */
 void bn_forward(batchnorm *bn, const float *x, float *y, int train);

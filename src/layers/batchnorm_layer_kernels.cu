@@ -114,14 +114,19 @@ void bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx
 /* The standalone [batchnorm] layer. */
 void batchnorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
+    bn_layer_priv *p = (bn_layer_priv *)l->priv;
     size_t n = (size_t)l->batch * l->outputs;
-    bn_forward_gpu((batchnorm *)l->priv, net, GPU_F(net, l->input, n), GPU_F(net, l->output, n), train);
+    float *out = GPU_F(net, l->output, n), *z = p->act == ACT_LINEAR ? out : GPU_F(net, p->preact, n);
+    bn_forward_gpu(&p->bn, net, GPU_F(net, l->input, n), z, train);
+    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, n);
 }
 
 void batchnorm_backward_gpu(cdb_layer *l, cdb_network *net)
 {
+    bn_layer_priv *p = (bn_layer_priv *)l->priv;
     size_t n = (size_t)l->batch * l->outputs;
     float *delta = GPU_F(net, l->delta, n);
-    bn_backward_gpu((batchnorm *)l->priv, net, delta, delta);
+    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, n), delta, delta, n);
+    bn_backward_gpu(&p->bn, net, delta, delta);
     if (l->input_delta) axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
 }

@@ -100,7 +100,7 @@ LAYER_TEST(t_conv_groups, HEAD "[convolutional]\nfilters=6\nsize=3\npad=1\ngroup
 LAYER_TEST(t_conv_1x1, HEAD "[convolutional]\nfilters=4\nsize=1\nactivation=mish\n" TAIL)
 LAYER_TEST(t_connected, HEAD "[connected]\noutput=7\nactivation=tanh\n" TAIL)
 LAYER_TEST(t_connected_bn, HEAD "[connected]\noutput=7\nbatch_normalize=1\nactivation=logistic\n" TAIL)
-LAYER_TEST(t_batchnorm, HEAD "[batchnorm]\n" TAIL)
+LAYER_TEST(t_batchnorm, HEAD "[batchnorm]\n[batchnorm]\nactivation=relu\n" TAIL)
 LAYER_TEST(t_maxpool, HEAD "[maxpool]\nsize=2\nstride=2\n" TAIL)
 LAYER_TEST(t_maxpool3, HEAD "[maxpool]\nsize=3\nstride=1\n" TAIL)
 LAYER_TEST(t_avgpool, HEAD "[avgpool]\n" TAIL)
