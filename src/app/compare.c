@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runlog.h"
 #include "stats.h"
+#include "train.h"
 #include "utils.h"
 
 static const char *const arm_names[2] = {"baseline", "dropback"};
@@ -34,13 +36,6 @@ static int file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int make_dir(const char *dir)
-{
-    if (mkdir(dir, 0755) == 0 || errno == EEXIST) return 0;
-    cdb_set_error("cannot create '%s': %s", dir, strerror(errno));
-    return -1;
 }
 
 /* Start one arm's `cdbnet train`, its output into runs/seedS_ARM.out. */
@@ -188,7 +183,7 @@ static int read_log(const char *path, arm_log *a)
 
 static void draw(const compare_options *o, arm_log (*arms)[2], const double *diff)
 {
-    if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    if (!gnuplot_available()) {
         printf("chart: gnuplot is not installed, so there is no %s/compare.png (apt-get install gnuplot-nox)\n", o->dir);
         return;
     }

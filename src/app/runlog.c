@@ -12,8 +12,7 @@
     "step,epoch,images_seen,train_loss,valid_loss,top1,top5,learning_rate,dropback_layer_rate,selected_per_step," \
     "dropped_fraction,wall_seconds,images_per_second"
 
-/* gnuplot on PATH? Asked once per process. */
-static int have_gnuplot(void)
+int gnuplot_available(void)
 {
     static int known = -1;
     if (known < 0) known = system("command -v gnuplot > /dev/null 2>&1") == 0;
@@ -81,7 +80,7 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
     if (dot && !strchr(dot, '/')) *dot = 0;
     snprintf(log->script, sizeof(log->script), "%s.gp", log->chart);
     strncat(log->chart, ".png", sizeof(log->chart) - strlen(log->chart) - 1);
-    if (have_gnuplot()) {
+    if (gnuplot_available()) {
         log->chart_on = write_script(log, net->cfg_path) == 0;
     } else {
         printf("chart: gnuplot is not installed, so there is no %s (apt-get install gnuplot-nox, or "

@@ -30,5 +30,7 @@ void run_log_step(run_log *log, const cdb_network *net, float loss);
 /* One row for a validation; redraws the chart. 0, or -1 (a write failed). */
 int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
 void run_log_close(run_log *log);
+/* gnuplot on PATH (asked once per process): the charts are drawn. */
+int gnuplot_available(void);
 
 #endif

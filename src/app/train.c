@@ -89,7 +89,7 @@ static void format_duration(double s, char *buf, size_t n)
         snprintf(buf, n, "%lds", t);
 }
 
-static int make_dir(const char *dir)
+int make_dir(const char *dir)
 {
     struct stat st;
     if (mkdir(dir, 0755) == 0) return 0;

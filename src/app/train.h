@@ -29,6 +29,8 @@ typedef struct {
     int nonfinite; /* images whose output held a NaN or an infinity (counted wrong) */
 } valid_result;
 
+/* Create a folder unless it exists: 0, or -1 with the error recorded. */
+int make_dir(const char *dir);
 /* The cfg's file name without its folder and extension ("smallcnn"). */
 void cfg_basename(const char *cfg_path, char *buf, size_t n);
 /* Steps the run will take: max_batches, or max_epochs over `train_size`. */

@@ -143,15 +143,7 @@ cfg_file *cfg_parse_string(const char *name, const char *text) { return parse_te
 
 static cfg_file *parse_file(const char *path, const char *implicit_section, const char *kind)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        cdb_set_error("cannot open %s '%s': %s", kind, path, strerror(errno));
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cdb_set_error("%s '%s' is not a regular file", kind, path);
-        return NULL;
-    }
+    if (cdb_check_regular(path, kind)) return NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         cdb_set_error("cannot open %s '%s': %s", kind, path, strerror(errno));
