@@ -61,5 +61,6 @@ void register_fixture_tests(void);
 void register_compare_tests(void);
 void register_cli_tests(void);
 void register_reliability_tests(void);
+void register_darknet_tests(void);
 
 #endif

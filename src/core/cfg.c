@@ -120,9 +120,17 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
         cfg_section *sec = &f->sections[f->n - 1];
         cfg_kv *old = find_kv(sec, key);
         if (old) {
-            cdb_set_error("%s:%d: [%s] key '%s' given twice (first on line %d)", name, line_no, sec->type,
-                          key, old->line);
-            goto fail;
+            /* Darknet takes the first value (AlexeyAB's efficientnet_b0.cfg
+             * gives momentum and decay twice); so does cdbnet, saying so. */
+            if (!strcmp(old->value, value))
+                fprintf(stderr, "warning: %s:%d: [%s] key '%s' given again, with the same value as on line %d\n", name,
+                        line_no, sec->type, key, old->line);
+            else
+                fprintf(stderr,
+                        "warning: %s:%d: [%s] key '%s' given again: '%s' here, '%s' on line %d; the first is used, "
+                        "as in Darknet\n",
+                        name, line_no, sec->type, key, value, old->value, old->line);
+            continue;
         }
         if (add_kv(sec, key, value, line_no)) goto fail;
     }

@@ -365,6 +365,11 @@ void network_print_summary(const cdb_network *net, FILE *out)
                 rate);
     }
     fprintf(out, "total parameters: %zu\n", total);
+    const train_config *t = &net->train;
+    fprintf(out, "semantics: %s: burn_in %s, weight decay %s biases and norm scales, batch norm momentum %g\n",
+            t->darknet ? "Darknet's (darknet=1)" : "the reference's (PyTorch)",
+            t->darknet ? "lr*(step/burn_in)^power" : "linear", t->decay_norm_bias ? "on" : "not on",
+            t->darknet ? BN_MOMENTUM_DARKNET : BN_MOMENTUM);
     if (net->gpu) {
         int on_host = 0;
         for (int i = 0; i < net->n; i++)

@@ -60,6 +60,7 @@ struct cdb_layer {
     float *io[LAYER_MAX_IO + 1];
     size_t io_size[LAYER_MAX_IO + 1];
     int nio;
+    int io_pjreddie_absent;    /* 1 + the index of an array pjreddie's Darknet does not write ([batchnorm] biases), or 0 */
 
     char description[96];      /* for the network summary */
     size_t workspace_floats;   /* scratch this layer needs from net->workspace */
@@ -75,6 +76,11 @@ struct cdb_layer {
     void *gpu_state;
 };
 
+/* Batch norm's running-statistics momentum: PyTorch's, and Darknet's
+ * (darknet=1). */
+#define BN_MOMENTUM 0.1f
+#define BN_MOMENTUM_DARKNET 0.01f
+
 typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
 typedef enum { POLICY_CONSTANT, POLICY_STEPS, POLICY_POLY, POLICY_COSINE } lr_policy;
 
@@ -85,6 +91,7 @@ typedef struct {
     float learning_rate, momentum, decay, beta1, beta2, eps;
     int nesterov;
     int decay_norm_bias;       /* apply weight decay to biases and norm scales too */
+    int darknet;               /* darknet=1: Darknet's training semantics (burn_in power, no decay on biases/scales, BN momentum 0.01) */
     lr_policy policy;
     int steps[MAX_LR_STEPS];
     float scales[MAX_LR_STEPS];

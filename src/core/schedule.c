@@ -1,12 +1,18 @@
-/* The learning-rate schedule of [net]: linear burn-in, then constant,
- * steps, poly or cosine (docs/cfg.md). */
+/* The learning-rate schedule of [net]: linear burn-in (Darknet's
+ * (step/burn_in)^power with darknet=1), then constant, steps, poly or cosine
+ * (docs/cfg.md). */
 #include "schedule.h"
 
 #include <math.h>
 
 float schedule_learning_rate(const train_config *t, int step)
 {
-    if (t->burn_in > 0 && step < t->burn_in) return t->learning_rate * (float)(step + 1) / (float)t->burn_in;
+    if (t->burn_in > 0 && step < t->burn_in) {
+        /* Darknet counts the batch being applied from 1 (its images-seen
+         * count already includes it). */
+        if (t->darknet) return (float)(t->learning_rate * pow((double)(step + 1) / t->burn_in, t->power));
+        return t->learning_rate * (float)(step + 1) / (float)t->burn_in;
+    }
     float lr = t->learning_rate;
     switch (t->policy) {
     case POLICY_CONSTANT: return lr;

@@ -6,8 +6,9 @@
 
 #include "layers.h"
 
-int bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch)
+int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch)
 {
+    bn->momentum = net->train.darknet ? BN_MOMENTUM_DARKNET : BN_MOMENTUM;
     bn->channels = channels;
     bn->spatial = spatial;
     bn->batch = batch;
@@ -95,8 +96,8 @@ void bn_forward(batchnorm *bn, const float *x, float *y, int train)
             bn->mean[c] = mean;
             bn->variance[c] = var;
             float unbiased = count > 1 ? (float)(sq / (count - 1)) : var;
-            bn->rolling_mean[c] = (1 - BN_MOMENTUM) * bn->rolling_mean[c] + BN_MOMENTUM * mean;
-            bn->rolling_variance[c] = (1 - BN_MOMENTUM) * bn->rolling_variance[c] + BN_MOMENTUM * unbiased;
+            bn->rolling_mean[c] = (1 - bn->momentum) * bn->rolling_mean[c] + bn->momentum * mean;
+            bn->rolling_variance[c] = (1 - bn->momentum) * bn->rolling_variance[c] + bn->momentum * unbiased;
         } else {
             mean = bn->rolling_mean[c];
             var = bn->rolling_variance[c];
@@ -182,12 +183,14 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_w = l->w;
     if (layer_alloc_output(l, r)) return -1;
     batchnorm *bn = &p->bn;
-    if (bn_init(bn, l, l->c, l->h * l->w, l->batch)) return -1;
+    if (bn_init(bn, l, net, l->c, l->h * l->w, l->batch)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    /* AlexeyAB's order; pjreddie's files lack the biases (docs/weights.md). */
+    layer_add_io(l, bn->biases->value, (size_t)l->c);
     layer_add_io(l, bn->scales->value, (size_t)l->c);
     layer_add_io(l, bn->rolling_mean, (size_t)l->c);
     layer_add_io(l, bn->rolling_variance, (size_t)l->c);
-    layer_add_io(l, bn->biases->value, (size_t)l->c);
+    l->io_pjreddie_absent = 1;
     snprintf(l->description, sizeof(l->description), "%d channels%s%s", l->c, p->act == ACT_LINEAR ? "" : ", then ",
              p->act == ACT_LINEAR ? "" : activation_name(p->act));
     return 0;

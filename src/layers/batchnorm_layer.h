@@ -14,13 +14,14 @@ typedef struct {
     float *rolling_mean, *rolling_variance; /* (channels) */
     float *mean, *variance;           /* this batch: (channels) */
     float *x_hat;                     /* (batch, channels, spatial) */
+    float momentum;                   /* running statistics: BN_MOMENTUM, or Darknet's 0.01 with darknet=1 */
 } batchnorm;
 
 #define BN_EPS 1e-5f
-#define BN_MOMENTUM 0.1f
 
-/* Adds the biases (beta) and scales (gamma) params to l. */
-int bn_init(batchnorm *bn, cdb_layer *l, int channels, int spatial, int batch); /* -1: out of memory */
+/* Adds the biases (beta) and scales (gamma) params to l; the momentum
+ * follows the net's semantics (darknet=1: Darknet's). */
+int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch); /* -1: out of memory */
 
 /* What the standalone [batchnorm] layer keeps: its batch norm and the
  * optional activation after it. */

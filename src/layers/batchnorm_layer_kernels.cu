@@ -53,7 +53,7 @@ void bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, i
     float *rolling_mean = GPU_F(net, bn->rolling_mean, C), *rolling_variance = GPU_F(net, bn->rolling_variance, C);
     const float *use_mean = rolling_mean, *use_variance = rolling_variance;
     if (train) {
-        bn_statistics_kernel<<<C, THREADS>>>(x, mean, variance, rolling_mean, rolling_variance, B, C, S, BN_MOMENTUM);
+        bn_statistics_kernel<<<C, THREADS>>>(x, mean, variance, rolling_mean, rolling_variance, B, C, S, bn->momentum);
         LAUNCH_CHECK(bn_statistics_kernel);
         use_mean = mean;
         use_variance = variance;

@@ -117,7 +117,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, p->weights->size, p->in, init_std, net->seed, l->index);
     if (p->batch_normalize) {
-        if (bn_init(&p->bn, l, outputs, 1, l->batch)) return -1;
+        if (bn_init(&p->bn, l, net, outputs, 1, l->batch)) return -1;
         p->biases = p->bn.biases;
     } else {
         p->biases = layer_add_param(l, "biases", (size_t)outputs, 0, 0, 0, 0);

@@ -179,8 +179,11 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->filters = cfg_int(r, "filters", 1, 1, 1 << 24);
     p->size = cfg_int(r, "size", 1, 1, 1024);
     p->stride = cfg_int(r, "stride", 1, 1, 1024);
-    int pad_flag = cfg_int(r, "pad", 0, 0, 1);
-    p->pad = cfg_int(r, "padding", pad_flag ? p->size / 2 : 0, 0, 1024);
+    /* Darknet's rule: any non-zero pad= means padding = size/2, whatever
+     * padding= says. */
+    int pad_flag = cfg_int(r, "pad", 0, 0, 1024);
+    p->pad = cfg_int(r, "padding", 0, 0, 1024);
+    if (pad_flag) p->pad = p->size / 2;
     p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
@@ -210,7 +213,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {
-        if (bn_init(&p->bn, l, p->filters, l->out_h * l->out_w, l->batch)) return -1;
+        if (bn_init(&p->bn, l, net, p->filters, l->out_h * l->out_w, l->batch)) return -1;
         p->biases = p->bn.biases;
         layer_add_io(l, p->bn.biases->value, (size_t)p->filters);
         layer_add_io(l, p->bn.scales->value, (size_t)p->filters);

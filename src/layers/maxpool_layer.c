@@ -103,8 +103,9 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     (void)net;
     maxpool_priv *p = layer_priv(l, sizeof(maxpool_priv), destroy);
     if (!p) return -1;
-    p->size = cfg_int(r, "size", 1, 1, 1024);
-    p->stride = cfg_int(r, "stride", p->size, 1, 1024);
+    /* Darknet's defaults: stride 1, size = stride. */
+    p->stride = cfg_int(r, "stride", 1, 1, 1024);
+    p->size = cfg_int(r, "size", p->stride, 1, 1024);
     p->padding = cfg_int(r, "padding", p->size - 1, 0, 1024);
     if (cfg_check_unused(r)) return -1;
     l->out_c = l->c;

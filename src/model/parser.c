@@ -34,7 +34,8 @@ static int read_net(cfg_reader *r, cdb_network *net)
     t->eps = cfg_float(r, "eps", 1e-8f, 1e-30f, 1.f); /* 0 would divide 0 by 0 where a gradient is 0 */
     static const char *const nan_policies[] = {"stop", "skip_step", NULL};
     t->nan_policy = cfg_choice(r, "nan_policy", nan_policies, 0);
-    t->decay_norm_bias = cfg_int(r, "decay_norm_bias", 1, 0, 1);
+    t->darknet = cfg_int(r, "darknet", 0, 0, 1);
+    t->decay_norm_bias = cfg_int(r, "decay_norm_bias", !t->darknet, 0, 1);
     static const char *const policies[] = {"constant", "steps", "poly", "cosine", NULL};
     t->policy = (lr_policy)cfg_choice(r, "policy", policies, POLICY_CONSTANT);
     t->power = cfg_float(r, "power", 4.f, 0.f, 100.f);

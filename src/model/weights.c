@@ -18,7 +18,6 @@
 #define WEIGHTS_MAJOR 0
 #define WEIGHTS_MINOR 2
 #define WEIGHTS_REVISION 0
-#define WEIGHTS_HEADER_BYTES (3 * 4 + 8)
 
 static size_t expected_floats(const cdb_network *net)
 {
@@ -146,6 +145,16 @@ int cdb_weights_save(const cdb_network *net, const char *path)
     return write_atomically(path, "weights file", weights_finite, write_weights, net);
 }
 
+/* Floats of the arrays that pjreddie's Darknet does not write (a [batchnorm]
+ * layer's biases: its files have scales, mean and variance only). */
+static size_t pjreddie_absent_floats(const cdb_network *net)
+{
+    size_t n = 0;
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].io_pjreddie_absent) n += net->layers[i].io_size[net->layers[i].io_pjreddie_absent - 1];
+    return n;
+}
+
 int cdb_weights_load(cdb_network *net, const char *path)
 {
     if (cdb_check_regular(path, "weights file")) return -1;
@@ -161,26 +170,48 @@ int cdb_weights_load(cdb_network *net, const char *path)
         return -1;
     }
     int32_t header[3];
-    uint64_t seen;
-    if (fread(header, sizeof(header), 1, fp) != 1 || fread(&seen, sizeof(seen), 1, fp) != 1) {
+    if (fread(header, sizeof(header), 1, fp) != 1) {
         fclose(fp);
-        cdb_set_error("weights file '%s' is truncated: %lld bytes, shorter than its %d-byte header", path,
-                      (long long)st.st_size, WEIGHTS_HEADER_BYTES);
+        cdb_set_error("weights file '%s' is truncated: %lld bytes, shorter than its header", path,
+                      (long long)st.st_size);
         return -1;
     }
-    if (header[0] < 0 || header[1] < 0 || header[0] > 1000 || header[1] > 1000 ||
-        (long)header[0] * 10 + header[1] < 2) {
+    /* Darknet's rule: version 0.2 and later count images in 64 bits, older
+     * files in 32. A major or minor over 1000 marks Darknet's transposed
+     * [connected] weights, which cdbnet does not read. */
+    if (header[0] < 0 || header[1] < 0 || header[0] > 1000 || header[1] > 1000) {
         fclose(fp);
-        cdb_set_error("weights file '%s': version %d.%d.%d is not supported (expected a Darknet file of version "
-                      "0.2 or later with a 64-bit images-seen count)",
+        cdb_set_error("weights file '%s': version %d.%d.%d is not supported (a major or minor version over 1000 is "
+                      "Darknet's transposed-[connected] layout, which cdbnet does not read; negative ones are not a "
+                      "weights file)",
                       path, header[0], header[1], header[2]);
         return -1;
     }
-    long long expected = WEIGHTS_HEADER_BYTES + (long long)expected_floats(net) * 4;
-    if ((long long)st.st_size != expected) {
+    int seen_bytes = (long)header[0] * 10 + header[1] >= 2 ? 8 : 4;
+    uint64_t seen = 0;
+    if (seen_bytes == 8) {
+        if (fread(&seen, 8, 1, fp) != 1) seen_bytes = 0;
+    } else {
+        uint32_t seen32;
+        if (fread(&seen32, 4, 1, fp) != 1) seen_bytes = 0;
+        seen = seen32;
+    }
+    if (!seen_bytes) {
         fclose(fp);
-        cdb_set_error("weights file '%s' has %lld bytes but network '%s' needs %lld: %s", path,
-                      (long long)st.st_size, net->cfg_path, expected,
+        cdb_set_error("weights file '%s' is truncated: %lld bytes, shorter than its header", path,
+                      (long long)st.st_size);
+        return -1;
+    }
+    long long header_bytes = 12 + seen_bytes;
+    long long expected = header_bytes + (long long)expected_floats(net) * 4;
+    long long absent = (long long)pjreddie_absent_floats(net) * 4;
+    int pjreddie = absent && (long long)st.st_size == expected - absent;
+    if ((long long)st.st_size != expected && !pjreddie) {
+        fclose(fp);
+        char alt[96] = "";
+        if (absent) snprintf(alt, sizeof(alt), " (or %lld in pjreddie's layout, without [batchnorm] biases)", expected - absent);
+        cdb_set_error("weights file '%s' has %lld bytes but network '%s' needs %lld%s: %s", path,
+                      (long long)st.st_size, net->cfg_path, expected, alt,
                       st.st_size < expected ? "the file is truncated or belongs to a smaller network"
                                             : "the file belongs to a larger network");
         return -1;
@@ -188,6 +219,10 @@ int cdb_weights_load(cdb_network *net, const char *path)
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
         for (int k = 0; k < l->nio; k++) {
+            if (pjreddie && l->io_pjreddie_absent == k + 1) {
+                memset(l->io[k], 0, l->io_size[k] * sizeof(float));
+                continue;
+            }
             if (fread(l->io[k], sizeof(float), l->io_size[k], fp) != l->io_size[k]) {
                 fclose(fp);
                 cdb_set_error("weights file '%s': read error in layer %d", path, i);

@@ -1,0 +1,235 @@
+/* Darknet's dialect: the cfgs of tests/darknet/ (each says, in "# expect
+ * LAYER: CxHxW" lines, the output shapes Darknet gives them), both forks'
+ * weights layouts built here from known arrays, old weights versions, and
+ * the darknet=1 training semantics. */
+#include <fcntl.h>
+#include <glob.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "batchnorm_layer.h"
+#include "convolutional_layer.h"
+#include "schedule.h"
+#include "test.h"
+
+static void t_corpus_shapes(void)
+{
+    glob_t g;
+    CHECK(glob("tests/darknet/*.cfg", 0, NULL, &g) == 0 && g.gl_pathc >= 4, "the Darknet corpus is missing");
+    int checked = 0;
+    for (size_t f = 0; f < g.gl_pathc; f++) {
+        const char *path = g.gl_pathv[f];
+        cdb_network *net = cdb_network_load(path, NULL, 0);
+        if (!net) {
+            test_fail(__FILE__, __LINE__, "%s: %s", path, cdb_last_error());
+            break;
+        }
+        FILE *fp = fopen(path, "r");
+        char line[512];
+        int expectations = 0, bad = 0;
+        while (!bad && fgets(line, sizeof(line), fp)) {
+            int layer, c, h, w;
+            if (sscanf(line, "# expect %d: %dx%dx%d", &layer, &c, &h, &w) != 4) continue;
+            expectations++;
+            if (layer >= net->n) {
+                test_fail(__FILE__, __LINE__, "%s: expects layer %d of %d", path, layer, net->n);
+                bad = 1;
+                break;
+            }
+            const cdb_layer *l = &net->layers[layer];
+            if (l->out_c != c || l->out_h != h || l->out_w != w) {
+                test_fail(__FILE__, __LINE__, "%s: layer %d [%s] is %dx%dx%d, Darknet gives %dx%dx%d", path, layer,
+                          l->ops->name, l->out_c, l->out_h, l->out_w, c, h, w);
+                bad = 1;
+            }
+        }
+        fclose(fp);
+        cdb_network_free(net);
+        if (bad) break;
+        if (!expectations) {
+            test_fail(__FILE__, __LINE__, "%s has no '# expect' lines", path);
+            break;
+        }
+        checked += expectations;
+    }
+    globfree(&g);
+    CHECK(!test_failed() && checked >= 10, "%d shapes checked", checked);
+}
+
+/* Loads a cfg with stderr captured into err. */
+static cdb_network *load_capturing_stderr(const char *path, char *err, size_t n)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s/stderr.txt", test_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    cdb_network *net = cdb_network_load(path, NULL, 0);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *fp = fopen(tmp, "r");
+    size_t got = fp ? fread(err, 1, n - 1, fp) : 0;
+    err[got] = 0;
+    if (fp) fclose(fp);
+    return net;
+}
+
+static void t_duplicate_keys_take_the_first(void)
+{
+    char out[4096];
+    cdb_network *net = load_capturing_stderr("tests/darknet/duplicate_keys.cfg", out, sizeof(out));
+    CHECK(net, "%s", cdb_last_error());
+    CHECK(net->train.momentum == 0.9f, "momentum %g: Darknet uses the first of momentum=0.9 and momentum=0.95",
+          net->train.momentum);
+    CHECK(net->layers[0].out_c == 8, "filters %d, the first value is 8", net->layers[0].out_c);
+    cdb_network_free(net);
+    CHECK(strstr(out, "duplicate_keys.cfg:12: [net] key 'momentum' given again: '0.95' here, '0.9' on line 10"),
+          "the warning names both lines and values: %s", out);
+    CHECK(strstr(out, "duplicate_keys.cfg:13: [net] key 'decay' given again, with the same value as on line 11"),
+          "the warning for a repeated equal value: %s", out);
+}
+
+static void t_darknet_semantics(void)
+{
+    cdb_network *net = cdb_network_load("tests/darknet/darknet_semantics.cfg", NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    const train_config *t = &net->train;
+    CHECK(t->darknet && !t->decay_norm_bias, "darknet=1 turns off decay on biases and scales");
+    /* Darknet: lr * (batch_num / burn_in)^power, batch_num counted from 1. */
+    float lr0 = schedule_learning_rate(t, 0), lr4 = schedule_learning_rate(t, 4), lr9 = schedule_learning_rate(t, 9);
+    CHECK(fabsf(lr0 - 0.1f * 1e-4f) < 1e-10f && fabsf(lr4 - 0.1f * 0.0625f) < 1e-8f && lr9 == 0.1f,
+          "burn-in %g %g %g, want 1e-05 0.00625 0.1", lr0, lr4, lr9);
+    conv_priv *p = net->layers[0].priv;
+    CHECK(p->bn.momentum == BN_MOMENTUM_DARKNET, "batch norm momentum %g", p->bn.momentum);
+    for (int k = 0; k < net->nparams; k++)
+        CHECK(net->params[k]->decay == net->params[k]->eligible, "%s decayed: %d", net->params[k]->name,
+              net->params[k]->decay);
+    cdb_network_free(net);
+    /* Without darknet=1 the same cfg has the reference's semantics. */
+    const char *ov[] = {"net.darknet=0"};
+    net = cdb_network_load("tests/darknet/darknet_semantics.cfg", ov, 1);
+    CHECK(net, "%s", cdb_last_error());
+    p = net->layers[0].priv;
+    CHECK(net->train.decay_norm_bias && p->bn.momentum == BN_MOMENTUM &&
+              schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10,
+          "reference semantics");
+    cdb_network_free(net);
+    net = cdb_network_load("tests/darknet/darknet_semantics.cfg", NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    network_print_summary(net, mem);
+    fclose(mem);
+    cdb_network_free(net);
+    int said = strstr(out, "semantics: Darknet's (darknet=1): burn_in lr*(step/burn_in)^power, weight decay not on biases "
+                      "and norm scales, batch norm momentum 0.01") != NULL;
+    CHECK(said, "the summary says which semantics: %s", out);
+    free(out);
+}
+
+/* A network with a [batchnorm] layer between a convolution and a
+ * connected layer; files in each fork's layout are written from known
+ * arrays and must land in the right tensors. */
+#define BN_NET                                                                                                 \
+    "[net]\nbatch=1\nwidth=4\nheight=4\nchannels=2\n"                                                         \
+    "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n[batchnorm]\n"                                    \
+    "[connected]\noutput=2\nactivation=linear\n[softmax]\n"
+
+static void put(FILE *fp, int n, float base)
+{
+    for (int i = 0; i < n; i++) {
+        float v = base + 0.01f * (float)i;
+        fwrite(&v, 4, 1, fp);
+    }
+}
+
+/* layout 0: AlexeyAB (biases, scales, mean, variance); 1: pjreddie
+ * (scales, mean, variance); version 1 writes a 0.1 header with a 32-bit
+ * images-seen count. */
+static void write_bn_file(const char *path, int pjreddie, int old_version)
+{
+    FILE *fp = fopen(path, "wb");
+    int32_t header[3] = {0, old_version ? 1 : 2, 0};
+    fwrite(header, 4, 3, fp);
+    if (old_version) {
+        uint32_t seen = 7;
+        fwrite(&seen, 4, 1, fp);
+    } else {
+        uint64_t seen = 7;
+        fwrite(&seen, 8, 1, fp);
+    }
+    put(fp, 3, 0.1f);  /* conv biases */
+    put(fp, 6, 0.2f);  /* conv weights 3x2 */
+    if (!pjreddie) put(fp, 3, -0.3f); /* [batchnorm] biases */
+    put(fp, 3, 1.5f);  /* scales */
+    put(fp, 3, 0.4f);  /* rolling mean */
+    put(fp, 3, 2.0f);  /* rolling variance */
+    put(fp, 2, 0.05f); /* connected biases */
+    put(fp, 96, -0.2f);
+    fclose(fp);
+}
+
+static int close_to(const float *x, int n, float base)
+{
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i] - (base + 0.01f * (float)i)) > 1e-7f) return 0;
+    return 1;
+}
+
+static void t_weights_layouts(void)
+{
+    cdb_network *net = net_from_text(BN_NET);
+    CHECK(net, "build");
+    batchnorm *bn = &((bn_layer_priv *)net->layers[1].priv)->bn;
+    char path[512];
+    for (int layout = 0; layout < 3; layout++) {
+        snprintf(path, sizeof(path), "%s/layout%d.weights", test_tmpdir(), layout);
+        write_bn_file(path, layout == 1, layout == 2);
+        for (int i = 0; i < 3; i++) bn->biases->value[i] = 9;
+        CHECK(cdb_weights_load(net, path) == 0, "layout %d: %s", layout, cdb_last_error());
+        CHECK(net->seen == 7, "images seen %llu", (unsigned long long)net->seen);
+        CHECK(layout == 1 ? bn->biases->value[0] == 0 && bn->biases->value[2] == 0 : close_to(bn->biases->value, 3, -0.3f),
+              "layout %d: biases %g %g %g", layout, bn->biases->value[0], bn->biases->value[1], bn->biases->value[2]);
+        CHECK(close_to(bn->scales->value, 3, 1.5f) && close_to(bn->rolling_mean, 3, 0.4f) &&
+                  close_to(bn->rolling_variance, 3, 2.0f),
+              "layout %d: scales %g mean %g variance %g", layout, bn->scales->value[0], bn->rolling_mean[0],
+              bn->rolling_variance[0]);
+        CHECK(!strcmp(net->layers[2].params[0].name, "weights") && close_to(net->layers[2].params[0].value, 96, -0.2f),
+              "layout %d: the connected weights after the batch norm", layout);
+    }
+    /* cdbnet writes AlexeyAB's order. */
+    snprintf(path, sizeof(path), "%s/saved.weights", test_tmpdir());
+    CHECK(cdb_weights_save(net, path) == 0, "%s", cdb_last_error());
+    FILE *fp = fopen(path, "rb");
+    float arrays[12];
+    CHECK(fp && fseek(fp, 20 + 9 * 4, SEEK_SET) == 0 && fread(arrays, 4, 12, fp) == 12, "read back");
+    fclose(fp);
+    CHECK(!memcmp(arrays, bn->biases->value, 12) && !memcmp(arrays + 3, bn->scales->value, 12) &&
+              !memcmp(arrays + 6, bn->rolling_mean, 12) && !memcmp(arrays + 9, bn->rolling_variance, 12),
+          "[batchnorm] is written biases, scales, mean, variance");
+    /* A size that fits neither layout names both. */
+    fp = fopen(path, "ab");
+    fwrite(arrays, 4, 1, fp);
+    fclose(fp);
+    CHECK(cdb_weights_load(net, path) != 0 && strstr(cdb_last_error(), "in pjreddie's layout"), "%s",
+          cdb_last_error());
+    /* Darknet's transposed-[connected] marker is refused with its reason. */
+    write_bn_file(path, 0, 0);
+    fp = fopen(path, "r+b");
+    int32_t major = 1001;
+    fwrite(&major, 4, 1, fp);
+    fclose(fp);
+    CHECK(cdb_weights_load(net, path) != 0 && strstr(cdb_last_error(), "transposed"), "%s", cdb_last_error());
+    cdb_network_free(net);
+}
+
+void register_darknet_tests(void)
+{
+    test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);
+    test_add("darknet/a key given twice: the first value, a warning naming both lines", t_duplicate_keys_take_the_first);
+    test_add("darknet/darknet=1 training semantics", t_darknet_semantics);
+    test_add("darknet/weights layouts of both forks and version 0.1", t_weights_layouts);
+}
