@@ -175,8 +175,60 @@ static void t_batch_fill(void)
     CHECK(memcmp(order, again, sizeof(order)), "each epoch gets its own order");
 }
 
+/* Rotation against closed forms: 90 degrees counter-clockwise moves
+ * pixel (y, x) of the output to read the input's (x, W-1-y); 180 degrees
+ * reads (H-1-y, W-1-x); 45 degrees keeps the centre and fills the
+ * corners. Then the drawn angles: within +-angle, and varying. */
+static void t_rotation(void)
+{
+    enum { S = 5 };
+    uint8_t img[2 * S * S];
+    for (int i = 0; i < 2 * S * S; i++) img[i] = (uint8_t)(3 + 5 * i);
+    input_config in = {0};
+    float out[2 * S * S];
+    augment_image(img, 2, S, S, &in, 0, 0, 0, 90.f, out);
+    for (int c = 0; c < 2; c++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                CHECK(out[(c * S + y) * S + x] == img[(c * S + x) * S + (S - 1 - y)] * (1.f / 255.f),
+                      "90 degrees: channel %d (%d,%d) is %g", c, y, x, out[(c * S + y) * S + x] * 255);
+    augment_image(img, 2, S, S, &in, 0, 0, 0, -180.f, out);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++)
+            CHECK(out[y * S + x] == img[(S - 1 - y) * S + (S - 1 - x)] * (1.f / 255.f), "180 degrees at (%d,%d)", y, x);
+    augment_image(img, 2, S, S, &in, 0, 0, 0, 45.f, out);
+    CHECK(out[2 * S + 2] == img[2 * S + 2] * (1.f / 255.f) && out[0] == 0 && out[S - 1] == 0 && out[S * S - 1] == 0,
+          "45 degrees: the centre stays, the corners are filled with 0");
+    /* Flip then rotate: the flip applies to the image the rotation reads. */
+    augment_image(img, 1, S, S, &in, 0, 0, 1, 90.f, out);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++)
+            CHECK(out[y * S + x] == img[x * S + y] * (1.f / 255.f), "flip, then 90 degrees, at (%d,%d)", y, x);
+    /* Drawn angles through dataset_fill_batch. */
+    int labels[1] = {0}, idx = 0, lab, differ = 0;
+    cdb_dataset d = {NULL, 1, 1, S, S, 1, img, labels};
+    in.angle = 30.f;
+    float first[S * S];
+    for (int s = 0; s < 20; s++) {
+        cdb_rng r = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
+        CHECK(out[2 * S + 2] == img[2 * S + 2] * (1.f / 255.f), "the centre never moves");
+        if (!s) memcpy(first, out, sizeof(first));
+        differ += memcmp(first, out, sizeof(first)) != 0;
+        cdb_rng again = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        float twin[S * S];
+        dataset_fill_batch(&d, &idx, 1, &in, 1, &again, twin, &lab);
+        CHECK(!memcmp(out, twin, sizeof(twin)), "the same stream gives the same rotation");
+    }
+    CHECK(differ > 0, "the drawn angle must vary");
+    dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
+    CHECK(out[0] == img[0] * (1.f / 255.f) && out[S - 1] == img[S - 1] * (1.f / 255.f),
+          "no rotation without augment (validation)");
+}
+
 void register_data_tests(void)
 {
+    test_add("data/rotation (angle=) against closed forms", t_rotation);
     test_add("data/IDX raw and gzip", t_idx_raw_and_gz);
     test_add("data/IDX truncated, mislabeled, mismatched files rejected", t_idx_bad_files);
     test_add("data/CIFAR-10 and CIFAR-100 binary", t_cifar);

@@ -1,6 +1,7 @@
 #include "data.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -372,34 +373,59 @@ int dataset_check_against(const cdb_dataset *d, const cdb_network *net)
     return 0;
 }
 
+void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, int dy, int dx, int flip,
+                   float degrees, float *dst)
+{
+    /* Output pixel (y, x) reads the flipped, shifted image at the inverse
+     * rotation of (y, x) about ((W-1)/2, (H-1)/2), rounded to the nearest
+     * pixel; with y pointing down, a counter-clockwise turn by a on screen
+     * reads from (cx + cos a * u - sin a * v, cy + sin a * u + cos a * v)
+     * for u = x - cx, v = y - cy. */
+    double a = degrees * (M_PI / 180.0), ca = cos(a), sa = sin(a);
+    double cx = 0.5 * (W - 1), cy = 0.5 * (H - 1);
+    int rotate = degrees != 0.f;
+    for (int c = 0; c < C; c++) {
+        float mean = in->nmean ? in->mean[c] : 0.f, inv_std = in->nstd ? 1.f / in->std[c] : 1.f;
+        float pad_value = (0.f - mean) * inv_std; /* zero padding in pixel space */
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int ry = y, rx = x;
+                if (rotate) {
+                    double u = x - cx, v = y - cy;
+                    rx = (int)floor(cx + ca * u - sa * v + 0.5);
+                    ry = (int)floor(cy + sa * u + ca * v + 0.5);
+                }
+                float value = pad_value;
+                if (ry >= 0 && ry < H && rx >= 0 && rx < W) {
+                    int sy = ry + dy, sx = (flip ? W - 1 - rx : rx) + dx;
+                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
+                        value = (src[((size_t)c * H + sy) * W + sx] * (1.f / 255.f) - mean) * inv_std;
+                }
+                dst[((size_t)c * H + y) * W + x] = value;
+            }
+    }
+}
+
 void dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                         cdb_rng *rng, float *images, int *labels)
 {
     int C = d->c, H = d->h, W = d->w;
     size_t size = (size_t)C * H * W;
     for (int b = 0; b < n; b++) {
-        const uint8_t *src = d->pixels + (size_t)indices[b] * size;
-        float *dst = images + (size_t)b * size;
         int dy = 0, dx = 0, flip = 0;
+        float degrees = 0.f;
         if (augment) {
             if (in->crop_pad) {
                 dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
                 dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
             }
             if (in->flip) flip = rng_int(rng, 2);
+            /* Drawn only when asked for, so that runs without rotation
+             * keep their stream. */
+            if (in->angle > 0) degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
         }
-        for (int c = 0; c < C; c++) {
-            float mean = in->nmean ? in->mean[c] : 0.f, inv_std = in->nstd ? 1.f / in->std[c] : 1.f;
-            float pad_value = (0.f - mean) * inv_std; /* zero padding in pixel space */
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++) {
-                    int sy = y + dy, sx = (flip ? W - 1 - x : x) + dx;
-                    float v = pad_value;
-                    if (sy >= 0 && sy < H && sx >= 0 && sx < W)
-                        v = (src[((size_t)c * H + sy) * W + sx] * (1.f / 255.f) - mean) * inv_std;
-                    dst[((size_t)c * H + y) * W + x] = v;
-                }
-        }
+        augment_image(d->pixels + (size_t)indices[b] * size, C, H, W, in, dy, dx, flip, degrees,
+                      images + (size_t)b * size);
         labels[b] = d->labels[indices[b]];
     }
 }

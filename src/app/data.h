@@ -39,9 +39,17 @@ int dataset_check_against(const cdb_dataset *d, const cdb_network *net);
 
 /* Fill `images` (n, c, h, w floats) and `labels` with the dataset entries
  * `indices`, normalised per net->input_cfg; with `augment`, apply the random
- * pad-and-crop and flip of input_cfg using `rng`. */
+ * pad-and-crop, flip and rotation of input_cfg using `rng`. */
 void dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                         cdb_rng *rng, float *images, int *labels);
+
+/* One image's augmentation with explicit parameters, in the reference's
+ * order (torchvision's RandomCrop(padding), RandomHorizontalFlip,
+ * RandomRotation): the image shifted by (dy, dx) with zero padding, flipped
+ * when `flip`, then rotated counter-clockwise by `degrees` about its centre
+ * with nearest-pixel sampling and zero fill; normalised per `in`. */
+void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, int dy, int dx, int flip,
+                   float degrees, float *dst);
 
 /* A permutation of [0, n) for epoch `epoch` of a run seeded with `seed`. */
 void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order);
