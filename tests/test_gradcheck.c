@@ -119,6 +119,11 @@ static void gradcheck(const char *cfg_text)
 #define HEAD_TAIL "[connected]\noutput=4\nactivation=linear\n[softmax]\n"
 
 static void t_conv_3x3_bias(void) { gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n" HEAD_TAIL); }
+/* bias=0 after a pre-activation batch norm, as PreAct-ResNet and DenseNet. */
+static void t_conv_nobias(void)
+{
+    gradcheck(NET_HEAD "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=4\nsize=3\npad=1\nbias=0\nactivation=linear\n" HEAD_TAIL);
+}
 static void t_conv_stride2(void)
 {
     gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL);
@@ -225,6 +230,14 @@ static void t_route_groups(void)
                        "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
                        "[route]\nlayers=-3,-1\ngroups=2\ngroup_id=0\n" HEAD_TAIL);
 }
+/* Stochastic depth: with batch 4 and P=0.5 the masks of a step drop some
+ * branches and keep others (tests/test_layers.c checks which). */
+static void t_shortcut_drop_connect(void)
+{
+    gradcheck(NET_HEAD4 "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                        "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
+                        "[shortcut]\nfrom=-2\ndrop_connect=0.5\n" HEAD_TAIL);
+}
 static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
 static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
 
@@ -273,6 +286,7 @@ static const struct {
     {"gradcheck/token-wise connected gelu", t_tokenwise_connected},
     {"gradcheck/pre-norm encoder block", t_encoder_block},
     {"gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias},
+    {"gradcheck/conv without bias (bias=0) after [batchnorm] relu", t_conv_nobias},
     {"gradcheck/conv stride 2 leaky", t_conv_stride2},
     {"gradcheck/conv on the direct kernels, stride 1 and 2", t_conv_direct},
     {"gradcheck/conv 5x5 no padding tanh", t_conv_nopad_5x5},
@@ -296,6 +310,7 @@ static const struct {
     {"gradcheck/shuffle", t_shuffle},
     {"gradcheck/route groups and group_id", t_route_groups},
     {"gradcheck/dropout", t_dropout},
+    {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
     {"gradcheck/activation linear", t_act_linear},
     {"gradcheck/activation relu", t_act_relu},

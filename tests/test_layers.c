@@ -12,6 +12,7 @@
 #include "conv_direct.h"
 #include "convolutional_layer.h"
 #include "maxpool_layer.h"
+#include "shortcut_layer.h"
 #include "test.h"
 
 #define CHUNK_CFG "[net]\nbatch=%d\nwidth=32\nheight=32\nchannels=16\n" \
@@ -417,8 +418,45 @@ static void t_gemm_fixed(void)
             }
 }
 
+/* drop_connect: in training each image's branch (the previous layer) is
+ * either dropped (output = the `from` layer) or scaled by 1/(1-P); in eval
+ * the plain sum. Over 64 images both happen, at about the rate P. */
+static void t_drop_connect(void)
+{
+    cdb_network *net = net_from_text("[net]\nbatch=64\nwidth=3\nheight=2\nchannels=2\n"
+                        "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+                        "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+                        "[shortcut]\nfrom=-2\ndrop_connect=0.25\n[avgpool]\n[softmax]\n");
+    CHECK(net, "build");
+    fill_normal(net->input, (size_t)64 * net->inputs, 5, 1.f);
+    int dropped = 0, kept = 0;
+    for (int train = 1; train >= 0; train--) {
+        network_forward(net, train);
+        const cdb_layer *a = &net->layers[0], *b = &net->layers[1], *s = &net->layers[2];
+        for (int img = 0; img < 64; img++) {
+            int is_dropped = 1, is_kept = 1, is_sum = 1;
+            for (int i = 0; i < s->outputs; i++) {
+                size_t k = (size_t)img * s->outputs + i;
+                is_dropped &= s->output[k] == a->output[k];
+                is_kept &= fabsf(s->output[k] - (b->output[k] / 0.75f + a->output[k])) <= 1e-6f * (1 + fabsf(s->output[k]));
+                is_sum &= s->output[k] == b->output[k] + a->output[k];
+            }
+            if (!train) {
+                CHECK(is_sum, "eval: image %d is not the plain sum", img);
+                continue;
+            }
+            CHECK(is_dropped || is_kept, "image %d is neither dropped nor kept and scaled", img);
+            dropped += is_dropped;
+            kept += is_kept && !is_dropped;
+        }
+    }
+    CHECK(dropped >= 6 && dropped <= 30 && kept + dropped == 64, "%d of 64 dropped at P=0.25", dropped);
+    cdb_network_free(net);
+}
+
 void register_layer_tests(void)
 {
+    test_add("layers/shortcut drop_connect: per image, training only", t_drop_connect);
     test_add("layers/fixed-order GEMM: exact order, same bits for subsets and threads", t_gemm_fixed);
     test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
     test_add("layers/direct convolution equals im2col", t_conv_direct);

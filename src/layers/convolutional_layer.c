@@ -107,7 +107,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         forward_im2col(l, net, z);
     if (p->batch_normalize) {
         bn_forward(&p->bn, z, z, train);
-    } else {
+    } else if (p->biases) {
         for (int b = 0; b < l->batch; b++)
             for (int f = 0; f < p->filters; f++) {
                 float *o = z + (size_t)b * l->outputs + (size_t)f * N, bias = p->biases->value[f];
@@ -125,7 +125,7 @@ static void backward(cdb_layer *l, cdb_network *net)
     if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)l->batch * l->outputs);
     if (p->batch_normalize) {
         bn_backward(&p->bn, dz, dz);
-    } else {
+    } else if (p->biases) {
         for (int b = 0; b < l->batch; b++)
             for (int f = 0; f < p->filters; f++) {
                 const float *d = dz + (size_t)b * l->outputs + (size_t)f * N;
@@ -186,6 +186,9 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (pad_flag) p->pad = p->size / 2;
     p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
+    /* bias=0: no bias (PyTorch's bias=False, where a batch norm follows
+     * later, as in pre-activation blocks); not a Darknet key. */
+    int bias = cfg_int(r, "bias", 1, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
     float init_std = cfg_float(r, "init_std", 0.f, 0.f, 10.f);
     if (r->failed) return -1;
@@ -219,7 +222,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         layer_add_io(l, p->bn.scales->value, (size_t)p->filters);
         layer_add_io(l, p->bn.rolling_mean, (size_t)p->filters);
         layer_add_io(l, p->bn.rolling_variance, (size_t)p->filters);
-    } else {
+    } else if (bias) {
         p->biases = layer_add_param(l, "biases", (size_t)p->filters, 0, 0, 0, 0);
         layer_add_io(l, p->biases->value, (size_t)p->filters);
     }
@@ -235,9 +238,9 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         if (conv_direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = conv_direct_workspace(l, p);
     }
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
-    snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s %s", p->filters, p->size,
+    snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s%s %s", p->filters, p->size,
              p->size, p->stride, p->pad, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
-             activation_name(p->act));
+             p->batch_normalize || p->biases ? "" : " nobias", activation_name(p->act));
     return 0;
 }
 

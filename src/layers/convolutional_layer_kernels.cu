@@ -195,7 +195,7 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 #endif
     if (p->batch_normalize)
         bn_forward_gpu(&p->bn, net, z, z, train);
-    else
+    else if (p->biases)
         add_bias_gpu(z, GPU_F(net, p->biases->value, p->filters), l->batch, p->filters, l->out_h * l->out_w);
     if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, n_out);
 }
@@ -208,7 +208,7 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
     if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, n_out), dz, dz, n_out);
     if (p->batch_normalize)
         bn_backward_gpu(&p->bn, net, dz, dz);
-    else
+    else if (p->biases)
         bias_grad_gpu(dz, GPU_F(net, p->biases->grad, p->filters), l->batch, p->filters, l->out_h * l->out_w);
     const float *in = GPU_F(net, l->input, n_in), *w = GPU_F(net, p->weights->value, p->weights->size);
     float *dw = GPU_F(net, p->weights->grad, p->weights->size);

@@ -1,19 +1,47 @@
 /* [shortcut]: residual sum of the previous layer and the layer named by
- * `from` (same shape), then the activation. */
+ * `from` (same shape), then the activation. With drop_connect=P (stochastic
+ * depth, EfficientNet's drop-connect) each image's previous-layer input, the
+ * residual branch, is dropped with probability P in training and scaled by
+ * 1/(1-P) otherwise; the factors come from the run's dropout stream for
+ * (step, subdivision, layer). */
 #include <stdlib.h>
 
 #include "activations.h"
 #include "layers.h"
 #include "shortcut_layer.h"
 
+int shortcut_draw(cdb_layer *l, cdb_network *net, int train)
+{
+    shortcut_priv *p = l->priv;
+    int any = 0;
+    if (!train || p->drop_connect == 0) {
+        for (int b = 0; b < l->batch; b++) p->branch_scale[b] = 1.f;
+        return 0;
+    }
+    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
+    cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+    for (int b = 0; b < l->batch; b++) {
+        p->branch_scale[b] = rng_uniform(&rng) >= p->drop_connect ? 1.f / (1.f - p->drop_connect) : 0.f;
+        any |= p->branch_scale[b] != 1.f;
+    }
+    return any;
+}
+
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
-    (void)train;
     shortcut_priv *p = l->priv;
     const float *other = net->layers[p->from].output;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     size_t n = (size_t)l->batch * l->outputs;
-    for (size_t i = 0; i < n; i++) z[i] = l->input[i] + other[i];
+    if (shortcut_draw(l, net, train)) {
+        for (int b = 0; b < l->batch; b++) {
+            size_t o = (size_t)b * l->outputs;
+            float s = p->branch_scale[b];
+            for (int i = 0; i < l->outputs; i++) z[o + i] = l->input[o + i] * s + other[o + i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) z[i] = l->input[i] + other[i];
+    }
     if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, n);
 }
 
@@ -25,13 +53,18 @@ static void backward(cdb_layer *l, cdb_network *net)
     float *other = net->layers[p->from].delta;
     for (size_t i = 0; i < n; i++) other[i] += l->delta[i];
     if (l->input_delta)
-        for (size_t i = 0; i < n; i++) l->input_delta[i] += l->delta[i];
+        for (int b = 0; b < l->batch; b++) {
+            size_t o = (size_t)b * l->outputs;
+            float s = p->branch_scale[b];
+            for (int i = 0; i < l->outputs; i++) l->input_delta[o + i] += l->delta[o + i] * s;
+        }
 }
 
 static void destroy(cdb_layer *l)
 {
     shortcut_priv *p = l->priv;
     free(p->preact);
+    free(p->branch_scale);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
@@ -41,6 +74,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->from = layer_read_from(r, l, "the layer to add");
     if (p->from < 0) return -1;
     p->act = layer_read_activation(r, ACT_LINEAR);
+    p->drop_connect = cfg_float(r, "drop_connect", 0.f, 0.f, 0.99f);
     if (cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
@@ -54,7 +88,14 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_tokens = l->tokens;
     if (layer_alloc_output(l, r)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    snprintf(l->description, sizeof(l->description), "from %d %s", p->from, activation_name(p->act));
+    p->branch_scale = xcalloc((size_t)l->batch, sizeof(float));
+    if (!p->branch_scale) return -1;
+    for (int b = 0; b < l->batch; b++) p->branch_scale[b] = 1.f;
+    if (p->drop_connect > 0)
+        snprintf(l->description, sizeof(l->description), "from %d %s, drop_connect %.3g", p->from,
+                 activation_name(p->act), p->drop_connect);
+    else
+        snprintf(l->description, sizeof(l->description), "from %d %s", p->from, activation_name(p->act));
     return 0;
 }
 
