@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "optimizer.h"
+#include "train.h"
 #include "test.h"
 
 #define N 7
@@ -127,6 +128,26 @@ static void t_lr_policies(void)
     net->step = 15;
     CHECK(fabsf(network_learning_rate(net) - 0.025f) < 1e-6f, "poly: %g", network_learning_rate(net));
     cdb_network_free(net);
+    /* Steps as fractions of the training length, resolved when the length
+     * is known (here by max_epochs: 100 images / batch 2 = 50 steps an
+     * epoch, 4 epochs). */
+    net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\n"
+                        "policy=steps\nsteps=0.3,0.6,0.85\nscales=0.1,0.1,0.1\nmax_epochs=4\n"
+                        "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
+    CHECK(net && net->train.steps_fractional, "fractional steps");
+    CHECK(train_resolve_length(net, 100) == 0 && net->train.max_batches == 200, "length");
+    CHECK(net->train.steps[0] == 60 && net->train.steps[1] == 120 && net->train.steps[2] == 170, "steps %d %d %d",
+          net->train.steps[0], net->train.steps[1], net->train.steps[2]);
+    net->step = 59;
+    float before = network_learning_rate(net);
+    net->step = 60;
+    CHECK(before == 0.1f && fabsf(network_learning_rate(net) - 0.01f) < 1e-8f, "the first drop at step 60");
+    net->step = 199;
+    CHECK(fabsf(network_learning_rate(net) - 1e-4f) < 1e-9f, "three drops by the end");
+    cdb_network_free(net);
+    const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=steps\n"
+                                                     "steps=0.3,100\nscales=0.1,0.1\n[connected]\noutput=3\n[softmax]\n");
+    CHECK(msg && strstr(msg, "bad.cfg:7: [net] key 'steps': '0.3' is neither a step number"), "mixed steps: %s", msg);
 }
 
 /* Subdivisions accumulate to the same gradient as one big forward (batch

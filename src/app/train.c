@@ -13,6 +13,7 @@
 
 #include "gemm.h"
 #include "runlog.h"
+#include "schedule.h"
 
 int train_resolve_length(cdb_network *net, int train_size)
 {
@@ -28,6 +29,7 @@ int train_resolve_length(cdb_network *net, int train_size)
         return -1;
     }
     if (t->burn_in > t->max_batches) t->burn_in = t->max_batches;
+    schedule_resolve(t);
     return 0;
 }
 

@@ -96,6 +96,8 @@ typedef struct {
     int steps[MAX_LR_STEPS];
     float scales[MAX_LR_STEPS];
     int nsteps;
+    float step_fractions[MAX_LR_STEPS]; /* steps= given as fractions of the training length (all in (0, 1)) */
+    int steps_fractional;              /* then steps[] = round(fraction * max_batches), set by schedule_resolve */
     float power, learning_rate_min;
     int burn_in;
     int max_batches, max_epochs;

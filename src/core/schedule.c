@@ -5,6 +5,12 @@
 
 #include <math.h>
 
+void schedule_resolve(train_config *t)
+{
+    if (!t->steps_fractional) return;
+    for (int i = 0; i < t->nsteps; i++) t->steps[i] = (int)lround((double)t->step_fractions[i] * t->max_batches);
+}
+
 float schedule_learning_rate(const train_config *t, int step)
 {
     if (t->burn_in > 0 && step < t->burn_in) {

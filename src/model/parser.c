@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "layers.h"
 #include "network.h"
+#include "schedule.h"
 
 /* Darknet [net] keys for image augmentation that cdbnet does not implement:
  * accepted, so Darknet classifier cfgs load, with a warning. */
@@ -48,12 +49,33 @@ static int read_net(cfg_reader *r, cdb_network *net)
             cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");
             return -1;
         }
-        t->nsteps = cfg_int_list(r, "steps", t->steps, MAX_LR_STEPS);
+        /* Step numbers, or fractions of the training length (0.3,0.6). */
+        t->nsteps = cfg_float_list(r, "steps", t->step_fractions, MAX_LR_STEPS);
         int nscales = cfg_float_list(r, "scales", t->scales, MAX_LR_STEPS);
-        if (!r->failed && nscales != t->nsteps) {
+        if (r->failed) return -1;
+        if (nscales != t->nsteps) {
             cfg_fail(r, "scales", "%d scales given for %d steps", nscales, t->nsteps);
             return -1;
         }
+        int fractions = 0;
+        for (int i = 0; i < t->nsteps; i++) fractions += t->step_fractions[i] > 0 && t->step_fractions[i] < 1;
+        t->steps_fractional = fractions == t->nsteps;
+        for (int i = 0; !t->steps_fractional && i < t->nsteps; i++) {
+            float v = t->step_fractions[i];
+            if (v < 0 || v != floorf(v) || v > (float)(1 << 30)) {
+                cfg_fail(r, "steps", "'%g' is neither a step number nor, with all the others, a fraction of the "
+                                     "training in (0, 1)",
+                         v);
+                return -1;
+            }
+            t->steps[i] = (int)v;
+        }
+        for (int i = 1; i < t->nsteps; i++)
+            if (t->step_fractions[i] < t->step_fractions[i - 1]) {
+                cfg_fail(r, "steps", "steps must not decrease");
+                return -1;
+            }
+        schedule_resolve(t);
     }
     net->seed = (uint64_t)cfg_int(r, "seed", 1, 0, 2147483647);
     input_config *in = &net->input_cfg;
