@@ -62,5 +62,6 @@ void register_compare_tests(void);
 void register_cli_tests(void);
 void register_reliability_tests(void);
 void register_darknet_tests(void);
+void register_zoo_tests(void);
 
 #endif

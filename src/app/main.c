@@ -36,6 +36,8 @@ static const char *usage =
     "                                 tests, as a table, CSV, Markdown and a chart\n"
     "  benchmark CFG [options]        training throughput on synthetic data of the cfg's shape, with a\n"
     "                                 per-phase and per-layer profile and the sgemm ceiling\n"
+    "  summary CFG [options]          the network's layers, shapes, parameters and forward\n"
+    "                                 multiply-adds, without data or training\n"
     "  help                           this text\n"
     "\n"
     "options:\n"
@@ -642,6 +644,19 @@ done:
     return status;
 }
 
+static int cmd_summary(const cli *c)
+{
+    if (c->n_positional != 1) {
+        fprintf(stderr, "usage: cdbnet summary CFG [-set KEY=VALUE ...]\n");
+        return 2;
+    }
+    cdb_network *net = load_network(c->positional[0], c);
+    if (!net) return fail();
+    network_print_summary(net, stdout);
+    cdb_network_free(net);
+    return 0;
+}
+
 /* This executable, for compare's arms: /proc/self/exe where there is one. */
 static const char *self_path(const char *argv0)
 {
@@ -674,6 +689,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "valid")) return cmd_valid(&c);
     if (!strcmp(argv[1], "predict")) return cmd_predict(&c);
     if (!strcmp(argv[1], "benchmark")) return cmd_benchmark(&c);
+    if (!strcmp(argv[1], "summary")) return cmd_summary(&c);
     if (!strcmp(argv[1], "compare")) return cmd_compare(&c, self_path(argv[0]));
     fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
     return 2;

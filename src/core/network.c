@@ -364,7 +364,10 @@ void network_print_summary(const cdb_network *net, FILE *out)
         fprintf(out, "%5d %-14s %-34s %16s %16s %10zu %s%s\n", i, l->ops->name, l->description, in, outs, count, db,
                 rate);
     }
+    size_t macs = 0;
+    for (int i = 0; i < net->n; i++) macs += net->layers[i].flops;
     fprintf(out, "total parameters: %zu\n", total);
+    fprintf(out, "forward: %.4g G multiply-adds per image (convolutions, connected and attention layers)\n", macs / 1e9);
     const train_config *t = &net->train;
     fprintf(out, "semantics: %s: burn_in %s, weight decay %s biases and norm scales, batch norm momentum %g\n",
             t->darknet ? "Darknet's (darknet=1)" : "the reference's (PyTorch)",

@@ -4,6 +4,7 @@
  * every token: input (batch, tokens, in), weights (outputs, in), output
  * (batch, tokens, outputs), as one GEMM over batch * tokens rows. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "activations.h"
 #include "batchnorm_layer.h"
@@ -91,7 +92,18 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     connected_priv *p = layer_priv(l, sizeof(connected_priv), destroy);
     if (!p) return -1;
-    int outputs = cfg_int(r, "output", 1, 1, 1 << 24);
+    /* output=classes: [net] classes (so that -set net.classes=100 retargets
+     * a classifier cfg). */
+    int outputs;
+    if (cfg_has(r, "output") && !strcmp(cfg_str(r, "output", ""), "classes")) {
+        if (!net->classes) {
+            cfg_fail(r, "output", "output=classes needs classes= in [net]");
+            return -1;
+        }
+        outputs = net->classes;
+    } else {
+        outputs = cfg_int(r, "output", 1, 1, 1 << 24);
+    }
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     p->act = layer_read_activation(r, ACT_LOGISTIC);
     float init_std = cfg_float(r, "init_std", 0.f, 0.f, 10.f);
