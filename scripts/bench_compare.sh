@@ -3,8 +3,9 @@
 # cfg and thread count, runs `cdbnet benchmark` and scripts/bench_torch.py
 # alternately (A B A B ...) and prints the medians and their ratio.
 #
-# usage: scripts/bench_compare.sh [-rounds N] [-threads "1 2"] [-batch N] [CFG...]
-# default cfgs: smallcnn resnet18 vit_micro vit_tiny; default threads "1 2".
+# usage: scripts/bench_compare.sh [-rounds N] [-threads "1 2"] [-batch N] [-steps N] [CFG...]
+# default cfgs: smallcnn resnet18 vit_micro vit_tiny; default threads "1 2"; -steps N
+# sets the steps per repeat (default: 1 to 10 by the model's size).
 # CDBNET=path/to/cdbnet benchmarks another build (default ./cdbnet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +13,15 @@ cd "$(dirname "$0")/.."
 rounds=2
 threads="1 2"
 batch=64
+steps_override=
 cfgs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -rounds) rounds=$2; shift 2 ;;
     -threads) threads=$2; shift 2 ;;
     -batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -steps) steps_override=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) cfgs+=("$1"); shift ;;
   esac
 done
@@ -33,7 +36,14 @@ rate() { sed -n 's/^images\/s: median \([0-9.]*\).*/\1/p'; }
 busy() { sed -n 's/^cpu: \([0-9.]*\) cores.*/\1/p'; }
 
 # Steps per repeat: fewer for the big models so that a round stays short.
-steps_for() { case "$1" in *resnet18*|*vit_tiny*) echo 3 ;; *) echo 10 ;; esac; }
+steps_for() {
+  if [ -n "$steps_override" ]; then echo "$steps_override"; return; fi
+  case "$1" in
+    *resnet50*|*densenet*|*preact*) echo 1 ;;
+    *resnet18*|*vit_tiny*|*_cifar*) echo 2 ;;
+    *) echo 10 ;;
+  esac
+}
 
 # Each side reports the cores its timed steps kept busy (CPU time / wall
 # time): both should be close to the thread count, or the comparison is off.

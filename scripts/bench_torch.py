@@ -90,15 +90,16 @@ class Net(nn.Module):
             mod, extra = nn.Identity(), None
             if kind in ("convolutional", "conv"):
                 f, k, s = int(o.get("filters", 1)), int(o.get("size", 1)), int(o.get("stride", 1))
-                p = int(o.get("padding", k // 2 if int(o.get("pad", 0)) else 0))
+                p = k // 2 if int(o.get("pad", 0)) else int(o.get("padding", 0))  # Darknet: pad overrides padding
                 g, bn = int(o.get("groups", 1)), int(o.get("batch_normalize", 0))
-                layers = [nn.Conv2d(c, f, k, s, p, groups=g, bias=not bn)]
+                layers = [nn.Conv2d(c, f, k, s, p, groups=g, bias=not bn and bool(int(o.get("bias", 1))))]
                 if bn:
                     layers.append(nn.BatchNorm2d(f))
                 mod = nn.Sequential(*layers, act)
                 c, h, w = f, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
             elif kind in ("connected", "conn"):
-                out, bn = int(o["output"]), int(o.get("batch_normalize", 0))
+                out = int(net["classes"]) if o["output"] == "classes" else int(o["output"])
+                bn = int(o.get("batch_normalize", 0))
                 if tokens:
                     mod = nn.Sequential(nn.Linear(c, out), act)
                     c = out
@@ -109,24 +110,37 @@ class Net(nn.Module):
                     mod = nn.Sequential(*layers, act)
                     c, h, w = out, 1, 1
             elif kind in ("maxpool", "max"):
-                k = int(o.get("size", 1))
-                s = int(o.get("stride", k))
+                s = int(o.get("stride", 1))  # Darknet's defaults
+                k = int(o.get("size", s))
                 mod = nn.MaxPool2d(k, s, ceil_mode=True)
                 pad = int(o.get("padding", k - 1))
                 h, w = (h + pad - k) // s + 1, (w + pad - k) // s + 1
             elif kind in ("avgpool", "avg"):
-                mod = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+                mod = nn.AdaptiveAvgPool2d(1)  # C x 1 x 1, as cdbnet's (a [connected] flattens)
                 h = w = 1
+            elif kind == "local_avgpool":
+                s = int(o.get("stride", 1))
+                k = int(o.get("size", s))
+                mod = nn.AvgPool2d(k, s, ceil_mode=True)
+                pad = int(o.get("padding", k - 1))
+                h, w = (h + pad - k) // s + 1, (w + pad - k) // s + 1
             elif kind == "batchnorm":
-                mod = nn.BatchNorm2d(c)
+                mod = nn.Sequential(nn.BatchNorm2d(c), ACTIVATIONS[o.get("activation", "linear")]())
+            elif kind == "scale_channels":
+                ref = int(o["from"])
+                extra = ("scale", ref if ref >= 0 else i + ref)
+                c, h, w = shapes[extra[1]]
+            elif kind == "shuffle":
+                mod = Shuffle(int(o.get("groups", 2)))
             elif kind == "shortcut":
                 ref = int(o["from"])
-                extra = ("shortcut", ref if ref >= 0 else i + ref)
+                extra = ("shortcut", ref if ref >= 0 else i + ref, float(o.get("drop_connect", 0)))
                 mod = act
             elif kind == "route":
                 refs = [int(v) for v in o["layers"].split(",")]
-                extra = ("route", [r if r >= 0 else i + r for r in refs])
-                c = sum(shapes[r][0] for r in extra[1])
+                groups, group_id = int(o.get("groups", 1)), int(o.get("group_id", 0))
+                extra = ("route", [r if r >= 0 else i + r for r in refs], groups, group_id)
+                c = sum(shapes[r][0] for r in extra[1]) // groups
                 h, w = shapes[extra[1][0]][1], shapes[extra[1][0]][2]
             elif kind == "dropout":
                 mod = nn.Dropout(float(o.get("probability", 0.5)))
@@ -158,13 +172,30 @@ class Net(nn.Module):
         outs = []
         for mod, extra in zip(self.mods, self.kinds):
             if extra and extra[0] == "shortcut":
+                if extra[2] > 0 and self.training:
+                    keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= extra[2]
+                    x = x * keep / (1 - extra[2])
                 x = mod(x + outs[extra[1]])
             elif extra and extra[0] == "route":
-                x = torch.cat([outs[r] for r in extra[1]], dim=1)
+                _, refs, groups, group_id = extra
+                parts = [outs[r].chunk(groups, dim=1)[group_id] if groups > 1 else outs[r] for r in refs]
+                x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+            elif extra and extra[0] == "scale":
+                x = outs[extra[1]] * x.reshape(x.shape[0], -1, 1, 1)
             else:
                 x = mod(x)
             outs.append(x)
         return x
+
+
+class Shuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 class MeanTokens(nn.Module):
