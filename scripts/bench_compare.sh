@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     -threads) threads=$2; shift 2 ;;
     -batch) batch=$2; shift 2 ;;
     -steps) steps_override=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) cfgs+=("$1"); shift ;;
   esac
 done
