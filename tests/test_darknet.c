@@ -226,8 +226,48 @@ static void t_weights_layouts(void)
     cdb_network_free(net);
 }
 
+/* [softmax] then [cost] (scale 1): the same network's gradients, twice
+ * those without the [cost]; predictions unchanged. */
+static void t_cost_doubles_the_gradient(void)
+{
+    cdb_network *with = cdb_network_load("tests/darknet/classifier_cost.cfg", NULL, 0);
+    CHECK(with, "%s", cdb_last_error());
+    FILE *fp = fopen("tests/darknet/classifier_cost.cfg", "r");
+    char text[4096];
+    size_t len = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[len] = 0;
+    char *cost = strstr(text, "\n[cost]");
+    CHECK(cost, "the cfg ends with [cost]");
+    *cost = 0;
+    cdb_network *without = net_from_text(text);
+    CHECK(without && with->nparams == without->nparams, "build without [cost]");
+    fill_normal(with->input, (size_t)4 * with->inputs, 9, 1.f);
+    memcpy(without->input, with->input, (size_t)4 * with->inputs * sizeof(float));
+    for (int b = 0; b < 4; b++) with->truth[b * 10 + b] = without->truth[b * 10 + b] = 1;
+    with->loss = without->loss = 0;
+    network_forward(with, 1);
+    network_backward(with);
+    network_forward(without, 1);
+    network_backward(without);
+    CHECK(fabs(with->loss - 2 * without->loss) <= 1e-5 * without->loss, "loss %g, twice %g", with->loss,
+          without->loss);
+    for (int k = 0; k < with->nparams; k++)
+        for (size_t i = 0; i < with->params[k]->size; i++) {
+            float a = with->params[k]->grad[i], b = without->params[k]->grad[i];
+            CHECK(fabsf(a - 2 * b) <= 1e-5f * (fabsf(b) + 1e-6f), "%s gradient %zu: %g, twice %g", with->params[k]->name,
+                  i, a, b);
+        }
+    network_forward(with, 0);
+    network_forward(without, 0);
+    CHECK(!memcmp(network_output(with), network_output(without), 40 * sizeof(float)), "predictions differ");
+    cdb_network_free(with);
+    cdb_network_free(without);
+}
+
 void register_darknet_tests(void)
 {
+    test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);
     test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);
     test_add("darknet/a key given twice: the first value, a warning naming both lines", t_duplicate_keys_take_the_first);
     test_add("darknet/darknet=1 training semantics", t_darknet_semantics);

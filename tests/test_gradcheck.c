@@ -238,6 +238,12 @@ static void t_shortcut_drop_connect(void)
                         "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n"
                         "[shortcut]\nfrom=-2\ndrop_connect=0.5\n" HEAD_TAIL);
 }
+/* Darknet's [cost] after [softmax]: (1 + scale) x the cross-entropy. */
+static void t_cost(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n[cost]\ntype=sse\nscale=0.5\n");
+}
 static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
 static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
 
@@ -310,6 +316,7 @@ static const struct {
     {"gradcheck/shuffle", t_shuffle},
     {"gradcheck/route groups and group_id", t_route_groups},
     {"gradcheck/dropout", t_dropout},
+    {"gradcheck/cost after softmax (Darknet)", t_cost},
     {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
     {"gradcheck/activation linear", t_act_linear},

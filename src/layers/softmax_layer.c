@@ -23,7 +23,9 @@ static void backward(cdb_layer *l, cdb_network *net)
     if (!l->input_delta) return;
     float inv_batch = 1.f / (float)net->batch;
     size_t total = (size_t)l->batch * l->inputs;
-    for (size_t i = 0; i < total; i++) l->input_delta[i] += (l->output[i] - net->truth[i]) * inv_batch;
+    /* Plus what a [cost] after it adds to its delta (zero otherwise): in
+     * Darknet's way, an error with respect to the logits. */
+    for (size_t i = 0; i < total; i++) l->input_delta[i] += (l->output[i] - net->truth[i]) * inv_batch + l->delta[i];
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)

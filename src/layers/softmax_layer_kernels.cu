@@ -17,9 +17,11 @@ __global__ void softmax_kernel(const float *x, float *y, const float *truth, flo
     }
 }
 
-__global__ void softmax_backward_kernel(const float *y, const float *truth, float *in_delta, float inv_batch, size_t n)
+/* Plus the delta a [cost] after it adds (zero otherwise). */
+__global__ void softmax_backward_kernel(const float *y, const float *truth, const float *delta, float *in_delta,
+                                        float inv_batch, size_t n)
 {
-    FOR_EACH(i, n) in_delta[i] += (y[i] - truth[i]) * inv_batch;
+    FOR_EACH(i, n) in_delta[i] += (y[i] - truth[i]) * inv_batch + delta[i];
 }
 
 void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
@@ -42,6 +44,7 @@ void softmax_backward_gpu(cdb_layer *l, cdb_network *net)
     if (!l->input_delta) return;
     size_t n = (size_t)l->batch * l->inputs;
     softmax_backward_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->output, n), GPU_F(net, net->truth, n),
-                                                      GPU_F(net, l->input_delta, n), 1.f / (float)net->batch, n);
+                                                      GPU_F(net, l->delta, n), GPU_F(net, l->input_delta, n),
+                                                      1.f / (float)net->batch, n);
     LAUNCH_CHECK(softmax_backward_kernel);
 }
