@@ -138,7 +138,7 @@ static void t_maxpool_2x2(void)
  * computes one. */
 /* The policy of the fast network in compare_conv_paths (conv_direct_cases
  * varies the slice size and Winograd). */
-static conv_policy case_policy = {1, 1, CONV_SHIFT_AUTO, 320 << 10, 0};
+static conv_policy case_policy = {.direct = 1, .winograd = 1, .shift = CONV_SHIFT_AUTO, .slice_bytes = 320 << 10};
 
 static void compare_conv_paths(const char *text, int fast, int expected, int input_gradient)
 {
@@ -151,14 +151,18 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
     a->conv = case_policy;
     a->conv.direct = fast == 2;
     a->conv.shift = fast == 1 ? CONV_SHIFT_ON : CONV_SHIFT_OFF;
+    a->conv.depthwise = fast == 3;
     b->conv.direct = 0; /* the reference: im2col everywhere */
     b->conv.shift = CONV_SHIFT_OFF;
+    b->conv.depthwise = 0;
     int taken = 0;
     for (int li = 0; li < a->n; li++) {
         const cdb_layer *l = &a->layers[li];
         if (strcmp(l->ops->name, "convolutional")) continue;
         if (fast == 1)
             taken += convolutional_uses_shift(l, a);
+        else if (fast == 3)
+            taken += convolutional_uses_depthwise(l, a);
         else
             taken += 100 * convolutional_uses_direct(l, a, 0) + convolutional_uses_direct(l, a, 1);
     }
@@ -195,6 +199,45 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
               "input gradient %zu: %g vs %g", i, a->input_delta[i], b->input_delta[i]);
     cdb_network_free(a);
     cdb_network_free(b);
+}
+
+/* Depthwise layers plane by plane against im2col: 3x3 stride 1 and 2,
+ * 5x5 with padding 2 on an odd non-square image, a 2x2 kernel without
+ * padding, 3x3 with padding 2, and 1x1/2; then the same bits at 1 and 2
+ * threads. */
+static void t_conv_depthwise(void)
+{
+    const char *text = "[net]\nbatch=3\nwidth=13\nheight=9\nchannels=6\n"
+                       "[convolutional]\nfilters=6\nsize=3\npad=1\ngroups=6\nbatch_normalize=1\nactivation=relu\n"
+                       "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\ngroups=6\nactivation=linear\n"
+                       "[convolutional]\nfilters=6\nsize=5\npad=1\ngroups=6\nactivation=leaky\n"
+                       "[convolutional]\nfilters=6\nsize=2\ngroups=6\nactivation=linear\n"
+                       "[convolutional]\nfilters=6\nsize=3\npadding=2\ngroups=6\nactivation=linear\n"
+                       "[convolutional]\nfilters=6\nsize=1\nstride=2\ngroups=6\nactivation=linear\n"
+                       "[convolutional]\nfilters=12\nsize=3\npad=1\ngroups=6\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+    compare_conv_paths(text, 3, 6, 1); /* the last (2 filters a group) stays on im2col */
+    compare_conv_paths(text, 3, 6, 0);
+    cdb_network *n1 = net_from_text(text), *n2 = net_from_text(text);
+    CHECK(n1 && n2, "build");
+    network_enable_input_gradient(n1);
+    network_enable_input_gradient(n2);
+    fill_normal(n1->input, (size_t)3 * n1->inputs, 8, 1.f);
+    memcpy(n2->input, n1->input, (size_t)3 * n1->inputs * sizeof(float));
+    for (int i = 0; i < 3; i++) n1->truth[i * 4 + i] = n2->truth[i * 4 + i] = 1;
+    set_num_threads(1);
+    network_forward(n1, 1);
+    network_backward(n1);
+    set_num_threads(2);
+    network_forward(n2, 1);
+    network_backward(n2);
+    set_num_threads(1);
+    int same = !memcmp(n1->input_delta, n2->input_delta, (size_t)3 * n1->inputs * sizeof(float));
+    for (int k = 0; k < n1->nparams; k++)
+        same &= !memcmp(n1->params[k]->grad, n2->params[k]->grad, n1->params[k]->size * sizeof(float));
+    cdb_network_free(n1);
+    cdb_network_free(n2);
+    CHECK(same, "1 and 2 threads give different gradients");
 }
 
 static void t_conv_shift(void)
@@ -460,6 +503,7 @@ void register_layer_tests(void)
     test_add("layers/fixed-order GEMM: exact order, same bits for subsets and threads", t_gemm_fixed);
     test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
     test_add("layers/direct convolution equals im2col", t_conv_direct);
+    test_add("layers/depthwise convolution equals im2col", t_conv_depthwise);
     test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
     test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
     test_add("layers/im2col and col2im against their definition", t_im2col);

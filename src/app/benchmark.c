@@ -207,17 +207,19 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
         printf("benchmark %s: batch %d, %d threads, gemm %s, dropback %s\n", net->cfg_path, net->batch,
                get_num_threads(), gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
     if (!net->gpu) {
-        int direct = 0, wino = 0, shift = 0, other = 0;
+        int direct = 0, wino = 0, shift = 0, depthwise = 0, other = 0;
         for (int i = 0; i < net->n; i++) {
             if (strcmp(net->layers[i].ops->name, "convolutional")) continue;
-            if (convolutional_uses_winograd(&net->layers[i], net)) wino++;
+            if (convolutional_uses_depthwise(&net->layers[i], net)) depthwise++;
+            else if (convolutional_uses_winograd(&net->layers[i], net)) wino++;
             else if (convolutional_uses_direct(&net->layers[i], net, 0)) direct++;
             else if (convolutional_uses_shift(&net->layers[i], net)) shift++;
             else other++;
         }
-        printf("kernels: %s (%d floats a vector); convolutions: %d Winograd, %d direct, %d shifted GEMM, %d im2col; "
-               "weight gradients: fixed-order GEMM\n",
-               cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)), wino, direct, shift, other);
+        printf("kernels: %s (%d floats a vector); convolutions: %d depthwise, %d Winograd, %d direct, %d shifted GEMM, "
+               "%d im2col; weight gradients: fixed-order GEMM\n",
+               cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)), depthwise, wino, direct, shift,
+               other);
     }
     printf("images/s: median %.1f over %d repeats of %d steps (min %.1f, max %.1f, spread %.1f%%)\n", med,
            opt->repeats, opt->steps, lo, hi, 100 * (hi - lo) / med);

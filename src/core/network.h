@@ -113,7 +113,7 @@ typedef struct {
 } input_config;
 
 /* How convolutions are computed on the CPU, per network: [net] keys
- * conv_direct, conv_winograd, conv_shift, conv_slice_kb (docs/cfg.md), or
+ * conv_direct, conv_winograd, conv_depthwise, conv_shift, conv_slice_kb (docs/cfg.md), or
  * set through this struct. Every choice computes the same convolution up to
  * rounding (tests compare them); nothing else picks an algorithm. */
 typedef enum { CONV_SHIFT_OFF, CONV_SHIFT_ON, CONV_SHIFT_AUTO } conv_shift_mode;
@@ -123,6 +123,7 @@ typedef struct {
     conv_shift_mode shift;     /* shifted GEMMs: auto (default) = with one thread only */
     size_t slice_bytes;        /* direct kernels: a group's weight bytes per pass (default 320 KiB) */
     int deterministic;         /* cuDNN (GPU): only algorithms that give the same bits every run (default 0) */
+    int depthwise;             /* depthwise layers plane by plane instead of im2col (default 1) */
 } conv_policy;
 
 struct cdb_network {

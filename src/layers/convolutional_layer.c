@@ -4,9 +4,10 @@
  * convolutional_direct.c (convolutional_paths.h).
  *   input (batch, c, h, w), weights (filters, c/groups, size, size),
  *   output (batch, filters, out_h, out_w).
- * Three ways to the convolution on the CPU: the direct kernels on channel-
- * blocked images (conv_direct.h) for the shapes they take, else shifted
- * GEMMs for 'same' stride-1 layers on large images, else im2col + GEMM.
+ * Four ways to the convolution on the CPU: depthwise layers plane by plane,
+ * the direct kernels on channel-blocked images (conv_direct.h) for the
+ * shapes they take, else shifted GEMMs for 'same' stride-1 layers on large
+ * images, else im2col + GEMM.
  * Images are processed in chunks: for im2col, the columns of a chunk's images
  * sit side by side in one matrix, so each group is one large GEMM per chunk
  * rather than one small GEMM per image when images are small. */
@@ -99,7 +100,9 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     conv_priv *p = l->priv;
     int N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    if (conv_uses_direct(l, p, net))
+    if (conv_uses_depthwise(l, p, net))
+        conv_forward_depthwise(l, net, z);
+    else if (conv_uses_direct(l, p, net))
         conv_forward_direct(l, net, z);
     else if (conv_uses_shift(l, p, net))
         conv_shift_pass(l, net, 0, l->input, z);
@@ -133,6 +136,10 @@ static void backward(cdb_layer *l, cdb_network *net)
                 for (int i = 0; i < N; i++) s += d[i];
                 p->biases->grad[f] += s;
             }
+    }
+    if (conv_uses_depthwise(l, p, net)) {
+        conv_backward_depthwise(l, net, dz);
+        return;
     }
     if (conv_uses_direct_backward(l, p, net)) {
         conv_backward_direct(l, net, dz);

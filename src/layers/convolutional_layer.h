@@ -26,5 +26,6 @@ typedef struct {
 int convolutional_uses_shift(const cdb_layer *l, const cdb_network *net);
 int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
 int convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net);
+int convolutional_uses_depthwise(const cdb_layer *l, const cdb_network *net);
 
 #endif

@@ -4,6 +4,8 @@
  *                           and input gradient; no im2col copies)
  *   convolutional_direct.c  the direct and Winograd kernels (conv_direct.h)
  *                           for the output, input and weight gradients
+ *   convolutional_depthwise.c  depthwise layers (groups = channels =
+ *                           filters), plane by plane, all three passes
  * Each says whether a layer takes it (shape and policy), the workspace it
  * needs, and runs it. */
 #ifndef CDB_CONVOLUTIONAL_PATHS_H
@@ -27,5 +29,12 @@ size_t conv_direct_workspace(const cdb_layer *l, const conv_priv *p);
 void conv_forward_direct(cdb_layer *l, cdb_network *net, float *z);
 /* the weight gradient and, where there is one, the input gradient, from dz */
 void conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz);
+
+int conv_depthwise_shape(const cdb_layer *l, const conv_priv *p);
+int conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+/* z (batch, outputs) = conv(input); needs no workspace */
+void conv_forward_depthwise(cdb_layer *l, cdb_network *net, float *z);
+/* the weight gradient and, where there is one, the input gradient, from dz */
+void conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz);
 
 #endif

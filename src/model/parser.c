@@ -92,6 +92,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
     conv_policy *cp = &net->conv;
     cp->direct = cfg_int(r, "conv_direct", 1, 0, 1);
     cp->winograd = cfg_int(r, "conv_winograd", 1, 0, 1);
+    cp->depthwise = cfg_int(r, "conv_depthwise", 1, 0, 1);
     static const char *const shifts[] = {"off", "on", "auto", NULL};
     cp->shift = (conv_shift_mode)cfg_choice(r, "conv_shift", shifts, CONV_SHIFT_AUTO);
     cp->slice_bytes = (size_t)cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
