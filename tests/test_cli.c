@@ -192,7 +192,7 @@ static void t_benchmark(void)
                  sizeof(out));
     CHECK(rc == 0, "benchmark exit %d: %s", rc, out);
     char kernels[128];
-    snprintf(kernels, sizeof(kernels), "kernels: %s (%d floats a vector); convolutions: 1 Winograd, 1 direct, 0 shifted GEMM, 1 im2col",
+    snprintf(kernels, sizeof(kernels), "kernels: %s (%d floats a vector); convolutions: 0 depthwise, 1 Winograd, 1 direct, 0 shifted GEMM, 1 im2col",
              cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)));
     /* smallcnn: 1 -> 32 channels (im2col), 32 -> 64 at 28x28 (Winograd), 64 -> 128 stride 2 (direct) */
     CHECK(strstr(out, kernels), "the kernels line names the ISA and each convolution's path (want '%s'): %s", kernels, out);
