@@ -173,6 +173,11 @@ static void t_conv_direct(void)
     cdb_network_free(net);
     gradcheck(even);
 }
+static void t_activation_layer(void)
+{
+    gradcheck(NET_HEAD "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=linear\n[activation]\nactivation=selu\n"
+                       "[activation]\nactivation=hard_mish\n" HEAD_TAIL);
+}
 static void t_connected(void) { gradcheck(NET_HEAD "[connected]\noutput=7\nactivation=logistic\n" HEAD_TAIL); }
 static void t_connected_bn(void)
 {
@@ -260,6 +265,23 @@ ACTIVATION_TEST(swish)
 ACTIVATION_TEST(silu)
 ACTIVATION_TEST(mish)
 ACTIVATION_TEST(hardswish)
+/* Darknet's, with init_std=1 so that the pre-activations (of order 10)
+ * reach every piece of the piecewise ones (plse's bends are at +-4). */
+#define DARKNET_ACTIVATION_TEST(act)                                                                       \
+    static void t_act_##act(void)                                                                          \
+    {                                                                                                      \
+        gradcheck(NET_HEAD "[connected]\noutput=8\ninit_std=1\nactivation=" #act "\n" HEAD_TAIL);          \
+    }
+DARKNET_ACTIVATION_TEST(elu)
+DARKNET_ACTIVATION_TEST(selu)
+DARKNET_ACTIVATION_TEST(ramp)
+DARKNET_ACTIVATION_TEST(hardtan)
+DARKNET_ACTIVATION_TEST(lhtan)
+DARKNET_ACTIVATION_TEST(plse)
+DARKNET_ACTIVATION_TEST(loggy)
+DARKNET_ACTIVATION_TEST(relie)
+DARKNET_ACTIVATION_TEST(revleaky)
+DARKNET_ACTIVATION_TEST(hard_mish)
 
 /* Token sequences: a 2x2 patch embedding of a 3x4x4 input gives 4 tokens of 6. */
 #define SEQ_HEAD NET_HEAD4_SEQ "[convolutional]\nfilters=6\nsize=2\nstride=2\nactivation=linear\n[tokens]\n"
@@ -316,6 +338,7 @@ static const struct {
     {"gradcheck/shuffle", t_shuffle},
     {"gradcheck/route groups and group_id", t_route_groups},
     {"gradcheck/dropout", t_dropout},
+    {"gradcheck/activation layer", t_activation_layer},
     {"gradcheck/cost after softmax (Darknet)", t_cost},
     {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
@@ -330,6 +353,16 @@ static const struct {
     {"gradcheck/activation silu", t_act_silu},
     {"gradcheck/activation mish", t_act_mish},
     {"gradcheck/activation hardswish", t_act_hardswish},
+    {"gradcheck/activation elu (Darknet)", t_act_elu},
+    {"gradcheck/activation selu (Darknet)", t_act_selu},
+    {"gradcheck/activation ramp (Darknet)", t_act_ramp},
+    {"gradcheck/activation hardtan (Darknet)", t_act_hardtan},
+    {"gradcheck/activation lhtan (Darknet)", t_act_lhtan},
+    {"gradcheck/activation plse (Darknet)", t_act_plse},
+    {"gradcheck/activation loggy (Darknet)", t_act_loggy},
+    {"gradcheck/activation relie (Darknet)", t_act_relie},
+    {"gradcheck/activation revleaky (Darknet)", t_act_revleaky},
+    {"gradcheck/activation hard_mish (Darknet)", t_act_hard_mish},
 };
 #define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
 

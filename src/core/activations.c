@@ -6,12 +6,15 @@
 #include "fastmath.h"
 #include "shared_math.h"
 
-const char *const activation_names[] = {"linear", "relu", "leaky", "relu6", "logistic", "tanh",
-                                        "gelu",   "swish", "mish", "hardswish", NULL};
+const char *const activation_names[] = {"linear", "relu",  "leaky", "relu6",   "logistic", "tanh",  "gelu",
+                                        "swish",  "mish",  "hardswish", "elu", "selu",    "ramp",  "hardtan",
+                                        "lhtan",  "plse",  "loggy", "relie",   "revleaky", "hard_mish", NULL};
 
 int activation_from_name(const char *name, activation *out)
 {
     if (!strcmp(name, "silu")) name = "swish";
+    /* Darknet's "hard_mish" is also written "hardmish" in some cfgs. */
+    if (!strcmp(name, "hardmish")) name = "hard_mish";
     for (int i = 0; activation_names[i]; i++) {
         if (!strcmp(name, activation_names[i])) {
             *out = (activation)i;

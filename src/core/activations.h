@@ -17,6 +17,17 @@ typedef enum {
     ACT_SWISH,
     ACT_MISH,
     ACT_HARDSWISH,
+    /* Darknet's (AlexeyAB's definitions) */
+    ACT_ELU,
+    ACT_SELU,
+    ACT_RAMP,
+    ACT_HARDTAN,
+    ACT_LHTAN,
+    ACT_PLSE,
+    ACT_LOGGY,
+    ACT_RELIE,
+    ACT_REVLEAKY,
+    ACT_HARD_MISH,
     ACT_COUNT
 } activation;
 

@@ -36,6 +36,16 @@ static inline CDB_HD float activation_value(int a, float x)
     case ACT_SWISH: return x * sm_sigmoid(x);
     case ACT_MISH: return x * tanhf(sm_softplus(x));
     case ACT_HARDSWISH: return x <= -3 ? 0 : (x >= 3 ? x : x * (x + 3) / 6);
+    case ACT_ELU: return x >= 0 ? x : expf(x) - 1;
+    case ACT_SELU: return x >= 0 ? 1.0507f * x : 1.0507f * 1.6732f * (expf(x) - 1);
+    case ACT_RAMP: return (x > 0 ? x : 0) + 0.1f * x;
+    case ACT_HARDTAN: return x < -1 ? -1 : (x > 1 ? 1 : x);
+    case ACT_LHTAN: return x < 0 ? 0.001f * x : (x > 1 ? 0.001f * (x - 1) + 1 : x);
+    case ACT_PLSE: return x < -4 ? 0.01f * (x + 4) : (x > 4 ? 0.01f * (x - 4) + 1 : 0.125f * x + 0.5f);
+    case ACT_LOGGY: return 2.f * sm_sigmoid(x) - 1;
+    case ACT_RELIE: return x > 0 ? x : 0.01f * x;
+    case ACT_REVLEAKY: return x > 0 ? x : 0.1f * x; /* Darknet computes it as leaky */
+    case ACT_HARD_MISH: return x > 0 ? x : (x > -2 ? x * x / 2 + x : 0);
     default: return x;
     }
 }
@@ -67,6 +77,19 @@ static inline CDB_HD float activation_derivative(int a, float x)
         return t + x * (1 - t * t) * sm_sigmoid(x);
     }
     case ACT_HARDSWISH: return x < -3 ? 0 : (x > 3 ? 1 : (2 * x + 3) / 6);
+    case ACT_ELU: return x >= 0 ? 1 : expf(x);
+    case ACT_SELU: return x >= 0 ? 1.0507f : 1.0507f * 1.6732f * expf(x);
+    case ACT_RAMP: return (x > 0) + 0.1f;
+    case ACT_HARDTAN: return x > -1 && x < 1;
+    case ACT_LHTAN: return x > 0 && x < 1 ? 1 : 0.001f;
+    case ACT_PLSE: return x < -4 || x > 4 ? 0.01f : 0.125f;
+    case ACT_LOGGY: {
+        float s = sm_sigmoid(x);
+        return 2 * s * (1 - s);
+    }
+    case ACT_RELIE: return x > 0 ? 1 : 0.01f;
+    case ACT_REVLEAKY: return x > 0 ? 1 : 0.1f;
+    case ACT_HARD_MISH: return x > 0 ? 1 : (x > -2 ? x + 1 : 0);
     default: return 1;
     }
 }

@@ -74,9 +74,17 @@ activation layer_read_activation(cfg_reader *r, activation def)
     if (!name) return def;
     activation a;
     if (activation_from_name(name, &a)) {
-        cfg_fail(r, "activation",
-                 "'%s' is not one of: linear, relu, leaky, relu6, logistic, tanh, gelu, swish, silu, mish, hardswish",
-                 name);
+        if (!strcmp(name, "stair") || !strncmp(name, "normalize_channels", 18)) {
+            cfg_fail(r, "activation",
+                     "'%s' is a Darknet activation cdbnet does not implement (%s)", name,
+                     name[0] == 's' ? "a staircase whose Darknet gradient is not its derivative"
+                                    : "a normalisation across channels, not an element-wise function");
+            return def;
+        }
+        char list[512] = "";
+        for (int i = 0; activation_names[i]; i++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", activation_names[i]);
+        cfg_fail(r, "activation", "'%s' is not one of: %s (silu is swish)", name, list);
         return def;
     }
     return a;

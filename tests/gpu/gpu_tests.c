@@ -113,6 +113,7 @@ LAYER_TEST(t_scale_channels, HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\nac
 LAYER_TEST(t_shuffle_split, HEAD "[convolutional]\nfilters=6\nsize=1\nactivation=linear\n[shuffle]\ngroups=3\n"
                                  "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n[route]\nlayers=-1,-3\n" TAIL)
 LAYER_TEST(t_dropout, HEAD "[dropout]\nprobability=0.4\n" TAIL)
+LAYER_TEST(t_activation_layer, HEAD "[activation]\nactivation=elu\n[activation]\nactivation=plse\n" TAIL)
 LAYER_TEST(t_cost, HEAD "[connected]\noutput=5\nactivation=linear\n[softmax]\n[cost]\nscale=0.5\n")
 LAYER_TEST(t_drop_connect_nobias, HEAD "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=3\nsize=3\npad=1\nbias=0\nactivation=linear\n"
                                        "[shortcut]\nfrom=-2\ndrop_connect=0.5\n" TAIL)
@@ -284,6 +285,7 @@ int main(int argc, char **argv)
     test_add("gpu/scale_channels", t_scale_channels);
     test_add("gpu/shuffle and route groups", t_shuffle_split);
     test_add("gpu/dropout", t_dropout);
+    test_add("gpu/activation layer (elu, plse)", t_activation_layer);
     test_add("gpu/cost after softmax", t_cost);
     test_add("gpu/shortcut drop_connect, conv bias=0", t_drop_connect_nobias);
     test_add("gpu/activations", t_activations);
