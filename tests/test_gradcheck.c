@@ -124,6 +124,12 @@ static void t_conv_nobias(void)
 {
     gradcheck(NET_HEAD "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=4\nsize=3\npad=1\nbias=0\nactivation=linear\n" HEAD_TAIL);
 }
+/* A 1x1 convolution on 256 pixels: one GEMM per image on the image itself. */
+static void t_conv_pointwise_per_image(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=5\nsize=1\nactivation=tanh\n"
+              "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[avgpool]\n[softmax]\n");
+}
 static void t_conv_stride2(void)
 {
     gradcheck(NET_HEAD "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL);
@@ -314,6 +320,7 @@ static const struct {
     {"gradcheck/token-wise connected gelu", t_tokenwise_connected},
     {"gradcheck/pre-norm encoder block", t_encoder_block},
     {"gradcheck/conv 3x3 pad 1 with bias", t_conv_3x3_bias},
+    {"gradcheck/conv 1x1 on 16x16 (a GEMM per image, no columns)", t_conv_pointwise_per_image},
     {"gradcheck/conv without bias (bias=0) after [batchnorm] relu", t_conv_nobias},
     {"gradcheck/conv stride 2 leaky", t_conv_stride2},
     {"gradcheck/conv on the direct kernels, stride 1 and 2", t_conv_direct},

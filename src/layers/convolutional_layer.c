@@ -72,10 +72,29 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
     }
 }
 
+/* A 1x1 stride-1 convolution without padding or groups is one GEMM per
+ * image on the image itself: no columns to build, no chunk to copy in or
+ * out. Worth it when an image gives the GEMM enough columns; small images
+ * keep the chunks, which batch several into one GEMM. */
+#define POINTWISE_MIN_PIXELS 256
+
+static int pointwise(const cdb_layer *l, const conv_priv *p)
+{
+    return p->size == 1 && p->stride == 1 && p->pad == 0 && p->groups == 1 &&
+           l->out_h * l->out_w >= POINTWISE_MIN_PIXELS;
+}
+
 /* z = conv(input) through im2col, a chunk of images per GEMM */
 static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
+    if (pointwise(l, p)) {
+        int N = l->out_h * l->out_w;
+        for (int b = 0; b < l->batch; b++)
+            gemm(0, 0, p->filters, N, l->c, 1, p->weights->value, l->c, l->input + (size_t)b * l->inputs, N, 0,
+                 z + (size_t)b * l->outputs, N);
+        return;
+    }
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     float *col = net->workspace;
     for (int first = 0; first < l->batch; first += p->chunk) {
@@ -143,6 +162,16 @@ static void backward(cdb_layer *l, cdb_network *net)
     }
     if (conv_uses_direct_backward(l, p, net)) {
         conv_backward_direct(l, net, dz);
+        return;
+    }
+    if (pointwise(l, p)) {
+        /* per image: dW += dz (F, N) . in^T (N, C); din += W^T (C, F) . dz (F, N) */
+        for (int b = 0; b < l->batch; b++) {
+            const float *dzb = dz + (size_t)b * l->outputs, *in = l->input + (size_t)b * l->inputs;
+            dropback_weight_grad(net, p->weights, 0, 0, 1, F, K, N, dzb, N, in, N, p->weights->grad, K);
+            if (l->input_delta)
+                gemm(1, 0, K, N, F, 1, p->weights->value, K, dzb, N, 1, l->input_delta + (size_t)b * l->inputs, N);
+        }
         return;
     }
     float *col = net->workspace;
