@@ -407,13 +407,48 @@ int cfg_float_list(cfg_reader *r, const char *key, float *out, int max)
     return split_list(r, key, max, 1, out);
 }
 
+/* Darknet's keys that cdbnet refuses, and why (docs/cfg.md, "From
+ * Darknet"): a cfg that uses one would otherwise train something else than
+ * it says. */
+static const struct {
+    const char *key, *why;
+} darknet_keys[] = {
+    {"mosaic", "Darknet's mosaic augmentation (for its detectors)"},
+    {"mixup", "Darknet's mixup augmentation"},
+    {"cutmix", "Darknet's cutmix augmentation"},
+    {"blur", "Darknet's blur augmentation"},
+    {"random", "Darknet's random resizing of the network (for its detectors)"},
+    {"adam", "Darknet's Adam (L2 decay in the gradient); use optimizer=adamw with beta1, beta2, eps"},
+    {"B1", "Darknet's Adam; use optimizer=adamw with beta1"},
+    {"B2", "Darknet's Adam; use optimizer=adamw with beta2"},
+    {"clip", "Darknet's clipping of the input"},
+    {"label_smooth_eps", "Darknet's label smoothing; use label_smoothing= in [net]"},
+    {"max_ratio", "Darknet's random aspect-ratio resizing"},
+    {"min_ratio", "Darknet's random aspect-ratio resizing"},
+    {"inputs", "Darknet's non-image input size; cdbnet's inputs are width x height x channels"},
+    {"dilation", "dilated convolution"},
+    {"flipped", "Darknet's flipped kernels"},
+    {"stopbackward", "Darknet's stop of the backward pass (for fine-tuning its detectors)"},
+    {"xnor", "XNOR-Net binary weights and inputs"},
+    {"binary", "binary weights"},
+    {"temperature", "softmax temperature"},
+    {"stride_x", "a different horizontal stride"},
+    {"stride_y", "a different vertical stride"},
+};
+
 int cfg_check_unused(cfg_reader *r)
 {
     if (r->failed) return -1;
     for (int i = 0; i < r->sec->n; i++) {
         if (!r->sec->kv[i].used) {
-            cfg_fail(r, r->sec->kv[i].key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)",
-                     r->sec->type);
+            const char *key = r->sec->kv[i].key;
+            for (size_t k = 0; k < sizeof(darknet_keys) / sizeof(darknet_keys[0]); k++)
+                if (!strcmp(key, darknet_keys[k].key)) {
+                    cfg_fail(r, key, "a Darknet key cdbnet does not implement (%s); see docs/cfg.md, From Darknet",
+                             darknet_keys[k].why);
+                    return -1;
+                }
+            cfg_fail(r, key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)", r->sec->type);
             return -1;
         }
     }

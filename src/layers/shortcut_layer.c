@@ -78,8 +78,10 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
-        cfg_fail(r, "from", "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d", p->from, src->out_c,
-                 src->out_h, src->out_w, l->c, l->h, l->w);
+        cfg_fail(r, "from",
+                 "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d (Darknet adds shapes that differ "
+                 "over their common channels; cdbnet adds equal shapes only)",
+                 p->from, src->out_c, src->out_h, src->out_w, l->c, l->h, l->w);
         return -1;
     }
     l->out_c = l->c;

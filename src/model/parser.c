@@ -13,6 +13,39 @@
 static const char *const darknet_ignored_keys[] = {"saturation", "exposure", "hue", "aspect",
                                                    "max_crop", "min_crop", "center", NULL};
 
+/* Darknet's layer types that cdbnet refuses, and why. */
+static const char *darknet_section_refused(const char *type)
+{
+    static const struct {
+        const char *type, *why;
+    } refused[] = {
+        {"crop", "random crops inside the network; use crop_pad= in [net]"},
+        {"logistic", "a logistic (multi-label) cost"},
+        {"normalization", "local response normalisation"},
+        {"lrn", "local response normalisation"},
+        {"upsample", "upsampling, for detectors"},
+        {"reorg", "space-to-depth reorganisation, for detectors"},
+        {"local", "a locally connected layer"},
+        {"yolo", "a detection layer"},
+        {"region", "a detection layer"},
+        {"detection", "a detection layer"},
+        {"rnn", "a recurrent layer"},
+        {"lstm", "a recurrent layer"},
+        {"gru", "a recurrent layer"},
+        {"crnn", "a recurrent layer"},
+        {"conv_lstm", "a recurrent layer"},
+        {"deconvolutional", "a transposed convolution"},
+        {"sam", "spatial attention (AlexeyAB)"},
+        {"gaussian_yolo", "a detection layer"},
+        {"implicit", "implicit knowledge (YOLOR)"},
+        {"empty", "a placeholder layer"},
+        {"silence", "a placeholder layer"},
+    };
+    for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++)
+        if (!strcmp(type, refused[k].type)) return refused[k].why;
+    return NULL;
+}
+
 static int read_net(cfg_reader *r, cdb_network *net)
 {
     net->batch = cfg_int(r, "batch", 1, 1, 1 << 20);
@@ -212,8 +245,14 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
         l->inputs = l->c * l->h * l->w;
         const layer_ops *ops = layer_ops_find(sec->type);
         if (!ops) {
-            cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: %s", cfg->path, sec->line,
-                          sec->type, i, layer_type_names());
+            const char *why = darknet_section_refused(sec->type);
+            if (why)
+                cdb_set_error("%s:%d: [%s] (layer %d) is a Darknet layer cdbnet does not implement (%s); see "
+                              "docs/cfg.md, From Darknet",
+                              cfg->path, sec->line, sec->type, i, why);
+            else
+                cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: %s", cfg->path, sec->line,
+                              sec->type, i, layer_type_names());
             net->n = built;
             goto fail;
         }
