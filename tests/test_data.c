@@ -186,21 +186,21 @@ static void t_rotation(void)
     for (int i = 0; i < 2 * S * S; i++) img[i] = (uint8_t)(3 + 5 * i);
     input_config in = {0};
     float out[2 * S * S];
-    augment_image(img, 2, S, S, &in, 0, 0, 0, 90.f, out);
+    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 90.f, 0.f, 1.f, 1.f}, out);
     for (int c = 0; c < 2; c++)
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
                 CHECK(out[(c * S + y) * S + x] == img[(c * S + x) * S + (S - 1 - y)] * (1.f / 255.f),
                       "90 degrees: channel %d (%d,%d) is %g", c, y, x, out[(c * S + y) * S + x] * 255);
-    augment_image(img, 2, S, S, &in, 0, 0, 0, -180.f, out);
+    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, -180.f, 0.f, 1.f, 1.f}, out);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++)
             CHECK(out[y * S + x] == img[(S - 1 - y) * S + (S - 1 - x)] * (1.f / 255.f), "180 degrees at (%d,%d)", y, x);
-    augment_image(img, 2, S, S, &in, 0, 0, 0, 45.f, out);
+    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 45.f, 0.f, 1.f, 1.f}, out);
     CHECK(out[2 * S + 2] == img[2 * S + 2] * (1.f / 255.f) && out[0] == 0 && out[S - 1] == 0 && out[S * S - 1] == 0,
           "45 degrees: the centre stays, the corners are filled with 0");
     /* Flip then rotate: the flip applies to the image the rotation reads. */
-    augment_image(img, 1, S, S, &in, 0, 0, 1, 90.f, out);
+    augment_image(img, 1, S, S, &in, &(augment_params){0, 0, 1, 90.f, 0.f, 1.f, 1.f}, out);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++)
             CHECK(out[y * S + x] == img[x * S + y] * (1.f / 255.f), "flip, then 90 degrees, at (%d,%d)", y, x);
@@ -226,8 +226,62 @@ static void t_rotation(void)
           "no rotation without augment (validation)");
 }
 
+/* Darknet's colour distortion against closed forms on red, gray, a mixed
+ * colour and black: the value halved; saturation 0 (every pixel its
+ * maximum channel); the hue turned by a third (r, g, b -> b, r, g); values
+ * past 1 clamped; one channel scaled. */
+static void t_colour_jitter(void)
+{
+    const uint8_t img[12] = {255, 128, 200, 0, /* r */ 0, 128, 100, 0, /* g */ 0, 128, 50, 0 /* b */};
+    input_config in = {0};
+    float out[12];
+#define JITTER(h, s, v) augment_image(img, 3, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, h, s, v}, out)
+#define PIX(c, i) (img[(c) * 4 + (i)] * (1.f / 255.f))
+    JITTER(0.f, 1.f, 1.f);
+    for (int i = 0; i < 12; i++) CHECK(out[i] == img[i] * (1.f / 255.f), "identity at %d", i);
+    JITTER(0.f, 1.f, 0.5f);
+    for (int i = 0; i < 12; i++) CHECK(fabsf(out[i] - 0.5f * img[i] / 255.f) < 1e-6f, "value x0.5 at %d: %g", i, out[i]);
+    JITTER(0.f, 0.f, 1.f);
+    for (int p = 0; p < 4; p++) {
+        float v = fmaxf(PIX(0, p), fmaxf(PIX(1, p), PIX(2, p)));
+        for (int c = 0; c < 3; c++) CHECK(fabsf(out[c * 4 + p] - v) < 1e-6f, "saturation 0: pixel %d channel %d", p, c);
+    }
+    JITTER(1.f / 3, 1.f, 1.f);
+    for (int p = 0; p < 4; p++) {
+        CHECK(fabsf(out[0 * 4 + p] - PIX(2, p)) < 1e-5f && fabsf(out[1 * 4 + p] - PIX(0, p)) < 1e-5f &&
+                  fabsf(out[2 * 4 + p] - PIX(1, p)) < 1e-5f,
+              "hue +1/3: pixel %d is (%g, %g, %g)", p, out[p], out[4 + p], out[8 + p]);
+    }
+    JITTER(0.f, 1.f, 3.f);
+    CHECK(out[2] == 1.f && out[6] == 1.f && fabsf(out[10] - 150.f / 255.f) < 1e-5f, "clamped: (%g, %g, %g)", out[2],
+          out[6], out[10]);
+    augment_image(img, 1, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, 0.f, 1.f, 2.f}, out);
+    /* 255, 128, 200 and 0 doubled: all past 1 but black */
+    CHECK(out[0] == 1.f && out[1] == 1.f && out[2] == 1.f && out[3] == 0.f, "one channel: the value scaled and clamped");
+#undef JITTER
+#undef PIX
+    /* Drawn through dataset_fill_batch: reproducible, and varying. */
+    int labels[1] = {0}, idx = 0, lab, differ = 0;
+    cdb_dataset d = {NULL, 1, 3, 2, 2, 1, (uint8_t *)img, labels};
+    in.hue = 0.1f;
+    in.saturation = 1.5f;
+    in.exposure = 0.75f;
+    float first[12], again[12];
+    for (int s = 0; s < 10; s++) {
+        cdb_rng r1 = rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s), r2 = rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s);
+        dataset_fill_batch(&d, &idx, 1, &in, 1, &r1, out, &lab);
+        dataset_fill_batch(&d, &idx, 1, &in, 1, &r2, again, &lab);
+        CHECK(!memcmp(out, again, sizeof(out)), "the same stream gives the same colours");
+        for (int i = 0; i < 12; i++) CHECK(out[i] >= 0 && out[i] <= 1, "in [0, 1]");
+        if (!s) memcpy(first, out, sizeof(first));
+        differ += memcmp(first, out, sizeof(first)) != 0;
+    }
+    CHECK(differ > 0, "the colours must vary");
+}
+
 void register_data_tests(void)
 {
+    test_add("data/colour distortion (hue, saturation, exposure) against closed forms", t_colour_jitter);
     test_add("data/rotation (angle=) against closed forms", t_rotation);
     test_add("data/IDX raw and gzip", t_idx_raw_and_gz);
     test_add("data/IDX truncated, mislabeled, mismatched files rejected", t_idx_bad_files);

@@ -43,13 +43,23 @@ int dataset_check_against(const cdb_dataset *d, const cdb_network *net);
 void dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                         cdb_rng *rng, float *images, int *labels);
 
+/* One image's random parameters. */
+typedef struct {
+    int dy, dx, flip;         /* shift (zero padding) and horizontal flip */
+    float degrees;            /* counter-clockwise rotation */
+    float dhue, dsat, dexp;   /* hue shift (fraction of the circle), saturation and value factors */
+} augment_params;
+
 /* One image's augmentation with explicit parameters, in the reference's
  * order (torchvision's RandomCrop(padding), RandomHorizontalFlip,
- * RandomRotation): the image shifted by (dy, dx) with zero padding, flipped
- * when `flip`, then rotated counter-clockwise by `degrees` about its centre
- * with nearest-pixel sampling and zero fill; normalised per `in`. */
-void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, int dy, int dx, int flip,
-                   float degrees, float *dst);
+ * RandomRotation), then Darknet's colour distortion: the image shifted by
+ * (dy, dx) with zero padding, flipped when `flip`, rotated
+ * counter-clockwise by `degrees` about its centre with nearest-pixel
+ * sampling and zero fill, its HSV hue shifted and saturation and value
+ * scaled (3 channels; fewer: the value only), clamped to [0, 1];
+ * normalised per `in`. */
+void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
+                   float *dst);
 
 /* A permutation of [0, n) for epoch `epoch` of a run seeded with `seed`. */
 void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order);

@@ -108,6 +108,7 @@ typedef struct {
     int crop_pad;              /* random crop after zero-padding by this many pixels */
     int flip;                  /* random horizontal flip */
     float angle;               /* random rotation by up to this many degrees either way (Darknet's angle=) */
+    float hue, saturation, exposure; /* Darknet's colour distortion: hue shift up to +-hue, factors up to x or / the others */
     float mean[4], std[4];     /* per-channel input normalisation of [0,1] pixels */
     int nmean, nstd;
 } input_config;

@@ -10,7 +10,7 @@
 
 /* Darknet [net] keys for image augmentation that cdbnet does not implement:
  * accepted, so Darknet classifier cfgs load, with a warning. */
-static const char *const darknet_ignored_keys[] = {"saturation", "exposure", "hue", "aspect",
+static const char *const darknet_ignored_keys[] = {"aspect",
                                                    "max_crop", "min_crop", "center", NULL};
 
 /* Darknet's layer types that cdbnet refuses, and why. */
@@ -115,6 +115,9 @@ static int read_net(cfg_reader *r, cdb_network *net)
     in->crop_pad = cfg_int(r, "crop_pad", 0, 0, 64);
     in->flip = cfg_int(r, "flip", 0, 0, 1);
     in->angle = cfg_float(r, "angle", 0.f, 0.f, 180.f);
+    in->hue = cfg_float(r, "hue", 0.f, 0.f, 0.5f);
+    in->saturation = cfg_float(r, "saturation", 1.f, 0.01f, 100.f);
+    in->exposure = cfg_float(r, "exposure", 1.f, 0.01f, 100.f);
     in->nmean = cfg_has(r, "mean") ? cfg_float_list(r, "mean", in->mean, 4) : 0;
     in->nstd = cfg_has(r, "std") ? cfg_float_list(r, "std", in->std, 4) : 0;
     net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
