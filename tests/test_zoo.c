@@ -55,6 +55,43 @@ static void t_parameter_counts(void)
     }
 }
 
+/* The README's zoo table: each row's parameters and forward multiply-adds
+ * (3 significant digits) are what cdbnet counts. */
+static void t_readme_table(void)
+{
+    FILE *fp = fopen("README.md", "r");
+    CHECK(fp, "README.md (run from the repository root)");
+    char line[1024];
+    int rows = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        char cfg[256], model[64], params[64];
+        double gmacs;
+        if (sscanf(line, "| `%255[^`]` | %63[^|] | %63[^ |] | %lf G |", cfg, model, params, &gmacs) != 4) continue;
+        if (!strstr(cfg, "_cifar.cfg")) continue;
+        size_t listed = 0;
+        for (const char *c = params; *c; c++)
+            if (*c >= '0' && *c <= '9') listed = listed * 10 + (size_t)(*c - '0');
+        const char *ov[] = {"net.batch=1"};
+        cdb_network *net = cdb_network_load(cfg, ov, 1);
+        if (!net) {
+            fclose(fp);
+            CHECK(0, "README names %s: %s", cfg, cdb_last_error());
+        }
+        size_t count = 0, macs = 0;
+        for (int i = 0; i < net->nparams; i++) count += net->params[i]->size;
+        for (int i = 0; i < net->n; i++) macs += net->layers[i].flops;
+        cdb_network_free(net);
+        if (count != listed || fabs(gmacs - macs / 1e9) > 0.006 * (macs / 1e9)) {
+            fclose(fp);
+            CHECK(0, "README: %s has %zu parameters and %.4g G multiply-adds; the table says %zu and %g G", cfg, count,
+                  macs / 1e9, listed, gmacs);
+        }
+        rows++;
+    }
+    fclose(fp);
+    CHECK(rows == NZOO, "the README's zoo table has %d rows, the zoo %d cfgs", rows, NZOO);
+}
+
 /* The hash both sides use to fill tensors (scripts/zoo_fixtures.py). */
 static uint32_t lowbias32(uint32_t x)
 {
@@ -177,6 +214,7 @@ static void t_train_step_and_valid(void)
 void register_zoo_tests(void)
 {
     test_add("zoo/parameter counts equal the reference definitions", t_parameter_counts);
+    test_add("zoo/the README's table has each cfg's parameters and multiply-adds", t_readme_table);
     test_add("zoo/MobileNetV2 forward equals the reference", t_forward_mobilenetv2);
     test_add("zoo/EfficientNet-B0 forward equals the reference", t_forward_efficientnet_b0);
     test_add("zoo/ShuffleNetV2 forward equals the reference", t_forward_shufflenetv2);
