@@ -30,11 +30,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (!p) return -1;
     p->act = layer_read_activation(r, ACT_LINEAR);
     if (cfg_check_unused(r)) return -1;
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    l->out_tokens = l->tokens;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%s", activation_name(p->act));
     return 0;
 }

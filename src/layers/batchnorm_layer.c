@@ -178,10 +178,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (!p) return -1;
     p->act = layer_read_activation(r, ACT_LINEAR);
     if (cfg_check_unused(r)) return -1;
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     batchnorm *bn = &p->bn;
     if (bn_init(bn, l, net, l->c, l->h * l->w, l->batch)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));

@@ -53,10 +53,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
                           "cost on other outputs serves its detectors and is not implemented");
         return -1;
     }
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "sse, scale %g: gradient x%g", p->scale, 1 + p->scale);
     return 0;
 }

@@ -48,11 +48,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (!p) return -1;
     p->probability = cfg_float(r, "probability", 0.5f, 0.f, 0.99f);
     if (cfg_check_unused(r)) return -1;
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    l->out_tokens = l->tokens;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
     snprintf(l->description, sizeof(l->description), "p=%.2f", p->probability);
     return 0;

@@ -90,6 +90,15 @@ activation layer_read_activation(cfg_reader *r, activation def)
     return a;
 }
 
+int layer_alloc_same_shape(cdb_layer *l, cfg_reader *r)
+{
+    l->out_c = l->c;
+    l->out_h = l->h;
+    l->out_w = l->w;
+    l->out_tokens = l->tokens;
+    return layer_alloc_output(l, r);
+}
+
 void layer_set_sequence_output(cdb_layer *l, int tokens, int features)
 {
     l->out_tokens = tokens;

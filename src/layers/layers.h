@@ -50,6 +50,9 @@ void *layer_priv(cdb_layer *l, size_t size, void (*destroy)(cdb_layer *l));
 /* Sets inputs/outputs and allocates output and delta; fails (recorded in r)
  * when the output shape is absurdly large. */
 int layer_alloc_output(cdb_layer *l, cfg_reader *r);
+/* The same for a layer whose output has its input's shape (image or
+ * token sequence). */
+int layer_alloc_same_shape(cdb_layer *l, cfg_reader *r);
 /* The `activation` key (silu is accepted for swish). */
 activation layer_read_activation(cfg_reader *r, activation def);
 /* Output shape of a token sequence: (tokens, features). */

@@ -84,11 +84,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
                  p->from, src->out_c, src->out_h, src->out_w, l->c, l->h, l->w);
         return -1;
     }
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    l->out_tokens = l->tokens;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     p->branch_scale = xcalloc((size_t)l->batch, sizeof(float));
     if (!p->branch_scale) return -1;

@@ -49,10 +49,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
         return -1;
     }
-    l->out_c = l->c;
-    l->out_h = l->h;
-    l->out_w = l->w;
-    if (layer_alloc_output(l, r)) return -1;
+    if (layer_alloc_same_shape(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%d groups", p->groups);
     return 0;
 }
