@@ -1,5 +1,6 @@
 /* The spec's "what a test can check" list for ChannelDropBack, plus the
  * extras (strict mode, out axis, single policy). */
+#include <float.h>
 #include <stdlib.h>
 
 #include "dropback.h"
@@ -59,9 +60,11 @@ static void free_values(float **v, int n)
 
 /* Spec: r = 1, channel_rate = 0.5, momentum 0, decay 0, one step: each input
  * channel's change is exactly 0 or the undropped change / keep. */
-static void t_mask_scaling(void)
+/* Every eligible tensor selected (r = 1): a dropped channel (or row, on the
+ * out axis) neither changes nor has a gradient; a kept one has g / keep and
+ * changes by the unmasked change / keep. */
+static void mask_scaling_case(const char *cfg, int expected_tensors)
 {
-    const char *cfg = BASE_NET ALWAYS "dropback_channel_rate=0.5\n" BASE_LAYERS;
     cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
     CHECK(a && b, "build");
     dropback_disable(b);
@@ -80,25 +83,54 @@ static void t_mask_scaling(void)
                     size_t e = ((size_t)r * pa->channels + c) * pa->inner + k;
                     float change = pa->value[e] - w0[i][e];
                     float base_change = pb->value[e] - w0[i][e];
-                    if (pa->dropped[c]) {
+                    int m = a->dropback.axis == DROPBACK_AXIS_OUT ? r : c; /* the mask's axis */
+                    if (pa->dropped[m]) {
                         dropped_seen++;
                         CHECK(change == 0.f, "tensor %d channel %d dropped but changed by %g", i, c, change);
                         CHECK(pa->grad[e] == 0.f, "dropped gradient not zero");
                     } else {
                         kept_seen++;
-                        CHECK(pa->grad[e] == pb->grad[e] / pa->keep, "kept gradient is not g / keep");
-                        float want = base_change / pa->keep;
-                        CHECK(fabsf(change - want) <= 1e-5f * fabsf(want) + 1e-7f,
+                        CHECK(pa->grad[e] == pb->grad[e] / pa->keep, "tensor %d (%s) element %zu: kept gradient %g is not %g / %g", i, pa->name, e, pa->grad[e], pb->grad[e], pa->keep);
+                        /* each update rounds to the weights' precision */
+                        float want = base_change / pa->keep, ulp = 2 * FLT_EPSILON * (fabsf(w0[i][e]) + fabsf(pa->value[e]));
+                        CHECK(fabsf(change - want) <= 1e-5f * fabsf(want) + 1e-7f + ulp,
                               "tensor %d channel %d: change %g, expected %g / %g", i, c, change, base_change, pa->keep);
                     }
                 }
     }
-    CHECK(tensors == 3, "expected 3 eligible tensors, got %d", tensors);
+    CHECK(tensors == expected_tensors, "expected %d eligible tensors, got %d", expected_tensors, tensors);
     CHECK(dropped_seen > 0 && kept_seen > 0, "the draw must drop some channels and keep others (%d/%d)", dropped_seen,
           kept_seen);
     free_values(w0, a->nparams);
     cdb_network_free(a);
     cdb_network_free(b);
+}
+
+static void t_mask_scaling(void) { mask_scaling_case(BASE_NET ALWAYS "dropback_channel_rate=0.5\n" BASE_LAYERS, 3); }
+
+/* The zoo's eligible tensors on their own paths, both axes: a 1x1
+ * convolution on 256 pixels (a GEMM per image), a depthwise one (plane by
+ * plane), the squeeze-and-excitation 1x1 convolutions with biases, a 1x1
+ * without bias, the classifier. */
+static void t_mask_scaling_zoo_paths(void)
+{
+    const char *axes[] = {"in", "out"};
+    for (int a = 0; a < 2; a++) {
+        char cfg[2048];
+        snprintf(cfg, sizeof(cfg),
+                 "[net]\nbatch=4\nwidth=16\nheight=16\nchannels=4\nlearning_rate=0.1\nmomentum=0\ndecay=0\nseed=3\n"
+                 "max_batches=10\n" ALWAYS "dropback_channel_rate=0.5\ndropback_axis=%s\n"
+                 "[convolutional]\nfilters=8\nsize=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=8\nsize=3\npad=1\ngroups=8\nbatch_normalize=1\nactivation=relu\n"
+                 "[avgpool]\n[convolutional]\nfilters=2\nsize=1\nactivation=swish\n"
+                 "[convolutional]\nfilters=8\nsize=1\nactivation=logistic\n[scale_channels]\nfrom=-4\n"
+                 "[convolutional]\nfilters=4\nsize=1\nbias=0\nactivation=linear\n"
+                 "[avgpool]\n[connected]\noutput=5\nactivation=linear\n[softmax]\n",
+                 axes[a]);
+        int before = test_failed();
+        mask_scaling_case(cfg, 6);
+        CHECK(test_failed() == before, "axis %s", axes[a]);
+    }
 }
 
 /* Spec: channel_dropback=0 on the net is bit-identical to no dropback keys;
@@ -529,6 +561,7 @@ void register_dropback_tests(void)
     test_add("dropback/compute skipping is bit-identical (large GEMMs)", t_skip_compute_large);
     test_add("dropback/compute skipping is bit-identical (direct convolutions)", t_skip_compute_direct);
     test_add("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling);
+    test_add("dropback/the same on the zoo's paths (depthwise, 1x1 per image, SE), both axes", t_mask_scaling_zoo_paths);
     test_add("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical);
     test_add("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched);
     test_add("dropback/per-layer channel_dropback and rate overrides", t_per_layer_overrides);
