@@ -23,8 +23,9 @@ static const struct {
     {NET "[convolutional]\nfilters=4\nsize=11\n" END, "bad.cfg:8: [convolutional] (layer 0) key 'size': kernel 11 is larger than the padded input 8x8"},
     {NET "[convolutional]\nfilters=4\ngroups=3\n" END, "key 'groups': input channels 1 are not divisible by groups=3"},
     {NET "[convolutional]\nfilters=4\n[shortcut]\nfrom=-5\n" END, "bad.cfg:9: [shortcut] (layer 1) key 'from': -5 does not name an earlier layer"},
-    {NET "[convolutional]\nfilters=4\n[maxpool]\nsize=2\nstride=2\n[shortcut]\nfrom=-2\n" END,
-     "bad.cfg:12: [shortcut] (layer 2) key 'from': layer 0 has shape 4x8x8 but the previous layer has 4x4x4"},
+    {NET "[convolutional]\nfilters=4\n[maxpool]\nsize=3\nstride=3\n[shortcut]\nfrom=-2\n" END,
+     "bad.cfg:12: [shortcut] (layer 2) key 'from': layer 0 has shape 4x8x8 but the previous layer has 4x3x3: the maps must "
+     "be equal or one an integer multiple of the other"},
     {NET "[convolutional]\nfilters=4\n[maxpool]\nsize=2\nstride=2\n[route]\nlayers=-1,-2\n" END,
      "[route] (layer 2) key 'layers': layer 0 is 8x8 but layer 1 is 4x4"},
     {NET "[route]\nlayers=-1,x\n" END, "bad.cfg:7: [route] (layer 0) key 'layers': 'x' is not an integer"},

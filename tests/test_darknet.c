@@ -265,8 +265,36 @@ static void t_cost_doubles_the_gradient(void)
     cdb_network_free(without);
 }
 
+/* The shortcut across shapes against Darknet's formula: layer 2 adds
+ * layer 0 (8 channels, 8x8) read at (2j, 2i) to the first 8 of layer 1's 16
+ * channels (4x4); layer 5 adds layer 3 (4 channels, 2x2) to every second
+ * pixel of the first 4 channels of layer 4. */
+static void t_shortcut_across_shapes(void)
+{
+    cdb_network *net = cdb_network_load("tests/darknet/shortcut_shapes.cfg", NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    fill_normal(net->input, (size_t)2 * net->inputs, 4, 1.f);
+    network_forward(net, 0);
+    const float *l0 = net->layers[0].output, *l1 = net->layers[1].output, *s2 = net->layers[2].output;
+    const float *l3 = net->layers[3].output, *l4 = net->layers[4].output, *s5 = net->layers[5].output;
+    int bad = 0;
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 16; k++)
+            for (int j = 0; j < 4; j++)
+                for (int i = 0; i < 4; i++) {
+                    size_t o = (((size_t)b * 16 + k) * 4 + j) * 4 + i;
+                    float want = l1[o] + (k < 8 ? l0[(((size_t)b * 8 + k) * 8 + 2 * j) * 8 + 2 * i] : 0.f);
+                    bad += s2[o] != want;
+                    float want5 = l4[o] + (k < 4 && j % 2 == 0 && i % 2 == 0 ? l3[(((size_t)b * 4 + k) * 2 + j / 2) * 2 + i / 2] : 0.f);
+                    bad += s5[o] != want5;
+                }
+    cdb_network_free(net);
+    CHECK(!bad, "%d outputs differ from Darknet's shortcut", bad);
+}
+
 void register_darknet_tests(void)
 {
+    test_add("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes);
     test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);
     test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);
     test_add("darknet/a key given twice: the first value, a warning naming both lines", t_duplicate_keys_take_the_first);

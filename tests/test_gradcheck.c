@@ -241,6 +241,21 @@ static void t_route_groups(void)
                        "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
                        "[route]\nlayers=-3,-1\ngroups=2\ngroup_id=0\n" HEAD_TAIL);
 }
+/* Darknet's shortcut across shapes: a larger map with more channels read
+ * every second pixel; a smaller map with fewer channels added to every
+ * second pixel. */
+static void t_shortcut_across_shapes(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n"
+              "[convolutional]\nfilters=5\nsize=3\npad=1\nactivation=linear\n"
+              "[convolutional]\nfilters=3\nsize=3\nstride=2\npad=1\nactivation=linear\n"
+              "[shortcut]\nfrom=-2\nactivation=swish\n"
+              "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n"
+              "[maxpool]\nsize=2\nstride=2\n"
+              "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+              "[route]\nlayers=-4\n"
+              "[shortcut]\nfrom=-2\n" HEAD_TAIL);
+}
 /* Stochastic depth: with batch 4 and P=0.5 the masks of a step drop some
  * branches and keep others (tests/test_layers.c checks which). */
 static void t_shortcut_drop_connect(void)
@@ -348,6 +363,7 @@ static const struct {
     {"gradcheck/activation layer", t_activation_layer},
     {"gradcheck/cost after softmax (Darknet)", t_cost},
     {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},
+    {"gradcheck/shortcut across shapes (Darknet)", t_shortcut_across_shapes},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
     {"gradcheck/activation linear", t_act_linear},
     {"gradcheck/activation relu", t_act_relu},

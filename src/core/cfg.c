@@ -442,12 +442,27 @@ int cfg_check_unused(cfg_reader *r)
     for (int i = 0; i < r->sec->n; i++) {
         if (!r->sec->kv[i].used) {
             const char *key = r->sec->kv[i].key;
+            int known = 0;
             for (size_t k = 0; k < sizeof(darknet_keys) / sizeof(darknet_keys[0]); k++)
                 if (!strcmp(key, darknet_keys[k].key)) {
-                    cfg_fail(r, key, "a Darknet key cdbnet does not implement (%s); see docs/cfg.md, From Darknet",
-                             darknet_keys[k].why);
+                    /* switched off (key=0), the feature changes nothing */
+                    if (!strcmp(r->sec->kv[i].value, "0")) {
+                        r->sec->kv[i].used = 1;
+                        known = 1;
+                        break;
+                    }
+                    char where[16];
+                    if (r->layer_index < 0)
+                        snprintf(where, sizeof(where), "net");
+                    else
+                        snprintf(where, sizeof(where), "%d", r->layer_index);
+                    cfg_fail(r, key,
+                             "a Darknet key cdbnet does not implement (%s); see docs/cfg.md, From Darknet (%s=0, "
+                             "or -set %s.%s=0, switches it off)",
+                             darknet_keys[k].why, key, where, key);
                     return -1;
                 }
+            if (known) continue;
             cfg_fail(r, key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)", r->sec->type);
             return -1;
         }

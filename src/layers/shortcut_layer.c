@@ -1,5 +1,8 @@
 /* [shortcut]: residual sum of the previous layer and the layer named by
- * `from` (same shape), then the activation. With drop_connect=P (stochastic
+ * `from`, then the activation. Shapes may differ as Darknet allows: the
+ * output has the previous layer's shape, and `from` is added over the
+ * common channels, its map read every `stride` pixels when larger, added
+ * to every `sample`-th pixel when smaller (pjreddie's shortcut_cpu). With drop_connect=P (stochastic
  * depth, EfficientNet's drop-connect) each image's previous-layer input, the
  * residual branch, is dropped with probability P in training and scaled by
  * 1/(1-P) otherwise; the factors come from the run's dropout stream for
@@ -27,13 +30,33 @@ int shortcut_draw(cdb_layer *l, cdb_network *net, int train)
     return any;
 }
 
+/* The common region's sizes of a resampling shortcut. */
+static void common(const cdb_layer *l, const shortcut_priv *p, int *mc, int *mh, int *mw)
+{
+    *mc = p->fc < l->out_c ? p->fc : l->out_c;
+    *mh = p->fh < l->out_h ? p->fh : l->out_h;
+    *mw = p->fw < l->out_w ? p->fw : l->out_w;
+}
+
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     shortcut_priv *p = l->priv;
     const float *other = net->layers[p->from].output;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     size_t n = (size_t)l->batch * l->outputs;
-    if (shortcut_draw(l, net, train)) {
+    if (p->resample) {
+        shortcut_draw(l, net, train);
+        for (int b = 0; b < l->batch; b++) {
+            size_t o = (size_t)b * l->outputs;
+            for (int i = 0; i < l->outputs; i++) z[o + i] = l->input[o + i] * p->branch_scale[b];
+        }
+        int mc, mh, mw;
+        common(l, p, &mc, &mh, &mw);
+        for (int b = 0; b < l->batch; b++)
+            for (int k = 0; k < mc; k++)
+                for (int j = 0; j < mh; j++)
+                    for (int i = 0; i < mw; i++) z[SHORTCUT_OUT_INDEX(l, p, b, k, j, i)] += other[SHORTCUT_FROM_INDEX(p, b, k, j, i)];
+    } else if (shortcut_draw(l, net, train)) {
         for (int b = 0; b < l->batch; b++) {
             size_t o = (size_t)b * l->outputs;
             float s = p->branch_scale[b];
@@ -51,7 +74,17 @@ static void backward(cdb_layer *l, cdb_network *net)
     size_t n = (size_t)l->batch * l->outputs;
     if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, l->delta, l->delta, n);
     float *other = net->layers[p->from].delta;
-    for (size_t i = 0; i < n; i++) other[i] += l->delta[i];
+    if (p->resample) {
+        int mc, mh, mw;
+        common(l, p, &mc, &mh, &mw);
+        for (int b = 0; b < l->batch; b++)
+            for (int k = 0; k < mc; k++)
+                for (int j = 0; j < mh; j++)
+                    for (int i = 0; i < mw; i++)
+                        other[SHORTCUT_FROM_INDEX(p, b, k, j, i)] += l->delta[SHORTCUT_OUT_INDEX(l, p, b, k, j, i)];
+    } else {
+        for (size_t i = 0; i < n; i++) other[i] += l->delta[i];
+    }
     if (l->input_delta)
         for (int b = 0; b < l->batch; b++) {
             size_t o = (size_t)b * l->outputs;
@@ -78,11 +111,29 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
-        cfg_fail(r, "from",
-                 "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d (Darknet adds shapes that differ "
-                 "over their common channels; cdbnet adds equal shapes only)",
-                 p->from, src->out_c, src->out_h, src->out_w, l->c, l->h, l->w);
-        return -1;
+        /* Darknet's rule for shapes that differ: the common channels, the
+         * larger map sampled at an integer stride. */
+        int fh = src->out_h, fw = src->out_w, stride = 1, sample = 1, ok = !src->out_tokens && !l->tokens;
+        if (ok && fw >= l->w) { /* `from` as large or larger: read every stride-th pixel */
+            stride = fw / l->w;
+            ok = fw == stride * l->w && fh == stride * l->h;
+        } else if (ok) { /* smaller: added to every sample-th output pixel */
+            sample = l->w / fw;
+            ok = l->w == sample * fw && l->h == sample * fh;
+        }
+        if (!ok) {
+            cfg_fail(r, "from",
+                     "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d: the maps must be equal or one "
+                     "an integer multiple of the other in both directions (Darknet's shortcut across shapes)",
+                     p->from, src->out_c, src->out_h, src->out_w, l->c, l->h, l->w);
+            return -1;
+        }
+        p->resample = 1;
+        p->fc = src->out_c;
+        p->fh = fh;
+        p->fw = fw;
+        p->stride = stride;
+        p->sample = sample;
     }
     if (layer_alloc_same_shape(l, r)) return -1;
     if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
@@ -93,7 +144,8 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         snprintf(l->description, sizeof(l->description), "from %d %s, drop_connect %.3g", p->from,
                  activation_name(p->act), p->drop_connect);
     else
-        snprintf(l->description, sizeof(l->description), "from %d %s", p->from, activation_name(p->act));
+        snprintf(l->description, sizeof(l->description), "from %d %s%s", p->from, activation_name(p->act),
+                 p->resample ? ", common channels (Darknet)" : "");
     return 0;
 }
 

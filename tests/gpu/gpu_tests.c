@@ -114,6 +114,9 @@ LAYER_TEST(t_shuffle_split, HEAD "[convolutional]\nfilters=6\nsize=1\nactivation
                                  "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n[route]\nlayers=-1,-3\n" TAIL)
 LAYER_TEST(t_dropout, HEAD "[dropout]\nprobability=0.4\n" TAIL)
 LAYER_TEST(t_activation_layer, HEAD "[activation]\nactivation=elu\n[activation]\nactivation=plse\n" TAIL)
+LAYER_TEST(t_shortcut_shapes, "[net]\nbatch=4\nwidth=8\nheight=8\nchannels=3\nconv_deterministic=1\n[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=linear\n"
+                                   "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n"
+                                   "[shortcut]\nfrom=-2\nactivation=swish\n[route]\nlayers=-3\n[shortcut]\nfrom=-2\n" TAIL)
 LAYER_TEST(t_cost, HEAD "[connected]\noutput=5\nactivation=linear\n[softmax]\n[cost]\nscale=0.5\n")
 LAYER_TEST(t_drop_connect_nobias, HEAD "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=3\nsize=3\npad=1\nbias=0\nactivation=linear\n"
                                        "[shortcut]\nfrom=-2\ndrop_connect=0.5\n" TAIL)
@@ -287,6 +290,7 @@ int main(int argc, char **argv)
     test_add("gpu/dropout", t_dropout);
     test_add("gpu/activation layer (elu, plse)", t_activation_layer);
     test_add("gpu/cost after softmax", t_cost);
+    test_add("gpu/shortcut across shapes", t_shortcut_shapes);
     test_add("gpu/shortcut drop_connect, conv bias=0", t_drop_connect_nobias);
     test_add("gpu/activations", t_activations);
     test_add("gpu/tokens, cls_token, pos_embed", t_tokens_cls_pos);
