@@ -292,8 +292,28 @@ static void t_shortcut_across_shapes(void)
     CHECK(!bad, "%d outputs differ from Darknet's shortcut", bad);
 }
 
+/* label_smooth_eps: 1 - eps on the label and eps/(K-1) elsewhere, which is
+ * PyTorch's smoothing of eps K/(K-1): the targets of a training step. */
+static void t_label_smooth_eps(void)
+{
+    cdb_network *net = net_from_text("[net]\nbatch=1\nwidth=2\nheight=2\nchannels=1\nlabel_smooth_eps=0.1\n"
+                                     "[connected]\noutput=10\nactivation=linear\n[softmax]\n");
+    CHECK(net, "build");
+    float image[4] = {1, 2, 3, 4};
+    int label = 3;
+    network_train_step(net, image, &label);
+    int ok = 1;
+    for (int k = 0; k < 10; k++) ok &= fabsf(net->truth[k] - (k == 3 ? 0.9f : 0.1f / 9)) < 1e-7f;
+    cdb_network_free(net);
+    CHECK(ok, "targets are not 0.9 and 0.1/9");
+    const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=1\nwidth=2\nheight=2\nchannels=1\nlabel_smooth_eps=0.1\n"
+                                                     "label_smoothing=0.1\n[connected]\noutput=10\n[softmax]\n");
+    CHECK(msg && strstr(msg, "not both"), "both given: %s", msg ? msg : "built");
+}
+
 void register_darknet_tests(void)
 {
+    test_add("darknet/label_smooth_eps: Darknet's targets", t_label_smooth_eps);
     test_add("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes);
     test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);
     test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);

@@ -145,6 +145,24 @@ static void t_lr_policies(void)
     net->step = 199;
     CHECK(fabsf(network_learning_rate(net) - 1e-4f) < 1e-9f, "three drops by the end");
     cdb_network_free(net);
+    /* Darknet's policies, with its batch number (step + 1). */
+    net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\npolicy=step\nstep=10\n"
+                        "scale=0.5\nmax_batches=100\n[connected]\noutput=3\nactivation=linear\n[softmax]\n");
+    CHECK(net, "policy=step");
+    net->step = 8;
+    float lr8 = network_learning_rate(net);
+    net->step = 9;
+    CHECK(lr8 == 0.1f && fabsf(network_learning_rate(net) - 0.05f) < 1e-8f, "step: %g then %g", lr8,
+          network_learning_rate(net));
+    net->train.policy = POLICY_EXP;
+    net->train.gamma = 0.9f;
+    net->step = 1;
+    CHECK(fabsf(network_learning_rate(net) - 0.1f * 0.81f) < 1e-7f, "exp: %g", network_learning_rate(net));
+    net->train.policy = POLICY_SIG;
+    net->train.step = 50;
+    net->step = 49;
+    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-7f, "sig at its midpoint: %g", network_learning_rate(net));
+    cdb_network_free(net);
     const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=steps\n"
                                                      "steps=0.3,100\nscales=0.1,0.1\n[connected]\noutput=3\n[softmax]\n");
     CHECK(msg && strstr(msg, "bad.cfg:7: [net] key 'steps': '0.3' is neither a step number"), "mixed steps: %s", msg);

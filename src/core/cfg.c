@@ -422,7 +422,6 @@ static const struct {
     {"B1", "Darknet's Adam; use optimizer=adamw with beta1"},
     {"B2", "Darknet's Adam; use optimizer=adamw with beta2"},
     {"clip", "Darknet's clipping of the input"},
-    {"label_smooth_eps", "Darknet's label smoothing; use label_smoothing= in [net]"},
     {"max_ratio", "Darknet's random aspect-ratio resizing"},
     {"min_ratio", "Darknet's random aspect-ratio resizing"},
     {"inputs", "Darknet's non-image input size; cdbnet's inputs are width x height x channels"},

@@ -82,7 +82,7 @@ struct cdb_layer {
 #define BN_MOMENTUM_DARKNET 0.01f
 
 typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
-typedef enum { POLICY_CONSTANT, POLICY_STEPS, POLICY_POLY, POLICY_COSINE } lr_policy;
+typedef enum { POLICY_CONSTANT, POLICY_STEPS, POLICY_POLY, POLICY_COSINE, POLICY_STEP, POLICY_EXP, POLICY_SIG } lr_policy;
 
 #define MAX_LR_STEPS 16
 
@@ -99,6 +99,8 @@ typedef struct {
     float step_fractions[MAX_LR_STEPS]; /* steps= given as fractions of the training length (all in (0, 1)) */
     int steps_fractional;              /* then steps[] = round(fraction * max_batches), set by schedule_resolve */
     float power, learning_rate_min;
+    int step;                  /* policy=step: every `step` steps x scale; policy=sig: the midpoint */
+    float scale, gamma;        /* policy=step's factor; policy=exp's and sig's gamma */
     int burn_in;
     int max_batches, max_epochs;
     int nan_policy;            /* 0 stop: a non-finite loss ends the run; 1 skip_step: the step's update is dropped */
@@ -144,6 +146,7 @@ struct cdb_network {
     dropback_config dropback;
     conv_policy conv;
     float label_smoothing;
+    float label_smooth_eps;    /* Darknet's form (1 - eps on the label, eps/(classes-1) elsewhere), turned into label_smoothing once classes are known */
     int valid_every, save_every;
     uint64_t seed;
     char *data_path;           /* the .data file named in [net], if any */

@@ -22,6 +22,10 @@ float schedule_learning_rate(const train_config *t, int step)
     float lr = t->learning_rate;
     switch (t->policy) {
     case POLICY_CONSTANT: return lr;
+    /* Darknet's, with its batch number (step + 1: the update being applied) */
+    case POLICY_STEP: return (float)(lr * pow(t->scale, (step + 1) / t->step));
+    case POLICY_EXP: return (float)(lr * pow(t->gamma, step + 1));
+    case POLICY_SIG: return (float)(lr / (1.0 + exp(t->gamma * (double)(step + 1 - t->step))));
     case POLICY_STEPS:
         for (int i = 0; i < t->nsteps && step >= t->steps[i]; i++) lr *= t->scales[i];
         return lr;

@@ -70,13 +70,17 @@ static int read_net(cfg_reader *r, cdb_network *net)
     t->nan_policy = cfg_choice(r, "nan_policy", nan_policies, 0);
     t->darknet = cfg_int(r, "darknet", 0, 0, 1);
     t->decay_norm_bias = cfg_int(r, "decay_norm_bias", !t->darknet, 0, 1);
-    static const char *const policies[] = {"constant", "steps", "poly", "cosine", NULL};
+    static const char *const policies[] = {"constant", "steps", "poly", "cosine", "step", "exp", "sig", NULL};
     t->policy = (lr_policy)cfg_choice(r, "policy", policies, POLICY_CONSTANT);
     t->power = cfg_float(r, "power", 4.f, 0.f, 100.f);
     t->burn_in = cfg_int(r, "burn_in", 0, 0, 1 << 30);
     t->learning_rate_min = cfg_float(r, "learning_rate_min", 0.f, 0.f, 100.f);
     t->max_batches = cfg_int(r, "max_batches", 0, 0, 1 << 30);
     t->max_epochs = cfg_int(r, "max_epochs", 0, 0, 1 << 20);
+    /* Darknet's step, exp and sig policies (their keys only with them) */
+    if (t->policy == POLICY_STEP || t->policy == POLICY_SIG) t->step = cfg_int(r, "step", 1, 1, 1 << 30);
+    if (t->policy == POLICY_STEP) t->scale = cfg_float(r, "scale", 1.f, 0.f, 100.f);
+    if (t->policy == POLICY_EXP || t->policy == POLICY_SIG) t->gamma = cfg_float(r, "gamma", 1.f, -100.f, 100.f);
     if (t->policy == POLICY_STEPS) {
         if (!cfg_has(r, "steps") || !cfg_has(r, "scales")) {
             cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");
@@ -121,6 +125,11 @@ static int read_net(cfg_reader *r, cdb_network *net)
     in->nmean = cfg_has(r, "mean") ? cfg_float_list(r, "mean", in->mean, 4) : 0;
     in->nstd = cfg_has(r, "std") ? cfg_float_list(r, "std", in->std, 4) : 0;
     net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
+    net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.999f);
+    if (net->label_smooth_eps > 0 && net->label_smoothing > 0) {
+        cfg_fail(r, "label_smooth_eps", "give label_smoothing (PyTorch's) or label_smooth_eps (Darknet's), not both");
+        return -1;
+    }
     net->valid_every = cfg_int(r, "valid_every", 0, 0, 1 << 30);
     net->save_every = cfg_int(r, "save_every", 0, 0, 1 << 30);
 
@@ -319,6 +328,9 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
         goto fail;
     }
     net->classes = last->outputs;
+    /* Darknet's 1 - eps and eps/(K-1) is PyTorch's smoothing of eps K/(K-1). */
+    if (net->label_smooth_eps > 0 && net->classes > 1)
+        net->label_smoothing = net->label_smooth_eps * net->classes / (net->classes - 1);
     net->truth = xcalloc((size_t)net->mini_batch * net->classes, sizeof(float));
     net->workspace = xcalloc(net->workspace_floats ? net->workspace_floats : 1, sizeof(float));
     if (!net->truth || !net->workspace || collect_params(net) ||
