@@ -311,8 +311,56 @@ static void t_label_smooth_eps(void)
     CHECK(msg && strstr(msg, "not both"), "both given: %s", msg ? msg : "built");
 }
 
+/* [crop]: in eval the centre window x 2 - 1; in training a window inside
+ * the image, sometimes flipped, the same for the same step. */
+static void t_crop(void)
+{
+    cdb_network *net = cdb_network_load("tests/darknet/crop.cfg", NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    fill_normal(net->input, (size_t)net->batch * net->inputs, 6, 1.f);
+    const cdb_layer *l = &net->layers[0];
+    network_forward(net, 0);
+    int bad = 0;
+    for (int b = 0; b < net->batch; b++)
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 6; y++)
+                for (int x = 0; x < 6; x++)
+                    bad += l->output[(((size_t)b * 3 + c) * 6 + y) * 6 + x] !=
+                           net->input[(((size_t)b * 3 + c) * 8 + y + 1) * 8 + x + 1] * 2.f - 1.f;
+    CHECK(!bad, "eval: %d values are not the centre crop x 2 - 1", bad);
+    int flips = 0, moved = 0;
+    for (int s = 0; s < 8; s++) {
+        net->step = s;
+        network_forward(net, 1);
+        for (int b = 0; b < net->batch; b++) {
+            /* find the window: the output's first row must be some row of the input, flipped or not */
+            int found = 0;
+            for (int dy = 0; dy <= 2 && !found; dy++)
+                for (int dx = 0; dx <= 2 && !found; dx++)
+                    for (int f = 0; f < 2 && !found; f++) {
+                        int all = 1;
+                        for (int y = 0; y < 6 && all; y++)
+                            for (int x = 0; x < 6 && all; x++) {
+                                int col = f ? 8 - dx - x - 1 : x + dx;
+                                all = l->output[(((size_t)b * 3) * 6 + y) * 6 + x] ==
+                                      net->input[(((size_t)b * 3) * 8 + y + dy) * 8 + col] * 2.f - 1.f;
+                            }
+                        if (all) {
+                            found = 1;
+                            flips += f;
+                            moved += dy != 1 || dx != 1;
+                        }
+                    }
+            CHECK(found, "step %d image %d: no window of the input gives the output", s, b);
+        }
+    }
+    cdb_network_free(net);
+    CHECK(flips > 0 && moved > 0, "training crops must move (%d) and flip (%d)", moved, flips);
+}
+
 void register_darknet_tests(void)
 {
+    test_add("darknet/[crop]: the centre in eval, random windows and flips in training", t_crop);
     test_add("darknet/label_smooth_eps: Darknet's targets", t_label_smooth_eps);
     test_add("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes);
     test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);

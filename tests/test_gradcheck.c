@@ -270,6 +270,11 @@ static void t_cost(void)
     gradcheck(NET_HEAD "[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
                        "[connected]\noutput=4\nactivation=linear\n[softmax]\n[cost]\ntype=sse\nscale=0.5\n");
 }
+static void t_crop(void)
+{
+    gradcheck(NET_HEAD "[crop]\ncrop_height=4\ncrop_width=5\nflip=1\n[convolutional]\nfilters=2\nsize=3\npad=1\n"
+                       "activation=linear\n" HEAD_TAIL);
+}
 static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
 static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
 
@@ -360,6 +365,7 @@ static const struct {
     {"gradcheck/shuffle", t_shuffle},
     {"gradcheck/route groups and group_id", t_route_groups},
     {"gradcheck/dropout", t_dropout},
+    {"gradcheck/crop (Darknet)", t_crop},
     {"gradcheck/activation layer", t_activation_layer},
     {"gradcheck/cost after softmax (Darknet)", t_cost},
     {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},

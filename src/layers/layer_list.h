@@ -6,6 +6,7 @@
 LAYER(convolutional)
 LAYER(connected)
 LAYER(batchnorm)
+LAYER(crop)
 LAYER(maxpool)
 LAYER(avgpool)
 LAYER(local_avgpool)

@@ -19,7 +19,6 @@ static const char *darknet_section_refused(const char *type)
     static const struct {
         const char *type, *why;
     } refused[] = {
-        {"crop", "random crops inside the network; use crop_pad= in [net]"},
         {"logistic", "a logistic (multi-label) cost"},
         {"normalization", "local response normalisation"},
         {"lrn", "local response normalisation"},
