@@ -15,8 +15,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         for (size_t i = 0; i < n; i++) l->output[i] = l->input[i];
         return;
     }
-    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
-    cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+    cdb_rng rng = layer_pass_rng(l, net);
     float scale = 1.f / (1.f - p->probability);
     for (size_t i = 0; i < n; i++) {
         p->keep[i] = rng_uniform(&rng) >= p->probability;

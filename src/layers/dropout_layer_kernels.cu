@@ -27,8 +27,7 @@ void dropout_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     if (!train || p->probability == 0) {
         memset(p->keep, 1, n);
     } else {
-        uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
-        cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+        cdb_rng rng = layer_pass_rng(l, net);
         for (size_t i = 0; i < n; i++) p->keep[i] = rng_uniform(&rng) >= p->probability;
         scale = 1.f / (1.f - p->probability);
     }

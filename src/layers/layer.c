@@ -131,6 +131,12 @@ void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed,
     for (size_t i = 0; i < n; i++) w[i] = (2.f * rng_uniform(&rng) - 1.f) * bound;
 }
 
+cdb_rng layer_pass_rng(const cdb_layer *l, const cdb_network *net)
+{
+    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
+    return rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+}
+
 int layer_read_from(cfg_reader *r, const cdb_layer *l, const char *what)
 {
     if (!cfg_has(r, "from")) {

@@ -65,6 +65,10 @@ void init_trunc_normal(float *w, size_t n, float std, uint64_t seed, int layer_i
 void init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t seed, int layer_index);
 /* Index of the layer that `ref` (relative if negative) names from layer `self`, or -1. */
 int layer_resolve_ref(int self, int ref);
+/* The random stream of this layer's current pass (dropout masks, drop-
+ * connect factors, crop windows): the run's dropout stream for (step,
+ * subdivision, layer), so that a resumed run draws the same. */
+cdb_rng layer_pass_rng(const cdb_layer *l, const cdb_network *net);
 /* The `from` key (required): the earlier layer it names, or -1 with the
  * error recorded in r; `what` says what it is for in the message. */
 int layer_read_from(cfg_reader *r, const cdb_layer *l, const char *what);

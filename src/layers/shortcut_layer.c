@@ -21,8 +21,7 @@ int shortcut_draw(cdb_layer *l, cdb_network *net, int train)
         for (int b = 0; b < l->batch; b++) p->branch_scale[b] = 1.f;
         return 0;
     }
-    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
-    cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+    cdb_rng rng = layer_pass_rng(l, net);
     for (int b = 0; b < l->batch; b++) {
         p->branch_scale[b] = rng_uniform(&rng) >= p->drop_connect ? 1.f / (1.f - p->drop_connect) : 0.f;
         any |= p->branch_scale[b] != 1.f;
