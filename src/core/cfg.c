@@ -407,9 +407,9 @@ int cfg_float_list(cfg_reader *r, const char *key, float *out, int max)
     return split_list(r, key, max, 1, out);
 }
 
-/* Darknet's keys that cdbnet refuses, and why (docs/cfg.md, "From
- * Darknet"): a cfg that uses one would otherwise train something else than
- * it says. */
+/* Darknet's keys and layer types that cdbnet refuses, and why (docs/cfg.md,
+ * "From Darknet"): a cfg that uses one would otherwise train something else
+ * than it says. */
 static const struct {
     const char *key, *why;
 } darknet_keys[] = {
@@ -434,6 +434,37 @@ static const struct {
     {"stride_x", "a different horizontal stride"},
     {"stride_y", "a different vertical stride"},
 };
+
+const char *cfg_darknet_refused_section(const char *type)
+{
+    static const struct {
+        const char *type, *why;
+    } refused[] = {
+        {"logistic", "a logistic (multi-label) cost"},
+        {"normalization", "local response normalisation"},
+        {"lrn", "local response normalisation"},
+        {"upsample", "upsampling, for detectors"},
+        {"reorg", "space-to-depth reorganisation, for detectors"},
+        {"local", "a locally connected layer"},
+        {"yolo", "a detection layer"},
+        {"region", "a detection layer"},
+        {"detection", "a detection layer"},
+        {"rnn", "a recurrent layer"},
+        {"lstm", "a recurrent layer"},
+        {"gru", "a recurrent layer"},
+        {"crnn", "a recurrent layer"},
+        {"conv_lstm", "a recurrent layer"},
+        {"deconvolutional", "a transposed convolution"},
+        {"sam", "spatial attention (AlexeyAB)"},
+        {"gaussian_yolo", "a detection layer"},
+        {"implicit", "implicit knowledge (YOLOR)"},
+        {"empty", "a placeholder layer"},
+        {"silence", "a placeholder layer"},
+    };
+    for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++)
+        if (!strcmp(type, refused[k].type)) return refused[k].why;
+    return NULL;
+}
 
 int cfg_check_unused(cfg_reader *r)
 {

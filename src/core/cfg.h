@@ -57,7 +57,11 @@ int cfg_int_list(cfg_reader *r, const char *key, int *out, int max);
 int cfg_float_list(cfg_reader *r, const char *key, float *out, int max);
 /* Record a semantic error against a key (or the section when key is NULL). */
 void cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Fails on the first key of the section nobody read. */
+/* What a Darknet layer type that cdbnet refuses is (for the message), or
+ * NULL when `type` is none of them. */
+const char *cfg_darknet_refused_section(const char *type);
+/* Fails on the first key of the section nobody read (a Darknet key cdbnet
+ * refuses is named as such; set to 0 it is accepted, switched off). */
 int cfg_check_unused(cfg_reader *r);
 
 #endif

@@ -13,38 +13,6 @@
 static const char *const darknet_ignored_keys[] = {"aspect",
                                                    "max_crop", "min_crop", "center", NULL};
 
-/* Darknet's layer types that cdbnet refuses, and why. */
-static const char *darknet_section_refused(const char *type)
-{
-    static const struct {
-        const char *type, *why;
-    } refused[] = {
-        {"logistic", "a logistic (multi-label) cost"},
-        {"normalization", "local response normalisation"},
-        {"lrn", "local response normalisation"},
-        {"upsample", "upsampling, for detectors"},
-        {"reorg", "space-to-depth reorganisation, for detectors"},
-        {"local", "a locally connected layer"},
-        {"yolo", "a detection layer"},
-        {"region", "a detection layer"},
-        {"detection", "a detection layer"},
-        {"rnn", "a recurrent layer"},
-        {"lstm", "a recurrent layer"},
-        {"gru", "a recurrent layer"},
-        {"crnn", "a recurrent layer"},
-        {"conv_lstm", "a recurrent layer"},
-        {"deconvolutional", "a transposed convolution"},
-        {"sam", "spatial attention (AlexeyAB)"},
-        {"gaussian_yolo", "a detection layer"},
-        {"implicit", "implicit knowledge (YOLOR)"},
-        {"empty", "a placeholder layer"},
-        {"silence", "a placeholder layer"},
-    };
-    for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++)
-        if (!strcmp(type, refused[k].type)) return refused[k].why;
-    return NULL;
-}
-
 static int read_net(cfg_reader *r, cdb_network *net)
 {
     net->batch = cfg_int(r, "batch", 1, 1, 1 << 20);
@@ -124,7 +92,8 @@ static int read_net(cfg_reader *r, cdb_network *net)
     in->nmean = cfg_has(r, "mean") ? cfg_float_list(r, "mean", in->mean, 4) : 0;
     in->nstd = cfg_has(r, "std") ? cfg_float_list(r, "std", in->std, 4) : 0;
     net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
-    net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.999f);
+    /* at most 0.5: converted to label_smoothing = eps K/(K-1), which must not pass 1 */
+    net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.5f);
     if (net->label_smooth_eps > 0 && net->label_smoothing > 0) {
         cfg_fail(r, "label_smooth_eps", "give label_smoothing (PyTorch's) or label_smooth_eps (Darknet's), not both");
         return -1;
@@ -256,7 +225,7 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
         l->inputs = l->c * l->h * l->w;
         const layer_ops *ops = layer_ops_find(sec->type);
         if (!ops) {
-            const char *why = darknet_section_refused(sec->type);
+            const char *why = cfg_darknet_refused_section(sec->type);
             if (why)
                 cdb_set_error("%s:%d: [%s] (layer %d) is a Darknet layer cdbnet does not implement (%s); see "
                               "docs/cfg.md, From Darknet",
