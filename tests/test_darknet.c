@@ -309,6 +309,10 @@ static void t_label_smooth_eps(void)
     const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=1\nwidth=2\nheight=2\nchannels=1\nlabel_smooth_eps=0.1\n"
                                                      "label_smoothing=0.1\n[connected]\noutput=10\n[softmax]\n");
     CHECK(msg && strstr(msg, "not both"), "both given: %s", msg ? msg : "built");
+    msg = net_error_from_text("bad.cfg", "[net]\nbatch=1\nwidth=2\nheight=2\nchannels=1\nlabel_smooth_eps=0.9\n"
+                                         "[connected]\noutput=2\n[softmax]\n");
+    CHECK(msg && strstr(msg, "bad.cfg:6: [net] key 'label_smooth_eps': 0.9 is out of range"), "eps 0.9: %s",
+          msg ? msg : "built");
 }
 
 /* [crop]: in eval the centre window x 2 - 1; in training a window inside

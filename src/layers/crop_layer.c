@@ -18,8 +18,7 @@ typedef struct {
 static void draw(cdb_layer *l, cdb_network *net, int train)
 {
     crop_priv *p = l->priv;
-    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
-    cdb_rng rng = rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
+    cdb_rng rng = layer_pass_rng(l, net);
     for (int b = 0; b < l->batch; b++) {
         if (train) {
             p->dy[b] = rng_int(&rng, l->h - l->out_h + 1);
@@ -89,8 +88,8 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     } unused[] = {{"angle", 0.f}, {"saturation", 1.f}, {"exposure", 1.f}, {"shift", 0.f}};
     for (int i = 0; i < 4; i++)
         if (cfg_has(r, unused[i].key) && cfg_float(r, unused[i].key, unused[i].off, -1e6f, 1e6f) != unused[i].off) {
-            cfg_fail(r, unused[i].key, "not taken on [crop] (Darknet's CPU crop ignores it); use [net] %s=",
-                     i == 3 ? "crop_pad" : unused[i].key);
+            cfg_fail(r, unused[i].key, "not taken on [crop] (Darknet's CPU crop ignores it)%s%s%s",
+                     i == 3 ? "" : "; use [net] ", i == 3 ? "" : unused[i].key, i == 3 ? "" : "=");
             return -1;
         }
     if (cfg_check_unused(r)) return -1;
