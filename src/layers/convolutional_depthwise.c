@@ -1,10 +1,13 @@
 /* Depthwise convolutions (groups = channels = filters: MobileNet's,
  * EfficientNet's and ShuffleNet's 3x3 and 5x5 layers) computed directly,
- * one plane at a time: each tap of the kernel is one multiply-add over a
- * run of output pixels, the run clipped to where the tap reads inside the
- * input, so there is no padding copy and no im2col. With stride 1 the runs
- * are contiguous and vectorise. Through im2col a depthwise layer is one
- * GEMM of one row per channel, which runs at a fraction of the speed.
+ * one plane at a time, with no padding copy and no im2col: the output (and
+ * the stride-1 input gradient, the same loop on the flipped kernel) sums
+ * all K*K taps of an interior pixel in a register, vectorised across the
+ * row, and clips the border pixels; the weight gradient keeps a channel's
+ * K*K tap sums in vector accumulators; the input gradient of other strides
+ * scatters each tap's run of output pixels back. Through im2col a
+ * depthwise layer is one GEMM of one row per channel, which runs at a
+ * fraction of the speed.
  *
  * Every sum has a fixed order (the weight gradient of a channel runs over
  * the batch, then the rows, in order, in one thread), so results do not
@@ -238,9 +241,7 @@ void conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz)
     const conv_priv *p = l->priv;
     int C = l->c, H = l->h, W = l->w, OH = l->out_h, OW = l->out_w, K = p->size, S = p->stride, P = p->pad;
     int B = l->batch;
-    /* Weight gradient: each channel's taps summed over the batch and the
-     * rows in order (a row's K*K sums in float, one pass over it, added to
-     * the channel's totals in double). */
+    /* Weight gradient: one channel per thread (weight_grad). */
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++)
         weight_grad_k(l, p, dz, c);
