@@ -296,10 +296,34 @@ static void t_gpu_check_dry_run(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "add up to more than the budget"), "%s", out);
 }
 
+/* summary: the layers, the totals and the semantics line, with -set; a bad
+ * cfg and a missing argument exit non-zero. */
+static void t_summary(void)
+{
+    char out[16384];
+    int rc = run_command("./cdbnet summary cfg/resnet18.cfg -set net.darknet=1", out, sizeof(out));
+    CHECK(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "total parameters: 11173962") && strstr(out, "forward: 0.5554 G multiply-adds per image") &&
+              strstr(out, "semantics: Darknet's (darknet=1)"),
+          "summary: %s", out);
+    char bad[600], cmd[1024];
+    snprintf(bad, sizeof(bad), "%s/summary_bad.cfg", test_tmpdir());
+    FILE *fp = fopen(bad, "w");
+    fprintf(fp, "[net]\nwidth=4\nheight=4\nchannels=1\n[conv]\nfilterz=2\n[softmax]\n");
+    fclose(fp);
+    snprintf(cmd, sizeof(cmd), "./cdbnet summary %s", bad);
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "summary_bad.cfg:6: [conv] (layer 0) key 'filterz': unknown key"), "bad cfg: exit %d: %s",
+          rc, out);
+    rc = run_command("./cdbnet summary", out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "usage: cdbnet summary CFG"), "no cfg: exit %d: %s", rc, out);
+}
+
 void register_cli_tests(void)
 {
     test_add("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults);
     test_add("cli/benchmark prints its report", t_benchmark);
+    test_add("cli/summary prints the network, its totals and semantics", t_summary);
     test_add("cli/scripts/gpu_check.sh --dry-run: its steps fit its budget", t_gpu_check_dry_run);
     test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
     test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
