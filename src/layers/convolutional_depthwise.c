@@ -63,20 +63,20 @@ static inline __attribute__((always_inline)) void plane(const float *in, int H, 
         float *o = out + (size_t)y * OW;
         int iy0 = y * S - P;
         if (iy0 >= 0 && iy0 + K <= H) {
-            const float *base = in + (size_t)iy0 * W - P;
+            const float *base = in + (size_t)iy0 * W; /* the tap row; x*S + kx - P >= 0 in the interior */
             if (S == 1) {
 #pragma omp simd
                 for (int x = xa; x < xb; x++) {
                     float acc = accumulate ? o[x] : 0.f;
                     for (int ky = 0; ky < K; ky++)
-                        for (int kx = 0; kx < K; kx++) acc += w[ky * K + kx] * base[(size_t)ky * W + x + kx];
+                        for (int kx = 0; kx < K; kx++) acc += w[ky * K + kx] * base[(size_t)ky * W + (x + kx - P)];
                     o[x] = acc;
                 }
             } else {
                 for (int x = xa; x < xb; x++) {
                     float acc = accumulate ? o[x] : 0.f;
                     for (int ky = 0; ky < K; ky++)
-                        for (int kx = 0; kx < K; kx++) acc += w[ky * K + kx] * base[(size_t)ky * W + x * S + kx];
+                        for (int kx = 0; kx < K; kx++) acc += w[ky * K + kx] * base[(size_t)ky * W + (x * S + kx - P)];
                     o[x] = acc;
                 }
             }
@@ -188,17 +188,17 @@ static inline __attribute__((always_inline)) void weight_grad(const cdb_layer *l
             int iy0 = y * S - P, full = iy0 >= 0 && iy0 + K <= H;
             int x = xa;
             if (full) {
-                const float *base = in + (size_t)iy0 * W - P;
+                const float *base = in + (size_t)iy0 * W; /* the tap row; x*S + kx - P >= 0 in the interior */
                 if (S == 1)
                     for (; x + VL <= xb; x += VL) {
                         vf dv = vload(drow + x);
                         for (int ky = 0; ky < K; ky++)
                             for (int kx = 0; kx < K; kx++)
-                                vacc[ky * K + kx] = vfma(dv, vload(base + (size_t)ky * W + x + kx), vacc[ky * K + kx]);
+                                vacc[ky * K + kx] = vfma(dv, vload(base + (size_t)ky * W + (x + kx - P)), vacc[ky * K + kx]);
                     }
                 for (; x < xb; x++)
                     for (int ky = 0; ky < K; ky++)
-                        for (int kx = 0; kx < K; kx++) acc[ky * K + kx] += drow[x] * base[(size_t)ky * W + x * S + kx];
+                        for (int kx = 0; kx < K; kx++) acc[ky * K + kx] += drow[x] * base[(size_t)ky * W + (x * S + kx - P)];
             }
             /* the clipped pixels: all of a clipped row, the borders of a full one */
             for (int x = 0; x < OW; x++) {
