@@ -57,6 +57,8 @@ static const struct {
      "bad.cfg:8: [convolutional] (layer 0) key 'dilation': a Darknet key cdbnet does not implement (dilated"},
     {NET "[convolutional]\nfilters=4\nactivation=stair\n" END,
      "key 'activation': 'stair' is a Darknet activation cdbnet does not implement"},
+    {NET "[connected]\noutput=3\n[softmax]\n[connected]\noutput=2\n[softmax]\n",
+     "bad.cfg:8: [softmax] (layer 1) computes the cost: it must be the last layer"},
     {NET "[connected]\noutput=classes\n[softmax]\n", "bad.cfg:7: [connected] (layer 0) key 'output': output=classes needs classes= in [net]"},
     {NET "[convolutional]\nfilters=1\n[convolutional]\nfilters=1\n[shortcut]\nfrom=-2\ndrop_connect=1\n" END,
      "bad.cfg:12: [shortcut] (layer 2) key 'drop_connect': 1 is out of range [0, 0.99]"},

@@ -281,6 +281,16 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
         }
         if (l->workspace_floats > net->workspace_floats) net->workspace_floats = l->workspace_floats;
     }
+    /* A cost layer reads the targets (net->truth, sized by the last layer):
+     * only the last layer may be one, and [softmax] may be followed by a
+     * [cost], which is the last. */
+    for (int i = 0; i < net->n - 1; i++)
+        if (net->layers[i].ops->loss && !(i == net->n - 2 && !strcmp(net->layers[i + 1].ops->name, "cost"))) {
+            cdb_set_error("%s:%d: [%s] (layer %d) computes the cost: it must be the last layer (only a [cost] may "
+                          "follow a [softmax])",
+                          cfg->path, cfg->sections[i + 1].line, cfg->sections[i + 1].type, i);
+            goto fail;
+        }
     cdb_layer *last = &net->layers[net->n - 1];
     if (!last->ops->loss) {
         cdb_set_error("%s:%d: the last layer must be [softmax] (softmax with the cross-entropy cost), not [%s]",
