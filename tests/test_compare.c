@@ -69,6 +69,28 @@ static void t_arms_differ_only_by_masks(void)
     cdb_network_free(off);
 }
 
+/* The small cfg and .data file of the end-to-end tests (Fashion-MNIST's
+ * test images for both sets, a few steps). */
+static int write_compare_files(const char *cfg, const char *data)
+{
+    FILE *f = fopen(cfg, "w");
+    if (!f) return -1;
+    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=20\n"
+               "valid_every=10\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\n"
+               "dropback_layer_rate_init=0.5\n[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\n"
+               "batch_normalize=1\nactivation=relu\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
+    fclose(f);
+    f = fopen(data, "w");
+    if (!f) return -1;
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
+            test_tmpdir());
+    fclose(f);
+    return 0;
+}
+
 /* compare end to end on a small cfg: 2 seeds, the report, a resume after
  * one arm's log is deleted, and -report rebuilding it. */
 static void t_compare_end_to_end(void)
@@ -82,21 +104,7 @@ static void t_compare_end_to_end(void)
     snprintf(cfg, sizeof(cfg), "%s/cmp.cfg", test_tmpdir());
     snprintf(data, sizeof(data), "%s/cmp.data", test_tmpdir());
     snprintf(dir, sizeof(dir), "%s/cmp", test_tmpdir());
-    FILE *f = fopen(cfg, "w");
-    CHECK(f, "cfg");
-    fprintf(f, "[net]\nbatch=32\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=20\n"
-               "valid_every=10\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=0.5\n"
-               "dropback_layer_rate_init=0.5\n[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\n"
-               "batch_normalize=1\nactivation=relu\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
-    fclose(f);
-    f = fopen(data, "w");
-    CHECK(f, "data");
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
-            test_tmpdir());
-    fclose(f);
+    CHECK(write_compare_files(cfg, data) == 0, "cfg and data");
     snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -seeds 2 -data %s -out %s -jobs 2 -threads 1", cfg, data, dir);
     CHECK(run_command(cmd, out, sizeof(out)) == 0, "compare: %s", out);
     CHECK(strstr(out, "0 already done, 4 to train") && strstr(out, "| 1 |") && strstr(out, "| 2 |") &&
@@ -129,9 +137,74 @@ static void t_compare_end_to_end(void)
           "-report: %s", out);
 }
 
+/* -sweep: one dropback arm per value against the same baselines, the
+ * value reaching each arm's training, a typo in the key refused before any
+ * arm trains, and -report finding the sweep again. */
+static void t_compare_sweep(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cfg[512], data[512], dir[512], cmd[4096];
+    snprintf(cfg, sizeof(cfg), "%s/sweep.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/sweep.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/sweep", test_tmpdir());
+    CHECK(write_compare_files(cfg, data) == 0, "cfg and data");
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -seeds 2 -data %s -out %s -jobs 2 -threads 1 -sweep "
+             "net.dropback_chanel_rate=0.2,0.6", cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) != 0 && strstr(out, "dropback_chanel_rate': unknown key") &&
+              !strstr(out, "to train"),
+          "a typo in the sweep key: %s", out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -seeds 2 -data %s -out %s -jobs 2 -threads 1 -sweep "
+             "net.dropback_channel_rate=0.2,0.6", cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "compare -sweep: %s", out);
+    CHECK(strstr(out, "2 seeds x 3 arms, 0 already done, 6 to train") &&
+              strstr(out, "## net.dropback_channel_rate=0.2") && strstr(out, "## net.dropback_channel_rate=0.6") &&
+              strstr(out, "| 0.2 | ") && strstr(out, "| baseline | "),
+          "sweep report: %s", out);
+    /* each value reached its arm's training: the dropped fraction in its log */
+    for (int v = 0; v < 2; v++) {
+        snprintf(cmd, sizeof(cmd), "cat '%s/runs/seed1_dropback_net.dropback_channel_rate=%s.csv'", dir, v ? "0.6" : "0.2");
+        CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, v ? "# set: net.dropback_channel_rate=0.6"
+                                                                      : "# set: net.dropback_channel_rate=0.2"),
+              "the arm's log names its value: %s", out);
+    }
+    char path[600];
+    snprintf(path, sizeof(path), "%s/summary.csv", dir);
+    FILE *s = fopen(path, "r");
+    CHECK(s, "no %s", path);
+    if (!s) return;
+    char line[512];
+    int rows = 0;
+    double base[2][3] = {{0}};
+    while (fgets(line, sizeof(line), s)) {
+        int seed;
+        double b, d, diff;
+        char arm[128];
+        if (sscanf(line, "%d,%lf,%lf,%lf,%*f,%*f,%*f,%*f,%*f,%127s", &seed, &b, &d, &diff, arm) == 5) {
+            int v = !strcmp(arm, "net.dropback_channel_rate=0.6");
+            CHECK((v || !strcmp(arm, "net.dropback_channel_rate=0.2")) && (seed == 1 || seed == 2), "row: %s", line);
+            CHECK(fabs(d - b - diff) < 1e-6, "row: %s", line);
+            base[v][seed] = b;
+            rows++;
+        }
+    }
+    fclose(s);
+    CHECK(rows == 4, "%d rows in summary.csv", rows);
+    CHECK(base[0][1] == base[1][1] && base[0][2] == base[1][2] && base[0][1] > 0,
+          "both values are paired with the same baselines");
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -report %s", cfg, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "## net.dropback_channel_rate=0.6") &&
+              !strstr(out, "to train"),
+          "-report of a sweep: %s", out);
+}
+
 void register_compare_tests(void)
 {
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
     test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
     test_add("compare/two seeds end to end, resume and -report", t_compare_end_to_end);
+    test_add("compare/-sweep: one arm per value against the same baselines", t_compare_sweep);
 }

@@ -250,7 +250,10 @@ static cdb_param *fake_params(int n, int channels, float channel_rate, cdb_param
 
 static void free_fake(cdb_param *p, int n)
 {
-    for (int i = 0; i < n; i++) free(p[i].dropped);
+    for (int i = 0; i < n; i++) {
+        free(p[i].dropped);
+        free(p[i].drop_count);
+    }
     free(p);
 }
 
@@ -277,6 +280,8 @@ static void t_statistics_and_schedule(void)
     double dropped = 0;
     long selections = 0;
     dropback_stats stats = {0};
+    long per_tensor[N] = {0}, drops[N][C] = {{0}};
+    double kept[N] = {0};
     for (int s = 0; s < STEPS; s++) {
         int stage = s < 900 ? 0 : (s < 1800 ? 1 : 2);
         selected[stage] += dropback_draw(&cfg, list, N, 42, s, STEPS, &stats);
@@ -285,7 +290,20 @@ static void t_statistics_and_schedule(void)
             if (list[i]->selected) {
                 dropped += 1 - list[i]->keep;
                 selections++;
+                per_tensor[i]++;
+                kept[i] += list[i]->keep;
+                for (int c = 0; c < C; c++) drops[i][c] += list[i]->dropped[c];
             }
+    }
+    /* the per-tensor counters of the run's dropback report, recounted here */
+    for (int i = 0; i < N; i++) {
+        CHECK(list[i]->draws == STEPS && list[i]->times_selected == per_tensor[i], "tensor %d: %ld draws, %ld selected (want %d, %ld)",
+              i, list[i]->draws, list[i]->times_selected, STEPS, per_tensor[i]);
+        CHECK(fabs(list[i]->kept_sum - kept[i]) < 1e-9 * STEPS, "tensor %d: kept sum %g, want %g", i, list[i]->kept_sum,
+              kept[i]);
+        for (int c = 0; c < C; c++)
+            CHECK(list[i]->drop_count[c] == drops[i][c], "tensor %d channel %d dropped %u times, counted %ld", i, c,
+                  list[i]->drop_count[c], drops[i][c]);
     }
     const double rates[3] = {0.1, 0.3, 0.6};
     for (int k = 0; k < 3; k++) {

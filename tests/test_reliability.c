@@ -374,6 +374,74 @@ static void t_kill_resume(void)
     CHECK(resumed >= 3, "only %d kills landed during training: %s", resumed, out);
 }
 
+/* The dropback report of a run of `steps` steps: every tensor taking part
+ * was drawn each step; its channel rows sum to what its mean kept fraction
+ * says was dropped, and no channel was dropped more often than the tensor
+ * was selected. */
+static void check_dropback_report(const char *report, const char *channels, int steps)
+{
+    FILE *f = fopen(report, "r");
+    CHECK(f, "no dropback report %s", report);
+    if (!f) return;
+    char line[1024];
+    int tensors = 0, header = 0;
+    int layer[16], width[16];
+    long selected[16];
+    double kept[16];
+    while (fgets(line, sizeof(line), f) && tensors < 16) {
+        if (line[0] == '#') continue;
+        if (!header) {
+            header = 1;
+            const char *want = "layer,type,tensor,mask_channels,takes_part,channel_rate,draws,selected,";
+            CHECK(!strncmp(line, want, strlen(want)),
+                  "dropback report header: %s", line);
+            continue;
+        }
+        int l, c, part;
+        long draws, sel;
+        double rate, frac, keep;
+        char type[64], name[64];
+        if (sscanf(line, "%d,%63[^,],%63[^,],%d,%d,%lf,%ld,%ld,%lf,%lf", &l, type, name, &c, &part, &rate, &draws, &sel,
+                   &frac, &keep) != 10)
+            continue;
+        if (!part) continue;
+        CHECK(draws == steps && sel >= 0 && sel <= draws && keep > 0 && keep <= 1, "dropback report row: %s", line);
+        layer[tensors] = l;
+        width[tensors] = c;
+        selected[tensors] = sel;
+        kept[tensors] = keep;
+        tensors++;
+    }
+    fclose(f);
+    CHECK(tensors >= 1, "no tensor takes part in %s", report);
+    f = fopen(channels, "r");
+    CHECK(f, "no channel report %s", channels);
+    if (!f) return;
+    long dropped[16] = {0};
+    int rows[16] = {0};
+    while (fgets(line, sizeof(line), f)) {
+        int l, c;
+        long d;
+        double frac;
+        char name[64];
+        if (sscanf(line, "%d,%63[^,],%d,%ld,%lf", &l, name, &c, &d, &frac) != 5) continue;
+        for (int t = 0; t < tensors; t++)
+            if (layer[t] == l) {
+                CHECK(c == rows[t] && d >= 0 && d <= selected[t] && fabs(frac - (double)d / steps) < 1e-5,
+                      "channel row: %s", line);
+                rows[t]++;
+                dropped[t] += d;
+            }
+    }
+    fclose(f);
+    for (int t = 0; t < tensors; t++) {
+        CHECK(rows[t] == width[t], "layer %d: %d channel rows, %d channels", layer[t], rows[t], width[t]);
+        double want = (1 - kept[t]) * selected[t] * width[t];
+        CHECK(fabs(dropped[t] - want) < 1e-3 * (want + 1), "layer %d: %ld drops over its channels, the mean kept fraction says %.2f",
+              layer[t], dropped[t], want);
+    }
+}
+
 /* The training log: its header (cfg, seed, arm, -set), one row per
  * validation with the step, accuracy and dropback columns, and the chart
  * when gnuplot is installed (a message and no chart when it is not). */
@@ -420,10 +488,25 @@ static void t_training_log(void)
         CHECK(n == 3 && steps[0] == 4 && steps[1] == 8 && steps[2] == 12, "rows at steps %d %d %d (%d rows): %s",
               steps[0], steps[1], steps[2], n, rows);
         struct stat st;
-        if (system("command -v gnuplot > /dev/null 2>&1") == 0)
+        int have_gnuplot = system("command -v gnuplot > /dev/null 2>&1") == 0;
+        if (have_gnuplot)
             CHECK(stat(chart, &st) == 0 && st.st_size > 1000, "gnuplot is installed but there is no chart %s", chart);
         else
             CHECK(strstr(out, "gnuplot is not installed"), "no message about the missing chart: %s", out);
+        /* where dropback acted: the dropback arm alone writes it */
+        char report[600], channels[600], heat[600];
+        snprintf(report, sizeof(report), "%s/logged_log_dropback.csv", backup);
+        snprintf(channels, sizeof(channels), "%s/logged_log_channels.csv", backup);
+        snprintf(heat, sizeof(heat), "%s/logged_log_dropback.png", backup);
+        if (arm) {
+            CHECK(stat(report, &st) != 0 && stat(channels, &st) != 0, "the baseline arm wrote a dropback report");
+        } else {
+            check_dropback_report(report, channels, 12);
+            if (have_gnuplot) CHECK(stat(heat, &st) == 0 && st.st_size > 1000, "no heat map %s", heat);
+            remove(report);
+            remove(channels);
+            remove(heat);
+        }
     }
 }
 

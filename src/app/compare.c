@@ -16,9 +16,8 @@
 #include "train.h"
 #include "utils.h"
 
-static const char *const arm_names[2] = {"baseline", "dropback"};
-
 #define MAX_ROWS 4096
+#define MAX_ARMS (1 + COMPARE_MAX_VALUES)
 
 /* What the report reads from one arm's CSV log. */
 typedef struct {
@@ -27,9 +26,38 @@ typedef struct {
     double final_top1, best_top1, seconds;
 } arm_log;
 
+/* Arm 0 is the baseline; arms 1..dropback_arms(o) the dropback arms, one
+ * per value of a sweep. */
+static int dropback_arms(const compare_options *o) { return o->n_values ? o->n_values : 1; }
+
+/* The file name of an arm: baseline, dropback, or dropback_KEY=VALUE
+ * (characters other than letters, digits and . _ = - become _). */
+static void arm_name(char *buf, size_t n, const compare_options *o, int arm)
+{
+    if (arm == 0 || o->n_values == 0) {
+        snprintf(buf, n, "%s", arm == 0 ? "baseline" : "dropback");
+        return;
+    }
+    snprintf(buf, n, "dropback_%s=%s", o->sweep_key, o->sweep_values[arm - 1]);
+    for (char *c = buf; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("._=-", *c)))
+            *c = '_';
+}
+
+/* How the report names an arm: baseline, dropback, or KEY=VALUE. */
+static void arm_label(char *buf, size_t n, const compare_options *o, int arm)
+{
+    if (arm == 0 || o->n_values == 0)
+        snprintf(buf, n, "%s", arm == 0 ? "baseline" : "dropback");
+    else
+        snprintf(buf, n, "%s=%s", o->sweep_key, o->sweep_values[arm - 1]);
+}
+
 static void run_path(char *buf, size_t n, const compare_options *o, int seed, int arm, const char *ext)
 {
-    snprintf(buf, n, "%s/runs/seed%d_%s%s", o->dir, seed, arm_names[arm], ext);
+    char name[512];
+    arm_name(name, sizeof(name), o, arm);
+    snprintf(buf, n, "%s/runs/seed%d_%s%s", o->dir, seed, name, ext);
 }
 
 static int file_exists(const char *path)
@@ -41,7 +69,7 @@ static int file_exists(const char *path)
 /* Start one arm's `cdbnet train`, its output into runs/seedS_ARM.out. */
 static pid_t start_arm(const compare_options *o, int seed, int arm)
 {
-    char weights[4200], log[4200], backup[4200], out[4200], seed_text[32], threads[32];
+    char weights[4800], log[4800], backup[4800], out[4800], seed_text[32], threads[32], sweep[1024];
     run_path(weights, sizeof(weights), o, seed, arm, ".weights");
     run_path(log, sizeof(log), o, seed, arm, ".csv");
     run_path(backup, sizeof(backup), o, seed, arm, "");
@@ -66,6 +94,11 @@ static pid_t start_arm(const compare_options *o, int seed, int arm)
     argv[n++] = backup;
     if (arm == 0) argv[n++] = "-nodropback";
     for (int i = 0; i < o->n_train_args; i++) argv[n++] = o->train_args[i];
+    if (arm > 0 && o->n_values) { /* last, so that it wins over a -set of the same key */
+        snprintf(sweep, sizeof(sweep), "%s=%s", o->sweep_key, o->sweep_values[arm - 1]);
+        argv[n++] = "-set";
+        argv[n++] = sweep;
+    }
     argv[n] = NULL;
     remove(log); /* a fresh run: an unfinished arm's rows go */
     fflush(stdout);
@@ -87,10 +120,20 @@ static pid_t start_arm(const compare_options *o, int seed, int arm)
 /* Train every arm that has not finished, o->jobs at a time. */
 static int run_arms(const compare_options *o)
 {
-    int todo[2 * COMPARE_MAX_SEEDS][2], n = 0, done = 0;
+    int arms = 1 + dropback_arms(o);
+    int (*todo)[2] = xcalloc((size_t)(arms * o->n_seeds), sizeof(*todo));
+    pid_t *running = xcalloc((size_t)(arms * o->n_seeds), sizeof(pid_t));
+    int *which = xcalloc((size_t)(arms * o->n_seeds), sizeof(int));
+    if (!todo || !running || !which) {
+        free(todo);
+        free(running);
+        free(which);
+        return -1;
+    }
+    int n = 0, done = 0;
     for (int s = 0; s < o->n_seeds; s++)
-        for (int arm = 0; arm < 2; arm++) {
-            char w[4200], l[4200];
+        for (int arm = 0; arm < arms; arm++) {
+            char w[4800], l[4800];
             run_path(w, sizeof(w), o, o->seeds[s], arm, ".weights");
             run_path(l, sizeof(l), o, o->seeds[s], arm, ".csv");
             if (file_exists(w) && file_exists(l)) {
@@ -101,16 +144,18 @@ static int run_arms(const compare_options *o)
             todo[n][1] = arm;
             n++;
         }
-    printf("compare %s: %d seeds x 2 arms, %d already done, %d to train, %d at a time with %d thread%s each\n", o->cfg,
-           o->n_seeds, done, n, o->jobs, o->threads, o->threads == 1 ? "" : "s");
+    printf("compare %s: %d seeds x %d arms, %d already done, %d to train, %d at a time with %d thread%s each\n", o->cfg,
+           o->n_seeds, arms, done, n, o->jobs, o->threads, o->threads == 1 ? "" : "s");
     fflush(stdout);
-    pid_t running[2 * COMPARE_MAX_SEEDS];
-    int which[2 * COMPARE_MAX_SEEDS], active = 0, next = 0, failed = -1, finished = 0;
+    int active = 0, next = 0, failed = -1, finished = 0, start_failed = 0;
     double t0 = now_seconds();
     while (next < n || active > 0) {
-        while (failed < 0 && next < n && active < o->jobs) {
+        while (failed < 0 && !start_failed && next < n && active < o->jobs) {
             pid_t pid = start_arm(o, todo[next][0], todo[next][1]);
-            if (pid < 0) return -1;
+            if (pid < 0) {
+                start_failed = 1; /* the error is recorded; the running arms finish */
+                break;
+            }
             running[active] = pid;
             which[active] = next;
             active++;
@@ -128,21 +173,28 @@ static int run_arms(const compare_options *o)
                 active--;
                 finished++;
                 int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-                printf("  seed %d %s: %s (%d of %d, %.0fs)\n", todo[k][0], arm_names[todo[k][1]],
-                       ok ? "done" : "FAILED", finished, n, now_seconds() - t0);
+                char label[512];
+                arm_label(label, sizeof(label), o, todo[k][1]);
+                printf("  seed %d %s: %s (%d of %d, %.0fs)\n", todo[k][0], label, ok ? "done" : "FAILED", finished, n,
+                       now_seconds() - t0);
                 fflush(stdout);
                 if (!ok && failed < 0) failed = k;
                 break;
             }
     }
+    int status = start_failed ? -1 : 0;
     if (failed >= 0) {
-        char out[4200];
+        char out[4800], label[512];
         run_path(out, sizeof(out), o, todo[failed][0], todo[failed][1], ".out");
-        cdb_set_error("the %s arm of seed %d failed: its output is in %s (rerun the same command to continue)",
-                      arm_names[todo[failed][1]], todo[failed][0], out);
-        return -1;
+        arm_label(label, sizeof(label), o, todo[failed][1]);
+        cdb_set_error("the %s arm of seed %d failed: its output is in %s (rerun the same command to continue)", label,
+                      todo[failed][0], out);
+        status = -1;
     }
-    return 0;
+    free(todo);
+    free(running);
+    free(which);
+    return status;
 }
 
 static int read_log(const char *path, arm_log *a)
@@ -181,26 +233,41 @@ static int read_log(const char *path, arm_log *a)
     return 0;
 }
 
-static void draw(const compare_options *o, arm_log (*arms)[2], const double *diff)
+/* The runs of one report: logs[s * arms + a] for seed s, arm a. */
+typedef struct {
+    const compare_options *o;
+    int arms;
+    arm_log *logs;
+} runs;
+
+static const arm_log *run_of(const runs *r, int s, int a) { return &r->logs[(size_t)s * r->arms + a]; }
+
+static FILE *open_in(const compare_options *o, const char *name, char *path, size_t n)
 {
+    snprintf(path, n, "%s/%s", o->dir, name);
+    return fopen(path, "w");
+}
+
+static void draw(const runs *r, const double *diff, const paired_test *tests)
+{
+    const compare_options *o = r->o;
     if (!gnuplot_available()) {
         printf("chart: gnuplot is not installed, so there is no %s/compare.png (apt-get install gnuplot-nox)\n", o->dir);
         return;
     }
     char path[4200];
-    snprintf(path, sizeof(path), "%s/curves.dat", o->dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = open_in(o, "curves.dat", path, sizeof(path));
     if (!f) return;
-    fprintf(f, "# epoch, then per arm (baseline, dropback) the mean, min and max valid top-1 over seeds\n");
-    int rows = arms[0][0].rows;
+    fprintf(f, "# epoch, then per arm (baseline, then the dropback arms) the mean, min and max valid top-1 over seeds\n");
+    int rows = run_of(r, 0, 0)->rows;
     for (int s = 0; s < o->n_seeds; s++)
-        for (int a = 0; a < 2; a++) rows = arms[s][a].rows < rows ? arms[s][a].rows : rows;
-    for (int r = 0; r < rows; r++) {
-        fprintf(f, "%g", arms[0][0].epoch[r]);
-        for (int a = 0; a < 2; a++) {
+        for (int a = 0; a < r->arms; a++) rows = run_of(r, s, a)->rows < rows ? run_of(r, s, a)->rows : rows;
+    for (int row = 0; row < rows; row++) {
+        fprintf(f, "%g", run_of(r, 0, 0)->epoch[row]);
+        for (int a = 0; a < r->arms; a++) {
             double sum = 0, lo = 1e9, hi = -1e9;
             for (int s = 0; s < o->n_seeds; s++) {
-                double v = 100 * arms[s][a].top1[r];
+                double v = 100 * run_of(r, s, a)->top1[row];
                 sum += v;
                 lo = v < lo ? v : lo;
                 hi = v > hi ? v : hi;
@@ -210,27 +277,64 @@ static void draw(const compare_options *o, arm_log (*arms)[2], const double *dif
         fprintf(f, "\n");
     }
     fclose(f);
-    snprintf(path, sizeof(path), "%s/differences.dat", o->dir);
-    f = fopen(path, "w");
+    /* per dropback arm: its index, then each seed's paired difference; the
+     * mean and its interval */
+    f = open_in(o, "differences.dat", path, sizeof(path));
     if (!f) return;
-    for (int s = 0; s < o->n_seeds; s++) fprintf(f, "%d %g\n", o->seeds[s], 100 * diff[s]);
+    fprintf(f, "# seed, then per dropback arm its final top-1 minus the baseline's (points)\n");
+    for (int s = 0; s < o->n_seeds; s++) {
+        fprintf(f, "%d", o->seeds[s]);
+        for (int v = 0; v < r->arms - 1; v++) fprintf(f, " %g", 100 * diff[(size_t)v * o->n_seeds + s]);
+        fprintf(f, "\n");
+    }
     fclose(f);
-    snprintf(path, sizeof(path), "%s/compare.gp", o->dir);
-    f = fopen(path, "w");
+    f = open_in(o, "intervals.dat", path, sizeof(path));
+    if (!f) return;
+    fprintf(f, "# dropback arm, mean paired difference, 95%% interval low, high (points); the label\n");
+    for (int v = 0; v < r->arms - 1; v++) {
+        const paired_test *t = &tests[v];
+        fprintf(f, "%d %g %g %g \"%s\"\n", v, 100 * t->mean, isnan(t->ci_low) ? 100 * t->mean : 100 * t->ci_low,
+                isnan(t->ci_high) ? 100 * t->mean : 100 * t->ci_high, o->n_values ? o->sweep_values[v] : "dropback");
+    }
+    fclose(f);
+    f = open_in(o, "compare.gp", path, sizeof(path));
     if (!f) return;
     fprintf(f,
             "set terminal pngcairo size 900,700 noenhanced\nset output '%s/compare.png'\n"
             "set multiplot layout 2,1 title '%s: %d seeds'\nset grid\nset xlabel 'epoch'\n"
-            "set ylabel 'valid top-1 (%%)'\nset key bottom right\n"
-            "plot '%s/curves.dat' using 1:3:4 with filledcurves fs transparent solid 0.2 lc 1 title 'baseline min-max', "
-            "'' using 1:2 with linespoints lc 1 title 'baseline mean', "
-            "'' using 1:6:7 with filledcurves fs transparent solid 0.2 lc 2 title 'dropback min-max', "
-            "'' using 1:5 with linespoints lc 2 title 'dropback mean'\n"
-            "set xlabel 'seed'\nset ylabel 'final top-1, dropback - baseline (points)'\nset key top right\n"
-            "set offsets 0.5, 0.5, 0.2, 0.2\nset xtics 1\n"
-            "plot '%s/differences.dat' using 1:2 with impulses lw 3 title 'paired difference', 0 notitle lc 0\n"
-            "unset multiplot\n",
-            o->dir, o->cfg, o->n_seeds, o->dir, o->dir);
+            "set ylabel 'valid top-1 (%%)'\nset key bottom right\n",
+            o->dir, o->cfg, o->n_seeds);
+    fprintf(f, "plot '%s/curves.dat' using 1:3:4 with filledcurves fs transparent solid 0.2 lc 1 title 'baseline min-max', "
+               "'' using 1:2 with linespoints lc 1 title 'baseline mean'",
+            o->dir);
+    for (int a = 1; a < r->arms; a++) {
+        char label[512];
+        arm_label(label, sizeof(label), o, a);
+        if (o->n_values == 0)
+            fprintf(f, ", '' using 1:%d:%d with filledcurves fs transparent solid 0.2 lc %d title '%s min-max'", 3 * a + 3,
+                    3 * a + 4, a + 1, label);
+        fprintf(f, ", '' using 1:%d with linespoints lc %d title '%s mean'", 3 * a + 2, a + 1, label);
+    }
+    fprintf(f, "\n");
+    if (o->n_values == 0) {
+        fprintf(f,
+                "set xlabel 'seed'\nset ylabel 'final top-1, dropback - baseline (points)'\nset key top right\n"
+                "set offsets 0.5, 0.5, 0.2, 0.2\nset xtics 1\n"
+                "plot '%s/differences.dat' using 1:2 with impulses lw 3 title 'paired difference', 0 notitle lc 0\n",
+                o->dir);
+    } else {
+        fprintf(f,
+                "set xlabel '%s'\nset ylabel 'final top-1 minus baseline (points)'\nset key top right\n"
+                "set offsets 0.5, 0.5, 0.2, 0.2\n"
+                "plot '%s/intervals.dat' using 1:2:3:4:xtic(5) with yerrorbars lw 2 pt 7 lc 2 "
+                "title 'mean paired difference, 95%% interval'",
+                o->sweep_key, o->dir);
+        for (int v = 0; v < r->arms - 1; v++)
+            fprintf(f, ", '%s/differences.dat' using (%d):%d with points pt 6 lc 1 %s", o->dir, v, v + 2,
+                    v == 0 ? "title 'one seed'" : "notitle");
+        fprintf(f, ", 0 notitle lc 0\n");
+    }
+    fprintf(f, "unset multiplot\n");
     fclose(f);
     char cmd[8600];
     snprintf(cmd, sizeof(cmd), "gnuplot '%s' > /dev/null 2>&1", path);
@@ -240,76 +344,129 @@ static void draw(const compare_options *o, arm_log (*arms)[2], const double *dif
         printf("chart: gnuplot could not draw %s/compare.png\n", o->dir);
 }
 
+/* The table and tests of one dropback arm against the baseline. */
+static void report_arm(FILE *f, const runs *r, int a, const double *diff, const paired_test *t, const paired_test *tb)
+{
+    const compare_options *o = r->o;
+    char label[512];
+    arm_label(label, sizeof(label), o, a);
+    double top[2][COMPARE_MAX_SEEDS];
+    for (int s = 0; s < o->n_seeds; s++) {
+        top[0][s] = run_of(r, s, 0)->final_top1;
+        top[1][s] = run_of(r, s, a)->final_top1;
+    }
+    if (o->n_values) fprintf(f, "## %s\n\n", label);
+    fprintf(f, "| seed | baseline top-1 | %s top-1 | difference | best: baseline | best: %s | "
+               "seconds: baseline | seconds: %s |\n|---|---|---|---|---|---|---|---|\n",
+            label, label, label);
+    for (int s = 0; s < o->n_seeds; s++)
+        fprintf(f, "| %d | %.2f%% | %.2f%% | %+.2f | %.2f%% | %.2f%% | %.0f | %.0f |\n", o->seeds[s],
+                100 * run_of(r, s, 0)->final_top1, 100 * run_of(r, s, a)->final_top1, 100 * diff[s],
+                100 * run_of(r, s, 0)->best_top1, 100 * run_of(r, s, a)->best_top1, run_of(r, s, 0)->seconds,
+                run_of(r, s, a)->seconds);
+    fprintf(f, "\nbaseline: mean %.2f%%, sd %.2f; %s: mean %.2f%%, sd %.2f (final valid top-1)\n\n",
+            100 * stats_mean(top[0], o->n_seeds), 100 * stats_sd(top[0], o->n_seeds), label,
+            100 * stats_mean(top[1], o->n_seeds), 100 * stats_sd(top[1], o->n_seeds));
+    fprintf(f, "| %s - baseline (points) | mean | 95%% CI (t) | paired t-test p | Wilcoxon signed-rank p |\n"
+               "|---|---|---|---|---|\n",
+            label);
+    const paired_test *ts[2] = {t, tb};
+    const char *what[2] = {"final top-1", "best top-1"};
+    for (int i = 0; i < 2; i++) {
+        char ci[64] = "n/a (one seed)", pt[32] = "n/a", pw[48];
+        if (!isnan(ts[i]->ci_low)) snprintf(ci, sizeof(ci), "[%+.2f, %+.2f]", 100 * ts[i]->ci_low, 100 * ts[i]->ci_high);
+        if (!isnan(ts[i]->p_t)) snprintf(pt, sizeof(pt), "%.3g", ts[i]->p_t);
+        snprintf(pw, sizeof(pw), "%.3g%s", ts[i]->p_wilcoxon, ts[i]->wilcoxon_exact ? " (exact)" : " (normal approx.)");
+        fprintf(f, "| %s | %+.2f | %s | %s | %s |\n", what[i], 100 * ts[i]->mean, ci, pt, pw);
+    }
+    int contains_zero = !isnan(t->ci_low) && t->ci_low <= 0 && t->ci_high >= 0;
+    fprintf(f, "\n%s\n\n",
+            o->n_seeds < 2 ? "One seed cannot separate the difference from seed noise: give -seeds 5 or more."
+            : contains_zero ? "The 95% confidence interval of the final difference contains 0: at this budget the "
+                              "difference is not distinguishable from seed noise."
+                            : "The 95% confidence interval of the final difference excludes 0.");
+}
+
 static int report(const compare_options *o)
 {
-    static arm_log arms[COMPARE_MAX_SEEDS][2];
-    double diff[COMPARE_MAX_SEEDS], best_diff[COMPARE_MAX_SEEDS], top[2][COMPARE_MAX_SEEDS];
+    runs r = {o, 1 + dropback_arms(o), NULL};
+    int variants = r.arms - 1, status = -1;
+    r.logs = xcalloc((size_t)o->n_seeds * r.arms, sizeof(arm_log));
+    double *diff = xcalloc((size_t)variants * o->n_seeds, sizeof(double));
+    double *best_diff = xcalloc((size_t)variants * o->n_seeds, sizeof(double));
+    paired_test *t = xcalloc((size_t)variants, sizeof(paired_test)), *tb = xcalloc((size_t)variants, sizeof(paired_test));
+    FILE *csv = NULL, *md = NULL;
+    if (!r.logs || !diff || !best_diff || !t || !tb) goto done;
     for (int s = 0; s < o->n_seeds; s++)
-        for (int a = 0; a < 2; a++) {
-            char path[4200];
+        for (int a = 0; a < r.arms; a++) {
+            char path[4800];
             run_path(path, sizeof(path), o, o->seeds[s], a, ".csv");
-            if (read_log(path, &arms[s][a])) return -1;
+            if (read_log(path, &r.logs[(size_t)s * r.arms + a])) goto done;
         }
-    for (int s = 0; s < o->n_seeds; s++) {
-        diff[s] = arms[s][1].final_top1 - arms[s][0].final_top1;
-        best_diff[s] = arms[s][1].best_top1 - arms[s][0].best_top1;
-        for (int a = 0; a < 2; a++) top[a][s] = arms[s][a].final_top1;
+    for (int v = 0; v < variants; v++) {
+        for (int s = 0; s < o->n_seeds; s++) {
+            diff[(size_t)v * o->n_seeds + s] = run_of(&r, s, v + 1)->final_top1 - run_of(&r, s, 0)->final_top1;
+            best_diff[(size_t)v * o->n_seeds + s] = run_of(&r, s, v + 1)->best_top1 - run_of(&r, s, 0)->best_top1;
+        }
+        t[v] = stats_paired(diff + (size_t)v * o->n_seeds, o->n_seeds);
+        tb[v] = stats_paired(best_diff + (size_t)v * o->n_seeds, o->n_seeds);
     }
-    paired_test t = stats_paired(diff, o->n_seeds), tb = stats_paired(best_diff, o->n_seeds);
     char path[4200];
-    snprintf(path, sizeof(path), "%s/summary.csv", o->dir);
-    FILE *csv = fopen(path, "w");
-    snprintf(path, sizeof(path), "%s/summary.md", o->dir);
-    FILE *md = fopen(path, "w");
+    csv = open_in(o, "summary.csv", path, sizeof(path));
+    md = open_in(o, "summary.md", path, sizeof(path));
     if (!csv || !md) {
-        if (csv) fclose(csv);
-        if (md) fclose(md);
         cdb_set_error("cannot write the report in '%s': %s", o->dir, strerror(errno));
-        return -1;
+        goto done;
     }
     fprintf(csv, "seed,baseline_top1,dropback_top1,difference,baseline_best_top1,dropback_best_top1,best_difference,"
-                 "baseline_seconds,dropback_seconds\n");
+                 "baseline_seconds,dropback_seconds,arm\n");
     FILE *outs[2] = {md, stdout};
     for (int k = 0; k < 2; k++) {
         FILE *f = outs[k];
-        fprintf(f, "# cdbnet compare: %s, %d seeds\n\n", o->cfg, o->n_seeds);
-        fprintf(f, "| seed | baseline top-1 | dropback top-1 | difference | best: baseline | best: dropback | "
-                   "seconds: baseline | seconds: dropback |\n|---|---|---|---|---|---|---|---|\n");
-        for (int s = 0; s < o->n_seeds; s++)
-            fprintf(f, "| %d | %.2f%% | %.2f%% | %+.2f | %.2f%% | %.2f%% | %.0f | %.0f |\n", o->seeds[s],
-                    100 * arms[s][0].final_top1, 100 * arms[s][1].final_top1, 100 * diff[s], 100 * arms[s][0].best_top1,
-                    100 * arms[s][1].best_top1, arms[s][0].seconds, arms[s][1].seconds);
-        fprintf(f, "\nbaseline: mean %.2f%%, sd %.2f; dropback: mean %.2f%%, sd %.2f (final valid top-1)\n\n",
-                100 * stats_mean(top[0], o->n_seeds), 100 * stats_sd(top[0], o->n_seeds),
-                100 * stats_mean(top[1], o->n_seeds), 100 * stats_sd(top[1], o->n_seeds));
-        fprintf(f, "| dropback - baseline (points) | mean | 95%% CI (t) | paired t-test p | Wilcoxon signed-rank p |\n"
-                   "|---|---|---|---|---|\n");
-        const paired_test *ts[2] = {&t, &tb};
-        const char *what[2] = {"final top-1", "best top-1"};
-        for (int i = 0; i < 2; i++) {
-            char ci[64] = "n/a (one seed)", pt[32] = "n/a", pw[48];
-            if (!isnan(ts[i]->ci_low)) snprintf(ci, sizeof(ci), "[%+.2f, %+.2f]", 100 * ts[i]->ci_low, 100 * ts[i]->ci_high);
-            if (!isnan(ts[i]->p_t)) snprintf(pt, sizeof(pt), "%.3g", ts[i]->p_t);
-            snprintf(pw, sizeof(pw), "%.3g%s", ts[i]->p_wilcoxon, ts[i]->wilcoxon_exact ? " (exact)" : " (normal approx.)");
-            fprintf(f, "| %s | %+.2f | %s | %s | %s |\n", what[i], 100 * ts[i]->mean, ci, pt, pw);
+        fprintf(f, "# cdbnet compare: %s, %d seeds", o->cfg, o->n_seeds);
+        if (o->n_values) fprintf(f, ", sweep of %s over %d values", o->sweep_key, o->n_values);
+        fprintf(f, "\n\n");
+        if (o->n_values) {
+            fprintf(f, "| %s | mean final top-1 | minus baseline (points) | 95%% CI (t) | paired t-test p | "
+                       "Wilcoxon p |\n|---|---|---|---|---|---|\n",
+                    o->sweep_key);
+            for (int v = 0; v < variants; v++) {
+                double top[COMPARE_MAX_SEEDS];
+                for (int s = 0; s < o->n_seeds; s++) top[s] = run_of(&r, s, v + 1)->final_top1;
+                char ci[64] = "n/a", pt[32] = "n/a";
+                if (!isnan(t[v].ci_low)) snprintf(ci, sizeof(ci), "[%+.2f, %+.2f]", 100 * t[v].ci_low, 100 * t[v].ci_high);
+                if (!isnan(t[v].p_t)) snprintf(pt, sizeof(pt), "%.3g", t[v].p_t);
+                fprintf(f, "| %s | %.2f%% | %+.2f | %s | %s | %.3g |\n", o->sweep_values[v],
+                        100 * stats_mean(top, o->n_seeds), 100 * t[v].mean, ci, pt, t[v].p_wilcoxon);
+            }
+            double base[COMPARE_MAX_SEEDS];
+            for (int s = 0; s < o->n_seeds; s++) base[s] = run_of(&r, s, 0)->final_top1;
+            fprintf(f, "| baseline | %.2f%% | | | | |\n\n", 100 * stats_mean(base, o->n_seeds));
         }
-        int contains_zero = !isnan(t.ci_low) && t.ci_low <= 0 && t.ci_high >= 0;
-        fprintf(f, "\n%s\n",
-                o->n_seeds < 2 ? "One seed cannot separate the difference from seed noise: give -seeds 5 or more."
-                : contains_zero
-                    ? "The 95% confidence interval of the final difference contains 0: at this budget the difference "
-                      "is not distinguishable from seed noise."
-                    : "The 95% confidence interval of the final difference excludes 0.");
+        for (int v = 0; v < variants; v++) report_arm(f, &r, v + 1, diff + (size_t)v * o->n_seeds, &t[v], &tb[v]);
     }
-    for (int s = 0; s < o->n_seeds; s++)
-        fprintf(csv, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.1f\n", o->seeds[s], arms[s][0].final_top1,
-                arms[s][1].final_top1, diff[s], arms[s][0].best_top1, arms[s][1].best_top1, best_diff[s],
-                arms[s][0].seconds, arms[s][1].seconds);
-    fclose(csv);
-    fclose(md);
+    for (int v = 0; v < variants; v++) {
+        char label[512];
+        arm_label(label, sizeof(label), o, v + 1);
+        for (int s = 0; s < o->n_seeds; s++) {
+            const arm_log *b = run_of(&r, s, 0), *d = run_of(&r, s, v + 1);
+            fprintf(csv, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.1f,%s\n", o->seeds[s], b->final_top1, d->final_top1,
+                    diff[(size_t)v * o->n_seeds + s], b->best_top1, d->best_top1,
+                    best_diff[(size_t)v * o->n_seeds + s], b->seconds, d->seconds, label);
+        }
+    }
     printf("report: %s/summary.md, %s/summary.csv\n", o->dir, o->dir);
-    draw(o, arms, diff);
-    return 0;
+    draw(&r, diff, t);
+    status = 0;
+done:
+    if (csv && fclose(csv) && !status) status = -1;
+    if (md && fclose(md) && !status) status = -1;
+    free(r.logs);
+    free(diff);
+    free(best_diff);
+    free(t);
+    free(tb);
+    return status;
 }
 
 static int by_value(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
@@ -326,20 +483,69 @@ static int find_seeds(compare_options *o)
     }
     for (size_t i = 0; i < g.gl_pathc && o->n_seeds < COMPARE_MAX_SEEDS; i++) {
         const char *name = strrchr(g.gl_pathv[i], '/') + 1;
-        int seed;
-        if (sscanf(name, "seed%d_baseline.csv", &seed) == 1) o->seeds[o->n_seeds++] = seed;
+        int seed, end = 0;
+        if (sscanf(name, "seed%d_baseline.csv%n", &seed, &end) == 1 && name[end] == 0) o->seeds[o->n_seeds++] = seed;
     }
     globfree(&g);
     qsort(o->seeds, (size_t)o->n_seeds, sizeof(int), by_value);
     return o->n_seeds ? 0 : -1;
 }
 
+/* DIR/sweep.txt: the sweep a run of compare trained (its key, then one
+ * value per line), so that -report finds its arms. Removed for a run
+ * without a sweep. */
+static int save_sweep(const compare_options *o)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/sweep.txt", o->dir);
+    if (o->n_values == 0) {
+        remove(path);
+        return 0;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%s\n", o->sweep_key);
+    for (int v = 0; v < o->n_values; v++) fprintf(f, "%s\n", o->sweep_values[v]);
+    if (fclose(f)) {
+        cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int load_sweep(compare_options *o, char (*text)[256])
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/sweep.txt", o->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0; /* no sweep */
+    int n = 0;
+    while (n <= COMPARE_MAX_VALUES && fgets(text[n], 256, f)) {
+        text[n][strcspn(text[n], "\r\n")] = 0;
+        if (text[n][0]) n++;
+    }
+    fclose(f);
+    if (n < 2) {
+        cdb_set_error("'%s' names no sweep (a key, then one value per line)", path);
+        return -1;
+    }
+    o->sweep_key = text[0];
+    o->n_values = n - 1;
+    for (int v = 0; v < o->n_values; v++) o->sweep_values[v] = text[v + 1];
+    return 0;
+}
+
 int run_compare(const compare_options *given)
 {
     compare_options copy = *given, *o = &copy;
+    static char sweep_text[COMPARE_MAX_VALUES + 1][256];
+    if (o->report_only && o->n_values == 0 && load_sweep(o, sweep_text)) return -1;
     if (o->n_seeds == 0 && find_seeds(o)) return -1;
-    char runs[4200];
-    snprintf(runs, sizeof(runs), "%s/runs", o->dir);
-    if (!o->report_only && (make_dir(o->dir) || make_dir(runs) || run_arms(o))) return -1;
+    char runs_dir[4200];
+    snprintf(runs_dir, sizeof(runs_dir), "%s/runs", o->dir);
+    if (!o->report_only && (make_dir(o->dir) || make_dir(runs_dir) || save_sweep(o) || run_arms(o))) return -1;
     return report(o);
 }

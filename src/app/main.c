@@ -53,6 +53,8 @@ static const char *usage =
     "  -jobs J           (compare) arms trained at a time (default: one per CPU, threads split)\n"
     "  -out DIR          (compare) where the runs and the report go (default compare/CFGNAME)\n"
     "  -report DIR       (compare) rebuild the report of DIR from its finished runs, training nothing\n"
+    "  -sweep K=v1,v2    (compare) one dropback arm per value of the -set key K (e.g.\n"
+    "                    net.dropback_channel_rate=0.1,0.3,0.5), each against the same baselines\n"
     "  -share-backup     (train) run even when another run trains into the same backup folder\n"
     "                    (by default one run per folder: it holds BACKUP/.cdbnet.lock)\n"
     "  -out FILE         (train) final weights file (default BACKUP/CFGNAME_final.weights)\n"
@@ -79,7 +81,7 @@ static const char *usage =
     "See README.md and docs/ for every cfg section and key.\n";
 
 typedef struct {
-    const char *data, *weights, *out, *log, *backup, *seed_list, *report;
+    const char *data, *weights, *out, *log, *backup, *seed_list, *report, *sweep;
     int seeds, jobs, epochs;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
@@ -136,7 +138,8 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-steps") || !strcmp(a, "-repeats") || !strcmp(a, "-warmup") ||
                           !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log") ||
                           !strcmp(a, "-backup") || !strcmp(a, "-seeds") || !strcmp(a, "-seed-list") ||
-                          !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report");
+                          !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report") ||
+                          !strcmp(a, "-sweep");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -144,6 +147,7 @@ static int parse_cli(int argc, char **argv, cli *c)
         else if (!strcmp(a, "-backup")) c->backup = v;
         else if (!strcmp(a, "-seed-list")) c->seed_list = v;
         else if (!strcmp(a, "-report")) c->report = v;
+        else if (!strcmp(a, "-sweep")) c->sweep = v;
         else if (!strcmp(a, "-seeds")) {
             if (int_value(a, v, 1, &c->seeds)) return -1;
         } else if (!strcmp(a, "-jobs")) {
@@ -345,11 +349,77 @@ done:
     return status;
 }
 
+/* -sweep SEC.KEY=v1,v2,...: the key and its values (text is the copy they
+ * point into). 0, or -1 with the message printed. */
+static int parse_sweep(const char *arg, char *text, size_t size, compare_options *o)
+{
+    snprintf(text, size, "%s", arg);
+    char *eq = strchr(text, '='), *dot = strchr(text, '.');
+    if (!eq || !dot || dot > eq || eq == text || eq[1] == 0) {
+        fprintf(stderr, "cdbnet: -sweep expects SEC.KEY=v1,v2,... (e.g. net.dropback_channel_rate=0.1,0.3,0.5), got "
+                        "'%s'\n", arg);
+        return -1;
+    }
+    *eq = 0;
+    o->sweep_key = text;
+    if (!strcmp(text, "net.seed") || !strcmp(text, "net.channel_dropback")) {
+        fprintf(stderr, "cdbnet: -sweep %s: compare chooses %s itself\n", text,
+                strcmp(text, "net.seed") ? "which arm has dropback (the baseline has none)" : "the seeds (-seeds)");
+        return -1;
+    }
+    for (char *save = NULL, *t = strtok_r(eq + 1, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_values == COMPARE_MAX_VALUES) {
+            fprintf(stderr, "cdbnet: -sweep: at most %d values\n", COMPARE_MAX_VALUES);
+            return -1;
+        }
+        for (int v = 0; v < o->n_values; v++)
+            if (!strcmp(o->sweep_values[v], t)) {
+                fprintf(stderr, "cdbnet: -sweep: the value '%s' is given twice\n", t);
+                return -1;
+            }
+        o->sweep_values[o->n_values++] = t;
+    }
+    if (o->n_values == 0) {
+        fprintf(stderr, "cdbnet: -sweep %s: no values\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Before any arm starts: the cfg builds with the -set options, and with
+ * each value of the sweep (a typo is reported once, not by every arm). */
+static int check_compare_cfgs(const compare_options *o)
+{
+    const char *set[COMPARE_MAX_ARGS / 2 + 2];
+    int n = 0;
+    for (int i = 0; i + 1 < o->n_train_args; i++)
+        if (!strcmp(o->train_args[i], "-set")) set[n++] = o->train_args[++i];
+    for (int v = -1; v < o->n_values; v++) {
+        char one[1024];
+        if (v >= 0) {
+            snprintf(one, sizeof(one), "%s=%s", o->sweep_key, o->sweep_values[v]);
+            set[n] = one;
+        }
+        cdb_network *net = cdb_network_load(o->cfg, set, n + (v >= 0));
+        if (!net) {
+            if (v >= 0) {
+                char why[1024];
+                snprintf(why, sizeof(why), "%s", cdb_last_error());
+                cdb_set_error("-sweep %s=%s: %s", o->sweep_key, o->sweep_values[v], why);
+            }
+            return -1;
+        }
+        cdb_network_free(net);
+    }
+    return 0;
+}
+
 static int cmd_compare(const cli *c, const char *self)
 {
     if (c->n_positional != 1) {
         fprintf(stderr, "usage: cdbnet compare CFG [-seeds N | -seed-list 1,2,3] [-epochs E] [-jobs J] [-threads T]\n"
-                        "                      [-data FILE] [-set SEC.KEY=VAL ...] [-out DIR] [-report DIR]\n");
+                        "                      [-data FILE] [-set SEC.KEY=VAL ...] [-sweep SEC.KEY=v1,v2,...]\n"
+                        "                      [-out DIR] [-report DIR]\n");
         return 2;
     }
     static compare_options o;
@@ -381,7 +451,10 @@ static int cmd_compare(const cli *c, const char *self)
         }
         for (int i = 0; i < n; i++) o.seeds[o.n_seeds++] = i + 1;
     }
-    int cpus = available_cpus(), arms = o.n_seeds ? 2 * o.n_seeds : 2;
+    static char sweep[4096];
+    if (c->sweep && parse_sweep(c->sweep, sweep, sizeof(sweep), &o)) return 2;
+    int variants = o.n_values ? o.n_values : 1;
+    int cpus = available_cpus(), arms = (1 + variants) * (o.n_seeds ? o.n_seeds : 1);
     o.jobs = c->jobs ? c->jobs : (arms < cpus ? arms : cpus);
     o.threads = c->threads ? c->threads : (cpus / o.jobs > 0 ? cpus / o.jobs : 1);
     static char epochs[64];
@@ -402,6 +475,7 @@ static int cmd_compare(const cli *c, const char *self)
         o.train_args[o.n_train_args++] = "-set";
         o.train_args[o.n_train_args++] = epochs;
     }
+    if (!o.report_only && check_compare_cfgs(&o)) return fail();
     if (run_compare(&o)) return fail();
     return 0;
 }

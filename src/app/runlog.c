@@ -72,14 +72,14 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
         return -1;
     }
     log->t_start = log->t_row = now_seconds();
-    log->step_row = net->step;
+    log->step_row = log->first_step = net->step;
     log->prev = net->dropback_stats;
     /* the chart beside the log: NAME.csv -> NAME.png, NAME.gp */
-    snprintf(log->chart, sizeof(log->chart), "%s", path);
-    char *dot = strrchr(log->chart, '.');
+    snprintf(log->stem, sizeof(log->stem), "%s", path);
+    char *dot = strrchr(log->stem, '.');
     if (dot && !strchr(dot, '/')) *dot = 0;
-    snprintf(log->script, sizeof(log->script), "%s.gp", log->chart);
-    strncat(log->chart, ".png", sizeof(log->chart) - strlen(log->chart) - 1);
+    snprintf(log->script, sizeof(log->script), "%s.gp", log->stem);
+    snprintf(log->chart, sizeof(log->chart), "%s.png", log->stem);
     if (gnuplot_available()) {
         log->chart_on = write_script(log, net->cfg_path) == 0;
     } else {
@@ -145,6 +145,167 @@ int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, dou
             log->chart_on = 0;
         }
     }
+    return run_log_dropback(log, net);
+}
+
+/* The channel bins of the heat map: each tensor's channels spread over
+ * HEAT_BINS columns, so that tensors of any width share one picture. */
+#define HEAT_BINS 32
+
+static FILE *open_temp(const char *path, char *tmp, size_t n)
+{
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) cdb_set_error("cannot write '%s': %s", tmp, strerror(errno));
+    return f;
+}
+
+/* Close f and move tmp over path: 0, or -1 with the error recorded. */
+static int close_temp(FILE *f, const char *tmp, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static double channel_drop_rate(const cdb_param *p, int c)
+{
+    return p->draws ? (double)p->drop_count[c] / (double)p->draws : 0.0;
+}
+
+static int write_dropback_csvs(const run_log *log, const cdb_network *net)
+{
+    char path[4200], tmp[4210];
+    snprintf(path, sizeof(path), "%s_dropback.csv", log->stem);
+    FILE *f = open_temp(path, tmp, sizeof(tmp));
+    if (!f) return -1;
+    fprintf(f, "# cdbnet: where ChannelDropBack acted, over the %d steps this process trained (up to step %d)\n",
+            net->step - log->first_step, net->step);
+    fprintf(f, "layer,type,tensor,mask_channels,takes_part,channel_rate,draws,selected,selected_fraction,"
+               "mean_kept_fraction,channel_dropped_min,channel_dropped_mean,channel_dropped_max\n");
+    for (int i = 0; i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            const cdb_param *p = &l->params[k];
+            if (!p->eligible || !p->drop_count) continue;
+            double lo = 1, hi = 0, sum = 0;
+            for (int c = 0; c < p->mask_channels; c++) {
+                double v = channel_drop_rate(p, c);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                sum += v;
+            }
+            if (!p->mask_channels) lo = 0;
+            fprintf(f, "%d,%s,%s,%d,%d,%.4g,%ld,%ld,%.6f,%.6f,%.6f,%.6f,%.6f\n", i, l->ops->name, p->name,
+                    p->mask_channels, p->dropback, p->channel_rate, p->draws, p->times_selected,
+                    p->draws ? (double)p->times_selected / p->draws : 0.0,
+                    p->times_selected ? p->kept_sum / p->times_selected : 1.0, lo,
+                    p->mask_channels ? sum / p->mask_channels : 0.0, hi);
+        }
+    }
+    if (close_temp(f, tmp, path)) return -1;
+    snprintf(path, sizeof(path), "%s_channels.csv", log->stem);
+    f = open_temp(path, tmp, sizeof(tmp));
+    if (!f) return -1;
+    fprintf(f, "layer,tensor,channel,dropped,dropped_fraction\n");
+    for (int i = 0; i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            const cdb_param *p = &l->params[k];
+            if (!p->dropback || !p->drop_count) continue;
+            for (int c = 0; c < p->mask_channels; c++)
+                fprintf(f, "%d,%s,%d,%u,%.6f\n", i, p->name, c, p->drop_count[c], channel_drop_rate(p, c));
+        }
+    }
+    return close_temp(f, tmp, path);
+}
+
+/* The heat map: one row per tensor that takes part, HEAT_BINS columns,
+ * each the mean over its channels of the fraction of steps that dropped
+ * the channel (a tensor narrower than the bins repeats its channels). */
+static int draw_heat_map(const run_log *log, const cdb_network *net)
+{
+    char data[4200], script[4200], png[4200], tmp[4210];
+    snprintf(data, sizeof(data), "%s_dropback_heat.dat", log->stem);
+    snprintf(script, sizeof(script), "%s_dropback.gp", log->stem);
+    snprintf(png, sizeof(png), "%s_dropback.png", log->stem);
+    FILE *f = open_temp(data, tmp, sizeof(tmp));
+    if (!f) return -1;
+    fprintf(f, "# bin (0..%d), row, fraction of steps that dropped the channels of the bin\n", HEAT_BINS - 1);
+    int rows = 0;
+    size_t labels_size = 64;
+    for (int i = 0; i < net->n; i++) labels_size += (size_t)net->layers[i].nparams * 80;
+    char *labels = xcalloc(labels_size, 1);
+    if (!labels) {
+        fclose(f);
+        remove(tmp);
+        return -1;
+    }
+    size_t used = 0;
+    for (int i = 0; i < net->n; i++) {
+        const cdb_layer *l = &net->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            const cdb_param *p = &l->params[k];
+            if (!p->dropback || !p->drop_count || p->mask_channels <= 0) continue;
+            for (int b = 0; b < HEAT_BINS; b++) {
+                int c0 = (int)((long)b * p->mask_channels / HEAT_BINS);
+                int c1 = (int)((long)(b + 1) * p->mask_channels / HEAT_BINS);
+                if (c1 <= c0) c1 = c0 + 1;
+                double sum = 0;
+                for (int c = c0; c < c1; c++) sum += channel_drop_rate(p, c);
+                fprintf(f, "%d %d %.6f\n", b, rows, sum / (c1 - c0));
+            }
+            fprintf(f, "\n");
+            if (used < labels_size)
+                used += (size_t)snprintf(labels + used, labels_size - used, "%s\"layer %d %.16s %.10s\" %d", rows ? ", " : "",
+                                     i, l->ops->name, p->name, rows);
+            rows++;
+        }
+    }
+    int status = close_temp(f, tmp, data);
+    if (status || rows == 0 || !log->chart_on) {
+        free(labels);
+        return status;
+    }
+    f = open_temp(script, tmp, sizeof(tmp));
+    if (!f) {
+        free(labels);
+        return -1;
+    }
+    fprintf(f,
+            "# drawn by cdbnet train from %s at each validation\n"
+            "set terminal pngcairo size 960,%d noenhanced\n"
+            "set output '%s'\n"
+            "set title \"ChannelDropBack: fraction of steps that dropped each channel\\n%s, %d steps\"\n"
+            "set xlabel 'channel bin (each tensor''s channels in %d equal bins)'\n"
+            "set ylabel 'layer, type, tensor'\n"
+            "set ytics (%s)\n"
+            "set yrange [%d.5:-0.5]\n"
+            "set xrange [-0.5:%d.5]\n"
+            "set cblabel 'dropped fraction of steps'\n"
+            "set cbrange [0:*]\n"
+            "set palette defined (0 'white', 1 '#fdd49e', 2 '#fc8d59', 3 '#b30000')\n"
+            "plot '%s' using 1:2:3 with image notitle\n",
+            data, 240 + 24 * rows, png, net->cfg_path, net->step - log->first_step, HEAT_BINS, labels, rows - 1,
+            HEAT_BINS - 1, data);
+    free(labels);
+    if (close_temp(f, tmp, script)) return -1;
+    char cmd[8400];
+    snprintf(cmd, sizeof(cmd), "gnuplot '%s' > /dev/null 2>&1", script);
+    if (system(cmd) != 0) printf("chart: gnuplot could not draw %s\n", png);
+    return 0;
+}
+
+int run_log_dropback(run_log *log, const cdb_network *net)
+{
+    int any = 0;
+    for (int i = 0; i < net->nparams; i++) any |= net->params[i]->dropback && net->params[i]->drop_count;
+    if (!any) return 0;
+    if (write_dropback_csvs(log, net) || draw_heat_map(log, net)) return -1;
     return 0;
 }
 

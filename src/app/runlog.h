@@ -12,9 +12,11 @@
 typedef struct {
     FILE *f;
     char path[4096], chart[4104], script[4108];
+    char stem[4096];              /* the log's path without .csv: the other files are STEM_*.csv, STEM_*.png */
     int chart_on;                 /* gnuplot found: the chart is redrawn at each row */
     double t_start, t_row;        /* wall clock at the start and at the last row */
     int step_row;                 /* step of the last row */
+    int first_step;               /* the step this process started at */
     double loss_sum;              /* training losses since the last row */
     int loss_steps;
     dropback_stats prev, interval; /* the network's counters at the last step; their sum since the last row */
@@ -27,9 +29,17 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
                  const char *const *overrides, int n_overrides, int append);
 /* After each step: its loss (NaN for a skipped step, not counted). */
 void run_log_step(run_log *log, const cdb_network *net, float loss);
-/* One row for a validation; redraws the chart. 0, or -1 (a write failed). */
+/* One row for a validation; redraws the chart and rewrites the dropback
+ * report (STEM_dropback.csv, STEM_channels.csv and the heat map
+ * STEM_dropback.png). 0, or -1 (a write failed). */
 int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
 void run_log_close(run_log *log);
+/* Where dropback acted, from the tensors' counters: when some tensor takes
+ * part, STEM_dropback.csv (one row per eligible tensor), STEM_channels.csv
+ * (one row per channel) and, with gnuplot, the heat map STEM_dropback.png
+ * (tensors by channel bins). Each file is replaced whole (a killed run
+ * keeps the last complete one). 0, or -1 with the error recorded. */
+int run_log_dropback(run_log *log, const cdb_network *net);
 /* gnuplot on PATH (asked once per process): the charts are drawn. */
 int gnuplot_available(void);
 

@@ -62,8 +62,12 @@ int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
         if (p->channel_rate < 0) p->channel_rate = cfg->channel_rate;
         p->mask_channels = cfg->axis == DROPBACK_AXIS_OUT ? p->rows : p->channels;
         free(p->dropped);
+        free(p->drop_count);
         p->dropped = xcalloc((size_t)p->mask_channels, 1);
-        if (!p->dropped) return -1;
+        p->drop_count = xcalloc((size_t)p->mask_channels, sizeof(uint32_t));
+        if (!p->dropped || !p->drop_count) return -1;
+        p->draws = p->times_selected = 0;
+        p->kept_sum = 0;
     }
     return 0;
 }
@@ -81,6 +85,9 @@ static void draw_channels(cdb_param *p, cdb_rng *rng)
     }
     p->selected = 1;
     p->keep = (float)kept / (float)p->mask_channels;
+    p->times_selected++;
+    p->kept_sum += p->keep;
+    for (int c = 0; c < p->mask_channels; c++) p->drop_count[c] += p->dropped[c];
 }
 
 int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
@@ -93,6 +100,7 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
         params[i]->selected = 0;
         params[i]->keep = 1;
         candidates += params[i]->dropback;
+        params[i]->draws += params[i]->dropback;
     }
     int selected = 0;
     if (cfg->policy == DROPBACK_POLICY_SINGLE) {

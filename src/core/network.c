@@ -28,6 +28,7 @@ void cdb_network_free(cdb_network *net)
             free(l->params[k].moment1);
             free(l->params[k].moment2);
             free(l->params[k].dropped);
+            free(l->params[k].drop_count);
         }
         free(l->output);
         free(l->delta);

@@ -33,6 +33,13 @@ typedef struct {
     float keep;         /* kept channels / channels; 1 when not selected */
     uint8_t *dropped;   /* (mask_channels) 1 = dropped this step */
     int mask_channels;  /* channels (axis in) or rows (axis out) */
+
+    /* Where dropback acted, summed over the draws of this process (the
+     * run's dropback CSV and heat map): draws, how many selected it, the
+     * sum of keep over those, and per channel how many dropped it. */
+    long draws, times_selected;
+    double kept_sum;
+    uint32_t *drop_count; /* (mask_channels) */
 } cdb_param;
 
 #endif
