@@ -71,6 +71,15 @@ int have_fashion_mnist(void)
     return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0;
 }
 
+int test_have_gnuplot(void)
+{
+    const char *g = getenv("CDBNET_GNUPLOT");
+    if (g && !strcmp(g, "none")) return 0;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "command -v '%s' > /dev/null 2>&1", g && *g ? g : "gnuplot");
+    return system(cmd) == 0;
+}
+
 int run_command(const char *cmd, char *out, size_t n)
 {
     char full[4200];

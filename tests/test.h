@@ -44,6 +44,8 @@ const char *test_tmpdir(void);
 int run_command(const char *cmd, char *out, size_t n);
 /* Whether the real Fashion-MNIST files are installed. */
 int have_fashion_mnist(void);
+/* The charts are drawn: gnuplot found, and CDBNET_GNUPLOT is not none. */
+int test_have_gnuplot(void);
 
 /* Test registration, one function per file. */
 void register_cfg_tests(void);

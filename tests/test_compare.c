@@ -91,6 +91,19 @@ static int write_compare_files(const char *cfg, const char *data)
     return 0;
 }
 
+/* compare.png with gnuplot; without it, the line saying why there is none. */
+static void check_chart(const char *dir, const char *out)
+{
+    char png[600];
+    snprintf(png, sizeof(png), "%s/compare.png", dir);
+    struct stat st;
+    if (test_have_gnuplot())
+        CHECK(stat(png, &st) == 0 && st.st_size > 1000 && strstr(out, "chart: "), "no chart %s: %s", png, out);
+    else
+        CHECK(strstr(out, "gnuplot is not installed") || strstr(out, "charts are off (CDBNET_GNUPLOT=none)"),
+              "no word of the missing chart: %s", out);
+}
+
 /* compare end to end on a small cfg: 2 seeds, the report, a resume after
  * one arm's log is deleted, and -report rebuilding it. */
 static void t_compare_end_to_end(void)
@@ -135,6 +148,7 @@ static void t_compare_end_to_end(void)
     snprintf(cmd, sizeof(cmd), "./cdbnet compare %s -report %s", cfg, dir);
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "| 2 |") && !strstr(out, "to train"),
           "-report: %s", out);
+    check_chart(dir, out);
 }
 
 /* -sweep: one dropback arm per value against the same baselines, the
@@ -199,6 +213,7 @@ static void t_compare_sweep(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "## net.dropback_channel_rate=0.6") &&
               !strstr(out, "to train"),
           "-report of a sweep: %s", out);
+    check_chart(dir, out);
 }
 
 void register_compare_tests(void)

@@ -252,7 +252,9 @@ static void draw(const runs *r, const double *diff, const paired_test *tests)
 {
     const compare_options *o = r->o;
     if (!gnuplot_available()) {
-        printf("chart: gnuplot is not installed, so there is no %s/compare.png (apt-get install gnuplot-nox)\n", o->dir);
+        char png[4200];
+        snprintf(png, sizeof(png), "%s/compare.png", o->dir);
+        gnuplot_missing(png);
         return;
     }
     char path[4200];
@@ -336,9 +338,7 @@ static void draw(const runs *r, const double *diff, const paired_test *tests)
     }
     fprintf(f, "unset multiplot\n");
     fclose(f);
-    char cmd[8600];
-    snprintf(cmd, sizeof(cmd), "gnuplot '%s' > /dev/null 2>&1", path);
-    if (system(cmd) == 0)
+    if (gnuplot_draw(path) == 0)
         printf("chart: %s/compare.png\n", o->dir);
     else
         printf("chart: gnuplot could not draw %s/compare.png\n", o->dir);

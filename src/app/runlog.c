@@ -12,11 +12,40 @@
     "step,epoch,images_seen,train_loss,valid_loss,top1,top5,learning_rate,dropback_layer_rate,selected_per_step," \
     "dropped_fraction,wall_seconds,images_per_second"
 
+/* CDBNET_GNUPLOT: the gnuplot program (default: gnuplot on PATH), or none
+ * for no charts. */
+static const char *gnuplot_program(void)
+{
+    const char *g = getenv("CDBNET_GNUPLOT");
+    return g && *g ? g : "gnuplot";
+}
+
 int gnuplot_available(void)
 {
     static int known = -1;
-    if (known < 0) known = system("command -v gnuplot > /dev/null 2>&1") == 0;
+    if (known < 0) {
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "command -v '%s' > /dev/null 2>&1", gnuplot_program());
+        known = strcmp(gnuplot_program(), "none") != 0 && system(cmd) == 0;
+    }
     return known;
+}
+
+void gnuplot_missing(const char *what)
+{
+    if (!strcmp(gnuplot_program(), "none"))
+        printf("chart: charts are off (CDBNET_GNUPLOT=none), so there is no %s\n", what);
+    else
+        printf("chart: gnuplot is not installed, so there is no %s (apt-get install gnuplot-nox, or "
+               "scripts/install_deps.sh); the logs are written all the same\n",
+               what);
+}
+
+int gnuplot_draw(const char *script)
+{
+    char cmd[8600];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' > /dev/null 2>&1", gnuplot_program(), script);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* The chart's script: train and valid loss, and valid top-1, against steps. */
@@ -83,9 +112,7 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
     if (gnuplot_available()) {
         log->chart_on = write_script(log, net->cfg_path) == 0;
     } else {
-        printf("chart: gnuplot is not installed, so there is no %s (apt-get install gnuplot-nox, or "
-               "scripts/install_deps.sh); the log is written all the same\n",
-               log->chart);
+        gnuplot_missing(log->chart);
     }
     return 0;
 }
@@ -138,9 +165,7 @@ int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, dou
     log->loss_steps = 0;
     memset(&log->interval, 0, sizeof(log->interval));
     if (log->chart_on) {
-        char cmd[8400];
-        snprintf(cmd, sizeof(cmd), "gnuplot '%s' > /dev/null 2>&1", log->script);
-        if (system(cmd) != 0) {
+        if (gnuplot_draw(log->script)) {
             printf("chart: gnuplot could not draw %s (the log is kept); no more charts this run\n", log->chart);
             log->chart_on = 0;
         }
@@ -294,9 +319,7 @@ static int draw_heat_map(const run_log *log, const cdb_network *net)
             HEAT_BINS - 1, data);
     free(labels);
     if (close_temp(f, tmp, script)) return -1;
-    char cmd[8400];
-    snprintf(cmd, sizeof(cmd), "gnuplot '%s' > /dev/null 2>&1", script);
-    if (system(cmd) != 0) printf("chart: gnuplot could not draw %s\n", png);
+    if (gnuplot_draw(script)) printf("chart: gnuplot could not draw %s\n", png);
     return 0;
 }
 

@@ -40,7 +40,13 @@ void run_log_close(run_log *log);
  * (tensors by channel bins). Each file is replaced whole (a killed run
  * keeps the last complete one). 0, or -1 with the error recorded. */
 int run_log_dropback(run_log *log, const cdb_network *net);
-/* gnuplot on PATH (asked once per process): the charts are drawn. */
+/* gnuplot found (asked once per process): the charts are drawn. The
+ * program is CDBNET_GNUPLOT when set (none: no charts), else gnuplot on
+ * PATH. */
 int gnuplot_available(void);
+/* The line a run prints once when there are no charts: what is missing. */
+void gnuplot_missing(const char *what);
+/* Run gnuplot on a script: 0, or -1 when it failed. */
+int gnuplot_draw(const char *script);
 
 #endif
