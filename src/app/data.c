@@ -8,6 +8,8 @@
 #include <zlib.h>
 
 #include "cfg.h"
+#include "images.h"
+#include "imageset.h"
 
 #define FASHION_HINT "install it with `scripts/install_deps.sh` (Debian package dataset-fashion-mnist)"
 
@@ -25,7 +27,8 @@ int data_config_load(const char *path, data_config *out)
     cfg_file *f = cfg_parse_keyvalue_file(path, "data", "data file");
     if (!f) return -1;
     cfg_reader r = cfg_reader_for(f, 0, -1);
-    static const char *const formats[] = {"idx", "cifar10", "cifar100", NULL};
+    static const char *const formats[] = {"idx", "cifar10", "cifar100", "folder", "list", NULL};
+    static const char *const bad_images[] = {"error", "skip", NULL};
     out->path = xstrdup(path);
     out->classes = cfg_int(&r, "classes", 0, 1, 1 << 20);
     out->format = (data_format)cfg_choice(&r, "format", formats, DATA_IDX);
@@ -38,6 +41,10 @@ int data_config_load(const char *path, data_config *out)
     TAKE(valid, "valid");
     TAKE(valid_labels, "valid_labels");
     TAKE(names, "names");
+    TAKE(labels, "labels");
+    out->bad_images_skip = cfg_choice(&r, "bad_images", bad_images, 0);
+    out->cache = cfg_int(&r, "cache", 0, 0, 1);
+    out->loader_threads = cfg_int(&r, "loader_threads", 0, 0, 64);
     s = cfg_str(&r, "backup", "backup");
     out->backup = xstrdup(s);
 #undef TAKE
@@ -47,10 +54,55 @@ int data_config_load(const char *path, data_config *out)
     if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
     if (!r.failed && out->format == DATA_IDX && (!out->train_labels || !out->valid_labels))
         cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
+    if (!r.failed && out->format == DATA_LIST && !out->labels && !out->names)
+        cfg_fail(&r, NULL, "format=list needs 'labels' (or 'names'): the label names found in the image paths");
+    if (!r.failed && out->format != DATA_FOLDER && out->format != DATA_LIST &&
+        (cfg_has(&r, "bad_images") || cfg_has(&r, "cache") || cfg_has(&r, "loader_threads")))
+        cfg_fail(&r, NULL, "bad_images, cache and loader_threads are for image files (format=folder or list)");
+    if (!r.failed && (out->format == DATA_FOLDER || out->format == DATA_LIST) && !image_decoder_available())
+        cfg_fail(&r, "format", "this cdbnet was built without an image decoder, so it cannot read image files "
+                               "(install libstb-dev and rebuild, or build with OPENCV=1)");
     int status = r.failed ? -1 : 0;
     cfg_free(f);
     if (status) data_config_free(out);
     return status;
+}
+
+/* Class names from the .data file's names= (one per line), or NULL. */
+char **data_load_names(const char *path, int classes)
+{
+    if (cdb_check_regular(path, "class names file")) return NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cdb_set_error("cannot open class names file '%s'", path);
+        return NULL;
+    }
+    char **names = xcalloc((size_t)classes, sizeof(char *));
+    if (!names) {
+        fclose(f);
+        return NULL;
+    }
+    char line[512];
+    int n = 0, oom = 0;
+    while (n < classes && !oom && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        oom = !(names[n++] = xstrdup(line));
+    }
+    fclose(f);
+    if (n < classes || oom) {
+        if (!oom) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        return NULL;
+    }
+    return names;
+}
+
+void data_free_names(char **names, int classes)
+{
+    if (!names) return;
+    for (int i = 0; i < classes; i++) free(names[i]);
+    free(names);
 }
 
 void data_config_free(data_config *d)
@@ -62,6 +114,7 @@ void data_config_free(data_config *d)
     free(d->valid_labels);
     free(d->backup);
     free(d->names);
+    free(d->labels);
     memset(d, 0, sizeof(*d));
 }
 
@@ -69,6 +122,8 @@ int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
 {
     int train = !strcmp(which, "train");
     const char *images = train ? d->train : d->valid;
+    if (d->format == DATA_FOLDER) return imageset_load_folder(d, images, out);
+    if (d->format == DATA_LIST) return imageset_load_list(d, images, out);
     if (d->format == DATA_IDX) return dataset_load_idx(images, train ? d->train_labels : d->valid_labels, d->classes, out);
     return dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
 }
@@ -78,6 +133,12 @@ void dataset_free(cdb_dataset *d)
     free(d->name);
     free(d->pixels);
     free(d->labels);
+    if (d->paths)
+        for (int i = 0; i < d->n; i++) free(d->paths[i]);
+    free(d->paths);
+    if (d->class_names)
+        for (int i = 0; i < d->classes; i++) free(d->class_names[i]);
+    free(d->class_names);
     memset(d, 0, sizeof(*d));
 }
 
@@ -356,8 +417,13 @@ fail:
     return -1;
 }
 
-int dataset_check_against(const cdb_dataset *d, const cdb_network *net)
+int dataset_check_against(cdb_dataset *d, const cdb_network *net)
 {
+    if (d->paths && !d->pixels) { /* image files take the network's shape */
+        d->c = net->c;
+        d->h = net->h;
+        d->w = net->w;
+    }
     if (d->c != net->c || d->h != net->h || d->w != net->w) {
         cdb_set_error("dataset '%s' has %dx%dx%d images (c x h x w) but '%s' expects %dx%dx%d ([net] channels, "
                       "height, width)",
@@ -369,6 +435,15 @@ int dataset_check_against(const cdb_dataset *d, const cdb_network *net)
                       "last layer's)",
                       d->name, d->classes, net->cfg_path, net->classes);
         return -1;
+    }
+    if (d->paths && d->cache) {
+        if (net->input_cfg.resized_crop) {
+            cdb_set_error("%s: cache=1 keeps each image once, pre-processed, so it cannot serve resized_crop=1 of %s "
+                          "(a new crop of the original each time): drop one of them",
+                          d->name, net->cfg_path);
+            return -1;
+        }
+        return imageset_cache(d, &net->input_cfg);
     }
     return 0;
 }
@@ -484,30 +559,35 @@ static float random_scale(cdb_rng *rng, float s)
     return rng_int(rng, 2) ? scale : 1.f / scale;
 }
 
-void dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
-                        cdb_rng *rng, float *images, int *labels)
+void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
 {
+    if (in->crop_pad) {
+        ap->dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+        ap->dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+    }
+    if (in->flip) ap->flip = rng_int(rng, 2);
+    /* Each drawn only when asked for, so that runs without it keep
+     * their stream. */
+    if (in->angle > 0) ap->degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
+    if (in->hue > 0) ap->dhue = (2.f * rng_uniform(rng) - 1.f) * in->hue;
+    /* 0 (a zeroed input_config) and 1 mean none */
+    if (in->saturation > 0 && in->saturation != 1.f) ap->dsat = random_scale(rng, in->saturation);
+    if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);
+}
+
+int dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
+                       cdb_rng *rng, float *images, int *labels)
+{
+    if (!d->pixels) return imageset_fill_batch(d, indices, n, in, augment, rng, images, labels);
     int C = d->c, H = d->h, W = d->w;
     size_t size = (size_t)C * H * W;
     for (int b = 0; b < n; b++) {
         augment_params ap = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-        if (augment) {
-            if (in->crop_pad) {
-                ap.dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
-                ap.dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
-            }
-            if (in->flip) ap.flip = rng_int(rng, 2);
-            /* Each drawn only when asked for, so that runs without it keep
-             * their stream. */
-            if (in->angle > 0) ap.degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
-            if (in->hue > 0) ap.dhue = (2.f * rng_uniform(rng) - 1.f) * in->hue;
-            /* 0 (a zeroed input_config) and 1 mean none */
-            if (in->saturation > 0 && in->saturation != 1.f) ap.dsat = random_scale(rng, in->saturation);
-            if (in->exposure > 0 && in->exposure != 1.f) ap.dexp = random_scale(rng, in->exposure);
-        }
+        if (augment) augment_draw(rng, in, &ap);
         augment_image(d->pixels + (size_t)indices[b] * size, C, H, W, in, &ap, images + (size_t)b * size);
         labels[b] = d->labels[indices[b]];
     }
+    return 0;
 }
 
 void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order)

@@ -13,9 +13,7 @@
 #include "network.h"
 #include "train.h"
 
-#ifdef STB_IMAGE
-#include <stb/stb_image.h>
-#endif
+#include "images.h"
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
@@ -513,43 +511,6 @@ done:
     return status;
 }
 
-/* Class names from the .data file's names= (one per line), or NULL. */
-static char **load_names(const char *path, int classes)
-{
-    if (cdb_check_regular(path, "class names file")) return NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cdb_set_error("cannot open class names file '%s'", path);
-        return NULL;
-    }
-    char **names = xcalloc((size_t)classes, sizeof(char *));
-    if (!names) {
-        fclose(f);
-        return NULL;
-    }
-    char line[512];
-    int n = 0, oom = 0;
-    while (n < classes && !oom && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        oom = !(names[n++] = xstrdup(line));
-    }
-    fclose(f);
-    if (n < classes || oom) {
-        if (!oom) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
-        for (int i = 0; i < n; i++) free(names[i]);
-        free(names);
-        return NULL;
-    }
-    return names;
-}
-
-static void free_names(char **names, int classes)
-{
-    if (!names) return;
-    for (int i = 0; i < classes; i++) free(names[i]);
-    free(names);
-}
-
 static int cmd_benchmark(cli *c)
 {
     if (c->n_positional != 1) {
@@ -623,37 +584,30 @@ static int print_top(const float *probs, int classes, int top, const char *label
     return 0;
 }
 
-#ifdef STB_IMAGE
-/* Load an image file, convert to the network's channels and resize
- * (bilinear) to its width and height; pixels in [0,1] then normalised. */
+/* An image file as the validation set's images are read (images.h): the
+ * network's channels, the shorter side to image_resize, the centre crop,
+ * then normalised. */
 static int load_image(const cdb_network *net, const char *path, float *out)
 {
-    int w, h, n;
-    if (cdb_check_regular(path, "image")) return -1;
-    unsigned char *px = stbi_load(path, &w, &h, &n, net->c == 1 ? 1 : 3);
-    if (!px) {
-        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
+    byte_image im;
+    if (image_decode(path, net->c == 1 ? 1 : 3, &im)) return -1;
+    uint8_t *bytes = xcalloc((size_t)net->inputs, 1), *chw = bytes;
+    uint8_t *rgb = net->c > 3 ? xcalloc((size_t)3 * net->h * net->w, 1) : NULL;
+    if (!bytes || (net->c > 3 && !rgb)) {
+        free(bytes);
+        image_free(&im);
         return -1;
     }
-    const input_config *in = &net->input_cfg;
-    for (int c = 0; c < net->c; c++)
-        for (int y = 0; y < net->h; y++)
-            for (int x = 0; x < net->w; x++) {
-                float fy = ((y + 0.5f) * h / net->h) - 0.5f, fx = ((x + 0.5f) * w / net->w) - 0.5f;
-                int y0 = fy < 0 ? 0 : (int)fy, x0 = fx < 0 ? 0 : (int)fx;
-                int y1 = y0 + 1 < h ? y0 + 1 : h - 1, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-                float ay = fy - y0 < 0 ? 0 : fy - y0, ax = fx - x0 < 0 ? 0 : fx - x0;
-#define PX(yy, xx) (px[((size_t)(yy) * w + (xx)) * net->c + c] / 255.f)
-                float v = (1 - ay) * ((1 - ax) * PX(y0, x0) + ax * PX(y0, x1)) + ay * ((1 - ax) * PX(y1, x0) + ax * PX(y1, x1));
-#undef PX
-                if (in->nmean) v -= in->mean[c];
-                if (in->nstd) v /= in->std[c];
-                out[((size_t)c * net->h + y) * net->w + x] = v;
-            }
-    stbi_image_free(px);
+    if (rgb) chw = rgb;
+    image_resample(&im, image_center_box(im.w, im.h, net->input_cfg.image_resize, net->w, net->h), net->w, net->h, chw);
+    if (rgb) memcpy(bytes, rgb, (size_t)3 * net->h * net->w); /* the other channels 0 */
+    augment_params none = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
+    augment_image(bytes, net->c, net->h, net->w, &net->input_cfg, &none, out);
+    free(rgb);
+    free(bytes);
+    image_free(&im);
     return 0;
 }
-#endif
 
 static int cmd_predict(const cli *c)
 {
@@ -671,7 +625,7 @@ static int cmd_predict(const cli *c)
     if (!image || !probs) goto done;
     int have_data = (c->data || net->data_path) && load_data_config(net, c, &d) == 0;
     if (!have_data && (c->data || net->data_path)) goto done;
-    if (have_data && d.names && !(names = load_names(d.names, net->classes))) goto done;
+    if (have_data && d.names && !(names = data_load_names(d.names, net->classes))) goto done;
     if (cdb_weights_load(net, c->positional[1])) goto done;
     if (c->index >= 0) {
         cdb_dataset valid = {0};
@@ -689,7 +643,10 @@ static int cmd_predict(const cli *c)
             goto done;
         }
         int label;
-        dataset_fill_batch(&valid, &c->index, 1, &net->input_cfg, 0, NULL, image, &label);
+        if (dataset_fill_batch(&valid, &c->index, 1, &net->input_cfg, 0, NULL, image, &label)) {
+            dataset_free(&valid);
+            goto done;
+        }
         cdb_predict(net, image, 1, probs);
         char title[128];
         snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
@@ -698,20 +655,15 @@ static int cmd_predict(const cli *c)
         if (bad_output) goto done;
     }
     for (int i = 2; i < c->n_positional; i++) {
-#ifdef STB_IMAGE
         if (load_image(net, c->positional[i], image)) goto done;
         cdb_predict(net, image, 1, probs);
         if (print_top(probs, net->classes, c->top, c->positional[i], names)) goto done;
-#else
-        cdb_set_error("this build cannot read image files (install libstb-dev and rebuild); use -index N");
-        goto done;
-#endif
     }
     status = 0;
 done:
     free(image);
     free(probs);
-    free_names(names, net->classes);
+    data_free_names(names, net->classes);
     data_config_free(&d);
     if (status) fail();
     cdb_network_free(net);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gemm.h"
+#include "loader.h"
 #include "runlog.h"
 #include "schedule.h"
 
@@ -45,7 +46,10 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
     for (int start = 0; !status && start < valid->n; start += mb) {
         int count = valid->n - start < mb ? valid->n - start : mb;
         for (int i = 0; i < mb; i++) idx[i] = start + (i < count ? i : 0);
-        dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels);
+        if (dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels)) {
+            status = -1;
+            break;
+        }
         memcpy(net->input, images, (size_t)mb * net->inputs * sizeof(float));
         network_forward(net, 0);
         if (network_pass_failed(net)) {
@@ -265,10 +269,14 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     int steps_per_epoch = train->n / net->batch;
     int max = net->train.max_batches;
     int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);
-    float *images = xcalloc((size_t)net->batch * net->inputs, sizeof(float));
-    int *labels = xcalloc((size_t)net->batch, sizeof(int));
-    int *order = xcalloc((size_t)train->n, sizeof(int));
-    int order_epoch = -1, status = images && labels && order ? 0 : -1;
+    /* image files: the next batch is decoded while this one trains */
+    int prefetch = train->paths != NULL;
+    batch_loader loader;
+    float *images = prefetch ? NULL : xcalloc((size_t)net->batch * net->inputs, sizeof(float));
+    int *labels = prefetch ? NULL : xcalloc((size_t)net->batch, sizeof(int));
+    int *order = prefetch ? NULL : xcalloc((size_t)train->n, sizeof(int));
+    int order_epoch = -1, status = prefetch || (images && labels && order) ? 0 : -1;
+    if (prefetch && !status) status = loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, net->step, max);
     double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = net->step, consecutive_skips = 0;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
@@ -278,14 +286,15 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
            get_num_threads(), get_num_threads() == 1 ? "" : "s");
     fflush(stdout);
     while (!status && net->step < max) {
-        int epoch = net->step / steps_per_epoch, pos = net->step % steps_per_epoch;
-        if (epoch != order_epoch) {
-            dataset_epoch_order(train->n, net->seed, epoch, order);
-            order_epoch = epoch;
+        if (prefetch ? loader_next(&loader, net->step, &images, &labels)
+                     : loader_fill_step(train, &net->input_cfg, net->seed, net->batch, net->step, order, &order_epoch,
+                                        images, labels)) {
+            char why[2048];
+            snprintf(why, sizeof(why), "%s", cdb_last_error());
+            cdb_set_error("the batch of step %d: %s", net->step + 1, why);
+            status = -1;
+            break;
         }
-        cdb_rng aug = rng_stream(net->seed, RNG_STREAM_AUGMENT, (uint64_t)net->step);
-        dataset_fill_batch(train, order + (size_t)pos * net->batch, net->batch, &net->input_cfg, 1, &aug, images,
-                           labels);
         float lr = network_learning_rate(net);
         float loss = network_train_step(net, images, labels);
         if (net->step_failed) {
@@ -377,9 +386,16 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             }
         }
     }
-    free(images);
-    free(labels);
-    free(order);
+    if (prefetch) {
+        if (!status && !opt->quiet && net->step > start_step)
+            printf("loader: the steps waited %.1f s in all for their batches (%d decoding threads)\n",
+                   loader.wait_seconds, train->workers);
+        loader_stop(&loader);
+    } else {
+        free(images);
+        free(labels);
+        free(order);
+    }
     if (status) return status;
     char took[32];
     format_duration(now_seconds() - t_start, took, sizeof(took));

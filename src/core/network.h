@@ -113,6 +113,13 @@ typedef struct {
     float hue, saturation, exposure; /* Darknet's colour distortion: hue shift up to +-hue, factors up to x or / the others */
     float mean[4], std[4];     /* per-channel input normalisation of [0,1] pixels */
     int nmean, nstd;
+    /* Image files (folder and list datasets, predict): the shorter side
+     * resized to image_resize (0: the larger of width and height), then
+     * the centre crop; in training with resized_crop=1, torchvision's
+     * RandomResizedCrop instead (area scale..1, aspect ratio..1/ratio). */
+    int image_resize;
+    int resized_crop;
+    float resized_crop_scale, resized_crop_ratio;
 } input_config;
 
 /* How convolutions are computed on the CPU, per network: [net] keys

@@ -91,6 +91,10 @@ static int read_net(cfg_reader *r, cdb_network *net)
     in->exposure = cfg_float(r, "exposure", 1.f, 0.01f, 100.f);
     in->nmean = cfg_has(r, "mean") ? cfg_float_list(r, "mean", in->mean, 4) : 0;
     in->nstd = cfg_has(r, "std") ? cfg_float_list(r, "std", in->std, 4) : 0;
+    in->image_resize = cfg_int(r, "image_resize", 0, 0, 1 << 16);
+    in->resized_crop = cfg_int(r, "resized_crop", 0, 0, 1);
+    in->resized_crop_scale = cfg_float(r, "resized_crop_scale", 0.08f, 0.001f, 1.f);
+    in->resized_crop_ratio = cfg_float(r, "resized_crop_ratio", 0.75f, 0.01f, 1.f);
     net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
     /* at most 0.5: converted to label_smoothing = eps K/(K-1), which must not pass 1 */
     net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.5f);

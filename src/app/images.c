@@ -1,0 +1,221 @@
+#include "images.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef OPENCV
+#include "image_opencv.h"
+#elif defined(STB_IMAGE)
+#include <stb/stb_image.h>
+#endif
+
+int image_decoder_available(void)
+{
+#if defined(OPENCV) || defined(STB_IMAGE)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+const char *image_decoder_name(void)
+{
+#ifdef OPENCV
+    return "OpenCV";
+#elif defined(STB_IMAGE)
+    return "stb_image";
+#else
+    return "none";
+#endif
+}
+
+int image_decode(const char *path, int channels, byte_image *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cdb_check_regular(path, "image")) return -1;
+#ifdef OPENCV
+    char why[256];
+    out->px = opencv_decode(path, channels, &out->w, &out->h, why, sizeof(why));
+    if (!out->px) {
+        cdb_set_error("cannot read image '%s': %s", path, why);
+        return -1;
+    }
+#elif defined(STB_IMAGE)
+    int n;
+    out->px = stbi_load(path, &out->w, &out->h, &n, channels);
+    if (!out->px) {
+        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
+        return -1;
+    }
+#else
+    (void)channels;
+    cdb_set_error("cannot read image '%s': this cdbnet was built without an image decoder (build with "
+                  "libstb-dev installed, STB=1, or OPENCV=1)",
+                  path);
+    return -1;
+#endif
+    out->c = channels;
+    return 0;
+}
+
+void image_free(byte_image *im)
+{
+#ifdef OPENCV
+    opencv_free(im->px);
+#elif defined(STB_IMAGE)
+    stbi_image_free(im->px);
+#endif
+    im->px = NULL;
+}
+
+int image_probe(const char *path, int *w, int *h)
+{
+    if (cdb_check_regular(path, "image")) return -1;
+#ifdef OPENCV
+    char why[256];
+    if (opencv_probe(path, w, h, why, sizeof(why))) {
+        cdb_set_error("cannot read image '%s': %s", path, why);
+        return -1;
+    }
+    return 0;
+#elif defined(STB_IMAGE)
+    int n;
+    if (!stbi_info(path, w, h, &n)) {
+        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
+        return -1;
+    }
+    return 0;
+#else
+    (void)w;
+    (void)h;
+    cdb_set_error("cannot read image '%s': this cdbnet was built without an image decoder", path);
+    return -1;
+#endif
+}
+
+image_box image_center_box(int w, int h, int resize, int W, int H)
+{
+    if (resize <= 0) resize = W > H ? W : H;
+    double scale = (double)resize / (w < h ? w : h); /* resized pixels per source pixel */
+    image_box b;
+    b.w = W / scale;
+    b.h = H / scale;
+    b.x = 0.5 * (w - b.w);
+    b.y = 0.5 * (h - b.h);
+    return b;
+}
+
+image_box image_random_resized_box(int w, int h, float scale_min, float ratio_min, cdb_rng *rng)
+{
+    double area = (double)w * h, lr0 = log(ratio_min), lr1 = -lr0;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double target = area * (scale_min + (1.0 - scale_min) * rng_uniform(rng));
+        double ratio = exp(lr0 + (lr1 - lr0) * rng_uniform(rng));
+        int cw = (int)lround(sqrt(target * ratio)), ch = (int)lround(sqrt(target / ratio));
+        if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
+            image_box b = {rng_int(rng, w - cw + 1), rng_int(rng, h - ch + 1), cw, ch};
+            return b;
+        }
+    }
+    double in_ratio = (double)w / h, lo = ratio_min, hi = 1.0 / ratio_min;
+    int cw = w, ch = h;
+    if (in_ratio < lo)
+        ch = (int)lround(cw / lo);
+    else if (in_ratio > hi)
+        cw = (int)lround(ch * hi);
+    image_box b = {(w - cw) / 2, (h - ch) / 2, cw, ch};
+    return b;
+}
+
+/* The taps of one output coordinate: source pixels first..first+n-1 with
+ * normalised weights. */
+typedef struct {
+    int first, n;
+} taps;
+
+/* Triangle filter of radius `support` source pixels about `center`
+ * (in source pixel units, pixel i covering [i, i+1)); indices clamped to
+ * [0, size): the edge replicated. Returns the taps; weights in w. */
+static taps filter_taps(double center, double support, int size, float *w, int max_taps)
+{
+    int lo = (int)floor(center - support), hi = (int)ceil(center + support);
+    if (hi - lo > max_taps) hi = lo + max_taps;
+    taps t = {lo, hi - lo};
+    double sum = 0;
+    for (int i = lo; i < hi; i++) {
+        double d = fabs(i + 0.5 - center) / support;
+        double v = d < 1 ? 1 - d : 0;
+        w[i - lo] = (float)v;
+        sum += v;
+    }
+    if (sum <= 0) { /* cannot happen for support >= 1; the nearest pixel then */
+        for (int i = 0; i < t.n; i++) w[i] = 0;
+        int nearest = (int)floor(center) - lo;
+        w[nearest < 0 ? 0 : (nearest >= t.n ? t.n - 1 : nearest)] = 1;
+        sum = 1;
+    }
+    for (int i = 0; i < t.n; i++) w[i] = (float)(w[i] / sum);
+    (void)size;
+    return t;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+void image_resample(const byte_image *src, image_box box, int W, int H, uint8_t *dst)
+{
+    const int C = src->c, sw = src->w, sh = src->h;
+    double sx = box.w / W, sy = box.h / H; /* source pixels per output pixel */
+    double rx = sx > 1 ? sx : 1, ry = sy > 1 ? sy : 1;
+    int max_x = (int)ceil(2 * rx) + 2, max_y = (int)ceil(2 * ry) + 2;
+    float *wx = malloc(sizeof(float) * (size_t)W * max_x), *wy = malloc(sizeof(float) * (size_t)H * max_y);
+    taps *tx = malloc(sizeof(taps) * (size_t)W), *ty = malloc(sizeof(taps) * (size_t)H);
+    /* the horizontal pass for every source row the vertical pass reads */
+    float *rows = NULL;
+    int row0 = 0, nrows = 0;
+    if (wx && wy && tx && ty) {
+        for (int x = 0; x < W; x++) tx[x] = filter_taps(box.x + (x + 0.5) * sx, rx, sw, wx + (size_t)x * max_x, max_x);
+        for (int y = 0; y < H; y++) ty[y] = filter_taps(box.y + (y + 0.5) * sy, ry, sh, wy + (size_t)y * max_y, max_y);
+        row0 = ty[0].first;
+        nrows = ty[H - 1].first + ty[H - 1].n - row0;
+        rows = malloc(sizeof(float) * (size_t)nrows * W * C);
+    }
+    if (!rows) { /* out of memory: nearest pixel, no scratch */
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int iy = clampi((int)floor(box.y + (y + 0.5) * sy), 0, sh - 1);
+                    int ix = clampi((int)floor(box.x + (x + 0.5) * sx), 0, sw - 1);
+                    dst[((size_t)c * H + y) * W + x] = src->px[((size_t)iy * sw + ix) * C + c];
+                }
+    } else {
+        for (int r = 0; r < nrows; r++) {
+            const uint8_t *line = src->px + (size_t)clampi(row0 + r, 0, sh - 1) * sw * C;
+            float *out = rows + (size_t)r * W * C;
+            for (int x = 0; x < W; x++) {
+                const float *w = wx + (size_t)x * max_x;
+                for (int c = 0; c < C; c++) {
+                    float acc = 0;
+                    for (int k = 0; k < tx[x].n; k++) acc += w[k] * line[(size_t)clampi(tx[x].first + k, 0, sw - 1) * C + c];
+                    out[(size_t)x * C + c] = acc;
+                }
+            }
+        }
+        for (int y = 0; y < H; y++) {
+            const float *w = wy + (size_t)y * max_y;
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < C; c++) {
+                    float acc = 0;
+                    for (int k = 0; k < ty[y].n; k++)
+                        acc += w[k] * rows[((size_t)(ty[y].first + k - row0) * W + x) * C + c];
+                    long v = lroundf(acc);
+                    dst[((size_t)c * H + y) * W + x] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+                }
+        }
+    }
+    free(rows);
+    free(wx);
+    free(wy);
+    free(tx);
+    free(ty);
+}

@@ -1,0 +1,47 @@
+/* The training batches, one step ahead: a thread fills the batch of the
+ * next step (decoding image files on the dataset's worker threads) while
+ * the network trains on this one. A step's batch is exactly what the
+ * synchronous dataset_fill_batch gives for it (the same order of the
+ * epoch, the same augmentation stream of the step), so a run and a
+ * resumed run see the same images with or without it. */
+#ifndef CDB_LOADER_H
+#define CDB_LOADER_H
+
+#include <pthread.h>
+
+#include "data.h"
+
+typedef struct {
+    const cdb_dataset *d;
+    const input_config *in;
+    uint64_t seed;
+    int batch, steps_per_epoch, max_steps;
+    pthread_t thread;
+    int started, inited;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    float *images[2];
+    int *labels[2];
+    int ready;           /* the step whose batch is in slot 1 (filled), or -1 */
+    int next;            /* the step the thread fills next */
+    int stop, failed;
+    char error[2048];
+    int *order, order_epoch;
+    double wait_seconds; /* the trainer's time spent waiting for batches */
+} batch_loader;
+
+/* Start filling from step `first`. 0, or -1 with the error recorded. */
+int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int first,
+                 int max_steps);
+/* The batch of `step` (the steps in order from `first`): pointers valid
+ * until the next call. 0, or -1 with the error recorded (an image that
+ * could not be read). */
+int loader_next(batch_loader *l, int step, float **images, int **labels);
+void loader_stop(batch_loader *l);
+
+/* The batch of `step` of a run, synchronously: the epoch's order, the
+ * step's augmentation stream. */
+int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int step, int *order,
+                     int *order_epoch, float *images, int *labels);
+
+#endif
