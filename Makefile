@@ -65,8 +65,18 @@ ifeq ($(STB),1)
 CFLAGS += -DSTB_IMAGE
 LDLIBS += -lstb
 endif
+# OPENCV=1: image files decoded by OpenCV 4 (libopencv-dev; a C++ file
+# behind a C interface) instead of stb_image.
+CXX ?= c++
+CXXFLAGS_OPENCV =
 ifeq ($(OPENCV),1)
-$(warning OPENCV=1 has no effect: cdbnet reads image files with stb_image (libstb-dev))
+OPENCV_PC := $(shell pkg-config --exists opencv4 2>/dev/null && echo opencv4)
+ifeq ($(OPENCV_PC),)
+$(error OPENCV=1 needs OpenCV 4 and pkg-config: scripts/install_deps.sh --opencv (Debian libopencv-dev))
+endif
+CFLAGS += -DOPENCV
+CXXFLAGS_OPENCV = $(shell pkg-config --cflags opencv4)
+LDLIBS += $(shell pkg-config --libs opencv4) -lstdc++
 endif
 ifeq ($(GPU),1)
 CFLAGS += -DGPU -I$(CUDA_PATH)/include
@@ -97,20 +107,22 @@ endif
 LIB_SRC = $(filter-out src/app/main.c,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
 LIB_OBJ = $(LIB_SRC:src/%.c=obj/%.o)
 CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
+CPP_SRC = $(if $(filter 1,$(OPENCV)),$(wildcard $(addsuffix /*.cpp,$(SRC_DIRS))))
+CPP_OBJ = $(CPP_SRC:src/%.cpp=obj/%.cpp.o)
 CU_OBJ = $(CU_SRC:src/%.cu=obj/%.cu.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
 GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
 # Remember the switches, so that changing one rebuilds everything.
-FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN)' | cksum | cut -d' ' -f1)
+FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV)' | cksum | cut -d' ' -f1)
 
 all: cdbnet
 
 cdbnet: obj/app/main.o libcdbnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-libcdbnet.a: $(LIB_OBJ) $(CU_OBJ)
+libcdbnet.a: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
@@ -122,6 +134,10 @@ $(FLAGS_STAMP):
 obj/%.o: src/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+obj/%.cpp.o: src/%.cpp $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CXX) -O2 -fPIC -Wall -Wextra $(INCLUDES) $(CXXFLAGS_OPENCV) -c $< -o $@
 
 obj/%.cu.o: src/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)

@@ -11,7 +11,7 @@ level() {
   esac
 }
 status=0
-for file in src/*/*.c src/*/*.h src/*/*.cu src/*/*.cuh; do
+for file in src/*/*.c src/*/*.cpp src/*/*.h src/*/*.cu src/*/*.cuh; do
   [ -f "$file" ] || continue
   dir=$(basename "$(dirname "$file")")
   own=$(level "$dir")

@@ -7,6 +7,7 @@
 #   scripts/install_deps.sh --bench   also Debian's PyTorch (CPU), for
 #                                     scripts/bench_torch.py and the fixtures
 #   scripts/install_deps.sh --fuzz    also clang, for scripts/fuzz.sh (libFuzzer)
+#   scripts/install_deps.sh --opencv  also OpenCV, for make OPENCV=1
 set -euo pipefail
 
 packages=(
@@ -25,7 +26,8 @@ for arg in "$@"; do
              packages+=(gcc-aarch64-linux-gnu qemu-user zlib1g-dev:arm64) ;;
     --bench) packages+=(python3-torch) ;;
     --fuzz)  packages+=(clang libclang-rt-14-dev) ;;  # libFuzzer and the sanitizers' runtimes
-    *) echo "install_deps: unknown option '$arg' (--arm64, --bench, --fuzz)" >&2; exit 2 ;;
+    --opencv) packages+=(libopencv-dev pkg-config) ;;  # image decoding with make OPENCV=1
+    *) echo "install_deps: unknown option '$arg' (--arm64, --bench, --fuzz, --opencv)" >&2; exit 2 ;;
   esac
 done
 

@@ -22,6 +22,7 @@ int main(int argc, char **argv)
     register_optimizer_tests();
     register_weights_tests();
     register_data_tests();
+    register_image_tests();
     register_fixture_tests();
     register_api_tests();
     register_cli_tests();

@@ -58,6 +58,7 @@ void register_data_tests(void);
 void register_e2e_tests(void);
 void register_api_tests(void);
 void register_layer_tests(void);
+void register_image_tests(void);
 void register_fastmath_tests(void);
 void register_fixture_tests(void);
 void register_compare_tests(void);

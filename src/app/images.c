@@ -6,7 +6,8 @@
 
 #ifdef OPENCV
 #include "image_opencv.h"
-#elif defined(STB_IMAGE)
+#endif
+#ifdef STB_IMAGE
 #include <stb/stb_image.h>
 #endif
 
@@ -45,7 +46,8 @@ int image_decode(const char *path, int channels, byte_image *out)
     int n;
     out->px = stbi_load(path, &out->w, &out->h, &n, channels);
     if (!out->px) {
-        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
+        cdb_set_error("cannot read image '%s' (stb_image: %s): not an image, truncated or corrupt", path,
+                      stbi_failure_reason());
         return -1;
     }
 #else
@@ -72,6 +74,17 @@ void image_free(byte_image *im)
 int image_probe(const char *path, int *w, int *h)
 {
     if (cdb_check_regular(path, "image")) return -1;
+#ifdef STB_IMAGE
+    /* stb reads the header alone, also in OpenCV builds (OpenCV has no
+     * header-only reader and would decode the whole image) */
+    int n;
+    if (stbi_info(path, w, h, &n)) return 0;
+#ifndef OPENCV
+    cdb_set_error("cannot read image '%s' (stb_image: %s): not an image, or a format stb_image does not read", path,
+                  stbi_failure_reason());
+    return -1;
+#endif
+#endif
 #ifdef OPENCV
     char why[256];
     if (opencv_probe(path, w, h, why, sizeof(why))) {
@@ -79,14 +92,7 @@ int image_probe(const char *path, int *w, int *h)
         return -1;
     }
     return 0;
-#elif defined(STB_IMAGE)
-    int n;
-    if (!stbi_info(path, w, h, &n)) {
-        cdb_set_error("cannot read image '%s': %s", path, stbi_failure_reason());
-        return -1;
-    }
-    return 0;
-#else
+#elif !defined(STB_IMAGE)
     (void)w;
     (void)h;
     cdb_set_error("cannot read image '%s': this cdbnet was built without an image decoder", path);

@@ -9,6 +9,7 @@
 #include "benchmark.h"
 #include "compare.h"
 #include "data.h"
+#include "export.h"
 #include "gemm.h"
 #include "network.h"
 #include "train.h"
@@ -36,6 +37,8 @@ static const char *usage =
     "                                 per-phase and per-layer profile and the sgemm ceiling\n"
     "  summary CFG [options]          the network's layers, shapes, parameters and forward\n"
     "                                 multiply-adds, without data or training\n"
+    "  export DATA DIR [-limit N]     write an IDX or CIFAR dataset as folders of PNG files (one per\n"
+    "                                 class) with DIR/dataset.data to train from them\n"
     "  help                           this text\n"
     "\n"
     "options:\n"
@@ -50,6 +53,7 @@ static const char *usage =
     "  -epochs E         (compare) train each arm E epochs (same as -set net.max_epochs=E)\n"
     "  -jobs J           (compare) arms trained at a time (default: one per CPU, threads split)\n"
     "  -out DIR          (compare) where the runs and the report go (default compare/CFGNAME)\n"
+    "  -limit N          (export) the first N images of each set only\n"
     "  -report DIR       (compare) rebuild the report of DIR from its finished runs, training nothing\n"
     "  -sweep K=v1,v2    (compare) one dropback arm per value of the -set key K (e.g.\n"
     "                    net.dropback_channel_rate=0.1,0.3,0.5), each against the same baselines\n"
@@ -80,7 +84,7 @@ static const char *usage =
 
 typedef struct {
     const char *data, *weights, *out, *log, *backup, *seed_list, *report, *sweep;
-    int seeds, jobs, epochs;
+    int seeds, jobs, epochs, limit;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet;
@@ -137,7 +141,7 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log") ||
                           !strcmp(a, "-backup") || !strcmp(a, "-seeds") || !strcmp(a, "-seed-list") ||
                           !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report") ||
-                          !strcmp(a, "-sweep");
+                          !strcmp(a, "-sweep") || !strcmp(a, "-limit");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -150,6 +154,8 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 1, &c->seeds)) return -1;
         } else if (!strcmp(a, "-jobs")) {
             if (int_value(a, v, 1, &c->jobs)) return -1;
+        } else if (!strcmp(a, "-limit")) {
+            if (int_value(a, v, 1, &c->limit)) return -1;
         } else if (!strcmp(a, "-epochs")) {
             if (int_value(a, v, 1, &c->epochs)) return -1;
         }
@@ -280,6 +286,35 @@ static void on_stop_signal(int sig)
     signal(sig, SIG_DFL);
 }
 
+/* Folder datasets: the validation set's class folders are the training
+ * set's (each labels its images by its own folders). */
+static int check_same_classes(const cdb_dataset *train, const cdb_dataset *valid)
+{
+    if (!train->class_names || !valid->class_names) return 0;
+    for (int k = 0; k < train->classes; k++)
+        if (strcmp(train->class_names[k], valid->class_names[k])) {
+            cdb_set_error("class %d is the folder '%s' in '%s' but '%s' in '%s': both sets need the same class folders "
+                          "(or a names= file)",
+                          k, train->class_names[k], train->name, valid->class_names[k], valid->name);
+            return -1;
+        }
+    return 0;
+}
+
+/* The line that says what an image-file dataset is. */
+static void print_dataset(const cdb_dataset *train, const cdb_dataset *valid)
+{
+    if (!train->paths && !train->class_names) return;
+    printf("data: %s: %d images, %s: %d images, decoded by %s on %d thread%s%s\n", train->name, train->n, valid->name,
+           valid->n, image_decoder_name(), train->workers, train->workers == 1 ? "" : "s",
+           train->pixels ? " (cached in memory)" : ", the next batch while this one trains");
+    if (train->class_names) {
+        printf("classes:");
+        for (int k = 0; k < train->classes; k++) printf("%s %d %s", k ? "," : "", k, train->class_names[k]);
+        printf("\n");
+    }
+}
+
 static int cmd_train(const cli *c)
 {
     if (c->n_positional != 1) {
@@ -317,10 +352,11 @@ static int cmd_train(const cli *c)
         data_config_free(&d);
         goto done;
     }
-    if (train_resolve_length(net, train.n)) {
+    if (train_resolve_length(net, train.n) || check_same_classes(&train, &valid)) {
         data_config_free(&d);
         goto done;
     }
+    if (!c->quiet) print_dataset(&train, &valid);
     if (!c->quiet)
         dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
@@ -334,6 +370,7 @@ static int cmd_train(const cli *c)
                          .log_path = c->log,
                          .overrides = c->overrides,
                          .n_overrides = c->n_overrides,
+                         .class_names = (const char *const *)train.class_names,
                          .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);
@@ -670,6 +707,20 @@ done:
     return status;
 }
 
+static int cmd_export(const cli *c)
+{
+    if (c->n_positional != 2) {
+        fprintf(stderr, "usage: cdbnet export DATA.data DIR [-limit N]\n");
+        return 2;
+    }
+    data_config d;
+    if (data_config_load(c->positional[0], &d)) return fail();
+    printf("export %s (%d classes) as PNG files under %s\n", c->positional[0], d.classes, c->positional[1]);
+    int status = export_images(&d, c->positional[1], c->limit);
+    data_config_free(&d);
+    return status ? fail() : 0;
+}
+
 static int cmd_summary(const cli *c)
 {
     if (c->n_positional != 1) {
@@ -717,6 +768,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "benchmark")) return cmd_benchmark(&c);
     if (!strcmp(argv[1], "summary")) return cmd_summary(&c);
     if (!strcmp(argv[1], "compare")) return cmd_compare(&c, self_path(argv[0]));
+    if (!strcmp(argv[1], "export")) return cmd_export(&c);
     fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }

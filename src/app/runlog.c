@@ -74,7 +74,7 @@ static int write_script(run_log *log, const char *title)
 }
 
 int run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
-                 const char *const *overrides, int n_overrides, int append)
+                 const char *const *overrides, int n_overrides, const char *const *class_names, int append)
 {
     memset(log, 0, sizeof(*log));
     snprintf(log->path, sizeof(log->path), "%s", path);
@@ -90,6 +90,7 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
         fprintf(log->f, "# cdbnet training log\n# cfg: %s\n# seed: %llu\n# arm: %s\n", net->cfg_path,
                 (unsigned long long)net->seed, arm);
         for (int i = 0; i < n_overrides; i++) fprintf(log->f, "# set: %s\n", overrides[i]);
+        for (int k = 0; class_names && k < net->classes; k++) fprintf(log->f, "# class %d: %s\n", k, class_names[k]);
         fprintf(log->f, "%s\n", COLUMNS);
     } else {
         fprintf(log->f, "# resumed at step %d\n", net->step);

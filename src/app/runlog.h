@@ -23,10 +23,11 @@ typedef struct {
 } run_log;
 
 /* Opens (append: adds to an existing log, as a resumed run does) and
- * writes the header: the cfg, seed, arm, -set overrides and the columns.
+ * writes the header: the cfg, seed, arm, -set overrides, the class of each
+ * label of a folder dataset (class_names, or NULL) and the columns.
  * 0, or -1 with the error recorded. */
 int run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
-                 const char *const *overrides, int n_overrides, int append);
+                 const char *const *overrides, int n_overrides, const char *const *class_names, int append);
 /* After each step: its loss (NaN for a skipped step, not counted). */
 void run_log_step(run_log *log, const cdb_network *net, float loss);
 /* One row for a validation; redraws the chart and rewrites the dropback

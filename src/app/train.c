@@ -431,7 +431,8 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         int takes_part = 0;
         for (int i = 0; i < net->nparams; i++) takes_part |= net->params[i]->dropback;
         const char *arm = opt->arm ? opt->arm : (takes_part ? "dropback" : "baseline");
-        status = run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, net->step > 0);
+        status = run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
+                              net->step > 0);
         if (!status && !opt->quiet) printf("log: %s\n", path);
     }
     if (!status) status = train_locked(net, train, valid, opt, final, &log);

@@ -17,6 +17,7 @@ typedef struct {
     const char *arm;          /* for the log's header: "dropback" or "baseline" (default: from the network) */
     const char *const *overrides; /* the -set overrides, for the log's header */
     int n_overrides;
+    const char *const *class_names; /* a folder dataset's classes, for the log's header, or NULL */
     /* When not NULL and set (by a signal handler of the caller's), the run
      * saves a checkpoint after the step under way and returns -1 with a
      * message saying so. */

@@ -1,0 +1,115 @@
+#include "export.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "images.h"
+#include "train.h"
+
+#ifdef STB_IMAGE
+#include <stb/stb_image_write.h>
+#endif
+
+/* A class name as a folder name: '/' and control characters become '_'. */
+static void folder_name(const char *name, int k, char *out, size_t n)
+{
+    if (!name || !name[0] || !strcmp(name, ".") || !strcmp(name, "..")) {
+        snprintf(out, n, "class%03d", k);
+        return;
+    }
+    snprintf(out, n, "%s", name);
+    for (char *c = out; *c; c++)
+        if (*c == '/' || (unsigned char)*c < 32) *c = '_';
+}
+
+static int write_set(const cdb_dataset *set, const char *dir, char **folders, int limit)
+{
+    if (make_dir(dir)) return -1;
+    for (int k = 0; k < set->classes; k++) {
+        char path[4600];
+        snprintf(path, sizeof(path), "%s/%s", dir, folders[k]);
+        if (make_dir(path)) return -1;
+    }
+    int n = limit && limit < set->n ? limit : set->n, C = set->c, H = set->h, W = set->w;
+    uint8_t *hwc = xcalloc((size_t)C * H * W, 1);
+    if (!hwc) return -1;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = set->pixels + (size_t)i * C * H * W;
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < H * W; p++) hwc[(size_t)p * C + c] = src[(size_t)c * H * W + p];
+        char path[4700];
+        snprintf(path, sizeof(path), "%s/%s/%05d.png", dir, folders[set->labels[i]], i);
+#ifdef STB_IMAGE
+        if (!stbi_write_png(path, W, H, C, hwc, W * C)) {
+            cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+            free(hwc);
+            return -1;
+        }
+#else
+        cdb_set_error("cannot write '%s': this cdbnet was built without stb (libstb-dev)", path);
+        free(hwc);
+        return -1;
+#endif
+    }
+    free(hwc);
+    printf("  %s: %d images\n", dir, n);
+    return 0;
+}
+
+int export_images(const data_config *d, const char *dir, int limit)
+{
+    if (d->format == DATA_FOLDER || d->format == DATA_LIST) {
+        cdb_set_error("%s is already a dataset of image files", d->path);
+        return -1;
+    }
+    char **names = d->names ? data_load_names(d->names, d->classes) : NULL;
+    if (d->names && !names) return -1;
+    char **folders = xcalloc((size_t)d->classes, sizeof(char *));
+    int status = folders ? 0 : -1;
+    for (int k = 0; !status && k < d->classes; k++) {
+        char name[256];
+        folder_name(names ? names[k] : NULL, k, name, sizeof(name));
+        for (int j = 0; j < k; j++)
+            if (!strcmp(folders[j], name)) snprintf(name, sizeof(name), "class%03d", k); /* two names alike */
+        if (!(folders[k] = xstrdup(name))) status = -1;
+    }
+    if (!status) status = make_dir(dir);
+    const char *sets[2] = {"train", "valid"};
+    for (int s = 0; !status && s < 2; s++) {
+        cdb_dataset set = {0};
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", dir, sets[s]);
+        status = dataset_load(d, sets[s], &set) || write_set(&set, path, folders, limit) ? -1 : 0;
+        dataset_free(&set);
+    }
+    if (!status) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/classes.names", dir);
+        FILE *f = fopen(path, "w");
+        for (int k = 0; f && k < d->classes; k++) fprintf(f, "%s\n", folders[k]);
+        if (!f || fclose(f)) {
+            cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+            status = -1;
+        }
+        snprintf(path, sizeof(path), "%s/dataset.data", dir);
+        f = status ? NULL : fopen(path, "w");
+        if (f) {
+            fprintf(f, "# written by cdbnet export from %s: one folder per class, PNG files\nclasses=%d\nformat=folder\n"
+                       "train=%s/train\nvalid=%s/valid\nnames=%s/classes.names\nbackup=backup\n",
+                    d->path, d->classes, dir, dir, dir);
+            if (fclose(f)) f = NULL, status = -1;
+        }
+        if (!status && !f) {
+            cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+            status = -1;
+        }
+        if (!status) printf("  %s: train from it with -data %s\n", path, path);
+    }
+    if (names) data_free_names(names, d->classes);
+    if (folders)
+        for (int k = 0; k < d->classes; k++) free(folders[k]);
+    free(folders);
+    return status;
+}

@@ -1,0 +1,438 @@
+/* Image files: the resampling against a direct computation, the crop
+ * boxes, folder and list datasets (labels, names=, bad files), the
+ * prefetching loader against the synchronous batches, and stb against
+ * OpenCV in OPENCV=1 builds. */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "images.h"
+#include "imageset.h"
+#include "loader.h"
+#include "test.h"
+
+#ifdef STB_IMAGE
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#endif
+
+#define NEED_DECODER()                                                   \
+    do {                                                                 \
+        if (!image_decoder_available() || !have_stb_writer()) {          \
+            printf("  (built without stb_image: skipped)\n");            \
+            return;                                                      \
+        }                                                                \
+    } while (0)
+
+static int have_stb_writer(void)
+{
+#ifdef STB_IMAGE
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* The triangle filter written out in two dimensions, in doubles: output
+ * (y, x) is the weighted mean of the source pixels i, j with weight
+ * tri((j + 0.5 - cx) / sx') tri((i + 0.5 - cy) / sy'), cx = box.x + (x +
+ * 0.5) box.w / W, s' = max(box.w / W, 1), indices clamped to the image. */
+static double reference_pixel(const byte_image *im, image_box b, int W, int H, int c, int y, int x)
+{
+    double sx = b.w / W, sy = b.h / H, rx = sx > 1 ? sx : 1, ry = sy > 1 ? sy : 1;
+    double cx = b.x + (x + 0.5) * sx, cy = b.y + (y + 0.5) * sy;
+    double sum = 0, wsum = 0;
+    for (int i = (int)floor(cy - ry) - 1; i <= (int)ceil(cy + ry) + 1; i++)
+        for (int j = (int)floor(cx - rx) - 1; j <= (int)ceil(cx + rx) + 1; j++) {
+            double wy = 1 - fabs(i + 0.5 - cy) / ry, wx = 1 - fabs(j + 0.5 - cx) / rx;
+            if (wy <= 0 || wx <= 0) continue;
+            int ii = i < 0 ? 0 : (i >= im->h ? im->h - 1 : i), jj = j < 0 ? 0 : (j >= im->w ? im->w - 1 : j);
+            sum += wy * wx * im->px[((size_t)ii * im->w + jj) * im->c + c];
+            wsum += wy * wx;
+        }
+    return sum / wsum;
+}
+
+static void t_resample(void)
+{
+    enum { SW = 37, SH = 23, C = 3 };
+    uint8_t src[SW * SH * C];
+    cdb_rng r = rng_stream(5, 99, 0);
+    for (int i = 0; i < SW * SH * C; i++) src[i] = (uint8_t)rng_int(&r, 256);
+    byte_image im = {SW, SH, C, src};
+    /* the identity box copies, channels moved first */
+    uint8_t out[64 * 64 * C];
+    image_box whole = {0, 0, SW, SH};
+    image_resample(&im, whole, SW, SH, out);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < SH; y++)
+            for (int x = 0; x < SW; x++)
+                CHECK(out[((size_t)c * SH + y) * SW + x] == src[((size_t)y * SW + x) * C + c], "identity at %d,%d,%d",
+                      c, y, x);
+    /* reductions, enlargements and off-centre boxes against the direct sum */
+    const image_box boxes[] = {{0, 0, SW, SH}, {3.5, 2.25, 20, 11}, {-2, -1, 41, 25}, {10, 5, 7, 6}};
+    const int sizes[][2] = {{16, 10}, {9, 9}, {50, 31}, {28, 28}};
+    for (int k = 0; k < 4; k++) {
+        int W = sizes[k][0], H = sizes[k][1];
+        image_resample(&im, boxes[k], W, H, out);
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double want = reference_pixel(&im, boxes[k], W, H, c, y, x);
+                    int got = out[((size_t)c * H + y) * W + x];
+                    CHECK(fabs(got - want) <= 0.5 + 1e-3, "box %d to %dx%d at %d,%d,%d: %d, want %.3f", k, W, H, c, y, x,
+                          got, want);
+                }
+    }
+    /* a constant image stays constant whatever the scale */
+    memset(src, 77, sizeof(src));
+    image_resample(&im, boxes[1], 50, 31, out);
+    for (int i = 0; i < 50 * 31 * C; i++) CHECK(out[i] == 77, "constant image: %d at %d", out[i], i);
+}
+
+static void t_crop_boxes(void)
+{
+    /* the validation transform: shorter side to the net's size, the centre */
+    image_box b = image_center_box(100, 50, 0, 32, 32);
+    CHECK(fabs(b.w - 50) < 1e-9 && fabs(b.h - 50) < 1e-9 && fabs(b.x - 25) < 1e-9 && fabs(b.y) < 1e-9,
+          "centre box %g %g %g %g", b.x, b.y, b.w, b.h);
+    /* ImageNet's: shorter side 256, centre 224 */
+    b = image_center_box(512, 384, 256, 224, 224);
+    double scale = 256.0 / 384;
+    CHECK(fabs(b.w - 224 / scale) < 1e-9 && fabs(b.x - (512 - 224 / scale) / 2) < 1e-9 &&
+              fabs(b.y - (384 - 224 / scale) / 2) < 1e-9,
+          "resize 256 crop 224: %g %g %g %g", b.x, b.y, b.w, b.h);
+    /* RandomResizedCrop: inside the image, area and ratio in range, repeatable */
+    for (int t = 0; t < 500; t++) {
+        cdb_rng r1 = rng_stream(3, 7, (uint64_t)t), r2 = rng_stream(3, 7, (uint64_t)t);
+        image_box a = image_random_resized_box(120, 80, 0.08f, 0.75f, &r1);
+        image_box c = image_random_resized_box(120, 80, 0.08f, 0.75f, &r2);
+        CHECK(a.x == c.x && a.y == c.y && a.w == c.w && a.h == c.h, "not repeatable");
+        CHECK(a.x >= 0 && a.y >= 0 && a.x + a.w <= 120 && a.y + a.h <= 80 && a.w >= 1 && a.h >= 1, "box %g %g %g %g",
+              a.x, a.y, a.w, a.h);
+        double area = a.w * a.h / (120.0 * 80), ratio = a.w / a.h;
+        int fallback = a.w == 120 && a.h == 80;
+        CHECK(fallback || (area > 0.07 && area < 1.02 && ratio > 0.70 && ratio < 1.42), "area %.3f ratio %.3f", area,
+              ratio);
+    }
+    /* a strip no box of the ratio range fits ten times: the centre crop at the nearest ratio */
+    cdb_rng r = rng_stream(1, 1, 1);
+    image_box s = image_random_resized_box(400, 10, 0.99f, 0.75f, &r);
+    CHECK(s.h == 10 && fabs(s.w - 13) < 1e-9 && fabs(s.x - (400 - 13) / 2) < 1e-9, "fallback %g %g %g %g", s.x, s.y,
+          s.w, s.h);
+}
+
+/* A W x H image of `channels` whose pixels encode (label, k): written as
+ * PNG (or BMP / JPEG by the extension). */
+static int write_image(const char *path, int W, int H, int channels, int label, int k)
+{
+#ifdef STB_IMAGE
+    uint8_t px[64 * 64 * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < channels; c++)
+                px[((size_t)y * W + x) * channels + c] = (uint8_t)(20 * label + 3 * k + x + 2 * y + 50 * c);
+    const char *ext = strrchr(path, '.');
+    if (!strcmp(ext, ".bmp")) return stbi_write_bmp(path, W, H, channels, px) ? 0 : -1;
+    if (!strcmp(ext, ".jpg")) return stbi_write_jpg(path, W, H, channels, px, 95) ? 0 : -1;
+    return stbi_write_png(path, W, H, channels, px, W * channels) ? 0 : -1;
+#else
+    (void)path, (void)W, (void)H, (void)channels, (void)label, (void)k;
+    return -1;
+#endif
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* root/{b_cat,a_dog,c_eel}/ with 3, 2 and 4 images of 8x6 (one BMP). */
+static int make_folder(const char *root)
+{
+    const char *classes[3] = {"b_cat", "a_dog", "c_eel"};
+    const int count[3] = {3, 2, 4};
+    char path[700];
+    mkdir(root, 0755);
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof(path), "%s/%s", root, classes[k]);
+        mkdir(path, 0755);
+        for (int i = 0; i < count[k]; i++) {
+            snprintf(path, sizeof(path), "%s/%s/img%d.%s", root, classes[k], i, i == 1 ? "bmp" : "png");
+            if (write_image(path, 8, 6, 3, k, i)) return -1;
+        }
+    }
+    snprintf(path, sizeof(path), "%s/a_dog/notes.txt", root); /* not an image: not listed */
+    return write_text(path, "not an image\n");
+}
+
+static int data_file(const char *path, const char *format, const char *train, const char *extra)
+{
+    char text[2048];
+    snprintf(text, sizeof(text), "classes=3\nformat=%s\ntrain=%s\nvalid=%s\nbackup=%s/unused\n%s", format, train, train,
+             test_tmpdir(), extra);
+    return write_text(path, text);
+}
+
+static void t_folder_dataset(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], names[600];
+    snprintf(root, sizeof(root), "%s/imgfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/imgfolder.data", test_tmpdir());
+    snprintf(names, sizeof(names), "%s/imgfolder.names", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    CHECK(data_file(data, "folder", root, "") == 0, "data file");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    /* classes by sorted folder name, files by sorted name */
+    CHECK(set.n == 9 && !strcmp(set.class_names[0], "a_dog") && !strcmp(set.class_names[1], "b_cat") &&
+              !strcmp(set.class_names[2], "c_eel"),
+          "%d images, classes %s %s %s", set.n, set.class_names[0], set.class_names[1], set.class_names[2]);
+    const int want[9] = {0, 0, 1, 1, 1, 2, 2, 2, 2};
+    for (int i = 0; i < 9; i++) CHECK(set.labels[i] == want[i], "image %d (%s) label %d", i, set.paths[i], set.labels[i]);
+    CHECK(strstr(set.paths[2], "b_cat/img0.png") && strstr(set.paths[3], "b_cat/img1.bmp"), "order: %s %s",
+          set.paths[2], set.paths[3]);
+    /* decoded at the network's shape: 8x6 to 4x3 is a reduction by 2 */
+    cdb_network *net = net_from_text("[net]\nbatch=3\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
+                                     "[connected]\noutput=3\n[softmax]\n");
+    CHECK(net, "net");
+    CHECK(dataset_check_against(&set, net) == 0 && set.c == 3 && set.h == 4 && set.w == 4, "%s", cdb_last_error());
+    float images[3 * 48];
+    int labels[3], idx[3] = {0, 3, 8};
+    CHECK(dataset_fill_batch(&set, idx, 3, &net->input_cfg, 0, NULL, images, labels) == 0, "%s", cdb_last_error());
+    CHECK(labels[0] == 0 && labels[1] == 1 && labels[2] == 2, "labels %d %d %d", labels[0], labels[1], labels[2]);
+    /* against the pieces: decode, centre box, resample, /255 */
+    byte_image im;
+    CHECK(image_decode(set.paths[3], 3, &im) == 0, "%s", cdb_last_error());
+    uint8_t bytes[48];
+    image_resample(&im, image_center_box(im.w, im.h, 0, 4, 4), 4, 4, bytes);
+    image_free(&im);
+    for (int i = 0; i < 48; i++)
+        CHECK(fabsf(images[48 + i] - bytes[i] / 255.f) < 1e-6f, "pixel %d: %g, want %g", i, images[48 + i], bytes[i] / 255.f);
+    /* cache=1: the same floats from memory */
+    cdb_dataset cached;
+    data_config_free(&d);
+    CHECK(data_file(data, "folder", root, "cache=1\n") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &cached) == 0 && dataset_check_against(&cached, net) == 0 && cached.pixels &&
+              !cached.paths,
+          "cache: %s", cdb_last_error());
+    float again[3 * 48];
+    CHECK(dataset_fill_batch(&cached, idx, 3, &net->input_cfg, 0, NULL, again, labels) == 0, "cached fill");
+    CHECK(!memcmp(images, again, sizeof(again)), "cache=1 gives other pixels");
+    dataset_free(&cached);
+    dataset_free(&set);
+    data_config_free(&d);
+    /* names=: labels follow its lines; a folder not in it is an error */
+    CHECK(write_text(names, "c_eel\na_dog\nb_cat\n") == 0, "names");
+    char extra[700];
+    snprintf(extra, sizeof(extra), "names=%s\n", names);
+    CHECK(data_file(data, "folder", root, extra) == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(set.labels[0] == 1 && set.labels[2] == 2 && set.labels[8] == 0 && !strcmp(set.class_names[0], "c_eel"),
+          "names= order: %d %d %d", set.labels[0], set.labels[2], set.labels[8]);
+    dataset_free(&set);
+    data_config_free(&d);
+    CHECK(write_text(names, "c_eel\na_dog\nb_bat\n") == 0, "names");
+    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat' is not in the names file"), "%s",
+          cdb_last_error());
+    data_config_free(&d);
+    /* an empty class folder names itself; classes= must match */
+    char empty[700];
+    snprintf(empty, sizeof(empty), "%s/d_fox", root);
+    mkdir(empty, 0755);
+    CHECK(data_file(data, "folder", root, "") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "4 class folders but"), "%s",
+          cdb_last_error());
+    data_config_free(&d);
+    CHECK(write_text(data, "classes=4\nformat=folder\ntrain=x\nvalid=x\n") == 0, "data");
+    char text[1700];
+    snprintf(text, sizeof(text), "classes=4\nformat=folder\ntrain=%s\nvalid=%s\n", root, root);
+    CHECK(write_text(data, text) == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "d_fox' has no image files"), "%s",
+          cdb_last_error());
+    data_config_free(&d);
+    rmdir(empty);
+    cdb_network_free(net);
+}
+
+/* A truncated PNG and a file that is no image: bad_images=error names the
+ * file; skip leaves it out with a warning. */
+static void t_bad_images(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], path[700], cmd[1600];
+    snprintf(root, sizeof(root), "%s/badfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/badfolder.data", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    snprintf(path, sizeof(path), "%s/c_eel/img2.png", root);
+    snprintf(cmd, sizeof(cmd), "truncate -s 40 '%s' && printf 'no image here' > '%s/b_cat/img2.png'", path, root);
+    CHECK(system(cmd) == 0, "truncate");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_file(data, "folder", root, "") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat/img2.png") &&
+              strstr(cdb_last_error(), "bad_images=skip"),
+          "bad_images=error: %s", cdb_last_error());
+    data_config_free(&d);
+    CHECK(data_file(data, "folder", root, "bad_images=skip\n") == 0 && data_config_load(data, &d) == 0, "%s",
+          cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    /* the header of the truncated PNG is whole: it is found when decoded */
+    int left = set.n;
+    cdb_network *net = net_from_text("[net]\nbatch=8\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
+                                     "[connected]\noutput=3\n[softmax]\n");
+    CHECK(net && dataset_check_against(&set, net) == 0, "%s", cdb_last_error());
+    int truncated = -1;
+    for (int i = 0; i < set.n; i++)
+        if (strstr(set.paths[i], "c_eel/img2.png")) truncated = i;
+    CHECK(left == 8 && truncated >= 0, "%d images left, truncated at %d", left, truncated);
+    float images[48];
+    int label;
+    CHECK(dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) == 0 && label == 2,
+          "skip: the next image stands in (label %d): %s", label, cdb_last_error());
+    set.bad_skip = 0;
+    CHECK(dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) != 0 &&
+              strstr(cdb_last_error(), "c_eel/img2.png"),
+          "error: %s", cdb_last_error());
+    dataset_free(&set);
+    data_config_free(&d);
+    cdb_network_free(net);
+}
+
+static void t_list_dataset(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], list[600], labels[600], text[4096];
+    snprintf(root, sizeof(root), "%s/listfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/list.data", test_tmpdir());
+    snprintf(list, sizeof(list), "%s/list.txt", test_tmpdir());
+    snprintf(labels, sizeof(labels), "%s/list.labels", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    CHECK(write_text(labels, "cat\ndog\neel\n") == 0, "labels");
+    snprintf(text, sizeof(text), "# a comment\n%s/b_cat/img0.png\n\n  %s/a_dog/img1.bmp  \n%s/c_eel/img3.png\n", root,
+             root, root);
+    CHECK(write_text(list, text) == 0, "list");
+    char extra[700];
+    snprintf(extra, sizeof(extra), "labels=%s\n", labels);
+    CHECK(data_file(data, "list", list, extra) == 0, "data");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(set.n == 3 && set.labels[0] == 0 && set.labels[1] == 1 && set.labels[2] == 2, "labels %d %d %d (%d images)",
+          set.labels[0], set.labels[1], set.labels[2], set.n);
+    dataset_free(&set);
+    /* no label in the path, two labels, a missing file: each names its line */
+    const char *cases[3][2] = {{"%s/a_dog/img0.png\n%s/x/none.png\n", "list.txt:2: '"},
+                               {"%s/a_dog/img0.png\n%s/cat_eel/x.png\n", "list.txt:2: '"},
+                               {"%s/a_dog/img0.png\n%s/a_dog/missing_dog.png\n", "list.txt:2: the image '"}};
+    const char *why[3] = {"contains none of the labels", "contains two labels", "does not exist"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(text, sizeof(text), cases[k][0], root, root);
+        CHECK(write_text(list, text) == 0, "list");
+        CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), cases[k][1]) &&
+                  strstr(cdb_last_error(), why[k]),
+              "case %d: %s", k, cdb_last_error());
+    }
+    data_config_free(&d);
+    CHECK(data_file(data, "list", list, "") == 0, "data");
+    CHECK(data_config_load(data, &d) != 0 && strstr(cdb_last_error(), "format=list needs 'labels'"), "%s",
+          cdb_last_error());
+}
+
+/* The prefetching loader gives each step exactly the synchronous batch,
+ * from any first step (a resume). */
+static void t_loader_matches_sync(void)
+{
+    NEED_DECODER();
+    char root[600], data[600];
+    snprintf(root, sizeof(root), "%s/loaderfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/loader.data", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    CHECK(data_file(data, "folder", root, "loader_threads=3\n") == 0, "data");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_config_load(data, &d) == 0 && dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=5\nheight=5\nchannels=3\nclasses=3\nflip=1\ncrop_pad=1\n"
+                                     "resized_crop=1\nresized_crop_scale=0.3\nhue=0.1\n[connected]\noutput=3\n[softmax]\n");
+    CHECK(net && dataset_check_against(&set, net) == 0 && set.workers == 3, "%s", cdb_last_error());
+    enum { STEPS = 9 };
+    size_t size = 2 * 75;
+    float sync[STEPS][150];
+    int sync_labels[STEPS][2], order[9], order_epoch = -1;
+    for (int s = 0; s < STEPS; s++)
+        CHECK(loader_fill_step(&set, &net->input_cfg, 7, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
+              cdb_last_error());
+    int differ = 0;
+    for (int s = 1; s < STEPS; s++) differ += memcmp(sync[s], sync[0], size * sizeof(float)) != 0;
+    CHECK(differ == STEPS - 1, "the steps' batches should differ");
+    for (int first = 0; first < 4; first += 3) {
+        batch_loader l;
+        CHECK(loader_start(&l, &set, &net->input_cfg, 7, 2, first, STEPS) == 0, "%s", cdb_last_error());
+        for (int s = first; s < STEPS; s++) {
+            float *im;
+            int *lab;
+            CHECK(loader_next(&l, s, &im, &lab) == 0, "%s", cdb_last_error());
+            CHECK(!memcmp(im, sync[s], size * sizeof(float)) && lab[0] == sync_labels[s][0] && lab[1] == sync_labels[s][1],
+                  "from step %d: step %d differs from the synchronous batch", first, s);
+        }
+        loader_stop(&l);
+    }
+    dataset_free(&set);
+    data_config_free(&d);
+    cdb_network_free(net);
+}
+
+/* OPENCV=1 builds: OpenCV decodes as stb does: PNG and BMP exactly, JPEG
+ * (other IDCTs and chroma upsampling) within a few levels. */
+static void t_stb_opencv(void)
+{
+#if defined(OPENCV) && defined(STB_IMAGE)
+    const char *files[3] = {"cv.png", "cv.bmp", "cv.jpg"};
+    for (int k = 0; k < 3; k++)
+        for (int channels = 1; channels <= 3; channels += 2) {
+            char path[600];
+            snprintf(path, sizeof(path), "%s/%d%s", test_tmpdir(), channels, files[k]);
+            CHECK(write_image(path, 40, 30, 3, 1, channels) == 0, "write %s", path);
+            byte_image cv;
+            CHECK(image_decode(path, channels, &cv) == 0, "%s", cdb_last_error());
+            int w, h, n;
+            uint8_t *stb = stbi_load(path, &w, &h, &n, channels);
+            CHECK(stb && w == cv.w && h == cv.h, "sizes %dx%d and %dx%d", w, h, cv.w, cv.h);
+            int worst = 0;
+            double sum = 0;
+            for (int i = 0; i < w * h * channels; i++) {
+                int d = abs((int)stb[i] - (int)cv.px[i]);
+                worst = d > worst ? d : worst;
+                sum += d;
+            }
+            stbi_image_free(stb);
+            image_free(&cv);
+            int jpeg = k == 2;
+            printf("    %s, %d channel%s: largest difference %d/255, mean %.3f/255\n", files[k], channels,
+                   channels == 1 ? "" : "s", worst, sum / (w * h * channels));
+            CHECK(jpeg ? worst <= 8 && sum / (w * h * channels) <= 1.0 : worst <= 1, "%s: %d", files[k], worst);
+        }
+#else
+    printf("  (not an OPENCV=1 build: skipped)\n");
+#endif
+}
+
+void register_image_tests(void)
+{
+    test_add("images/resampling against the direct triangle-filter sum", t_resample);
+    test_add("images/centre and random-resized crop boxes", t_crop_boxes);
+    test_add("images/format=folder: classes, labels, names=, cache=1, empty folders", t_folder_dataset);
+    test_add("images/bad_images: a truncated and a false image, error and skip", t_bad_images);
+    test_add("images/format=list: Darknet's label rule, each bad line named", t_list_dataset);
+    test_add("images/the prefetching loader gives the synchronous batches, from any step", t_loader_matches_sync);
+    test_add("images/OpenCV decodes as stb_image (OPENCV=1 builds)", t_stb_opencv);
+}
