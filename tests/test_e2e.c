@@ -72,7 +72,8 @@ static void t_folder_as_idx(void)
     snprintf(backup, sizeof(backup), "%s/folder-backup", test_tmpdir());
     data_config idx;
     CHECK(data_config_load("cfg/fashion_mnist.data", &idx) == 0, "%s", cdb_last_error());
-    CHECK(export_images(&idx, dir, N) == 0, "export: %s", cdb_last_error());
+    export_options ex = {.limit = N};
+    CHECK(export_images(&idx, dir, &ex) == 0, "export: %s", cdb_last_error());
     float top1[2];
     for (int form = 0; form < 2; form++) {
         const char *overrides[] = {"net.max_epochs=0", "net.max_batches=250", "net.burn_in=20", "net.seed=7"};

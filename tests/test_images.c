@@ -426,8 +426,37 @@ static void t_stb_opencv(void)
 #endif
 }
 
+/* cdbnet benchmark -data: a folder dataset timed against its images in
+ * memory, trained and (-data-only) decoded alone. */
+static void t_data_benchmark(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], cfg[600], cmd[2400];
+    static char out[16384];
+    snprintf(root, sizeof(root), "%s/benchfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/bench.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/bench.cfg", test_tmpdir());
+    CHECK(make_folder(root) == 0 && data_file(data, "folder", root, "") == 0, "folder");
+    CHECK(write_text(cfg, "[net]\nbatch=3\nwidth=6\nheight=6\nchannels=3\nlearning_rate=0.01\nmax_batches=10\n"
+                          "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n[avgpool]\n"
+                          "[connected]\noutput=3\n[softmax]\n") == 0,
+          "cfg");
+    for (int only = 0; only < 2; only++) {
+        snprintf(cmd, sizeof(cmd), "./cdbnet benchmark %s -data %s -steps 2 -repeats 2 -warmup 1 -threads 1 %s", cfg,
+                 data, only ? "-data-only" : "");
+        CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+        CHECK(strstr(out, only ? "image files, decoded " : "image files, decoded while training") &&
+                  strstr(out, "the same images in memory") && strstr(out, "image files / in memory: ") &&
+                  strstr(strstr(out, "median ") + 1, "median ") && strstr(out, "/benchfolder: 9 images"),
+              "%s", out);
+    }
+    snprintf(cmd, sizeof(cmd), "./cdbnet benchmark %s -data-only", cfg);
+    CHECK(run_command(cmd, out, sizeof(out)) != 0 && strstr(out, "-data-only needs -data"), "%s", out);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/benchmark -data: image files against the same images in memory", t_data_benchmark);
     test_add("images/resampling against the direct triangle-filter sum", t_resample);
     test_add("images/centre and random-resized crop boxes", t_crop_boxes);
     test_add("images/format=folder: classes, labels, names=, cache=1, empty folders", t_folder_dataset);

@@ -7,6 +7,8 @@
 #include "conv_direct.h"
 #include "convolutional_layer.h"
 #include "gemm.h"
+#include "images.h"
+#include "loader.h"
 
 static int compare_doubles(const void *a, const void *b)
 {
@@ -254,4 +256,89 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
     free(images);
     free(labels);
     return 0;
+}
+
+/* One arm of the data benchmark: `steps` steps (trained, or with
+ * data_only the batches alone) from step `first`; images/s. Image files
+ * come through a fresh prefetching loader, whose first batch is waited
+ * for, as a run's first step waits. */
+static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int steps, int data_only, double *waited)
+{
+    batch_loader loader;
+    int prefetch = d->paths != NULL && !data_only, status = 0, order_epoch = -1;
+    float *images = NULL;
+    int *labels = NULL, *order = NULL;
+    float *own_images = xcalloc((size_t)net->batch * net->inputs, sizeof(float));
+    int *own_labels = xcalloc((size_t)net->batch, sizeof(int));
+    order = xcalloc((size_t)d->n, sizeof(int));
+    if (!own_images || !own_labels || !order) status = -1;
+    double t0 = now_seconds();
+    if (!status && prefetch) status = loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, first, first + steps);
+    for (int s = first; !status && s < first + steps; s++) {
+        if (prefetch) {
+            status = loader_next(&loader, s, &images, &labels);
+        } else {
+            images = own_images;
+            labels = own_labels;
+            status = loader_fill_step(d, &net->input_cfg, net->seed, net->batch, s, order, &order_epoch, images, labels);
+        }
+        if (!status && !data_only) {
+            network_train_step(net, images, labels);
+            if (net->step_failed) status = -1;
+        }
+    }
+    double seconds = now_seconds() - t0;
+    if (prefetch) {
+        *waited += loader.wait_seconds;
+        loader_stop(&loader);
+    }
+    free(own_images);
+    free(own_labels);
+    free(order);
+    return status ? -1 : steps * (double)net->batch / seconds;
+}
+
+int run_data_benchmark(cdb_network *net, const cdb_dataset *files, const cdb_dataset *memory,
+                       const benchmark_options *opt, int data_only)
+{
+    const cdb_dataset *arms[2] = {files, memory};
+    const char *names[2] = {"image files, decoded while training", "the same images in memory"};
+    if (data_only) names[0] = "image files, decoded";
+    double *rates = xcalloc((size_t)2 * opt->repeats, sizeof(double)), waited = 0;
+    if (!rates) return -1;
+    ((cdb_network *)net)->train.burn_in = 0;
+    printf("data benchmark: %s, batch %d, %d steps x %d repeats per arm, alternately%s\n", net->cfg_path, net->batch,
+           opt->steps, opt->repeats, data_only ? ", the batches alone (no training)" : "");
+    if (files) printf("  %s: %d images, %d decoding threads (%s)\n", files->name, files->n, files->workers,
+                      image_decoder_name());
+    int step = 0, status = 0;
+    for (int a = 0; a < 2 && !status; a++) /* warm-up: untimed */
+        if (arms[a] && opt->warmup && data_arm(net, arms[a], step, opt->warmup, data_only, &waited) < 0) status = -1;
+    step += opt->warmup;
+    waited = 0;
+    for (int k = 0; k < opt->repeats && !status; k++)
+        for (int a = 0; a < 2 && !status; a++) {
+            if (!arms[a]) continue;
+            double r = data_arm(net, arms[a], step, opt->steps, data_only, &waited);
+            if (r < 0) status = -1;
+            rates[a * opt->repeats + k] = r;
+            step += opt->steps;
+        }
+    if (!status) {
+        double med[2] = {0, 0};
+        for (int a = 0; a < 2; a++) {
+            if (!arms[a]) continue;
+            printf("  %-40s", names[a]);
+            for (int k = 0; k < opt->repeats; k++) printf(" %8.1f", rates[a * opt->repeats + k]);
+            med[a] = median(rates + a * opt->repeats, opt->repeats);
+            printf("  median %.1f images/s\n", med[a]);
+        }
+        if (files && memory)
+            printf("  image files / in memory: %.3f (the ratio of the medians)\n", med[0] / med[1]);
+        if (files && memory && !data_only)
+            printf("  the steps waited %.2f s in all for decoded batches, over %d timed steps\n", waited,
+                   opt->steps * opt->repeats);
+    }
+    free(rates);
+    return status;
 }

@@ -128,6 +128,17 @@ int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
     return dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
 }
 
+void dataset_truncate(cdb_dataset *d, int n)
+{
+    if (n >= d->n) return;
+    if (d->paths)
+        for (int i = n; i < d->n; i++) {
+            free(d->paths[i]);
+            d->paths[i] = NULL;
+        }
+    d->n = n;
+}
+
 void dataset_free(cdb_dataset *d)
 {
     free(d->name);

@@ -49,6 +49,8 @@ int dataset_load(const data_config *d, const char *which, cdb_dataset *out);
 int dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out);
 int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out);
 void dataset_free(cdb_dataset *d);
+/* Keep the first n entries only (n < d->n). */
+void dataset_truncate(cdb_dataset *d, int n);
 /* Check that the dataset fits the network's input and classes (image files
  * take the network's shape; with cache=1 they are decoded here). 0, or -1
  * with the error recorded. */

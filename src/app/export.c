@@ -24,7 +24,7 @@ static void folder_name(const char *name, int k, char *out, size_t n)
         if (*c == '/' || (unsigned char)*c < 32) *c = '_';
 }
 
-static int write_set(const cdb_dataset *set, const char *dir, char **folders, int limit)
+static int write_set(const cdb_dataset *set, const char *dir, char **folders, const export_options *opt)
 {
     if (make_dir(dir)) return -1;
     for (int k = 0; k < set->classes; k++) {
@@ -32,33 +32,42 @@ static int write_set(const cdb_dataset *set, const char *dir, char **folders, in
         snprintf(path, sizeof(path), "%s/%s", dir, folders[k]);
         if (make_dir(path)) return -1;
     }
-    int n = limit && limit < set->n ? limit : set->n, C = set->c, H = set->h, W = set->w;
-    uint8_t *hwc = xcalloc((size_t)C * H * W, 1);
-    if (!hwc) return -1;
-    for (int i = 0; i < n; i++) {
+    int n = opt->limit && opt->limit < set->n ? opt->limit : set->n, C = set->c, H = set->h, W = set->w;
+    int OW = opt->size ? opt->size : W, OH = opt->size ? opt->size : H, OC = opt->rgb && C == 1 ? 3 : C;
+    uint8_t *hwc = xcalloc((size_t)C * H * W, 1), *chw = xcalloc((size_t)C * OH * OW, 1),
+            *out = xcalloc((size_t)OC * OH * OW, 1);
+    int status = hwc && chw && out ? 0 : -1;
+    for (int i = 0; !status && i < n; i++) {
         const uint8_t *src = set->pixels + (size_t)i * C * H * W;
         for (int c = 0; c < C; c++)
             for (int p = 0; p < H * W; p++) hwc[(size_t)p * C + c] = src[(size_t)c * H * W + p];
+        byte_image im = {W, H, C, hwc};
+        image_box whole = {0, 0, W, H};
+        image_resample(&im, whole, OW, OH, chw);
+        for (int c = 0; c < OC; c++)
+            for (int p = 0; p < OH * OW; p++) out[(size_t)p * OC + c] = chw[(size_t)(c < C ? c : 0) * OH * OW + p];
         char path[4700];
-        snprintf(path, sizeof(path), "%s/%s/%05d.png", dir, folders[set->labels[i]], i);
+        snprintf(path, sizeof(path), "%s/%s/%05d.%s", dir, folders[set->labels[i]], i, opt->jpeg_quality ? "jpg" : "png");
 #ifdef STB_IMAGE
-        if (!stbi_write_png(path, W, H, C, hwc, W * C)) {
+        int ok = opt->jpeg_quality ? stbi_write_jpg(path, OW, OH, OC, out, opt->jpeg_quality)
+                                   : stbi_write_png(path, OW, OH, OC, out, OW * OC);
+        if (!ok) {
             cdb_set_error("cannot write '%s': %s", path, strerror(errno));
-            free(hwc);
-            return -1;
+            status = -1;
         }
 #else
         cdb_set_error("cannot write '%s': this cdbnet was built without stb (libstb-dev)", path);
-        free(hwc);
-        return -1;
+        status = -1;
 #endif
     }
     free(hwc);
-    printf("  %s: %d images\n", dir, n);
-    return 0;
+    free(chw);
+    free(out);
+    if (!status) printf("  %s: %d images\n", dir, n);
+    return status;
 }
 
-int export_images(const data_config *d, const char *dir, int limit)
+int export_images(const data_config *d, const char *dir, const export_options *opt)
 {
     if (d->format == DATA_FOLDER || d->format == DATA_LIST) {
         cdb_set_error("%s is already a dataset of image files", d->path);
@@ -81,7 +90,7 @@ int export_images(const data_config *d, const char *dir, int limit)
         cdb_dataset set = {0};
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", dir, sets[s]);
-        status = dataset_load(d, sets[s], &set) || write_set(&set, path, folders, limit) ? -1 : 0;
+        status = dataset_load(d, sets[s], &set) || write_set(&set, path, folders, opt) ? -1 : 0;
         dataset_free(&set);
     }
     if (!status) {
@@ -99,9 +108,12 @@ int export_images(const data_config *d, const char *dir, int limit)
             fprintf(f, "# written by cdbnet export from %s: one folder per class, PNG files\nclasses=%d\nformat=folder\n"
                        "train=%s/train\nvalid=%s/valid\nnames=%s/classes.names\nbackup=backup\n",
                     d->path, d->classes, dir, dir, dir);
-            if (fclose(f)) f = NULL, status = -1;
+            if (fclose(f)) {
+                f = NULL;
+                status = -1;
+            }
         }
-        if (!status && !f) {
+        if (!f) {
             cdb_set_error("cannot write '%s': %s", path, strerror(errno));
             status = -1;
         }

@@ -54,6 +54,8 @@ static const char *usage =
     "  -jobs J           (compare) arms trained at a time (default: one per CPU, threads split)\n"
     "  -out DIR          (compare) where the runs and the report go (default compare/CFGNAME)\n"
     "  -limit N          (export) the first N images of each set only\n"
+    "  -size S, -rgb     (export) resample the images to S x S; write grey images as RGB\n"
+    "  -jpeg Q           (export) JPEG files of quality Q (1-100) instead of PNG\n"
     "  -report DIR       (compare) rebuild the report of DIR from its finished runs, training nothing\n"
     "  -sweep K=v1,v2    (compare) one dropback arm per value of the -set key K (e.g.\n"
     "                    net.dropback_channel_rate=0.1,0.3,0.5), each against the same baselines\n"
@@ -77,6 +79,9 @@ static const char *usage =
     "  -repeats N        (benchmark) repeats; the median is reported (default 5)\n"
     "  -warmup N         (benchmark) untimed steps first (default 3)\n"
     "  -dropback         (benchmark) also time dropback off/on and compute skipping, alternately\n"
+    "  -data FILE        (benchmark) train on the batches of FILE's training set instead of synthetic\n"
+    "                    data; image files are timed against the same images in memory, alternately\n"
+    "  -data-only        (benchmark, with -data) the batches alone: images/s decoded and augmented\n"
     "  -gpu N            (GPU builds) run on CUDA device N (default: device 0 when there is one)\n"
     "  -cpu              (GPU builds) run on the CPU\n"
     "\n"
@@ -84,7 +89,7 @@ static const char *usage =
 
 typedef struct {
     const char *data, *weights, *out, *log, *backup, *seed_list, *report, *sweep;
-    int seeds, jobs, epochs, limit;
+    int seeds, jobs, epochs, limit, size, rgb, jpeg, data_only;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet;
@@ -141,7 +146,8 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-gpu") || !strcmp(a, "-max-memory") || !strcmp(a, "-log") ||
                           !strcmp(a, "-backup") || !strcmp(a, "-seeds") || !strcmp(a, "-seed-list") ||
                           !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report") ||
-                          !strcmp(a, "-sweep") || !strcmp(a, "-limit");
+                          !strcmp(a, "-sweep") || !strcmp(a, "-limit") || !strcmp(a, "-size") ||
+                          !strcmp(a, "-jpeg");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -156,6 +162,14 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 1, &c->jobs)) return -1;
         } else if (!strcmp(a, "-limit")) {
             if (int_value(a, v, 1, &c->limit)) return -1;
+        } else if (!strcmp(a, "-size")) {
+            if (int_value(a, v, 1, &c->size)) return -1;
+        } else if (!strcmp(a, "-jpeg")) {
+            if (int_value(a, v, 1, &c->jpeg)) return -1;
+            if (c->jpeg > 100) {
+                fprintf(stderr, "cdbnet: -jpeg expects a quality of 1 to 100, got %d\n", c->jpeg);
+                return -1;
+            }
         } else if (!strcmp(a, "-epochs")) {
             if (int_value(a, v, 1, &c->epochs)) return -1;
         }
@@ -203,6 +217,8 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 0, &c->gpu_index)) return -1;
         } else if (!strcmp(a, "-nodropback")) c->nodropback = 1;
         else if (!strcmp(a, "-share-backup")) c->share_backup = 1;
+        else if (!strcmp(a, "-rgb")) c->rgb = 1;
+        else if (!strcmp(a, "-data-only")) c->data_only = 1;
         else if (!strcmp(a, "-clear")) c->clear = 1;
         else if (!strcmp(a, "-dropback")) c->dropback_report = 1;
         else if (!strcmp(a, "-cpu")) c->force_cpu = 1;
@@ -548,6 +564,49 @@ done:
     return status;
 }
 
+/* benchmark -data FILE: the training set's first images, read as the run
+ * reads them and, for image files, also from memory (cache=1). */
+static int benchmark_data(cdb_network *net, const cli *c, const benchmark_options *opt)
+{
+    data_config d;
+    cdb_dataset files = {0}, memory = {0};
+    if (!c->data) {
+        cdb_set_error("-data-only needs -data FILE.data (the dataset whose batches to time)");
+        return -1;
+    }
+    if (load_data_config(net, c, &d)) return -1;
+    int status = -1;
+    long need = (long)(opt->warmup + 1 + (long)opt->steps * opt->repeats) * net->batch;
+    int image_files = d.format == DATA_FOLDER || d.format == DATA_LIST;
+    cdb_dataset *first = image_files ? &files : &memory;
+    if (image_files && net->input_cfg.resized_crop && !c->data_only) {
+        cdb_set_error("the in-memory arm keeps pre-processed images, so it cannot time resized_crop=1: benchmark with "
+                      "-set net.resized_crop=0");
+        goto done;
+    }
+    d.cache = 0;
+    if (dataset_load(&d, "train", first)) goto done;
+    if (first->n > need) dataset_truncate(first, (int)need);
+    if (dataset_check_against(first, net)) goto done;
+    if (first->n < net->batch) {
+        cdb_set_error("the training set '%s' has %d images, fewer than a batch of %d", first->name, first->n,
+                      net->batch);
+        goto done;
+    }
+    if (image_files) { /* the same images, decoded once into memory */
+        if (dataset_load(&d, "train", &memory)) goto done;
+        if (memory.n > need) dataset_truncate(&memory, (int)need);
+        memory.cache = 1;
+        if (dataset_check_against(&memory, net)) goto done;
+    }
+    status = run_data_benchmark(net, image_files ? &files : NULL, &memory, opt, c->data_only);
+done:
+    dataset_free(&files);
+    dataset_free(&memory);
+    data_config_free(&d);
+    return status;
+}
+
 static int cmd_benchmark(cli *c)
 {
     if (c->n_positional != 1) {
@@ -564,6 +623,11 @@ static int cmd_benchmark(cli *c)
     cdb_network *net = load_network(c->positional[0], c);
     if (!net) return fail();
     benchmark_options opt = {c->warmup, c->steps, c->repeats, c->top_given ? c->top : 12};
+    if (c->data || c->data_only) {
+        int status = benchmark_data(net, c, &opt);
+        cdb_network_free(net);
+        return status ? fail() : 0;
+    }
     int status = run_benchmark(net, &opt) ? 1 : 0;
     if (!status && c->dropback_report) {
         /* The same cfg four times: off, on, and at rates 1/0.5 without and with compute skipping. */
@@ -710,13 +774,14 @@ done:
 static int cmd_export(const cli *c)
 {
     if (c->n_positional != 2) {
-        fprintf(stderr, "usage: cdbnet export DATA.data DIR [-limit N]\n");
+        fprintf(stderr, "usage: cdbnet export DATA.data DIR [-limit N] [-size S] [-rgb] [-jpeg QUALITY]\n");
         return 2;
     }
     data_config d;
     if (data_config_load(c->positional[0], &d)) return fail();
-    printf("export %s (%d classes) as PNG files under %s\n", c->positional[0], d.classes, c->positional[1]);
-    int status = export_images(&d, c->positional[1], c->limit);
+    printf("export %s (%d classes) as %s files under %s\n", c->positional[0], d.classes, c->jpeg ? "JPEG" : "PNG", c->positional[1]);
+    export_options opt = {c->limit, c->size, c->rgb, c->jpeg};
+    int status = export_images(&d, c->positional[1], &opt);
     data_config_free(&d);
     return status ? fail() : 0;
 }
