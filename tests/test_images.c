@@ -116,6 +116,25 @@ static void t_crop_boxes(void)
         CHECK(fallback || (area > 0.07 && area < 1.02 && ratio > 0.70 && ratio < 1.42), "area %.3f ratio %.3f", area,
               ratio);
     }
+    /* Darknet's crop: min_crop = max_crop = 32 on a 100x50 image scales the
+     * shorter side to 32, so the window is the full height, shifted
+     * across the width; with aspect the window's width stretches. */
+    for (int t = 0; t < 200; t++) {
+        cdb_rng rd = rng_stream(4, 2, (uint64_t)t);
+        image_box d = image_darknet_box(100, 50, 32, 32, 32, 32, 1.f, &rd);
+        CHECK(fabs(d.h - 50) < 1e-9 && fabs(d.w - 50) < 1e-9 && fabs(d.y) < 1e-9 && d.x >= -1e-9 && d.x <= 50 + 1e-9,
+              "darknet box %g %g %g %g", d.x, d.y, d.w, d.h);
+        d = image_darknet_box(100, 50, 32, 32, 32, 64, 1.5f, &rd);
+        double a = d.w / d.h; /* the aspect factor drawn */
+        double shorter = 50 < 100 * a ? 50 : 100 * a, s = 32 / d.h, r = s * shorter;
+        CHECK(a > 1 / 1.5 - 1e-6 && a < 1.5 + 1e-6 && r > 32 - 1e-6 && r < 64 + 1e-6 &&
+                  fabs(r - floor(r + 0.5)) < 1e-6,
+              "aspect %.4f, shorter side %.3f", a, r);
+        /* the window stays within the scaled image: its centre within the slack */
+        double cx = d.x + d.w / 2, cy = d.y + d.h / 2;
+        CHECK(fabs(cx - 50) <= (100 * s / a - 32) / 2 * a / s + 1e-6 && fabs(cy - 25) <= (50 * s - 32) / 2 / s + 1e-6,
+              "centre %g %g", cx, cy);
+    }
     /* a strip no box of the ratio range fits ten times: the centre crop at the nearest ratio */
     cdb_rng r = rng_stream(1, 1, 1);
     image_box s = image_random_resized_box(400, 10, 0.99f, 0.75f, &r);
@@ -454,11 +473,43 @@ static void t_data_benchmark(void)
     CHECK(run_command(cmd, out, sizeof(out)) != 0 && strstr(out, "-data-only needs -data"), "%s", out);
 }
 
+static void t_darknet_crop_keys(void)
+{
+    const char *head = "[net]\nbatch=1\nwidth=16\nheight=16\nchannels=1\nclasses=2\n";
+    const char *tail = "[connected]\noutput=2\n[softmax]\n";
+    char text[512];
+    snprintf(text, sizeof(text), "%s%s", head, tail);
+    cdb_network *net = net_from_text(text);
+    CHECK(net && !net->input_cfg.darknet_crop, "off by default");
+    cdb_network_free(net);
+    snprintf(text, sizeof(text), "%saspect=0.75\nmax_crop=24\n%s", head, tail);
+    net = net_from_text(text);
+    CHECK(net && net->input_cfg.darknet_crop && net->input_cfg.min_crop == 16 && net->input_cfg.max_crop == 24 &&
+              net->input_cfg.aspect == 0.75f,
+          "keys: Darknet's defaults min_crop = width");
+    cdb_network_free(net);
+    snprintf(text, sizeof(text), "%sdarknet=1\n%s", head, tail);
+    net = net_from_text(text);
+    CHECK(net && net->input_cfg.darknet_crop && net->input_cfg.max_crop == 32, "darknet=1: max_crop = 2 width");
+    cdb_network_free(net);
+    snprintf(text, sizeof(text), "%sdarknet=1\ncenter=1\nmin_crop=20\n%s", head, tail);
+    net = net_from_text(text);
+    CHECK(net && !net->input_cfg.darknet_crop, "center=1 turns it off");
+    cdb_network_free(net);
+    snprintf(text, sizeof(text), "%smin_crop=30\nmax_crop=20\n%s", head, tail);
+    const char *e = net_error_from_text("crop", text);
+    CHECK(e && strstr(e, "max_crop=20 is below min_crop=30"), "%s", e ? e : "built");
+    snprintf(text, sizeof(text), "%saspect=1.2\nresized_crop=1\n%s", head, tail);
+    e = net_error_from_text("crop", text);
+    CHECK(e && strstr(e, "not both"), "%s", e ? e : "built");
+}
+
 void register_image_tests(void)
 {
     test_add("images/benchmark -data: image files against the same images in memory", t_data_benchmark);
     test_add("images/resampling against the direct triangle-filter sum", t_resample);
-    test_add("images/centre and random-resized crop boxes", t_crop_boxes);
+    test_add("images/centre, random-resized and Darknet crop boxes", t_crop_boxes);
+    test_add("images/Darknet's crop keys: min_crop, max_crop, aspect, center, darknet=1", t_darknet_crop_keys);
     test_add("images/format=folder: classes, labels, names=, cache=1, empty folders", t_folder_dataset);
     test_add("images/bad_images: a truncated and a false image, error and skip", t_bad_images);
     test_add("images/format=list: Darknet's label rule, each bad line named", t_list_dataset);

@@ -448,10 +448,12 @@ int dataset_check_against(cdb_dataset *d, const cdb_network *net)
         return -1;
     }
     if (d->paths && d->cache) {
-        if (net->input_cfg.resized_crop) {
-            cdb_set_error("%s: cache=1 keeps each image once, pre-processed, so it cannot serve resized_crop=1 of %s "
-                          "(a new crop of the original each time): drop one of them",
-                          d->name, net->cfg_path);
+        if (net->input_cfg.resized_crop || net->input_cfg.darknet_crop) {
+            cdb_set_error("%s: cache=1 keeps each image once, pre-processed, so it cannot serve the random crops of %s "
+                          "(%s: a new crop of the original each time): drop cache=1%s",
+                          d->name, net->cfg_path,
+                          net->input_cfg.resized_crop ? "resized_crop=1" : "Darknet's min_crop/max_crop/aspect",
+                          net->input_cfg.resized_crop ? " or resized_crop" : ", or set center=1 in [net]");
             return -1;
         }
         return imageset_cache(d, &net->input_cfg);

@@ -134,6 +134,27 @@ image_box image_random_resized_box(int w, int h, float scale_min, float ratio_mi
     return b;
 }
 
+image_box image_darknet_box(int w, int h, int W, int H, int min_crop, int max_crop, float aspect, cdb_rng *rng)
+{
+    /* Darknet: aspect = rand_scale(aspect); r = rand_int(min, max);
+     * shorter = min(h, w * aspect); s = r / shorter; the output pixel x
+     * reads source (x - W/2 + dx) * aspect / s + w/2, y likewise without
+     * the aspect, dx uniform in +-(w s / aspect - W) / 2. */
+    float lo = aspect < 1 ? aspect : 1, hi = aspect < 1 ? 1 : aspect;
+    float a = lo + (hi - lo) * rng_uniform(rng);
+    if (rng_int(rng, 2)) a = 1.f / a;
+    int r = min_crop + rng_int(rng, max_crop - min_crop + 1);
+    double shorter = h < w * a ? h : w * a, s = r / shorter;
+    double mx = (w * s / a - W) / 2, my = (h * s - H) / 2;
+    double dx = (2 * rng_uniform(rng) - 1) * mx, dy = (2 * rng_uniform(rng) - 1) * my;
+    image_box b;
+    b.w = W * a / s;
+    b.h = H / s;
+    b.x = w / 2.0 + (dx - W / 2.0) * a / s;
+    b.y = h / 2.0 + (dy - H / 2.0) / s;
+    return b;
+}
+
 /* The taps of one output coordinate: source pixels first..first+n-1 with
  * normalised weights. */
 typedef struct {

@@ -43,6 +43,12 @@ image_box image_center_box(int w, int h, int resize, int W, int H);
  * ten tries, else the centre crop of the largest box within the ratio
  * range. */
 image_box image_random_resized_box(int w, int h, float scale_min, float ratio_min, cdb_rng *rng);
+/* Darknet's classifier crop (random_augment_image without its rotation,
+ * which `angle` does afterwards): the aspect ratio stretched by a factor
+ * between 1 and `aspect` or its inverse, the shorter side (after the
+ * stretch) scaled to a random min_crop..max_crop pixels, and a W x H
+ * window shifted uniformly within the scaled image about its centre. */
+image_box image_darknet_box(int w, int h, int W, int H, int min_crop, int max_crop, float aspect, cdb_rng *rng);
 /* Resample `box` of `src` to W x H, channels first (dst: (c, H, W)), with
  * a triangle (bilinear) filter widened by the scale when reducing, so that
  * a reduction averages rather than skips pixels; edges replicated. */

@@ -342,9 +342,13 @@ int imageset_load_bytes(const cdb_dataset *d, int index, const input_config *in,
 {
     byte_image im;
     if (image_decode(d->paths[index], d->c == 1 ? 1 : 3, &im)) return -1;
-    image_box box = rng && in->resized_crop
-                        ? image_random_resized_box(im.w, im.h, in->resized_crop_scale, in->resized_crop_ratio, rng)
-                        : image_center_box(im.w, im.h, in->image_resize, d->w, d->h);
+    image_box box;
+    if (rng && in->resized_crop)
+        box = image_random_resized_box(im.w, im.h, in->resized_crop_scale, in->resized_crop_ratio, rng);
+    else if (rng && in->darknet_crop)
+        box = image_darknet_box(im.w, im.h, d->w, d->h, in->min_crop, in->max_crop, in->aspect, rng);
+    else
+        box = image_center_box(im.w, im.h, in->image_resize, d->w, d->h);
     uint8_t *chw = dst;
     uint8_t *tmp = NULL;
     if (d->c != im.c) { /* 4 channels asked: RGB and a zero plane */

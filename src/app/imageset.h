@@ -18,7 +18,8 @@ int imageset_load_list(const data_config *d, const char *file, cdb_dataset *out)
 
 /* One image, decoded and pre-processed to (c, h, w) bytes of the dataset's
  * shape: the validation transform, or with `rng` (training) the
- * RandomResizedCrop of in->resized_crop. 0, or -1 with the error naming
+ * RandomResizedCrop of in->resized_crop or Darknet's crop of
+ * in->darknet_crop. 0, or -1 with the error naming
  * the file. */
 int imageset_load_bytes(const cdb_dataset *d, int index, const input_config *in, cdb_rng *rng, uint8_t *dst);
 

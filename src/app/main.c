@@ -373,6 +373,10 @@ static int cmd_train(const cli *c)
         goto done;
     }
     if (!c->quiet) print_dataset(&train, &valid);
+    if (!train.paths && net->input_cfg.darknet_crop_keys)
+        fprintf(stderr, "warning: %s: min_crop, max_crop and aspect crop image files (format=folder or list); the images "
+                        "of '%s' are used at their size\n",
+                net->cfg_path, train.name);
     if (!c->quiet)
         dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
@@ -579,9 +583,9 @@ static int benchmark_data(cdb_network *net, const cli *c, const benchmark_option
     long need = (long)(opt->warmup + 1 + (long)opt->steps * opt->repeats) * net->batch;
     int image_files = d.format == DATA_FOLDER || d.format == DATA_LIST;
     cdb_dataset *first = image_files ? &files : &memory;
-    if (image_files && net->input_cfg.resized_crop && !c->data_only) {
-        cdb_set_error("the in-memory arm keeps pre-processed images, so it cannot time resized_crop=1: benchmark with "
-                      "-set net.resized_crop=0");
+    if (image_files && (net->input_cfg.resized_crop || net->input_cfg.darknet_crop)) {
+        cdb_set_error("the in-memory arm keeps pre-processed images, so it cannot time random crops: benchmark with "
+                      "-set net.resized_crop=0 (or -set net.center=1 for Darknet's crop)");
         goto done;
     }
     d.cache = 0;

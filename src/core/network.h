@@ -120,6 +120,13 @@ typedef struct {
     int image_resize;
     int resized_crop;
     float resized_crop_scale, resized_crop_ratio;
+    /* Darknet's classifier crop of image files in training (min_crop,
+     * max_crop, aspect keys, or darknet=1; center=1 turns it off): the
+     * shorter side scaled to a random min_crop..max_crop, the aspect
+     * stretched by up to `aspect`, a random window of the network's size. */
+    int darknet_crop, min_crop, max_crop;
+    int darknet_crop_keys;     /* min_crop, max_crop or aspect given (warned about for in-memory datasets) */
+    float aspect;
 } input_config;
 
 /* How convolutions are computed on the CPU, per network: [net] keys

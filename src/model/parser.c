@@ -8,10 +8,6 @@
 #include "network.h"
 #include "schedule.h"
 
-/* Darknet [net] keys for image augmentation that cdbnet does not implement:
- * accepted, so Darknet classifier cfgs load, with a warning. */
-static const char *const darknet_ignored_keys[] = {"aspect",
-                                                   "max_crop", "min_crop", "center", NULL};
 
 static int read_net(cfg_reader *r, cdb_network *net)
 {
@@ -95,6 +91,23 @@ static int read_net(cfg_reader *r, cdb_network *net)
     in->resized_crop = cfg_int(r, "resized_crop", 0, 0, 1);
     in->resized_crop_scale = cfg_float(r, "resized_crop_scale", 0.08f, 0.001f, 1.f);
     in->resized_crop_ratio = cfg_float(r, "resized_crop_ratio", 0.75f, 0.01f, 1.f);
+    int darknet_keys = cfg_has(r, "min_crop") || cfg_has(r, "max_crop") || cfg_has(r, "aspect");
+    int width = cfg_has(r, "width") ? cfg_int(r, "width", 1, 1, 1 << 16) : 1;
+    in->min_crop = cfg_int(r, "min_crop", width, 1, 1 << 16);
+    in->max_crop = cfg_int(r, "max_crop", 2 * width, 1, 1 << 16);
+    in->aspect = cfg_float(r, "aspect", 1.f, 0.01f, 100.f);
+    int center = cfg_int(r, "center", 0, 0, 1);
+    in->darknet_crop = !center && !in->resized_crop && (darknet_keys || t->darknet);
+    in->darknet_crop_keys = darknet_keys;
+    if (darknet_keys && in->resized_crop) {
+        cfg_fail(r, "resized_crop", "give resized_crop=1 (torchvision's crop) or Darknet's min_crop/max_crop/aspect, "
+                                    "not both");
+        return -1;
+    }
+    if (in->max_crop < in->min_crop) {
+        cfg_fail(r, "max_crop", "max_crop=%d is below min_crop=%d", in->max_crop, in->min_crop);
+        return -1;
+    }
     net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
     /* at most 0.5: converted to label_smoothing = eps K/(K-1), which must not pass 1 */
     net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.5f);
@@ -115,12 +128,6 @@ static int read_net(cfg_reader *r, cdb_network *net)
     cp->slice_bytes = (size_t)cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
     cp->deterministic = cfg_int(r, "conv_deterministic", 0, 0, 1);
 
-    for (int i = 0; darknet_ignored_keys[i]; i++)
-        if (cfg_has(r, darknet_ignored_keys[i])) {
-            cfg_str(r, darknet_ignored_keys[i], "");
-            fprintf(stderr, "warning: %s: [net] key '%s' (Darknet image augmentation) is not implemented and is ignored\n",
-                    r->file->path, darknet_ignored_keys[i]);
-        }
     if (r->failed) return -1;
     if (!cfg_has(r, "width") || !cfg_has(r, "height") || !cfg_has(r, "channels")) {
         cfg_fail(r, NULL, "[net] needs width, height and channels");
