@@ -235,6 +235,28 @@ static void t_folder_dataset(void)
     image_free(&im);
     for (int i = 0; i < 48; i++)
         CHECK(fabsf(images[48 + i] - bytes[i] / 255.f) < 1e-6f, "pixel %d: %g, want %g", i, images[48 + i], bytes[i] / 255.f);
+    /* flip=1 through the file path: each image as it is or mirrored */
+    input_config flip = net->input_cfg;
+    flip.flip = 1;
+    int mirrored = 0;
+    for (int t = 0; t < 8; t++) {
+        cdb_rng r = rng_stream(11, 3, (uint64_t)t);
+        float aug[3 * 48];
+        CHECK(dataset_fill_batch(&set, idx, 3, &flip, 1, &r, aug, labels) == 0, "%s", cdb_last_error());
+        for (int b = 0; b < 3; b++) {
+            int same = 1, mirror = 1;
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < 4; y++)
+                    for (int x = 0; x < 4; x++) {
+                        float v = aug[b * 48 + (c * 4 + y) * 4 + x];
+                        same &= v == images[b * 48 + (c * 4 + y) * 4 + x];
+                        mirror &= v == images[b * 48 + (c * 4 + y) * 4 + 3 - x];
+                    }
+            CHECK(same || mirror, "image %d of try %d is neither itself nor its mirror", b, t);
+            mirrored += mirror && !same;
+        }
+    }
+    CHECK(mirrored > 0 && mirrored < 24, "%d of 24 images mirrored", mirrored);
     /* cache=1: the same floats from memory */
     cdb_dataset cached;
     data_config_free(&d);
@@ -324,6 +346,20 @@ static void t_bad_images(void)
     dataset_free(&set);
     data_config_free(&d);
     cdb_network_free(net);
+    /* a JPEG cut after its header: found by its header, refused when decoded */
+    char jpg[700];
+    snprintf(jpg, sizeof(jpg), "%s/cut.jpg", test_tmpdir());
+    CHECK(write_image(jpg, 40, 30, 3, 2, 1) == 0, "write %s", jpg);
+    struct stat st;
+    CHECK(stat(jpg, &st) == 0 && st.st_size > 600, "jpeg of %ld bytes", (long)st.st_size);
+    snprintf(cmd, sizeof(cmd), "truncate -s %ld '%s'", (long)st.st_size / 3, jpg);
+    CHECK(system(cmd) == 0, "truncate");
+    int w, h;
+    byte_image im;
+    CHECK(image_probe(jpg, &w, &h) == 0 && w == 40 && h == 30, "the header of the cut JPEG: %s", cdb_last_error());
+    CHECK(image_decode(jpg, 3, &im) != 0 && strstr(cdb_last_error(), "cut.jpg") &&
+              strstr(cdb_last_error(), "truncated or corrupt"),
+          "a cut JPEG decoded: %s", cdb_last_error());
 }
 
 static void t_list_dataset(void)
