@@ -292,6 +292,43 @@ static void t_shortcut_across_shapes(void)
     CHECK(!bad, "%d outputs differ from Darknet's shortcut", bad);
 }
 
+/* dilation: each output is the sum over taps (ky, kx) of the input at
+ * (y*stride + ky*d - pad*d, x*stride + kx*d - pad*d), written out here; a
+ * padding that would size the output otherwise than Darknet's formula is
+ * refused. */
+static void t_dilation(void)
+{
+    const char *text = "[net]\nbatch=1\nwidth=11\nheight=9\nchannels=2\n[convolutional]\nfilters=3\nsize=3\n"
+                       "stride=2\npad=1\ndilation=3\nactivation=linear\n[avgpool]\n[softmax]\n";
+    cdb_network *net = net_from_text(text);
+    CHECK(net, "build");
+    fill_normal(net->input, (size_t)net->inputs, 8, 1.f);
+    network_forward(net, 0);
+    const cdb_layer *l = &net->layers[0];
+    const float *w = l->params[0].value, *bias = l->params[1].value;
+    CHECK(l->out_h == 5 && l->out_w == 6, "output %dx%d", l->out_h, l->out_w);
+    double worst = 0;
+    for (int f = 0; f < 3; f++)
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 6; x++) {
+                double sum = bias[f];
+                for (int c = 0; c < 2; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = y * 2 + ky * 3 - 3, ix = x * 2 + kx * 3 - 3;
+                            if (iy < 0 || iy >= 9 || ix < 0 || ix >= 11) continue;
+                            sum += w[((f * 2 + c) * 3 + ky) * 3 + kx] * net->input[(c * 9 + iy) * 11 + ix];
+                        }
+                double d = fabs(l->output[(f * 5 + y) * 6 + x] - sum);
+                worst = d > worst ? d : worst;
+            }
+    cdb_network_free(net);
+    CHECK(worst < 1e-5, "dilated output off by %g", worst);
+    const char *e = net_error_from_text("dil", "[net]\nbatch=1\nwidth=9\nheight=9\nchannels=1\n[convolutional]\n"
+                                               "filters=2\nsize=3\ndilation=2\nactivation=linear\n[avgpool]\n[softmax]\n");
+    CHECK(e && strstr(e, "dilation=2 with size=3 and padding 0") && strstr(e, "use pad=1"), "%s", e ? e : "built");
+}
+
 /* label_smooth_eps: 1 - eps on the label and eps/(K-1) elsewhere, which is
  * PyTorch's smoothing of eps K/(K-1): the targets of a training step. */
 static void t_label_smooth_eps(void)
@@ -366,6 +403,7 @@ void register_darknet_tests(void)
 {
     test_add("darknet/[crop]: the centre in eval, random windows and flips in training", t_crop);
     test_add("darknet/label_smooth_eps: Darknet's targets", t_label_smooth_eps);
+    test_add("darknet/dilation: the taps written out, inconsistent padding refused", t_dilation);
     test_add("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes);
     test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);
     test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);

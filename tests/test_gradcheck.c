@@ -276,7 +276,27 @@ static void t_crop(void)
                        "activation=linear\n" HEAD_TAIL);
 }
 static void t_dropout(void) { gradcheck(NET_HEAD "[dropout]\nprobability=0.3\n" HEAD_TAIL); }
+/* Darknet's dilation: 3x3 taps two apart (pad 2), and 5x5 three apart with
+ * a stride. */
+static void t_conv_dilated(void)
+{
+    gradcheck("[net]\nbatch=2\nwidth=9\nheight=8\nchannels=2\n[convolutional]\nfilters=3\nsize=3\npad=1\n"
+              "dilation=2\nactivation=linear\n[convolutional]\nfilters=2\nsize=5\nstride=2\npad=1\ndilation=3\n"
+              "activation=linear\n" HEAD_TAIL);
+}
+/* Darknet's [logistic]: binary cross-entropy of each output; soft targets
+ * (label smoothing) too. */
+static void t_logistic(void)
+{
+    gradcheck(NET_HEAD "label_smoothing=0.2\n[convolutional]\nfilters=2\nsize=3\npad=1\nactivation=linear\n"
+                       "[connected]\noutput=4\nactivation=linear\n[logistic]\n");
+}
 static void t_softmax_only(void) { gradcheck("[net]\nbatch=3\nwidth=1\nheight=1\nchannels=4\n[softmax]\n"); }
+/* Darknet's temperature, with a [cost] after it */
+static void t_softmax_temperature(void)
+{
+    gradcheck(NET_HEAD "[connected]\noutput=4\nactivation=linear\n[softmax]\ntemperature=2.5\n[cost]\nscale=0.5\n");
+}
 
 #define ACTIVATION_TEST(act) \
     static void t_act_##act(void) { gradcheck(NET_HEAD "[connected]\noutput=6\nactivation=" #act "\n" HEAD_TAIL); }
@@ -371,6 +391,9 @@ static const struct {
     {"gradcheck/shortcut drop_connect (stochastic depth)", t_shortcut_drop_connect},
     {"gradcheck/shortcut across shapes (Darknet)", t_shortcut_across_shapes},
     {"gradcheck/softmax cross-entropy", t_softmax_only},
+    {"gradcheck/softmax temperature and cost (Darknet)", t_softmax_temperature},
+    {"gradcheck/logistic binary cross-entropy (Darknet)", t_logistic},
+    {"gradcheck/convolution with dilation (Darknet)", t_conv_dilated},
     {"gradcheck/activation linear", t_act_linear},
     {"gradcheck/activation relu", t_act_relu},
     {"gradcheck/activation leaky", t_act_leaky},

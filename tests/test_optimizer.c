@@ -163,6 +163,23 @@ static void t_lr_policies(void)
     net->step = 49;
     CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-7f, "sig at its midpoint: %g", network_learning_rate(net));
     cdb_network_free(net);
+    /* AlexeyAB's sgdr: cycles of 10, then 20 steps (batch numbers 1-10,
+     * 11-30), each a cosine from learning_rate to learning_rate_min */
+    net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\npolicy=sgdr\n"
+                        "sgdr_cycle=10\nlearning_rate_min=0.001\nmax_batches=100\n[connected]\noutput=3\n[softmax]\n");
+    CHECK(net && net->train.sgdr_mult == 2, "policy=sgdr");
+    const int steps[5] = {0, 4, 9, 10, 29};
+    const double want[5] = {0.001 + 0.0495 * (1 + cos(M_PI / 10)), 0.001 + 0.0495, 0.001,
+                            0.001 + 0.0495 * (1 + cos(M_PI / 20)), 0.001};
+    for (int k = 0; k < 5; k++) {
+        net->step = steps[k];
+        CHECK(fabs(network_learning_rate(net) - want[k]) < 1e-7, "sgdr at step %d: %g, want %g", steps[k],
+              network_learning_rate(net), want[k]);
+    }
+    cdb_network_free(net);
+    net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=sgdr\n[connected]\noutput=3\n[softmax]\n");
+    CHECK(net && fabsf(net->train.learning_rate_min - 1e-5f) < 1e-12f, "sgdr: Darknet's learning_rate_min 1e-5");
+    cdb_network_free(net);
     const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=steps\n"
                                                      "steps=0.3,100\nscales=0.1,0.1\n[connected]\noutput=3\n[softmax]\n");
     CHECK(msg && strstr(msg, "bad.cfg:7: [net] key 'steps': '0.3' is neither a step number"), "mixed steps: %s", msg);

@@ -425,12 +425,10 @@ static const struct {
     {"max_ratio", "Darknet's random aspect-ratio resizing"},
     {"min_ratio", "Darknet's random aspect-ratio resizing"},
     {"inputs", "Darknet's non-image input size; cdbnet's inputs are width x height x channels"},
-    {"dilation", "dilated convolution"},
     {"flipped", "Darknet's flipped kernels"},
     {"stopbackward", "Darknet's stop of the backward pass (for fine-tuning its detectors)"},
     {"xnor", "XNOR-Net binary weights and inputs"},
     {"binary", "binary weights"},
-    {"temperature", "softmax temperature"},
     {"stride_x", "a different horizontal stride"},
     {"stride_y", "a different vertical stride"},
 };
@@ -440,7 +438,6 @@ const char *cfg_darknet_refused_section(const char *type)
     static const struct {
         const char *type, *why;
     } refused[] = {
-        {"logistic", "a logistic (multi-label) cost"},
         {"normalization", "local response normalisation"},
         {"lrn", "local response normalisation"},
         {"upsample", "upsampling, for detectors"},

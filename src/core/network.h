@@ -82,7 +82,16 @@ struct cdb_layer {
 #define BN_MOMENTUM_DARKNET 0.01f
 
 typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
-typedef enum { POLICY_CONSTANT, POLICY_STEPS, POLICY_POLY, POLICY_COSINE, POLICY_STEP, POLICY_EXP, POLICY_SIG } lr_policy;
+typedef enum {
+    POLICY_CONSTANT,
+    POLICY_STEPS,
+    POLICY_POLY,
+    POLICY_COSINE,
+    POLICY_STEP,
+    POLICY_EXP,
+    POLICY_SIG,
+    POLICY_SGDR
+} lr_policy;
 
 #define MAX_LR_STEPS 16
 
@@ -101,6 +110,7 @@ typedef struct {
     float power, learning_rate_min;
     int step;                  /* policy=step: every `step` steps x scale; policy=sig: the midpoint */
     float scale, gamma;        /* policy=step's factor; policy=exp's and sig's gamma */
+    int sgdr_cycle, sgdr_mult; /* policy=sgdr: the first cycle's steps (0: max_batches), each next cycle's factor */
     int burn_in;
     int max_batches, max_epochs;
     int nan_policy;            /* 0 stop: a non-finite loss ends the run; 1 skip_step: the step's update is dropped */

@@ -1,5 +1,6 @@
 /* The learning-rate schedule of [net]: linear burn-in (Darknet's
- * (step/burn_in)^power with darknet=1), then constant, steps, poly or cosine
+ * (step/burn_in)^power with darknet=1), then constant, steps, poly, cosine
+ * or Darknet's step, exp, sig and sgdr
  * (docs/cfg.md). */
 #include "schedule.h"
 
@@ -32,6 +33,19 @@ float schedule_learning_rate(const train_config *t, int step)
     case POLICY_POLY: {
         double progress = (double)step / t->max_batches;
         return (float)(lr * pow(1.0 - (progress > 1 ? 1 : progress), t->power));
+    }
+    case POLICY_SGDR: {
+        /* AlexeyAB's: cosine cycles from lr down to learning_rate_min,
+         * each sgdr_mult times the last, restarting at lr; its batch
+         * number is step + 1 */
+        long start = 0, cycle = t->sgdr_cycle ? t->sgdr_cycle : t->max_batches, batch = step + 1;
+        if (cycle < 1) cycle = 1;
+        while (start + cycle < batch) {
+            start += cycle;
+            cycle *= t->sgdr_mult;
+        }
+        return (float)(t->learning_rate_min +
+                       0.5 * (lr - t->learning_rate_min) * (1.0 + cos((double)(batch - start) * M_PI / cycle)));
     }
     case POLICY_COSINE: {
         int span = t->max_batches - t->burn_in;

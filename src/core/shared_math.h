@@ -133,17 +133,18 @@ static inline CDB_HD void adamw_element(float *w, float g, float *m, float *v, f
 /* Softmax of one image's n scores x into y, in double for the normaliser;
  * returns the cross-entropy against the target distribution t (0 when t is
  * NULL). */
-static inline CDB_HD double softmax_cross_entropy(const float *x, float *y, const float *t, int n)
+static inline CDB_HD double softmax_cross_entropy(const float *x, float *y, const float *t, int n, float inv_temp)
 {
     float m = x[0];
     for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)x[i] - m);
+    double sum = 0, k = inv_temp;
+    for (int i = 0; i < n; i++) sum += exp(((double)x[i] - m) * k);
     double log_sum = log(sum);
     double loss = 0;
     for (int i = 0; i < n; i++) {
-        y[i] = (float)exp((double)x[i] - m - log_sum);
-        if (t && t[i] != 0) loss -= t[i] * ((double)x[i] - m - log_sum);
+        double z = ((double)x[i] - m) * k - log_sum;
+        y[i] = (float)exp(z);
+        if (t && t[i] != 0) loss -= t[i] * z;
     }
     return loss;
 }

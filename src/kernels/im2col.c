@@ -139,3 +139,38 @@ void col2im(float *col, int channels, int height, int width, int ksize, int stri
         }
     }
 }
+
+void im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+                    int out_h, int out_w, float *col, int ld)
+{
+    for (int r = 0; r < channels * ksize * ksize; r++) {
+        int kx = r % ksize, ky = (r / ksize) % ksize, c = r / ksize / ksize;
+        const float *plane = im + (long)c * height * width;
+        float *dst = col + (long)r * ld;
+        for (int y = 0; y < out_h; y++) {
+            int iy = y * stride + ky * dilation - pad;
+            for (int x = 0; x < out_w; x++) {
+                int ix = x * stride + kx * dilation - pad;
+                dst[y * out_w + x] = iy >= 0 && iy < height && ix >= 0 && ix < width ? plane[iy * width + ix] : 0.f;
+            }
+        }
+    }
+}
+
+void col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+                    int out_h, int out_w, float *im, int ld)
+{
+    for (int r = 0; r < channels * ksize * ksize; r++) {
+        int kx = r % ksize, ky = (r / ksize) % ksize, c = r / ksize / ksize;
+        float *plane = im + (long)c * height * width;
+        const float *src = col + (long)r * ld;
+        for (int y = 0; y < out_h; y++) {
+            int iy = y * stride + ky * dilation - pad;
+            if (iy < 0 || iy >= height) continue;
+            for (int x = 0; x < out_w; x++) {
+                int ix = x * stride + kx * dilation - pad;
+                if (ix >= 0 && ix < width) plane[iy * width + ix] += src[y * out_w + x];
+            }
+        }
+    }
+}

@@ -11,4 +11,13 @@ void im2col(const float *im, int channels, int height, int width, int ksize, int
  * fall on the padding may be overwritten with zeros. */
 void col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
 
+/* Dilated (atrous) convolutions: tap (ky, kx) reads input pixel
+ * (y*stride + ky*dilation - pad, x*stride + kx*dilation - pad), out_h and
+ * out_w given; the same column layout. Plain loops: dilated layers are rare. */
+void im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+                    int out_h, int out_w, float *col, int ld);
+/* im += fold(col) for im2col_dilated's layout. */
+void col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+                    int out_h, int out_w, float *im, int ld);
+
 #endif

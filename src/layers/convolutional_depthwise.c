@@ -25,7 +25,7 @@
 int conv_depthwise_shape(const cdb_layer *l, const conv_priv *p)
 {
     /* kernels up to 8x8: a channel's K*K tap sums live in fixed arrays */
-    return p->groups > 1 && p->groups == l->c && p->filters == l->c && p->size <= 8;
+    return p->groups > 1 && p->groups == l->c && p->filters == l->c && p->size <= 8 && p->dilation == 1;
 }
 
 int conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net)

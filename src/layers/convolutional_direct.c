@@ -17,7 +17,7 @@
  * it keeps im2col. */
 int conv_direct_shape(const cdb_layer *l, const conv_priv *p)
 {
-    return p->groups == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
+    return p->groups == 1 && p->dilation == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
 }
 
 int conv_uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net)

@@ -56,8 +56,13 @@ static void fill_columns(const cdb_layer *l, const conv_priv *p, int first, int 
 #pragma omp parallel for schedule(static)
     for (int ic = 0; ic < count * C; ic++) {
         int i = ic / C, c = ic % C;
-        im2col(l->input + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w, 1, l->h, l->w, p->size, p->stride,
-               p->pad, col + (size_t)c * kk * ld + (size_t)i * N, ld);
+        const float *im = l->input + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w;
+        float *dst = col + (size_t)c * kk * ld + (size_t)i * N;
+        if (p->dilation > 1)
+            im2col_dilated(im, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h, l->out_w,
+                           dst, ld);
+        else
+            im2col(im, 1, l->h, l->w, p->size, p->stride, p->pad, dst, ld);
     }
 }
 
@@ -67,8 +72,13 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
 #pragma omp parallel for schedule(static)
     for (int ic = 0; ic < count * C; ic++) {
         int i = ic / C, c = ic % C;
-        col2im(col + (size_t)c * kk * ld + (size_t)i * N, 1, l->h, l->w, p->size, p->stride, p->pad,
-               l->input_delta + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w, ld);
+        float *src = col + (size_t)c * kk * ld + (size_t)i * N;
+        float *im = l->input_delta + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w;
+        if (p->dilation > 1)
+            col2im_dilated(src, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h,
+                           l->out_w, im, ld);
+        else
+            col2im(src, 1, l->h, l->w, p->size, p->stride, p->pad, im, ld);
     }
 }
 
@@ -80,7 +90,7 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
 
 static int pointwise(const cdb_layer *l, const conv_priv *p)
 {
-    return p->size == 1 && p->stride == 1 && p->pad == 0 && p->groups == 1 &&
+    return p->size == 1 && p->dilation == 1 && p->stride == 1 && p->pad == 0 && p->groups == 1 &&
            l->out_h * l->out_w >= POINTWISE_MIN_PIXELS;
 }
 
@@ -221,6 +231,9 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     p->pad = cfg_int(r, "padding", 0, 0, 1024);
     if (pad_flag) p->pad = p->size / 2;
     p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
+    /* Darknet's (AlexeyAB's) dilation: ignored for 1x1 kernels */
+    p->dilation = cfg_int(r, "dilation", 1, 1, 1024);
+    if (p->size == 1) p->dilation = 1;
     p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
     /* bias=0: no bias (PyTorch's bias=False, where a batch norm follows
      * later, as in pre-activation blocks); not a Darknet key. */
@@ -244,6 +257,21 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     l->out_c = p->filters;
     l->out_h = (l->h + 2 * p->pad - p->size) / p->stride + 1;
     l->out_w = (l->w + 2 * p->pad - p->size) / p->stride + 1;
+    if (p->dilation > 1) {
+        /* Darknet sizes the output as without dilation and pads by pad *
+         * dilation: the taps then fit exactly when pad = (size - 1) / 2 (as
+         * pad=1 gives for odd sizes); otherwise Darknet's im2col fills
+         * another number of columns than the layer reads, which cdbnet does
+         * not copy. */
+        int extent = p->dilation * (p->size - 1) + 1, padding = p->pad * p->dilation;
+        int h = (l->h + 2 * padding - extent) / p->stride + 1, w = (l->w + 2 * padding - extent) / p->stride + 1;
+        if (l->h + 2 * padding < extent || l->w + 2 * padding < extent || h != l->out_h || w != l->out_w) {
+            cfg_fail(r, "dilation", "dilation=%d with size=%d and padding %d gives Darknet's output %dx%d but taps "
+                                    "that span %dx%d: use pad=1 (padding = size/2) with an odd size",
+                     p->dilation, p->size, p->pad, l->out_h, l->out_w, h, w);
+            return -1;
+        }
+    }
     if (layer_alloc_output(l, r)) return -1;
     int per_group = l->c / p->groups, kk = p->size * p->size;
     size_t nweights = (size_t)p->filters * per_group * kk;
@@ -274,8 +302,10 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         if (conv_direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = conv_direct_workspace(l, p);
     }
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
-    snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s%s %s", p->filters, p->size,
-             p->size, p->stride, p->pad, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
+    char dilated[24] = "";
+    if (p->dilation > 1) snprintf(dilated, sizeof(dilated), " dil %d", p->dilation);
+    snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s%s%s %s", p->filters, p->size,
+             p->size, p->stride, p->pad, dilated, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
              p->batch_normalize || p->biases ? "" : " nobias", activation_name(p->act));
     return 0;
 }

@@ -8,6 +8,7 @@
 
 typedef struct {
     int filters, size, stride, pad, groups;
+    int dilation;  /* Darknet's dilation: taps `dilation` pixels apart, padding pad * dilation (1: none) */
     int chunk;     /* images per GEMM on the CPU (columns sized to stay in cache) */
     int direct_chunk; /* images per chunk of the direct path (conv_direct.h) */
     int gpu_chunk; /* images per GEMM on the GPU without cuDNN (larger: no cache to fit) */

@@ -13,7 +13,7 @@ LAYER_GPU_TWINS(convolutional);
 
 /* col (rows = c*k*k, ld) columns [i*N, (i+1)*N) for image i of the chunk. */
 __global__ void im2col_kernel(const float *im, int count, int channels, int height, int width, int ksize, int stride,
-                              int pad, int out_h, int out_w, float *col, int image_stride)
+                              int pad, int dilation, int out_h, int out_w, float *col, int image_stride)
 {
     size_t N = (size_t)out_h * out_w, rows = (size_t)channels * ksize * ksize, ld = (size_t)count * N;
     FOR_EACH(idx, rows * ld)
@@ -22,7 +22,7 @@ __global__ void im2col_kernel(const float *im, int count, int channels, int heig
         int i = (int)(column / N), pos = (int)(column % N);
         int y = pos / out_w, x = pos % out_w;
         int kx = (int)(r % ksize), ky = (int)((r / ksize) % ksize), c = (int)(r / ksize / ksize);
-        int iy = y * stride + ky - pad, ix = x * stride + kx - pad;
+        int iy = y * stride + ky * dilation - pad, ix = x * stride + kx * dilation - pad;
         float v = 0;
         if (iy >= 0 && iy < height && ix >= 0 && ix < width)
             v = im[(size_t)i * image_stride + ((size_t)c * height + iy) * width + ix];
@@ -32,7 +32,7 @@ __global__ void im2col_kernel(const float *im, int count, int channels, int heig
 
 /* im += fold(col): each input pixel gathers the column entries that read it. */
 __global__ void col2im_kernel(const float *col, int count, int channels, int height, int width, int ksize, int stride,
-                              int pad, int out_h, int out_w, float *im, int image_stride)
+                              int pad, int dilation, int out_h, int out_w, float *im, int image_stride)
 {
     size_t N = (size_t)out_h * out_w, ld = (size_t)count * N, per_image = (size_t)channels * height * width;
     FOR_EACH(idx, (size_t)count * per_image)
@@ -42,12 +42,12 @@ __global__ void col2im_kernel(const float *col, int count, int channels, int hei
         int c = (int)(rest / ((size_t)height * width)), iy = (int)((rest / width) % height), ix = (int)(rest % width);
         float s = 0;
         for (int ky = 0; ky < ksize; ky++) {
-            int ty = iy + pad - ky;
+            int ty = iy + pad - ky * dilation;
             if (ty < 0 || ty % stride) continue;
             int y = ty / stride;
             if (y >= out_h) continue;
             for (int kx = 0; kx < ksize; kx++) {
-                int tx = ix + pad - kx;
+                int tx = ix + pad - kx * dilation;
                 if (tx < 0 || tx % stride) continue;
                 int x = tx / stride;
                 if (x >= out_w) continue;
@@ -136,8 +136,9 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
                                            l->out_w));
     CUDNN_CHECK(cudnnSetFilter4dDescriptor(g->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, p->filters, l->c / p->groups,
                                            p->size, p->size));
-    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(g->conv, p->pad, p->pad, p->stride, p->stride, 1, 1,
-                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(g->conv, p->pad * p->dilation, p->pad * p->dilation, p->stride,
+                                                p->stride, p->dilation, p->dilation, CUDNN_CROSS_CORRELATION,
+                                                CUDNN_DATA_FLOAT));
     CUDNN_CHECK(cudnnSetConvolutionGroupCount(g->conv, p->groups));
     CUDNN_CHECK(cudnnSetConvolutionMathType(g->conv, CUDNN_FMA_MATH)); /* no TF32 */
     int returned = 0;
@@ -183,7 +184,8 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     for (int first = 0; first < l->batch; first += p->gpu_chunk) {
         int count = l->batch - first < p->gpu_chunk ? l->batch - first : p->gpu_chunk, W = count * N;
         im2col_kernel<<<grid_for(rows * W), THREADS>>>(in + (size_t)first * l->inputs, count, l->c, l->h, l->w, p->size,
-                                                       p->stride, p->pad, l->out_h, l->out_w, col, l->inputs);
+                                                       p->stride, p->pad * p->dilation, p->dilation, l->out_h, l->out_w, col,
+                                                       l->inputs);
         LAUNCH_CHECK(im2col_kernel);
         for (int g = 0; g < G; g++)
             gpu_gemm(net, 0, 0, F, W, K, 1, w + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0, zc + (size_t)g * F * W,
@@ -233,7 +235,8 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
                                                                               p->filters, N, l->outputs);
         LAUNCH_CHECK(images_to_chunk_kernel);
         im2col_kernel<<<grid_for(rows * W), THREADS>>>(in + (size_t)first * l->inputs, count, l->c, l->h, l->w, p->size,
-                                                       p->stride, p->pad, l->out_h, l->out_w, col, l->inputs);
+                                                       p->stride, p->pad * p->dilation, p->dilation, l->out_h, l->out_w, col,
+                                                       l->inputs);
         LAUNCH_CHECK(im2col_kernel);
         for (int g = 0; g < G; g++)
             gpu_gemm(net, 0, 1, F, K, W, 1, dzc + (size_t)g * F * W, W, col + (size_t)g * K * W, W, 1,
@@ -243,8 +246,9 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
             gpu_gemm(net, 1, 0, K, W, F, 1, w + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                      col + (size_t)g * K * W, W);
         size_t pixels = (size_t)count * l->inputs;
-        col2im_kernel<<<grid_for(pixels), THREADS>>>(col, count, l->c, l->h, l->w, p->size, p->stride, p->pad, l->out_h,
-                                                     l->out_w, din + (size_t)first * l->inputs, l->inputs);
+        col2im_kernel<<<grid_for(pixels), THREADS>>>(col, count, l->c, l->h, l->w, p->size, p->stride,
+                                                     p->pad * p->dilation, p->dilation, l->out_h, l->out_w,
+                                                     din + (size_t)first * l->inputs, l->inputs);
         LAUNCH_CHECK(col2im_kernel);
     }
 #endif

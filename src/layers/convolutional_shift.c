@@ -28,7 +28,7 @@
 int conv_shift_shape(const cdb_layer *l, const conv_priv *p)
 {
     long padded = (long)(l->w + 2 * p->pad) * (l->h + 2 * p->pad), pixels = (long)l->w * l->h;
-    return p->groups == 1 && p->stride == 1 && p->size > 1 && p->size % 2 == 1 && p->pad == p->size / 2 &&
+    return p->groups == 1 && p->dilation == 1 && p->stride == 1 && p->size > 1 && p->size % 2 == 1 && p->pad == p->size / 2 &&
            l->c >= 16 && padded * 100 <= pixels * 115;
 }
 

@@ -3,26 +3,37 @@
  * CPU path does. */
 #include "layer_kernels.cuh"
 #include "shared_math.h"
+extern "C" {
+#include "softmax_layer.h"
+}
 
 extern "C" {
 LAYER_GPU_TWINS(softmax);
 }
 
-__global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch)
+__global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch,
+                               float inv_temp)
 {
     FOR_EACH(b, (size_t)batch)
     {
-        double loss = softmax_cross_entropy(x + b * classes, y + b * classes, truth ? truth + b * classes : NULL, classes);
+        double loss =
+            softmax_cross_entropy(x + b * classes, y + b * classes, truth ? truth + b * classes : NULL, classes, inv_temp);
         if (losses) losses[b] = (float)loss;
     }
 }
 
-/* Plus the delta a [cost] after it adds (zero otherwise). */
+/* Plus the delta a [cost] after it adds (zero otherwise), over T. */
 __global__ void softmax_backward_kernel(const float *y, const float *truth, const float *delta, float *in_delta,
-                                        float inv_batch, size_t n)
+                                        float inv_batch, float inv_temp, size_t n)
 {
-    FOR_EACH(i, n) in_delta[i] += (y[i] - truth[i]) * inv_batch + delta[i];
+    FOR_EACH(i, n)
+    {
+        float g = (y[i] - truth[i]) * inv_batch + delta[i];
+        in_delta[i] += inv_temp == 1.f ? g : g * inv_temp;
+    }
 }
+
+static float inverse_temperature(const cdb_layer *l) { return 1.f / ((const softmax_priv *)l->priv)->temperature; }
 
 void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
@@ -30,7 +41,7 @@ void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     const float *truth = train ? GPU_F(net, net->truth, n) : NULL;
     float *losses = train ? GPU_F(net, net->losses, l->batch) : NULL;
     softmax_kernel<<<grid_for(l->batch), THREADS>>>(GPU_F(net, l->input, n), GPU_F(net, l->output, n), truth, losses,
-                                                    l->inputs, l->batch);
+                                                    l->inputs, l->batch, inverse_temperature(l));
     LAUNCH_CHECK(softmax_kernel);
     if (!train) return;
     gpu_pull(net, net->losses, (size_t)l->batch * sizeof(float));
@@ -45,6 +56,6 @@ void softmax_backward_gpu(cdb_layer *l, cdb_network *net)
     size_t n = (size_t)l->batch * l->inputs;
     softmax_backward_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->output, n), GPU_F(net, net->truth, n),
                                                       GPU_F(net, l->delta, n), GPU_F(net, l->input_delta, n),
-                                                      1.f / (float)net->batch, n);
+                                                      1.f / (float)net->batch, inverse_temperature(l), n);
     LAUNCH_CHECK(softmax_backward_kernel);
 }

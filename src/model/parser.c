@@ -33,17 +33,22 @@ static int read_net(cfg_reader *r, cdb_network *net)
     t->nan_policy = cfg_choice(r, "nan_policy", nan_policies, 0);
     t->darknet = cfg_int(r, "darknet", 0, 0, 1);
     t->decay_norm_bias = cfg_int(r, "decay_norm_bias", !t->darknet, 0, 1);
-    static const char *const policies[] = {"constant", "steps", "poly", "cosine", "step", "exp", "sig", NULL};
+    static const char *const policies[] = {"constant", "steps", "poly", "cosine", "step", "exp", "sig", "sgdr", NULL};
     t->policy = (lr_policy)cfg_choice(r, "policy", policies, POLICY_CONSTANT);
     t->power = cfg_float(r, "power", 4.f, 0.f, 100.f);
     t->burn_in = cfg_int(r, "burn_in", 0, 0, 1 << 30);
-    t->learning_rate_min = cfg_float(r, "learning_rate_min", 0.f, 0.f, 100.f);
+    /* Darknet's default for sgdr, 0 for cdbnet's cosine */
+    t->learning_rate_min = cfg_float(r, "learning_rate_min", t->policy == POLICY_SGDR ? 0.00001f : 0.f, 0.f, 100.f);
     t->max_batches = cfg_int(r, "max_batches", 0, 0, 1 << 30);
     t->max_epochs = cfg_int(r, "max_epochs", 0, 0, 1 << 20);
     /* Darknet's step, exp and sig policies (their keys only with them) */
     if (t->policy == POLICY_STEP || t->policy == POLICY_SIG) t->step = cfg_int(r, "step", 1, 1, 1 << 30);
     if (t->policy == POLICY_STEP) t->scale = cfg_float(r, "scale", 1.f, 0.f, 100.f);
     if (t->policy == POLICY_EXP || t->policy == POLICY_SIG) t->gamma = cfg_float(r, "gamma", 1.f, -100.f, 100.f);
+    if (t->policy == POLICY_SGDR) { /* AlexeyAB's warm restarts: sgdr_cycle 0 is the run's length */
+        t->sgdr_cycle = cfg_int(r, "sgdr_cycle", 0, 1, 1 << 30);
+        t->sgdr_mult = cfg_int(r, "sgdr_mult", 2, 1, 1 << 10);
+    }
     if (t->policy == POLICY_STEPS) {
         if (!cfg_has(r, "steps") || !cfg_has(r, "scales")) {
             cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");

@@ -118,6 +118,9 @@ LAYER_TEST(t_shortcut_shapes, "[net]\nbatch=4\nwidth=8\nheight=8\nchannels=3\nco
                                    "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n"
                                    "[shortcut]\nfrom=-2\nactivation=swish\n[route]\nlayers=-3\n[shortcut]\nfrom=-2\n" TAIL)
 LAYER_TEST(t_cost, HEAD "[connected]\noutput=5\nactivation=linear\n[softmax]\n[cost]\nscale=0.5\n")
+LAYER_TEST(t_temperature, HEAD "[connected]\noutput=5\nactivation=linear\n[softmax]\ntemperature=0.5\n[cost]\n")
+LAYER_TEST(t_logistic, HEAD "[connected]\noutput=5\nactivation=linear\n[logistic]\n")
+LAYER_TEST(t_dilation, HEAD "[convolutional]\nfilters=4\nsize=3\npad=1\ndilation=2\nactivation=leaky\n" TAIL)
 LAYER_TEST(t_drop_connect_nobias, HEAD "[batchnorm]\nactivation=relu\n[convolutional]\nfilters=3\nsize=3\npad=1\nbias=0\nactivation=linear\n"
                                        "[shortcut]\nfrom=-2\ndrop_connect=0.5\n" TAIL)
 LAYER_TEST(t_activations, HEAD "[connected]\noutput=6\nactivation=relu6\n[connected]\noutput=6\nactivation=leaky\n" TAIL)
@@ -290,6 +293,9 @@ int main(int argc, char **argv)
     test_add("gpu/dropout", t_dropout);
     test_add("gpu/activation layer (elu, plse)", t_activation_layer);
     test_add("gpu/cost after softmax", t_cost);
+    test_add("gpu/softmax temperature with cost", t_temperature);
+    test_add("gpu/logistic cost (on the CPU in a GPU run)", t_logistic);
+    test_add("gpu/convolution with dilation (im2col or cuDNN)", t_dilation);
     test_add("gpu/shortcut across shapes", t_shortcut_shapes);
     test_add("gpu/shortcut drop_connect, conv bias=0", t_drop_connect_nobias);
     test_add("gpu/activations", t_activations);
