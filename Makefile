@@ -1,4 +1,4 @@
-# cdbnet build. Switches (0/1): GPU CUDNN OPENCV OPENMP OPENBLAS DEBUG DEBUG_SYNC SANITIZE PORTABLE
+# cdbnet build. Switches (0/1): GPU CUDNN OPENCV MPI OPENMP OPENBLAS DEBUG DEBUG_SYNC SANITIZE PORTABLE
 #   make                 CPU build for this machine (-march=native); OpenMP on,
 #                        OpenBLAS when its header is found
 #   make PORTABLE=1      runs on any x86-64-v2 CPU (kernels 4-wide, no FMA)
@@ -65,6 +65,24 @@ ifeq ($(STB),1)
 CFLAGS += -DSTB_IMAGE
 LDLIBS += -lstb
 endif
+# MPI=1: data-parallel training over Open MPI processes (libopenmpi-dev),
+# mpirun -np N ./cdbnet train CFG.
+MPI ?= 0
+# the switches of this build that ./cdbnet-mpi, built by make test, shares
+MPI_BUILD_SWITCHES = $(if $(filter command line,$(origin OPENBLAS)),OPENBLAS=$(OPENBLAS)) \
+                     $(if $(filter command line,$(origin PORTABLE)),PORTABLE=$(PORTABLE)) \
+                     $(if $(filter command line,$(origin MARCH)),MARCH=$(MARCH)) \
+                     $(if $(filter command line,$(origin SANITIZE)),SANITIZE=$(SANITIZE))
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+ifeq ($(MPI_LIBS),)
+$(error MPI=1 needs Open MPI: scripts/install_deps.sh (Debian libopenmpi-dev))
+endif
+CFLAGS += -DCDB_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+endif
+
 # OPENCV=1: image files decoded by OpenCV 4 (libopencv-dev; a C++ file
 # behind a C interface) instead of stb_image.
 CXX ?= c++
@@ -115,7 +133,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
 GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
 # Remember the switches, so that changing one rebuilds everything.
-FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV)' | cksum | cut -d' ' -f1)
+FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV) $(MPI)' | cksum | cut -d' ' -f1)
 
 all: cdbnet
 
@@ -164,8 +182,11 @@ endif
 	OMP_WAIT_POLICY=passive ./tests/gpu_tests
 
 # Passive OpenMP waits: spinning threads make a loaded 2-core machine crawl.
+# With Open MPI installed, ./cdbnet-mpi (scripts/build_mpi.sh) too, for the
+# data-parallel tests.
 test: cdbnet tests/run_tests
 	scripts/check_includes.sh
+	if command -v mpicc > /dev/null 2>&1; then scripts/build_mpi.sh $(MPI_BUILD_SWITCHES); fi
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
 # libFuzzer harnesses (tests/fuzz) under ASan + UBSan, FUZZ_SECONDS each
@@ -174,7 +195,7 @@ fuzz:
 	scripts/fuzz.sh
 
 clean:
-	rm -rf obj obj-fuzz cdbnet libcdbnet.a tests/run_tests tests/gpu_tests
+	rm -rf obj obj-fuzz obj-mpi cdbnet cdbnet-mpi libcdbnet.a tests/run_tests tests/gpu_tests
 
 .PHONY: all test gpu-test fuzz clean
 -include $(wildcard obj/*/*.d obj/tests/*.d obj/tests/gpu/*.d)

@@ -18,6 +18,8 @@ packages=(
   libstb-dev            # image files for `cdbnet predict`
   dataset-fashion-mnist # real Fashion-MNIST in /usr/share/datasets/fashion-mnist
   gnuplot-nox           # the training chart (cdbnet train draws it when gnuplot is there)
+  libopenmpi-dev        # make MPI=1: data-parallel training over processes
+  openmpi-bin           # mpirun, for the MPI tests
 )
 arm64=0
 for arg in "$@"; do

@@ -30,6 +30,7 @@ int main(int argc, char **argv)
     register_darknet_tests();
     register_zoo_tests();
     register_compare_tests();
+    register_mpi_tests();
     register_e2e_tests();
     return test_run_all(argc - 1, argv + 1);
 }

@@ -59,6 +59,7 @@ void register_e2e_tests(void);
 void register_api_tests(void);
 void register_layer_tests(void);
 void register_image_tests(void);
+void register_mpi_tests(void);
 void register_fastmath_tests(void);
 void register_fixture_tests(void);
 void register_compare_tests(void);

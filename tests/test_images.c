@@ -424,14 +424,14 @@ static void t_loader_matches_sync(void)
     float sync[STEPS][150];
     int sync_labels[STEPS][2], order[9], order_epoch = -1;
     for (int s = 0; s < STEPS; s++)
-        CHECK(loader_fill_step(&set, &net->input_cfg, 7, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
+        CHECK(loader_fill_step(&set, &net->input_cfg, 7, 2, 0, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
               cdb_last_error());
     int differ = 0;
     for (int s = 1; s < STEPS; s++) differ += memcmp(sync[s], sync[0], size * sizeof(float)) != 0;
     CHECK(differ == STEPS - 1, "the steps' batches should differ");
     for (int first = 0; first < 4; first += 3) {
         batch_loader l;
-        CHECK(loader_start(&l, &set, &net->input_cfg, 7, 2, first, STEPS) == 0, "%s", cdb_last_error());
+        CHECK(loader_start(&l, &set, &net->input_cfg, 7, 2, 0, 2, first, STEPS) == 0, "%s", cdb_last_error());
         for (int s = first; s < STEPS; s++) {
             float *im;
             int *lab;

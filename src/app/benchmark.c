@@ -230,6 +230,13 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
            1e3 * total_seconds / steps_total, 1e3 * fwd / steps_total, 1e3 * bwd / steps_total,
            1e3 * net->update_seconds / steps_total, 1e3 * net->dropback_seconds / steps_total,
            1e3 * (total_seconds - fwd - bwd - net->update_seconds - net->dropback_seconds) / steps_total);
+    if (net->ranks > 1) {
+        size_t floats = 0;
+        for (int i = 0; i < net->nparams; i++) floats += net->params[i]->size;
+        printf("data-parallel: %d ranks, %d images each per step; the gradient sum over the ranks took %.2f ms per "
+               "step (in 'other'), %.2f MB of gradients reduced and broadcast per step\n",
+               net->ranks, net->batch / net->ranks, 1e3 * net->comm_seconds / steps_total, floats * 4.0 / 1e6);
+    }
     if (net->gpu || gemm_rate <= 0)
         printf("training FLOPs per image: %.3f GFLOP; achieved %.1f GFLOP/s\n", train_flops / 1e9, achieved);
     else
@@ -273,14 +280,16 @@ static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int st
     order = xcalloc((size_t)d->n, sizeof(int));
     if (!own_images || !own_labels || !order) status = -1;
     double t0 = now_seconds();
-    if (!status && prefetch) status = loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, first, first + steps);
+    if (!status && prefetch) status = loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, 0, net->batch, first,
+                                                 first + steps);
     for (int s = first; !status && s < first + steps; s++) {
         if (prefetch) {
             status = loader_next(&loader, s, &images, &labels);
         } else {
             images = own_images;
             labels = own_labels;
-            status = loader_fill_step(d, &net->input_cfg, net->seed, net->batch, s, order, &order_epoch, images, labels);
+            status = loader_fill_step(d, &net->input_cfg, net->seed, net->batch, 0, net->batch, s, order, &order_epoch, images,
+                                      labels);
         }
         if (!status && !data_only) {
             network_train_step(net, images, labels);

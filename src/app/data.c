@@ -588,6 +588,18 @@ void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
     if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);
 }
 
+void dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng)
+{
+    for (int b = 0; b < n; b++) {
+        if (!d->pixels) { /* image files: one seed per image (imageset_fill_batch) */
+            rng_next(rng);
+            continue;
+        }
+        augment_params ap = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
+        augment_draw(rng, in, &ap);
+    }
+}
+
 int dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                        cdb_rng *rng, float *images, int *labels)
 {

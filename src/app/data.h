@@ -84,6 +84,10 @@ typedef struct {
 void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
                    float *dst);
 
+/* Advance `rng` past what dataset_fill_batch would draw for n images
+ * (the images of a batch before a rank's shard). */
+void dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng);
+
 /* One image's random parameters from `rng`, per the keys of `in`. */
 void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap);
 

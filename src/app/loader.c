@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int step, int *order,
-                     int *order_epoch, float *images, int *labels)
+int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int shard, int count,
+                     int step, int *order, int *order_epoch, float *images, int *labels)
 {
     int steps_per_epoch = d->n / batch;
     int epoch = step / steps_per_epoch, pos = step % steps_per_epoch;
@@ -13,7 +13,8 @@ int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed
         *order_epoch = epoch;
     }
     cdb_rng aug = rng_stream(seed, RNG_STREAM_AUGMENT, (uint64_t)step);
-    return dataset_fill_batch(d, order + (size_t)pos * batch, batch, in, 1, &aug, images, labels);
+    dataset_skip_draws(d, in, shard, &aug);
+    return dataset_fill_batch(d, order + (size_t)pos * batch + shard, count, in, 1, &aug, images, labels);
 }
 
 static void *fill_ahead(void *arg)
@@ -25,8 +26,8 @@ static void *fill_ahead(void *arg)
         if (l->stop) break;
         int step = l->next;
         pthread_mutex_unlock(&l->lock);
-        int bad = loader_fill_step(l->d, l->in, l->seed, l->batch, step, l->order, &l->order_epoch, l->images[1],
-                                   l->labels[1]);
+        int bad = loader_fill_step(l->d, l->in, l->seed, l->batch, l->first, l->count, step, l->order,
+                                   &l->order_epoch, l->images[1], l->labels[1]);
         pthread_mutex_lock(&l->lock);
         if (bad) {
             l->failed = 1;
@@ -42,8 +43,8 @@ static void *fill_ahead(void *arg)
     return NULL;
 }
 
-int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int first,
-                 int max_steps)
+int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch,
+                 int shard, int count, int first, int max_steps)
 {
     memset(l, 0, sizeof(*l));
     l->d = d;
@@ -52,13 +53,15 @@ int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, 
     l->batch = batch;
     l->steps_per_epoch = d->n / batch;
     l->max_steps = max_steps;
+    l->first = shard;
+    l->count = count;
     l->ready = -1;
     l->next = first;
     l->order_epoch = -1;
     size_t size = (size_t)d->c * d->h * d->w;
     for (int k = 0; k < 2; k++) {
-        l->images[k] = xcalloc((size_t)batch * size, sizeof(float));
-        l->labels[k] = xcalloc((size_t)batch, sizeof(int));
+        l->images[k] = xcalloc((size_t)count * size, sizeof(float));
+        l->labels[k] = xcalloc((size_t)count, sizeof(int));
     }
     l->order = xcalloc((size_t)d->n, sizeof(int));
     pthread_mutex_init(&l->lock, NULL);

@@ -16,6 +16,7 @@ typedef struct {
     const input_config *in;
     uint64_t seed;
     int batch, steps_per_epoch, max_steps;
+    int first, count;    /* this rank's shard of each batch: images first .. first+count-1 */
     pthread_t thread;
     int started, inited;
     pthread_mutex_t lock;
@@ -30,18 +31,22 @@ typedef struct {
     double wait_seconds; /* the trainer's time spent waiting for batches */
 } batch_loader;
 
-/* Start filling from step `first`. 0, or -1 with the error recorded. */
-int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int first,
-                 int max_steps);
+/* Start filling from step `first_step`, images shard..shard+count-1 of
+ * each batch of `batch` (the whole batch: 0, batch). 0, or -1 with the
+ * error recorded. */
+int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch,
+                 int shard, int count, int first_step, int max_steps);
 /* The batch of `step` (the steps in order from `first`): pointers valid
  * until the next call. 0, or -1 with the error recorded (an image that
  * could not be read). */
 int loader_next(batch_loader *l, int step, float **images, int **labels);
 void loader_stop(batch_loader *l);
 
-/* The batch of `step` of a run, synchronously: the epoch's order, the
- * step's augmentation stream. */
-int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int step, int *order,
-                     int *order_epoch, float *images, int *labels);
+/* Images shard..shard+count-1 of the batch of `step` of a run (batch
+ * images), synchronously: the epoch's order, the step's augmentation
+ * stream, advanced past the images before the shard, so that the shards of
+ * all ranks together are exactly the one-process batch. */
+int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int shard, int count,
+                     int step, int *order, int *order_epoch, float *images, int *labels);
 
 #endif

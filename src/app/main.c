@@ -9,6 +9,7 @@
 #include "benchmark.h"
 #include "compare.h"
 #include "data.h"
+#include "dist.h"
 #include "export.h"
 #include "gemm.h"
 #include "network.h"
@@ -92,7 +93,7 @@ typedef struct {
     int seeds, jobs, epochs, limit, size, rgb, jpeg, data_only;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
-    int threads, nodropback, clear, print_every, index, top, top_given, quiet;
+    int threads, nodropback, clear, print_every, index, top, top_given, quiet, follower;
     int batch, steps, repeats, warmup, dropback_report, share_backup;
     int gpu_index, force_cpu; /* -gpu N (-1: not given), -cpu */
     char batch_override[64], subdivision_override[64];
@@ -233,7 +234,10 @@ static int parse_cli(int argc, char **argv, cli *c)
 
 static int fail(void)
 {
-    fprintf(stderr, "cdbnet: error: %s\n", cdb_last_error());
+    if (dist_size() > 1)
+        fprintf(stderr, "cdbnet: error (rank %d of %d): %s\n", dist_rank(), dist_size(), cdb_last_error());
+    else
+        fprintf(stderr, "cdbnet: error: %s\n", cdb_last_error());
     return 1;
 }
 
@@ -391,6 +395,7 @@ static int cmd_train(const cli *c)
                          .overrides = c->overrides,
                          .n_overrides = c->n_overrides,
                          .class_names = (const char *const *)train.class_names,
+                         .follower = c->follower,
                          .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);
@@ -815,14 +820,26 @@ static const char *self_path(const char *argv0)
     return argv0;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(usage, stdout);
+        if (dist_rank() == 0) fputs(usage, stdout);
         return argc < 2 ? 2 : 0;
     }
     cli c;
     if (parse_cli(argc, argv, &c)) return 2;
+    if (dist_size() > 1 && strcmp(argv[1], "train") && strcmp(argv[1], "benchmark")) {
+        if (dist_rank() == 0)
+            fprintf(stderr, "cdbnet: only train and benchmark run on several ranks (mpirun -np %d): run %s in one "
+                            "process\n",
+                    dist_size(), argv[1]);
+        return 2;
+    }
+    if (dist_rank() > 0) { /* rank 0 prints, validates and writes */
+        c.quiet = 1;
+        c.follower = 1;
+        if (!strcmp(argv[1], "benchmark") && !freopen("/dev/null", "w", stdout)) return 1;
+    }
     set_num_threads(c.threads ? c.threads : available_cpus());
 #ifdef GPU
     if (!c.force_cpu && cuda_device_count() > 0) {
@@ -840,4 +857,22 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "export")) return cmd_export(&c);
     fprintf(stderr, "cdbnet: unknown command '%s'\n%s", argv[1], usage);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (dist_init(&argc, &argv)) {
+        fprintf(stderr, "cdbnet: error: %s\n", cdb_last_error());
+        return 1;
+    }
+    int status = run(argc, argv);
+    /* a rank that failed alone would leave the others waiting in the next
+     * exchange: it stops them all */
+    if (status && dist_size() > 1) {
+        fprintf(stderr, "cdbnet: rank %d of %d stops the run (exit status %d)\n", dist_rank(), dist_size(), status);
+        fflush(stderr);
+        dist_abort(status);
+    }
+    dist_finalize();
+    return status;
 }

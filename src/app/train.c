@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "gemm.h"
 #include "loader.h"
 #include "runlog.h"
@@ -243,6 +244,45 @@ static int lock_backup(const char *dir)
     return fd;
 }
 
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Data-parallel runs, at the end: every rank hashes its trainable tensors
+ * and the dropback masks it drew (each channel's drop count), and compares
+ * with rank 0's. They agree by construction (one summed gradient, one
+ * optimizer, masks from the seed and the step); this says so, or stops. */
+static int check_ranks_agree(const cdb_network *net, int lead)
+{
+    uint64_t h[2] = {1469598103934665603ull, 1469598103934665603ull}, mine[2];
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        h[0] = fnv1a(h[0], p->value, p->size * sizeof(float));
+        if (p->drop_count) {
+            h[1] = fnv1a(h[1], &p->times_selected, sizeof(p->times_selected));
+            h[1] = fnv1a(h[1], p->drop_count, (size_t)p->mask_channels * sizeof(uint32_t));
+        }
+    }
+    memcpy(mine, h, sizeof(h));
+    if (dist_broadcast(h, sizeof(h))) return -1;
+    double differ[2] = {h[0] != mine[0], h[1] != mine[1]};
+    if (dist_sum_doubles(differ, 2)) return -1;
+    if (differ[0] || differ[1]) {
+        cdb_set_error("the ranks disagree at the end of the run: %g of %d hold other %s than rank 0", 
+                      differ[0] ? differ[0] : differ[1], net->ranks,
+                      differ[0] ? "trainable tensors" : "dropback masks");
+        return -1;
+    }
+    if (lead)
+        printf("ranks: the trainable tensors are bit-identical on all %d ranks (hash %016llx), and so are the "
+               "dropback masks they drew (hash %016llx)\n",
+               net->ranks, (unsigned long long)h[0], (unsigned long long)h[1]);
+    return 0;
+}
+
 /* nan_policy=skip_step gives up after this many skipped steps in a row */
 #define MAX_CONSECUTIVE_SKIPS 100
 
@@ -263,20 +303,25 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     else
         snprintf(final_path, sizeof(final_path), "%s/%s_final.weights", opt->backup_dir, base);
 
-    remove_stale_temporaries(final_path);
-    remove_stale_temporaries(last_path);
-    if (probe_output(final_path, "final weights file") || probe_output(last_path, "checkpoint")) return -1;
+    int lead = !opt->follower; /* on several ranks, rank 0 alone writes, validates and prints */
+    if (lead) {
+        remove_stale_temporaries(final_path);
+        remove_stale_temporaries(last_path);
+        if (probe_output(final_path, "final weights file") || probe_output(last_path, "checkpoint")) return -1;
+    }
     int steps_per_epoch = train->n / net->batch;
     int max = net->train.max_batches;
     int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);
-    /* image files: the next batch is decoded while this one trains */
-    int prefetch = train->paths != NULL;
+    /* image files: the next batch is decoded while this one trains; on
+     * several ranks each takes its shard of every batch */
+    int prefetch = train->paths != NULL, share = net->batch / net->ranks, shard = dist_rank() * share;
     batch_loader loader;
-    float *images = prefetch ? NULL : xcalloc((size_t)net->batch * net->inputs, sizeof(float));
-    int *labels = prefetch ? NULL : xcalloc((size_t)net->batch, sizeof(int));
+    float *images = prefetch ? NULL : xcalloc((size_t)share * net->inputs, sizeof(float));
+    int *labels = prefetch ? NULL : xcalloc((size_t)share, sizeof(int));
     int *order = prefetch ? NULL : xcalloc((size_t)train->n, sizeof(int));
     int order_epoch = -1, status = prefetch || (images && labels && order) ? 0 : -1;
-    if (prefetch && !status) status = loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, net->step, max);
+    if (prefetch && !status)
+        status = loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, max);
     double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = net->step, consecutive_skips = 0;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
@@ -284,11 +329,15 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
            net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, gemm_backend(),
            get_num_threads(), get_num_threads() == 1 ? "" : "s");
+    if (!opt->quiet && net->ranks > 1)
+        printf("data-parallel: %d ranks, %d images of each step apiece (%d per forward), gradients summed over the "
+               "ranks before each update\n",
+               net->ranks, share, net->mini_batch);
     fflush(stdout);
     while (!status && net->step < max) {
         if (prefetch ? loader_next(&loader, net->step, &images, &labels)
-                     : loader_fill_step(train, &net->input_cfg, net->seed, net->batch, net->step, order, &order_epoch,
-                                        images, labels)) {
+                     : loader_fill_step(train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, order,
+                                        &order_epoch, images, labels)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
             cdb_set_error("the batch of step %d: %s", net->step + 1, why);
@@ -340,7 +389,21 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         }
         if (!net->step_skipped) avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
-        if (opt->stop && *opt->stop) {
+        int stop = opt->stop && *opt->stop;
+        if (net->ranks > 1) { /* every rank stops after the same step */
+            double any = stop;
+            if (dist_sum_doubles(&any, 1)) {
+                status = -1;
+                break;
+            }
+            stop = any > 0;
+        }
+        if (stop && !lead) {
+            cdb_set_error("interrupted at step %d of %d (rank 0 saved the checkpoint)", net->step, max);
+            status = -1;
+            break;
+        }
+        if (stop) {
             if (save_checkpoint(net, last_path) == 0)
                 cdb_set_error("interrupted at step %d of %d: checkpoint saved to %s (continue with -weights %s)",
                               net->step, max, last_path, last_path);
@@ -367,7 +430,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         }
         if (done_epoch && !opt->quiet) report_dropback_epoch(net, net->step / steps_per_epoch);
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
-        if (validate && net->step < max && valid) {
+        if (validate && net->step < max && valid && lead) {
             valid_result v;
             if (validate_network(net, valid, &v)) {
                 status = -1;
@@ -379,7 +442,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
                 break;
             }
         }
-        if ((validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
+        if (lead && (validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
             if (save_checkpoint(net, last_path)) {
                 status = -1;
                 break;
@@ -397,6 +460,8 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         free(order);
     }
     if (status) return status;
+    if (net->ranks > 1 && check_ranks_agree(net, lead)) return -1;
+    if (!lead) return 0;
     char took[32];
     format_duration(now_seconds() - t_start, took, sizeof(took));
     if (net->dropback_stats.steps && !opt->quiet) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
@@ -417,9 +482,10 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
                   valid_result *final)
 {
     int lock = -1;
+    run_log log = {0};
+    if (opt->follower) return train_locked(net, train, valid, opt, final, &log);
     if (make_dir(opt->backup_dir)) return -1;
     if (!opt->share_backup && (lock = lock_backup(opt->backup_dir)) < 0) return -1;
-    run_log log = {0};
     int status = 0;
     if (!opt->log_path || strcmp(opt->log_path, "none")) {
         char path[4096], base[256];

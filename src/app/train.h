@@ -18,6 +18,7 @@ typedef struct {
     const char *const *overrides; /* the -set overrides, for the log's header */
     int n_overrides;
     const char *const *class_names; /* a folder dataset's classes, for the log's header, or NULL */
+    int follower;             /* a rank other than 0 of a data-parallel run: trains its shards, writes and prints nothing */
     /* When not NULL and set (by a signal handler of the caller's), the run
      * saves a checkpoint after the step under way and returns -1 with a
      * message saying so. */

@@ -1,6 +1,7 @@
 /* Running the network: forward and backward through the layers (on the CPU
  * or the GPU), one training step, profiling and the summary. */
 #include "network.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ void cdb_network_free(cdb_network *net)
     free(net->input_delta);
     free(net->forward_seconds);
     free(net->skip_scratch);
+    free(net->dist_buffer);
     free(net->backward_seconds);
     free(net->workspace);
     free(net->data_path);
@@ -61,7 +63,7 @@ void network_reset_profile(cdb_network *net)
     if (!net->profile) return;
     memset(net->forward_seconds, 0, (size_t)net->n * sizeof(double));
     memset(net->backward_seconds, 0, (size_t)net->n * sizeof(double));
-    net->update_seconds = net->dropback_seconds = 0;
+    net->update_seconds = net->dropback_seconds = net->comm_seconds = 0;
 }
 
 #ifdef GPU
@@ -292,14 +294,31 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         network_backward(net);
         loss += net->loss;
     }
-    float mean_loss = (float)(loss / net->batch);
     /* a failure inside the passes (out of memory, a CUDA error): recorded,
-     * and the weights are left untouched */
-    if (network_pass_failed(net)) {
+     * and the weights are left untouched; on several ranks every rank
+     * learns of it, and of the loss of the whole batch (the sum of theirs) */
+    double state[2] = {loss, network_pass_failed(net) ? 1.0 : 0.0};
+    if (net->ranks > 1 && dist_sum_doubles(state, 2)) {
         net->step_failed = 1;
         return NAN;
     }
+    if (state[1] != 0) {
+        if (!network_pass_failed(net)) cdb_set_error("the step failed on another rank (its output says why)");
+        net->step_failed = 1;
+        return NAN;
+    }
+    float mean_loss = (float)(state[0] / net->batch);
     int finite = isfinite(mean_loss);
+    /* 3. Data-parallel runs: the gradients summed over the ranks (each
+     * rank's already divided by the whole batch), the same bits on all. */
+    if (finite && net->ranks > 1) {
+        t0 = clock_if(net);
+        if (dist_sum_gradients(net)) {
+            net->step_failed = 1;
+            return NAN;
+        }
+        if (net->profile) net->comm_seconds += now_seconds() - t0;
+    }
     if (finite && net->train.nan_policy == 1) finite = gradients_finite(net);
     if (!finite) {
         net->step_skipped = net->train.nan_policy == 1;
@@ -310,8 +329,6 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         }
         return NAN; /* weights untouched */
     }
-
-    /* 3. (Data-parallel runs: the gradient all-reduce goes here.) */
 
     /* 4. The masks, on the summed gradient. */
     t0 = clock_if(net);

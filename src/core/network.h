@@ -162,9 +162,11 @@ struct cdb_network {
     int w, h, c, inputs, classes;
 
     /* Hyper-parameters of [net]: fixed once built (-set changes them before). */
-    int batch;                 /* images per optimizer step */
+    int batch;                 /* images per optimizer step (all ranks together) */
     int subdivisions;
-    int mini_batch;            /* batch / subdivisions: images per forward */
+    int ranks;                 /* processes sharing each step (dist.h; 1 without MPI) */
+    int sync_bn;               /* [net] sync_bn=1: batch norm statistics over every rank's images */
+    int mini_batch;            /* batch / (subdivisions x ranks): images per forward */
     train_config train;
     input_config input_cfg;
     dropback_config dropback;
@@ -195,12 +197,15 @@ struct cdb_network {
     int step_skipped;          /* nan_policy=skip_step: the last step's loss or gradient was not finite, its update dropped */
     long skipped_steps;        /* how many steps were skipped so far */
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
+    float *dist_buffer;        /* data-parallel runs: the packed gradients of the all-reduce */
+    size_t dist_buffer_size;
 
     /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
      * added here. forward_seconds and backward_seconds have one entry per layer. */
     int profile;
     double *forward_seconds, *backward_seconds;
     double update_seconds, dropback_seconds;
+    double comm_seconds;       /* data-parallel runs: the gradient sum over the ranks */
 
     /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
     int gpu;

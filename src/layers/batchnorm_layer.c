@@ -1,4 +1,5 @@
 #include "batchnorm_layer.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, i
     bn->x_hat = xcalloc((size_t)batch * channels * spatial, sizeof(float));
     if (!bn->scales->value || !bn->rolling_variance || !bn->rolling_mean || !bn->mean || !bn->variance || !bn->x_hat)
         return -1;
+    bn->ranks = net->sync_bn && net->ranks > 1 ? net->ranks : 1;
+    if (bn->ranks > 1 && !(bn->sync_sums = xcalloc((size_t)2 * channels, sizeof(double)))) return -1;
     for (int i = 0; i < channels; i++) bn->scales->value[i] = 1;
     for (int i = 0; i < channels; i++) bn->rolling_variance[i] = 1;
     return 0;
@@ -28,6 +31,7 @@ int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, i
 
 void bn_free(batchnorm *bn)
 {
+    free(bn->sync_sums);
     free(bn->rolling_mean);
     free(bn->rolling_variance);
     free(bn->mean);
@@ -78,14 +82,49 @@ static double dot_run(const float *a, const float *b, size_t n)
     return total;
 }
 
+/* sync_bn: the mean and variance of every rank's images, from sums
+ * exchanged over the ranks (the sum, then the centred squares about the
+ * mean of all: the same two passes as one process). */
+static void sync_statistics(batchnorm *bn, const float *x)
+{
+    int C = bn->channels, S = bn->spatial, B = bn->batch;
+    double *sums = bn->sync_sums, count = (double)B * S * bn->ranks;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sum = 0;
+        for (int b = 0; b < B; b++) sum += sum_run(x + ((size_t)b * C + c) * S, S);
+        sums[c] = sum;
+    }
+    if (dist_sum_doubles(sums, C)) cdb_set_error("sync_bn: %s", cdb_last_error());
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        bn->mean[c] = (float)(sums[c] / count);
+        double sq = 0;
+        for (int b = 0; b < B; b++) sq += centered_squares(x + ((size_t)b * C + c) * S, S, bn->mean[c]);
+        sums[C + c] = sq;
+    }
+    dist_sum_doubles(sums + C, C);
+    for (int c = 0; c < C; c++) {
+        bn->variance[c] = (float)(sums[C + c] / count);
+        float unbiased = count > 1 ? (float)(sums[C + c] / (count - 1)) : bn->variance[c];
+        bn->rolling_mean[c] = (1 - bn->momentum) * bn->rolling_mean[c] + bn->momentum * bn->mean[c];
+        bn->rolling_variance[c] = (1 - bn->momentum) * bn->rolling_variance[c] + bn->momentum * unbiased;
+    }
+}
+
 void bn_forward(batchnorm *bn, const float *x, float *y, int train)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
+    int synced = train && bn->ranks > 1;
+    if (synced) sync_statistics(bn, x);
     const float *gamma = bn->scales->value, *beta = bn->biases->value;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float mean, var;
-        if (train) {
+        if (synced) {
+            mean = bn->mean[c];
+            var = bn->variance[c];
+        } else if (train) {
             double sum = 0, sq = 0;
             for (int b = 0; b < B; b++) sum += sum_run(x + ((size_t)b * C + c) * S, S);
             double m = sum / ((double)B * S);
@@ -119,17 +158,40 @@ void bn_backward(batchnorm *bn, const float *dy, float *dx)
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     const float *gamma = bn->scales->value;
     float *dgamma = bn->scales->grad, *dbeta = bn->biases->grad;
-    double n = (double)B * S;
+    double n = (double)B * S * bn->ranks;
+    double *global = bn->sync_sums; /* sync_bn: the sums over every rank's images */
+    if (bn->ranks > 1) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sum_dy = 0, sum_dy_xh = 0;
+            for (int b = 0; b < B; b++) {
+                size_t off = ((size_t)b * C + c) * S;
+                sum_dy += sum_run(dy + off, S);
+                sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
+            }
+            /* the parameters' gradients stay this rank's: the step sums them */
+            dgamma[c] += (float)sum_dy_xh;
+            dbeta[c] += (float)sum_dy;
+            global[c] = sum_dy;
+            global[C + c] = sum_dy_xh;
+        }
+        if (dist_sum_doubles(global, 2 * C)) cdb_set_error("sync_bn: %s", cdb_last_error());
+    }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double sum_dy = 0, sum_dy_xh = 0;
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * S;
-            sum_dy += sum_run(dy + off, S);
-            sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
+        if (bn->ranks > 1) {
+            sum_dy = global[c];
+            sum_dy_xh = global[C + c];
+        } else {
+            for (int b = 0; b < B; b++) {
+                size_t off = ((size_t)b * C + c) * S;
+                sum_dy += sum_run(dy + off, S);
+                sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
+            }
+            dgamma[c] += (float)sum_dy_xh;
+            dbeta[c] += (float)sum_dy;
         }
-        dgamma[c] += (float)sum_dy_xh;
-        dbeta[c] += (float)sum_dy;
         float inv_std = 1.f / sqrtf(bn->variance[c] + BN_EPS);
         float k = gamma[c] * inv_std;
         float mean_dy = (float)(sum_dy / n), mean_dy_xh = (float)(sum_dy_xh / n);

@@ -15,6 +15,8 @@ typedef struct {
     float *mean, *variance;           /* this batch: (channels) */
     float *x_hat;                     /* (batch, channels, spatial) */
     float momentum;                   /* running statistics: BN_MOMENTUM, or Darknet's 0.01 with darknet=1 */
+    int ranks;                        /* sync_bn=1 on several ranks: the statistics of all ranks' images, else 1 */
+    double *sync_sums;                /* (2 channels) the sums exchanged when ranks > 1 */
 } batchnorm;
 
 #define BN_EPS 1e-5f

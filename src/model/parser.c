@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "dist.h"
 #include "layers.h"
 #include "network.h"
 #include "schedule.h"
@@ -138,8 +139,16 @@ static int read_net(cfg_reader *r, cdb_network *net)
         cfg_fail(r, NULL, "[net] needs width, height and channels");
         return -1;
     }
+    net->ranks = dist_size();
+    net->sync_bn = cfg_int(r, "sync_bn", 0, 0, 1);
     if (net->batch % net->subdivisions) {
         cfg_fail(r, "subdivisions", "batch=%d is not divisible by subdivisions=%d", net->batch, net->subdivisions);
+        return -1;
+    }
+    if (net->batch % (net->subdivisions * net->ranks)) {
+        cfg_fail(r, "batch", "batch=%d is not divisible by subdivisions=%d x %d ranks: each rank takes an equal share "
+                             "of every forward",
+                 net->batch, net->subdivisions, net->ranks);
         return -1;
     }
     if (in->nmean && in->nmean != net->c) {
@@ -163,7 +172,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
         cfg_fail(r, NULL, "the input (%d x %d x %d) is too large", net->w, net->h, net->c);
         return -1;
     }
-    net->mini_batch = net->batch / net->subdivisions;
+    net->mini_batch = net->batch / (net->subdivisions * net->ranks);
     net->inputs = net->w * net->h * net->c;
     return cfg_check_unused(r);
 }

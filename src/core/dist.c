@@ -1,0 +1,152 @@
+#include "dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "network.h"
+#include "utils.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
+
+#ifdef CDB_MPI
+#include <mpi.h>
+
+static int mpi_on, rank_, size_ = 1;
+
+int dist_available(void) { return 1; }
+
+int dist_init(int *argc, char ***argv)
+{
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        cdb_set_error("MPI_Init failed");
+        return -1;
+    }
+    mpi_on = 1;
+    /* errors return (and are reported by name) rather than abort silently */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    return 0;
+}
+
+void dist_finalize(void)
+{
+    if (mpi_on) MPI_Finalize();
+    mpi_on = 0;
+}
+
+int dist_rank(void) { return rank_; }
+int dist_size(void) { return size_; }
+
+static int mpi_failed(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS) return 0;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    cdb_set_error("%s failed on rank %d of %d: %s (another rank may have stopped)", what, rank_, size_, text);
+    return -1;
+}
+
+int dist_sum_doubles(double *v, int n)
+{
+    if (size_ == 1) return 0;
+    int rc = MPI_Reduce(rank_ == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (mpi_failed(rc, "MPI_Reduce")) return -1;
+    return mpi_failed(MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+}
+
+int dist_sum_gradients(cdb_network *net)
+{
+    if (size_ == 1) return 0;
+    size_t total = 0;
+    for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
+    if (!net->dist_buffer || net->dist_buffer_size < total) {
+        free(net->dist_buffer);
+        net->dist_buffer = xmalloc(total * sizeof(float));
+        net->dist_buffer_size = net->dist_buffer ? total : 0;
+        if (!net->dist_buffer) return -1;
+    }
+    float *buf = net->dist_buffer;
+    size_t at = 0;
+    for (int i = 0; i < net->nparams; i++) {
+#ifdef GPU
+        /* without NCCL the sum goes through the host */
+        if (net->gpu) gpu_pull(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+#endif
+        memcpy(buf + at, net->params[i]->grad, net->params[i]->size * sizeof(float));
+        at += net->params[i]->size;
+    }
+    /* in pieces of at most 2^30 floats: MPI counts are ints */
+    for (size_t off = 0; off < total; off += (size_t)1 << 30) {
+        int n = (int)(total - off < ((size_t)1 << 30) ? total - off : ((size_t)1 << 30));
+        int rc = MPI_Reduce(rank_ == 0 ? MPI_IN_PLACE : buf + off, buf + off, n, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+        if (mpi_failed(rc, "MPI_Reduce of the gradients")) return -1;
+        if (mpi_failed(MPI_Bcast(buf + off, n, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast of the gradients")) return -1;
+    }
+    at = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        memcpy(net->params[i]->grad, buf + at, net->params[i]->size * sizeof(float));
+#ifdef GPU
+        if (net->gpu) gpu_push(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+#endif
+        at += net->params[i]->size;
+    }
+    return 0;
+}
+
+void dist_barrier(void)
+{
+    if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+int dist_broadcast(void *buf, size_t bytes)
+{
+    if (size_ == 1) return 0;
+    for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
+        int n = (int)(bytes - off < ((size_t)1 << 30) ? bytes - off : ((size_t)1 << 30));
+        if (mpi_failed(MPI_Bcast((char *)buf + off, n, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast")) return -1;
+    }
+    return 0;
+}
+
+void dist_abort(int code)
+{
+    if (mpi_on && size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+#else
+
+int dist_available(void) { return 0; }
+int dist_init(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
+}
+void dist_finalize(void) {}
+int dist_rank(void) { return 0; }
+int dist_size(void) { return 1; }
+int dist_sum_doubles(double *v, int n)
+{
+    (void)v;
+    (void)n;
+    return 0;
+}
+int dist_sum_gradients(cdb_network *net)
+{
+    (void)net;
+    return 0;
+}
+void dist_barrier(void) {}
+int dist_broadcast(void *buf, size_t bytes)
+{
+    (void)buf;
+    (void)bytes;
+    return 0;
+}
+void dist_abort(int code) { (void)code; }
+
+#endif

@@ -1,0 +1,37 @@
+/* Data-parallel training over processes (make MPI=1, Open MPI): every rank
+ * holds the whole network, takes its shard of each global batch, and the
+ * gradients are summed across ranks before the optimizer, which then runs
+ * identically everywhere. Without MPI (or under one process) these are the
+ * one-rank versions: rank 0 of 1, nothing to exchange. */
+#ifndef CDB_DIST_H
+#define CDB_DIST_H
+
+#include <stddef.h>
+
+struct cdb_network;
+
+/* MPI_Init when built with MPI=1 (a run not started by mpirun is one rank).
+ * 0, or -1 with the error recorded. */
+int dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+/* Whether MPI is compiled in. */
+int dist_available(void);
+
+/* Sum `n` doubles over the ranks, in place, the same bits on every rank. */
+int dist_sum_doubles(double *v, int n);
+/* Sum every trainable tensor's gradient over the ranks, in place: reduced
+ * to rank 0 in one packed buffer and broadcast from it, so every rank
+ * holds the same bits by construction (the reduction's order is MPI's;
+ * what matters for identical weights is that all ranks apply one result).
+ * 0, or -1 with the error recorded. */
+int dist_sum_gradients(struct cdb_network *net);
+/* Every rank waits for all. */
+void dist_barrier(void);
+/* Rank 0's bytes to every rank. */
+int dist_broadcast(void *buf, size_t bytes);
+/* Stop every rank with a message (a rank that failed alone). */
+void dist_abort(int code);
+
+#endif

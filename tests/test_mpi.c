@@ -1,0 +1,151 @@
+/* Data-parallel training (make MPI=1, Open MPI): run with the MPI build
+ * ./cdbnet-mpi (make test builds it when Open MPI is installed) under
+ * mpirun on this machine. Two ranks hold bit-identical weights and masks;
+ * they train the model one process trains (sync_bn=1 against one forward of
+ * the whole batch, local statistics against subdivisions); a rank killed
+ * mid-run stops the others; a batch the ranks cannot share is refused. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "cdbnet.h"
+
+#define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 mpirun"
+
+static const char *mpi_binary(void)
+{
+    const char *b = getenv("CDBNET_MPI_BIN");
+    return b && *b ? b : "./cdbnet-mpi";
+}
+
+static int mpi_ready(void)
+{
+    if (!have_fashion_mnist() || access(mpi_binary(), X_OK) != 0 ||
+        system("command -v mpirun > /dev/null 2>&1") != 0) {
+        printf("  (no %s or no mpirun: Open MPI tests skipped; make test builds it when Open MPI is installed)\n",
+               mpi_binary());
+        return 0;
+    }
+    return 1;
+}
+
+/* A small cfg (convolution with batch norm, a linear head), its data file
+ * (Fashion-MNIST's test images for both sets). */
+static int write_files(const char *cfg, const char *data, const char *extra)
+{
+    FILE *f = fopen(cfg, "w");
+    if (!f) return -1;
+    fprintf(f, "[net]\nbatch=16\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.01\nmomentum=0.9\nmax_batches=8\n"
+               "seed=5\nchannel_dropback=1\ndropback_skip=0\ndropback_layer_rate=1\ndropback_layer_rate_init=1\n%s"
+               "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\nactivation=relu\n"
+               "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=relu\n"
+               "[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n",
+            extra);
+    if (fclose(f)) return -1;
+    f = fopen(data, "w");
+    if (!f) return -1;
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
+            test_tmpdir());
+    return fclose(f);
+}
+
+/* The largest relative difference over the trainable tensors of two weights
+ * files of `cfg` (max |a - b| / max |b| per tensor), or -1. */
+static double weights_difference(const char *cfg, const char *a, const char *b)
+{
+    cdb_network *na = cdb_network_load(cfg, NULL, 0), *nb = cdb_network_load(cfg, NULL, 0);
+    double worst = -1;
+    if (na && nb && cdb_weights_load(na, a) == 0 && cdb_weights_load(nb, b) == 0) {
+        worst = 0;
+        for (int i = 0; i < na->nparams; i++) {
+            double e = relative_error(na->params[i]->value, nb->params[i]->value, na->params[i]->size);
+            worst = e > worst ? e : worst;
+        }
+    }
+    if (na) cdb_network_free(na);
+    if (nb) cdb_network_free(nb);
+    return worst;
+}
+
+static void t_two_ranks(void)
+{
+    if (!mpi_ready()) return;
+    static char out[65536];
+    char cfg[512], sync_cfg[512], data[512], cmd[4096], dir[512];
+    snprintf(cfg, sizeof(cfg), "%s/mpi.cfg", test_tmpdir());
+    snprintf(sync_cfg, sizeof(sync_cfg), "%s/mpi_sync.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/mpi.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/mpi", test_tmpdir());
+    CHECK(write_files(sync_cfg, data, "sync_bn=1\n") == 0 && write_files(cfg, data, "") == 0, "files");
+    mkdir(dir, 0755);
+    /* sync_bn=1 on 2 ranks of 8 images against one process of 16 */
+    snprintf(cmd, sizeof(cmd),
+             MPIRUN " -np 2 %s train %s -data %s -backup %s/a -threads 1 -quiet -log none 2>&1 && "
+                    "./cdbnet train %s -data %s -backup %s/b -threads 1 -quiet -log none 2>&1",
+             mpi_binary(), sync_cfg, data, dir, sync_cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    CHECK(strstr(out, "ranks: the trainable tensors are bit-identical on all 2 ranks") &&
+              strstr(out, "and so are the dropback masks they drew"),
+          "the ranks' check: %s", out);
+    char a[700], b[700];
+    snprintf(a, sizeof(a), "%s/a/mpi_sync_final.weights", dir);
+    snprintf(b, sizeof(b), "%s/b/mpi_sync_final.weights", dir);
+    double d = weights_difference(sync_cfg, a, b);
+    printf("    sync_bn=1, 2 ranks against 1 process, 8 steps: largest relative difference %.2g\n", d);
+    CHECK(d >= 0 && d < 1e-5, "sync_bn: 2 ranks and 1 process differ by %g", d);
+    /* local statistics on 2 ranks = subdivisions=2 in one process */
+    snprintf(cmd, sizeof(cmd),
+             MPIRUN " -np 2 %s train %s -data %s -backup %s/c -threads 1 -quiet -log none 2>&1 && "
+                    "./cdbnet train %s -data %s -backup %s/d -threads 1 -quiet -log none -set net.subdivisions=2 2>&1",
+             mpi_binary(), cfg, data, dir, cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    snprintf(a, sizeof(a), "%s/c/mpi_final.weights", dir);
+    snprintf(b, sizeof(b), "%s/d/mpi_final.weights", dir);
+    d = weights_difference(cfg, a, b);
+    printf("    local batch norm, 2 ranks against subdivisions=2: largest relative difference %.2g\n", d);
+    CHECK(d >= 0 && d < 1e-5, "local statistics: 2 ranks and subdivisions=2 differ by %g", d);
+    /* a batch the ranks cannot share equally */
+    snprintf(cmd, sizeof(cmd), MPIRUN " -np 2 %s train %s -data %s -backup %s/e -threads 1 -set net.batch=15 2>&1",
+             mpi_binary(), cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) != 0 && strstr(out, "batch=15 is not divisible by subdivisions=1 x 2 ranks"),
+          "%s", out);
+}
+
+/* A rank killed mid-run: the other stops with a message within seconds. */
+static void t_rank_killed(void)
+{
+    if (!mpi_ready()) return;
+    static char out[65536];
+    char cfg[512], data[512], cmd[8192], dir[512];
+    snprintf(cfg, sizeof(cfg), "%s/mpi_kill.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/mpi_kill.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/mpi_kill", test_tmpdir());
+    CHECK(write_files(cfg, data, "") == 0, "files");
+    snprintf(cmd, sizeof(cmd),
+             "(" MPIRUN " -np 2 %s train %s -data %s -backup %s -threads 1 -print 1 -set net.max_batches=100000 "
+             "> %s.log 2>&1; echo \"exit $?\" >> %s.log) & "
+             "i=0; while [ $i -lt 400 ] && ! grep -q '^step ' %s.log 2>/dev/null; do sleep 0.05; i=$((i+1)); done; "
+             "victim=$(pgrep -f '^%s train %s' | tail -1); kill -9 $victim; t0=$(date +%%s); "
+             "while ! grep -q '^exit ' %s.log; do sleep 0.1; if [ $(( $(date +%%s) - t0 )) -gt 30 ]; then "
+             "pkill -9 -f '^%s train %s'; echo timeout; break; fi; done; echo \"took $(( $(date +%%s) - t0 ))\"; "
+             "cat %s.log | tail -5",
+             mpi_binary(), cfg, data, dir, dir, dir, dir, mpi_binary(), cfg, dir, mpi_binary(), cfg, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    int took = -1;
+    const char *t = strstr(out, "took ");
+    if (t) sscanf(t, "took %d", &took);
+    printf("    a rank killed: mpirun ended %d s later\n", took);
+    CHECK(!strstr(out, "timeout") && strstr(out, "exit ") && !strstr(out, "exit 0") && took >= 0 && took <= 15,
+          "a killed rank: %s", out);
+}
+
+void register_mpi_tests(void)
+{
+    test_add("mpi/2 ranks: identical on every rank, equal to one process", t_two_ranks);
+    test_add("mpi/a rank killed mid-run stops the others", t_rank_killed);
+}
