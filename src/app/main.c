@@ -272,6 +272,15 @@ static cdb_network *load_network(const char *cfg_path, const cli *c)
         cdb_network_free(net);
         return NULL;
     }
+#ifdef GPU
+    if (net->gpu && net->sync_bn && net->ranks > 1) {
+        cdb_set_error("%s: sync_bn=1 runs on CPU ranks only (the GPU batch norm has no exchange): add -cpu, or drop "
+                      "sync_bn",
+                      cfg_path);
+        cdb_network_free(net);
+        return NULL;
+    }
+#endif
     return net;
 }
 
