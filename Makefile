@@ -1,4 +1,4 @@
-# cdbnet build. Switches (0/1): GPU CUDNN OPENCV MPI OPENMP OPENBLAS DEBUG DEBUG_SYNC SANITIZE PORTABLE
+# cdbnet build. Switches (0/1): GPU CUDNN OPENCV MPI NCCL OPENMP OPENBLAS DEBUG DEBUG_SYNC SANITIZE PORTABLE
 #   make                 CPU build for this machine (-march=native); OpenMP on,
 #                        OpenBLAS when its header is found
 #   make PORTABLE=1      runs on any x86-64-v2 CPU (kernels 4-wide, no FMA)
@@ -82,6 +82,16 @@ endif
 CFLAGS += -DCDB_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
 endif
+# NCCL=1 (with GPU=1 MPI=1): GPU ranks sum their gradients with NCCL on the
+# devices (the CUDA toolkit's nccl.h and libnccl) instead of through the host.
+NCCL ?= 0
+ifeq ($(NCCL),1)
+ifneq ($(GPU)$(MPI),11)
+$(error NCCL=1 needs GPU=1 MPI=1)
+endif
+CFLAGS += -DCDB_NCCL
+LDLIBS += -lnccl
+endif
 
 # OPENCV=1: image files decoded by OpenCV 4 (libopencv-dev; a C++ file
 # behind a C interface) instead of stb_image.
@@ -133,7 +143,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
 GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
 # Remember the switches, so that changing one rebuilds everything.
-FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV) $(MPI)' | cksum | cut -d' ' -f1)
+FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV) $(MPI) $(NCCL)' | cksum | cut -d' ' -f1)
 
 all: cdbnet
 

@@ -12,5 +12,5 @@ if ! command -v mpicc > /dev/null 2>&1; then
 fi
 mkdir -p obj-mpi/tree
 git ls-files -co --exclude-standard | grep -v '^obj-mpi/' | tar cf - -T - | (cd obj-mpi/tree && tar xf -)
-make -C obj-mpi/tree -j2 MPI=1 "$@" cdbnet > obj-mpi/build.log 2>&1 || { tail -20 obj-mpi/build.log; exit 1; }
+make -C obj-mpi/tree -j"$(nproc)" MPI=1 "$@" cdbnet > obj-mpi/build.log 2>&1 || { tail -20 obj-mpi/build.log; exit 1; }
 cp obj-mpi/tree/cdbnet cdbnet-mpi

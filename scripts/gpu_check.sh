@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU, in one call bounded by BUDGET seconds
-# (default 360): build with GPU=1 CUDNN=1 on every core, run the GPU suite
+# (default 450): build with GPU=1 CUDNN=1 on every core, run the GPU suite
 # (CPU against GPU for every layer type, masked gradients, training steps,
 # save and resume), the suite again under compute-sanitizer on a reduced
 # set, then vit_tiny and resnet18 training throughput at batch 128 next to
-# PyTorch on the same GPU (float32, TF32 off on both sides). Every step has
+# PyTorch on the same GPU (float32, TF32 off on both sides), and with Open
+# MPI installed 2 data-parallel ranks on the one GPU (summing through the
+# host: NCCL takes one rank per GPU). Every step has
 # its own time limit and none starts past the budget. Writes every figure to
 # SUMMARY (default gpu_check_summary.txt) as it goes; exits non-zero when the
 # build, the suite or the sanitizer fails.
@@ -14,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=passive
-budget=${BUDGET:-360}
+budget=${BUDGET:-450}
 summary=gpu_check_summary.txt
 dry=0
 while [ $# -gt 0 ]; do
@@ -89,6 +91,19 @@ for cfg in cfg/vit_tiny.cfg cfg/resnet18.cfg; do
     note "PyTorch with CUDA not available: no comparison for $cfg"
   fi
 done
+if [ "$dry" = 1 ] || command -v mpirun >/dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  if step "build MPI=1 GPU=1 CUDNN=1 (./cdbnet-mpi)" 60 scripts/build_mpi.sh GPU=1 CUDNN=1; then
+    step "2 ranks on one GPU, smallcnn 20 steps" 30 mpirun -np 2 --oversubscribe ./cdbnet-mpi train cfg/smallcnn.cfg \
+      -set net.max_batches=20 -set net.dropback_layer_rate=1 -set net.dropback_layer_rate_init=1 -quiet -log none \
+      -backup "$logs/mpi" -out "$logs/mpi/final.weights" || status=1
+    grep -q "bit-identical on all 2 ranks" "$logs/last.log" 2>/dev/null || [ "$dry" = 1 ] || { note "the ranks disagree"; status=1; }
+  else
+    status=1
+  fi
+else
+  note "mpirun not found: the 2-rank check not run"
+fi
 note "planned limits: ${planned}s of a ${budget}s budget; took $(($(date +%s) - start))s"
 [ "$planned" -le "$budget" ] || { note "the steps' limits add up to more than the budget"; status=1; }
 rm -rf "$logs"

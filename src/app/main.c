@@ -249,6 +249,11 @@ static int place_network(cdb_network *net, const cli *c)
     if (c->force_cpu) return 0;
     int devices = cuda_device_count();
     if (c->gpu_index >= 0) return gpu_init(net, c->gpu_index);
+    if (devices > 0 && dist_size() > 1) { /* ranks on one host share its devices in turn */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+        int k = local ? atoi(local) : dist_rank();
+        return gpu_init(net, k % devices);
+    }
     if (devices > 0) return gpu_init(net, 0);
     static int told;
     if (!told++) fprintf(stderr, "cdbnet: GPU build, but no CUDA device was found: running on the CPU\n");

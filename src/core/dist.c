@@ -14,6 +14,18 @@
 
 static int mpi_on, rank_, size_ = 1;
 
+#if defined(CDB_NCCL) && defined(GPU)
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+/* NCCL=1: GPU ranks sum on their devices. The communicator is made at the
+ * first sum: rank 0's unique id goes to every rank over MPI. */
+static ncclComm_t nccl_comm;
+static int nccl_state; /* 0 not yet, 1 ready, -1 failed */
+static float *nccl_buffer;
+static size_t nccl_floats;
+#endif
+
 int dist_available(void) { return 1; }
 
 int dist_init(int *argc, char ***argv)
@@ -33,6 +45,12 @@ int dist_init(int *argc, char ***argv)
 
 void dist_finalize(void)
 {
+#if defined(CDB_NCCL) && defined(GPU)
+    if (nccl_state == 1) ncclCommDestroy(nccl_comm);
+    if (nccl_buffer) cudaFree(nccl_buffer);
+    nccl_state = 0;
+    nccl_buffer = NULL;
+#endif
     if (mpi_on) MPI_Finalize();
     mpi_on = 0;
 }
@@ -58,9 +76,73 @@ int dist_sum_doubles(double *v, int n)
     return mpi_failed(MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
+#if defined(CDB_NCCL) && defined(GPU)
+
+static int nccl_failed(ncclResult_t rc, const char *what)
+{
+    if (rc == ncclSuccess) return 0;
+    cdb_set_error("%s failed on rank %d of %d: %s", what, rank_, size_, ncclGetErrorString(rc));
+    return -1;
+}
+
+static int nccl_start(void)
+{
+    ncclUniqueId id;
+    if (rank_ == 0 && nccl_failed(ncclGetUniqueId(&id), "ncclGetUniqueId")) return -1;
+    if (mpi_failed(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast of the NCCL id")) return -1;
+    return nccl_failed(ncclCommInitRank(&nccl_comm, size_, id, rank_), "ncclCommInitRank");
+}
+
+/* The same packed reduce-then-broadcast as on the host, on the device. */
+static int nccl_sum(cdb_network *net, size_t total)
+{
+    if (nccl_state == 0) nccl_state = nccl_start() ? -1 : 1;
+    if (nccl_state < 0) return -1;
+    if (nccl_floats < total) {
+        if (nccl_buffer) cudaFree(nccl_buffer);
+        nccl_buffer = NULL;
+        nccl_floats = 0;
+        if (cudaMalloc((void **)&nccl_buffer, total * sizeof(float)) != cudaSuccess) {
+            cdb_set_error("out of GPU memory for the %zu gradients NCCL sums", total);
+            return -1;
+        }
+        nccl_floats = total;
+    }
+    size_t at = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        cudaMemcpyAsync(nccl_buffer + at, GPU_F(net, p->grad, p->size), p->size * sizeof(float),
+                        cudaMemcpyDeviceToDevice, 0);
+        at += p->size;
+    }
+    if (nccl_failed(ncclReduce(nccl_buffer, nccl_buffer, total, ncclFloat, ncclSum, 0, nccl_comm, 0), "ncclReduce") ||
+        nccl_failed(ncclBroadcast(nccl_buffer, nccl_buffer, total, ncclFloat, 0, nccl_comm, 0), "ncclBroadcast"))
+        return -1;
+    at = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        cudaMemcpyAsync(GPU_F(net, p->grad, p->size), nccl_buffer + at, p->size * sizeof(float),
+                        cudaMemcpyDeviceToDevice, 0);
+        at += p->size;
+    }
+    if (cudaStreamSynchronize(0) != cudaSuccess) {
+        cdb_set_error("a CUDA error in the NCCL gradient sum on rank %d", rank_);
+        return -1;
+    }
+    return 0;
+}
+#endif
+
 int dist_sum_gradients(cdb_network *net)
 {
     if (size_ == 1) return 0;
+#if defined(CDB_NCCL) && defined(GPU)
+    if (net->gpu) {
+        size_t floats = 0;
+        for (int i = 0; i < net->nparams; i++) floats += net->params[i]->size;
+        return nccl_sum(net, floats);
+    }
+#endif
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
     if (!net->dist_buffer || net->dist_buffer_size < total) {
