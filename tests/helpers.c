@@ -91,3 +91,17 @@ int run_command(const char *cmd, char *out, size_t n)
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* A .data file of Fashion-MNIST's 10,000 test images (for training and
+ * validation, so that loading is quick) with the given backup folder. */
+int write_fmnist_test_data(const char *path, const char *backup)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
+            backup);
+    return fclose(f);
+}

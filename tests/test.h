@@ -44,6 +44,9 @@ const char *test_tmpdir(void);
 int run_command(const char *cmd, char *out, size_t n);
 /* Whether the real Fashion-MNIST files are installed. */
 int have_fashion_mnist(void);
+/* A .data file of Fashion-MNIST's 10,000 test images as both sets, with
+ * the given backup folder: 0, or -1. */
+int write_fmnist_test_data(const char *path, const char *backup);
 /* The charts are drawn: gnuplot found, and CDBNET_GNUPLOT is not none. */
 int test_have_gnuplot(void);
 

@@ -80,15 +80,9 @@ static int write_compare_files(const char *cfg, const char *data)
                "dropback_layer_rate_init=0.5\n[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\n"
                "batch_normalize=1\nactivation=relu\n[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n");
     fclose(f);
-    f = fopen(data, "w");
-    if (!f) return -1;
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
-            test_tmpdir());
-    fclose(f);
-    return 0;
+    char backup[600];
+    snprintf(backup, sizeof(backup), "%s/unused", test_tmpdir());
+    return write_fmnist_test_data(data, backup);
 }
 
 /* compare.png with gnuplot; without it, the line saying why there is none. */

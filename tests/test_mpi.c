@@ -44,14 +44,9 @@ static int write_files(const char *cfg, const char *data, const char *extra)
                "[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n",
             extra);
     if (fclose(f)) return -1;
-    f = fopen(data, "w");
-    if (!f) return -1;
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s/unused\n",
-            test_tmpdir());
-    return fclose(f);
+    char backup[600];
+    snprintf(backup, sizeof(backup), "%s/unused", test_tmpdir());
+    return write_fmnist_test_data(data, backup);
 }
 
 /* The largest relative difference over the trainable tensors of two weights

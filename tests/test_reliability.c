@@ -226,20 +226,6 @@ static void t_bad_dataset_files(void)
     unlink(fifo);
 }
 
-/* A .data file of Fashion-MNIST's 10,000 test images (for training and
- * validation, so that loading is quick) with the given backup folder. */
-static int write_test_data(const char *path, const char *backup)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "classes=10\ntrain=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "train_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-               "valid=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-               "valid_labels=/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\nbackup=%s\n",
-            backup);
-    return fclose(f);
-}
-
 /* Outputs are checked before training starts, naming the target. */
 static void t_outputs_checked_first(void)
 {
@@ -258,7 +244,7 @@ static void t_outputs_checked_first(void)
     snprintf(file, sizeof(file), "%s/not-a-folder", test_tmpdir());
     write_file(file, "x", 1);
     snprintf(data, sizeof(data), "%s/backup-file.data", test_tmpdir());
-    CHECK(write_test_data(data, file) == 0, "write .data");
+    CHECK(write_fmnist_test_data(data, file) == 0, "write .data");
     snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -data %s", data);
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a folder") && !strstr(out, "trained"),
           "backup= a regular file: %s", out);
@@ -305,7 +291,7 @@ static void t_signal_saves(void)
     snprintf(backup, sizeof(backup), "%s/signal-backup", test_tmpdir());
     snprintf(data, sizeof(data), "%s/signal.data", test_tmpdir());
     snprintf(log, sizeof(log), "%s/signal.log", test_tmpdir());
-    CHECK(write_test_data(data, backup) == 0, "write .data");
+    CHECK(write_fmnist_test_data(data, backup) == 0, "write .data");
     /* signal once the first progress line shows that training runs */
     snprintf(cmd, sizeof(cmd),
              "./cdbnet train cfg/smallcnn.cfg -threads 1 -data %s -set net.max_batches=100000 > %s 2>&1 & p=$!; "
@@ -352,7 +338,7 @@ static void t_kill_resume(void)
     snprintf(cfg, sizeof(cfg), "%s/kill.cfg", test_tmpdir());
     snprintf(data, sizeof(data), "%s/kill.data", test_tmpdir());
     CHECK(write_tiny_cfg(cfg, 60) == 0, "write cfg");
-    CHECK(write_test_data(data, dir) == 0, "write .data");
+    CHECK(write_fmnist_test_data(data, dir) == 0, "write .data");
     /* the uninterrupted run, then runs killed after 0.1 s to 2.2 s, each resumed */
     snprintf(cmd, sizeof(cmd),
              "set -e; rm -rf %s; mkdir -p %s; B='./cdbnet train %s -quiet -threads 1 -data %s';"
@@ -458,7 +444,7 @@ static void t_training_log(void)
     snprintf(cfg, sizeof(cfg), "%s/logged.cfg", test_tmpdir());
     snprintf(log, sizeof(log), "%s/logged_log.csv", backup);
     snprintf(chart, sizeof(chart), "%s/logged_log.png", backup);
-    CHECK(write_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000) == 0, "write .data and cfg");
+    CHECK(write_fmnist_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000) == 0, "write .data and cfg");
     for (int arm = 0; arm < 2; arm++) {
         snprintf(cmd, sizeof(cmd),
                  "./cdbnet train %s -threads 1 -data %s -set net.max_batches=12 -set net.valid_every=4 %s 2>&1 && "
@@ -525,7 +511,7 @@ static void t_backup_locked(void)
     snprintf(data, sizeof(data), "%s/locked.data", test_tmpdir());
     snprintf(log, sizeof(log), "%s/locked.log", test_tmpdir());
     snprintf(cfg, sizeof(cfg), "%s/locked.cfg", test_tmpdir());
-    CHECK(write_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000000) == 0, "write .data and cfg");
+    CHECK(write_fmnist_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000000) == 0, "write .data and cfg");
     snprintf(cmd, sizeof(cmd),
              "C='./cdbnet train %s -threads 1 -data %s'; $C -print 1 > %s 2>&1 & p=$!; "
              "i=0; while [ $i -lt 600 ] && ! grep -q '^step ' %s; do sleep 0.05; i=$((i+1)); done; "

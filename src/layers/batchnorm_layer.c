@@ -153,42 +153,43 @@ void bn_forward(batchnorm *bn, const float *x, float *y, int train)
     }
 }
 
+/* Channel c's sums of dy and of dy * x_hat over this rank's images. */
+static void channel_sums(const batchnorm *bn, const float *dy, int c, double *sum_dy, double *sum_dy_xh)
+{
+    int C = bn->channels, S = bn->spatial;
+    *sum_dy = *sum_dy_xh = 0;
+    for (int b = 0; b < bn->batch; b++) {
+        size_t off = ((size_t)b * C + c) * S;
+        *sum_dy += sum_run(dy + off, S);
+        *sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
+    }
+}
+
 void bn_backward(batchnorm *bn, const float *dy, float *dx)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     const float *gamma = bn->scales->value;
     float *dgamma = bn->scales->grad, *dbeta = bn->biases->grad;
     double n = (double)B * S * bn->ranks;
-    double *global = bn->sync_sums; /* sync_bn: the sums over every rank's images */
-    if (bn->ranks > 1) {
+    double *sums = bn->ranks > 1 ? bn->sync_sums : NULL; /* sync_bn: the sums over every rank's images */
+    if (sums) {
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < C; c++) {
-            double sum_dy = 0, sum_dy_xh = 0;
-            for (int b = 0; b < B; b++) {
-                size_t off = ((size_t)b * C + c) * S;
-                sum_dy += sum_run(dy + off, S);
-                sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
-            }
+            channel_sums(bn, dy, c, &sums[c], &sums[C + c]);
             /* the parameters' gradients stay this rank's: the step sums them */
-            dgamma[c] += (float)sum_dy_xh;
-            dbeta[c] += (float)sum_dy;
-            global[c] = sum_dy;
-            global[C + c] = sum_dy_xh;
+            dgamma[c] += (float)sums[C + c];
+            dbeta[c] += (float)sums[c];
         }
-        if (dist_sum_doubles(global, 2 * C)) cdb_set_error("sync_bn: %s", cdb_last_error());
+        if (dist_sum_doubles(sums, 2 * C)) cdb_set_error("sync_bn: %s", cdb_last_error());
     }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double sum_dy = 0, sum_dy_xh = 0;
-        if (bn->ranks > 1) {
-            sum_dy = global[c];
-            sum_dy_xh = global[C + c];
+        double sum_dy, sum_dy_xh;
+        if (sums) {
+            sum_dy = sums[c];
+            sum_dy_xh = sums[C + c];
         } else {
-            for (int b = 0; b < B; b++) {
-                size_t off = ((size_t)b * C + c) * S;
-                sum_dy += sum_run(dy + off, S);
-                sum_dy_xh += dot_run(dy + off, bn->x_hat + off, S);
-            }
+            channel_sums(bn, dy, c, &sum_dy, &sum_dy_xh);
             dgamma[c] += (float)sum_dy_xh;
             dbeta[c] += (float)sum_dy;
         }
