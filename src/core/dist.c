@@ -76,6 +76,105 @@ int dist_sum_doubles(double *v, int n)
     return mpi_failed(MPI_Bcast(v, n, MPI_DOUBLE, 0, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
+/* The buckets of one step: the packed buffer holds the layers' gradients
+ * from the last layer to the first. */
+static struct {
+    MPI_Request *requests;
+    int n_requests, cap_requests;
+    size_t fill, posted; /* floats packed, floats whose reduction is posted */
+    int next_layer;      /* the layer whose backward comes next */
+    int failed;
+} bucket;
+
+static int ensure_buffer(cdb_network *net, size_t total)
+{
+    if (net->dist_buffer && net->dist_buffer_size >= total) return 0;
+    free(net->dist_buffer);
+    net->dist_buffer = xmalloc(total * sizeof(float));
+    net->dist_buffer_size = net->dist_buffer ? total : 0;
+    return net->dist_buffer ? 0 : -1;
+}
+
+int dist_begin_gradients(cdb_network *net)
+{
+    size_t total = 0;
+    for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
+    bucket.fill = bucket.posted = 0;
+    bucket.n_requests = 0;
+    bucket.next_layer = net->n - 1;
+    bucket.failed = 0;
+    if (bucket.cap_requests < net->n + 1) {
+        MPI_Request *r = realloc(bucket.requests, sizeof(MPI_Request) * (size_t)(net->n + 1));
+        if (!r) {
+            bucket.failed = 1;
+            cdb_set_error("out of memory for the gradient buckets");
+            return -1;
+        }
+        bucket.requests = r;
+        bucket.cap_requests = net->n + 1;
+    }
+    if (ensure_buffer(net, total)) {
+        bucket.failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void post_bucket(cdb_network *net, size_t end)
+{
+    if (end <= bucket.posted) return;
+    float *at = net->dist_buffer + bucket.posted;
+    int n = (int)(end - bucket.posted);
+    MPI_Request *r = &bucket.requests[bucket.n_requests++];
+    int rc = MPI_Ireduce(rank_ == 0 ? MPI_IN_PLACE : at, at, n, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD, r);
+    if (rc != MPI_SUCCESS) {
+        mpi_failed(rc, "MPI_Ireduce of the gradients");
+        bucket.failed = 1;
+        *r = MPI_REQUEST_NULL;
+    }
+    bucket.posted = end;
+}
+
+void dist_layer_done(cdb_network *net, int layer)
+{
+    if (layer != bucket.next_layer || !net->dist_buffer) return;
+    const cdb_layer *l = &net->layers[layer];
+    for (int k = 0; k < l->nparams; k++) {
+        memcpy(net->dist_buffer + bucket.fill, l->params[k].grad, l->params[k].size * sizeof(float));
+        bucket.fill += l->params[k].size;
+    }
+    bucket.next_layer = layer - 1;
+    if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(net, bucket.fill);
+    /* let MPI move the posted buckets along between layers */
+    int done;
+    if (bucket.n_requests) MPI_Testall(bucket.n_requests, bucket.requests, &done, MPI_STATUSES_IGNORE);
+}
+
+int dist_finish_gradients(cdb_network *net, int apply)
+{
+    if (!net->dist_buffer) return -1;
+    /* the layers a failed pass did not reach: the same buckets as the others post */
+    while (bucket.next_layer >= 0) dist_layer_done(net, bucket.next_layer);
+    int rc = MPI_Waitall(bucket.n_requests, bucket.requests, MPI_STATUSES_IGNORE);
+    if (mpi_failed(rc, "MPI_Waitall of the gradient buckets") || bucket.failed) return -1;
+    size_t total = bucket.fill;
+    for (size_t off = 0; off < total; off += (size_t)1 << 30) {
+        int n = (int)(total - off < ((size_t)1 << 30) ? total - off : ((size_t)1 << 30));
+        if (mpi_failed(MPI_Bcast(net->dist_buffer + off, n, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast of the gradients"))
+            return -1;
+    }
+    if (!apply) return 0;
+    size_t at = 0;
+    for (int i = net->n - 1; i >= 0; i--) {
+        cdb_layer *l = &net->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            memcpy(l->params[k].grad, net->dist_buffer + at, l->params[k].size * sizeof(float));
+            at += l->params[k].size;
+        }
+    }
+    return 0;
+}
+
 #if defined(CDB_NCCL) && defined(GPU)
 
 static int nccl_failed(ncclResult_t rc, const char *what)
@@ -145,12 +244,7 @@ int dist_sum_gradients(cdb_network *net)
 #endif
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
-    if (!net->dist_buffer || net->dist_buffer_size < total) {
-        free(net->dist_buffer);
-        net->dist_buffer = xmalloc(total * sizeof(float));
-        net->dist_buffer_size = net->dist_buffer ? total : 0;
-        if (!net->dist_buffer) return -1;
-    }
+    if (ensure_buffer(net, total)) return -1;
     float *buf = net->dist_buffer;
     size_t at = 0;
     for (int i = 0; i < net->nparams; i++) {
@@ -223,6 +317,22 @@ int dist_sum_gradients(cdb_network *net)
     return 0;
 }
 void dist_barrier(void) {}
+int dist_begin_gradients(cdb_network *net)
+{
+    (void)net;
+    return 0;
+}
+void dist_layer_done(cdb_network *net, int layer)
+{
+    (void)net;
+    (void)layer;
+}
+int dist_finish_gradients(cdb_network *net, int apply)
+{
+    (void)net;
+    (void)apply;
+    return 0;
+}
 int dist_broadcast(void *buf, size_t bytes)
 {
     (void)buf;

@@ -27,6 +27,19 @@ int dist_sum_doubles(double *v, int n);
  * what matters for identical weights is that all ranks apply one result).
  * 0, or -1 with the error recorded. */
 int dist_sum_gradients(struct cdb_network *net);
+/* The same sum in buckets that start while the backward pass is still
+ * running (CPU ranks): dist_begin_gradients before the last subdivision's
+ * backward, dist_layer_done after each of its layers (last to first: the
+ * layer's gradients are packed and, once DIST_BUCKET_FLOATS have gathered,
+ * reduced to rank 0 without waiting), then dist_finish_gradients waits for
+ * them, broadcasts rank 0's sums and, when `apply`, writes them back.
+ * Every rank posts the same buckets in the same order (a rank whose pass
+ * failed posts the rest in finish), so the ranks never wait on each other
+ * in different exchanges. 0, or -1 with the error recorded. */
+#define DIST_BUCKET_FLOATS (1 << 18)
+int dist_begin_gradients(struct cdb_network *net);
+void dist_layer_done(struct cdb_network *net, int layer);
+int dist_finish_gradients(struct cdb_network *net, int apply);
 /* Every rank waits for all. */
 void dist_barrier(void);
 /* Rank 0's bytes to every rank. */

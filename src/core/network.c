@@ -176,10 +176,19 @@ void network_backward(cdb_network *net)
         memset(l->delta, 0, (size_t)l->batch * l->outputs * sizeof(float));
     }
     if (net->input_delta) memset(net->input_delta, 0, (size_t)net->mini_batch * net->inputs * sizeof(float));
+    /* data-parallel runs: each layer's gradients are on their way to the
+     * other ranks while the layers below still run their backward */
+    int summing = net->ranks > 1 && net->summing_gradients && net->subdivision == net->subdivisions - 1;
+    if (summing && dist_begin_gradients(net)) net->pass_failed = 1;
     for (int i = net->n - 1; i >= 0; i--) {
         double t0 = net->profile ? now_seconds() : 0;
         net->layers[i].ops->backward(&net->layers[i], net);
         if (net->profile) net->backward_seconds[i] += now_seconds() - t0;
+        if (summing) {
+            t0 = net->profile ? now_seconds() : 0;
+            dist_layer_done(net, i);
+            if (net->profile) net->comm_seconds += now_seconds() - t0;
+        }
     }
 }
 
@@ -283,8 +292,15 @@ float network_train_step(cdb_network *net, const float *images, const int *label
     dropback_begin_step(net);
     if (net->profile) net->dropback_seconds += now_seconds() - t0;
 
-    /* 2. Forward and backward per subdivision; the gradients add up. */
+    /* 2. Forward and backward per subdivision; the gradients add up (and
+     * on several CPU ranks, the last subdivision's backward starts their
+     * sum over the ranks, 3.). */
     zero_gradients(net);
+#ifdef GPU
+    net->summing_gradients = net->ranks > 1 && !net->gpu;
+#else
+    net->summing_gradients = net->ranks > 1;
+#endif
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
         net->subdivision = s;
@@ -302,22 +318,27 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         net->step_failed = 1;
         return NAN;
     }
+    float mean_loss = (float)(state[0] / net->batch);
+    int finite = isfinite(mean_loss);
+    /* 3. Data-parallel runs: the gradients summed over the ranks (each
+     * rank's already divided by the whole batch), the same bits on all: the
+     * buckets the backward pass started, finished (and used only when the
+     * step goes on), or on GPU ranks the sum of them all now. */
+    if (net->ranks > 1) {
+        t0 = clock_if(net);
+        int bad = net->summing_gradients ? dist_finish_gradients(net, finite && state[1] == 0)
+                                         : (finite && state[1] == 0 ? dist_sum_gradients(net) : 0);
+        net->summing_gradients = 0;
+        if (net->profile) net->comm_seconds += now_seconds() - t0;
+        if (bad) {
+            net->step_failed = 1;
+            return NAN;
+        }
+    }
     if (state[1] != 0) {
         if (!network_pass_failed(net)) cdb_set_error("the step failed on another rank (its output says why)");
         net->step_failed = 1;
         return NAN;
-    }
-    float mean_loss = (float)(state[0] / net->batch);
-    int finite = isfinite(mean_loss);
-    /* 3. Data-parallel runs: the gradients summed over the ranks (each
-     * rank's already divided by the whole batch), the same bits on all. */
-    if (finite && net->ranks > 1) {
-        t0 = clock_if(net);
-        if (dist_sum_gradients(net)) {
-            net->step_failed = 1;
-            return NAN;
-        }
-        if (net->profile) net->comm_seconds += now_seconds() - t0;
     }
     if (finite && net->train.nan_policy == 1) finite = gradients_finite(net);
     if (!finite) {
