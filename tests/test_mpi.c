@@ -71,7 +71,7 @@ static void t_two_ranks(void)
 {
     if (!mpi_ready()) return;
     static char out[65536];
-    char cfg[512], sync_cfg[512], data[512], cmd[4096], dir[512];
+    char cfg[512], sync_cfg[512], data[512], cmd[8192], dir[512];
     snprintf(cfg, sizeof(cfg), "%s/mpi.cfg", test_tmpdir());
     snprintf(sync_cfg, sizeof(sync_cfg), "%s/mpi_sync.cfg", test_tmpdir());
     snprintf(data, sizeof(data), "%s/mpi.data", test_tmpdir());
@@ -93,6 +93,22 @@ static void t_two_ranks(void)
     double d = weights_difference(sync_cfg, a, b);
     printf("    sync_bn=1, 2 ranks against 1 process, 8 steps: largest relative difference %.2g\n", d);
     CHECK(d >= 0 && d < 1e-5, "sync_bn: 2 ranks and 1 process differ by %g", d);
+    /* a resume with another number of ranks: 4 steps on 2 ranks, then 4
+     * more in one process from that file, against 8 on 2 ranks (dropback
+     * off here: its schedule depends on the run's length) */
+    snprintf(cmd, sizeof(cmd),
+             MPIRUN " -np 2 %s train %s -data %s -backup %s/f -threads 1 -quiet -log none -nodropback 2>&1 && "
+             MPIRUN " -np 2 %s train %s -data %s -backup %s/g -threads 1 -quiet -log none -nodropback "
+                    "-set net.max_batches=4 2>&1 && "
+                    "./cdbnet train %s -data %s -backup %s/h -threads 1 -quiet -log none -nodropback "
+                    "-weights %s/g/mpi_sync_final.weights 2>&1",
+             mpi_binary(), sync_cfg, data, dir, mpi_binary(), sync_cfg, data, dir, sync_cfg, data, dir, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "trained 4 steps"), "%s", out);
+    snprintf(a, sizeof(a), "%s/f/mpi_sync_final.weights", dir);
+    snprintf(b, sizeof(b), "%s/h/mpi_sync_final.weights", dir);
+    d = weights_difference(sync_cfg, a, b);
+    printf("    4 steps on 2 ranks resumed for 4 in 1 process, against 8 on 2 ranks: largest relative difference %.2g\n", d);
+    CHECK(d >= 0 && d < 1e-5, "the resume differs by %g", d);
     /* local statistics on 2 ranks = subdivisions=2 in one process */
     snprintf(cmd, sizeof(cmd),
              MPIRUN " -np 2 %s train %s -data %s -backup %s/c -threads 1 -quiet -log none 2>&1 && "
