@@ -36,7 +36,7 @@ for cfg in "${cfgs[@]}"; do
     out=$(mpirun -np 2 --bind-to core ./cdbnet-mpi "${args[@]}")
     two+=("$(echo "$out" | awk '/^images\/s:/ {print $3}')")
     comm+=("$(echo "$out" | sed -n 's/.*ranks took \([0-9.]*\) ms per step.*/\1/p')")
-    bytes=$(echo "$out" | sed -n 's/.*, \([0-9.]*\) MB of gradients.*/\1/p')
+    bytes=$(echo "$out" | sed -n 's/.*(\([0-9.]*\) MB in all.*/\1/p')
   done
   m1=$(printf '%s\n' "${one[@]}" | median)
   m2=$(printf '%s\n' "${two[@]}" | median)

@@ -120,6 +120,18 @@ static void t_two_ranks(void)
     d = weights_difference(cfg, a, b);
     printf("    local batch norm, 2 ranks against subdivisions=2: largest relative difference %.2g\n", d);
     CHECK(d >= 0 && d < 1e-5, "local statistics: 2 ranks and subdivisions=2 differ by %g", d);
+    /* benchmark under mpirun: the sum's time and size; with every tensor
+     * selected, the dropped channels stay out of it */
+    snprintf(cmd, sizeof(cmd), MPIRUN " -np 2 %s benchmark %s -steps 2 -repeats 1 -warmup 1 -threads 1 2>&1",
+             mpi_binary(), cfg);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    double ms = -1, sent = -1, all = -1;
+    const char *at = strstr(out, "the gradient sum over the ranks took ");
+    CHECK(at && sscanf(at, "the gradient sum over the ranks took %lf ms per step (in 'backward' and 'other'), %lf MB of "
+                           "gradients reduced and broadcast in the last step (%lf MB",
+                       &ms, &sent, &all) == 3,
+          "%s", out);
+    CHECK(ms >= 0 && sent > 0 && sent < all, "the sum moved %g of %g MB: %s", sent, all, out);
     /* a batch the ranks cannot share equally */
     snprintf(cmd, sizeof(cmd), MPIRUN " -np 2 %s train %s -data %s -backup %s/e -threads 1 -set net.batch=15 2>&1",
              mpi_binary(), cfg, data, dir);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dropback.h"
 #include "network.h"
 #include "utils.h"
 #ifdef GPU
@@ -135,14 +136,40 @@ static void post_bucket(cdb_network *net, size_t end)
     bucket.posted = end;
 }
 
+/* A tensor's gradient into the buffer (unpack: back out of it), all of it
+ * or, when ChannelDropBack selected the tensor, only its kept channels: the
+ * dropped ones are zeroed after the sum on every rank (the same masks), so
+ * their sum is never used. Returns the floats moved. */
+static size_t pack_tensor(cdb_param *p, int axis_out, float *buf, int unpack)
+{
+    if (!p->selected || p->keep >= 1.f || !p->dropped || (size_t)p->rows * p->channels * p->inner != p->size) {
+        if (unpack)
+            memcpy(p->grad, buf, p->size * sizeof(float));
+        else
+            memcpy(buf, p->grad, p->size * sizeof(float));
+        return p->size;
+    }
+    size_t n = 0, run = axis_out ? (size_t)p->channels * p->inner : (size_t)p->inner;
+    size_t runs = p->size / run;
+    for (size_t r = 0; r < runs; r++) {
+        int channel = axis_out ? (int)r : (int)(r % p->channels);
+        if (p->dropped[channel]) continue;
+        float *g = p->grad + r * run;
+        if (unpack)
+            memcpy(g, buf + n, run * sizeof(float));
+        else
+            memcpy(buf + n, g, run * sizeof(float));
+        n += run;
+    }
+    return n;
+}
+
 void dist_layer_done(cdb_network *net, int layer)
 {
     if (layer != bucket.next_layer || !net->dist_buffer) return;
-    const cdb_layer *l = &net->layers[layer];
-    for (int k = 0; k < l->nparams; k++) {
-        memcpy(net->dist_buffer + bucket.fill, l->params[k].grad, l->params[k].size * sizeof(float));
-        bucket.fill += l->params[k].size;
-    }
+    cdb_layer *l = &net->layers[layer];
+    int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
+    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&l->params[k], axis_out, net->dist_buffer + bucket.fill, 0);
     bucket.next_layer = layer - 1;
     if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(net, bucket.fill);
     /* let MPI move the posted buckets along between layers */
@@ -165,13 +192,12 @@ int dist_finish_gradients(cdb_network *net, int apply)
     }
     if (!apply) return 0;
     size_t at = 0;
+    int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
     for (int i = net->n - 1; i >= 0; i--) {
         cdb_layer *l = &net->layers[i];
-        for (int k = 0; k < l->nparams; k++) {
-            memcpy(l->params[k].grad, net->dist_buffer + at, l->params[k].size * sizeof(float));
-            at += l->params[k].size;
-        }
+        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&l->params[k], axis_out, net->dist_buffer + at, 1);
     }
+    net->dist_floats_sent = total;
     return 0;
 }
 

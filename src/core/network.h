@@ -199,6 +199,7 @@ struct cdb_network {
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
     float *dist_buffer;        /* data-parallel runs: the packed gradients of the all-reduce */
     int summing_gradients;     /* this step's backward starts the sum over the ranks (dist_begin_gradients) */
+    size_t dist_floats_sent;   /* floats the last step's sum moved (dropped channels left out) */
     size_t dist_buffer_size;
 
     /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
