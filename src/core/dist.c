@@ -139,7 +139,8 @@ static void post_bucket(cdb_network *net, size_t end)
 /* A tensor's gradient into the buffer (unpack: back out of it), all of it
  * or, when ChannelDropBack selected the tensor, only its kept channels: the
  * dropped ones are zeroed after the sum on every rank (the same masks), so
- * their sum is never used. Returns the floats moved. */
+ * their sum is never used; unpacking zeroes them at once. Returns the
+ * floats moved. */
 static size_t pack_tensor(cdb_param *p, int axis_out, float *buf, int unpack)
 {
     if (!p->selected || p->keep >= 1.f || !p->dropped || (size_t)p->rows * p->channels * p->inner != p->size) {
@@ -153,8 +154,13 @@ static size_t pack_tensor(cdb_param *p, int axis_out, float *buf, int unpack)
     size_t runs = p->size / run;
     for (size_t r = 0; r < runs; r++) {
         int channel = axis_out ? (int)r : (int)(r % p->channels);
-        if (p->dropped[channel]) continue;
         float *g = p->grad + r * run;
+        if (p->dropped[channel]) {
+            /* the same zero on every rank (a rank's own value there could
+             * make only it see a non-finite gradient) */
+            if (unpack) memset(g, 0, run * sizeof(float));
+            continue;
+        }
         if (unpack)
             memcpy(g, buf + n, run * sizeof(float));
         else
