@@ -97,6 +97,7 @@ static void t_darknet_semantics(void)
     CHECK(net, "%s", cdb_last_error());
     const train_config *t = &net->train;
     CHECK(t->darknet && !t->decay_norm_bias, "darknet=1 turns off decay on biases and scales");
+    CHECK(net->input_cfg.flip == 1 && net->input_cfg.darknet_crop == 1, "darknet=1: Darknet's flips and crop by default");
     /* Darknet: lr * (batch_num / burn_in)^power, batch_num counted from 1. */
     float lr0 = schedule_learning_rate(t, 0), lr4 = schedule_learning_rate(t, 4), lr9 = schedule_learning_rate(t, 9);
     CHECK(fabsf(lr0 - 0.1f * 1e-4f) < 1e-10f && fabsf(lr4 - 0.1f * 0.0625f) < 1e-8f && lr9 == 0.1f,
@@ -113,7 +114,8 @@ static void t_darknet_semantics(void)
     CHECK(net, "%s", cdb_last_error());
     p = net->layers[0].priv;
     CHECK(net->train.decay_norm_bias && p->bn.momentum == BN_MOMENTUM &&
-              schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10,
+              schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10 && !net->input_cfg.flip &&
+              !net->input_cfg.darknet_crop,
           "reference semantics");
     cdb_network_free(net);
     net = cdb_network_load("tests/darknet/darknet_semantics.cfg", NULL, 0);

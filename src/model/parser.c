@@ -86,7 +86,8 @@ static int read_net(cfg_reader *r, cdb_network *net)
     net->seed = (uint64_t)cfg_int(r, "seed", 1, 0, 2147483647);
     input_config *in = &net->input_cfg;
     in->crop_pad = cfg_int(r, "crop_pad", 0, 0, 64);
-    in->flip = cfg_int(r, "flip", 0, 0, 1);
+    /* Darknet's classifiers flip by default (AlexeyAB's flip=1; pjreddie's always) */
+    in->flip = cfg_int(r, "flip", t->darknet ? 1 : 0, 0, 1);
     in->angle = cfg_float(r, "angle", 0.f, 0.f, 180.f);
     in->hue = cfg_float(r, "hue", 0.f, 0.f, 0.5f);
     in->saturation = cfg_float(r, "saturation", 1.f, 0.01f, 100.f);
