@@ -1,16 +1,18 @@
 /* The dataset readers on arbitrary bytes: the first byte picks the .data
- * (key=value) reader, an IDX image and label pair, or a CIFAR-10 binary
- * file; each input loads or fails with a message naming the file. */
+ * (key=value) reader, an IDX image and label pair, a CIFAR-10 binary file,
+ * or a Darknet list file (format=list, labels "cat" and "dog"); each input
+ * loads or fails with a message naming the file (and line). */
 #include <string.h>
 
 #include "data.h"
 #include "fuzz_common.h"
+#include "imageset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_limits();
     if (size < 1) return 0;
-    int mode = data[0] % 3;
+    int mode = data[0] % 4;
     data++;
     size--;
     const char *a = fuzz_path(".a"), *b = fuzz_path(".b");
@@ -31,10 +33,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         cdb_dataset set;
         if (dataset_load_idx(a, b, 10, &set) == 0) dataset_free(&set);
-    } else {
+    } else if (mode == 2) {
         if (fuzz_write(a, data, size)) return 0;
         cdb_dataset set;
         if (dataset_load_cifar(a, 0, 10, &set) == 0) dataset_free(&set);
+    } else {
+        static const uint8_t labels[] = "cat\ndog\n";
+        if (fuzz_write(a, data, size) || fuzz_write(b, labels, sizeof(labels) - 1)) return 0;
+        data_config d;
+        memset(&d, 0, sizeof(d));
+        d.path = (char *)"fuzz.data";
+        d.classes = 2;
+        d.format = DATA_LIST;
+        d.labels = (char *)b;
+        d.bad_images_skip = 1;
+        cdb_dataset set;
+        if (imageset_load_list(&d, a, &set) == 0) dataset_free(&set);
     }
     remove(a);
     remove(b);
