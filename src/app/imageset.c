@@ -77,7 +77,7 @@ static int list_images(const char *dir, strings *out, int depth)
             status = strings_add(&here, path);
     }
     closedir(d);
-    if (!status) qsort(here.s, (size_t)here.n, sizeof(char *), by_name);
+    if (!status && here.n > 1) qsort(here.s, (size_t)here.n, sizeof(char *), by_name);
     for (int i = 0; !status && i < here.n; i++) {
         struct stat st;
         if (stat(here.s[i], &st) == 0 && S_ISDIR(st.st_mode))
@@ -156,7 +156,7 @@ int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out
     char **names = NULL;
     int *label_of = NULL;
     if (status) goto done;
-    qsort(classes.s, (size_t)classes.n, sizeof(char *), by_name);
+    if (classes.n > 1) qsort(classes.s, (size_t)classes.n, sizeof(char *), by_name);
     if (classes.n == 0) {
         cdb_set_error("the image folder '%s' has no class sub-folders (format=folder: DIR/CLASS/IMAGE)", dir);
         goto fail;
