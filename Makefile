@@ -28,7 +28,7 @@ CC ?= cc
 NVCC ?= $(CUDA_PATH)/bin/nvcc
 # The source folders, lowest level first (docs/architecture.md): a file
 # includes headers of its own folder and of the folders before it.
-SRC_DIRS = src/kernels src/core src/gpu src/layers src/model src/app
+SRC_DIRS = src/kernels src/core src/gpu src/layers src/model src/data src/train src/cli
 INCLUDES = -Iinclude $(addprefix -I,$(SRC_DIRS))
 CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unknown-pragmas $(INCLUDES) -fPIC -MMD -MP
 LDLIBS = -lm -lz
@@ -132,7 +132,9 @@ LDLIBS += $(if $(CUDNN_PATH),$(if $(wildcard $(CUDNN_PATH)/lib/libcudnn.so),-lcu
 endif
 endif
 
-LIB_SRC = $(filter-out src/app/main.c,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
+LIB_SRC = $(filter-out src/cli/%,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
+CLI_SRC = $(wildcard src/cli/*.c)
+CLI_OBJ = $(CLI_SRC:src/%.c=obj/%.o)
 LIB_OBJ = $(LIB_SRC:src/%.c=obj/%.o)
 CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
 CPP_SRC = $(if $(filter 1,$(OPENCV)),$(wildcard $(addsuffix /*.cpp,$(SRC_DIRS))))
@@ -147,7 +149,7 @@ FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(C
 
 all: cdbnet
 
-cdbnet: obj/app/main.o libcdbnet.a
+cdbnet: $(CLI_OBJ) libcdbnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 libcdbnet.a: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ)

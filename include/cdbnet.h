@@ -49,13 +49,21 @@ int cdb_network_height(const cdb_network *net);
 int cdb_network_channels(const cdb_network *net);
 int cdb_network_classes(const cdb_network *net);
 int cdb_network_batch(const cdb_network *net);
+/* Floats per image: channels x height x width. */
+int cdb_network_inputs(const cdb_network *net);
+/* The cfg file it was built from, and the .data file its [net] data= names
+ * (NULL when none). */
+const char *cdb_network_cfg_path(const cdb_network *net);
+const char *cdb_network_data_path(const cdb_network *net);
 
 /* One optimizer step on `batch` images (the cfg's batch, NCHW float, already
  * normalised) with integer labels. Returns the mean loss of the batch, or a
  * NaN when the loss was not finite (the weights are then left unchanged). */
 float cdb_train_step(cdb_network *net, const float *images, const int *labels);
 
-/* Class probabilities for `n` images; `probs` holds n * classes floats. */
+/* Class probabilities for `n` images (NCHW float, normalised); `probs`
+ * holds n * classes floats. 0, or -1 when a pass failed (out of memory, a
+ * device error): `probs` is then not to be used. */
 int cdb_predict(cdb_network *net, const float *images, int n, float *probs);
 
 const char *cdb_last_error(void);

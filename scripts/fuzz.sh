@@ -19,7 +19,7 @@ targets=("$@")
 
 out=obj-fuzz
 mkdir -p "$out/lib"
-dirs=(src/kernels src/core src/gpu src/layers src/model src/app)
+dirs=(src/kernels src/core src/gpu src/layers src/model src/data src/train)
 includes=(-Iinclude)
 for d in "${dirs[@]}"; do includes+=("-I$d"); done
 # the portable build: no OpenMP, no OpenBLAS, no stb (the harnesses need none)
@@ -28,7 +28,7 @@ flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -f
 
 sources=()
 for d in "${dirs[@]}"; do
-  for f in "$d"/*.c; do [ "$f" = src/app/main.c ] || sources+=("$f"); done
+  for f in "$d"/*.c; do sources+=("$f"); done
 done
 echo "== fuzz: building the library ($CLANG, ASan + UBSan)"
 printf '%s\n' "${sources[@]}" | xargs -P "$jobs" -I{} sh -c \

@@ -228,3 +228,22 @@ int available_cpus(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+int make_dir(const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0755) == 0) return 0;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    if (errno == EEXIST) cdb_set_error("'%s' exists and is not a folder", dir);
+    else cdb_set_error("cannot create the folder '%s': %s", dir, strerror(errno));
+    return -1;
+}
+
+void cfg_basename(const char *cfg_path, char *buf, size_t n)
+{
+    const char *base = strrchr(cfg_path, '/');
+    base = base ? base + 1 : cfg_path;
+    snprintf(buf, n, "%s", base);
+    char *dot = strrchr(buf, '.');
+    if (dot) *dot = 0;
+}

@@ -77,4 +77,9 @@ int available_cpus(void);
 int parse_int_strict(const char *s, int *out);
 int parse_float_strict(const char *s, float *out);
 
+/* Create a folder unless it exists: 0, or -1 with the error recorded. */
+int make_dir(const char *dir);
+/* The cfg's file name without its folder and extension ("smallcnn"). */
+void cfg_basename(const char *cfg_path, char *buf, size_t n);
+
 #endif

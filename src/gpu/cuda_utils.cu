@@ -200,6 +200,12 @@ extern "C" int network_sync_to_device(cdb_network *net)
 
 extern "C" int gpu_init(cdb_network *net, int device)
 {
+    if (net->sync_bn && net->ranks > 1) {
+        cdb_set_error("%s: sync_bn=1 runs on CPU ranks only (the GPU batch norm has no exchange): add -cpu, or drop "
+                      "sync_bn",
+                      net->cfg_path);
+        return -1;
+    }
     int count = cuda_device_count();
     if (device < 0 || device >= count) {
         cdb_set_error("no CUDA device %d (this machine has %d)", device, count);

@@ -1,5 +1,6 @@
 /* The public entry points of include/cdbnet.h. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ int cdb_network_height(const cdb_network *net) { return net->h; }
 int cdb_network_channels(const cdb_network *net) { return net->c; }
 int cdb_network_classes(const cdb_network *net) { return net->classes; }
 int cdb_network_batch(const cdb_network *net) { return net->batch; }
+int cdb_network_inputs(const cdb_network *net) { return net->inputs; }
+const char *cdb_network_cfg_path(const cdb_network *net) { return net->cfg_path; }
+const char *cdb_network_data_path(const cdb_network *net) { return net->data_path; }
 
 float cdb_train_step(cdb_network *net, const float *images, const int *labels)
 {
@@ -43,7 +47,14 @@ int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
         int count = n - start < mb ? n - start : mb;
         memset(net->input, 0, (size_t)mb * net->inputs * sizeof(float));
         memcpy(net->input, images + (size_t)start * net->inputs, (size_t)count * net->inputs * sizeof(float));
+        net->pass_failed = 0;
         network_forward(net, 0);
+        if (network_pass_failed(net)) { /* out of memory inside a layer, a CUDA error: the outputs are stale */
+            char why[1024];
+            snprintf(why, sizeof(why), "%s", cdb_last_error());
+            cdb_set_error("prediction of images %d..%d failed: %s", start, start + count - 1, why);
+            return -1;
+        }
         memcpy(probs + (size_t)start * net->classes, network_output(net),
                (size_t)count * net->classes * sizeof(float));
     }

@@ -96,16 +96,6 @@ static void format_duration(double s, char *buf, size_t n)
         snprintf(buf, n, "%lds", t);
 }
 
-int make_dir(const char *dir)
-{
-    struct stat st;
-    if (mkdir(dir, 0755) == 0) return 0;
-    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    if (errno == EEXIST) cdb_set_error("backup folder '%s' exists and is not a folder", dir);
-    else cdb_set_error("cannot create backup folder '%s': %s", dir, strerror(errno));
-    return -1;
-}
-
 /* Temporary files PATH.tmp.PID (and PATH.state.tmp.PID) that a killed save
  * left behind: removed when their process is gone. */
 static void remove_stale_temporaries(const char *path)
@@ -147,15 +137,6 @@ static int probe_output(const char *path, const char *what)
     fclose(f);
     remove(tmp);
     return 0;
-}
-
-void cfg_basename(const char *cfg_path, char *buf, size_t n)
-{
-    const char *base = strrchr(cfg_path, '/');
-    base = base ? base + 1 : cfg_path;
-    snprintf(buf, n, "%s", base);
-    char *dot = strrchr(buf, '.');
-    if (dot) *dot = 0;
 }
 
 /* Weights, and the optimizer state beside them (PATH.state). */
@@ -505,4 +486,26 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
     run_log_close(&log);
     if (lock >= 0) close(lock);
     return status;
+}
+
+int train_resume(cdb_network *net, const char *weights, int clear, int quiet)
+{
+    if (cdb_weights_load(net, weights)) return -1;
+    if (clear) net->seen = 0;
+    if (net->seen / (uint64_t)net->batch > (1u << 30)) {
+        cdb_set_error("weights file '%s': its images-seen count %llu is more than 2^30 steps of batch %d "
+                      "(use -clear to start the schedule over)",
+                      weights, (unsigned long long)net->seen, net->batch);
+        return -1;
+    }
+    net->step = (int)(net->seen / (uint64_t)net->batch);
+    int which = clear ? 0 : cdb_checkpoint_load_state(net, weights);
+    if (which < 0) return -1;
+    if (which > 0 && !quiet)
+        printf("resuming at step %d with the optimizer state of %s.state%s\n", net->step, weights,
+               which == 2 ? ".prev (the run was killed while saving; the weights are those of that state)" : "");
+    if (which == 0 && !clear && net->step > 0)
+        fprintf(stderr, "warning: no optimizer state '%s.state': continuing at step %d with momentum from zero\n",
+                weights, net->step);
+    return 0;
 }

@@ -6,7 +6,8 @@
 #ifndef CDB_IMAGESET_H
 #define CDB_IMAGESET_H
 
-#include "data.h"
+#include "augment.h"
+#include "dataset.h"
 
 /* The files of `dir` (format=folder; out->class_names are its classes in
  * label order: the sorted folder names, or names= when given) or of the list `file` (format=list),

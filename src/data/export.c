@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "images.h"
-#include "train.h"
+#include "utils.h"
 
 #ifdef STB_IMAGE
 #include <stb/stb_image_write.h>

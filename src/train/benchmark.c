@@ -310,8 +310,8 @@ static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int st
     return status ? -1 : steps * (double)net->batch / seconds;
 }
 
-int run_data_benchmark(cdb_network *net, const cdb_dataset *files, const cdb_dataset *memory,
-                       const benchmark_options *opt, int data_only)
+static int time_data_arms(cdb_network *net, const cdb_dataset *files, const cdb_dataset *memory,
+                          const benchmark_options *opt, int data_only)
 {
     const cdb_dataset *arms[2] = {files, memory};
     const char *names[2] = {"image files, decoded while training", "the same images in memory"};
@@ -352,5 +352,39 @@ int run_data_benchmark(cdb_network *net, const cdb_dataset *files, const cdb_dat
                    opt->steps * opt->repeats);
     }
     free(rates);
+    return status;
+}
+
+int run_data_benchmark(cdb_network *net, data_config *d, const benchmark_options *opt, int data_only)
+{
+    cdb_dataset files = {0}, memory = {0};
+    int status = -1;
+    long need = (long)(opt->warmup + 1 + (long)opt->steps * opt->repeats) * net->batch;
+    int image_files = d->format == DATA_FOLDER || d->format == DATA_LIST;
+    cdb_dataset *first = image_files ? &files : &memory;
+    if (image_files && (net->input_cfg.resized_crop || net->input_cfg.darknet_crop)) {
+        cdb_set_error("the in-memory arm keeps pre-processed images, so it cannot time random crops: benchmark with "
+                      "-set net.resized_crop=0 (or -set net.center=1 for Darknet's crop)");
+        goto done;
+    }
+    d->cache = 0;
+    if (dataset_load(d, "train", first)) goto done;
+    if (first->n > need) dataset_truncate(first, (int)need);
+    if (dataset_check_against(first, net)) goto done;
+    if (first->n < net->batch) {
+        cdb_set_error("the training set '%s' has %d images, fewer than a batch of %d", first->name, first->n,
+                      net->batch);
+        goto done;
+    }
+    if (image_files) { /* the same images, decoded once into memory */
+        if (dataset_load(d, "train", &memory)) goto done;
+        if (memory.n > need) dataset_truncate(&memory, (int)need);
+        memory.cache = 1;
+        if (dataset_check_against(&memory, net)) goto done;
+    }
+    status = time_data_arms(net, image_files ? &files : NULL, &memory, opt, data_only);
+done:
+    dataset_free(&files);
+    dataset_free(&memory);
     return status;
 }

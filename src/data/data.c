@@ -20,104 +20,6 @@ static const char *missing_hint(const char *path)
     return "put the IDX files where the .data file points (see docs/data.md)";
 }
 
-int data_config_load(const char *path, data_config *out)
-{
-    memset(out, 0, sizeof(*out));
-    long failed_before = cdb_failed_allocations();
-    cfg_file *f = cfg_parse_keyvalue_file(path, "data", "data file");
-    if (!f) return -1;
-    cfg_reader r = cfg_reader_for(f, 0, -1);
-    static const char *const formats[] = {"idx", "cifar10", "cifar100", "folder", "list", NULL};
-    static const char *const bad_images[] = {"error", "skip", NULL};
-    out->path = xstrdup(path);
-    out->classes = cfg_int(&r, "classes", 0, 1, 1 << 20);
-    out->format = (data_format)cfg_choice(&r, "format", formats, DATA_IDX);
-    const char *s;
-#define TAKE(field, key)                        \
-    s = cfg_str(&r, key, NULL);                 \
-    out->field = s ? xstrdup(s) : NULL;
-    TAKE(train, "train");
-    TAKE(train_labels, "train_labels");
-    TAKE(valid, "valid");
-    TAKE(valid_labels, "valid_labels");
-    TAKE(names, "names");
-    TAKE(labels, "labels");
-    out->bad_images_skip = cfg_choice(&r, "bad_images", bad_images, 0);
-    out->cache = cfg_int(&r, "cache", 0, 0, 1);
-    out->loader_threads = cfg_int(&r, "loader_threads", 0, 0, 64);
-    s = cfg_str(&r, "backup", "backup");
-    out->backup = xstrdup(s);
-#undef TAKE
-    if (cdb_failed_allocations() > failed_before) cfg_fail(&r, NULL, "out of memory");
-    cfg_check_unused(&r);
-    if (!r.failed && !cfg_has(&r, "classes")) cfg_fail(&r, NULL, "missing key 'classes'");
-    if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
-    if (!r.failed && out->format == DATA_IDX && (!out->train_labels || !out->valid_labels))
-        cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
-    if (!r.failed && out->format == DATA_LIST && !out->labels && !out->names)
-        cfg_fail(&r, NULL, "format=list needs 'labels' (or 'names'): the label names found in the image paths");
-    if (!r.failed && out->format != DATA_FOLDER && out->format != DATA_LIST &&
-        (cfg_has(&r, "bad_images") || cfg_has(&r, "cache") || cfg_has(&r, "loader_threads")))
-        cfg_fail(&r, NULL, "bad_images, cache and loader_threads are for image files (format=folder or list)");
-    if (!r.failed && (out->format == DATA_FOLDER || out->format == DATA_LIST) && !image_decoder_available())
-        cfg_fail(&r, "format", "this cdbnet was built without an image decoder, so it cannot read image files "
-                               "(install libstb-dev and rebuild, or build with OPENCV=1)");
-    int status = r.failed ? -1 : 0;
-    cfg_free(f);
-    if (status) data_config_free(out);
-    return status;
-}
-
-/* Class names from the .data file's names= (one per line), or NULL. */
-char **data_load_names(const char *path, int classes)
-{
-    if (cdb_check_regular(path, "class names file")) return NULL;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cdb_set_error("cannot open class names file '%s'", path);
-        return NULL;
-    }
-    char **names = xcalloc((size_t)classes, sizeof(char *));
-    if (!names) {
-        fclose(f);
-        return NULL;
-    }
-    char line[512];
-    int n = 0, oom = 0;
-    while (n < classes && !oom && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        oom = !(names[n++] = xstrdup(line));
-    }
-    fclose(f);
-    if (n < classes || oom) {
-        if (!oom) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
-        for (int i = 0; i < n; i++) free(names[i]);
-        free(names);
-        return NULL;
-    }
-    return names;
-}
-
-void data_free_names(char **names, int classes)
-{
-    if (!names) return;
-    for (int i = 0; i < classes; i++) free(names[i]);
-    free(names);
-}
-
-void data_config_free(data_config *d)
-{
-    free(d->path);
-    free(d->train);
-    free(d->train_labels);
-    free(d->valid);
-    free(d->valid_labels);
-    free(d->backup);
-    free(d->names);
-    free(d->labels);
-    memset(d, 0, sizeof(*d));
-}
-
 int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
 {
     int train = !strcmp(which, "train");
@@ -126,31 +28,6 @@ int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
     if (d->format == DATA_LIST) return imageset_load_list(d, images, out);
     if (d->format == DATA_IDX) return dataset_load_idx(images, train ? d->train_labels : d->valid_labels, d->classes, out);
     return dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
-}
-
-void dataset_truncate(cdb_dataset *d, int n)
-{
-    if (n >= d->n) return;
-    if (d->paths)
-        for (int i = n; i < d->n; i++) {
-            free(d->paths[i]);
-            d->paths[i] = NULL;
-        }
-    d->n = n;
-}
-
-void dataset_free(cdb_dataset *d)
-{
-    free(d->name);
-    free(d->pixels);
-    free(d->labels);
-    if (d->paths)
-        for (int i = 0; i < d->n; i++) free(d->paths[i]);
-    free(d->paths);
-    if (d->class_names)
-        for (int i = 0; i < d->classes; i++) free(d->class_names[i]);
-    free(d->class_names);
-    memset(d, 0, sizeof(*d));
 }
 
 /* Read exactly n bytes; returns the count read. */
@@ -461,133 +338,6 @@ int dataset_check_against(cdb_dataset *d, const cdb_network *net)
     return 0;
 }
 
-/* Darknet's HSV conversions (h in [0, 1), a gray pixel's hue 0). */
-static void rgb_to_hsv(float r, float g, float b, float *h, float *s, float *v)
-{
-    float max = r > g ? (r > b ? r : b) : (g > b ? g : b), min = r < g ? (r < b ? r : b) : (g < b ? g : b);
-    float delta = max - min;
-    *v = max;
-    if (max == 0 || delta == 0) {
-        *s = 0;
-        *h = 0;
-        return;
-    }
-    *s = delta / max;
-    float hh = r == max ? (g - b) / delta : (g == max ? 2 + (b - r) / delta : 4 + (r - g) / delta);
-    if (hh < 0) hh += 6;
-    *h = hh / 6;
-}
-
-static void hsv_to_rgb(float h, float s, float v, float *r, float *g, float *b)
-{
-    if (s == 0) {
-        *r = *g = *b = v;
-        return;
-    }
-    float hh = 6 * h;
-    int index = (int)floorf(hh);
-    float f = hh - index, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    switch (index) {
-    case 0: *r = v, *g = t, *b = p; break;
-    case 1: *r = q, *g = v, *b = p; break;
-    case 2: *r = p, *g = v, *b = t; break;
-    case 3: *r = p, *g = q, *b = v; break;
-    case 4: *r = t, *g = p, *b = v; break;
-    default: *r = v, *g = p, *b = q; break;
-    }
-}
-
-static float clamp01(float x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
-
-/* Darknet's distort_image: on 3 or more channels, the hue shifted (a
- * fraction of the circle, wrapped), saturation and value scaled, then
- * clamped to [0, 1]; on fewer, the value (each channel) scaled. px holds
- * C planes of n pixels in [0, 1]. */
-static void colour_jitter(float *px, int C, size_t n, float dhue, float dsat, float dexp)
-{
-    if (C < 3) {
-        for (size_t i = 0; i < (size_t)C * n; i++) px[i] = clamp01(px[i] * dexp);
-        return;
-    }
-    float *r = px, *g = px + n, *b = px + 2 * n;
-    for (size_t i = 0; i < n; i++) {
-        float h, s, v;
-        rgb_to_hsv(r[i], g[i], b[i], &h, &s, &v);
-        s = s * dsat;
-        v = v * dexp;
-        h += dhue;
-        if (h > 1) h -= 1;
-        if (h < 0) h += 1;
-        hsv_to_rgb(h, s, v, &r[i], &g[i], &b[i]);
-        r[i] = clamp01(r[i]);
-        g[i] = clamp01(g[i]);
-        b[i] = clamp01(b[i]);
-    }
-}
-
-void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
-                   float *dst)
-{
-    /* Output pixel (y, x) reads the flipped, shifted image at the inverse
-     * rotation of (y, x) about ((W-1)/2, (H-1)/2), rounded to the nearest
-     * pixel; with y pointing down, a counter-clockwise turn by a on screen
-     * reads from (cx + cos a * u - sin a * v, cy + sin a * u + cos a * v)
-     * for u = x - cx, v = y - cy. Pixels first in [0, 1] (0 outside the
-     * image), then the colour jitter, then the normalisation. */
-    double a = ap->degrees * (M_PI / 180.0), ca = cos(a), sa = sin(a);
-    double cx = 0.5 * (W - 1), cy = 0.5 * (H - 1);
-    int rotate = ap->degrees != 0.f;
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                int ry = y, rx = x;
-                if (rotate) {
-                    double u = x - cx, v = y - cy;
-                    rx = (int)floor(cx + ca * u - sa * v + 0.5);
-                    ry = (int)floor(cy + sa * u + ca * v + 0.5);
-                }
-                float value = 0.f;
-                if (ry >= 0 && ry < H && rx >= 0 && rx < W) {
-                    int sy = ry + ap->dy, sx = (ap->flip ? W - 1 - rx : rx) + ap->dx;
-                    if (sy >= 0 && sy < H && sx >= 0 && sx < W) value = src[((size_t)c * H + sy) * W + sx] * (1.f / 255.f);
-                }
-                dst[((size_t)c * H + y) * W + x] = value;
-            }
-    if (ap->dhue != 0.f || ap->dsat != 1.f || ap->dexp != 1.f)
-        colour_jitter(dst, C, (size_t)H * W, ap->dhue, ap->dsat, ap->dexp);
-    for (int c = 0; c < C; c++) {
-        float mean = in->nmean ? in->mean[c] : 0.f, inv_std = in->nstd ? 1.f / in->std[c] : 1.f;
-        if (!in->nmean && !in->nstd) continue;
-        float *plane = dst + (size_t)c * H * W;
-        for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = (plane[i] - mean) * inv_std;
-    }
-}
-
-/* Darknet's rand_scale: a factor between 1 and s (either side of 1), or
- * its inverse, evenly. */
-static float random_scale(cdb_rng *rng, float s)
-{
-    float lo = s < 1 ? s : 1, hi = s < 1 ? 1 : s;
-    float scale = lo + (hi - lo) * rng_uniform(rng);
-    return rng_int(rng, 2) ? scale : 1.f / scale;
-}
-
-void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
-{
-    if (in->crop_pad) {
-        ap->dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
-        ap->dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
-    }
-    if (in->flip) ap->flip = rng_int(rng, 2);
-    /* Each drawn only when asked for, so that runs without it keep
-     * their stream. */
-    if (in->angle > 0) ap->degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
-    if (in->hue > 0) ap->dhue = (2.f * rng_uniform(rng) - 1.f) * in->hue;
-    /* 0 (a zeroed input_config) and 1 mean none */
-    if (in->saturation > 0 && in->saturation != 1.f) ap->dsat = random_scale(rng, in->saturation);
-    if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);
-}
-
 void dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng)
 {
     for (int b = 0; b < n; b++) {
@@ -625,4 +375,43 @@ void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order)
         order[i] = order[j];
         order[j] = t;
     }
+}
+
+int dataset_input(const cdb_dataset *d, int index, const cdb_network *net, float *image, int *label)
+{
+    if (index < 0 || index >= d->n) {
+        cdb_set_error("item %d of '%s': it has %d items", index, d->name, d->n);
+        return -1;
+    }
+    return dataset_fill_batch(d, &index, 1, &net->input_cfg, 0, NULL, image, label);
+}
+
+int image_file_input(const cdb_network *net, const char *path, float *out)
+{
+    byte_image im;
+    if (image_decode(path, net->c == 1 ? 1 : 3, &im)) return -1;
+    uint8_t *bytes = xcalloc((size_t)net->inputs, 1), *chw = bytes;
+    uint8_t *rgb = net->c > 3 ? xcalloc((size_t)3 * net->h * net->w, 1) : NULL;
+    if (!bytes || (net->c > 3 && !rgb)) {
+        free(bytes);
+        image_free(&im);
+        return -1;
+    }
+    if (rgb) chw = rgb;
+    image_resample(&im, image_center_box(im.w, im.h, net->input_cfg.image_resize, net->w, net->h), net->w, net->h, chw);
+    if (rgb) memcpy(bytes, rgb, (size_t)3 * net->h * net->w); /* the other channels 0 */
+    augment_params none = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
+    augment_image(bytes, net->c, net->h, net->w, &net->input_cfg, &none, out);
+    free(rgb);
+    free(bytes);
+    image_free(&im);
+    return 0;
+}
+
+void dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net)
+{
+    if (!train->paths && net->input_cfg.darknet_crop_keys)
+        fprintf(stderr, "warning: %s: min_crop, max_crop and aspect crop image files (format=folder or list); the images "
+                        "of '%s' are used at their size\n",
+                net->cfg_path, train->name);
 }

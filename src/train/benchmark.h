@@ -20,13 +20,13 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt);
  * computing then masking, and skipping dropped channels. */
 int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cdb_network *skip,
                         const benchmark_options *opt);
-/* Training from a real dataset: the batches of image files (through the
- * prefetching loader) against the same images in memory (`memory`, its
- * cache=1 copy), arm by arm alternately, images/s per repeat and the
- * medians; either may be NULL. data_only: the batches alone, without
- * training (images/s decoded and augmented). */
-int run_data_benchmark(cdb_network *net, const cdb_dataset *files, const cdb_dataset *memory,
-                       const benchmark_options *opt, int data_only);
+/* Training from a real dataset (`cdbnet benchmark -data`): the first
+ * images of d's training set that the timed steps need; for image files,
+ * their batches (through the prefetching loader) against the same images
+ * in memory (a cache=1 copy), arm by arm alternately, images/s per repeat
+ * and the medians. data_only: the batches alone, without training
+ * (images/s decoded and augmented). 0, or -1 with the error recorded. */
+int run_data_benchmark(cdb_network *net, data_config *d, const benchmark_options *opt, int data_only);
 /* Median GFLOP/s of an n x n x n sgemm with the current threads. */
 double sgemm_gflops(int n, int repeats);
 

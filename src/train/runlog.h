@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "network.h"
-#include "train.h"
+#include "metrics.h"
 
 typedef struct {
     FILE *f;

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "data.h"
+#include "metrics.h"
 #include "network.h"
 
 typedef struct {
@@ -25,16 +26,12 @@ typedef struct {
     volatile sig_atomic_t *stop;
 } train_options;
 
-typedef struct {
-    float top1, top5, loss;
-    int count;
-    int nonfinite; /* images whose output held a NaN or an infinity (counted wrong) */
-} valid_result;
-
-/* Create a folder unless it exists: 0, or -1 with the error recorded. */
-int make_dir(const char *dir);
-/* The cfg's file name without its folder and extension ("smallcnn"). */
-void cfg_basename(const char *cfg_path, char *buf, size_t n);
+/* Start from a weights file (`cdbnet train -weights FILE`): the weights,
+ * the step their images-seen count says (0 with `clear`), and the
+ * optimizer state saved beside them (cdb_checkpoint_load_state), saying
+ * which unless `quiet`; a warning when the state is missing. 0, or -1 with
+ * the error recorded. */
+int train_resume(cdb_network *net, const char *weights, int clear, int quiet);
 /* Steps the run will take: max_batches, or max_epochs over `train_size`. */
 int train_resolve_length(cdb_network *net, int train_size);
 int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,

@@ -1,0 +1,139 @@
+/* cdbnet compare CFG: the baseline and ChannelDropBack arms over seeds
+ * (or one arm per value of a -sweep), checked before anything trains. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "compare.h"
+#include "utils.h"
+
+/* -sweep SEC.KEY=v1,v2,...: the key and its values (text is the copy they
+ * point into). 0, or -1 with the message printed. */
+static int parse_sweep(const char *arg, char *text, size_t size, compare_options *o)
+{
+    snprintf(text, size, "%s", arg);
+    char *eq = strchr(text, '='), *dot = strchr(text, '.');
+    if (!eq || !dot || dot > eq || eq == text || eq[1] == 0) {
+        fprintf(stderr, "cdbnet: -sweep expects SEC.KEY=v1,v2,... (e.g. net.dropback_channel_rate=0.1,0.3,0.5), got "
+                        "'%s'\n", arg);
+        return -1;
+    }
+    *eq = 0;
+    o->sweep_key = text;
+    if (!strcmp(text, "net.seed") || !strcmp(text, "net.channel_dropback")) {
+        fprintf(stderr, "cdbnet: -sweep %s: compare chooses %s itself\n", text,
+                strcmp(text, "net.seed") ? "which arm has dropback (the baseline has none)" : "the seeds (-seeds)");
+        return -1;
+    }
+    for (char *save = NULL, *t = strtok_r(eq + 1, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_values == COMPARE_MAX_VALUES) {
+            fprintf(stderr, "cdbnet: -sweep: at most %d values\n", COMPARE_MAX_VALUES);
+            return -1;
+        }
+        for (int v = 0; v < o->n_values; v++)
+            if (!strcmp(o->sweep_values[v], t)) {
+                fprintf(stderr, "cdbnet: -sweep: the value '%s' is given twice\n", t);
+                return -1;
+            }
+        o->sweep_values[o->n_values++] = t;
+    }
+    if (o->n_values == 0) {
+        fprintf(stderr, "cdbnet: -sweep %s: no values\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Before any arm starts: the cfg builds with the -set options, and with
+ * each value of the sweep (a typo is reported once, not by every arm). */
+static int check_compare_cfgs(const compare_options *o)
+{
+    const char *set[COMPARE_MAX_ARGS / 2 + 2];
+    int n = 0;
+    for (int i = 0; i + 1 < o->n_train_args; i++)
+        if (!strcmp(o->train_args[i], "-set")) set[n++] = o->train_args[++i];
+    for (int v = -1; v < o->n_values; v++) {
+        char one[1024];
+        if (v >= 0) {
+            snprintf(one, sizeof(one), "%s=%s", o->sweep_key, o->sweep_values[v]);
+            set[n] = one;
+        }
+        cdb_network *net = cdb_network_load(o->cfg, set, n + (v >= 0));
+        if (!net) {
+            if (v >= 0) {
+                char why[1024];
+                snprintf(why, sizeof(why), "%s", cdb_last_error());
+                cdb_set_error("-sweep %s=%s: %s", o->sweep_key, o->sweep_values[v], why);
+            }
+            return -1;
+        }
+        cdb_network_free(net);
+    }
+    return 0;
+}
+
+int cmd_compare(const cli *c, const char *self)
+{
+    if (c->n_positional != 1) {
+        fprintf(stderr, "usage: cdbnet compare CFG [-seeds N | -seed-list 1,2,3] [-epochs E] [-jobs J] [-threads T]\n"
+                        "                      [-data FILE] [-set SEC.KEY=VAL ...] [-sweep SEC.KEY=v1,v2,...]\n"
+                        "                      [-out DIR] [-report DIR]\n");
+        return 2;
+    }
+    static compare_options o;
+    memset(&o, 0, sizeof(o));
+    o.self = self;
+    o.cfg = c->positional[0];
+    char dir[4096], base[256];
+    cfg_basename(o.cfg, base, sizeof(base));
+    snprintf(dir, sizeof(dir), "compare/%s", base);
+    o.dir = c->report ? c->report : (c->out ? c->out : dir);
+    o.report_only = c->report != NULL;
+    if (c->seed_list) {
+        char list[1024];
+        snprintf(list, sizeof(list), "%s", c->seed_list);
+        for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            int v;
+            if (parse_int_strict(t, &v) || v < 0 || o.n_seeds == COMPARE_MAX_SEEDS) {
+                fprintf(stderr, "cdbnet: -seed-list expects up to %d seeds >= 0 separated by commas, got '%s'\n",
+                        COMPARE_MAX_SEEDS, c->seed_list);
+                return 2;
+            }
+            o.seeds[o.n_seeds++] = v;
+        }
+    } else if (!o.report_only || c->seeds) {
+        int n = c->seeds ? c->seeds : 5;
+        if (n > COMPARE_MAX_SEEDS) {
+            fprintf(stderr, "cdbnet: -seeds %d: at most %d\n", n, COMPARE_MAX_SEEDS);
+            return 2;
+        }
+        for (int i = 0; i < n; i++) o.seeds[o.n_seeds++] = i + 1;
+    }
+    static char sweep[4096];
+    if (c->sweep && parse_sweep(c->sweep, sweep, sizeof(sweep), &o)) return 2;
+    int variants = o.n_values ? o.n_values : 1;
+    int cpus = available_cpus(), arms = (1 + variants) * (o.n_seeds ? o.n_seeds : 1);
+    o.jobs = c->jobs ? c->jobs : (arms < cpus ? arms : cpus);
+    o.threads = c->threads ? c->threads : (cpus / o.jobs > 0 ? cpus / o.jobs : 1);
+    static char epochs[64];
+    if (c->data) {
+        o.train_args[o.n_train_args++] = "-data";
+        o.train_args[o.n_train_args++] = c->data;
+    }
+    for (int i = 0; i < c->n_overrides && o.n_train_args + 2 < COMPARE_MAX_ARGS; i++) {
+        if (!strncmp(c->overrides[i], "net.seed=", 9)) {
+            fprintf(stderr, "cdbnet: compare chooses the seeds (-seeds, -seed-list), not -seed\n");
+            return 2;
+        }
+        o.train_args[o.n_train_args++] = "-set";
+        o.train_args[o.n_train_args++] = c->overrides[i];
+    }
+    if (c->epochs) {
+        snprintf(epochs, sizeof(epochs), "net.max_epochs=%d", c->epochs);
+        o.train_args[o.n_train_args++] = "-set";
+        o.train_args[o.n_train_args++] = epochs;
+    }
+    if (!o.report_only && check_compare_cfgs(&o)) return cli_fail();
+    if (run_compare(&o)) return cli_fail();
+    return 0;
+}

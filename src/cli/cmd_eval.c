@@ -1,0 +1,131 @@
+/* cdbnet valid CFG WEIGHTS (accuracy and loss on the validation set) and
+ * cdbnet predict CFG WEIGHTS IMAGE... (class probabilities). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "data.h"
+#include "train.h"
+#include "utils.h"
+
+int cmd_valid(const cli *c)
+{
+    if (c->n_positional != 2) {
+        fprintf(stderr, "usage: cdbnet valid CFG WEIGHTS [options]\n");
+        return 2;
+    }
+    cdb_network *net = cli_load_network(c->positional[0], c);
+    if (!net) return cli_fail();
+    data_config d;
+    cdb_dataset valid = {0};
+    int status = 1;
+    if (cdb_weights_load(net, c->positional[1]) || cli_load_data_config(net, c, &d)) goto done;
+    if (dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net)) {
+        data_config_free(&d);
+        goto done;
+    }
+    data_config_free(&d);
+    valid_result v;
+    if (validate_network(net, &valid, &v)) goto done;
+    printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
+    if (cdb_network_classes(net) > 5) printf("  top-5 %.2f%%", 100 * v.top5);
+    printf("  loss %.4f  (%d images)\n", v.loss, v.count);
+    if (v.nonfinite)
+        printf("warning: %d of %d images had a non-finite output (counted wrong): the weights may have diverged\n",
+               v.nonfinite, v.count);
+    status = 0;
+done:
+    dataset_free(&valid);
+    if (status) cli_fail();
+    cdb_network_free(net);
+    return status;
+}
+
+/* 0, or -1 with the error recorded when an output is not finite */
+static int print_top(const float *probs, int classes, int top, const char *label, char **names)
+{
+    for (int k = 0; k < classes; k++)
+        if (!isfinite(probs[k])) {
+            cdb_set_error("%s: the network's output for class %d is not finite (%g): the weights may have diverged",
+                          label, k, probs[k]);
+            return -1;
+        }
+    printf("%s:\n", label);
+    int shown[64] = {0};
+    if (top > classes) top = classes;
+    if (top > 64) top = 64;
+    for (int t = 0; t < top; t++) {
+        int best = -1;
+        for (int k = 0; k < classes; k++) {
+            int used = 0;
+            for (int s = 0; s < t; s++) used |= shown[s] == k;
+            if (!used && (best < 0 || probs[k] > probs[best])) best = k;
+        }
+        shown[t] = best;
+        printf("  class %3d  %6.2f%%  %s\n", best, 100 * probs[best], names ? names[best] : "");
+    }
+    return 0;
+}
+
+int cmd_predict(const cli *c)
+{
+    if (c->n_positional < 2 || (c->n_positional == 2 && c->index < 0)) {
+        fprintf(stderr, "usage: cdbnet predict CFG WEIGHTS IMAGE... | -index N [options]\n");
+        return 2;
+    }
+    cdb_network *net = cli_load_network(c->positional[0], c);
+    if (!net) return cli_fail();
+    int status = 1;
+    int classes = cdb_network_classes(net);
+    float *image = xcalloc((size_t)cdb_network_inputs(net), sizeof(float));
+    float *probs = xcalloc((size_t)classes, sizeof(float));
+    char **names = NULL;
+    data_config d = {0};
+    if (!image || !probs) goto done;
+    int want_data = c->data || cdb_network_data_path(net);
+    int have_data = want_data && cli_load_data_config(net, c, &d) == 0;
+    if (!have_data && want_data) goto done;
+    if (have_data && d.names && !(names = data_load_names(d.names, classes))) goto done;
+    if (cdb_weights_load(net, c->positional[1])) goto done;
+    if (c->index >= 0) {
+        cdb_dataset valid = {0};
+        if (!have_data) {
+            cdb_set_error("-index needs a dataset: give [net] data= or -data");
+            goto done;
+        }
+        int bad = dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net);
+        if (!bad && c->index >= valid.n) {
+            cdb_set_error("-index %d: the validation set has %d items", c->index, valid.n);
+            bad = 1;
+        }
+        if (bad) {
+            dataset_free(&valid);
+            goto done;
+        }
+        int label;
+        if (dataset_input(&valid, c->index, net, image, &label) || cdb_predict(net, image, 1, probs)) {
+            dataset_free(&valid);
+            goto done;
+        }
+        char title[128];
+        snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
+        int bad_output = print_top(probs, classes, c->top, title, names);
+        dataset_free(&valid);
+        if (bad_output) goto done;
+    }
+    for (int i = 2; i < c->n_positional; i++) {
+        if (image_file_input(net, c->positional[i], image) || cdb_predict(net, image, 1, probs)) goto done;
+        if (print_top(probs, classes, c->top, c->positional[i], names)) goto done;
+    }
+    status = 0;
+done:
+    free(image);
+    free(probs);
+    data_free_names(names, classes);
+    data_config_free(&d);
+    if (status) cli_fail();
+    cdb_network_free(net);
+    return status;
+}

@@ -1,0 +1,133 @@
+/* The augmentation of one in-memory image and its normalisation
+ * (augment.h). */
+#include "augment.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Darknet's HSV conversions (h in [0, 1), a gray pixel's hue 0). */
+static void rgb_to_hsv(float r, float g, float b, float *h, float *s, float *v)
+{
+    float max = r > g ? (r > b ? r : b) : (g > b ? g : b), min = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    float delta = max - min;
+    *v = max;
+    if (max == 0 || delta == 0) {
+        *s = 0;
+        *h = 0;
+        return;
+    }
+    *s = delta / max;
+    float hh = r == max ? (g - b) / delta : (g == max ? 2 + (b - r) / delta : 4 + (r - g) / delta);
+    if (hh < 0) hh += 6;
+    *h = hh / 6;
+}
+
+static void hsv_to_rgb(float h, float s, float v, float *r, float *g, float *b)
+{
+    if (s == 0) {
+        *r = *g = *b = v;
+        return;
+    }
+    float hh = 6 * h;
+    int index = (int)floorf(hh);
+    float f = hh - index, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    switch (index) {
+    case 0: *r = v, *g = t, *b = p; break;
+    case 1: *r = q, *g = v, *b = p; break;
+    case 2: *r = p, *g = v, *b = t; break;
+    case 3: *r = p, *g = q, *b = v; break;
+    case 4: *r = t, *g = p, *b = v; break;
+    default: *r = v, *g = p, *b = q; break;
+    }
+}
+
+static float clamp01(float x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
+
+/* Darknet's distort_image: on 3 or more channels, the hue shifted (a
+ * fraction of the circle, wrapped), saturation and value scaled, then
+ * clamped to [0, 1]; on fewer, the value (each channel) scaled. px holds
+ * C planes of n pixels in [0, 1]. */
+static void colour_jitter(float *px, int C, size_t n, float dhue, float dsat, float dexp)
+{
+    if (C < 3) {
+        for (size_t i = 0; i < (size_t)C * n; i++) px[i] = clamp01(px[i] * dexp);
+        return;
+    }
+    float *r = px, *g = px + n, *b = px + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        float h, s, v;
+        rgb_to_hsv(r[i], g[i], b[i], &h, &s, &v);
+        s = s * dsat;
+        v = v * dexp;
+        h += dhue;
+        if (h > 1) h -= 1;
+        if (h < 0) h += 1;
+        hsv_to_rgb(h, s, v, &r[i], &g[i], &b[i]);
+        r[i] = clamp01(r[i]);
+        g[i] = clamp01(g[i]);
+        b[i] = clamp01(b[i]);
+    }
+}
+
+void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
+                   float *dst)
+{
+    /* Output pixel (y, x) reads the flipped, shifted image at the inverse
+     * rotation of (y, x) about ((W-1)/2, (H-1)/2), rounded to the nearest
+     * pixel; with y pointing down, a counter-clockwise turn by a on screen
+     * reads from (cx + cos a * u - sin a * v, cy + sin a * u + cos a * v)
+     * for u = x - cx, v = y - cy. Pixels first in [0, 1] (0 outside the
+     * image), then the colour jitter, then the normalisation. */
+    double a = ap->degrees * (M_PI / 180.0), ca = cos(a), sa = sin(a);
+    double cx = 0.5 * (W - 1), cy = 0.5 * (H - 1);
+    int rotate = ap->degrees != 0.f;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int ry = y, rx = x;
+                if (rotate) {
+                    double u = x - cx, v = y - cy;
+                    rx = (int)floor(cx + ca * u - sa * v + 0.5);
+                    ry = (int)floor(cy + sa * u + ca * v + 0.5);
+                }
+                float value = 0.f;
+                if (ry >= 0 && ry < H && rx >= 0 && rx < W) {
+                    int sy = ry + ap->dy, sx = (ap->flip ? W - 1 - rx : rx) + ap->dx;
+                    if (sy >= 0 && sy < H && sx >= 0 && sx < W) value = src[((size_t)c * H + sy) * W + sx] * (1.f / 255.f);
+                }
+                dst[((size_t)c * H + y) * W + x] = value;
+            }
+    if (ap->dhue != 0.f || ap->dsat != 1.f || ap->dexp != 1.f)
+        colour_jitter(dst, C, (size_t)H * W, ap->dhue, ap->dsat, ap->dexp);
+    for (int c = 0; c < C; c++) {
+        float mean = in->nmean ? in->mean[c] : 0.f, inv_std = in->nstd ? 1.f / in->std[c] : 1.f;
+        if (!in->nmean && !in->nstd) continue;
+        float *plane = dst + (size_t)c * H * W;
+        for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = (plane[i] - mean) * inv_std;
+    }
+}
+
+/* Darknet's rand_scale: a factor between 1 and s (either side of 1), or
+ * its inverse, evenly. */
+static float random_scale(cdb_rng *rng, float s)
+{
+    float lo = s < 1 ? s : 1, hi = s < 1 ? 1 : s;
+    float scale = lo + (hi - lo) * rng_uniform(rng);
+    return rng_int(rng, 2) ? scale : 1.f / scale;
+}
+
+void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
+{
+    if (in->crop_pad) {
+        ap->dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+        ap->dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+    }
+    if (in->flip) ap->flip = rng_int(rng, 2);
+    /* Each drawn only when asked for, so that runs without it keep
+     * their stream. */
+    if (in->angle > 0) ap->degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
+    if (in->hue > 0) ap->dhue = (2.f * rng_uniform(rng) - 1.f) * in->hue;
+    /* 0 (a zeroed input_config) and 1 mean none */
+    if (in->saturation > 0 && in->saturation != 1.f) ap->dsat = random_scale(rng, in->saturation);
+    if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);
+}
