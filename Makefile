@@ -4,7 +4,8 @@
 #   make PORTABLE=1      runs on any x86-64-v2 CPU (kernels 4-wide, no FMA)
 #   make MARCH=x86-64-v3 another target, e.g. the AVX2 kernels on an AVX-512 machine
 #   make GPU=1 CUDNN=1   also compiles the CUDA seams and links cuBLAS/cuDNN
-#   make test            builds and runs the test suite
+#   make cdbnet-mpi      ./cdbnet-mpi, with Open MPI (NCCL=1 with GPU=1: NCCL too)
+#   make test            builds and runs the test suite (and ./cdbnet-mpi with Open MPI)
 #   make fuzz            the fuzz harnesses, FUZZ_SECONDS each (clang)
 GPU ?= 0
 CUDNN ?= 0
@@ -68,11 +69,6 @@ endif
 # MPI=1: data-parallel training over Open MPI processes (libopenmpi-dev),
 # mpirun -np N ./cdbnet train CFG.
 MPI ?= 0
-# the switches of this build that ./cdbnet-mpi, built by make test, shares
-MPI_BUILD_SWITCHES = $(if $(filter command line,$(origin OPENBLAS)),OPENBLAS=$(OPENBLAS)) \
-                     $(if $(filter command line,$(origin PORTABLE)),PORTABLE=$(PORTABLE)) \
-                     $(if $(filter command line,$(origin MARCH)),MARCH=$(MARCH)) \
-                     $(if $(filter command line,$(origin SANITIZE)),SANITIZE=$(SANITIZE))
 ifeq ($(MPI),1)
 MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
 MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
@@ -82,15 +78,18 @@ endif
 CFLAGS += -DCDB_MPI $(MPI_CFLAGS)
 LDLIBS += $(MPI_LIBS)
 endif
-# NCCL=1 (with GPU=1 MPI=1): GPU ranks sum their gradients with NCCL on the
-# devices (the CUDA toolkit's nccl.h and libnccl) instead of through the host.
+# NCCL=1 (with GPU=1, and MPI=1 or the cdbnet-mpi target): GPU ranks sum
+# their gradients with NCCL on the devices (the CUDA toolkit's nccl.h and
+# libnccl) instead of through the host.
 NCCL ?= 0
 ifeq ($(NCCL),1)
-ifneq ($(GPU)$(MPI),11)
-$(error NCCL=1 needs GPU=1 MPI=1)
+ifneq ($(GPU),1)
+$(error NCCL=1 needs GPU=1 (and MPI=1, or make cdbnet-mpi))
 endif
+ifeq ($(MPI),1)
 CFLAGS += -DCDB_NCCL
 LDLIBS += -lnccl
+endif
 endif
 
 # OPENCV=1: image files decoded by OpenCV 4 (libopencv-dev; a C++ file
@@ -132,58 +131,84 @@ LDLIBS += $(if $(CUDNN_PATH),$(if $(wildcard $(CUDNN_PATH)/lib/libcudnn.so),-lcu
 endif
 endif
 
+# Objects go to a folder per configuration, obj/ID (ID: a checksum of the
+# compiler and its flags; obj/ID/flags says which), so that switching a
+# make variable and back recompiles nothing. The programs and archives at
+# the top are relinked whenever the configuration differs from the last
+# build's (obj/current).
+CONFIG_ID := $(shell echo '$(CC) $(CFLAGS) $(NVCC) $(NVFLAGS) $(LDFLAGS) $(LDLIBS)' | cksum | cut -d' ' -f1)
+OBJ := obj/$(CONFIG_ID)
+CONFIG_STAMP := obj/current
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+$(shell mkdir -p $(OBJ) && [ -f $(OBJ)/flags ] || echo '$(CC) $(CFLAGS) | $(NVFLAGS) | $(LDLIBS)' > $(OBJ)/flags; \
+        [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_ID)" ] || echo $(CONFIG_ID) > $(CONFIG_STAMP))
+endif
+
 LIB_SRC = $(filter-out src/cli/%,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
 CLI_SRC = $(wildcard src/cli/*.c)
-CLI_OBJ = $(CLI_SRC:src/%.c=obj/%.o)
-LIB_OBJ = $(LIB_SRC:src/%.c=obj/%.o)
+CLI_OBJ = $(CLI_SRC:src/%.c=$(OBJ)/%.o)
+LIB_OBJ = $(LIB_SRC:src/%.c=$(OBJ)/%.o)
 CU_SRC = $(if $(filter 1,$(GPU)),$(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
 CPP_SRC = $(if $(filter 1,$(OPENCV)),$(wildcard $(addsuffix /*.cpp,$(SRC_DIRS))))
-CPP_OBJ = $(CPP_SRC:src/%.cpp=obj/%.cpp.o)
-CU_OBJ = $(CU_SRC:src/%.cu=obj/%.cu.o)
+CPP_OBJ = $(CPP_SRC:src/%.cpp=$(OBJ)/%.cpp.o)
+CU_OBJ = $(CU_SRC:src/%.cu=$(OBJ)/%.cu.o)
 TEST_SRC = $(wildcard tests/*.c)
-TEST_OBJ = $(TEST_SRC:tests/%.c=obj/tests/%.o)
+TEST_OBJ = $(TEST_SRC:tests/%.c=$(OBJ)/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
-GPU_TEST_OBJ = obj/tests/gpu/gpu_tests.o obj/tests/harness.o obj/tests/helpers.o
-# Remember the switches, so that changing one rebuilds everything.
-FLAGS_STAMP = obj/.flags-$(shell echo '$(CFLAGS) $(NVFLAGS) $(LDLIBS) $(GPU) $(CUDNN) $(OPENCV) $(MPI) $(NCCL)' | cksum | cut -d' ' -f1)
+GPU_TEST_OBJ = $(OBJ)/tests/gpu/gpu_tests.o $(OBJ)/tests/harness.o $(OBJ)/tests/helpers.o
 
 all: cdbnet
 
-cdbnet: $(CLI_OBJ) libcdbnet.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+cdbnet: $(CLI_OBJ) libcdbnet.a $(CONFIG_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) libcdbnet.a $(LDLIBS)
 
-libcdbnet.a: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ)
+libcdbnet.a: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ) $(CONFIG_STAMP)
 	rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ)
 
-$(FLAGS_STAMP):
-	@mkdir -p obj/tests/gpu
-	@rm -f obj/.flags-*
-	@touch $@
+# ./cdbnet-mpi: cdbnet with Open MPI (data-parallel training, mpirun -np N
+# ./cdbnet-mpi train CFG), beside ./cdbnet and from the same objects but
+# the one file MPI changes (core/dist.c), compiled again with mpicc's
+# flags (and NCCL's with GPU=1 NCCL=1).
+MPI_ONLY_SRC = src/core/dist.c
+MPI_ONLY_OBJ = $(MPI_ONLY_SRC:src/%.c=$(OBJ)/mpi$(NCCL)/%.o)
+cdbnet-mpi: $(CLI_OBJ) $(filter-out $(MPI_ONLY_SRC:src/%.c=$(OBJ)/%.o),$(LIB_OBJ)) $(MPI_ONLY_OBJ) $(CU_OBJ) $(CPP_OBJ) $(CONFIG_STAMP)
+	@mpicc --showme:link > /dev/null 2>&1 || { echo "cdbnet-mpi needs Open MPI: scripts/install_deps.sh (Debian libopenmpi-dev)" >&2; exit 1; }
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS) $(if $(filter 1,$(NCCL)),-lnccl) $$(mpicc --showme:link)
 
-obj/%.o: src/%.c $(FLAGS_STAMP)
+$(OBJ)/mpi$(NCCL)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DCDB_MPI $(if $(filter 1,$(NCCL)),-DCDB_NCCL) $$(mpicc --showme:compile) -c $< -o $@
+
+$(OBJ)/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-obj/%.cpp.o: src/%.cpp $(FLAGS_STAMP)
+$(OBJ)/%.cpp.o: src/%.cpp
 	@mkdir -p $(@D)
 	$(CXX) -O2 -fPIC -Wall -Wextra $(INCLUDES) $(CXXFLAGS_OPENCV) -c $< -o $@
 
-obj/%.cu.o: src/%.cu $(FLAGS_STAMP)
+$(OBJ)/%.cu.o: src/%.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-obj/tests/%.o: tests/%.c $(FLAGS_STAMP)
+$(OBJ)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -c $< -o $@
 
-tests/run_tests: $(TEST_OBJ) libcdbnet.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+tests/run_tests: $(TEST_OBJ) libcdbnet.a $(CONFIG_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) libcdbnet.a $(LDLIBS)
 
-tests/gpu_tests: $(GPU_TEST_OBJ) libcdbnet.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+tests/gpu_tests: $(GPU_TEST_OBJ) libcdbnet.a $(CONFIG_STAMP)
+	$(CC) $(LDFLAGS) -o $@ $(GPU_TEST_OBJ) libcdbnet.a $(LDLIBS)
 
-obj/tests/gpu/%.o: tests/gpu/%.c $(FLAGS_STAMP)
-	$(CC) $(CFLAGS) -Itests -c $< -o $@
+# The CUDA files that have a cuDNN and a non-cuDNN path, compiled without
+# cuDNN (CI compiles the GPU=1 CUDNN=1 build and this check, not a whole
+# second GPU build).
+CUDNN_BRANCHED_CU = $(shell grep -l 'ifdef CUDNN\|ifndef CUDNN' $(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
+gpu-nocudnn-check:
+	@mkdir -p $(OBJ)/nocudnn
+	$(foreach f,$(CUDNN_BRANCHED_CU),$(NVCC) $(filter-out -DCUDNN,$(NVFLAGS)) -c $(f) -o $(OBJ)/nocudnn/$(notdir $(f)).o &&) true
 
 # CPU against GPU for every layer type and whole training steps: needs a
 # CUDA device and a build with GPU=1 (and CUDNN=1 for the cuDNN paths).
@@ -194,11 +219,10 @@ endif
 	OMP_WAIT_POLICY=passive ./tests/gpu_tests
 
 # Passive OpenMP waits: spinning threads make a loaded 2-core machine crawl.
-# With Open MPI installed, ./cdbnet-mpi (scripts/build_mpi.sh) too, for the
+# With Open MPI installed, ./cdbnet-mpi (make cdbnet-mpi) too, for the
 # data-parallel tests.
-test: cdbnet tests/run_tests
+test: cdbnet tests/run_tests $(if $(shell command -v mpicc),cdbnet-mpi)
 	scripts/check_includes.sh
-	if command -v mpicc > /dev/null 2>&1; then scripts/build_mpi.sh $(MPI_BUILD_SWITCHES); fi
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
 # libFuzzer harnesses (tests/fuzz) under ASan + UBSan, FUZZ_SECONDS each
@@ -209,5 +233,5 @@ fuzz:
 clean:
 	rm -rf obj obj-fuzz obj-mpi cdbnet cdbnet-mpi libcdbnet.a tests/run_tests tests/gpu_tests
 
-.PHONY: all test gpu-test fuzz clean
--include $(wildcard obj/*/*.d obj/tests/*.d obj/tests/gpu/*.d)
+.PHONY: all test gpu-test gpu-nocudnn-check fuzz clean
+-include $(wildcard $(OBJ)/*/*.d $(OBJ)/tests/*.d $(OBJ)/tests/gpu/*.d $(OBJ)/mpi*/*/*.d)

@@ -59,9 +59,9 @@ int test_run_all(int nwords, char **words)
     for (int i = 0; i < n_tests; i++) {
         if (!selected(tests[i].name, nwords, words)) continue;
         current_failed = 0;
-        double t0 = now_seconds();
+        double t0 = cdb_now_seconds();
         tests[i].fn();
-        double dt = now_seconds() - t0;
+        double dt = cdb_now_seconds() - t0;
         printf("%s %s (%.2fs)\n", current_failed ? "FAIL" : "ok  ", tests[i].name, dt);
         fflush(stdout);
         if (current_failed)

@@ -7,13 +7,13 @@
 
 cdb_network *net_from_text(const char *text)
 {
-    cfg_file *cfg = cfg_parse_string("test.cfg", text);
+    cfg_file *cfg = cdb_cfg_parse_string("test.cfg", text);
     if (!cfg) {
         printf("    cfg error: %s\n", cdb_last_error());
         return NULL;
     }
-    cdb_network *net = network_build(cfg);
-    cfg_free(cfg);
+    cdb_network *net = cdb_network_build(cfg);
+    cdb_cfg_free(cfg);
     if (!net) printf("    build error: %s\n", cdb_last_error());
     return net;
 }
@@ -21,13 +21,13 @@ cdb_network *net_from_text(const char *text)
 const char *net_error_from_text(const char *name, const char *text)
 {
     static char msg[2048];
-    cfg_file *cfg = cfg_parse_string(name, text);
+    cfg_file *cfg = cdb_cfg_parse_string(name, text);
     if (!cfg) {
         snprintf(msg, sizeof(msg), "%s", cdb_last_error());
         return msg;
     }
-    cdb_network *net = network_build(cfg);
-    cfg_free(cfg);
+    cdb_network *net = cdb_network_build(cfg);
+    cdb_cfg_free(cfg);
     if (net) {
         cdb_network_free(net);
         return NULL;
@@ -52,8 +52,8 @@ double relative_error(const float *a, const float *ref, size_t n)
 
 void fill_normal(float *x, size_t n, uint64_t seed, float scale)
 {
-    cdb_rng r = rng_stream(seed, 99, 0);
-    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(&r);
+    cdb_rng r = cdb_rng_stream(seed, 99, 0);
+    for (size_t i = 0; i < n; i++) x[i] = scale * cdb_rng_normal(&r);
 }
 
 const char *test_tmpdir(void)

@@ -12,7 +12,7 @@ int main(int argc, char **argv)
      * runs (and this process) see no CUDA device, even on a GPU machine
      * (tests/gpu_tests compares the GPU with the CPU). */
     setenv("CUDA_VISIBLE_DEVICES", "", 1);
-    set_num_threads(1);
+    cdb_set_num_threads(1);
     register_cfg_tests();
     register_shipped_cfg_tests();
     register_gradcheck_tests();

@@ -109,24 +109,24 @@ static void t_comments_aliases_and_darknet_keys(void)
 
 static void t_override(void)
 {
-    cfg_file *cfg = cfg_parse_string("o.cfg", NET "[convolutional]\nfilters=4\n" END);
+    cfg_file *cfg = cdb_cfg_parse_string("o.cfg", NET "[convolutional]\nfilters=4\n" END);
     CHECK(cfg, "parse");
-    CHECK(cfg_override(cfg, "net.batch=4") == 0, "net override");
-    CHECK(cfg_override(cfg, "0.filters=6") == 0, "layer override");
-    CHECK(cfg_override(cfg, "0.channel_dropback=0") == 0, "new key");
-    CHECK(cfg_override(cfg, "7.filters=6") != 0 && strstr(cdb_last_error(), "no section '7'"), "bad index: %s",
+    CHECK(cdb_cfg_override(cfg, "net.batch=4") == 0, "net override");
+    CHECK(cdb_cfg_override(cfg, "0.filters=6") == 0, "layer override");
+    CHECK(cdb_cfg_override(cfg, "0.channel_dropback=0") == 0, "new key");
+    CHECK(cdb_cfg_override(cfg, "7.filters=6") != 0 && strstr(cdb_last_error(), "no section '7'"), "bad index: %s",
           cdb_last_error());
-    CHECK(cfg_override(cfg, "filters=6") != 0, "missing section");
-    cdb_network *net = network_build(cfg);
+    CHECK(cdb_cfg_override(cfg, "filters=6") != 0, "missing section");
+    cdb_network *net = cdb_network_build(cfg);
     CHECK(net, "build after overrides: %s", cdb_last_error());
     CHECK(net->batch == 4 && net->layers[0].out_c == 6, "override values applied");
     CHECK(net->layers[0].params[0].dropback_override == 0, "per-layer dropback override applied");
     cdb_network_free(net);
-    CHECK(cfg_override(cfg, "0.filterz=6") == 0, "unknown key is accepted by override");
-    net = network_build(cfg);
+    CHECK(cdb_cfg_override(cfg, "0.filterz=6") == 0, "unknown key is accepted by override");
+    net = cdb_network_build(cfg);
     CHECK(!net && strstr(cdb_last_error(), "o.cfg: [convolutional] (layer 0) (set on the command line) key 'filterz'"),
           "unknown key from -set must be named: %s", cdb_last_error());
-    cfg_free(cfg);
+    cdb_cfg_free(cfg);
 }
 
 /* The registry: each name it lists finds a type of that name with its CPU
@@ -135,19 +135,19 @@ static void t_override(void)
 static void t_layer_registry(void)
 {
     char names[1024];
-    snprintf(names, sizeof(names), "%s", layer_type_names());
+    snprintf(names, sizeof(names), "%s", cdb_layer_type_names());
     int count = 0;
     for (char *save = NULL, *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
-        const layer_ops *ops = layer_ops_find(name);
+        const layer_ops *ops = cdb_layer_ops_find(name);
         CHECK(ops && !strcmp(ops->name, name), "'%s' is listed but not found", name);
         CHECK(ops->make && ops->forward && ops->backward && ops->takes, "[%s] lacks its CPU code", name);
-        if (ops->alias) CHECK(layer_ops_find(ops->alias) == ops, "alias %s of [%s]", ops->alias, name);
+        if (ops->alias) CHECK(cdb_layer_ops_find(ops->alias) == ops, "alias %s of [%s]", ops->alias, name);
         count++;
     }
     CHECK(count >= 15, "only %d layer types listed", count);
-    CHECK(!layer_ops_find("convolution"), "a misspelt section is found");
+    CHECK(!cdb_layer_ops_find("convolution"), "a misspelt section is found");
     const char *msg = net_error_from_text("bad.cfg", NET "[convolution]\nfilters=4\n" END);
-    CHECK(msg && strstr(msg, layer_type_names()), "the message does not list the types: %s", msg ? msg : "(built)");
+    CHECK(msg && strstr(msg, cdb_layer_type_names()), "the message does not list the types: %s", msg ? msg : "(built)");
 }
 
 /* The convolution policy comes from [net]: defaults, and each key taken. */
@@ -165,9 +165,9 @@ static void t_conv_policy_keys(void)
     CHECK(n, "build");
     CHECK(!n->conv.direct && !n->conv.winograd && n->conv.shift == CONV_SHIFT_ON && n->conv.slice_bytes == 64 << 10,
           "keys not taken");
-    CHECK(!convolutional_uses_direct(&n->layers[0], n, 0), "conv_direct=0 still takes the direct kernels");
+    CHECK(!cdb_convolutional_uses_direct(&n->layers[0], n, 0), "conv_direct=0 still takes the direct kernels");
     n->conv.direct = 1;
-    CHECK(convolutional_uses_direct(&n->layers[0], n, 0), "a 32-channel 3x3 layer should take the direct kernels");
+    CHECK(cdb_convolutional_uses_direct(&n->layers[0], n, 0), "a 32-channel 3x3 layer should take the direct kernels");
     cdb_network_free(n);
 }
 

@@ -71,12 +71,12 @@ static void write_toy_dataset(const char *dir, int n)
     unsigned char lh[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
     memcpy(img, ih, 16);
     memcpy(lab, lh, 8);
-    cdb_rng r = rng_stream(5, 0, 0);
+    cdb_rng r = cdb_rng_stream(5, 0, 0);
     for (int i = 0; i < n; i++) {
         int c = i % 4;
         lab[8 + i] = (unsigned char)c;
         unsigned char *im = img + 16 + (size_t)i * 64;
-        for (int k = 0; k < 64; k++) im[k] = (unsigned char)rng_int(&r, 60);
+        for (int k = 0; k < 64; k++) im[k] = (unsigned char)cdb_rng_int(&r, 60);
         for (int y = 0; y < 3; y++)
             for (int x = 0; x < 3; x++) im[((c / 2) * 5 + y) * 8 + (c % 2) * 5 + x] = 250;
     }
@@ -193,7 +193,7 @@ static void t_benchmark(void)
     CHECK(rc == 0, "benchmark exit %d: %s", rc, out);
     char kernels[128];
     snprintf(kernels, sizeof(kernels), "kernels: %s (%d floats a vector); convolutions: 0 depthwise, 1 Winograd, 1 direct, 0 shifted GEMM, 1 im2col",
-             cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)));
+             cdb_cd_kernels_isa(), (int)(cdb_cd_kernels_vector_bytes() / sizeof(float)));
     /* smallcnn: 1 -> 32 channels (im2col), 32 -> 64 at 28x28 (Winograd), 64 -> 128 stride 2 (direct) */
     CHECK(strstr(out, kernels), "the kernels line names the ISA and each convolution's path (want '%s'): %s", kernels, out);
     double rate = 0, cores = 0, total = 0, fwd = 0, bwd = 0, flops = 0;
@@ -262,7 +262,7 @@ static void t_defaults(void)
     CHECK(strstr(out, "length: -set net.max_batches=30 from the command line replaces the cfg's length"),
           "the banner says where the length came from:\n%s", out);
     char threads[64];
-    int cpus = available_cpus();
+    int cpus = cdb_available_cpus();
     snprintf(threads, sizeof(threads), ", %d thread%s\n", cpus, cpus == 1 ? "" : "s");
     CHECK(strstr(out, "training ") && strstr(out, ": 30 steps of 1 images") && strstr(out, threads),
           "30 steps on every available CPU (%d):\n%s", cpus, out);

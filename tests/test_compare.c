@@ -13,23 +13,23 @@
  * 2/32 (all five positive) and 6/32 (1, -2, 3, 4, 5). */
 static void t_statistics(void)
 {
-    CHECK(fabs(stats_t_quantile(0.975, 4) - 2.776445) < 1e-5, "t(0.975, 4) = %.7f", stats_t_quantile(0.975, 4));
-    CHECK(fabs(stats_t_quantile(0.995, 10) - 3.169273) < 1e-5, "t(0.995, 10) = %.7f", stats_t_quantile(0.995, 10));
-    CHECK(fabs(stats_t_quantile(0.95, 1) - 6.313752) < 1e-5, "t(0.95, 1) = %.7f", stats_t_quantile(0.95, 1));
-    CHECK(fabs(stats_t_cdf(0, 7) - 0.5) < 1e-12 && fabs(stats_t_cdf(-2.776445, 4) - 0.025) < 1e-6, "t CDF");
+    CHECK(fabs(cdb_stats_t_quantile(0.975, 4) - 2.776445) < 1e-5, "t(0.975, 4) = %.7f", cdb_stats_t_quantile(0.975, 4));
+    CHECK(fabs(cdb_stats_t_quantile(0.995, 10) - 3.169273) < 1e-5, "t(0.995, 10) = %.7f", cdb_stats_t_quantile(0.995, 10));
+    CHECK(fabs(cdb_stats_t_quantile(0.95, 1) - 6.313752) < 1e-5, "t(0.95, 1) = %.7f", cdb_stats_t_quantile(0.95, 1));
+    CHECK(fabs(cdb_stats_t_cdf(0, 7) - 0.5) < 1e-12 && fabs(cdb_stats_t_cdf(-2.776445, 4) - 0.025) < 1e-6, "t CDF");
     double d[5] = {1, 2, 3, 4, 5};
-    paired_test t = stats_paired(d, 5);
+    paired_test t = cdb_stats_paired(d, 5);
     CHECK(fabs(t.mean - 3) < 1e-12 && fabs(t.sd - sqrt(2.5)) < 1e-12 && fabs(t.t - 4.2426407) < 1e-6, "t %g", t.t);
     CHECK(fabs(t.p_t - 0.0132356) < 1e-6, "paired t-test p %.7f, want 0.0132356", t.p_t);
     double half = 2.776445 * sqrt(2.5) / sqrt(5.0);
     CHECK(fabs(t.ci_low - (3 - half)) < 1e-5 && fabs(t.ci_high - (3 + half)) < 1e-5, "CI [%g, %g]", t.ci_low, t.ci_high);
     CHECK(t.wilcoxon_exact && fabs(t.p_wilcoxon - 2.0 / 32) < 1e-12, "Wilcoxon p %g, want 0.0625", t.p_wilcoxon);
     d[1] = -2;
-    t = stats_paired(d, 5);
+    t = cdb_stats_paired(d, 5);
     CHECK(t.w_plus == 13 && fabs(t.p_wilcoxon - 6.0 / 32) < 1e-12, "W+ %g, p %g, want 13 and 0.1875", t.w_plus,
           t.p_wilcoxon);
     double one[1] = {0.01};
-    t = stats_paired(one, 1);
+    t = cdb_stats_paired(one, 1);
     CHECK(isnan(t.ci_low) && isnan(t.p_t), "one pair has no interval");
 }
 
@@ -45,7 +45,7 @@ static void t_arms_differ_only_by_masks(void)
                        "[avgpool]\n[connected]\noutput=3\nactivation=linear\n[softmax]\n";
     cdb_network *on = net_from_text(text), *off = net_from_text(text);
     CHECK(on && off, "build");
-    dropback_disable(off);
+    cdb_dropback_disable(off);
     for (int i = 0; i < on->nparams; i++)
         CHECK(!memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float)),
               "tensor %d starts differently", i);
@@ -54,8 +54,8 @@ static void t_arms_differ_only_by_masks(void)
     fill_normal(images, 4 * 72, 2, 1.f);
     int selected = 0;
     for (int step = 0; step < 6 && !selected; step++) {
-        network_train_step(on, images, labels);
-        network_train_step(off, images, labels);
+        cdb_network_train_step(on, images, labels);
+        cdb_network_train_step(off, images, labels);
         for (int i = 0; i < on->nparams; i++) {
             int same = !memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float));
             CHECK(same != (on->params[i]->selected && on->params[i]->keep < 1),

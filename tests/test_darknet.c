@@ -99,7 +99,7 @@ static void t_darknet_semantics(void)
     CHECK(t->darknet && !t->decay_norm_bias, "darknet=1 turns off decay on biases and scales");
     CHECK(net->input_cfg.flip == 1 && net->input_cfg.darknet_crop == 1, "darknet=1: Darknet's flips and crop by default");
     /* Darknet: lr * (batch_num / burn_in)^power, batch_num counted from 1. */
-    float lr0 = schedule_learning_rate(t, 0), lr4 = schedule_learning_rate(t, 4), lr9 = schedule_learning_rate(t, 9);
+    float lr0 = cdb_schedule_learning_rate(t, 0), lr4 = cdb_schedule_learning_rate(t, 4), lr9 = cdb_schedule_learning_rate(t, 9);
     CHECK(fabsf(lr0 - 0.1f * 1e-4f) < 1e-10f && fabsf(lr4 - 0.1f * 0.0625f) < 1e-8f && lr9 == 0.1f,
           "burn-in %g %g %g, want 1e-05 0.00625 0.1", lr0, lr4, lr9);
     conv_priv *p = net->layers[0].priv;
@@ -114,7 +114,7 @@ static void t_darknet_semantics(void)
     CHECK(net, "%s", cdb_last_error());
     p = net->layers[0].priv;
     CHECK(net->train.decay_norm_bias && p->bn.momentum == BN_MOMENTUM &&
-              schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10 && !net->input_cfg.flip &&
+              cdb_schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10 && !net->input_cfg.flip &&
               !net->input_cfg.darknet_crop,
           "reference semantics");
     cdb_network_free(net);
@@ -123,7 +123,7 @@ static void t_darknet_semantics(void)
     char *out = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&out, &len);
-    network_print_summary(net, mem);
+    cdb_network_print_summary(net, mem);
     fclose(mem);
     cdb_network_free(net);
     int said = strstr(out, "semantics: Darknet's (darknet=1): burn_in lr*(step/burn_in)^power, weight decay not on biases "
@@ -248,10 +248,10 @@ static void t_cost_doubles_the_gradient(void)
     memcpy(without->input, with->input, (size_t)4 * with->inputs * sizeof(float));
     for (int b = 0; b < 4; b++) with->truth[b * 10 + b] = without->truth[b * 10 + b] = 1;
     with->loss = without->loss = 0;
-    network_forward(with, 1);
-    network_backward(with);
-    network_forward(without, 1);
-    network_backward(without);
+    cdb_network_forward(with, 1);
+    cdb_network_backward(with);
+    cdb_network_forward(without, 1);
+    cdb_network_backward(without);
     CHECK(fabs(with->loss - 2 * without->loss) <= 1e-5 * without->loss, "loss %g, twice %g", with->loss,
           without->loss);
     for (int k = 0; k < with->nparams; k++)
@@ -260,9 +260,9 @@ static void t_cost_doubles_the_gradient(void)
             CHECK(fabsf(a - 2 * b) <= 1e-5f * (fabsf(b) + 1e-6f), "%s gradient %zu: %g, twice %g", with->params[k]->name,
                   i, a, b);
         }
-    network_forward(with, 0);
-    network_forward(without, 0);
-    CHECK(!memcmp(network_output(with), network_output(without), 40 * sizeof(float)), "predictions differ");
+    cdb_network_forward(with, 0);
+    cdb_network_forward(without, 0);
+    CHECK(!memcmp(cdb_network_output(with), cdb_network_output(without), 40 * sizeof(float)), "predictions differ");
     cdb_network_free(with);
     cdb_network_free(without);
 }
@@ -276,7 +276,7 @@ static void t_shortcut_across_shapes(void)
     cdb_network *net = cdb_network_load("tests/darknet/shortcut_shapes.cfg", NULL, 0);
     CHECK(net, "%s", cdb_last_error());
     fill_normal(net->input, (size_t)2 * net->inputs, 4, 1.f);
-    network_forward(net, 0);
+    cdb_network_forward(net, 0);
     const float *l0 = net->layers[0].output, *l1 = net->layers[1].output, *s2 = net->layers[2].output;
     const float *l3 = net->layers[3].output, *l4 = net->layers[4].output, *s5 = net->layers[5].output;
     int bad = 0;
@@ -305,7 +305,7 @@ static void t_dilation(void)
     cdb_network *net = net_from_text(text);
     CHECK(net, "build");
     fill_normal(net->input, (size_t)net->inputs, 8, 1.f);
-    network_forward(net, 0);
+    cdb_network_forward(net, 0);
     const cdb_layer *l = &net->layers[0];
     const float *w = l->params[0].value, *bias = l->params[1].value;
     CHECK(l->out_h == 5 && l->out_w == 6, "output %dx%d", l->out_h, l->out_w);
@@ -340,7 +340,7 @@ static void t_label_smooth_eps(void)
     CHECK(net, "build");
     float image[4] = {1, 2, 3, 4};
     int label = 3;
-    network_train_step(net, image, &label);
+    cdb_network_train_step(net, image, &label);
     int ok = 1;
     for (int k = 0; k < 10; k++) ok &= fabsf(net->truth[k] - (k == 3 ? 0.9f : 0.1f / 9)) < 1e-7f;
     cdb_network_free(net);
@@ -362,7 +362,7 @@ static void t_crop(void)
     CHECK(net, "%s", cdb_last_error());
     fill_normal(net->input, (size_t)net->batch * net->inputs, 6, 1.f);
     const cdb_layer *l = &net->layers[0];
-    network_forward(net, 0);
+    cdb_network_forward(net, 0);
     int bad = 0;
     for (int b = 0; b < net->batch; b++)
         for (int c = 0; c < 3; c++)
@@ -374,7 +374,7 @@ static void t_crop(void)
     int flips = 0, moved = 0;
     for (int s = 0; s < 8; s++) {
         net->step = s;
-        network_forward(net, 1);
+        cdb_network_forward(net, 1);
         for (int b = 0; b < net->batch; b++) {
             /* find the window: the output's first row must be some row of the input, flipped or not */
             int found = 0;

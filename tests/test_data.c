@@ -51,10 +51,10 @@ static void t_idx_raw_and_gz(void)
         write_bytes(ip, img, ni, gz);
         write_bytes(lp, lab, nl, gz);
         cdb_dataset d;
-        CHECK(dataset_load_idx(ip, lp, 3, &d) == 0, "load (%s): %s", gz ? "gz" : "raw", cdb_last_error());
+        CHECK(cdb_dataset_load_idx(ip, lp, 3, &d) == 0, "load (%s): %s", gz ? "gz" : "raw", cdb_last_error());
         CHECK(d.n == 5 && d.c == 1 && d.h == 4 && d.w == 3, "shape %d %d %d %d", d.n, d.c, d.h, d.w);
         CHECK(d.pixels[(2 * 4 + 1) * 3 + 2] == 5 && d.labels[4] == 1, "contents");
-        dataset_free(&d);
+        cdb_dataset_free(&d);
     }
 }
 
@@ -70,26 +70,26 @@ static void t_idx_bad_files(void)
     write_bytes(lp, lab, nl, 1);
     cdb_dataset d;
     write_bytes(bad, img, ni - 7, 1);
-    CHECK(dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "truncated") && strstr(cdb_last_error(), "b_bad"),
+    CHECK(cdb_dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "truncated") && strstr(cdb_last_error(), "b_bad"),
           "truncated images: %s", cdb_last_error());
     write_bytes(bad, lab, nl - 1, 0);
-    CHECK(dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "truncated"), "truncated labels: %s",
+    CHECK(cdb_dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "truncated"), "truncated labels: %s",
           cdb_last_error());
-    CHECK(dataset_load_idx(ip, lp, 2, &d) != 0 && strstr(cdb_last_error(), "not below classes=2"),
+    CHECK(cdb_dataset_load_idx(ip, lp, 2, &d) != 0 && strstr(cdb_last_error(), "not below classes=2"),
           "label out of range: %s", cdb_last_error());
     unsigned char lab4[8 + 4];
     write_bytes(bad, lab4, make_idx_labels(lab4, 4, 3), 0);
-    CHECK(dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "has 4 labels but"), "count mismatch: %s",
+    CHECK(cdb_dataset_load_idx(ip, bad, 3, &d) != 0 && strstr(cdb_last_error(), "has 4 labels but"), "count mismatch: %s",
           cdb_last_error());
-    CHECK(dataset_load_idx(lp, lp, 3, &d) != 0 && strstr(cdb_last_error(), "not an IDX file"), "labels as images: %s",
+    CHECK(cdb_dataset_load_idx(lp, lp, 3, &d) != 0 && strstr(cdb_last_error(), "not an IDX file"), "labels as images: %s",
           cdb_last_error());
     unsigned char longer[16 + 5 * 4 * 3 + 2];
     memcpy(longer, img, ni);
     longer[ni] = longer[ni + 1] = 0;
     write_bytes(bad, longer, ni + 2, 0);
-    CHECK(dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "past the 5 images"), "trailing data: %s",
+    CHECK(cdb_dataset_load_idx(bad, lp, 3, &d) != 0 && strstr(cdb_last_error(), "past the 5 images"), "trailing data: %s",
           cdb_last_error());
-    CHECK(dataset_load_idx("/nonexistent/fashion-mnist/x.gz", lp, 3, &d) != 0 &&
+    CHECK(cdb_dataset_load_idx("/nonexistent/fashion-mnist/x.gz", lp, 3, &d) != 0 &&
               strstr(cdb_last_error(), "dataset-fashion-mnist"),
           "missing Fashion-MNIST says how to install it: %s", cdb_last_error());
 }
@@ -106,18 +106,18 @@ static void t_cifar(void)
     tmp_path(p, sizeof(p), "c10.bin");
     write_bytes(p, buf, 3 * REC10, 0);
     cdb_dataset d;
-    CHECK(dataset_load_cifar(p, 0, 10, &d) == 0, "cifar10: %s", cdb_last_error());
+    CHECK(cdb_dataset_load_cifar(p, 0, 10, &d) == 0, "cifar10: %s", cdb_last_error());
     CHECK(d.n == 3 && d.c == 3 && d.h == 32 && d.labels[2] == 9 && d.pixels[3072 * 2] == 20, "cifar10 contents");
-    dataset_free(&d);
+    cdb_dataset_free(&d);
     write_bytes(p, buf, 3 * REC10 - 5, 0);
-    CHECK(dataset_load_cifar(p, 0, 10, &d) != 0 && strstr(cdb_last_error(), "truncated"), "cifar truncated: %s",
+    CHECK(cdb_dataset_load_cifar(p, 0, 10, &d) != 0 && strstr(cdb_last_error(), "truncated"), "cifar truncated: %s",
           cdb_last_error());
     memset(buf, 0, 3 * REC100);
     buf[0] = 3;
     buf[1] = 55; /* coarse 3, fine 55 */
     write_bytes(p, buf, REC100, 0);
-    CHECK(dataset_load_cifar(p, 1, 100, &d) == 0 && d.labels[0] == 55, "cifar100 uses the fine label");
-    dataset_free(&d);
+    CHECK(cdb_dataset_load_cifar(p, 1, 100, &d) == 0 && d.labels[0] == 55, "cifar100 uses the fine label");
+    cdb_dataset_free(&d);
     free(buf);
 }
 
@@ -128,15 +128,15 @@ static void t_data_file(void)
     const char *good = "classes=10\nformat=idx\ntrain=a\ntrain_labels=b\nvalid=c\nvalid_labels=d\n";
     write_bytes(p, good, strlen(good), 0);
     data_config d;
-    CHECK(data_config_load(p, &d) == 0 && d.classes == 10 && !strcmp(d.backup, "backup"), "good .data");
-    data_config_free(&d);
+    CHECK(cdb_data_config_load(p, &d) == 0 && d.classes == 10 && !strcmp(d.backup, "backup"), "good .data");
+    cdb_data_config_free(&d);
     const char *bad = "classes=10\ntrian=a\n";
     write_bytes(p, bad, strlen(bad), 0);
-    CHECK(data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "x.data:2: [data] key 'trian'"), "typo: %s",
+    CHECK(cdb_data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "x.data:2: [data] key 'trian'"), "typo: %s",
           cdb_last_error());
     const char *missing = "classes=10\nformat=idx\ntrain=a\nvalid=c\n";
     write_bytes(p, missing, strlen(missing), 0);
-    CHECK(data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "train_labels"), "missing labels: %s", cdb_last_error());
+    CHECK(cdb_data_config_load(p, &d) != 0 && strstr(cdb_last_error(), "train_labels"), "missing labels: %s", cdb_last_error());
 }
 
 static void t_batch_fill(void)
@@ -151,27 +151,27 @@ static void t_batch_fill(void)
     float out[6];
     int lab;
     int idx = 0;
-    dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
+    cdb_dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
     CHECK(lab == 1 && fabsf(out[1] - (0.2f - 0.5f) / 0.25f) < 1e-6f, "normalisation: %g", out[1]);
     in.flip = 1;
     in.crop_pad = 1;
     int flips = 0, shifted = 0;
     for (int s = 0; s < 40; s++) {
-        cdb_rng r = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
-        dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
+        cdb_rng r = cdb_rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        cdb_dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
         /* row 0 is 0, 51, 102: flipped in place it reads 102, 51, 0 */
         flips += fabsf(out[0] - (0.4f - 0.5f) / 0.25f) < 1e-6f && fabsf(out[2] - (0.f - 0.5f) / 0.25f) < 1e-6f;
         shifted += fabsf(out[0] - (0.f - 0.5f) / 0.25f) > 1e-6f;
     }
     CHECK(flips > 0 && shifted > 0, "augmentation must sometimes flip (%d) and shift (%d)", flips, shifted);
     int order[50], seen[50] = {0};
-    dataset_epoch_order(50, 3, 2, order);
+    cdb_dataset_epoch_order(50, 3, 2, order);
     for (int i = 0; i < 50; i++) seen[order[i]]++;
     for (int i = 0; i < 50; i++) CHECK(seen[i] == 1, "epoch order is not a permutation");
     int again[50];
-    dataset_epoch_order(50, 3, 2, again);
+    cdb_dataset_epoch_order(50, 3, 2, again);
     CHECK(!memcmp(order, again, sizeof(order)), "epoch order must be reproducible");
-    dataset_epoch_order(50, 3, 3, again);
+    cdb_dataset_epoch_order(50, 3, 3, again);
     CHECK(memcmp(order, again, sizeof(order)), "each epoch gets its own order");
 }
 
@@ -186,42 +186,42 @@ static void t_rotation(void)
     for (int i = 0; i < 2 * S * S; i++) img[i] = (uint8_t)(3 + 5 * i);
     input_config in = {0};
     float out[2 * S * S];
-    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 90.f, 0.f, 1.f, 1.f}, out);
+    cdb_augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 90.f, 0.f, 1.f, 1.f}, out);
     for (int c = 0; c < 2; c++)
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
                 CHECK(out[(c * S + y) * S + x] == img[(c * S + x) * S + (S - 1 - y)] * (1.f / 255.f),
                       "90 degrees: channel %d (%d,%d) is %g", c, y, x, out[(c * S + y) * S + x] * 255);
-    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, -180.f, 0.f, 1.f, 1.f}, out);
+    cdb_augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, -180.f, 0.f, 1.f, 1.f}, out);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++)
             CHECK(out[y * S + x] == img[(S - 1 - y) * S + (S - 1 - x)] * (1.f / 255.f), "180 degrees at (%d,%d)", y, x);
-    augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 45.f, 0.f, 1.f, 1.f}, out);
+    cdb_augment_image(img, 2, S, S, &in, &(augment_params){0, 0, 0, 45.f, 0.f, 1.f, 1.f}, out);
     CHECK(out[2 * S + 2] == img[2 * S + 2] * (1.f / 255.f) && out[0] == 0 && out[S - 1] == 0 && out[S * S - 1] == 0,
           "45 degrees: the centre stays, the corners are filled with 0");
     /* Flip then rotate: the flip applies to the image the rotation reads. */
-    augment_image(img, 1, S, S, &in, &(augment_params){0, 0, 1, 90.f, 0.f, 1.f, 1.f}, out);
+    cdb_augment_image(img, 1, S, S, &in, &(augment_params){0, 0, 1, 90.f, 0.f, 1.f, 1.f}, out);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++)
             CHECK(out[y * S + x] == img[x * S + y] * (1.f / 255.f), "flip, then 90 degrees, at (%d,%d)", y, x);
-    /* Drawn angles through dataset_fill_batch. */
+    /* Drawn angles through cdb_dataset_fill_batch. */
     int labels[1] = {0}, idx = 0, lab, differ = 0;
     cdb_dataset d = {NULL, 1, 1, S, S, 1, img, labels, NULL, 0, 0, 0, NULL};
     in.angle = 30.f;
     float first[S * S];
     for (int s = 0; s < 20; s++) {
-        cdb_rng r = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
-        dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
+        cdb_rng r = cdb_rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        cdb_dataset_fill_batch(&d, &idx, 1, &in, 1, &r, out, &lab);
         CHECK(out[2 * S + 2] == img[2 * S + 2] * (1.f / 255.f), "the centre never moves");
         if (!s) memcpy(first, out, sizeof(first));
         differ += memcmp(first, out, sizeof(first)) != 0;
-        cdb_rng again = rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
+        cdb_rng again = cdb_rng_stream(1, RNG_STREAM_AUGMENT, (uint64_t)s);
         float twin[S * S];
-        dataset_fill_batch(&d, &idx, 1, &in, 1, &again, twin, &lab);
+        cdb_dataset_fill_batch(&d, &idx, 1, &in, 1, &again, twin, &lab);
         CHECK(!memcmp(out, twin, sizeof(twin)), "the same stream gives the same rotation");
     }
     CHECK(differ > 0, "the drawn angle must vary");
-    dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
+    cdb_dataset_fill_batch(&d, &idx, 1, &in, 0, NULL, out, &lab);
     CHECK(out[0] == img[0] * (1.f / 255.f) && out[S - 1] == img[S - 1] * (1.f / 255.f),
           "no rotation without augment (validation)");
 }
@@ -235,7 +235,7 @@ static void t_colour_jitter(void)
     const uint8_t img[12] = {255, 128, 200, 0, /* r */ 0, 128, 100, 0, /* g */ 0, 128, 50, 0 /* b */};
     input_config in = {0};
     float out[12];
-#define JITTER(h, s, v) augment_image(img, 3, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, h, s, v}, out)
+#define JITTER(h, s, v) cdb_augment_image(img, 3, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, h, s, v}, out)
 #define PIX(c, i) (img[(c) * 4 + (i)] * (1.f / 255.f))
     JITTER(0.f, 1.f, 1.f);
     for (int i = 0; i < 12; i++) CHECK(out[i] == img[i] * (1.f / 255.f), "identity at %d", i);
@@ -255,12 +255,12 @@ static void t_colour_jitter(void)
     JITTER(0.f, 1.f, 3.f);
     CHECK(out[2] == 1.f && out[6] == 1.f && fabsf(out[10] - 150.f / 255.f) < 1e-5f, "clamped: (%g, %g, %g)", out[2],
           out[6], out[10]);
-    augment_image(img, 1, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, 0.f, 1.f, 2.f}, out);
+    cdb_augment_image(img, 1, 2, 2, &in, &(augment_params){0, 0, 0, 0.f, 0.f, 1.f, 2.f}, out);
     /* 255, 128, 200 and 0 doubled: all past 1 but black */
     CHECK(out[0] == 1.f && out[1] == 1.f && out[2] == 1.f && out[3] == 0.f, "one channel: the value scaled and clamped");
 #undef JITTER
 #undef PIX
-    /* Drawn through dataset_fill_batch: reproducible, and varying. */
+    /* Drawn through cdb_dataset_fill_batch: reproducible, and varying. */
     int labels[1] = {0}, idx = 0, lab, differ = 0;
     cdb_dataset d = {NULL, 1, 3, 2, 2, 1, (uint8_t *)img, labels, NULL, 0, 0, 0, NULL};
     in.hue = 0.1f;
@@ -268,9 +268,9 @@ static void t_colour_jitter(void)
     in.exposure = 0.75f;
     float first[12], again[12];
     for (int s = 0; s < 10; s++) {
-        cdb_rng r1 = rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s), r2 = rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s);
-        dataset_fill_batch(&d, &idx, 1, &in, 1, &r1, out, &lab);
-        dataset_fill_batch(&d, &idx, 1, &in, 1, &r2, again, &lab);
+        cdb_rng r1 = cdb_rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s), r2 = cdb_rng_stream(2, RNG_STREAM_AUGMENT, (uint64_t)s);
+        cdb_dataset_fill_batch(&d, &idx, 1, &in, 1, &r1, out, &lab);
+        cdb_dataset_fill_batch(&d, &idx, 1, &in, 1, &r2, again, &lab);
         CHECK(!memcmp(out, again, sizeof(out)), "the same stream gives the same colours");
         for (int i = 0; i < 12; i++) CHECK(out[i] >= 0 && out[i] <= 1, "in [0, 1]");
         if (!s) memcpy(first, out, sizeof(first));

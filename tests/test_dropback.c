@@ -28,7 +28,7 @@ static void train_steps(cdb_network *net, int steps)
     int *labels = malloc((size_t)net->batch * sizeof(int));
     for (int s = 0; s < steps; s++) {
         batch_data(net, net->step, images, labels);
-        network_train_step(net, images, labels);
+        cdb_network_train_step(net, images, labels);
     }
     free(images);
     free(labels);
@@ -67,7 +67,7 @@ static void mask_scaling_case(const char *cfg, int expected_tensors)
 {
     cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
     CHECK(a && b, "build");
-    dropback_disable(b);
+    cdb_dropback_disable(b);
     float **w0 = copy_values(a);
     train_steps(a, 1);
     train_steps(b, 1);
@@ -148,7 +148,7 @@ static void t_off_is_bit_identical(void)
                                            "[connected]\noutput=5\nactivation=linear\nchannel_dropback=0\n[softmax]\n");
     cdb_network *on = net_from_text(BASE_NET ALWAYS BASE_LAYERS);
     CHECK(plain && off && flag && per_layer && on, "build");
-    dropback_disable(flag);
+    cdb_dropback_disable(flag);
     train_steps(plain, 3);
     train_steps(off, 3);
     train_steps(flag, 3);
@@ -173,7 +173,7 @@ static void t_ineligible_and_skipped_untouched(void)
                                "dropback_channel_rate=0.5\n" BASE_LAYERS;
     cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
     CHECK(a && b, "build");
-    dropback_disable(b);
+    cdb_dropback_disable(b);
     train_steps(a, 1);
     train_steps(b, 1);
     int eligible = 0, changed = 0;
@@ -264,17 +264,17 @@ static void t_statistics_and_schedule(void)
 {
     enum { N = 8, C = 40, STEPS = 3000 };
     dropback_config cfg;
-    dropback_config_defaults(&cfg);
+    cdb_dropback_config_defaults(&cfg);
     cfg.enabled = 1;
     cfg.skip = 0;
     cfg.layer_rate = 0.6f;
     cfg.layer_rate_init = 0.1f;
     cdb_param *list[N];
     cdb_param *p = fake_params(N, C, 0.3f, list);
-    dropback_resolve(&cfg, list, N);
-    CHECK(dropback_layer_rate(&cfg, 899, STEPS) == 0.1f && dropback_layer_rate(&cfg, 900, STEPS) == 0.3f,
+    cdb_dropback_resolve(&cfg, list, N);
+    CHECK(cdb_dropback_layer_rate(&cfg, 899, STEPS) == 0.1f && cdb_dropback_layer_rate(&cfg, 900, STEPS) == 0.3f,
           "first milestone must switch at step 900 of 3000");
-    CHECK(dropback_layer_rate(&cfg, 1799, STEPS) == 0.3f && dropback_layer_rate(&cfg, 1800, STEPS) == 0.6f,
+    CHECK(cdb_dropback_layer_rate(&cfg, 1799, STEPS) == 0.3f && cdb_dropback_layer_rate(&cfg, 1800, STEPS) == 0.6f,
           "second milestone must switch at step 1800 of 3000");
     long selected[3] = {0}, trials[3] = {0};
     double dropped = 0;
@@ -284,7 +284,7 @@ static void t_statistics_and_schedule(void)
     double kept[N] = {0};
     for (int s = 0; s < STEPS; s++) {
         int stage = s < 900 ? 0 : (s < 1800 ? 1 : 2);
-        selected[stage] += dropback_draw(&cfg, list, N, 42, s, STEPS, &stats);
+        selected[stage] += cdb_dropback_draw(&cfg, list, N, 42, s, STEPS, &stats);
         trials[stage] += N;
         for (int i = 0; i < N; i++)
             if (list[i]->selected) {
@@ -327,7 +327,7 @@ static void t_single_policy(void)
 {
     enum { N = 5, STEPS = 4000 };
     dropback_config cfg;
-    dropback_config_defaults(&cfg);
+    cdb_dropback_config_defaults(&cfg);
     cfg.enabled = 1;
     cfg.skip = 0;
     cfg.layer_rate = cfg.layer_rate_init = 0.5f;
@@ -335,10 +335,10 @@ static void t_single_policy(void)
     cfg.policy = DROPBACK_POLICY_SINGLE;
     cdb_param *list[N];
     cdb_param *p = fake_params(N, 10, 0.3f, list);
-    dropback_resolve(&cfg, list, N);
+    cdb_dropback_resolve(&cfg, list, N);
     long per_tensor[N] = {0}, steps_with_one = 0;
     for (int s = 0; s < STEPS; s++) {
-        int k = dropback_draw(&cfg, list, N, 9, s, STEPS, NULL);
+        int k = cdb_dropback_draw(&cfg, list, N, 9, s, STEPS, NULL);
         CHECK(k == 0 || k == 1, "single policy selected %d tensors", k);
         steps_with_one += k;
         for (int i = 0; i < N; i++) per_tensor[i] += list[i]->selected;
@@ -356,14 +356,14 @@ static void t_single_policy(void)
 static void t_all_dropped_means_none(void)
 {
     dropback_config cfg;
-    dropback_config_defaults(&cfg);
+    cdb_dropback_config_defaults(&cfg);
     cfg.enabled = 1;
     cfg.skip = 0;
     cfg.layer_rate = cfg.layer_rate_init = 1.f;
     cdb_param *list[1];
     cdb_param *p = fake_params(1, 6, 1.0f, list);
-    dropback_resolve(&cfg, list, 1);
-    dropback_draw(&cfg, list, 1, 1, 0, 10, NULL);
+    cdb_dropback_resolve(&cfg, list, 1);
+    cdb_dropback_draw(&cfg, list, 1, 1, 0, 10, NULL);
     CHECK(p->selected && p->keep == 1.f, "keep must be 1 when k would be 0");
     for (int c = 0; c < 6; c++) CHECK(!p->dropped[c], "channel %d dropped", c);
     free_fake(p, 1);
@@ -373,16 +373,16 @@ static void t_all_dropped_means_none(void)
 static void t_masks_resume(void)
 {
     dropback_config cfg;
-    dropback_config_defaults(&cfg);
+    cdb_dropback_config_defaults(&cfg);
     cfg.enabled = 1;
     cfg.skip = 0;
     cfg.layer_rate = cfg.layer_rate_init = 1.f; /* every tensor selected: masks to compare */
     cdb_param *la[3], *lb[3];
     cdb_param *a = fake_params(3, 16, 0.3f, la), *b = fake_params(3, 16, 0.3f, lb);
-    dropback_resolve(&cfg, la, 3);
-    dropback_resolve(&cfg, lb, 3);
-    for (int s = 0; s <= 50; s++) dropback_draw(&cfg, la, 3, 77, s, 60, NULL);
-    dropback_draw(&cfg, lb, 3, 77, 50, 60, NULL);
+    cdb_dropback_resolve(&cfg, la, 3);
+    cdb_dropback_resolve(&cfg, lb, 3);
+    for (int s = 0; s <= 50; s++) cdb_dropback_draw(&cfg, la, 3, 77, s, 60, NULL);
+    cdb_dropback_draw(&cfg, lb, 3, 77, 50, 60, NULL);
     for (int i = 0; i < 3; i++) {
         CHECK(la[i]->selected == lb[i]->selected && la[i]->keep == lb[i]->keep, "selection differs");
         CHECK(la[i]->selected, "r = 1 must select");
@@ -464,7 +464,7 @@ static void t_out_axis(void)
     const char *cfg = BASE_NET ALWAYS "dropback_channel_rate=0.5\ndropback_axis=out\n" BASE_LAYERS;
     cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
     CHECK(a && b, "build");
-    dropback_disable(b);
+    cdb_dropback_disable(b);
     train_steps(a, 1);
     train_steps(b, 1);
     int dropped_rows = 0, kept_rows = 0;
@@ -511,7 +511,7 @@ static void compare_skip(const char *axis)
     int skipping = 0;
     for (int i = 0; i < b->nparams; i++) {
         const uint8_t *in_channels, *rows;
-        dropback_skip_lists(&b->dropback, b->params[i], &in_channels, &rows);
+        cdb_dropback_skip_lists(&b->dropback, b->params[i], &in_channels, &rows);
         skipping += in_channels || rows;
     }
     CHECK(skipping >= 3, "compute skipping should be active on several tensors, is on %d", skipping);
@@ -562,7 +562,7 @@ static void t_skip_compute_direct(void)
         CHECK(a && b, "build");
         int direct = 0;
         for (int i = 0; i < b->n; i++)
-            direct += !strcmp(b->layers[i].ops->name, "convolutional") && convolutional_uses_direct(&b->layers[i], b, 1);
+            direct += !strcmp(b->layers[i].ops->name, "convolutional") && cdb_convolutional_uses_direct(&b->layers[i], b, 1);
         CHECK(direct == 2, "%d convolutions take the direct kernels, want 2", direct);
         train_steps(a, 3);
         train_steps(b, 3);

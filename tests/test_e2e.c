@@ -23,9 +23,9 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     cdb_network *net = cdb_network_load(cfg, overrides, 4);
     CHECK(net, "load %s: %s", cfg, cdb_last_error());
     data_config d;
-    CHECK(data_config_load("cfg/fashion_mnist.data", &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load("cfg/fashion_mnist.data", &d) == 0, "%s", cdb_last_error());
     cdb_dataset train, valid;
-    CHECK(dataset_load(&d, "train", &train) == 0 && dataset_load(&d, "valid", &valid) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &train) == 0 && cdb_dataset_load(&d, "valid", &valid) == 0, "%s", cdb_last_error());
     CHECK(train.n == 60000 && valid.n == 10000, "Fashion-MNIST sizes %d/%d", train.n, valid.n);
     train.n = TRAIN_IMAGES;
     valid.n = VALID_IMAGES;
@@ -33,7 +33,7 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     snprintf(backup, sizeof(backup), "%s/backup", test_tmpdir());
     train_options opt = {.backup_dir = backup, .quiet = 1};
     valid_result v;
-    int status = train_network(net, &train, &valid, &opt, &v);
+    int status = cdb_train_network(net, &train, &valid, &opt, &v);
     CHECK(status == 0, "training failed: %s", cdb_last_error());
     int selected = 0;
     for (int i = 0; i < net->nparams; i++) selected += net->params[i]->dropback;
@@ -42,9 +42,9 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     printf("    %s, %d steps on %d images: top-1 %.2f%% on %d test images\n", cfg, net->step, TRAIN_IMAGES, 100 * v.top1,
            v.count);
     CHECK(v.top1 >= required_top1, "top-1 %.2f%% is below the required %.0f%%", 100 * v.top1, 100 * required_top1);
-    dataset_free(&train);
-    dataset_free(&valid);
-    data_config_free(&d);
+    cdb_dataset_free(&train);
+    cdb_dataset_free(&valid);
+    cdb_data_config_free(&d);
     cdb_network_free(net);
 }
 
@@ -61,7 +61,7 @@ static void t_vit_micro(void) { learns("cfg/vit_micro.cfg", 250, 0.50f, 18); }
 static void t_folder_as_idx(void)
 {
     CHECK(have_fashion_mnist(), "Fashion-MNIST is not installed: run scripts/install_deps.sh");
-    if (!image_decoder_available()) {
+    if (!cdb_image_decoder_available()) {
         printf("  (built without an image decoder: skipped)\n");
         return;
     }
@@ -71,20 +71,20 @@ static void t_folder_as_idx(void)
     snprintf(folder_data, sizeof(folder_data), "%s/dataset.data", dir);
     snprintf(backup, sizeof(backup), "%s/folder-backup", test_tmpdir());
     data_config idx;
-    CHECK(data_config_load("cfg/fashion_mnist.data", &idx) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load("cfg/fashion_mnist.data", &idx) == 0, "%s", cdb_last_error());
     export_options ex = {.limit = N};
-    CHECK(export_images(&idx, dir, &ex) == 0, "export: %s", cdb_last_error());
+    CHECK(cdb_export_images(&idx, dir, &ex) == 0, "export: %s", cdb_last_error());
     float top1[2];
     for (int form = 0; form < 2; form++) {
         const char *overrides[] = {"net.max_epochs=0", "net.max_batches=250", "net.burn_in=20", "net.seed=7"};
         cdb_network *net = cdb_network_load("cfg/smallcnn.cfg", overrides, 4);
         CHECK(net, "%s", cdb_last_error());
         data_config folder;
-        CHECK(form == 0 || data_config_load(folder_data, &folder) == 0, "%s", cdb_last_error());
+        CHECK(form == 0 || cdb_data_config_load(folder_data, &folder) == 0, "%s", cdb_last_error());
         const data_config *d = form ? &folder : &idx;
         cdb_dataset train, valid;
-        CHECK(dataset_load(d, "train", &train) == 0 && dataset_load(d, "valid", &valid) == 0, "%s", cdb_last_error());
-        CHECK(dataset_check_against(&train, net) == 0 && dataset_check_against(&valid, net) == 0, "%s",
+        CHECK(cdb_dataset_load(d, "train", &train) == 0 && cdb_dataset_load(d, "valid", &valid) == 0, "%s", cdb_last_error());
+        CHECK(cdb_dataset_check_against(&train, net) == 0 && cdb_dataset_check_against(&valid, net) == 0, "%s",
               cdb_last_error());
         if (!form) {
             train.n = N;
@@ -93,14 +93,14 @@ static void t_folder_as_idx(void)
         CHECK(train.n == N && valid.n == N, "%d and %d images", train.n, valid.n);
         train_options opt = {.backup_dir = backup, .quiet = 1, .log_path = "none"};
         valid_result v;
-        CHECK(train_network(net, &train, &valid, &opt, &v) == 0, "training failed: %s", cdb_last_error());
+        CHECK(cdb_train_network(net, &train, &valid, &opt, &v) == 0, "training failed: %s", cdb_last_error());
         top1[form] = v.top1;
-        dataset_free(&train);
-        dataset_free(&valid);
-        if (form) data_config_free(&folder);
+        cdb_dataset_free(&train);
+        cdb_dataset_free(&valid);
+        if (form) cdb_data_config_free(&folder);
         cdb_network_free(net);
     }
-    data_config_free(&idx);
+    cdb_data_config_free(&idx);
     printf("    smallcnn, %d steps on the first %d images: top-1 %.2f%% from IDX, %.2f%% from PNG folders\n", STEPS, N,
            100 * top1[0], 100 * top1[1]);
     CHECK(top1[0] > 0.7f && fabsf(top1[1] - top1[0]) < 0.03f, "IDX %.2f%%, folder %.2f%%: more than 3 points apart",

@@ -84,7 +84,7 @@ static void check_fixture(const char *name)
     CHECK(weights && input && labels && probs && loss && input_grad && grads, "%s: missing arrays", bin_path);
     cdb_network *net = cdb_network_load(cfg_path, NULL, 0);
     CHECK(net, "%s: %s", cfg_path, cdb_last_error());
-    network_enable_input_gradient(net);
+    cdb_network_enable_input_gradient(net);
     long offset = 0;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].nio; k++) {
@@ -100,10 +100,10 @@ static void check_fixture(const char *name)
     for (int b = 0; b < net->batch; b++) net->truth[(size_t)b * net->classes + (int)labels->data[b]] = 1;
     for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
     net->loss = 0;
-    network_forward(net, 1);
-    network_backward(net);
+    cdb_network_forward(net, 1);
+    cdb_network_backward(net);
     double e;
-    e = relative_error(network_output(net), probs->data, (size_t)probs->n);
+    e = relative_error(cdb_network_output(net), probs->data, (size_t)probs->n);
     CHECK(e < FIXTURE_TOL, "%s: softmax output relative error %.3g", name, e);
     float our_loss = (float)(net->loss / net->batch);
     e = relative_error(&our_loss, loss->data, 1);

@@ -18,7 +18,7 @@
 static double loss_of(cdb_network *net)
 {
     net->loss = 0;
-    network_forward(net, 1);
+    cdb_network_forward(net, 1);
     return net->loss / net->batch;
 }
 
@@ -30,10 +30,10 @@ typedef struct {
 /* Compare d loss / d x[i] for a few i against the analytic `grad`. */
 static void check_tensor(cdb_network *net, float *x, const float *grad, size_t n, const char *what, check_count *c)
 {
-    cdb_rng rng = rng_stream(7, 1, n);
+    cdb_rng rng = cdb_rng_stream(7, 1, n);
     int count = n < CHECKS_PER_TENSOR ? (int)n : CHECKS_PER_TENSOR;
     for (int k = 0; k < count; k++) {
-        size_t i = n <= CHECKS_PER_TENSOR ? (size_t)k : (size_t)rng_int(&rng, (int)n);
+        size_t i = n <= CHECKS_PER_TENSOR ? (size_t)k : (size_t)cdb_rng_int(&rng, (int)n);
         float saved = x[i];
         double l0 = loss_of(net);
         x[i] = saved + EPS;
@@ -76,19 +76,19 @@ static void gradcheck(const char *cfg_text)
 {
     cdb_network *net = net_from_text(cfg_text);
     CHECK(net, "network did not build");
-    network_enable_input_gradient(net);
+    cdb_network_enable_input_gradient(net);
     size_t nin = (size_t)net->mini_batch * net->inputs;
     fill_normal(net->input, nin, 11, 1.f);
     /* A smoothed random target distribution per image. */
-    cdb_rng rng = rng_stream(5, 5, 5);
+    cdb_rng rng = cdb_rng_stream(5, 5, 5);
     for (int b = 0; b < net->mini_batch; b++) {
         float sum = 0, *t = net->truth + (size_t)b * net->classes;
-        for (int k = 0; k < net->classes; k++) sum += t[k] = 0.05f + rng_uniform(&rng);
+        for (int k = 0; k < net->classes; k++) sum += t[k] = 0.05f + cdb_rng_uniform(&rng);
         for (int k = 0; k < net->classes; k++) t[k] /= sum;
     }
     for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
     loss_of(net);
-    network_backward(net);
+    cdb_network_backward(net);
     float *input_grad = malloc(nin * sizeof(float));
     memcpy(input_grad, net->input_delta, nin * sizeof(float));
     float **grads = calloc((size_t)net->nparams, sizeof(float *));
@@ -163,9 +163,9 @@ static void t_conv_direct(void)
                        "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
     net = net_from_text(text);
     CHECK(net, "build");
-    network_enable_input_gradient(net);
+    cdb_network_enable_input_gradient(net);
     for (int i = 0; i < 2; i++)
-        CHECK(convolutional_uses_direct(&net->layers[i], net, 0) && convolutional_uses_direct(&net->layers[i], net, 1),
+        CHECK(cdb_convolutional_uses_direct(&net->layers[i], net, 0) && cdb_convolutional_uses_direct(&net->layers[i], net, 1),
               "layer %d should take the direct kernels", i);
     cdb_network_free(net);
     gradcheck(text);
@@ -175,7 +175,7 @@ static void t_conv_direct(void)
                        "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\nactivation=leaky\n" HEAD_TAIL;
     net = net_from_text(even);
     CHECK(net, "build");
-    CHECK(convolutional_uses_winograd(&net->layers[0], net), "layer 0 should take Winograd");
+    CHECK(cdb_convolutional_uses_winograd(&net->layers[0], net), "layer 0 should take Winograd");
     cdb_network_free(net);
     gradcheck(even);
 }
@@ -428,7 +428,7 @@ static void t_every_type_checked(void)
     for (int i = 0; i < N_CASES; i++) cases[i].fn();
     recording = 0;
     char names[1024];
-    snprintf(names, sizeof(names), "%s", layer_type_names());
+    snprintf(names, sizeof(names), "%s", cdb_layer_type_names());
     for (char *save = NULL, *name = strtok_r(names, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
         int found = 0;
         for (int k = 0; k < n_seen; k++) found |= !strcmp(seen_types[k], name);

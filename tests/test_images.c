@@ -19,7 +19,7 @@
 
 #define NEED_DECODER()                                                   \
     do {                                                                 \
-        if (!image_decoder_available() || !have_stb_writer()) {          \
+        if (!cdb_image_decoder_available() || !have_stb_writer()) {          \
             printf("  (built without stb_image: skipped)\n");            \
             return;                                                      \
         }                                                                \
@@ -58,13 +58,13 @@ static void t_resample(void)
 {
     enum { SW = 37, SH = 23, C = 3 };
     uint8_t src[SW * SH * C];
-    cdb_rng r = rng_stream(5, 99, 0);
-    for (int i = 0; i < SW * SH * C; i++) src[i] = (uint8_t)rng_int(&r, 256);
+    cdb_rng r = cdb_rng_stream(5, 99, 0);
+    for (int i = 0; i < SW * SH * C; i++) src[i] = (uint8_t)cdb_rng_int(&r, 256);
     byte_image im = {SW, SH, C, src};
     /* the identity box copies, channels moved first */
     uint8_t out[64 * 64 * C];
     image_box whole = {0, 0, SW, SH};
-    image_resample(&im, whole, SW, SH, out);
+    cdb_image_resample(&im, whole, SW, SH, out);
     for (int c = 0; c < C; c++)
         for (int y = 0; y < SH; y++)
             for (int x = 0; x < SW; x++)
@@ -75,7 +75,7 @@ static void t_resample(void)
     const int sizes[][2] = {{16, 10}, {9, 9}, {50, 31}, {28, 28}};
     for (int k = 0; k < 4; k++) {
         int W = sizes[k][0], H = sizes[k][1];
-        image_resample(&im, boxes[k], W, H, out);
+        cdb_image_resample(&im, boxes[k], W, H, out);
         for (int c = 0; c < C; c++)
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++) {
@@ -87,27 +87,27 @@ static void t_resample(void)
     }
     /* a constant image stays constant whatever the scale */
     memset(src, 77, sizeof(src));
-    image_resample(&im, boxes[1], 50, 31, out);
+    cdb_image_resample(&im, boxes[1], 50, 31, out);
     for (int i = 0; i < 50 * 31 * C; i++) CHECK(out[i] == 77, "constant image: %d at %d", out[i], i);
 }
 
 static void t_crop_boxes(void)
 {
     /* the validation transform: shorter side to the net's size, the centre */
-    image_box b = image_center_box(100, 50, 0, 32, 32);
+    image_box b = cdb_image_center_box(100, 50, 0, 32, 32);
     CHECK(fabs(b.w - 50) < 1e-9 && fabs(b.h - 50) < 1e-9 && fabs(b.x - 25) < 1e-9 && fabs(b.y) < 1e-9,
           "centre box %g %g %g %g", b.x, b.y, b.w, b.h);
     /* ImageNet's: shorter side 256, centre 224 */
-    b = image_center_box(512, 384, 256, 224, 224);
+    b = cdb_image_center_box(512, 384, 256, 224, 224);
     double scale = 256.0 / 384;
     CHECK(fabs(b.w - 224 / scale) < 1e-9 && fabs(b.x - (512 - 224 / scale) / 2) < 1e-9 &&
               fabs(b.y - (384 - 224 / scale) / 2) < 1e-9,
           "resize 256 crop 224: %g %g %g %g", b.x, b.y, b.w, b.h);
     /* RandomResizedCrop: inside the image, area and ratio in range, repeatable */
     for (int t = 0; t < 500; t++) {
-        cdb_rng r1 = rng_stream(3, 7, (uint64_t)t), r2 = rng_stream(3, 7, (uint64_t)t);
-        image_box a = image_random_resized_box(120, 80, 0.08f, 0.75f, &r1);
-        image_box c = image_random_resized_box(120, 80, 0.08f, 0.75f, &r2);
+        cdb_rng r1 = cdb_rng_stream(3, 7, (uint64_t)t), r2 = cdb_rng_stream(3, 7, (uint64_t)t);
+        image_box a = cdb_image_random_resized_box(120, 80, 0.08f, 0.75f, &r1);
+        image_box c = cdb_image_random_resized_box(120, 80, 0.08f, 0.75f, &r2);
         CHECK(a.x == c.x && a.y == c.y && a.w == c.w && a.h == c.h, "not repeatable");
         CHECK(a.x >= 0 && a.y >= 0 && a.x + a.w <= 120 && a.y + a.h <= 80 && a.w >= 1 && a.h >= 1, "box %g %g %g %g",
               a.x, a.y, a.w, a.h);
@@ -120,11 +120,11 @@ static void t_crop_boxes(void)
      * shorter side to 32, so the window is the full height, shifted
      * across the width; with aspect the window's width stretches. */
     for (int t = 0; t < 200; t++) {
-        cdb_rng rd = rng_stream(4, 2, (uint64_t)t);
-        image_box d = image_darknet_box(100, 50, 32, 32, 32, 32, 1.f, &rd);
+        cdb_rng rd = cdb_rng_stream(4, 2, (uint64_t)t);
+        image_box d = cdb_image_darknet_box(100, 50, 32, 32, 32, 32, 1.f, &rd);
         CHECK(fabs(d.h - 50) < 1e-9 && fabs(d.w - 50) < 1e-9 && fabs(d.y) < 1e-9 && d.x >= -1e-9 && d.x <= 50 + 1e-9,
               "darknet box %g %g %g %g", d.x, d.y, d.w, d.h);
-        d = image_darknet_box(100, 50, 32, 32, 32, 64, 1.5f, &rd);
+        d = cdb_image_darknet_box(100, 50, 32, 32, 32, 64, 1.5f, &rd);
         double a = d.w / d.h; /* the aspect factor drawn */
         double shorter = 50 < 100 * a ? 50 : 100 * a, s = 32 / d.h, r = s * shorter;
         CHECK(a > 1 / 1.5 - 1e-6 && a < 1.5 + 1e-6 && r > 32 - 1e-6 && r < 64 + 1e-6 &&
@@ -136,8 +136,8 @@ static void t_crop_boxes(void)
               "centre %g %g", cx, cy);
     }
     /* a strip no box of the ratio range fits ten times: the centre crop at the nearest ratio */
-    cdb_rng r = rng_stream(1, 1, 1);
-    image_box s = image_random_resized_box(400, 10, 0.99f, 0.75f, &r);
+    cdb_rng r = cdb_rng_stream(1, 1, 1);
+    image_box s = cdb_image_random_resized_box(400, 10, 0.99f, 0.75f, &r);
     CHECK(s.h == 10 && fabs(s.w - 13) < 1e-9 && fabs(s.x - (400 - 13) / 2) < 1e-9, "fallback %g %g %g %g", s.x, s.y,
           s.w, s.h);
 }
@@ -208,8 +208,8 @@ static void t_folder_dataset(void)
     CHECK(data_file(data, "folder", root, "") == 0, "data file");
     data_config d;
     cdb_dataset set;
-    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
     /* classes by sorted folder name, files by sorted name */
     CHECK(set.n == 9 && !strcmp(set.class_names[0], "a_dog") && !strcmp(set.class_names[1], "b_cat") &&
               !strcmp(set.class_names[2], "c_eel"),
@@ -222,17 +222,17 @@ static void t_folder_dataset(void)
     cdb_network *net = net_from_text("[net]\nbatch=3\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
                                      "[connected]\noutput=3\n[softmax]\n");
     CHECK(net, "net");
-    CHECK(dataset_check_against(&set, net) == 0 && set.c == 3 && set.h == 4 && set.w == 4, "%s", cdb_last_error());
+    CHECK(cdb_dataset_check_against(&set, net) == 0 && set.c == 3 && set.h == 4 && set.w == 4, "%s", cdb_last_error());
     float images[3 * 48];
     int labels[3], idx[3] = {0, 3, 8};
-    CHECK(dataset_fill_batch(&set, idx, 3, &net->input_cfg, 0, NULL, images, labels) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_fill_batch(&set, idx, 3, &net->input_cfg, 0, NULL, images, labels) == 0, "%s", cdb_last_error());
     CHECK(labels[0] == 0 && labels[1] == 1 && labels[2] == 2, "labels %d %d %d", labels[0], labels[1], labels[2]);
     /* against the pieces: decode, centre box, resample, /255 */
     byte_image im;
-    CHECK(image_decode(set.paths[3], 3, &im) == 0, "%s", cdb_last_error());
+    CHECK(cdb_image_decode(set.paths[3], 3, &im) == 0, "%s", cdb_last_error());
     uint8_t bytes[48];
-    image_resample(&im, image_center_box(im.w, im.h, 0, 4, 4), 4, 4, bytes);
-    image_free(&im);
+    cdb_image_resample(&im, cdb_image_center_box(im.w, im.h, 0, 4, 4), 4, 4, bytes);
+    cdb_image_free(&im);
     for (int i = 0; i < 48; i++)
         CHECK(fabsf(images[48 + i] - bytes[i] / 255.f) < 1e-6f, "pixel %d: %g, want %g", i, images[48 + i], bytes[i] / 255.f);
     /* flip=1 through the file path: each image as it is or mirrored */
@@ -240,9 +240,9 @@ static void t_folder_dataset(void)
     flip.flip = 1;
     int mirrored = 0;
     for (int t = 0; t < 8; t++) {
-        cdb_rng r = rng_stream(11, 3, (uint64_t)t);
+        cdb_rng r = cdb_rng_stream(11, 3, (uint64_t)t);
         float aug[3 * 48];
-        CHECK(dataset_fill_batch(&set, idx, 3, &flip, 1, &r, aug, labels) == 0, "%s", cdb_last_error());
+        CHECK(cdb_dataset_fill_batch(&set, idx, 3, &flip, 1, &r, aug, labels) == 0, "%s", cdb_last_error());
         for (int b = 0; b < 3; b++) {
             int same = 1, mirror = 1;
             for (int c = 0; c < 3; c++)
@@ -259,47 +259,47 @@ static void t_folder_dataset(void)
     CHECK(mirrored > 0 && mirrored < 24, "%d of 24 images mirrored", mirrored);
     /* cache=1: the same floats from memory */
     cdb_dataset cached;
-    data_config_free(&d);
-    CHECK(data_file(data, "folder", root, "cache=1\n") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &cached) == 0 && dataset_check_against(&cached, net) == 0 && cached.pixels &&
+    cdb_data_config_free(&d);
+    CHECK(data_file(data, "folder", root, "cache=1\n") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &cached) == 0 && cdb_dataset_check_against(&cached, net) == 0 && cached.pixels &&
               !cached.paths,
           "cache: %s", cdb_last_error());
     float again[3 * 48];
-    CHECK(dataset_fill_batch(&cached, idx, 3, &net->input_cfg, 0, NULL, again, labels) == 0, "cached fill");
+    CHECK(cdb_dataset_fill_batch(&cached, idx, 3, &net->input_cfg, 0, NULL, again, labels) == 0, "cached fill");
     CHECK(!memcmp(images, again, sizeof(again)), "cache=1 gives other pixels");
-    dataset_free(&cached);
-    dataset_free(&set);
-    data_config_free(&d);
+    cdb_dataset_free(&cached);
+    cdb_dataset_free(&set);
+    cdb_data_config_free(&d);
     /* names=: labels follow its lines; a folder not in it is an error */
     CHECK(write_text(names, "c_eel\na_dog\nb_cat\n") == 0, "names");
     char extra[700];
     snprintf(extra, sizeof(extra), "names=%s\n", names);
-    CHECK(data_file(data, "folder", root, extra) == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(data_file(data, "folder", root, extra) == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
     CHECK(set.labels[0] == 1 && set.labels[2] == 2 && set.labels[8] == 0 && !strcmp(set.class_names[0], "c_eel"),
           "names= order: %d %d %d", set.labels[0], set.labels[2], set.labels[8]);
-    dataset_free(&set);
-    data_config_free(&d);
+    cdb_dataset_free(&set);
+    cdb_data_config_free(&d);
     CHECK(write_text(names, "c_eel\na_dog\nb_bat\n") == 0, "names");
-    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat' is not in the names file"), "%s",
+    CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat' is not in the names file"), "%s",
           cdb_last_error());
-    data_config_free(&d);
+    cdb_data_config_free(&d);
     /* an empty class folder names itself; classes= must match */
     char empty[700];
     snprintf(empty, sizeof(empty), "%s/d_fox", root);
     mkdir(empty, 0755);
-    CHECK(data_file(data, "folder", root, "") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "4 class folders but"), "%s",
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "4 class folders but"), "%s",
           cdb_last_error());
-    data_config_free(&d);
+    cdb_data_config_free(&d);
     CHECK(write_text(data, "classes=4\nformat=folder\ntrain=x\nvalid=x\n") == 0, "data");
     char text[1700];
     snprintf(text, sizeof(text), "classes=4\nformat=folder\ntrain=%s\nvalid=%s\n", root, root);
-    CHECK(write_text(data, text) == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "d_fox' has no image files"), "%s",
+    CHECK(write_text(data, text) == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "d_fox' has no image files"), "%s",
           cdb_last_error());
-    data_config_free(&d);
+    cdb_data_config_free(&d);
     rmdir(empty);
     cdb_network_free(net);
 }
@@ -318,33 +318,33 @@ static void t_bad_images(void)
     CHECK(system(cmd) == 0, "truncate");
     data_config d;
     cdb_dataset set;
-    CHECK(data_file(data, "folder", root, "") == 0 && data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat/img2.png") &&
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat/img2.png") &&
               strstr(cdb_last_error(), "bad_images=skip"),
           "bad_images=error: %s", cdb_last_error());
-    data_config_free(&d);
-    CHECK(data_file(data, "folder", root, "bad_images=skip\n") == 0 && data_config_load(data, &d) == 0, "%s",
+    cdb_data_config_free(&d);
+    CHECK(data_file(data, "folder", root, "bad_images=skip\n") == 0 && cdb_data_config_load(data, &d) == 0, "%s",
           cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
     /* the header of the truncated PNG is whole: it is found when decoded */
     int left = set.n;
     cdb_network *net = net_from_text("[net]\nbatch=8\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
                                      "[connected]\noutput=3\n[softmax]\n");
-    CHECK(net && dataset_check_against(&set, net) == 0, "%s", cdb_last_error());
+    CHECK(net && cdb_dataset_check_against(&set, net) == 0, "%s", cdb_last_error());
     int truncated = -1;
     for (int i = 0; i < set.n; i++)
         if (strstr(set.paths[i], "c_eel/img2.png")) truncated = i;
     CHECK(left == 8 && truncated >= 0, "%d images left, truncated at %d", left, truncated);
     float images[48];
     int label;
-    CHECK(dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) == 0 && label == 2,
+    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) == 0 && label == 2,
           "skip: the next image stands in (label %d): %s", label, cdb_last_error());
     set.bad_skip = 0;
-    CHECK(dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) != 0 &&
+    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) != 0 &&
               strstr(cdb_last_error(), "c_eel/img2.png"),
           "error: %s", cdb_last_error());
-    dataset_free(&set);
-    data_config_free(&d);
+    cdb_dataset_free(&set);
+    cdb_data_config_free(&d);
     cdb_network_free(net);
     /* a JPEG cut after its header: found by its header, refused when decoded */
     char jpg[700];
@@ -356,8 +356,8 @@ static void t_bad_images(void)
     CHECK(system(cmd) == 0, "truncate");
     int w, h;
     byte_image im;
-    CHECK(image_probe(jpg, &w, &h) == 0 && w == 40 && h == 30, "the header of the cut JPEG: %s", cdb_last_error());
-    CHECK(image_decode(jpg, 3, &im) != 0 && strstr(cdb_last_error(), "cut.jpg") &&
+    CHECK(cdb_image_probe(jpg, &w, &h) == 0 && w == 40 && h == 30, "the header of the cut JPEG: %s", cdb_last_error());
+    CHECK(cdb_image_decode(jpg, 3, &im) != 0 && strstr(cdb_last_error(), "cut.jpg") &&
               strstr(cdb_last_error(), "truncated or corrupt"),
           "a cut JPEG decoded: %s", cdb_last_error());
 }
@@ -380,11 +380,11 @@ static void t_list_dataset(void)
     CHECK(data_file(data, "list", list, extra) == 0, "data");
     data_config d;
     cdb_dataset set;
-    CHECK(data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
     CHECK(set.n == 3 && set.labels[0] == 0 && set.labels[1] == 1 && set.labels[2] == 2, "labels %d %d %d (%d images)",
           set.labels[0], set.labels[1], set.labels[2], set.n);
-    dataset_free(&set);
+    cdb_dataset_free(&set);
     /* no label in the path, two labels, a missing file: each names its line */
     const char *cases[3][2] = {{"%s/a_dog/img0.png\n%s/x/none.png\n", "list.txt:2: '"},
                                {"%s/a_dog/img0.png\n%s/cat_eel/x.png\n", "list.txt:2: '"},
@@ -393,13 +393,13 @@ static void t_list_dataset(void)
     for (int k = 0; k < 3; k++) {
         snprintf(text, sizeof(text), cases[k][0], root, root);
         CHECK(write_text(list, text) == 0, "list");
-        CHECK(dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), cases[k][1]) &&
+        CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), cases[k][1]) &&
                   strstr(cdb_last_error(), why[k]),
               "case %d: %s", k, cdb_last_error());
     }
-    data_config_free(&d);
+    cdb_data_config_free(&d);
     CHECK(data_file(data, "list", list, "") == 0, "data");
-    CHECK(data_config_load(data, &d) != 0 && strstr(cdb_last_error(), "format=list needs 'labels'"), "%s",
+    CHECK(cdb_data_config_load(data, &d) != 0 && strstr(cdb_last_error(), "format=list needs 'labels'"), "%s",
           cdb_last_error());
 }
 
@@ -415,34 +415,34 @@ static void t_loader_matches_sync(void)
     CHECK(data_file(data, "folder", root, "loader_threads=3\n") == 0, "data");
     data_config d;
     cdb_dataset set;
-    CHECK(data_config_load(data, &d) == 0 && dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load(data, &d) == 0 && cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
     cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=5\nheight=5\nchannels=3\nclasses=3\nflip=1\ncrop_pad=1\n"
                                      "resized_crop=1\nresized_crop_scale=0.3\nhue=0.1\n[connected]\noutput=3\n[softmax]\n");
-    CHECK(net && dataset_check_against(&set, net) == 0 && set.workers == 3, "%s", cdb_last_error());
+    CHECK(net && cdb_dataset_check_against(&set, net) == 0 && set.workers == 3, "%s", cdb_last_error());
     enum { STEPS = 9 };
     size_t size = 2 * 75;
     float sync[STEPS][150];
     int sync_labels[STEPS][2], order[9], order_epoch = -1;
     for (int s = 0; s < STEPS; s++)
-        CHECK(loader_fill_step(&set, &net->input_cfg, 7, 2, 0, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
+        CHECK(cdb_loader_fill_step(&set, &net->input_cfg, 7, 2, 0, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
               cdb_last_error());
     int differ = 0;
     for (int s = 1; s < STEPS; s++) differ += memcmp(sync[s], sync[0], size * sizeof(float)) != 0;
     CHECK(differ == STEPS - 1, "the steps' batches should differ");
     for (int first = 0; first < 4; first += 3) {
         batch_loader l;
-        CHECK(loader_start(&l, &set, &net->input_cfg, 7, 2, 0, 2, first, STEPS) == 0, "%s", cdb_last_error());
+        CHECK(cdb_loader_start(&l, &set, &net->input_cfg, 7, 2, 0, 2, first, STEPS) == 0, "%s", cdb_last_error());
         for (int s = first; s < STEPS; s++) {
             float *im;
             int *lab;
-            CHECK(loader_next(&l, s, &im, &lab) == 0, "%s", cdb_last_error());
+            CHECK(cdb_loader_next(&l, s, &im, &lab) == 0, "%s", cdb_last_error());
             CHECK(!memcmp(im, sync[s], size * sizeof(float)) && lab[0] == sync_labels[s][0] && lab[1] == sync_labels[s][1],
                   "from step %d: step %d differs from the synchronous batch", first, s);
         }
-        loader_stop(&l);
+        cdb_loader_stop(&l);
     }
-    dataset_free(&set);
-    data_config_free(&d);
+    cdb_dataset_free(&set);
+    cdb_data_config_free(&d);
     cdb_network_free(net);
 }
 
@@ -458,7 +458,7 @@ static void t_stb_opencv(void)
             snprintf(path, sizeof(path), "%s/%d%s", test_tmpdir(), channels, files[k]);
             CHECK(write_image(path, 40, 30, 3, 1, channels) == 0, "write %s", path);
             byte_image cv;
-            CHECK(image_decode(path, channels, &cv) == 0, "%s", cdb_last_error());
+            CHECK(cdb_image_decode(path, channels, &cv) == 0, "%s", cdb_last_error());
             int w, h, n;
             uint8_t *stb = stbi_load(path, &w, &h, &n, channels);
             CHECK(stb && w == cv.w && h == cv.h, "sizes %dx%d and %dx%d", w, h, cv.w, cv.h);
@@ -470,7 +470,7 @@ static void t_stb_opencv(void)
                 sum += d;
             }
             stbi_image_free(stb);
-            image_free(&cv);
+            cdb_image_free(&cv);
             int jpeg = k == 2;
             printf("    %s, %d channel%s: largest difference %d/255, mean %.3f/255\n", files[k], channels,
                    channels == 1 ? "" : "s", worst, sum / (w * h * channels));

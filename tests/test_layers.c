@@ -29,21 +29,21 @@ static void t_conv_chunks(void)
     size_t per_image_ws = (size_t)(16 * 9 + 16) * 32 * 32;
     CHECK(all->workspace_floats < 8 * per_image_ws && all->workspace_floats >= 2 * per_image_ws,
           "the batch of 8 must be split into chunks of several images");
-    network_enable_input_gradient(all);
-    network_enable_input_gradient(one);
+    cdb_network_enable_input_gradient(all);
+    cdb_network_enable_input_gradient(one);
     size_t per_image = (size_t)all->inputs;
     fill_normal(all->input, 8 * per_image, 3, 1.f);
     for (int b = 0; b < 8; b++) all->truth[b * 16 + b] = 1;
     all->loss = 0;
-    network_forward(all, 1);
-    network_backward(all);
+    cdb_network_forward(all, 1);
+    cdb_network_backward(all);
     cdb_layer *la = &all->layers[0], *lo = &one->layers[0];
     for (int b = 0; b < 8; b++) {
         memcpy(one->input, all->input + b * per_image, per_image * sizeof(float));
         memset(one->truth, 0, 16 * sizeof(float));
         one->truth[b] = 1;
-        network_forward(one, 1);
-        network_backward(one);
+        cdb_network_forward(one, 1);
+        cdb_network_backward(one);
         for (int i = 0; i < lo->outputs; i++)
             CHECK(fabsf(lo->output[i] - la->output[(size_t)b * la->outputs + i]) <= 1e-5f * (1 + fabsf(lo->output[i])),
                   "image %d output %d differs", b, i);
@@ -72,7 +72,7 @@ static void t_im2col(void)
                 if (H + 2 * pad < k || W + 2 * pad < k) continue;
                 int oh = (H + 2 * pad - k) / s + 1, ow = (W + 2 * pad - k) / s + 1, N = oh * ow, ld = N + 3;
                 float *col = calloc((size_t)C * k * k * ld, sizeof(float)), *y = calloc((size_t)C * k * k * ld, sizeof(float));
-                im2col(im, C, H, W, k, s, pad, col, ld);
+                cdb_im2col(im, C, H, W, k, s, pad, col, ld);
                 fill_normal(y, (size_t)C * k * k * ld, 9, 1.f);
                 double lhs = 0, rhs = 0;
                 for (int r = 0; r < C * k * k; r++)
@@ -84,7 +84,7 @@ static void t_im2col(void)
                         lhs += (double)col[r * ld + n] * y[r * ld + n];
                     }
                 memset(back, 0, sizeof(back));
-                col2im(y, C, H, W, k, s, pad, back, ld);
+                cdb_col2im(y, C, H, W, k, s, pad, back, ld);
                 for (int i = 0; i < C * H * W; i++) rhs += (double)im[i] * back[i];
                 CHECK(fabs(lhs - rhs) < 1e-4 * (1 + fabs(lhs)), "k=%d s=%d pad=%d: col2im is not the adjoint", k, s, pad);
                 free(col);
@@ -106,7 +106,7 @@ static void t_maxpool_2x2(void)
     net->input[12] = NAN;
     net->input[0] = net->input[1] = net->input[6] = NAN; /* window (0,0) of image 0 */
     net->input[7] = -INFINITY;
-    network_forward(net, 1);
+    cdb_network_forward(net, 1);
     const float *out = l->output;
     for (int b = 0; b < l->batch; b++)
         for (int c = 0; c < l->c; c++)
@@ -145,8 +145,8 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
     cdb_network *a = net_from_text(text), *b = net_from_text(text);
     CHECK(a && b, "build");
     if (input_gradient) {
-        network_enable_input_gradient(a);
-        network_enable_input_gradient(b);
+        cdb_network_enable_input_gradient(a);
+        cdb_network_enable_input_gradient(b);
     }
     a->conv = case_policy;
     a->conv.direct = fast == 2;
@@ -160,11 +160,11 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
         const cdb_layer *l = &a->layers[li];
         if (strcmp(l->ops->name, "convolutional")) continue;
         if (fast == 1)
-            taken += convolutional_uses_shift(l, a);
+            taken += cdb_convolutional_uses_shift(l, a);
         else if (fast == 3)
-            taken += convolutional_uses_depthwise(l, a);
+            taken += cdb_convolutional_uses_depthwise(l, a);
         else
-            taken += 100 * convolutional_uses_direct(l, a, 0) + convolutional_uses_direct(l, a, 1);
+            taken += 100 * cdb_convolutional_uses_direct(l, a, 0) + cdb_convolutional_uses_direct(l, a, 1);
     }
     CHECK(taken == expected, "layers taking the path: %d, want %d", taken, expected);
     size_t n_in = (size_t)a->batch * a->inputs, classes = (size_t)a->layers[a->n - 1].outputs;
@@ -180,10 +180,10 @@ static void compare_conv_paths(const char *text, int fast, int expected, int inp
             memcpy(pb->value, pa->value, pa->size * sizeof(float));
         }
     for (int i = 0; i < a->batch; i++) a->truth[i * classes + i % classes] = b->truth[i * classes + i % classes] = 1;
-    network_forward(a, 1);
-    network_backward(a);
-    network_forward(b, 1);
-    network_backward(b);
+    cdb_network_forward(a, 1);
+    cdb_network_backward(a);
+    cdb_network_forward(b, 1);
+    cdb_network_backward(b);
     for (int li = 0; li < a->n; li++) {
         cdb_layer *la = &a->layers[li], *lb = &b->layers[li];
         for (size_t i = 0; i < (size_t)la->batch * la->outputs; i++)
@@ -220,18 +220,18 @@ static void t_conv_depthwise(void)
     compare_conv_paths(text, 3, 6, 0);
     cdb_network *n1 = net_from_text(text), *n2 = net_from_text(text);
     CHECK(n1 && n2, "build");
-    network_enable_input_gradient(n1);
-    network_enable_input_gradient(n2);
+    cdb_network_enable_input_gradient(n1);
+    cdb_network_enable_input_gradient(n2);
     fill_normal(n1->input, (size_t)3 * n1->inputs, 8, 1.f);
     memcpy(n2->input, n1->input, (size_t)3 * n1->inputs * sizeof(float));
     for (int i = 0; i < 3; i++) n1->truth[i * 4 + i] = n2->truth[i * 4 + i] = 1;
-    set_num_threads(1);
-    network_forward(n1, 1);
-    network_backward(n1);
-    set_num_threads(2);
-    network_forward(n2, 1);
-    network_backward(n2);
-    set_num_threads(1);
+    cdb_set_num_threads(1);
+    cdb_network_forward(n1, 1);
+    cdb_network_backward(n1);
+    cdb_set_num_threads(2);
+    cdb_network_forward(n2, 1);
+    cdb_network_backward(n2);
+    cdb_set_num_threads(1);
     int same = !memcmp(n1->input_delta, n2->input_delta, (size_t)3 * n1->inputs * sizeof(float));
     for (int k = 0; k < n1->nparams; k++)
         same &= !memcmp(n1->params[k]->grad, n2->params[k]->grad, n1->params[k]->size * sizeof(float));
@@ -272,7 +272,7 @@ static void conv_direct_cases(void)
     CHECK(n, "build");
     n->conv = case_policy;
     for (int li = 0; li < n->n; li++)
-        wino += !strcmp(n->layers[li].ops->name, "convolutional") && convolutional_uses_winograd(&n->layers[li], n);
+        wino += !strcmp(n->layers[li].ops->name, "convolutional") && cdb_convolutional_uses_winograd(&n->layers[li], n);
     cdb_network_free(n);
     CHECK(wino == (case_policy.winograd ? 2 : 0), "%d layers take Winograd, want %d", wino, case_policy.winograd ? 2 : 0);
     compare_conv_paths(big, 2, 403, 1);
@@ -294,21 +294,21 @@ static void conv_direct_cases(void)
 }
 
 /* The weight-gradient kernel's compute skipping: skipped channels, and
- * filters 32-63 all skipped (whole groups of cd_skip_filter_group()), are left untouched; every other entry
+ * filters 32-63 all skipped (whole groups of cdb_cd_skip_filter_group()), are left untouched; every other entry
  * is bit-identical to the full computation. */
 static void direct_weight_grad_skipping(void)
 {
     enum { N = 2, C = 48, F = 96, K = 3, H = 5, PAD = 1, PH = H + 2 * PAD, OH = H };
     size_t nx = (size_t)N * C * PH * PH, ndy = (size_t)N * F * OH * OH, nw = (size_t)F * C * K * K;
-    float *xb = xcalloc(nx, sizeof(float)), *dy = xcalloc(ndy, sizeof(float));
-    float *full = xcalloc(nw, sizeof(float)), *part = xcalloc(nw, sizeof(float));
+    float *xb = cdb_xcalloc(nx, sizeof(float)), *dy = cdb_xcalloc(ndy, sizeof(float));
+    float *full = cdb_xcalloc(nw, sizeof(float)), *part = cdb_xcalloc(nw, sizeof(float));
     fill_normal(xb, nx, 31, 1.f);
     fill_normal(dy, ndy, 32, 1.f);
     uint8_t skip_c[C], skip_f[F];
     for (int c = 0; c < C; c++) skip_c[c] = c % 3 == 0 || (c >= 16 && c < 32 && c != 20); /* block 1 keeps one */
     for (int f = 0; f < F; f++) skip_f[f] = f >= 32 && f < 64 ? 1 : f == 70;              /* group 1 skipped whole */
     size_t dy_block = (size_t)OH * OH * 16, dy_image = (size_t)(F / 16) * dy_block;
-    cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, NULL, NULL, full);
+    cdb_cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, NULL, NULL, full);
     const float untouched = -12345.f;
     int computed = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -329,7 +329,7 @@ static void direct_weight_grad_skipping(void)
                 computed++;
             }
         }
-        if (!pass) cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, skip_c, skip_f, part);
+        if (!pass) cdb_cd_weight_grad(xb, N, C, PH, PH, dy, dy_image, dy_block, OH, F, K, 1, OH, OH, skip_c, skip_f, part);
     }
     CHECK(computed > 0, "nothing computed");
     free(xb);
@@ -353,15 +353,15 @@ static void direct_thread_independence(void)
     for (int t = 0; t < 2; t++) {
         n[t] = net_from_text(text);
         CHECK(n[t], "build");
-        network_enable_input_gradient(n[t]);
+        cdb_network_enable_input_gradient(n[t]);
         size_t n_in = (size_t)n[t]->batch * n[t]->inputs, classes = (size_t)n[t]->layers[n[t]->n - 1].outputs;
         fill_normal(n[t]->input, n_in, 23, 1.f);
         for (int i = 0; i < n[t]->batch; i++) n[t]->truth[i * classes + i % classes] = 1;
-        set_num_threads(t + 1);
-        network_forward(n[t], 1);
-        network_backward(n[t]);
+        cdb_set_num_threads(t + 1);
+        cdb_network_forward(n[t], 1);
+        cdb_network_backward(n[t]);
     }
-    set_num_threads(1);
+    cdb_set_num_threads(1);
     for (int li = 0; li < n[0]->n; li++) {
         cdb_layer *a = &n[0]->layers[li], *b = &n[1]->layers[li];
         CHECK(!memcmp(a->output, b->output, (size_t)a->batch * a->outputs * sizeof(float)),
@@ -408,17 +408,17 @@ static void t_gemm_fixed(void)
                 size_t asz = (size_t)(ta ? K : M) * lda, bsz = (size_t)(tb ? N : K) * ldb, csz = (size_t)M * ldc;
                 float *A = malloc(asz * sizeof(float)), *B = malloc(bsz * sizeof(float));
                 float *C0 = malloc(csz * sizeof(float)), *C1 = malloc(csz * sizeof(float)), *C2 = malloc(csz * sizeof(float));
-                float *work = malloc(gemm_fixed_workspace(M, N) * 2 * sizeof(float) + 64);
+                float *work = malloc(cdb_gemm_fixed_workspace(M, N) * 2 * sizeof(float) + 64);
                 fill_normal(A, asz, 1 + si, 1.f);
                 fill_normal(B, bsz, 2 + si, 1.f);
                 fill_normal(C0, csz, 3 + si, 1.f);
                 memcpy(C1, C0, csz * sizeof(float));
                 memcpy(C2, C0, csz * sizeof(float));
-                set_num_threads(1);
-                gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C1, ldc, work);
-                set_num_threads(2);
-                gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C2, ldc, work);
-                set_num_threads(1);
+                cdb_set_num_threads(1);
+                cdb_gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C1, ldc, work);
+                cdb_set_num_threads(2);
+                cdb_gemm_fixed(ta, tb, M, N, K, A, lda, B, ldb, C2, ldc, work);
+                cdb_set_num_threads(1);
                 double worst = 0;
                 for (int i = 0; i < M; i++)
                     for (int j = (i * 3) % 5; j < N; j += 5) { /* a fifth of the elements: cheap under emulation */
@@ -450,9 +450,9 @@ static void t_gemm_fixed(void)
                         Bk[(size_t)k * n + c] = tb ? B[(size_t)cols[c] * ldb + k] : B[(size_t)k * ldb + cols[c]];
                 for (int r = 0; r < m; r++)
                     for (int c = 0; c < n; c++) Ck[(size_t)r * n + c] = C0[(size_t)rows[r] * ldc + cols[c]];
-                set_num_threads(2);
-                gemm_fixed(0, 0, m, n, K, Ak, K, Bk, n, Ck, n, work);
-                set_num_threads(1);
+                cdb_set_num_threads(2);
+                cdb_gemm_fixed(0, 0, m, n, K, Ak, K, Bk, n, Ck, n, work);
+                cdb_set_num_threads(1);
                 int same = 1;
                 for (int r = 0; r < m; r++)
                     for (int c = 0; c < n; c++) same &= Ck[(size_t)r * n + c] == C1[(size_t)rows[r] * ldc + cols[c]];
@@ -474,7 +474,7 @@ static void t_drop_connect(void)
     fill_normal(net->input, (size_t)64 * net->inputs, 5, 1.f);
     int dropped = 0, kept = 0;
     for (int train = 1; train >= 0; train--) {
-        network_forward(net, train);
+        cdb_network_forward(net, train);
         const cdb_layer *a = &net->layers[0], *b = &net->layers[1], *s = &net->layers[2];
         for (int img = 0; img < 64; img++) {
             int is_dropped = 1, is_kept = 1, is_sum = 1;

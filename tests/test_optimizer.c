@@ -48,7 +48,7 @@ static void run_sgd(int nesterov, float momentum, float decay)
             }
             ref_w[i] -= lr * d;
         }
-        optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+        cdb_optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
     }
     for (int i = 0; i < N; i++)
         CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],
@@ -83,7 +83,7 @@ static void t_adamw(void)
             double mhat = ref_m[i] / (1 - pow(0.9, step)), vhat = ref_v[i] / (1 - pow(0.999, step));
             ref_w[i] -= lr * mhat / (sqrt(vhat) + 1e-8);
         }
-        optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+        cdb_optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
     }
     for (int i = 0; i < N; i++)
         CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],
@@ -109,24 +109,24 @@ static void t_lr_policies(void)
                                      "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
     CHECK(net, "build");
     net->step = 0;
-    CHECK(fabsf(network_learning_rate(net) - 0.025f) < 1e-7f, "burn-in step 1 of 4: %g", network_learning_rate(net));
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.025f) < 1e-7f, "burn-in step 1 of 4: %g", cdb_network_learning_rate(net));
     net->step = 9;
-    CHECK(fabsf(network_learning_rate(net) - 0.1f) < 1e-7f, "before the first step");
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f) < 1e-7f, "before the first step");
     net->step = 10;
-    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-7f, "after the first step");
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-7f, "after the first step");
     net->step = 25;
-    CHECK(fabsf(network_learning_rate(net) - 0.005f) < 1e-7f, "after the second step");
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.005f) < 1e-7f, "after the second step");
     net->train.policy = POLICY_COSINE;
     net->step = 4;
-    CHECK(fabsf(network_learning_rate(net) - 0.1f) < 1e-6f, "cosine starts at the full rate after burn-in");
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f) < 1e-6f, "cosine starts at the full rate after burn-in");
     net->step = 17;
-    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-6f, "cosine halfway: %g", network_learning_rate(net));
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-6f, "cosine halfway: %g", cdb_network_learning_rate(net));
     net->step = 30;
-    CHECK(fabsf(network_learning_rate(net)) < 1e-6f, "cosine ends at learning_rate_min");
+    CHECK(fabsf(cdb_network_learning_rate(net)) < 1e-6f, "cosine ends at learning_rate_min");
     net->train.policy = POLICY_POLY;
     net->train.power = 2;
     net->step = 15;
-    CHECK(fabsf(network_learning_rate(net) - 0.025f) < 1e-6f, "poly: %g", network_learning_rate(net));
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.025f) < 1e-6f, "poly: %g", cdb_network_learning_rate(net));
     cdb_network_free(net);
     /* Steps as fractions of the training length, resolved when the length
      * is known (here by max_epochs: 100 images / batch 2 = 50 steps an
@@ -135,33 +135,33 @@ static void t_lr_policies(void)
                         "policy=steps\nsteps=0.3,0.6,0.85\nscales=0.1,0.1,0.1\nmax_epochs=4\n"
                         "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
     CHECK(net && net->train.steps_fractional, "fractional steps");
-    CHECK(train_resolve_length(net, 100) == 0 && net->train.max_batches == 200, "length");
+    CHECK(cdb_train_resolve_length(net, 100) == 0 && net->train.max_batches == 200, "length");
     CHECK(net->train.steps[0] == 60 && net->train.steps[1] == 120 && net->train.steps[2] == 170, "steps %d %d %d",
           net->train.steps[0], net->train.steps[1], net->train.steps[2]);
     net->step = 59;
-    float before = network_learning_rate(net);
+    float before = cdb_network_learning_rate(net);
     net->step = 60;
-    CHECK(before == 0.1f && fabsf(network_learning_rate(net) - 0.01f) < 1e-8f, "the first drop at step 60");
+    CHECK(before == 0.1f && fabsf(cdb_network_learning_rate(net) - 0.01f) < 1e-8f, "the first drop at step 60");
     net->step = 199;
-    CHECK(fabsf(network_learning_rate(net) - 1e-4f) < 1e-9f, "three drops by the end");
+    CHECK(fabsf(cdb_network_learning_rate(net) - 1e-4f) < 1e-9f, "three drops by the end");
     cdb_network_free(net);
     /* Darknet's policies, with its batch number (step + 1). */
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\npolicy=step\nstep=10\n"
                         "scale=0.5\nmax_batches=100\n[connected]\noutput=3\nactivation=linear\n[softmax]\n");
     CHECK(net, "policy=step");
     net->step = 8;
-    float lr8 = network_learning_rate(net);
+    float lr8 = cdb_network_learning_rate(net);
     net->step = 9;
-    CHECK(lr8 == 0.1f && fabsf(network_learning_rate(net) - 0.05f) < 1e-8f, "step: %g then %g", lr8,
-          network_learning_rate(net));
+    CHECK(lr8 == 0.1f && fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-8f, "step: %g then %g", lr8,
+          cdb_network_learning_rate(net));
     net->train.policy = POLICY_EXP;
     net->train.gamma = 0.9f;
     net->step = 1;
-    CHECK(fabsf(network_learning_rate(net) - 0.1f * 0.81f) < 1e-7f, "exp: %g", network_learning_rate(net));
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f * 0.81f) < 1e-7f, "exp: %g", cdb_network_learning_rate(net));
     net->train.policy = POLICY_SIG;
     net->train.step = 50;
     net->step = 49;
-    CHECK(fabsf(network_learning_rate(net) - 0.05f) < 1e-7f, "sig at its midpoint: %g", network_learning_rate(net));
+    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-7f, "sig at its midpoint: %g", cdb_network_learning_rate(net));
     cdb_network_free(net);
     /* AlexeyAB's sgdr: cycles of 10, then 20 steps (batch numbers 1-10,
      * 11-30), each a cosine from learning_rate to learning_rate_min */
@@ -173,8 +173,8 @@ static void t_lr_policies(void)
                             0.001 + 0.0495 * (1 + cos(M_PI / 20)), 0.001};
     for (int k = 0; k < 5; k++) {
         net->step = steps[k];
-        CHECK(fabs(network_learning_rate(net) - want[k]) < 1e-7, "sgdr at step %d: %g, want %g", steps[k],
-              network_learning_rate(net), want[k]);
+        CHECK(fabs(cdb_network_learning_rate(net) - want[k]) < 1e-7, "sgdr at step %d: %g, want %g", steps[k],
+              cdb_network_learning_rate(net), want[k]);
     }
     cdb_network_free(net);
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=sgdr\n[connected]\noutput=3\n[softmax]\n");
@@ -200,7 +200,7 @@ static void t_subdivisions_accumulate(void)
     int labels[8];
     fill_normal(images, 8 * 25, 4, 1.f);
     for (int i = 0; i < 8; i++) labels[i] = i % 4;
-    float la = network_train_step(a, images, labels), lb = network_train_step(b, images, labels);
+    float la = cdb_network_train_step(a, images, labels), lb = cdb_network_train_step(b, images, labels);
     CHECK(fabsf(la - lb) < 1e-5f, "losses %g vs %g", la, lb);
     for (int i = 0; i < a->nparams; i++)
         for (size_t e = 0; e < a->params[i]->size; e++)

@@ -30,7 +30,7 @@ static void top_k_of_biases(const float *biases, float *top1, float *top5)
     int labels[8] = {2, 2, 2, 2, 2, 2, 2, 2};
     cdb_dataset d = {"in memory", 8, 1, 2, 2, 10, pixels, labels, NULL, 0, 0, 0, NULL};
     valid_result v;
-    validate_network(net, &d, &v);
+    cdb_validate_network(net, &d, &v);
     last_nonfinite = v.nonfinite;
     *top1 = v.top1;
     *top5 = v.top5;
@@ -188,8 +188,8 @@ static void t_bad_dataset_files(void)
     }
     gzclose(g);
     cdb_dataset d;
-    CHECK(dataset_load_cifar(path, 0, 10, &d) == 0 && d.n == 256, "the intact file loads: %s", cdb_last_error());
-    dataset_free(&d);
+    CHECK(cdb_dataset_load_cifar(path, 0, 10, &d) == 0 && d.n == 256, "the intact file loads: %s", cdb_last_error());
+    cdb_dataset_free(&d);
     long n = file_size(path);
     FILE *f = fopen(path, "r+b");
     CHECK(f, "reopen");
@@ -198,7 +198,7 @@ static void t_bad_dataset_files(void)
     fseek(f, n / 2, SEEK_SET);
     fputc(c ^ 0x5a, f);
     fclose(f);
-    CHECK(dataset_load_cifar(path, 0, 10, &d) != 0, "a corrupt gzip stream was accepted (%d records)", d.n);
+    CHECK(cdb_dataset_load_cifar(path, 0, 10, &d) != 0, "a corrupt gzip stream was accepted (%d records)", d.n);
     CHECK(strstr(cdb_last_error(), path) && (strstr(cdb_last_error(), "corrupt") || strstr(cdb_last_error(), "truncated")),
           "message: %s", cdb_last_error());
 
@@ -211,17 +211,17 @@ static void t_bad_dataset_files(void)
     memcpy(lbuf, lh, 8);
     write_file(images, ibuf, sizeof(ibuf));
     write_file(labels, lbuf, 8 + 4);
-    CHECK(dataset_load_idx(images, labels, 10, &d) == 0, "exact files load: %s", cdb_last_error());
-    dataset_free(&d);
+    CHECK(cdb_dataset_load_idx(images, labels, 10, &d) == 0, "exact files load: %s", cdb_last_error());
+    cdb_dataset_free(&d);
     write_file(labels, lbuf, 8 + 5);
-    CHECK(dataset_load_idx(images, labels, 10, &d) != 0 && strstr(cdb_last_error(), "has data past the 4 labels"),
+    CHECK(cdb_dataset_load_idx(images, labels, 10, &d) != 0 && strstr(cdb_last_error(), "has data past the 4 labels"),
           "an over-long label file is an error: %s", cdb_last_error());
 
     char fifo[512];
     snprintf(fifo, sizeof(fifo), "%s/dataset.fifo", test_tmpdir());
     unlink(fifo);
     CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
-    CHECK(dataset_load_idx(fifo, labels, 10, &d) != 0 && strstr(cdb_last_error(), "is not a regular file"),
+    CHECK(cdb_dataset_load_idx(fifo, labels, 10, &d) != 0 && strstr(cdb_last_error(), "is not a regular file"),
           "a FIFO is refused: %s", cdb_last_error());
     unlink(fifo);
 }
@@ -549,14 +549,14 @@ static void t_nan_policy(void)
         snprintf(text, sizeof(text), "%snan_policy=%s\n%s", head, skip ? "skip_step" : "stop", layers);
         cdb_network *net = net_from_text(text);
         CHECK(net, "build");
-        network_train_step(net, images, labels);
+        cdb_network_train_step(net, images, labels);
         float w = net->params[0]->value[0];
-        float loss = network_train_step(net, bad, labels);
+        float loss = cdb_network_train_step(net, bad, labels);
         CHECK(isnan(loss) && net->params[0]->value[0] == w, "a non-finite step changed the weights");
         CHECK(net->step_skipped == skip && net->step == 1 + skip && net->skipped_steps == skip,
               "%s: skipped %d, step %d, %ld skipped", skip ? "skip_step" : "stop", net->step_skipped, net->step,
               net->skipped_steps);
-        CHECK(isfinite(network_train_step(net, images, labels)) && net->params[0]->value[0] != w, "the next step runs");
+        CHECK(isfinite(cdb_network_train_step(net, images, labels)) && net->params[0]->value[0] != w, "the next step runs");
         cdb_network_free(net);
     }
     /* ReLU maps the NaN to 0: the loss is finite, a gradient is not; skip_step skips it too */
@@ -565,7 +565,7 @@ static void t_nan_policy(void)
     cdb_network *relu = net_from_text(text);
     CHECK(relu, "build");
     float w0 = relu->params[0]->value[0];
-    CHECK(isnan(network_train_step(relu, bad, labels)) && relu->step_skipped && relu->params[0]->value[0] == w0,
+    CHECK(isnan(cdb_network_train_step(relu, bad, labels)) && relu->step_skipped && relu->params[0]->value[0] == w0,
           "a NaN gradient behind a finite loss was applied");
     cdb_network_free(relu);
     snprintf(text, sizeof(text), "%s%s", head, layers);
@@ -573,9 +573,9 @@ static void t_nan_policy(void)
     CHECK(net, "build");
     net->params[2]->value[7] = INFINITY; /* layer 1's weights */
     memcpy(net->input, images, sizeof(images));
-    network_forward(net, 0);
+    cdb_network_forward(net, 0);
     size_t at = 0;
-    CHECK(network_first_non_finite_output(net, &at) == 1, "the first non-finite output is layer 1's");
+    CHECK(cdb_network_first_non_finite_output(net, &at) == 1, "the first non-finite output is layer 1's");
     cdb_network_free(net);
 }
 
@@ -597,10 +597,10 @@ static const char *oom_cfg =
 static cdb_network *build_failing_after(long k)
 {
     cdb_fail_allocations_after(k);
-    cfg_file *cfg = cfg_parse_string("oom.cfg", oom_cfg);
-    cdb_network *net = cfg ? network_build(cfg) : NULL;
+    cfg_file *cfg = cdb_cfg_parse_string("oom.cfg", oom_cfg);
+    cdb_network *net = cfg ? cdb_network_build(cfg) : NULL;
     cdb_fail_allocations_after(-1);
-    cfg_free(cfg);
+    cdb_cfg_free(cfg);
     return net;
 }
 
@@ -632,7 +632,7 @@ static void t_out_of_memory(void)
         for (int i = 0; i < n->nparams; i++, at += n->params[i - 1]->size)
             memcpy(before + at, n->params[i]->value, n->params[i]->size * sizeof(float));
         cdb_fail_allocations_after(j);
-        float loss = network_train_step(n, images, labels);
+        float loss = cdb_network_train_step(n, images, labels);
         cdb_fail_allocations_after(-1);
         if (!n->step_failed) {
             CHECK(isfinite(loss), "loss %g", loss);
@@ -688,7 +688,7 @@ static void t_memory_bounded(void)
     fclose(g);
     cdb_dataset d;
     cdb_budget_begin(64u << 20);
-    int rc = dataset_load_idx(images, labels, 10, &d);
+    int rc = cdb_dataset_load_idx(images, labels, 10, &d);
     int exceeded = cdb_budget_exceeded();
     cdb_budget_end();
     CHECK(rc != 0 && strstr(cdb_last_error(), images) && strstr(cdb_last_error(), "truncated"), "rc %d: %s", rc,

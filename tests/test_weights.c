@@ -29,7 +29,7 @@ static void t_round_trip(void)
     float images[2 * 36];
     int labels[2] = {1, 3};
     fill_normal(images, 72, 3, 1.f);
-    network_train_step(a, images, labels); /* moves BN running statistics too */
+    cdb_network_train_step(a, images, labels); /* moves BN running statistics too */
     char path[512];
     path_in_tmp(path, sizeof(path), "rt.weights");
     CHECK(cdb_weights_save(a, path) == 0, "save: %s", cdb_last_error());
@@ -135,11 +135,11 @@ static void t_checkpoint_pair(void)
     snprintf(prev, sizeof(prev), "%s.prev", state);
     remove(state);
     remove(prev);
-    network_train_step(a, images, labels);
+    cdb_network_train_step(a, images, labels);
     CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());
     CHECK(access(state, F_OK) == 0 && access(prev, F_OK) != 0, "the first save writes FILE.state only");
     /* the next save, killed after its state and before its weights */
-    network_train_step(a, images, labels);
+    cdb_network_train_step(a, images, labels);
     CHECK(rename(state, prev) == 0 && cdb_state_save(a, state) == 0, "the first half of a save");
     CHECK(cdb_weights_load(b, path) == 0, "load: %s", cdb_last_error());
     b->step = (int)(b->seen / (uint64_t)b->batch);
@@ -147,7 +147,7 @@ static void t_checkpoint_pair(void)
     int which = cdb_checkpoint_load_state(b, path);
     CHECK(which == 2, "the old weights should pair with FILE.state.prev (got %d: %s)", which, cdb_last_error());
     /* continuing from there gives the run that was not interrupted */
-    network_train_step(b, images, labels);
+    cdb_network_train_step(b, images, labels);
     CHECK(same_weights(a, b), "resumed from the kept pair, step 2 differs from the uninterrupted run");
     /* a complete save: FILE.state */
     CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());

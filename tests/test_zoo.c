@@ -155,7 +155,7 @@ static void check_forward(const char *name)
     double e = 1;
     if (tensors_match) {
         hashed(INPUT_TENSOR, net->input, (size_t)2 * net->inputs, 0.f, 1.f);
-        network_forward(net, 0);
+        cdb_network_forward(net, 0);
         e = relative_error(net->layers[net->n - 2].output, logits, (size_t)sizes[2]);
     }
     for (int a = 0; a < 3; a++) free(arrays[a]);

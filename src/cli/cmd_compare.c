@@ -85,7 +85,7 @@ int cmd_compare(const cli *c, const char *self)
     o.self = self;
     o.cfg = c->positional[0];
     char dir[4096], base[256];
-    cfg_basename(o.cfg, base, sizeof(base));
+    cdb_cfg_basename(o.cfg, base, sizeof(base));
     snprintf(dir, sizeof(dir), "compare/%s", base);
     o.dir = c->report ? c->report : (c->out ? c->out : dir);
     o.report_only = c->report != NULL;
@@ -94,7 +94,7 @@ int cmd_compare(const cli *c, const char *self)
         snprintf(list, sizeof(list), "%s", c->seed_list);
         for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int v;
-            if (parse_int_strict(t, &v) || v < 0 || o.n_seeds == COMPARE_MAX_SEEDS) {
+            if (cdb_parse_int_strict(t, &v) || v < 0 || o.n_seeds == COMPARE_MAX_SEEDS) {
                 fprintf(stderr, "cdbnet: -seed-list expects up to %d seeds >= 0 separated by commas, got '%s'\n",
                         COMPARE_MAX_SEEDS, c->seed_list);
                 return 2;
@@ -112,7 +112,7 @@ int cmd_compare(const cli *c, const char *self)
     static char sweep[4096];
     if (c->sweep && parse_sweep(c->sweep, sweep, sizeof(sweep), &o)) return 2;
     int variants = o.n_values ? o.n_values : 1;
-    int cpus = available_cpus(), arms = (1 + variants) * (o.n_seeds ? o.n_seeds : 1);
+    int cpus = cdb_available_cpus(), arms = (1 + variants) * (o.n_seeds ? o.n_seeds : 1);
     o.jobs = c->jobs ? c->jobs : (arms < cpus ? arms : cpus);
     o.threads = c->threads ? c->threads : (cpus / o.jobs > 0 ? cpus / o.jobs : 1);
     static char epochs[64];
@@ -134,6 +134,6 @@ int cmd_compare(const cli *c, const char *self)
         o.train_args[o.n_train_args++] = epochs;
     }
     if (!o.report_only && check_compare_cfgs(&o)) return cli_fail();
-    if (run_compare(&o)) return cli_fail();
+    if (cdb_run_compare(&o)) return cli_fail();
     return 0;
 }

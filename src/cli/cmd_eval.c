@@ -22,13 +22,13 @@ int cmd_valid(const cli *c)
     cdb_dataset valid = {0};
     int status = 1;
     if (cdb_weights_load(net, c->positional[1]) || cli_load_data_config(net, c, &d)) goto done;
-    if (dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net)) {
-        data_config_free(&d);
+    if (cdb_dataset_load(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
+        cdb_data_config_free(&d);
         goto done;
     }
-    data_config_free(&d);
+    cdb_data_config_free(&d);
     valid_result v;
-    if (validate_network(net, &valid, &v)) goto done;
+    if (cdb_validate_network(net, &valid, &v)) goto done;
     printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
     if (cdb_network_classes(net) > 5) printf("  top-5 %.2f%%", 100 * v.top5);
     printf("  loss %.4f  (%d images)\n", v.loss, v.count);
@@ -37,7 +37,7 @@ int cmd_valid(const cli *c)
                v.nonfinite, v.count);
     status = 0;
 done:
-    dataset_free(&valid);
+    cdb_dataset_free(&valid);
     if (status) cli_fail();
     cdb_network_free(net);
     return status;
@@ -79,15 +79,15 @@ int cmd_predict(const cli *c)
     if (!net) return cli_fail();
     int status = 1;
     int classes = cdb_network_classes(net);
-    float *image = xcalloc((size_t)cdb_network_inputs(net), sizeof(float));
-    float *probs = xcalloc((size_t)classes, sizeof(float));
+    float *image = cdb_xcalloc((size_t)cdb_network_inputs(net), sizeof(float));
+    float *probs = cdb_xcalloc((size_t)classes, sizeof(float));
     char **names = NULL;
     data_config d = {0};
     if (!image || !probs) goto done;
     int want_data = c->data || cdb_network_data_path(net);
     int have_data = want_data && cli_load_data_config(net, c, &d) == 0;
     if (!have_data && want_data) goto done;
-    if (have_data && d.names && !(names = data_load_names(d.names, classes))) goto done;
+    if (have_data && d.names && !(names = cdb_data_load_names(d.names, classes))) goto done;
     if (cdb_weights_load(net, c->positional[1])) goto done;
     if (c->index >= 0) {
         cdb_dataset valid = {0};
@@ -95,36 +95,36 @@ int cmd_predict(const cli *c)
             cdb_set_error("-index needs a dataset: give [net] data= or -data");
             goto done;
         }
-        int bad = dataset_load(&d, "valid", &valid) || dataset_check_against(&valid, net);
+        int bad = cdb_dataset_load(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net);
         if (!bad && c->index >= valid.n) {
             cdb_set_error("-index %d: the validation set has %d items", c->index, valid.n);
             bad = 1;
         }
         if (bad) {
-            dataset_free(&valid);
+            cdb_dataset_free(&valid);
             goto done;
         }
         int label;
-        if (dataset_input(&valid, c->index, net, image, &label) || cdb_predict(net, image, 1, probs)) {
-            dataset_free(&valid);
+        if (cdb_dataset_input(&valid, c->index, net, image, &label) || cdb_predict(net, image, 1, probs)) {
+            cdb_dataset_free(&valid);
             goto done;
         }
         char title[128];
         snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
         int bad_output = print_top(probs, classes, c->top, title, names);
-        dataset_free(&valid);
+        cdb_dataset_free(&valid);
         if (bad_output) goto done;
     }
     for (int i = 2; i < c->n_positional; i++) {
-        if (image_file_input(net, c->positional[i], image) || cdb_predict(net, image, 1, probs)) goto done;
+        if (cdb_image_file_input(net, c->positional[i], image) || cdb_predict(net, image, 1, probs)) goto done;
         if (print_top(probs, classes, c->top, c->positional[i], names)) goto done;
     }
     status = 0;
 done:
     free(image);
     free(probs);
-    data_free_names(names, classes);
-    data_config_free(&d);
+    cdb_data_free_names(names, classes);
+    cdb_data_config_free(&d);
     if (status) cli_fail();
     cdb_network_free(net);
     return status;

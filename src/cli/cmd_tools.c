@@ -30,12 +30,12 @@ int cmd_benchmark(cli *c)
         if (!c->data)
             cdb_set_error("-data-only needs -data FILE.data (the dataset whose batches to time)");
         else if (cli_load_data_config(net, c, &d) == 0)
-            status = run_data_benchmark(net, &d, &opt, c->data_only);
-        data_config_free(&d);
+            status = cdb_run_data_benchmark(net, &d, &opt, c->data_only);
+        cdb_data_config_free(&d);
         cdb_network_free(net);
         return status ? cli_fail() : 0;
     }
-    int status = run_benchmark(net, &opt) ? 1 : 0;
+    int status = cdb_run_benchmark(net, &opt) ? 1 : 0;
     if (!status && c->dropback_report) {
         /* The same cfg four times: off, on, and at rates 1/0.5 without and with compute skipping. */
         int base = c->n_overrides;
@@ -53,8 +53,8 @@ int cmd_benchmark(cli *c)
         if (!off || !on || !mask || !skip) {
             status = 1;
         } else {
-            dropback_disable(off);
-            status = run_dropback_report(off, on, mask, skip, &opt) ? 1 : 0;
+            cdb_dropback_disable(off);
+            status = cdb_run_dropback_report(off, on, mask, skip, &opt) ? 1 : 0;
         }
         cdb_network_free(off);
         cdb_network_free(on);
@@ -74,7 +74,7 @@ int cmd_summary(const cli *c)
     }
     cdb_network *net = cli_load_network(c->positional[0], c);
     if (!net) return cli_fail();
-    network_print_summary(net, stdout);
+    cdb_network_print_summary(net, stdout);
     cdb_network_free(net);
     return 0;
 }
@@ -86,10 +86,10 @@ int cmd_export(const cli *c)
         return 2;
     }
     data_config d;
-    if (data_config_load(c->positional[0], &d)) return cli_fail();
+    if (cdb_data_config_load(c->positional[0], &d)) return cli_fail();
     printf("export %s (%d classes) as %s files under %s\n", c->positional[0], d.classes, c->jpeg ? "JPEG" : "PNG", c->positional[1]);
     export_options opt = {c->limit, c->size, c->rgb, c->jpeg};
-    int status = export_images(&d, c->positional[1], &opt);
-    data_config_free(&d);
+    int status = cdb_export_images(&d, c->positional[1], &opt);
+    cdb_data_config_free(&d);
     return status ? cli_fail() : 0;
 }

@@ -40,7 +40,7 @@ static void print_dataset(const cdb_dataset *train, const cdb_dataset *valid)
 {
     if (!train->paths && !train->class_names) return;
     printf("data: %s: %d images, %s: %d images, decoded by %s on %d thread%s%s\n", train->name, train->n, valid->name,
-           valid->n, image_decoder_name(), train->workers, train->workers == 1 ? "" : "s",
+           valid->n, cdb_image_decoder_name(), train->workers, train->workers == 1 ? "" : "s",
            train->pixels ? " (cached in memory)" : ", the next batch while this one trains");
     if (train->class_names) {
         printf("classes:");
@@ -60,22 +60,22 @@ int cmd_train(const cli *c)
     data_config d;
     cdb_dataset train = {0}, valid = {0};
     int status = 1;
-    if (!c->quiet) network_print_summary(net, stdout);
-    if (c->weights && train_resume(net, c->weights, c->clear, c->quiet)) goto done;
+    if (!c->quiet) cdb_network_print_summary(net, stdout);
+    if (c->weights && cdb_train_resume(net, c->weights, c->clear, c->quiet)) goto done;
     if (cli_load_data_config(net, c, &d)) goto done;
-    if (dataset_load(&d, "train", &train) || dataset_check_against(&train, net) || dataset_load(&d, "valid", &valid) ||
-        dataset_check_against(&valid, net)) {
-        data_config_free(&d);
+    if (cdb_dataset_load(&d, "train", &train) || cdb_dataset_check_against(&train, net) || cdb_dataset_load(&d, "valid", &valid) ||
+        cdb_dataset_check_against(&valid, net)) {
+        cdb_data_config_free(&d);
         goto done;
     }
-    if (train_resolve_length(net, train.n) || check_same_classes(&train, &valid)) {
-        data_config_free(&d);
+    if (cdb_train_resolve_length(net, train.n) || check_same_classes(&train, &valid)) {
+        cdb_data_config_free(&d);
         goto done;
     }
     if (!c->quiet) print_dataset(&train, &valid);
-    dataset_warn_unused_keys(&train, net);
+    cdb_dataset_warn_unused_keys(&train, net);
     if (!c->quiet)
-        dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
+        cdb_dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
         if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
             printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
@@ -92,11 +92,11 @@ int cmd_train(const cli *c)
                          .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);
-    status = train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
-    data_config_free(&d);
+    status = cdb_train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
+    cdb_data_config_free(&d);
 done:
-    dataset_free(&train);
-    dataset_free(&valid);
+    cdb_dataset_free(&train);
+    cdb_dataset_free(&valid);
     if (status) cli_fail();
     cdb_network_free(net);
     return status;

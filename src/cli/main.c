@@ -91,7 +91,7 @@ static int need_value(int argc, char **argv, int i)
 
 static int int_value(const char *opt, const char *s, int min, int *out)
 {
-    if (parse_int_strict(s, out) || *out < min) {
+    if (cdb_parse_int_strict(s, out) || *out < min) {
         fprintf(stderr, "cdbnet: %s expects an integer >= %d, got '%s'\n", opt, min, s);
         return -1;
     }
@@ -162,9 +162,9 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->overrides[c->n_overrides++] = c->seed_override;
         } else if (!strcmp(a, "-threads")) {
             if (int_value(a, v, 1, &c->threads)) return -1;
-            if (c->threads > 4 * available_cpus()) {
+            if (c->threads > 4 * cdb_available_cpus()) {
                 fprintf(stderr, "cdbnet: -threads %d is more than 4 threads for each of the %d CPUs this process may "
-                        "run on\n", c->threads, available_cpus());
+                        "run on\n", c->threads, cdb_available_cpus());
                 return -1;
             }
         } else if (!strcmp(a, "-max-memory")) {
@@ -225,29 +225,29 @@ static const char *self_path(const char *argv0)
 static int run(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        if (dist_rank() == 0) fputs(cli_usage, stdout);
+        if (cdb_dist_rank() == 0) fputs(cli_usage, stdout);
         return argc < 2 ? 2 : 0;
     }
     cli c;
     if (parse_cli(argc, argv, &c)) return 2;
-    if (dist_size() > 1 && strcmp(argv[1], "train") && strcmp(argv[1], "benchmark")) {
-        if (dist_rank() == 0)
+    if (cdb_dist_size() > 1 && strcmp(argv[1], "train") && strcmp(argv[1], "benchmark")) {
+        if (cdb_dist_rank() == 0)
             fprintf(stderr, "cdbnet: only train and benchmark run on several ranks (mpirun -np %d): run %s in one "
                             "process\n",
-                    dist_size(), argv[1]);
+                    cdb_dist_size(), argv[1]);
         return 2;
     }
-    if (dist_rank() > 0) { /* rank 0 prints, validates and writes */
+    if (cdb_dist_rank() > 0) { /* rank 0 prints, validates and writes */
         c.quiet = 1;
         c.follower = 1;
         if (!strcmp(argv[1], "benchmark") && !freopen("/dev/null", "w", stdout)) return 1;
     }
-    set_num_threads(c.threads ? c.threads : available_cpus());
+    cdb_set_num_threads(c.threads ? c.threads : cdb_available_cpus());
 #ifdef GPU
-    if (!c.force_cpu && cuda_device_count() > 0) {
+    if (!c.force_cpu && cdb_cuda_device_count() > 0) {
         char cuda[256];
-        cuda_describe(cuda, sizeof(cuda));
-        fprintf(stderr, "cdbnet: %s, %d CUDA device(s)\n", cuda, cuda_device_count());
+        cdb_cuda_describe(cuda, sizeof(cuda));
+        fprintf(stderr, "cdbnet: %s, %d CUDA device(s)\n", cuda, cdb_cuda_device_count());
     }
 #endif
     if (!strcmp(argv[1], "train")) return cmd_train(&c);
@@ -263,18 +263,18 @@ static int run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (dist_init(&argc, &argv)) {
+    if (cdb_dist_init(&argc, &argv)) {
         fprintf(stderr, "cdbnet: error: %s\n", cdb_last_error());
         return 1;
     }
     int status = run(argc, argv);
     /* a rank that failed alone would leave the others waiting in the next
      * exchange: it stops them all */
-    if (status && dist_size() > 1) {
-        fprintf(stderr, "cdbnet: rank %d of %d stops the run (exit status %d)\n", dist_rank(), dist_size(), status);
+    if (status && cdb_dist_size() > 1) {
+        fprintf(stderr, "cdbnet: rank %d of %d stops the run (exit status %d)\n", cdb_dist_rank(), cdb_dist_size(), status);
         fflush(stderr);
-        dist_abort(status);
+        cdb_dist_abort(status);
     }
-    dist_finalize();
+    cdb_dist_finalize();
     return status;
 }

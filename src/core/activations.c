@@ -6,17 +6,17 @@
 #include "fastmath.h"
 #include "shared_math.h"
 
-const char *const activation_names[] = {"linear", "relu",  "leaky", "relu6",   "logistic", "tanh",  "gelu",
+const char *const cdb_activation_names[] = {"linear", "relu",  "leaky", "relu6",   "logistic", "tanh",  "gelu",
                                         "swish",  "mish",  "hardswish", "elu", "selu",    "ramp",  "hardtan",
                                         "lhtan",  "plse",  "loggy", "relie",   "revleaky", "hard_mish", NULL};
 
-int activation_from_name(const char *name, activation *out)
+int cdb_activation_from_name(const char *name, activation *out)
 {
     if (!strcmp(name, "silu")) name = "swish";
     /* Darknet's "hard_mish" is also written "hardmish" in some cfgs. */
     if (!strcmp(name, "hardmish")) name = "hard_mish";
-    for (int i = 0; activation_names[i]; i++) {
-        if (!strcmp(name, activation_names[i])) {
+    for (int i = 0; cdb_activation_names[i]; i++) {
+        if (!strcmp(name, cdb_activation_names[i])) {
             *out = (activation)i;
             return 0;
         }
@@ -24,7 +24,7 @@ int activation_from_name(const char *name, activation *out)
     return -1;
 }
 
-const char *activation_name(activation a) { return activation_names[a]; }
+const char *cdb_activation_name(activation a) { return cdb_activation_names[a]; }
 
 static inline float act(activation a, float x) { return activation_value(a, x); }
 static inline float grad(activation a, float x) { return activation_derivative(a, x); }
@@ -47,7 +47,7 @@ static void gelu_backward(const float *x, const float *dy, float *dx, size_t n)
     }
 }
 
-void gelu_forward_grad(const float *x, float *y, float *g, size_t n)
+void cdb_gelu_forward_grad(const float *x, float *y, float *g, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
@@ -58,7 +58,7 @@ void gelu_forward_grad(const float *x, float *y, float *g, size_t n)
     }
 }
 
-void activate_array(activation a, const float *x, float *y, size_t n)
+void cdb_activate_array(activation a, const float *x, float *y, size_t n)
 {
     if (a == ACT_LINEAR) {
         if (y != x) memcpy(y, x, n * sizeof(float));
@@ -76,7 +76,7 @@ void activate_array(activation a, const float *x, float *y, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = act(a, x[i]);
 }
 
-void gradient_array(activation a, const float *x, const float *dy, float *dx, size_t n)
+void cdb_gradient_array(activation a, const float *x, const float *dy, float *dx, size_t n)
 {
     if (a == ACT_LINEAR) {
         if (dx != dy) memcpy(dx, dy, n * sizeof(float));

@@ -31,18 +31,18 @@ typedef enum {
     ACT_COUNT
 } activation;
 
-/* NULL-terminated names in enum order, for cfg_choice; "silu" is accepted as
- * an alias of swish by activation_from_name. */
-extern const char *const activation_names[];
-int activation_from_name(const char *name, activation *out);
-const char *activation_name(activation a);
+/* NULL-terminated names in enum order, for cdb_cfg_choice; "silu" is accepted as
+ * an alias of swish by cdb_activation_from_name. */
+extern const char *const cdb_activation_names[];
+int cdb_activation_from_name(const char *name, activation *out);
+const char *cdb_activation_name(activation a);
 
 /* y = gelu(x) and g = gelu'(x) in one pass, sharing one exponential; y may
  * be x. */
-void gelu_forward_grad(const float *x, float *y, float *g, size_t n);
+void cdb_gelu_forward_grad(const float *x, float *y, float *g, size_t n);
 /* y = f(x) (y may equal x). */
-void activate_array(activation a, const float *x, float *y, size_t n);
+void cdb_activate_array(activation a, const float *x, float *y, size_t n);
 /* dx = dy * f'(x) (dx may equal dy). */
-void gradient_array(activation a, const float *x, const float *dy, float *dx, size_t n);
+void cdb_gradient_array(activation a, const float *x, const float *dy, float *dx, size_t n);
 
 #endif

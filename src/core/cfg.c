@@ -29,12 +29,12 @@ static int add_kv(cfg_section *s, const char *key, const char *value, int line)
 {
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 8;
-        cfg_kv *grown = xrealloc(s->kv, (size_t)cap * sizeof(cfg_kv));
+        cfg_kv *grown = cdb_xrealloc(s->kv, (size_t)cap * sizeof(cfg_kv));
         if (!grown) return -1;
         s->kv = grown;
         s->cap = cap;
     }
-    cfg_kv kv = {xstrdup(key), xstrdup(value), line, 0};
+    cfg_kv kv = {cdb_xstrdup(key), cdb_xstrdup(value), line, 0};
     if (!kv.key || !kv.value) {
         free(kv.key);
         free(kv.value);
@@ -49,12 +49,12 @@ static cfg_section *add_section(cfg_file *f, const char *type, int line)
 {
     if (f->n == f->cap) {
         int cap = f->cap ? 2 * f->cap : 16;
-        cfg_section *grown = xrealloc(f->sections, (size_t)cap * sizeof(cfg_section));
+        cfg_section *grown = cdb_xrealloc(f->sections, (size_t)cap * sizeof(cfg_section));
         if (!grown) return NULL;
         f->sections = grown;
         f->cap = cap;
     }
-    char *name = xstrdup(type);
+    char *name = cdb_xstrdup(type);
     if (!name) return NULL;
     cfg_section *s = &f->sections[f->n++];
     memset(s, 0, sizeof(*s));
@@ -66,10 +66,10 @@ static cfg_section *add_section(cfg_file *f, const char *type, int line)
 
 static cfg_file *parse_text(const char *name, const char *text, const char *implicit_section)
 {
-    cfg_file *f = xcalloc(1, sizeof(cfg_file));
+    cfg_file *f = cdb_xcalloc(1, sizeof(cfg_file));
     if (!f) return NULL;
-    f->path = xstrdup(name);
-    char *buf = xstrdup(text);
+    f->path = cdb_xstrdup(name);
+    char *buf = cdb_xstrdup(text);
     if (!f->path || !buf || (implicit_section && !add_section(f, implicit_section, 1))) goto fail;
     int line_no = 0;
     char *cursor = buf;
@@ -137,17 +137,17 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
     free(buf);
     if (f->n == 0) {
         cdb_set_error("%s: no sections found (a cfg starts with [net])", name);
-        cfg_free(f);
+        cdb_cfg_free(f);
         return NULL;
     }
     return f;
 fail:
     free(buf);
-    cfg_free(f);
+    cdb_cfg_free(f);
     return NULL;
 }
 
-cfg_file *cfg_parse_string(const char *name, const char *text) { return parse_text(name, text, NULL); }
+cfg_file *cdb_cfg_parse_string(const char *name, const char *text) { return parse_text(name, text, NULL); }
 
 static cfg_file *parse_file(const char *path, const char *implicit_section, const char *kind)
 {
@@ -165,7 +165,7 @@ static cfg_file *parse_file(const char *path, const char *implicit_section, cons
         cdb_set_error("cannot read %s '%s'", kind, path);
         return NULL;
     }
-    char *text = xmalloc((size_t)size + 1);
+    char *text = cdb_xmalloc((size_t)size + 1);
     if (!text) {
         fclose(fp);
         return NULL;
@@ -186,14 +186,14 @@ static cfg_file *parse_file(const char *path, const char *implicit_section, cons
     return f;
 }
 
-cfg_file *cfg_parse_file(const char *path) { return parse_file(path, NULL, "cfg file"); }
+cfg_file *cdb_cfg_parse_file(const char *path) { return parse_file(path, NULL, "cfg file"); }
 
-cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind)
+cfg_file *cdb_cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind)
 {
     return parse_file(path, section, kind);
 }
 
-void cfg_free(cfg_file *f)
+void cdb_cfg_free(cfg_file *f)
 {
     if (!f) return;
     for (int i = 0; i < f->n; i++) {
@@ -210,7 +210,7 @@ void cfg_free(cfg_file *f)
     free(f);
 }
 
-int cfg_override(cfg_file *f, const char *assignment)
+int cdb_cfg_override(cfg_file *f, const char *assignment)
 {
     const char *dot = strchr(assignment, '.');
     const char *eq = strchr(assignment, '=');
@@ -231,7 +231,7 @@ int cfg_override(cfg_file *f, const char *assignment)
     int idx;
     if (!strcmp(section, "net")) {
         idx = 0;
-    } else if (parse_int_strict(section, &idx) == 0 && idx >= 0 && idx + 1 < f->n) {
+    } else if (cdb_parse_int_strict(section, &idx) == 0 && idx >= 0 && idx + 1 < f->n) {
         idx += 1; /* layer i is section i+1 */
     } else {
         cdb_set_error("-set '%s': no section '%s' (use 'net' or a layer index 0..%d)", assignment, section,
@@ -254,7 +254,7 @@ int cfg_override(cfg_file *f, const char *assignment)
     }
     cfg_kv *kv = find_kv(s, key);
     if (kv) {
-        char *value = xstrdup(eq + 1);
+        char *value = cdb_xstrdup(eq + 1);
         if (!value) return -1;
         free(kv->value);
         kv->value = value;
@@ -264,7 +264,7 @@ int cfg_override(cfg_file *f, const char *assignment)
     return add_kv(s, key, eq + 1, 0);
 }
 
-cfg_reader cfg_reader_for(const cfg_file *f, int section, int layer_index)
+cfg_reader cdb_cfg_reader_for(const cfg_file *f, int section, int layer_index)
 {
     cfg_reader r = {f, &f->sections[section], layer_index, 0};
     return r;
@@ -281,7 +281,7 @@ static void where(cfg_reader *r, const cfg_kv *kv, char *buf, size_t n)
         snprintf(buf, n, "%s:%d: [%s]%s", r->file->path, kv ? kv->line : r->sec->line, r->sec->type, layer);
 }
 
-void cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...)
+void cdb_cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...)
 {
     if (r->failed) return;
     r->failed = 1;
@@ -306,52 +306,52 @@ static cfg_kv *take(cfg_reader *r, const char *key)
     return kv;
 }
 
-int cfg_has(cfg_reader *r, const char *key) { return find_kv(r->sec, key) != NULL; }
+int cdb_cfg_has(cfg_reader *r, const char *key) { return find_kv(r->sec, key) != NULL; }
 
-int cfg_int(cfg_reader *r, const char *key, int def, int min, int max)
+int cdb_cfg_int(cfg_reader *r, const char *key, int def, int min, int max)
 {
     cfg_kv *kv = take(r, key);
     if (!kv) return def;
     int v;
-    if (parse_int_strict(kv->value, &v)) {
-        cfg_fail(r, key, "'%s' is not an integer", kv->value);
+    if (cdb_parse_int_strict(kv->value, &v)) {
+        cdb_cfg_fail(r, key, "'%s' is not an integer", kv->value);
         return def;
     }
     if (v < min || v > max) {
-        cfg_fail(r, key, "%d is out of range [%d, %d]", v, min, max);
+        cdb_cfg_fail(r, key, "%d is out of range [%d, %d]", v, min, max);
         return def;
     }
     return v;
 }
 
-float cfg_float(cfg_reader *r, const char *key, float def, float min, float max)
+float cdb_cfg_float(cfg_reader *r, const char *key, float def, float min, float max)
 {
     cfg_kv *kv = take(r, key);
     if (!kv) return def;
     float v;
-    if (parse_float_strict(kv->value, &v)) {
-        cfg_fail(r, key, "'%s' is not a number", kv->value);
+    if (cdb_parse_float_strict(kv->value, &v)) {
+        cdb_cfg_fail(r, key, "'%s' is not a number", kv->value);
         return def;
     }
     if (v < min || v > max) {
-        cfg_fail(r, key, "%g is out of range [%g, %g]", v, min, max);
+        cdb_cfg_fail(r, key, "%g is out of range [%g, %g]", v, min, max);
         return def;
     }
     return v;
 }
 
-const char *cfg_str(cfg_reader *r, const char *key, const char *def)
+const char *cdb_cfg_str(cfg_reader *r, const char *key, const char *def)
 {
     cfg_kv *kv = take(r, key);
     if (!kv) return def;
     if (!kv->value[0]) {
-        cfg_fail(r, key, "empty value");
+        cdb_cfg_fail(r, key, "empty value");
         return def;
     }
     return kv->value;
 }
 
-int cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def)
+int cdb_cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def)
 {
     cfg_kv *kv = take(r, key);
     if (!kv) return def;
@@ -362,7 +362,7 @@ int cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int d
         if (i) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
         strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
     }
-    cfg_fail(r, key, "'%s' is not one of: %s", kv->value, list);
+    cdb_cfg_fail(r, key, "'%s' is not one of: %s", kv->value, list);
     return def;
 }
 
@@ -370,9 +370,9 @@ static int split_list(cfg_reader *r, const char *key, int max, int is_float, voi
 {
     cfg_kv *kv = take(r, key);
     if (!kv) return r->failed ? -1 : 0;
-    char *copy = xstrdup(kv->value);
+    char *copy = cdb_xstrdup(kv->value);
     if (!copy) {
-        cfg_fail(r, key, "%s", cdb_last_error());
+        cdb_cfg_fail(r, key, "%s", cdb_last_error());
         return -1;
     }
     int n = 0;
@@ -380,13 +380,13 @@ static int split_list(cfg_reader *r, const char *key, int max, int is_float, voi
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *t = trim(tok);
         if (n == max) {
-            cfg_fail(r, key, "more than %d values", max);
+            cdb_cfg_fail(r, key, "more than %d values", max);
             n = -1;
             break;
         }
-        int bad = is_float ? parse_float_strict(t, (float *)out + n) : parse_int_strict(t, (int *)out + n);
+        int bad = is_float ? cdb_parse_float_strict(t, (float *)out + n) : cdb_parse_int_strict(t, (int *)out + n);
         if (bad) {
-            cfg_fail(r, key, "'%s' is not %s", t, is_float ? "a number" : "an integer");
+            cdb_cfg_fail(r, key, "'%s' is not %s", t, is_float ? "a number" : "an integer");
             n = -1;
             break;
         }
@@ -394,15 +394,15 @@ static int split_list(cfg_reader *r, const char *key, int max, int is_float, voi
     }
     free(copy);
     if (n == 0) {
-        cfg_fail(r, key, "empty list");
+        cdb_cfg_fail(r, key, "empty list");
         return -1;
     }
     return n;
 }
 
-int cfg_int_list(cfg_reader *r, const char *key, int *out, int max) { return split_list(r, key, max, 0, out); }
+int cdb_cfg_int_list(cfg_reader *r, const char *key, int *out, int max) { return split_list(r, key, max, 0, out); }
 
-int cfg_float_list(cfg_reader *r, const char *key, float *out, int max)
+int cdb_cfg_float_list(cfg_reader *r, const char *key, float *out, int max)
 {
     return split_list(r, key, max, 1, out);
 }
@@ -433,7 +433,7 @@ static const struct {
     {"stride_y", "a different vertical stride"},
 };
 
-const char *cfg_darknet_refused_section(const char *type)
+const char *cdb_cfg_darknet_refused_section(const char *type)
 {
     static const struct {
         const char *type, *why;
@@ -463,7 +463,7 @@ const char *cfg_darknet_refused_section(const char *type)
     return NULL;
 }
 
-int cfg_check_unused(cfg_reader *r)
+int cdb_cfg_check_unused(cfg_reader *r)
 {
     if (r->failed) return -1;
     for (int i = 0; i < r->sec->n; i++) {
@@ -483,14 +483,14 @@ int cfg_check_unused(cfg_reader *r)
                         snprintf(where, sizeof(where), "net");
                     else
                         snprintf(where, sizeof(where), "%d", r->layer_index);
-                    cfg_fail(r, key,
+                    cdb_cfg_fail(r, key,
                              "a Darknet key cdbnet does not implement (%s); see docs/cfg.md, From Darknet (%s=0, "
                              "or -set %s.%s=0, switches it off)",
                              darknet_keys[k].why, key, where, key);
                     return -1;
                 }
             if (known) continue;
-            cfg_fail(r, key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)", r->sec->type);
+            cdb_cfg_fail(r, key, "unknown key for [%s] (see docs/cfg.md for the keys it takes)", r->sec->type);
             return -1;
         }
     }

@@ -24,16 +24,16 @@ typedef struct cfg_file {
     int n, cap;
 } cfg_file;
 
-cfg_file *cfg_parse_file(const char *path);
-cfg_file *cfg_parse_string(const char *name, const char *text);
+cfg_file *cdb_cfg_parse_file(const char *path);
+cfg_file *cdb_cfg_parse_string(const char *name, const char *text);
 /* A file of bare key=value lines (a .data file), read as one section. */
-cfg_file *cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind);
-void cfg_free(cfg_file *f);
+cfg_file *cdb_cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind);
+void cdb_cfg_free(cfg_file *f);
 
 /* Apply a command-line override "SECTION.key=value" where SECTION is `net`
  * or a layer index as printed in the network summary. net.max_batches or
  * net.max_epochs replaces whichever of the two the file gave. */
-int cfg_override(cfg_file *f, const char *assignment);
+int cdb_cfg_override(cfg_file *f, const char *assignment);
 
 /* A reader walks one section. The first error is recorded in the reader
  * (and in cdb_last_error) and later reads of the same reader are no-ops, so
@@ -45,23 +45,23 @@ typedef struct {
     int failed;
 } cfg_reader;
 
-cfg_reader cfg_reader_for(const cfg_file *f, int section, int layer_index);
-int cfg_has(cfg_reader *r, const char *key);
-int cfg_int(cfg_reader *r, const char *key, int def, int min, int max);
-float cfg_float(cfg_reader *r, const char *key, float def, float min, float max);
-const char *cfg_str(cfg_reader *r, const char *key, const char *def);
+cfg_reader cdb_cfg_reader_for(const cfg_file *f, int section, int layer_index);
+int cdb_cfg_has(cfg_reader *r, const char *key);
+int cdb_cfg_int(cfg_reader *r, const char *key, int def, int min, int max);
+float cdb_cfg_float(cfg_reader *r, const char *key, float def, float min, float max);
+const char *cdb_cfg_str(cfg_reader *r, const char *key, const char *def);
 /* Index of the value among `choices` (NULL-terminated); `def` if absent. */
-int cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def);
+int cdb_cfg_choice(cfg_reader *r, const char *key, const char *const *choices, int def);
 /* Comma-separated lists; returns the count, or -1 on error. */
-int cfg_int_list(cfg_reader *r, const char *key, int *out, int max);
-int cfg_float_list(cfg_reader *r, const char *key, float *out, int max);
+int cdb_cfg_int_list(cfg_reader *r, const char *key, int *out, int max);
+int cdb_cfg_float_list(cfg_reader *r, const char *key, float *out, int max);
 /* Record a semantic error against a key (or the section when key is NULL). */
-void cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cdb_cfg_fail(cfg_reader *r, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* What a Darknet layer type that cdbnet refuses is (for the message), or
  * NULL when `type` is none of them. */
-const char *cfg_darknet_refused_section(const char *type);
+const char *cdb_cfg_darknet_refused_section(const char *type);
 /* Fails on the first key of the section nobody read (a Darknet key cdbnet
  * refuses is named as such; set to 0 it is accepted, switched off). */
-int cfg_check_unused(cfg_reader *r);
+int cdb_cfg_check_unused(cfg_reader *r);
 
 #endif

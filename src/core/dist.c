@@ -27,9 +27,9 @@ static float *nccl_buffer;
 static size_t nccl_floats;
 #endif
 
-int dist_available(void) { return 1; }
+int cdb_dist_available(void) { return 1; }
 
-int dist_init(int *argc, char ***argv)
+int cdb_dist_init(int *argc, char ***argv)
 {
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
@@ -44,7 +44,7 @@ int dist_init(int *argc, char ***argv)
     return 0;
 }
 
-void dist_finalize(void)
+void cdb_dist_finalize(void)
 {
 #if defined(CDB_NCCL) && defined(GPU)
     if (nccl_state == 1) ncclCommDestroy(nccl_comm);
@@ -56,8 +56,8 @@ void dist_finalize(void)
     mpi_on = 0;
 }
 
-int dist_rank(void) { return rank_; }
-int dist_size(void) { return size_; }
+int cdb_dist_rank(void) { return rank_; }
+int cdb_dist_size(void) { return size_; }
 
 static int mpi_failed(int rc, const char *what)
 {
@@ -69,7 +69,7 @@ static int mpi_failed(int rc, const char *what)
     return -1;
 }
 
-int dist_sum_doubles(double *v, int n)
+int cdb_dist_sum_doubles(double *v, int n)
 {
     if (size_ == 1) return 0;
     int rc = MPI_Reduce(rank_ == 0 ? MPI_IN_PLACE : v, v, n, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
@@ -91,12 +91,12 @@ static int ensure_buffer(cdb_network *net, size_t total)
 {
     if (net->dist_buffer && net->dist_buffer_size >= total) return 0;
     free(net->dist_buffer);
-    net->dist_buffer = xmalloc(total * sizeof(float));
+    net->dist_buffer = cdb_xmalloc(total * sizeof(float));
     net->dist_buffer_size = net->dist_buffer ? total : 0;
     return net->dist_buffer ? 0 : -1;
 }
 
-int dist_begin_gradients(cdb_network *net)
+int cdb_dist_begin_gradients(cdb_network *net)
 {
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
@@ -170,7 +170,7 @@ static size_t pack_tensor(cdb_param *p, int axis_out, float *buf, int unpack)
     return n;
 }
 
-void dist_layer_done(cdb_network *net, int layer)
+void cdb_dist_layer_done(cdb_network *net, int layer)
 {
     if (layer != bucket.next_layer || !net->dist_buffer) return;
     cdb_layer *l = &net->layers[layer];
@@ -183,11 +183,11 @@ void dist_layer_done(cdb_network *net, int layer)
     if (bucket.n_requests) MPI_Testall(bucket.n_requests, bucket.requests, &done, MPI_STATUSES_IGNORE);
 }
 
-int dist_finish_gradients(cdb_network *net, int apply)
+int cdb_dist_finish_gradients(cdb_network *net, int apply)
 {
     if (!net->dist_buffer) return -1;
     /* the layers a failed pass did not reach: the same buckets as the others post */
-    while (bucket.next_layer >= 0) dist_layer_done(net, bucket.next_layer);
+    while (bucket.next_layer >= 0) cdb_dist_layer_done(net, bucket.next_layer);
     int rc = MPI_Waitall(bucket.n_requests, bucket.requests, MPI_STATUSES_IGNORE);
     if (mpi_failed(rc, "MPI_Waitall of the gradient buckets") || bucket.failed) return -1;
     size_t total = bucket.fill;
@@ -264,7 +264,7 @@ static int nccl_sum(cdb_network *net, size_t total)
 }
 #endif
 
-int dist_sum_gradients(cdb_network *net)
+int cdb_dist_sum_gradients(cdb_network *net)
 {
     if (size_ == 1) return 0;
 #if defined(CDB_NCCL) && defined(GPU)
@@ -282,7 +282,7 @@ int dist_sum_gradients(cdb_network *net)
     for (int i = 0; i < net->nparams; i++) {
 #ifdef GPU
         /* without NCCL the sum goes through the host */
-        if (net->gpu) gpu_pull(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+        if (net->gpu) cdb_gpu_pull(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
 #endif
         memcpy(buf + at, net->params[i]->grad, net->params[i]->size * sizeof(float));
         at += net->params[i]->size;
@@ -298,19 +298,19 @@ int dist_sum_gradients(cdb_network *net)
     for (int i = 0; i < net->nparams; i++) {
         memcpy(net->params[i]->grad, buf + at, net->params[i]->size * sizeof(float));
 #ifdef GPU
-        if (net->gpu) gpu_push(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+        if (net->gpu) cdb_gpu_push(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
 #endif
         at += net->params[i]->size;
     }
     return 0;
 }
 
-void dist_barrier(void)
+void cdb_dist_barrier(void)
 {
     if (size_ > 1) MPI_Barrier(MPI_COMM_WORLD);
 }
 
-int dist_broadcast(void *buf, size_t bytes)
+int cdb_dist_broadcast(void *buf, size_t bytes)
 {
     if (size_ == 1) return 0;
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
@@ -320,57 +320,57 @@ int dist_broadcast(void *buf, size_t bytes)
     return 0;
 }
 
-void dist_abort(int code)
+void cdb_dist_abort(int code)
 {
     if (mpi_on && size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 #else
 
-int dist_available(void) { return 0; }
-int dist_init(int *argc, char ***argv)
+int cdb_dist_available(void) { return 0; }
+int cdb_dist_init(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     return 0;
 }
-void dist_finalize(void) {}
-int dist_rank(void) { return 0; }
-int dist_size(void) { return 1; }
-int dist_sum_doubles(double *v, int n)
+void cdb_dist_finalize(void) {}
+int cdb_dist_rank(void) { return 0; }
+int cdb_dist_size(void) { return 1; }
+int cdb_dist_sum_doubles(double *v, int n)
 {
     (void)v;
     (void)n;
     return 0;
 }
-int dist_sum_gradients(cdb_network *net)
+int cdb_dist_sum_gradients(cdb_network *net)
 {
     (void)net;
     return 0;
 }
-void dist_barrier(void) {}
-int dist_begin_gradients(cdb_network *net)
+void cdb_dist_barrier(void) {}
+int cdb_dist_begin_gradients(cdb_network *net)
 {
     (void)net;
     return 0;
 }
-void dist_layer_done(cdb_network *net, int layer)
+void cdb_dist_layer_done(cdb_network *net, int layer)
 {
     (void)net;
     (void)layer;
 }
-int dist_finish_gradients(cdb_network *net, int apply)
+int cdb_dist_finish_gradients(cdb_network *net, int apply)
 {
     (void)net;
     (void)apply;
     return 0;
 }
-int dist_broadcast(void *buf, size_t bytes)
+int cdb_dist_broadcast(void *buf, size_t bytes)
 {
     (void)buf;
     (void)bytes;
     return 0;
 }
-void dist_abort(int code) { (void)code; }
+void cdb_dist_abort(int code) { (void)code; }
 
 #endif

@@ -12,39 +12,39 @@ struct cdb_network;
 
 /* MPI_Init when built with MPI=1 (a run not started by mpirun is one rank).
  * 0, or -1 with the error recorded. */
-int dist_init(int *argc, char ***argv);
-void dist_finalize(void);
-int dist_rank(void);
-int dist_size(void);
+int cdb_dist_init(int *argc, char ***argv);
+void cdb_dist_finalize(void);
+int cdb_dist_rank(void);
+int cdb_dist_size(void);
 /* Whether MPI is compiled in. */
-int dist_available(void);
+int cdb_dist_available(void);
 
 /* Sum `n` doubles over the ranks, in place, the same bits on every rank. */
-int dist_sum_doubles(double *v, int n);
+int cdb_dist_sum_doubles(double *v, int n);
 /* Sum every trainable tensor's gradient over the ranks, in place: reduced
  * to rank 0 in one packed buffer and broadcast from it, so every rank
  * holds the same bits by construction (the reduction's order is MPI's;
  * what matters for identical weights is that all ranks apply one result).
  * 0, or -1 with the error recorded. */
-int dist_sum_gradients(struct cdb_network *net);
+int cdb_dist_sum_gradients(struct cdb_network *net);
 /* The same sum in buckets that start while the backward pass is still
- * running (CPU ranks): dist_begin_gradients before the last subdivision's
- * backward, dist_layer_done after each of its layers (last to first: the
+ * running (CPU ranks): cdb_dist_begin_gradients before the last subdivision's
+ * backward, cdb_dist_layer_done after each of its layers (last to first: the
  * layer's gradients are packed and, once DIST_BUCKET_FLOATS have gathered,
- * reduced to rank 0 without waiting), then dist_finish_gradients waits for
+ * reduced to rank 0 without waiting), then cdb_dist_finish_gradients waits for
  * them, broadcasts rank 0's sums and, when `apply`, writes them back.
  * Every rank posts the same buckets in the same order (a rank whose pass
  * failed posts the rest in finish), so the ranks never wait on each other
  * in different exchanges. 0, or -1 with the error recorded. */
 #define DIST_BUCKET_FLOATS (1 << 18)
-int dist_begin_gradients(struct cdb_network *net);
-void dist_layer_done(struct cdb_network *net, int layer);
-int dist_finish_gradients(struct cdb_network *net, int apply);
+int cdb_dist_begin_gradients(struct cdb_network *net);
+void cdb_dist_layer_done(struct cdb_network *net, int layer);
+int cdb_dist_finish_gradients(struct cdb_network *net, int apply);
 /* Every rank waits for all. */
-void dist_barrier(void);
+void cdb_dist_barrier(void);
 /* Rank 0's bytes to every rank. */
-int dist_broadcast(void *buf, size_t bytes);
+int cdb_dist_broadcast(void *buf, size_t bytes);
 /* Stop every rank with a message (a rank that failed alone). */
-void dist_abort(int code);
+void cdb_dist_abort(int code);
 
 #endif

@@ -15,7 +15,7 @@
 #include "cuda_utils.h"
 #endif
 
-void dropback_config_defaults(dropback_config *cfg)
+void cdb_dropback_config_defaults(dropback_config *cfg)
 {
     cfg->enabled = 0;
     cfg->layer_rate = 0.3f;
@@ -30,7 +30,7 @@ void dropback_config_defaults(dropback_config *cfg)
     cfg->skip_compute = 0;
 }
 
-float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
+float cdb_dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
 {
     /* The rate changes at the first step past each milestone: with
      * max_batches 3000 and milestone 0.3, steps 0..899 run at the initial
@@ -43,7 +43,7 @@ float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches)
     return cfg->layer_rate;
 }
 
-int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
+int cdb_dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
 {
     int eligible_seen = 0;
     for (int i = 0; i < n; i++) {
@@ -63,8 +63,8 @@ int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
         p->mask_channels = cfg->axis == DROPBACK_AXIS_OUT ? p->rows : p->channels;
         free(p->dropped);
         free(p->drop_count);
-        p->dropped = xcalloc((size_t)p->mask_channels, 1);
-        p->drop_count = xcalloc((size_t)p->mask_channels, sizeof(uint32_t));
+        p->dropped = cdb_xcalloc((size_t)p->mask_channels, 1);
+        p->drop_count = cdb_xcalloc((size_t)p->mask_channels, sizeof(uint32_t));
         if (!p->dropped || !p->drop_count) return -1;
         p->draws = p->times_selected = 0;
         p->kept_sum = 0;
@@ -76,7 +76,7 @@ static void draw_channels(cdb_param *p, cdb_rng *rng)
 {
     int kept = 0;
     for (int c = 0; c < p->mask_channels; c++) {
-        p->dropped[c] = rng_uniform(rng) < p->channel_rate;
+        p->dropped[c] = cdb_rng_uniform(rng) < p->channel_rate;
         kept += !p->dropped[c];
     }
     if (kept == 0) { /* the reference drops nothing rather than everything */
@@ -90,11 +90,11 @@ static void draw_channels(cdb_param *p, cdb_rng *rng)
     for (int c = 0; c < p->mask_channels; c++) p->drop_count[c] += p->dropped[c];
 }
 
-int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
+int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
                   int max_batches, dropback_stats *stats)
 {
-    cdb_rng rng = rng_stream(seed, RNG_STREAM_DROPBACK, (uint64_t)step);
-    float r = dropback_layer_rate(cfg, step, max_batches);
+    cdb_rng rng = cdb_rng_stream(seed, RNG_STREAM_DROPBACK, (uint64_t)step);
+    float r = cdb_dropback_layer_rate(cfg, step, max_batches);
     int candidates = 0;
     for (int i = 0; i < n; i++) {
         params[i]->selected = 0;
@@ -104,8 +104,8 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
     }
     int selected = 0;
     if (cfg->policy == DROPBACK_POLICY_SINGLE) {
-        if (candidates > 0 && rng_uniform(&rng) < r) {
-            int pick = rng_int(&rng, candidates);
+        if (candidates > 0 && cdb_rng_uniform(&rng) < r) {
+            int pick = cdb_rng_int(&rng, candidates);
             for (int i = 0; i < n; i++) {
                 if (!params[i]->dropback) continue;
                 if (pick-- == 0) {
@@ -118,7 +118,7 @@ int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_
     } else {
         for (int i = 0; i < n; i++) {
             if (!params[i]->dropback) continue;
-            if (rng_uniform(&rng) < r) {
+            if (cdb_rng_uniform(&rng) < r) {
                 draw_channels(params[i], &rng);
                 selected++;
             }
@@ -149,37 +149,37 @@ static void mask_gradient(const cdb_param *p, dropback_axis axis)
     }
 }
 
-int dropback_read_net_keys(cfg_reader *r, dropback_config *d)
+int cdb_dropback_read_net_keys(cfg_reader *r, dropback_config *d)
 {
-    dropback_config_defaults(d);
-    d->enabled = cfg_int(r, "channel_dropback", 0, 0, 1);
-    d->layer_rate = cfg_float(r, "dropback_layer_rate", d->layer_rate, 0.f, 1.f);
-    d->layer_rate_init = cfg_float(r, "dropback_layer_rate_init", d->layer_rate_init, 0.f, 1.f);
-    if (cfg_has(r, "dropback_milestones")) {
+    cdb_dropback_config_defaults(d);
+    d->enabled = cdb_cfg_int(r, "channel_dropback", 0, 0, 1);
+    d->layer_rate = cdb_cfg_float(r, "dropback_layer_rate", d->layer_rate, 0.f, 1.f);
+    d->layer_rate_init = cdb_cfg_float(r, "dropback_layer_rate_init", d->layer_rate_init, 0.f, 1.f);
+    if (cdb_cfg_has(r, "dropback_milestones")) {
         float m[2];
-        int n = cfg_float_list(r, "dropback_milestones", m, 2);
+        int n = cdb_cfg_float_list(r, "dropback_milestones", m, 2);
         if (!r->failed && (n != 2 || m[0] < 0 || m[1] > 1 || m[0] > m[1])) {
-            cfg_fail(r, "dropback_milestones", "expected two fractions 0 <= a <= b <= 1, e.g. 0.3,0.6");
+            cdb_cfg_fail(r, "dropback_milestones", "expected two fractions 0 <= a <= b <= 1, e.g. 0.3,0.6");
             return -1;
         }
         if (n == 2) memcpy(d->milestones, m, sizeof(m));
     }
-    d->channel_rate = cfg_float(r, "dropback_channel_rate", d->channel_rate, 0.f, 1.f);
-    d->skip = cfg_int(r, "dropback_skip", d->skip, 0, 1 << 20);
+    d->channel_rate = cdb_cfg_float(r, "dropback_channel_rate", d->channel_rate, 0.f, 1.f);
+    d->skip = cdb_cfg_int(r, "dropback_skip", d->skip, 0, 1 << 20);
     static const char *const policies[] = {"bernoulli", "single", NULL};
     static const char *const modes[] = {"grad", "strict", NULL};
     static const char *const axes[] = {"in", "out", NULL};
-    d->policy = (dropback_policy)cfg_choice(r, "dropback_policy", policies, d->policy);
-    d->mode = (dropback_mode)cfg_choice(r, "dropback_mode", modes, d->mode);
-    d->axis = (dropback_axis)cfg_choice(r, "dropback_axis", axes, d->axis);
-    d->skip_compute = cfg_int(r, "dropback_skip_compute", d->skip_compute, 0, 1);
+    d->policy = (dropback_policy)cdb_cfg_choice(r, "dropback_policy", policies, d->policy);
+    d->mode = (dropback_mode)cdb_cfg_choice(r, "dropback_mode", modes, d->mode);
+    d->axis = (dropback_axis)cdb_cfg_choice(r, "dropback_axis", axes, d->axis);
+    d->skip_compute = cdb_cfg_int(r, "dropback_skip_compute", d->skip_compute, 0, 1);
     return r->failed ? -1 : 0;
 }
 
-void dropback_read_layer_keys(cfg_reader *r, cdb_param *weights)
+void cdb_dropback_read_layer_keys(cfg_reader *r, cdb_param *weights)
 {
-    weights->dropback_override = cfg_int(r, "channel_dropback", -1, 0, 1);
-    weights->channel_rate = cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
+    weights->dropback_override = cdb_cfg_int(r, "channel_dropback", -1, 0, 1);
+    weights->channel_rate = cdb_cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
 }
 
 /* Compute skipping: whether the weight-gradient product of p may leave out
@@ -189,7 +189,7 @@ static int skips(const dropback_config *cfg, const cdb_param *p)
     return cfg->skip_compute && p->selected && p->keep < 1.f;
 }
 
-void dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
+void cdb_dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
                          const uint8_t **rows)
 {
     int skip = skips(cfg, p);
@@ -201,9 +201,9 @@ static float *skip_scratch(cdb_network *net, size_t floats)
 {
     if (floats > net->skip_scratch_floats) {
         free(net->skip_scratch);
-        net->skip_scratch = xmalloc(floats * sizeof(float));
+        net->skip_scratch = cdb_xmalloc(floats * sizeof(float));
         net->skip_scratch_floats = net->skip_scratch ? floats : 0;
-        if (!net->skip_scratch) net->pass_failed = 1; /* the step fails; network_train_step reports it */
+        if (!net->skip_scratch) net->pass_failed = 1; /* the step fails; cdb_network_train_step reports it */
     }
     return net->skip_scratch;
 }
@@ -219,17 +219,17 @@ static int kept_indices(const uint8_t *dropped, int n, int inner, int *out)
     return count;
 }
 
-void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
+void cdb_dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N, int K,
                       const float *A, int lda, const float *B, int ldb, float *C, int ldc)
 {
     /* The fixed-order GEMM (gemm.h): a kept channel's gradient has the same
      * bits whether or not the dropped ones are computed beside it. */
     if (!skips(&net->dropback, p)) {
-        float *work = skip_scratch(net, gemm_fixed_workspace(M, N));
-        if (work) gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, work);
+        float *work = skip_scratch(net, cdb_gemm_fixed_workspace(M, N));
+        if (work) cdb_gemm_fixed(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, work);
         return;
     }
-    size_t work = gemm_fixed_workspace(M, N);
+    size_t work = cdb_gemm_fixed_workspace(M, N);
     if (net->dropback.axis == DROPBACK_AXIS_IN) {
         /* Kept columns of C; op(B) loses the matching columns. */
         float *scratch = skip_scratch(net, work + (size_t)K * N + (size_t)M * N + (size_t)N);
@@ -244,7 +244,7 @@ void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, in
                 for (int j = 0; j < n; j++) Bk[(size_t)k * n + j] = B[(size_t)k * ldb + cols[j]];
         for (int i = 0; i < M; i++)
             for (int j = 0; j < n; j++) Ck[(size_t)i * n + j] = C[(size_t)i * ldc + cols[j]];
-        gemm_fixed(trans_a, trans_b, M, n, K, A, lda, Bk, trans_b ? K : n, Ck, n, scratch);
+        cdb_gemm_fixed(trans_a, trans_b, M, n, K, A, lda, Bk, trans_b ? K : n, Ck, n, scratch);
         for (int i = 0; i < M; i++)
             for (int j = 0; j < n; j++) C[(size_t)i * ldc + cols[j]] = Ck[(size_t)i * n + j];
     } else {
@@ -260,7 +260,7 @@ void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, in
         else
             for (int i = 0; i < m; i++) memcpy(Ak + (size_t)i * K, A + (size_t)rows[i] * lda, (size_t)K * sizeof(float));
         for (int i = 0; i < m; i++) memcpy(Ck + (size_t)i * N, C + (size_t)rows[i] * ldc, (size_t)N * sizeof(float));
-        gemm_fixed(trans_a, trans_b, m, N, K, Ak, trans_a ? m : K, B, ldb, Ck, N, scratch);
+        cdb_gemm_fixed(trans_a, trans_b, m, N, K, Ak, trans_a ? m : K, B, ldb, Ck, N, scratch);
         for (int i = 0; i < m; i++) memcpy(C + (size_t)rows[i] * ldc, Ck + (size_t)i * N, (size_t)N * sizeof(float));
     }
 }
@@ -272,21 +272,21 @@ static int any_takes_part(const cdb_network *net)
     return 0;
 }
 
-int dropback_begin_step(cdb_network *net)
+int cdb_dropback_begin_step(cdb_network *net)
 {
     if (!any_takes_part(net)) return 0;
-    return dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
+    return cdb_dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
                          &net->dropback_stats);
 }
 
-void dropback_apply_masks(cdb_network *net)
+void cdb_dropback_apply_masks(cdb_network *net)
 {
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
         if (!p->selected) continue;
 #ifdef GPU
         if (net->gpu) {
-            dropback_mask_gradient_gpu(net, p);
+            cdb_dropback_mask_gradient_gpu(net, p);
             continue;
         }
 #endif
@@ -294,12 +294,12 @@ void dropback_apply_masks(cdb_network *net)
     }
 }
 
-const uint8_t *dropback_frozen(const dropback_config *cfg, const cdb_param *p)
+const uint8_t *cdb_dropback_frozen(const dropback_config *cfg, const cdb_param *p)
 {
     return cfg->mode == DROPBACK_MODE_STRICT && p->selected ? p->dropped : NULL;
 }
 
-void dropback_disable(cdb_network *net)
+void cdb_dropback_disable(cdb_network *net)
 {
     net->dropback.enabled = 0;
     for (int i = 0; i < net->nparams; i++) {
@@ -309,7 +309,7 @@ void dropback_disable(cdb_network *net)
     }
 }
 
-void dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out)
+void cdb_dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out)
 {
     const dropback_config *db = &net->dropback;
     int tensors = 0;

@@ -38,37 +38,37 @@ typedef struct {
     double expected_selected;  /* sum over steps of the expected number selected */
 } dropback_stats;
 
-void dropback_config_defaults(dropback_config *cfg);
+void cdb_dropback_config_defaults(dropback_config *cfg);
 /* The [net] keys (channel_dropback, dropback_*), over the defaults: 0, or
  * -1 with the error recorded in r. */
-int dropback_read_net_keys(cfg_reader *r, dropback_config *cfg);
+int cdb_dropback_read_net_keys(cfg_reader *r, dropback_config *cfg);
 /* A layer's own keys (channel_dropback, dropback_channel_rate), for the
  * eligible tensor it declares. */
-void dropback_read_layer_keys(cfg_reader *r, cdb_param *weights);
+void cdb_dropback_read_layer_keys(cfg_reader *r, cdb_param *weights);
 
 /* r for the step about to run (0-based), per the three-stage schedule. */
-float dropback_layer_rate(const dropback_config *cfg, int step, int max_batches);
+float cdb_dropback_layer_rate(const dropback_config *cfg, int step, int max_batches);
 
 /* Decide which eligible tensors take part: the first `skip` eligible tensors
  * are left out unless forced in with a per-layer channel_dropback=1, and a
  * per-layer channel_dropback=0 always leaves one out. Allocates masks: 0,
  * or -1 out of memory. */
-int dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
+int cdb_dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
 
 /* Draw this step's selection and channel masks from the dropback stream of
  * (seed, step) and add them to `stats`. Returns the number selected. */
-int dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
+int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
                   int max_batches, dropback_stats *stats);
 
-/* What a training step calls, in this order (network_train_step):
- * dropback_begin_step draws this step's selection and masks (nothing when
+/* What a training step calls, in this order (cdb_network_train_step):
+ * cdb_dropback_begin_step draws this step's selection and masks (nothing when
  * no tensor takes part; returns the number selected); layers compute the
- * gradient of their eligible tensors with dropback_weight_grad (or, for
- * kernels of their own, the lists of dropback_skip_lists); after the last
- * subdivision, dropback_apply_masks zeroes the dropped channels and rescales
+ * gradient of their eligible tensors with cdb_dropback_weight_grad (or, for
+ * kernels of their own, the lists of cdb_dropback_skip_lists); after the last
+ * subdivision, cdb_dropback_apply_masks zeroes the dropped channels and rescales
  * the rest by 1/keep, on the CPU or the GPU; the optimizer leaves the
- * channels dropback_frozen names untouched (strict mode). */
-int dropback_begin_step(cdb_network *net);
+ * channels cdb_dropback_frozen names untouched (strict mode). */
+int cdb_dropback_begin_step(cdb_network *net);
 /* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
  * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
  * its N columns are the tensor's channels, p->inner columns each. It is the
@@ -77,24 +77,24 @@ int dropback_begin_step(cdb_network *net);
  * only the kept channels (axis in: columns; axis out: rows) are computed, as
  * one GEMM on compacted copies of the operands: bit-identical to computing
  * everything and masking. */
-void dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N,
+void cdb_dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base, int trans_a, int trans_b, int M, int N,
                           int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
 /* Compute skipping for kernels that take skip lists (the direct
  * convolutions): the dropped input channels (axis in) and dropped rows
  * (axis out) of p this step, each NULL when nothing may be skipped. */
-void dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
+void cdb_dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
                          const uint8_t **rows);
-void dropback_apply_masks(cdb_network *net);
+void cdb_dropback_apply_masks(cdb_network *net);
 /* Strict mode: the channels (on the mask axis) the optimizer must leave
  * untouched this step, or NULL. */
-const uint8_t *dropback_frozen(const dropback_config *cfg, const cdb_param *p);
+const uint8_t *cdb_dropback_frozen(const dropback_config *cfg, const cdb_param *p);
 /* Turn every tensor's ChannelDropBack off (the -nodropback flag). */
-void dropback_disable(cdb_network *net);
+void cdb_dropback_disable(cdb_network *net);
 /* The configuration line of `cdbnet train`; off_reason when it is off. */
-void dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out);
+void cdb_dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out);
 #ifdef GPU
 /* The GPU twin (dropback_kernels.cu): the mask on the device copy of p's gradient. */
-void dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p);
+void cdb_dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p);
 #endif
 
 /* Channel (on the mask axis) of element i of the tensor. */

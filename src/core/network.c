@@ -17,7 +17,7 @@ void cdb_network_free(cdb_network *net)
 {
     if (!net) return;
 #ifdef GPU
-    if (net->gpu) gpu_release(net);
+    if (net->gpu) cdb_gpu_release(net);
 #endif
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
@@ -49,16 +49,16 @@ void cdb_network_free(cdb_network *net)
     free(net);
 }
 
-int network_enable_profiling(cdb_network *net)
+int cdb_network_enable_profiling(cdb_network *net)
 {
-    if (!net->forward_seconds) net->forward_seconds = xcalloc((size_t)net->n, sizeof(double));
-    if (!net->backward_seconds) net->backward_seconds = xcalloc((size_t)net->n, sizeof(double));
+    if (!net->forward_seconds) net->forward_seconds = cdb_xcalloc((size_t)net->n, sizeof(double));
+    if (!net->backward_seconds) net->backward_seconds = cdb_xcalloc((size_t)net->n, sizeof(double));
     if (!net->forward_seconds || !net->backward_seconds) return -1;
     net->profile = 1;
     return 0;
 }
 
-void network_reset_profile(cdb_network *net)
+void cdb_network_reset_profile(cdb_network *net)
 {
     if (!net->profile) return;
     memset(net->forward_seconds, 0, (size_t)net->n * sizeof(double));
@@ -76,7 +76,7 @@ static void pull_params(cdb_network *net, cdb_layer *l, int grads)
 {
     for (int k = 0; k < l->nparams; k++) {
         cdb_param *p = &l->params[k];
-        gpu_pull(net, grads ? p->grad : p->value, p->size * sizeof(float));
+        cdb_gpu_pull(net, grads ? p->grad : p->value, p->size * sizeof(float));
     }
 }
 
@@ -86,10 +86,10 @@ static void layer_forward_gpu(cdb_layer *l, cdb_network *net, int train)
         l->ops->forward_gpu(l, net, train);
         return;
     }
-    gpu_pull(net, l->input, (size_t)l->batch * l->inputs * sizeof(float));
+    cdb_gpu_pull(net, l->input, (size_t)l->batch * l->inputs * sizeof(float));
     pull_params(net, l, 0);
     l->ops->forward(l, net, train);
-    gpu_push(net, l->output, (size_t)l->batch * l->outputs * sizeof(float));
+    cdb_gpu_push(net, l->output, (size_t)l->batch * l->outputs * sizeof(float));
 }
 
 static void layer_backward_gpu(cdb_layer *l, cdb_network *net)
@@ -99,52 +99,52 @@ static void layer_backward_gpu(cdb_layer *l, cdb_network *net)
         return;
     }
     size_t in_bytes = (size_t)l->batch * l->inputs * sizeof(float);
-    gpu_pull(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
-    if (l->input_delta) gpu_pull(net, l->input_delta, in_bytes);
+    cdb_gpu_pull(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
+    if (l->input_delta) cdb_gpu_pull(net, l->input_delta, in_bytes);
     pull_params(net, l, 1);
     l->ops->backward(l, net);
-    if (l->input_delta) gpu_push(net, l->input_delta, in_bytes);
-    for (int k = 0; k < l->nparams; k++) gpu_push(net, l->params[k].grad, l->params[k].size * sizeof(float));
+    if (l->input_delta) cdb_gpu_push(net, l->input_delta, in_bytes);
+    for (int k = 0; k < l->nparams; k++) cdb_gpu_push(net, l->params[k].grad, l->params[k].size * sizeof(float));
 }
 
 /* The network on its device: the input goes up, the last layer's output
  * (class probabilities) comes back down. */
 static void network_forward_gpu(cdb_network *net, int train)
 {
-    gpu_push(net, net->input, (size_t)net->mini_batch * net->inputs * sizeof(float));
+    cdb_gpu_push(net, net->input, (size_t)net->mini_batch * net->inputs * sizeof(float));
     for (int i = 0; i < net->n; i++) {
-        double t0 = net->profile ? now_seconds() : 0;
+        double t0 = net->profile ? cdb_now_seconds() : 0;
         layer_forward_gpu(&net->layers[i], net, train);
         if (net->profile) {
-            gpu_synchronize();
-            net->forward_seconds[i] += now_seconds() - t0;
+            cdb_gpu_synchronize();
+            net->forward_seconds[i] += cdb_now_seconds() - t0;
         }
     }
     cdb_layer *last = &net->layers[net->n - 1];
-    gpu_pull(net, last->output, (size_t)last->batch * last->outputs * sizeof(float));
+    cdb_gpu_pull(net, last->output, (size_t)last->batch * last->outputs * sizeof(float));
 }
 
 static void network_backward_gpu(cdb_network *net)
 {
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
-        gpu_zero(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
+        cdb_gpu_zero(net, l->delta, (size_t)l->batch * l->outputs * sizeof(float));
     }
     size_t input_bytes = (size_t)net->mini_batch * net->inputs * sizeof(float);
-    if (net->input_delta) gpu_zero(net, net->input_delta, input_bytes);
+    if (net->input_delta) cdb_gpu_zero(net, net->input_delta, input_bytes);
     for (int i = net->n - 1; i >= 0; i--) {
-        double t0 = net->profile ? now_seconds() : 0;
+        double t0 = net->profile ? cdb_now_seconds() : 0;
         layer_backward_gpu(&net->layers[i], net);
         if (net->profile) {
-            gpu_synchronize();
-            net->backward_seconds[i] += now_seconds() - t0;
+            cdb_gpu_synchronize();
+            net->backward_seconds[i] += cdb_now_seconds() - t0;
         }
     }
-    if (net->input_delta) gpu_pull(net, net->input_delta, input_bytes);
+    if (net->input_delta) cdb_gpu_pull(net, net->input_delta, input_bytes);
 }
 #endif
 
-void network_forward(cdb_network *net, int train)
+void cdb_network_forward(cdb_network *net, int train)
 {
 #ifdef GPU
     if (net->gpu) {
@@ -157,13 +157,13 @@ void network_forward(cdb_network *net, int train)
         return;
     }
     for (int i = 0; i < net->n; i++) {
-        double t0 = now_seconds();
+        double t0 = cdb_now_seconds();
         net->layers[i].ops->forward(&net->layers[i], net, train);
-        net->forward_seconds[i] += now_seconds() - t0;
+        net->forward_seconds[i] += cdb_now_seconds() - t0;
     }
 }
 
-void network_backward(cdb_network *net)
+void cdb_network_backward(cdb_network *net)
 {
 #ifdef GPU
     if (net->gpu) {
@@ -179,35 +179,35 @@ void network_backward(cdb_network *net)
     /* data-parallel runs: each layer's gradients are on their way to the
      * other ranks while the layers below still run their backward */
     int summing = net->ranks > 1 && net->summing_gradients && net->subdivision == net->subdivisions - 1;
-    if (summing && dist_begin_gradients(net)) net->pass_failed = 1;
+    if (summing && cdb_dist_begin_gradients(net)) net->pass_failed = 1;
     for (int i = net->n - 1; i >= 0; i--) {
-        double t0 = net->profile ? now_seconds() : 0;
+        double t0 = net->profile ? cdb_now_seconds() : 0;
         net->layers[i].ops->backward(&net->layers[i], net);
-        if (net->profile) net->backward_seconds[i] += now_seconds() - t0;
+        if (net->profile) net->backward_seconds[i] += cdb_now_seconds() - t0;
         if (summing) {
-            t0 = net->profile ? now_seconds() : 0;
-            dist_layer_done(net, i);
-            if (net->profile) net->comm_seconds += now_seconds() - t0;
+            t0 = net->profile ? cdb_now_seconds() : 0;
+            cdb_dist_layer_done(net, i);
+            if (net->profile) net->comm_seconds += cdb_now_seconds() - t0;
         }
     }
 }
 
-const float *network_output(const cdb_network *net) { return net->layers[net->n - 1].output; }
+const float *cdb_network_output(const cdb_network *net) { return net->layers[net->n - 1].output; }
 
-float network_learning_rate(const cdb_network *net) { return schedule_learning_rate(&net->train, net->step); }
+float cdb_network_learning_rate(const cdb_network *net) { return cdb_schedule_learning_rate(&net->train, net->step); }
 
-int network_enable_input_gradient(cdb_network *net)
+int cdb_network_enable_input_gradient(cdb_network *net)
 {
-    if (!net->input_delta) net->input_delta = xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
+    if (!net->input_delta) net->input_delta = cdb_xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
     if (!net->input_delta) return -1;
     net->layers[0].input_delta = net->input_delta;
     return 0;
 }
 
-int network_pass_failed(cdb_network *net)
+int cdb_network_pass_failed(cdb_network *net)
 {
 #ifdef GPU
-    if (net->gpu && gpu_failed()) return 1;
+    if (net->gpu && cdb_gpu_failed()) return 1;
 #endif
     return net->pass_failed;
 }
@@ -218,7 +218,7 @@ static void zero_gradients(cdb_network *net)
         cdb_param *p = net->params[i];
 #ifdef GPU
         if (net->gpu) {
-            gpu_zero(net, p->grad, p->size * sizeof(float));
+            cdb_gpu_zero(net, p->grad, p->size * sizeof(float));
             continue;
         }
 #endif
@@ -240,7 +240,7 @@ static void load_subdivision(cdb_network *net, const float *images, const int *l
         t[labels[first + b]] += 1.f - eps;
     }
 #ifdef GPU
-    if (net->gpu) gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
+    if (net->gpu) cdb_gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
 #endif
 }
 
@@ -251,7 +251,7 @@ static int gradients_finite(cdb_network *net)
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
 #ifdef GPU
-        if (net->gpu) gpu_pull(net, p->grad, p->size * sizeof(float));
+        if (net->gpu) cdb_gpu_pull(net, p->grad, p->size * sizeof(float));
 #endif
         for (size_t k = 0; k < p->size; k++)
             if (!isfinite(p->grad[k])) return 0;
@@ -259,13 +259,13 @@ static int gradients_finite(cdb_network *net)
     return 1;
 }
 
-int network_first_non_finite_output(cdb_network *net, size_t *index)
+int cdb_network_first_non_finite_output(cdb_network *net, size_t *index)
 {
     for (int i = 0; i < net->n; i++) {
         cdb_layer *l = &net->layers[i];
         size_t n = (size_t)l->batch * l->outputs;
 #ifdef GPU
-        if (net->gpu) gpu_pull(net, l->output, n * sizeof(float));
+        if (net->gpu) cdb_gpu_pull(net, l->output, n * sizeof(float));
 #endif
         for (size_t k = 0; k < n; k++)
             if (!isfinite(l->output[k])) {
@@ -276,21 +276,21 @@ int network_first_non_finite_output(cdb_network *net, size_t *index)
     return -1;
 }
 
-static double clock_if(const cdb_network *net) { return net->profile ? now_seconds() : 0; }
+static double clock_if(const cdb_network *net) { return net->profile ? cdb_now_seconds() : 0; }
 
 /* One optimizer step, on the CPU or the GPU through the same sequence. */
-float network_train_step(cdb_network *net, const float *images, const int *labels)
+float cdb_network_train_step(cdb_network *net, const float *images, const int *labels)
 {
     net->step_failed = net->step_skipped = 0;
     /* 0. The optimizer's state, allocated by the first step. */
-    if (optimizer_prepare(net)) {
+    if (cdb_optimizer_prepare(net)) {
         net->step_failed = 1;
         return NAN;
     }
     /* 1. ChannelDropBack: this step's selection and masks. */
     double t0 = clock_if(net);
-    dropback_begin_step(net);
-    if (net->profile) net->dropback_seconds += now_seconds() - t0;
+    cdb_dropback_begin_step(net);
+    if (net->profile) net->dropback_seconds += cdb_now_seconds() - t0;
 
     /* 2. Forward and backward per subdivision; the gradients add up (and
      * on several CPU ranks, the last subdivision's backward starts their
@@ -306,15 +306,15 @@ float network_train_step(cdb_network *net, const float *images, const int *label
         net->subdivision = s;
         load_subdivision(net, images, labels, s);
         net->loss = 0;
-        network_forward(net, 1);
-        network_backward(net);
+        cdb_network_forward(net, 1);
+        cdb_network_backward(net);
         loss += net->loss;
     }
     /* a failure inside the passes (out of memory, a CUDA error): recorded,
      * and the weights are left untouched; on several ranks every rank
      * learns of it, and of the loss of the whole batch (the sum of theirs) */
-    double state[2] = {loss, network_pass_failed(net) ? 1.0 : 0.0};
-    if (net->ranks > 1 && dist_sum_doubles(state, 2)) {
+    double state[2] = {loss, cdb_network_pass_failed(net) ? 1.0 : 0.0};
+    if (net->ranks > 1 && cdb_dist_sum_doubles(state, 2)) {
         net->step_failed = 1;
         return NAN;
     }
@@ -326,17 +326,17 @@ float network_train_step(cdb_network *net, const float *images, const int *label
      * step goes on), or on GPU ranks the sum of them all now. */
     if (net->ranks > 1) {
         t0 = clock_if(net);
-        int bad = net->summing_gradients ? dist_finish_gradients(net, finite && state[1] == 0)
-                                         : (finite && state[1] == 0 ? dist_sum_gradients(net) : 0);
+        int bad = net->summing_gradients ? cdb_dist_finish_gradients(net, finite && state[1] == 0)
+                                         : (finite && state[1] == 0 ? cdb_dist_sum_gradients(net) : 0);
         net->summing_gradients = 0;
-        if (net->profile) net->comm_seconds += now_seconds() - t0;
+        if (net->profile) net->comm_seconds += cdb_now_seconds() - t0;
         if (bad) {
             net->step_failed = 1;
             return NAN;
         }
     }
     if (state[1] != 0) {
-        if (!network_pass_failed(net)) cdb_set_error("the step failed on another rank (its output says why)");
+        if (!cdb_network_pass_failed(net)) cdb_set_error("the step failed on another rank (its output says why)");
         net->step_failed = 1;
         return NAN;
     }
@@ -353,28 +353,28 @@ float network_train_step(cdb_network *net, const float *images, const int *label
 
     /* 4. The masks, on the summed gradient. */
     t0 = clock_if(net);
-    dropback_apply_masks(net);
+    cdb_dropback_apply_masks(net);
     double t1 = clock_if(net);
     if (net->profile) net->dropback_seconds += t1 - t0;
 
     /* 5. The optimizer, at this step's learning rate. */
-    float lr = schedule_learning_rate(&net->train, net->step);
+    float lr = cdb_schedule_learning_rate(&net->train, net->step);
     net->step++;
-    optimizer_update(net, lr, net->step);
+    cdb_optimizer_update(net, lr, net->step);
 #ifdef GPU
-    if (network_pass_failed(net)) { /* the update's kernels */
+    if (cdb_network_pass_failed(net)) { /* the update's kernels */
         net->step_failed = 1;
         return NAN;
     }
 #endif
-    if (net->profile) net->update_seconds += now_seconds() - t1;
+    if (net->profile) net->update_seconds += cdb_now_seconds() - t1;
 
     /* 6. Counters (the draw counted the dropback statistics). */
     net->seen += (uint64_t)net->batch;
     return mean_loss;
 }
 
-void network_print_summary(const cdb_network *net, FILE *out)
+void cdb_network_print_summary(const cdb_network *net, FILE *out)
 {
     fprintf(out, "%5s %-14s %-34s %16s %16s %10s %s\n", "layer", "type", "details", "input", "output", "params",
             "dropback");

@@ -106,7 +106,7 @@ typedef struct {
     float scales[MAX_LR_STEPS];
     int nsteps;
     float step_fractions[MAX_LR_STEPS]; /* steps= given as fractions of the training length (all in (0, 1)) */
-    int steps_fractional;              /* then steps[] = round(fraction * max_batches), set by schedule_resolve */
+    int steps_fractional;              /* then steps[] = round(fraction * max_batches), set by cdb_schedule_resolve */
     float power, learning_rate_min;
     int step;                  /* policy=step: every `step` steps x scale; policy=sig: the midpoint */
     float scale, gamma;        /* policy=step's factor; policy=exp's and sig's gamma */
@@ -181,7 +181,7 @@ struct cdb_network {
     /* Buffers of a pass, shared by the layers. */
     float *input;              /* (mini_batch, inputs) */
     float *truth;              /* (mini_batch, classes): target distribution */
-    float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after network_enable_input_gradient */
+    float *input_delta;        /* (mini_batch, inputs): dLoss/dinput, only after cdb_network_enable_input_gradient */
     float *workspace;          /* shared scratch (im2col, the direct kernels) */
     size_t workspace_floats;
     float *skip_scratch;       /* weight-gradient GEMM workspace; compute skipping: compacted operands */
@@ -193,12 +193,12 @@ struct cdb_network {
     int subdivision;           /* the subdivision being run (for dropout streams) */
     double loss;               /* summed cost of the last forward */
     int pass_failed;           /* set by code inside a pass that could not do its work (out of memory) */
-    int step_failed;           /* the last network_train_step failed (see cdb_last_error) */
+    int step_failed;           /* the last cdb_network_train_step failed (see cdb_last_error) */
     int step_skipped;          /* nan_policy=skip_step: the last step's loss or gradient was not finite, its update dropped */
     long skipped_steps;        /* how many steps were skipped so far */
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
     float *dist_buffer;        /* data-parallel runs: the packed gradients of the all-reduce */
-    int summing_gradients;     /* this step's backward starts the sum over the ranks (dist_begin_gradients) */
+    int summing_gradients;     /* this step's backward starts the sum over the ranks (cdb_dist_begin_gradients) */
     size_t dist_floats_sent;   /* floats the last step's sum moved (dropped channels left out) */
     size_t dist_buffer_size;
 
@@ -209,7 +209,7 @@ struct cdb_network {
     double update_seconds, dropback_seconds;
     double comm_seconds;       /* data-parallel runs: the gradient sum over the ranks */
 
-    /* GPU builds: set when the network runs on a CUDA device (gpu_init). */
+    /* GPU builds: set when the network runs on a CUDA device (cdb_gpu_init). */
     int gpu;
     struct gpu_context *gpu_ctx;
     float *losses;             /* (mini_batch): per-image loss, filled by the GPU softmax */
@@ -217,34 +217,34 @@ struct cdb_network {
 
 /* Build from a parsed cfg (parser.c). */
 struct cfg_file;
-cdb_network *network_build(struct cfg_file *cfg);
-void network_forward(cdb_network *net, int train);
+cdb_network *cdb_network_build(struct cfg_file *cfg);
+void cdb_network_forward(cdb_network *net, int train);
 /* Per-layer and per-phase timing for `cdbnet benchmark`. */
-int network_enable_profiling(cdb_network *net); /* 0, or -1 out of memory */
-void network_reset_profile(cdb_network *net);
-void network_backward(cdb_network *net);
-float network_learning_rate(const cdb_network *net);
+int cdb_network_enable_profiling(cdb_network *net); /* 0, or -1 out of memory */
+void cdb_network_reset_profile(cdb_network *net);
+void cdb_network_backward(cdb_network *net);
+float cdb_network_learning_rate(const cdb_network *net);
 /* Also compute the gradient with respect to the network input. */
-int network_enable_input_gradient(cdb_network *net); /* 0, or -1 out of memory */
+int cdb_network_enable_input_gradient(cdb_network *net); /* 0, or -1 out of memory */
 /* Run one optimizer step; images (batch, inputs), labels (batch). Returns
  * the mean loss, or NaN with the weights untouched: when the loss is not
  * finite, or when the step failed (step_failed set, the error recorded:
  * out of memory, a CUDA error). */
-float network_train_step(cdb_network *net, const float *images, const int *labels);
+float cdb_network_train_step(cdb_network *net, const float *images, const int *labels);
 /* The first layer whose output (of the last forward) holds a NaN or an
  * infinity: its index and the element, or -1. */
-int network_first_non_finite_output(cdb_network *net, size_t *index);
+int cdb_network_first_non_finite_output(cdb_network *net, size_t *index);
 /* Whether a failure was recorded during the passes now under way (a
  * layer's scratch could not be allocated, a CUDA error). */
-int network_pass_failed(cdb_network *net);
-void network_print_summary(const cdb_network *net, FILE *out);
+int cdb_network_pass_failed(cdb_network *net);
+void cdb_network_print_summary(const cdb_network *net, FILE *out);
 /* Output of the last layer for the current mini-batch. */
-const float *network_output(const cdb_network *net);
+const float *cdb_network_output(const cdb_network *net);
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
  * scales, rolling statistics), on the host copies: 1 and where, or 0. */
-int network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
+int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
 /* "weights", "biases", ... or "rolling statistics": array k of l's weights-file arrays */
-const char *layer_array_name(const cdb_layer *l, int k);
+const char *cdb_layer_array_name(const cdb_layer *l, int k);
 
 
 #endif

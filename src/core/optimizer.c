@@ -8,24 +8,24 @@
 #include "cuda_utils.h"
 #endif
 
-int optimizer_prepare_param(cdb_param *p, const train_config *cfg)
+int cdb_optimizer_prepare_param(cdb_param *p, const train_config *cfg)
 {
-    if (!p->moment1) p->moment1 = xcalloc(p->size, sizeof(float));
-    if (!p->moment2 && cfg->optimizer == OPT_ADAMW) p->moment2 = xcalloc(p->size, sizeof(float));
+    if (!p->moment1) p->moment1 = cdb_xcalloc(p->size, sizeof(float));
+    if (!p->moment2 && cfg->optimizer == OPT_ADAMW) p->moment2 = cdb_xcalloc(p->size, sizeof(float));
     return !p->moment1 || (cfg->optimizer == OPT_ADAMW && !p->moment2) ? -1 : 0;
 }
 
-int optimizer_prepare(cdb_network *net)
+int cdb_optimizer_prepare(cdb_network *net)
 {
     for (int i = 0; i < net->nparams; i++)
-        if (optimizer_prepare_param(net->params[i], &net->train)) return -1;
+        if (cdb_optimizer_prepare_param(net->params[i], &net->train)) return -1;
     return 0;
 }
 
-void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
+void cdb_optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
                             dropback_axis axis)
 {
-    if (optimizer_prepare_param(p, cfg)) return;
+    if (cdb_optimizer_prepare_param(p, cfg)) return;
     float wd = p->decay ? cfg->decay : 0.f;
     float *w = p->value, *g = p->grad, *m = p->moment1, *v = p->moment2;
     size_t n = p->size;
@@ -44,17 +44,17 @@ void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int
     }
 }
 
-void optimizer_update(cdb_network *net, float lr, int step)
+void cdb_optimizer_update(cdb_network *net, float lr, int step)
 {
 #ifdef GPU
     if (net->gpu) {
-        gpu_optimizer_update(net, lr, step);
+        cdb_gpu_optimizer_update(net, lr, step);
         return;
     }
 #endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        optimizer_update_param(p, &net->train, lr, step, dropback_frozen(&net->dropback, p), net->dropback.axis);
+        cdb_optimizer_update_param(p, &net->train, lr, step, cdb_dropback_frozen(&net->dropback, p), net->dropback.axis);
     }
 }

@@ -9,13 +9,13 @@
 
 /* Allocate the optimizer's state where it is missing (once, before the
  * first update): 0, or -1 out of memory (recorded). */
-int optimizer_prepare(cdb_network *net);
-int optimizer_prepare_param(cdb_param *p, const train_config *cfg);
+int cdb_optimizer_prepare(cdb_network *net);
+int cdb_optimizer_prepare_param(cdb_param *p, const train_config *cfg);
 /* Update every parameter of the network with learning rate lr; `step` is
  * the 1-based number of this update (AdamW's bias correction). */
-void optimizer_update(cdb_network *net, float lr, int step);
+void cdb_optimizer_update(cdb_network *net, float lr, int step);
 /* One tensor (exposed for tests). */
-void optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
+void cdb_optimizer_update_param(cdb_param *p, const train_config *cfg, float lr, int step, const uint8_t *frozen_channels,
                             dropback_axis axis);
 
 #endif

@@ -28,7 +28,7 @@ typedef struct {
     float channel_rate;    /* drop probability of each channel */
     int dropback;          /* takes part in layer selection */
 
-    /* This step's mask (valid after dropback_draw). */
+    /* This step's mask (valid after cdb_dropback_draw). */
     int selected;
     float keep;         /* kept channels / channels; 1 when not selected */
     uint8_t *dropped;   /* (mask_channels) 1 = dropped this step */

@@ -6,13 +6,13 @@
 
 #include <math.h>
 
-void schedule_resolve(train_config *t)
+void cdb_schedule_resolve(train_config *t)
 {
     if (!t->steps_fractional) return;
     for (int i = 0; i < t->nsteps; i++) t->steps[i] = (int)lround((double)t->step_fractions[i] * t->max_batches);
 }
 
-float schedule_learning_rate(const train_config *t, int step)
+float cdb_schedule_learning_rate(const train_config *t, int step)
 {
     if (t->burn_in > 0 && step < t->burn_in) {
         /* Darknet counts the batch being applied from 1 (its images-seen

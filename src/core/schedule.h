@@ -5,9 +5,9 @@
 #include "network.h"
 
 /* The learning rate of the step about to run (0-based). */
-float schedule_learning_rate(const train_config *t, int step);
+float cdb_schedule_learning_rate(const train_config *t, int step);
 
 /* Once max_batches is known: steps= given as fractions become steps. */
-void schedule_resolve(train_config *t);
+void cdb_schedule_resolve(train_config *t);
 
 #endif

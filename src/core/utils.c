@@ -123,7 +123,7 @@ static void *out_of_memory(size_t bytes)
 long cdb_failed_allocations(void) { return failed_allocations; }
 void cdb_reset_failed_allocations(void) { failed_allocations = 0; }
 
-void *xcalloc(size_t count, size_t size)
+void *cdb_xcalloc(size_t count, size_t size)
 {
     if (count == 0 || size == 0) count = size = 1;
     if (count > (size_t)-1 / size) return out_of_memory((size_t)-1);
@@ -132,24 +132,24 @@ void *xcalloc(size_t count, size_t size)
     return p ? p : out_of_memory(count * size);
 }
 
-void *xmalloc(size_t size)
+void *cdb_xmalloc(size_t size)
 {
     if (over_budget(size)) return out_of_memory(size);
     void *p = injected_failure() ? NULL : malloc(size ? size : 1);
     return p ? p : out_of_memory(size);
 }
 
-void *xrealloc(void *ptr, size_t size)
+void *cdb_xrealloc(void *ptr, size_t size)
 {
     if (over_budget(size)) return out_of_memory(size);
     void *p = injected_failure() ? NULL : realloc(ptr, size ? size : 1);
     return p ? p : out_of_memory(size); /* ptr stays valid, as with realloc */
 }
 
-char *xstrdup(const char *s)
+char *cdb_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = xmalloc(n);
+    char *p = cdb_xmalloc(n);
     if (p) memcpy(p, s, n);
     return p;
 }
@@ -162,7 +162,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-cdb_rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter)
+cdb_rng cdb_rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter)
 {
     uint64_t x = seed;
     uint64_t a = splitmix64(&x);
@@ -173,28 +173,28 @@ cdb_rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter)
     return r;
 }
 
-uint64_t rng_next(cdb_rng *r) { return splitmix64(&r->state); }
+uint64_t cdb_rng_next(cdb_rng *r) { return splitmix64(&r->state); }
 
-float rng_uniform(cdb_rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float cdb_rng_uniform(cdb_rng *r) { return (float)(cdb_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
 
-float rng_normal(cdb_rng *r)
+float cdb_rng_normal(cdb_rng *r)
 {
     /* Box-Muller; u1 in (0, 1] so the log is finite. */
-    double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    double u1 = ((double)(cdb_rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(cdb_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
-int rng_int(cdb_rng *r, int n) { return (int)((rng_next(r) >> 33) % (uint64_t)n); }
+int cdb_rng_int(cdb_rng *r, int n) { return (int)((cdb_rng_next(r) >> 33) % (uint64_t)n); }
 
-double now_seconds(void)
+double cdb_now_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int parse_int_strict(const char *s, int *out)
+int cdb_parse_int_strict(const char *s, int *out)
 {
     char *end;
     errno = 0;
@@ -205,7 +205,7 @@ int parse_int_strict(const char *s, int *out)
     return 0;
 }
 
-int parse_float_strict(const char *s, float *out)
+int cdb_parse_float_strict(const char *s, float *out)
 {
     char *end;
     errno = 0;
@@ -216,7 +216,7 @@ int parse_float_strict(const char *s, float *out)
     return 0;
 }
 
-int available_cpus(void)
+int cdb_available_cpus(void)
 {
 #ifdef __linux__
     cpu_set_t set;
@@ -229,7 +229,7 @@ int available_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
-int make_dir(const char *dir)
+int cdb_make_dir(const char *dir)
 {
     struct stat st;
     if (mkdir(dir, 0755) == 0) return 0;
@@ -239,7 +239,7 @@ int make_dir(const char *dir)
     return -1;
 }
 
-void cfg_basename(const char *cfg_path, char *buf, size_t n)
+void cdb_cfg_basename(const char *cfg_path, char *buf, size_t n)
 {
     const char *base = strrchr(cfg_path, '/');
     base = base ? base + 1 : cfg_path;

@@ -22,10 +22,10 @@ int cdb_check_regular(const char *path, const char *kind);
  * cdb_failed_allocations(), before it writes into any of them. xrealloc
  * leaves ptr valid when it fails. */
 #define CDB_CHECK_RESULT __attribute__((warn_unused_result))
-void *xcalloc(size_t count, size_t size) CDB_CHECK_RESULT;
-void *xmalloc(size_t size) CDB_CHECK_RESULT;
-void *xrealloc(void *ptr, size_t size) CDB_CHECK_RESULT;
-char *xstrdup(const char *s) CDB_CHECK_RESULT;
+void *cdb_xcalloc(size_t count, size_t size) CDB_CHECK_RESULT;
+void *cdb_xmalloc(size_t size) CDB_CHECK_RESULT;
+void *cdb_xrealloc(void *ptr, size_t size) CDB_CHECK_RESULT;
+char *cdb_xstrdup(const char *s) CDB_CHECK_RESULT;
 /* Failed allocations of this thread since the last reset. */
 long cdb_failed_allocations(void);
 void cdb_reset_failed_allocations(void);
@@ -60,26 +60,26 @@ enum {
 };
 
 /* A stream for (seed, purpose, counter): e.g. the dropback masks of step 17
- * come from rng_stream(seed, RNG_STREAM_DROPBACK, 17). Deriving the stream
+ * come from cdb_rng_stream(seed, RNG_STREAM_DROPBACK, 17). Deriving the stream
  * from the step number makes a resumed run draw exactly what the
  * uninterrupted run would have drawn. */
-cdb_rng rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter);
-uint64_t rng_next(cdb_rng *r);
-float rng_uniform(cdb_rng *r);              /* [0, 1) */
-float rng_normal(cdb_rng *r);               /* N(0, 1) */
-int rng_int(cdb_rng *r, int n);             /* uniform in [0, n) */
+cdb_rng cdb_rng_stream(uint64_t seed, uint64_t purpose, uint64_t counter);
+uint64_t cdb_rng_next(cdb_rng *r);
+float cdb_rng_uniform(cdb_rng *r);              /* [0, 1) */
+float cdb_rng_normal(cdb_rng *r);               /* N(0, 1) */
+int cdb_rng_int(cdb_rng *r, int n);             /* uniform in [0, n) */
 
-double now_seconds(void);
+double cdb_now_seconds(void);
 /* CPUs this process may run on (its affinity mask; at least 1). */
-int available_cpus(void);
+int cdb_available_cpus(void);
 
 /* Parse helpers that reject trailing junk (unlike atoi/atof). */
-int parse_int_strict(const char *s, int *out);
-int parse_float_strict(const char *s, float *out);
+int cdb_parse_int_strict(const char *s, int *out);
+int cdb_parse_float_strict(const char *s, float *out);
 
 /* Create a folder unless it exists: 0, or -1 with the error recorded. */
-int make_dir(const char *dir);
+int cdb_make_dir(const char *dir);
 /* The cfg's file name without its folder and extension ("smallcnn"). */
-void cfg_basename(const char *cfg_path, char *buf, size_t n);
+void cdb_cfg_basename(const char *cfg_path, char *buf, size_t n);
 
 #endif

@@ -69,7 +69,7 @@ static void colour_jitter(float *px, int C, size_t n, float dhue, float dsat, fl
     }
 }
 
-void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
+void cdb_augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
                    float *dst)
 {
     /* Output pixel (y, x) reads the flipped, shifted image at the inverse
@@ -112,21 +112,21 @@ void augment_image(const uint8_t *src, int C, int H, int W, const input_config *
 static float random_scale(cdb_rng *rng, float s)
 {
     float lo = s < 1 ? s : 1, hi = s < 1 ? 1 : s;
-    float scale = lo + (hi - lo) * rng_uniform(rng);
-    return rng_int(rng, 2) ? scale : 1.f / scale;
+    float scale = lo + (hi - lo) * cdb_rng_uniform(rng);
+    return cdb_rng_int(rng, 2) ? scale : 1.f / scale;
 }
 
-void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
+void cdb_augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
 {
     if (in->crop_pad) {
-        ap->dy = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
-        ap->dx = rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+        ap->dy = cdb_rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
+        ap->dx = cdb_rng_int(rng, 2 * in->crop_pad + 1) - in->crop_pad;
     }
-    if (in->flip) ap->flip = rng_int(rng, 2);
+    if (in->flip) ap->flip = cdb_rng_int(rng, 2);
     /* Each drawn only when asked for, so that runs without it keep
      * their stream. */
-    if (in->angle > 0) ap->degrees = (2.f * rng_uniform(rng) - 1.f) * in->angle;
-    if (in->hue > 0) ap->dhue = (2.f * rng_uniform(rng) - 1.f) * in->hue;
+    if (in->angle > 0) ap->degrees = (2.f * cdb_rng_uniform(rng) - 1.f) * in->angle;
+    if (in->hue > 0) ap->dhue = (2.f * cdb_rng_uniform(rng) - 1.f) * in->hue;
     /* 0 (a zeroed input_config) and 1 mean none */
     if (in->saturation > 0 && in->saturation != 1.f) ap->dsat = random_scale(rng, in->saturation);
     if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);

@@ -22,10 +22,10 @@ typedef struct {
  * sampling and zero fill, its HSV hue shifted and saturation and value
  * scaled (3 channels; fewer: the value only), clamped to [0, 1];
  * normalised per `in`. */
-void augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
+void cdb_augment_image(const uint8_t *src, int C, int H, int W, const input_config *in, const augment_params *ap,
                    float *dst);
 
 /* One image's random parameters from `rng`, per the keys of `in`. */
-void augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap);
+void cdb_augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap);
 
 #endif

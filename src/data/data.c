@@ -20,14 +20,14 @@ static const char *missing_hint(const char *path)
     return "put the IDX files where the .data file points (see docs/data.md)";
 }
 
-int dataset_load(const data_config *d, const char *which, cdb_dataset *out)
+int cdb_dataset_load(const data_config *d, const char *which, cdb_dataset *out)
 {
     int train = !strcmp(which, "train");
     const char *images = train ? d->train : d->valid;
-    if (d->format == DATA_FOLDER) return imageset_load_folder(d, images, out);
-    if (d->format == DATA_LIST) return imageset_load_list(d, images, out);
-    if (d->format == DATA_IDX) return dataset_load_idx(images, train ? d->train_labels : d->valid_labels, d->classes, out);
-    return dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
+    if (d->format == DATA_FOLDER) return cdb_imageset_load_folder(d, images, out);
+    if (d->format == DATA_LIST) return cdb_imageset_load_list(d, images, out);
+    if (d->format == DATA_IDX) return cdb_dataset_load_idx(images, train ? d->train_labels : d->valid_labels, d->classes, out);
+    return cdb_dataset_load_cifar(images, d->format == DATA_CIFAR100, d->classes, out);
 }
 
 /* Read exactly n bytes; returns the count read. */
@@ -50,12 +50,12 @@ static size_t read_bytes(gzFile f, void *buf, size_t n)
 static uint8_t *read_growing(gzFile f, size_t n, size_t *got, const char *path)
 {
     size_t cap = n < (16u << 20) ? n : (16u << 20), done = 0;
-    uint8_t *buf = xmalloc(cap ? cap : 1);
+    uint8_t *buf = cdb_xmalloc(cap ? cap : 1);
     while (buf) {
         done += read_bytes(f, buf + done, cap - done);
         if (done < cap || cap == n) break; /* the end of the file, or all that was asked */
         size_t next = cap > n / 2 ? n : 2 * cap;
-        uint8_t *grown = xrealloc(buf, next);
+        uint8_t *grown = cdb_xrealloc(buf, next);
         if (!grown) {
             free(buf);
             buf = NULL;
@@ -131,7 +131,7 @@ static int idx_header(gzFile f, const char *path, int want_dims, int *dims)
     return 0;
 }
 
-int dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out)
+int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out)
 {
     memset(out, 0, sizeof(*out));
     int idims[3], ldims[1];
@@ -155,41 +155,41 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     int trailing = got == npix && !at_eof(fi);
     if (stream_broken(fi, images_path)) {
         gzclose(fi);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     gzclose(fi);
     if (got != npix) {
         cdb_set_error("'%s' is truncated: its header promises %d images of %dx%d (%zu bytes) but it holds %zu",
                       images_path, idims[0], idims[1], idims[2], npix, got);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     if (trailing) {
         cdb_set_error("'%s' has data past the %d images its header declares", images_path, idims[0]);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     gzFile fl = open_data(labels_path);
     if (!fl) {
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     if (idx_header(fl, labels_path, 1, ldims)) {
         gzclose(fl);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     if (ldims[0] != idims[0]) {
         gzclose(fl);
         cdb_set_error("'%s' has %d labels but '%s' has %d images", labels_path, ldims[0], images_path, idims[0]);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     uint8_t *raw = read_growing(fl, (size_t)ldims[0], &got, labels_path);
     if (!raw) {
         gzclose(fl);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     trailing = got == (size_t)ldims[0] && !at_eof(fl);
@@ -198,26 +198,26 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     if (broken || trailing) {
         if (trailing) cdb_set_error("'%s' has data past the %d labels its header declares", labels_path, ldims[0]);
         free(raw);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     if (got != (size_t)ldims[0]) {
         cdb_set_error("'%s' is truncated: %zu of %d labels", labels_path, got, ldims[0]);
         free(raw);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
-    out->labels = xmalloc((size_t)ldims[0] * sizeof(int));
+    out->labels = cdb_xmalloc((size_t)ldims[0] * sizeof(int));
     if (!out->labels) {
         free(raw);
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     for (int i = 0; i < ldims[0]; i++) {
         if (raw[i] >= classes) {
             cdb_set_error("'%s': label %d of item %d is not below classes=%d", labels_path, raw[i], i, classes);
             free(raw);
-            dataset_free(out);
+            cdb_dataset_free(out);
             return -1;
         }
         out->labels[i] = raw[i];
@@ -228,21 +228,21 @@ int dataset_load_idx(const char *images_path, const char *labels_path, int class
     out->h = idims[1];
     out->w = idims[2];
     out->classes = classes;
-    out->name = xstrdup(images_path);
+    out->name = cdb_xstrdup(images_path);
     if (!out->name) {
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     return 0;
 }
 
-int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out)
+int cdb_dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out)
 {
     memset(out, 0, sizeof(*out));
     const int label_bytes = cifar100 ? 2 : 1, pixels = 3 * 32 * 32, record = label_bytes + pixels;
-    char *list = xstrdup(paths), *save = NULL;
+    char *list = cdb_xstrdup(paths), *save = NULL;
     size_t cap = 0;
-    uint8_t *rec = xmalloc((size_t)record);
+    uint8_t *rec = cdb_xmalloc((size_t)record);
     if (!list || !rec) goto fail;
     for (char *path = strtok_r(list, ",", &save); path; path = strtok_r(NULL, ",", &save)) {
         while (*path == ' ') path++;
@@ -270,9 +270,9 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
             }
             if ((size_t)out->n == cap) {
                 size_t grown = cap ? 2 * cap : 10000;
-                uint8_t *px = xrealloc(out->pixels, grown * pixels);
+                uint8_t *px = cdb_xrealloc(out->pixels, grown * pixels);
                 if (px) out->pixels = px;
-                int *lb = px ? xrealloc(out->labels, grown * sizeof(int)) : NULL;
+                int *lb = px ? cdb_xrealloc(out->labels, grown * sizeof(int)) : NULL;
                 if (lb) out->labels = lb;
                 if (!px || !lb) {
                     gzclose(f);
@@ -295,17 +295,17 @@ int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset
     out->c = 3;
     out->h = out->w = 32;
     out->classes = classes;
-    out->name = xstrdup(paths);
+    out->name = cdb_xstrdup(paths);
     if (!out->name) goto fail;
     return 0;
 fail:
     free(rec);
     free(list);
-    dataset_free(out);
+    cdb_dataset_free(out);
     return -1;
 }
 
-int dataset_check_against(cdb_dataset *d, const cdb_network *net)
+int cdb_dataset_check_against(cdb_dataset *d, const cdb_network *net)
 {
     if (d->paths && !d->pixels) { /* image files take the network's shape */
         d->c = net->c;
@@ -333,82 +333,82 @@ int dataset_check_against(cdb_dataset *d, const cdb_network *net)
                           net->input_cfg.resized_crop ? " or resized_crop" : ", or set center=1 in [net]");
             return -1;
         }
-        return imageset_cache(d, &net->input_cfg);
+        return cdb_imageset_cache(d, &net->input_cfg);
     }
     return 0;
 }
 
-void dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng)
+void cdb_dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng)
 {
     for (int b = 0; b < n; b++) {
-        if (!d->pixels) { /* image files: one seed per image (imageset_fill_batch) */
-            rng_next(rng);
+        if (!d->pixels) { /* image files: one seed per image (cdb_imageset_fill_batch) */
+            cdb_rng_next(rng);
             continue;
         }
         augment_params ap = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-        augment_draw(rng, in, &ap);
+        cdb_augment_draw(rng, in, &ap);
     }
 }
 
-int dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
+int cdb_dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                        cdb_rng *rng, float *images, int *labels)
 {
-    if (!d->pixels) return imageset_fill_batch(d, indices, n, in, augment, rng, images, labels);
+    if (!d->pixels) return cdb_imageset_fill_batch(d, indices, n, in, augment, rng, images, labels);
     int C = d->c, H = d->h, W = d->w;
     size_t size = (size_t)C * H * W;
     for (int b = 0; b < n; b++) {
         augment_params ap = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-        if (augment) augment_draw(rng, in, &ap);
-        augment_image(d->pixels + (size_t)indices[b] * size, C, H, W, in, &ap, images + (size_t)b * size);
+        if (augment) cdb_augment_draw(rng, in, &ap);
+        cdb_augment_image(d->pixels + (size_t)indices[b] * size, C, H, W, in, &ap, images + (size_t)b * size);
         labels[b] = d->labels[indices[b]];
     }
     return 0;
 }
 
-void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order)
+void cdb_dataset_epoch_order(int n, uint64_t seed, int epoch, int *order)
 {
-    cdb_rng rng = rng_stream(seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch);
+    cdb_rng rng = cdb_rng_stream(seed, RNG_STREAM_SHUFFLE, (uint64_t)epoch);
     for (int i = 0; i < n; i++) order[i] = i;
     for (int i = n - 1; i > 0; i--) {
-        int j = rng_int(&rng, i + 1);
+        int j = cdb_rng_int(&rng, i + 1);
         int t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
 }
 
-int dataset_input(const cdb_dataset *d, int index, const cdb_network *net, float *image, int *label)
+int cdb_dataset_input(const cdb_dataset *d, int index, const cdb_network *net, float *image, int *label)
 {
     if (index < 0 || index >= d->n) {
         cdb_set_error("item %d of '%s': it has %d items", index, d->name, d->n);
         return -1;
     }
-    return dataset_fill_batch(d, &index, 1, &net->input_cfg, 0, NULL, image, label);
+    return cdb_dataset_fill_batch(d, &index, 1, &net->input_cfg, 0, NULL, image, label);
 }
 
-int image_file_input(const cdb_network *net, const char *path, float *out)
+int cdb_image_file_input(const cdb_network *net, const char *path, float *out)
 {
     byte_image im;
-    if (image_decode(path, net->c == 1 ? 1 : 3, &im)) return -1;
-    uint8_t *bytes = xcalloc((size_t)net->inputs, 1), *chw = bytes;
-    uint8_t *rgb = net->c > 3 ? xcalloc((size_t)3 * net->h * net->w, 1) : NULL;
+    if (cdb_image_decode(path, net->c == 1 ? 1 : 3, &im)) return -1;
+    uint8_t *bytes = cdb_xcalloc((size_t)net->inputs, 1), *chw = bytes;
+    uint8_t *rgb = net->c > 3 ? cdb_xcalloc((size_t)3 * net->h * net->w, 1) : NULL;
     if (!bytes || (net->c > 3 && !rgb)) {
         free(bytes);
-        image_free(&im);
+        cdb_image_free(&im);
         return -1;
     }
     if (rgb) chw = rgb;
-    image_resample(&im, image_center_box(im.w, im.h, net->input_cfg.image_resize, net->w, net->h), net->w, net->h, chw);
+    cdb_image_resample(&im, cdb_image_center_box(im.w, im.h, net->input_cfg.image_resize, net->w, net->h), net->w, net->h, chw);
     if (rgb) memcpy(bytes, rgb, (size_t)3 * net->h * net->w); /* the other channels 0 */
     augment_params none = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-    augment_image(bytes, net->c, net->h, net->w, &net->input_cfg, &none, out);
+    cdb_augment_image(bytes, net->c, net->h, net->w, &net->input_cfg, &none, out);
     free(rgb);
     free(bytes);
-    image_free(&im);
+    cdb_image_free(&im);
     return 0;
 }
 
-void dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net)
+void cdb_dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net)
 {
     if (!train->paths && net->input_cfg.darknet_crop_keys)
         fprintf(stderr, "warning: %s: min_crop, max_crop and aspect crop image files (format=folder or list); the images "

@@ -13,13 +13,13 @@
 #include "network.h"
 
 /* which = "train" or "valid". */
-int dataset_load(const data_config *d, const char *which, cdb_dataset *out);
-int dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out);
-int dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out);
+int cdb_dataset_load(const data_config *d, const char *which, cdb_dataset *out);
+int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out);
+int cdb_dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out);
 /* Check that the dataset fits the network's input and classes (image files
  * take the network's shape; with cache=1 they are decoded here). 0, or -1
  * with the error recorded. */
-int dataset_check_against(cdb_dataset *d, const cdb_network *net);
+int cdb_dataset_check_against(cdb_dataset *d, const cdb_network *net);
 
 /* Fill `images` (n, c, h, w floats) and `labels` with the dataset entries
  * `indices`, normalised per net->input_cfg; with `augment`, apply the random
@@ -28,27 +28,27 @@ int dataset_check_against(cdb_dataset *d, const cdb_network *net);
  * batch is the same whichever thread decodes which image). 0, or -1 with
  * the error recorded (an image file that cannot be read, with
  * bad_images=error). */
-int dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
+int cdb_dataset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                        cdb_rng *rng, float *images, int *labels);
 
-/* Advance `rng` past what dataset_fill_batch would draw for n images
+/* Advance `rng` past what cdb_dataset_fill_batch would draw for n images
  * (the images of a batch before a rank's shard). */
-void dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng);
+void cdb_dataset_skip_draws(const cdb_dataset *d, const input_config *in, int n, cdb_rng *rng);
 
 /* A permutation of [0, n) for epoch `epoch` of a run seeded with `seed`. */
-void dataset_epoch_order(int n, uint64_t seed, int epoch, int *order);
+void cdb_dataset_epoch_order(int n, uint64_t seed, int epoch, int *order);
 
 /* Item `index` of the dataset as validation reads it (no augmentation):
  * (c, h, w) floats normalised for `net`, and its label. 0, or -1 with the
  * error recorded. */
-int dataset_input(const cdb_dataset *d, int index, const cdb_network *net, float *image, int *label);
+int cdb_dataset_input(const cdb_dataset *d, int index, const cdb_network *net, float *image, int *label);
 /* An image file as the validation set's images are read (images.h): the
  * network's channels, the shorter side to image_resize, the centre crop,
  * then normalised into `out` (net's inputs floats). 0, or -1 with the
  * error naming the file. */
-int image_file_input(const cdb_network *net, const char *path, float *out);
+int cdb_image_file_input(const cdb_network *net, const char *path, float *out);
 /* The warning of keys that do nothing for this training set (Darknet's
  * crop keys on in-memory images). */
-void dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net);
+void cdb_dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net);
 
 #endif

@@ -11,56 +11,56 @@
 #include "images.h"
 #include "utils.h"
 
-int data_config_load(const char *path, data_config *out)
+int cdb_data_config_load(const char *path, data_config *out)
 {
     memset(out, 0, sizeof(*out));
     long failed_before = cdb_failed_allocations();
-    cfg_file *f = cfg_parse_keyvalue_file(path, "data", "data file");
+    cfg_file *f = cdb_cfg_parse_keyvalue_file(path, "data", "data file");
     if (!f) return -1;
-    cfg_reader r = cfg_reader_for(f, 0, -1);
+    cfg_reader r = cdb_cfg_reader_for(f, 0, -1);
     static const char *const formats[] = {"idx", "cifar10", "cifar100", "folder", "list", NULL};
     static const char *const bad_images[] = {"error", "skip", NULL};
-    out->path = xstrdup(path);
-    out->classes = cfg_int(&r, "classes", 0, 1, 1 << 20);
-    out->format = (data_format)cfg_choice(&r, "format", formats, DATA_IDX);
+    out->path = cdb_xstrdup(path);
+    out->classes = cdb_cfg_int(&r, "classes", 0, 1, 1 << 20);
+    out->format = (data_format)cdb_cfg_choice(&r, "format", formats, DATA_IDX);
     const char *s;
 #define TAKE(field, key)                        \
-    s = cfg_str(&r, key, NULL);                 \
-    out->field = s ? xstrdup(s) : NULL;
+    s = cdb_cfg_str(&r, key, NULL);                 \
+    out->field = s ? cdb_xstrdup(s) : NULL;
     TAKE(train, "train");
     TAKE(train_labels, "train_labels");
     TAKE(valid, "valid");
     TAKE(valid_labels, "valid_labels");
     TAKE(names, "names");
     TAKE(labels, "labels");
-    out->bad_images_skip = cfg_choice(&r, "bad_images", bad_images, 0);
-    out->cache = cfg_int(&r, "cache", 0, 0, 1);
-    out->loader_threads = cfg_int(&r, "loader_threads", 0, 0, 64);
-    s = cfg_str(&r, "backup", "backup");
-    out->backup = xstrdup(s);
+    out->bad_images_skip = cdb_cfg_choice(&r, "bad_images", bad_images, 0);
+    out->cache = cdb_cfg_int(&r, "cache", 0, 0, 1);
+    out->loader_threads = cdb_cfg_int(&r, "loader_threads", 0, 0, 64);
+    s = cdb_cfg_str(&r, "backup", "backup");
+    out->backup = cdb_xstrdup(s);
 #undef TAKE
-    if (cdb_failed_allocations() > failed_before) cfg_fail(&r, NULL, "out of memory");
-    cfg_check_unused(&r);
-    if (!r.failed && !cfg_has(&r, "classes")) cfg_fail(&r, NULL, "missing key 'classes'");
-    if (!r.failed && (!out->train || !out->valid)) cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
+    if (cdb_failed_allocations() > failed_before) cdb_cfg_fail(&r, NULL, "out of memory");
+    cdb_cfg_check_unused(&r);
+    if (!r.failed && !cdb_cfg_has(&r, "classes")) cdb_cfg_fail(&r, NULL, "missing key 'classes'");
+    if (!r.failed && (!out->train || !out->valid)) cdb_cfg_fail(&r, NULL, "needs both 'train' and 'valid'");
     if (!r.failed && out->format == DATA_IDX && (!out->train_labels || !out->valid_labels))
-        cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
+        cdb_cfg_fail(&r, NULL, "format=idx needs 'train_labels' and 'valid_labels'");
     if (!r.failed && out->format == DATA_LIST && !out->labels && !out->names)
-        cfg_fail(&r, NULL, "format=list needs 'labels' (or 'names'): the label names found in the image paths");
+        cdb_cfg_fail(&r, NULL, "format=list needs 'labels' (or 'names'): the label names found in the image paths");
     if (!r.failed && out->format != DATA_FOLDER && out->format != DATA_LIST &&
-        (cfg_has(&r, "bad_images") || cfg_has(&r, "cache") || cfg_has(&r, "loader_threads")))
-        cfg_fail(&r, NULL, "bad_images, cache and loader_threads are for image files (format=folder or list)");
-    if (!r.failed && (out->format == DATA_FOLDER || out->format == DATA_LIST) && !image_decoder_available())
-        cfg_fail(&r, "format", "this cdbnet was built without an image decoder, so it cannot read image files "
+        (cdb_cfg_has(&r, "bad_images") || cdb_cfg_has(&r, "cache") || cdb_cfg_has(&r, "loader_threads")))
+        cdb_cfg_fail(&r, NULL, "bad_images, cache and loader_threads are for image files (format=folder or list)");
+    if (!r.failed && (out->format == DATA_FOLDER || out->format == DATA_LIST) && !cdb_image_decoder_available())
+        cdb_cfg_fail(&r, "format", "this cdbnet was built without an image decoder, so it cannot read image files "
                                "(install libstb-dev and rebuild, or build with OPENCV=1)");
     int status = r.failed ? -1 : 0;
-    cfg_free(f);
-    if (status) data_config_free(out);
+    cdb_cfg_free(f);
+    if (status) cdb_data_config_free(out);
     return status;
 }
 
 /* Class names from the .data file's names= (one per line), or NULL. */
-char **data_load_names(const char *path, int classes)
+char **cdb_data_load_names(const char *path, int classes)
 {
     if (cdb_check_regular(path, "class names file")) return NULL;
     FILE *f = fopen(path, "r");
@@ -68,7 +68,7 @@ char **data_load_names(const char *path, int classes)
         cdb_set_error("cannot open class names file '%s'", path);
         return NULL;
     }
-    char **names = xcalloc((size_t)classes, sizeof(char *));
+    char **names = cdb_xcalloc((size_t)classes, sizeof(char *));
     if (!names) {
         fclose(f);
         return NULL;
@@ -77,7 +77,7 @@ char **data_load_names(const char *path, int classes)
     int n = 0, oom = 0;
     while (n < classes && !oom && fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\r\n")] = 0;
-        oom = !(names[n++] = xstrdup(line));
+        oom = !(names[n++] = cdb_xstrdup(line));
     }
     fclose(f);
     if (n < classes || oom) {
@@ -89,14 +89,14 @@ char **data_load_names(const char *path, int classes)
     return names;
 }
 
-void data_free_names(char **names, int classes)
+void cdb_data_free_names(char **names, int classes)
 {
     if (!names) return;
     for (int i = 0; i < classes; i++) free(names[i]);
     free(names);
 }
 
-void data_config_free(data_config *d)
+void cdb_data_config_free(data_config *d)
 {
     free(d->path);
     free(d->train);
@@ -110,7 +110,7 @@ void data_config_free(data_config *d)
 }
 
 
-void dataset_truncate(cdb_dataset *d, int n)
+void cdb_dataset_truncate(cdb_dataset *d, int n)
 {
     if (n >= d->n) return;
     if (d->paths)
@@ -121,7 +121,7 @@ void dataset_truncate(cdb_dataset *d, int n)
     d->n = n;
 }
 
-void dataset_free(cdb_dataset *d)
+void cdb_dataset_free(cdb_dataset *d)
 {
     free(d->name);
     free(d->pixels);

@@ -9,13 +9,13 @@
 
 typedef struct {
     char *name;        /* file it came from, for messages */
-    int n, c, h, w;    /* image files: c, h, w are the network's, set by dataset_check_against */
+    int n, c, h, w;    /* image files: c, h, w are the network's, set by cdb_dataset_check_against */
     int classes;
     uint8_t *pixels;   /* (n, c, h, w); NULL for image files not cached */
     int *labels;       /* (n) */
     char **paths;      /* (n) image files (folder and list formats), or NULL */
     int bad_skip;      /* bad_images=skip: an image that cannot be read is replaced by the next */
-    int cache;         /* cache=1: decode every image once (dataset_check_against does) */
+    int cache;         /* cache=1: decode every image once (cdb_dataset_check_against does) */
     int workers;       /* threads that decode a batch of image files */
     char **class_names; /* (classes) format=folder: the class of each label */
 } cdb_dataset;
@@ -35,14 +35,14 @@ typedef struct {
     int loader_threads; /* threads decoding image files (0: one per CPU, at most 4) */
 } data_config;
 
-int data_config_load(const char *path, data_config *out);
+int cdb_data_config_load(const char *path, data_config *out);
 /* Class names from a names= file (one per line, at least `classes`), or
  * NULL with the error recorded. */
-char **data_load_names(const char *path, int classes);
-void data_free_names(char **names, int classes);
-void data_config_free(data_config *d);
-void dataset_free(cdb_dataset *d);
+char **cdb_data_load_names(const char *path, int classes);
+void cdb_data_free_names(char **names, int classes);
+void cdb_data_config_free(data_config *d);
+void cdb_dataset_free(cdb_dataset *d);
 /* Keep the first n entries only (n < d->n). */
-void dataset_truncate(cdb_dataset *d, int n);
+void cdb_dataset_truncate(cdb_dataset *d, int n);
 
 #endif

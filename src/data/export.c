@@ -26,16 +26,16 @@ static void folder_name(const char *name, int k, char *out, size_t n)
 
 static int write_set(const cdb_dataset *set, const char *dir, char **folders, const export_options *opt)
 {
-    if (make_dir(dir)) return -1;
+    if (cdb_make_dir(dir)) return -1;
     for (int k = 0; k < set->classes; k++) {
         char path[4600];
         snprintf(path, sizeof(path), "%s/%s", dir, folders[k]);
-        if (make_dir(path)) return -1;
+        if (cdb_make_dir(path)) return -1;
     }
     int n = opt->limit && opt->limit < set->n ? opt->limit : set->n, C = set->c, H = set->h, W = set->w;
     int OW = opt->size ? opt->size : W, OH = opt->size ? opt->size : H, OC = opt->rgb && C == 1 ? 3 : C;
-    uint8_t *hwc = xcalloc((size_t)C * H * W, 1), *chw = xcalloc((size_t)C * OH * OW, 1),
-            *out = xcalloc((size_t)OC * OH * OW, 1);
+    uint8_t *hwc = cdb_xcalloc((size_t)C * H * W, 1), *chw = cdb_xcalloc((size_t)C * OH * OW, 1),
+            *out = cdb_xcalloc((size_t)OC * OH * OW, 1);
     int status = hwc && chw && out ? 0 : -1;
     for (int i = 0; !status && i < n; i++) {
         const uint8_t *src = set->pixels + (size_t)i * C * H * W;
@@ -43,7 +43,7 @@ static int write_set(const cdb_dataset *set, const char *dir, char **folders, co
             for (int p = 0; p < H * W; p++) hwc[(size_t)p * C + c] = src[(size_t)c * H * W + p];
         byte_image im = {W, H, C, hwc};
         image_box whole = {0, 0, W, H};
-        image_resample(&im, whole, OW, OH, chw);
+        cdb_image_resample(&im, whole, OW, OH, chw);
         for (int c = 0; c < OC; c++)
             for (int p = 0; p < OH * OW; p++) out[(size_t)p * OC + c] = chw[(size_t)(c < C ? c : 0) * OH * OW + p];
         char path[4700];
@@ -67,31 +67,31 @@ static int write_set(const cdb_dataset *set, const char *dir, char **folders, co
     return status;
 }
 
-int export_images(const data_config *d, const char *dir, const export_options *opt)
+int cdb_export_images(const data_config *d, const char *dir, const export_options *opt)
 {
     if (d->format == DATA_FOLDER || d->format == DATA_LIST) {
         cdb_set_error("%s is already a dataset of image files", d->path);
         return -1;
     }
-    char **names = d->names ? data_load_names(d->names, d->classes) : NULL;
+    char **names = d->names ? cdb_data_load_names(d->names, d->classes) : NULL;
     if (d->names && !names) return -1;
-    char **folders = xcalloc((size_t)d->classes, sizeof(char *));
+    char **folders = cdb_xcalloc((size_t)d->classes, sizeof(char *));
     int status = folders ? 0 : -1;
     for (int k = 0; !status && k < d->classes; k++) {
         char name[256];
         folder_name(names ? names[k] : NULL, k, name, sizeof(name));
         for (int j = 0; j < k; j++)
             if (!strcmp(folders[j], name)) snprintf(name, sizeof(name), "class%03d", k); /* two names alike */
-        if (!(folders[k] = xstrdup(name))) status = -1;
+        if (!(folders[k] = cdb_xstrdup(name))) status = -1;
     }
-    if (!status) status = make_dir(dir);
+    if (!status) status = cdb_make_dir(dir);
     const char *sets[2] = {"train", "valid"};
     for (int s = 0; !status && s < 2; s++) {
         cdb_dataset set = {0};
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", dir, sets[s]);
-        status = dataset_load(d, sets[s], &set) || write_set(&set, path, folders, opt) ? -1 : 0;
-        dataset_free(&set);
+        status = cdb_dataset_load(d, sets[s], &set) || write_set(&set, path, folders, opt) ? -1 : 0;
+        cdb_dataset_free(&set);
     }
     if (!status) {
         char path[4200];
@@ -119,7 +119,7 @@ int export_images(const data_config *d, const char *dir, const export_options *o
         }
         if (!status) printf("  %s: train from it with -data %s\n", path, path);
     }
-    if (names) data_free_names(names, d->classes);
+    if (names) cdb_data_free_names(names, d->classes);
     if (folders)
         for (int k = 0; k < d->classes; k++) free(folders[k]);
     free(folders);

@@ -16,6 +16,6 @@ typedef struct {
 
 /* 0, or -1 with the error recorded (naming the file that could not be
  * written). */
-int export_images(const data_config *d, const char *dir, const export_options *opt);
+int cdb_export_images(const data_config *d, const char *dir, const export_options *opt);
 
 #endif

@@ -11,7 +11,7 @@
 #include <stb/stb_image.h>
 #endif
 
-int image_decoder_available(void)
+int cdb_image_decoder_available(void)
 {
 #if defined(OPENCV) || defined(STB_IMAGE)
     return 1;
@@ -20,7 +20,7 @@ int image_decoder_available(void)
 #endif
 }
 
-const char *image_decoder_name(void)
+const char *cdb_image_decoder_name(void)
 {
 #ifdef OPENCV
     return "OpenCV";
@@ -31,7 +31,7 @@ const char *image_decoder_name(void)
 #endif
 }
 
-int image_decode(const char *path, int channels, byte_image *out)
+int cdb_image_decode(const char *path, int channels, byte_image *out)
 {
     memset(out, 0, sizeof(*out));
     if (cdb_check_regular(path, "image")) return -1;
@@ -61,7 +61,7 @@ int image_decode(const char *path, int channels, byte_image *out)
     return 0;
 }
 
-void image_free(byte_image *im)
+void cdb_image_free(byte_image *im)
 {
 #ifdef OPENCV
     opencv_free(im->px);
@@ -71,7 +71,7 @@ void image_free(byte_image *im)
     im->px = NULL;
 }
 
-int image_probe(const char *path, int *w, int *h)
+int cdb_image_probe(const char *path, int *w, int *h)
 {
     if (cdb_check_regular(path, "image")) return -1;
 #ifdef STB_IMAGE
@@ -100,7 +100,7 @@ int image_probe(const char *path, int *w, int *h)
 #endif
 }
 
-image_box image_center_box(int w, int h, int resize, int W, int H)
+image_box cdb_image_center_box(int w, int h, int resize, int W, int H)
 {
     if (resize <= 0) resize = W > H ? W : H;
     double scale = (double)resize / (w < h ? w : h); /* resized pixels per source pixel */
@@ -112,15 +112,15 @@ image_box image_center_box(int w, int h, int resize, int W, int H)
     return b;
 }
 
-image_box image_random_resized_box(int w, int h, float scale_min, float ratio_min, cdb_rng *rng)
+image_box cdb_image_random_resized_box(int w, int h, float scale_min, float ratio_min, cdb_rng *rng)
 {
     double area = (double)w * h, lr0 = log(ratio_min), lr1 = -lr0;
     for (int attempt = 0; attempt < 10; attempt++) {
-        double target = area * (scale_min + (1.0 - scale_min) * rng_uniform(rng));
-        double ratio = exp(lr0 + (lr1 - lr0) * rng_uniform(rng));
+        double target = area * (scale_min + (1.0 - scale_min) * cdb_rng_uniform(rng));
+        double ratio = exp(lr0 + (lr1 - lr0) * cdb_rng_uniform(rng));
         int cw = (int)lround(sqrt(target * ratio)), ch = (int)lround(sqrt(target / ratio));
         if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
-            image_box b = {rng_int(rng, w - cw + 1), rng_int(rng, h - ch + 1), cw, ch};
+            image_box b = {cdb_rng_int(rng, w - cw + 1), cdb_rng_int(rng, h - ch + 1), cw, ch};
             return b;
         }
     }
@@ -134,19 +134,19 @@ image_box image_random_resized_box(int w, int h, float scale_min, float ratio_mi
     return b;
 }
 
-image_box image_darknet_box(int w, int h, int W, int H, int min_crop, int max_crop, float aspect, cdb_rng *rng)
+image_box cdb_image_darknet_box(int w, int h, int W, int H, int min_crop, int max_crop, float aspect, cdb_rng *rng)
 {
     /* Darknet: aspect = rand_scale(aspect); r = rand_int(min, max);
      * shorter = min(h, w * aspect); s = r / shorter; the output pixel x
      * reads source (x - W/2 + dx) * aspect / s + w/2, y likewise without
      * the aspect, dx uniform in +-(w s / aspect - W) / 2. */
     float lo = aspect < 1 ? aspect : 1, hi = aspect < 1 ? 1 : aspect;
-    float a = lo + (hi - lo) * rng_uniform(rng);
-    if (rng_int(rng, 2)) a = 1.f / a;
-    int r = min_crop + rng_int(rng, max_crop - min_crop + 1);
+    float a = lo + (hi - lo) * cdb_rng_uniform(rng);
+    if (cdb_rng_int(rng, 2)) a = 1.f / a;
+    int r = min_crop + cdb_rng_int(rng, max_crop - min_crop + 1);
     double shorter = h < w * a ? h : w * a, s = r / shorter;
     double mx = (w * s / a - W) / 2, my = (h * s - H) / 2;
-    double dx = (2 * rng_uniform(rng) - 1) * mx, dy = (2 * rng_uniform(rng) - 1) * my;
+    double dx = (2 * cdb_rng_uniform(rng) - 1) * mx, dy = (2 * cdb_rng_uniform(rng) - 1) * my;
     image_box b;
     b.w = W * a / s;
     b.h = H / s;
@@ -189,7 +189,7 @@ static taps filter_taps(double center, double support, int size, float *w, int m
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-void image_resample(const byte_image *src, image_box box, int W, int H, uint8_t *dst)
+void cdb_image_resample(const byte_image *src, image_box box, int W, int H, uint8_t *dst)
 {
     const int C = src->c, sw = src->w, sh = src->h;
     double sx = box.w / W, sy = box.h / H; /* source pixels per output pixel */

@@ -29,7 +29,7 @@ static int strings_add(strings *l, const char *text)
         l->s = s;
         l->cap = cap;
     }
-    if (!(l->s[l->n] = xstrdup(text))) return -1;
+    if (!(l->s[l->n] = cdb_xstrdup(text))) return -1;
     l->n++;
     return 0;
 }
@@ -96,7 +96,7 @@ static int check_headers(const data_config *d, cdb_dataset *out)
     int kept = 0, bad = 0;
     for (int i = 0; i < out->n; i++) {
         int w, h;
-        if (image_probe(out->paths[i], &w, &h) || w <= 0 || h <= 0) {
+        if (cdb_image_probe(out->paths[i], &w, &h) || w <= 0 || h <= 0) {
             if (!d->bad_images_skip) {
                 char why[2048];
                 snprintf(why, sizeof(why), "%s", cdb_last_error());
@@ -125,20 +125,20 @@ static void take_options(const data_config *d, cdb_dataset *out)
 {
     out->bad_skip = d->bad_images_skip;
     out->cache = d->cache;
-    int cpus = available_cpus();
+    int cpus = cdb_available_cpus();
     out->workers = d->loader_threads ? d->loader_threads : (cpus < 4 ? cpus : 4);
 }
 
-int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out)
+int cdb_imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out)
 {
     memset(out, 0, sizeof(*out));
-    out->name = xstrdup(dir);
+    out->name = cdb_xstrdup(dir);
     out->classes = d->classes;
     take_options(d, out);
     DIR *dd = opendir(dir);
     if (!dd) {
         cdb_set_error("cannot open the image folder '%s' (format=folder in %s): %s", dir, d->path, strerror(errno));
-        dataset_free(out);
+        cdb_dataset_free(out);
         return -1;
     }
     strings classes = {0}, files = {0};
@@ -166,10 +166,10 @@ int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out
                       d->classes);
         goto fail;
     }
-    label_of = xcalloc((size_t)classes.n, sizeof(int));
+    label_of = cdb_xcalloc((size_t)classes.n, sizeof(int));
     if (!label_of) goto fail;
     if (d->names) { /* each folder's label is its line in names= */
-        if (!(names = data_load_names(d->names, d->classes))) goto fail;
+        if (!(names = cdb_data_load_names(d->names, d->classes))) goto fail;
         for (int k = 0; k < classes.n; k++) {
             label_of[k] = -1;
             for (int j = 0; j < d->classes; j++)
@@ -184,7 +184,7 @@ int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out
     } else {
         for (int k = 0; k < classes.n; k++) label_of[k] = k;
     }
-    int *first = xcalloc((size_t)classes.n + 1, sizeof(int));
+    int *first = cdb_xcalloc((size_t)classes.n + 1, sizeof(int));
     if (!first) goto fail;
     for (int k = 0; k < classes.n; k++) {
         char path[4096];
@@ -203,8 +203,8 @@ int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out
     first[classes.n] = files.n;
     out->n = files.n;
     out->paths = files.s;
-    out->labels = xcalloc((size_t)files.n, sizeof(int));
-    out->class_names = xcalloc((size_t)d->classes, sizeof(char *));
+    out->labels = cdb_xcalloc((size_t)files.n, sizeof(int));
+    out->class_names = cdb_xcalloc((size_t)d->classes, sizeof(char *));
     files.s = NULL;
     files.n = 0;
     if (!out->labels || !out->class_names) {
@@ -222,18 +222,18 @@ int imageset_load_folder(const data_config *d, const char *dir, cdb_dataset *out
 fail:
     status = -1;
 done:
-    if (names) data_free_names(names, d->classes);
+    if (names) cdb_data_free_names(names, d->classes);
     free(label_of);
     strings_free(&classes);
     strings_free(&files);
-    if (status) dataset_free(out);
+    if (status) cdb_dataset_free(out);
     return status;
 }
 
-int imageset_load_list(const data_config *d, const char *file, cdb_dataset *out)
+int cdb_imageset_load_list(const data_config *d, const char *file, cdb_dataset *out)
 {
     memset(out, 0, sizeof(*out));
-    out->name = xstrdup(file);
+    out->name = cdb_xstrdup(file);
     out->classes = d->classes;
     take_options(d, out);
     const char *labels_path = d->labels ? d->labels : d->names;
@@ -245,7 +245,7 @@ int imageset_load_list(const data_config *d, const char *file, cdb_dataset *out)
                       d->path);
         goto done;
     }
-    if (!(labels = data_load_names(labels_path, d->classes))) goto done;
+    if (!(labels = cdb_data_load_names(labels_path, d->classes))) goto done;
     for (int k = 0; k < d->classes; k++)
         if (!labels[k][0]) {
             cdb_set_error("the labels file '%s' has an empty line %d (an empty label is found in every path)",
@@ -332,40 +332,40 @@ int imageset_load_list(const data_config *d, const char *file, cdb_dataset *out)
     files.n = 0;
     status = check_headers(d, out);
 done:
-    if (labels) data_free_names(labels, d->classes);
+    if (labels) cdb_data_free_names(labels, d->classes);
     strings_free(&files);
-    if (status) dataset_free(out);
+    if (status) cdb_dataset_free(out);
     return status;
 }
 
-int imageset_load_bytes(const cdb_dataset *d, int index, const input_config *in, cdb_rng *rng, uint8_t *dst)
+int cdb_imageset_load_bytes(const cdb_dataset *d, int index, const input_config *in, cdb_rng *rng, uint8_t *dst)
 {
     byte_image im;
-    if (image_decode(d->paths[index], d->c == 1 ? 1 : 3, &im)) return -1;
+    if (cdb_image_decode(d->paths[index], d->c == 1 ? 1 : 3, &im)) return -1;
     image_box box;
     if (rng && in->resized_crop)
-        box = image_random_resized_box(im.w, im.h, in->resized_crop_scale, in->resized_crop_ratio, rng);
+        box = cdb_image_random_resized_box(im.w, im.h, in->resized_crop_scale, in->resized_crop_ratio, rng);
     else if (rng && in->darknet_crop)
-        box = image_darknet_box(im.w, im.h, d->w, d->h, in->min_crop, in->max_crop, in->aspect, rng);
+        box = cdb_image_darknet_box(im.w, im.h, d->w, d->h, in->min_crop, in->max_crop, in->aspect, rng);
     else
-        box = image_center_box(im.w, im.h, in->image_resize, d->w, d->h);
+        box = cdb_image_center_box(im.w, im.h, in->image_resize, d->w, d->h);
     uint8_t *chw = dst;
     uint8_t *tmp = NULL;
     if (d->c != im.c) { /* 4 channels asked: RGB and a zero plane */
-        tmp = xcalloc((size_t)im.c * d->h * d->w, 1);
+        tmp = cdb_xcalloc((size_t)im.c * d->h * d->w, 1);
         if (!tmp) {
-            image_free(&im);
+            cdb_image_free(&im);
             return -1;
         }
         chw = tmp;
     }
-    image_resample(&im, box, d->w, d->h, chw);
+    cdb_image_resample(&im, box, d->w, d->h, chw);
     if (tmp) {
         memset(dst, 0, (size_t)d->c * d->h * d->w);
         memcpy(dst, tmp, (size_t)(im.c < d->c ? im.c : d->c) * d->h * d->w);
         free(tmp);
     }
-    image_free(&im);
+    cdb_image_free(&im);
     return 0;
 }
 
@@ -388,16 +388,16 @@ static int load_image_floats(batch_job *job, int b, uint8_t *bytes)
 {
     const cdb_dataset *d = job->d;
     size_t size = (size_t)d->c * d->h * d->w;
-    cdb_rng rng = rng_stream(job->seeds[b], RNG_STREAM_AUGMENT, 0);
+    cdb_rng rng = cdb_rng_stream(job->seeds[b], RNG_STREAM_AUGMENT, 0);
     int index = job->indices[b];
     /* bad_images=skip: an image that cannot be read gives way to the next
      * (up to 10), the same one whichever thread reads it */
     for (int attempt = 0; attempt < (d->bad_skip ? 10 : 1); attempt++) {
         int at = (index + attempt) % d->n;
-        if (imageset_load_bytes(d, at, job->in, job->augment ? &rng : NULL, bytes) == 0) {
+        if (cdb_imageset_load_bytes(d, at, job->in, job->augment ? &rng : NULL, bytes) == 0) {
             augment_params ap = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-            if (job->augment) augment_draw(&rng, job->in, &ap);
-            augment_image(bytes, d->c, d->h, d->w, job->in, &ap, job->images + (size_t)b * size);
+            if (job->augment) cdb_augment_draw(&rng, job->in, &ap);
+            cdb_augment_image(bytes, d->c, d->h, d->w, job->in, &ap, job->images + (size_t)b * size);
             job->labels[b] = d->labels[at];
             if (attempt) {
                 pthread_mutex_lock(&job->lock);
@@ -415,7 +415,7 @@ static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
     const cdb_dataset *d = job->d;
-    uint8_t *bytes = xcalloc((size_t)d->c * d->h * d->w, 1);
+    uint8_t *bytes = cdb_xcalloc((size_t)d->c * d->h * d->w, 1);
     for (;;) {
         pthread_mutex_lock(&job->lock);
         int b = job->failed ? job->n : job->next++;
@@ -435,12 +435,12 @@ static void *batch_worker(void *arg)
     return NULL;
 }
 
-int imageset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
+int cdb_imageset_fill_batch(const cdb_dataset *d, const int *indices, int n, const input_config *in, int augment,
                         cdb_rng *rng, float *images, int *labels)
 {
-    uint64_t *seeds = xcalloc((size_t)n, sizeof(uint64_t));
+    uint64_t *seeds = cdb_xcalloc((size_t)n, sizeof(uint64_t));
     if (!seeds) return -1;
-    for (int b = 0; b < n; b++) seeds[b] = augment && rng ? rng_next(rng) : (uint64_t)indices[b];
+    for (int b = 0; b < n; b++) seeds[b] = augment && rng ? cdb_rng_next(rng) : (uint64_t)indices[b];
     batch_job job = {d, indices, n, in, augment && rng, seeds, images, labels, PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, ""};
     int threads = d->workers < n ? d->workers : n;
     if (threads < 1) threads = 1;
@@ -460,29 +460,29 @@ int imageset_fill_batch(const cdb_dataset *d, const int *indices, int n, const i
     return 0;
 }
 
-int imageset_cache(cdb_dataset *d, const input_config *in)
+int cdb_imageset_cache(cdb_dataset *d, const input_config *in)
 {
     size_t size = (size_t)d->c * d->h * d->w;
     if ((size_t)d->n > ((size_t)1 << 40) / size) {
         cdb_set_error("cache=1: the %d images of '%s' do not fit in memory", d->n, d->name);
         return -1;
     }
-    uint8_t *pixels = xcalloc((size_t)d->n * size, 1);
+    uint8_t *pixels = cdb_xcalloc((size_t)d->n * size, 1);
     if (!pixels) {
         cdb_set_error("cache=1: cannot hold the %d images of '%s' (%.1f MiB) in memory", d->n, d->name,
                       (double)d->n * size / (1 << 20));
         return -1;
     }
     /* batches of 256 on the dataset's threads; validation transform, no augmentation */
-    float *floats = xcalloc(256 * size, sizeof(float));
-    int *idx = xcalloc(256, sizeof(int)), *lab = xcalloc(256, sizeof(int));
+    float *floats = cdb_xcalloc(256 * size, sizeof(float));
+    int *idx = cdb_xcalloc(256, sizeof(int)), *lab = cdb_xcalloc(256, sizeof(int));
     int status = floats && idx && lab ? 0 : -1;
     input_config raw = *in;
     raw.nmean = raw.nstd = 0; /* the bytes, not the normalised floats */
     for (int start = 0; !status && start < d->n; start += 256) {
         int n = d->n - start < 256 ? d->n - start : 256;
         for (int b = 0; b < n; b++) idx[b] = start + b;
-        status = imageset_fill_batch(d, idx, n, &raw, 0, NULL, floats, lab);
+        status = cdb_imageset_fill_batch(d, idx, n, &raw, 0, NULL, floats, lab);
         for (int b = 0; !status && b < n; b++) {
             for (size_t i = 0; i < size; i++) {
                 long v = lroundf(floats[(size_t)b * size + i] * 255.f);

@@ -3,18 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-int loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int shard, int count,
+int cdb_loader_fill_step(const cdb_dataset *d, const input_config *in, uint64_t seed, int batch, int shard, int count,
                      int step, int *order, int *order_epoch, float *images, int *labels)
 {
     int steps_per_epoch = d->n / batch;
     int epoch = step / steps_per_epoch, pos = step % steps_per_epoch;
     if (epoch != *order_epoch) {
-        dataset_epoch_order(d->n, seed, epoch, order);
+        cdb_dataset_epoch_order(d->n, seed, epoch, order);
         *order_epoch = epoch;
     }
-    cdb_rng aug = rng_stream(seed, RNG_STREAM_AUGMENT, (uint64_t)step);
-    dataset_skip_draws(d, in, shard, &aug);
-    return dataset_fill_batch(d, order + (size_t)pos * batch + shard, count, in, 1, &aug, images, labels);
+    cdb_rng aug = cdb_rng_stream(seed, RNG_STREAM_AUGMENT, (uint64_t)step);
+    cdb_dataset_skip_draws(d, in, shard, &aug);
+    return cdb_dataset_fill_batch(d, order + (size_t)pos * batch + shard, count, in, 1, &aug, images, labels);
 }
 
 static void *fill_ahead(void *arg)
@@ -26,7 +26,7 @@ static void *fill_ahead(void *arg)
         if (l->stop) break;
         int step = l->next;
         pthread_mutex_unlock(&l->lock);
-        int bad = loader_fill_step(l->d, l->in, l->seed, l->batch, l->first, l->count, step, l->order,
+        int bad = cdb_loader_fill_step(l->d, l->in, l->seed, l->batch, l->first, l->count, step, l->order,
                                    &l->order_epoch, l->images[1], l->labels[1]);
         pthread_mutex_lock(&l->lock);
         if (bad) {
@@ -43,7 +43,7 @@ static void *fill_ahead(void *arg)
     return NULL;
 }
 
-int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch,
+int cdb_loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, uint64_t seed, int batch,
                  int shard, int count, int first, int max_steps)
 {
     memset(l, 0, sizeof(*l));
@@ -60,29 +60,29 @@ int loader_start(batch_loader *l, const cdb_dataset *d, const input_config *in, 
     l->order_epoch = -1;
     size_t size = (size_t)d->c * d->h * d->w;
     for (int k = 0; k < 2; k++) {
-        l->images[k] = xcalloc((size_t)count * size, sizeof(float));
-        l->labels[k] = xcalloc((size_t)count, sizeof(int));
+        l->images[k] = cdb_xcalloc((size_t)count * size, sizeof(float));
+        l->labels[k] = cdb_xcalloc((size_t)count, sizeof(int));
     }
-    l->order = xcalloc((size_t)d->n, sizeof(int));
+    l->order = cdb_xcalloc((size_t)d->n, sizeof(int));
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->changed, NULL);
     l->inited = 1;
     if (!l->images[0] || !l->images[1] || !l->labels[0] || !l->labels[1] || !l->order) {
-        loader_stop(l);
+        cdb_loader_stop(l);
         return -1;
     }
     if (pthread_create(&l->thread, NULL, fill_ahead, l) != 0) {
         cdb_set_error("cannot start the batch loader thread");
-        loader_stop(l);
+        cdb_loader_stop(l);
         return -1;
     }
     l->started = 1;
     return 0;
 }
 
-int loader_next(batch_loader *l, int step, float **images, int **labels)
+int cdb_loader_next(batch_loader *l, int step, float **images, int **labels)
 {
-    double t0 = now_seconds();
+    double t0 = cdb_now_seconds();
     pthread_mutex_lock(&l->lock);
     while (!l->failed && l->ready != step) {
         if (l->ready < 0 && l->next > step) break; /* a step out of order: never filled */
@@ -104,14 +104,14 @@ int loader_next(batch_loader *l, int step, float **images, int **labels)
         cdb_set_error("the batch loader was asked for step %d out of order", step);
     }
     pthread_mutex_unlock(&l->lock);
-    l->wait_seconds += now_seconds() - t0;
+    l->wait_seconds += cdb_now_seconds() - t0;
     if (!ok) return -1;
     *images = l->images[0];
     *labels = l->labels[0];
     return 0;
 }
 
-void loader_stop(batch_loader *l)
+void cdb_loader_stop(batch_loader *l)
 {
     if (!l->inited) return;
     l->inited = 0;

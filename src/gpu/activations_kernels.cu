@@ -2,31 +2,31 @@
 #include "cuda_common.cuh"
 #include "shared_math.h"
 
-__global__ void activate_kernel(int a, const float *x, float *y, size_t n)
+static __global__ void activate_kernel(int a, const float *x, float *y, size_t n)
 {
     FOR_EACH(i, n) y[i] = activation_value(a, x[i]);
 }
 
-__global__ void gradient_kernel(int a, const float *x, const float *dy, float *dx, size_t n)
+static __global__ void gradient_kernel(int a, const float *x, const float *dy, float *dx, size_t n)
 {
     FOR_EACH(i, n) dx[i] = dy[i] * activation_derivative(a, x[i]);
 }
 
-void activate_gpu(activation a, const float *x, float *y, size_t n)
+void cdb_activate_gpu(activation a, const float *x, float *y, size_t n)
 {
     if (a == ACT_LINEAR && x == y) return;
     activate_kernel<<<grid_for(n), THREADS>>>((int)a, x, y, n);
     LAUNCH_CHECK(activate_kernel);
 }
 
-void gradient_gpu(activation a, const float *x, const float *dy, float *dx, size_t n)
+void cdb_gradient_gpu(activation a, const float *x, const float *dy, float *dx, size_t n)
 {
     if (a == ACT_LINEAR && dy == dx) return;
     gradient_kernel<<<grid_for(n), THREADS>>>((int)a, x, dy, dx, n);
     LAUNCH_CHECK(gradient_kernel);
 }
 
-__global__ void gelu_forward_grad_kernel(const float *x, float *y, float *g, size_t n)
+static __global__ void gelu_forward_grad_kernel(const float *x, float *y, float *g, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -36,29 +36,29 @@ __global__ void gelu_forward_grad_kernel(const float *x, float *y, float *g, siz
     }
 }
 
-void gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n)
+void cdb_gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n)
 {
     gelu_forward_grad_kernel<<<grid_for(n), THREADS>>>(x, y, g, n);
     LAUNCH_CHECK(gelu_forward_grad_kernel);
 }
 
-__global__ void multiply_kernel(float *x, const float *g, size_t n)
+static __global__ void multiply_kernel(float *x, const float *g, size_t n)
 {
     FOR_EACH(i, n) x[i] *= g[i];
 }
 
-void multiply_gpu(float *x, const float *g, size_t n)
+void cdb_multiply_gpu(float *x, const float *g, size_t n)
 {
     multiply_kernel<<<grid_for(n), THREADS>>>(x, g, n);
     LAUNCH_CHECK(multiply_kernel);
 }
 
-__global__ void add_bias_kernel(float *y, const float *bias, int channels, int spatial, size_t n)
+static __global__ void add_bias_kernel(float *y, const float *bias, int channels, int spatial, size_t n)
 {
     FOR_EACH(i, n) y[i] += bias[(i / spatial) % channels];
 }
 
-void add_bias_gpu(float *y, const float *bias, int batch, int channels, int spatial)
+void cdb_add_bias_gpu(float *y, const float *bias, int batch, int channels, int spatial)
 {
     size_t n = (size_t)batch * channels * spatial;
     add_bias_kernel<<<grid_for(n), THREADS>>>(y, bias, channels, spatial, n);
@@ -66,7 +66,7 @@ void add_bias_gpu(float *y, const float *bias, int batch, int channels, int spat
 }
 
 /* One block per channel sums dy over (batch, spatial). */
-__global__ void bias_grad_kernel(const float *dy, float *grad, int batch, int channels, int spatial)
+static __global__ void bias_grad_kernel(const float *dy, float *grad, int batch, int channels, int spatial)
 {
     __shared__ float partial[THREADS];
     int c = blockIdx.x;
@@ -79,18 +79,18 @@ __global__ void bias_grad_kernel(const float *dy, float *grad, int batch, int ch
     if (threadIdx.x == 0) grad[c] += total;
 }
 
-void bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial)
+void cdb_bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial)
 {
     bias_grad_kernel<<<channels, THREADS>>>(dy, grad, batch, channels, spatial);
     LAUNCH_CHECK(bias_grad_kernel);
 }
 
-__global__ void axpy_kernel(size_t n, float alpha, const float *x, float *y)
+static __global__ void axpy_kernel(size_t n, float alpha, const float *x, float *y)
 {
     FOR_EACH(i, n) y[i] += alpha * x[i];
 }
 
-void axpy_gpu(size_t n, float alpha, const float *x, float *y)
+void cdb_axpy_gpu(size_t n, float alpha, const float *x, float *y)
 {
     axpy_kernel<<<grid_for(n), THREADS>>>(n, alpha, x, y);
     LAUNCH_CHECK(axpy_kernel);

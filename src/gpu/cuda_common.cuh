@@ -33,27 +33,27 @@ struct gpu_context {
     size_t workspace_floats;
 };
 
-void cuda_fail(const char *what, const char *call, const char *file, int line);
+void cdb_cuda_fail(const char *what, const char *call, const char *file, int line);
 #define CUDA_CHECK(call)                                                                            \
     do {                                                                                            \
         cudaError_t cuda_status_ = (call);                                                          \
-        if (cuda_status_ != cudaSuccess) cuda_fail(cudaGetErrorString(cuda_status_), #call, __FILE__, __LINE__); \
+        if (cuda_status_ != cudaSuccess) cdb_cuda_fail(cudaGetErrorString(cuda_status_), #call, __FILE__, __LINE__); \
     } while (0)
 #define CUBLAS_CHECK(call)                                                                          \
     do {                                                                                            \
         cublasStatus_t blas_status_ = (call);                                                       \
-        if (blas_status_ != CUBLAS_STATUS_SUCCESS) cuda_fail(cublasGetStatusString(blas_status_), #call, __FILE__, __LINE__); \
+        if (blas_status_ != CUBLAS_STATUS_SUCCESS) cdb_cuda_fail(cublasGetStatusString(blas_status_), #call, __FILE__, __LINE__); \
     } while (0)
 #ifdef CUDNN
 #define CUDNN_CHECK(call)                                                                           \
     do {                                                                                            \
         cudnnStatus_t dnn_status_ = (call);                                                         \
-        if (dnn_status_ != CUDNN_STATUS_SUCCESS) cuda_fail(cudnnGetErrorString(dnn_status_), #call, __FILE__, __LINE__); \
+        if (dnn_status_ != CUDNN_STATUS_SUCCESS) cdb_cuda_fail(cudnnGetErrorString(dnn_status_), #call, __FILE__, __LINE__); \
     } while (0)
 #endif
 /* After every kernel launch. */
-#define LAUNCH_CHECK(kernel) cuda_fail_if_launch_failed(#kernel, __FILE__, __LINE__)
-void cuda_fail_if_launch_failed(const char *kernel, const char *file, int line);
+#define LAUNCH_CHECK(kernel) cdb_cuda_fail_if_launch_failed(#kernel, __FILE__, __LINE__)
+void cdb_cuda_fail_if_launch_failed(const char *kernel, const char *file, int line);
 
 #define THREADS 256
 /* Grid for n elements with grid-stride loops (capped: the loops cover the rest). */
@@ -82,16 +82,16 @@ __device__ inline float block_sum(float v, float *shared)
 /* Device activations, as activations.c computes them (from the pre-activation). */
 __device__ float activate_device(int a, float x);
 __device__ float gradient_device(int a, float x);
-void activate_gpu(activation a, const float *x, float *y, size_t n);
-void gradient_gpu(activation a, const float *x, const float *dy, float *dx, size_t n);
-/* y = gelu(x) (y may be x) and g = gelu'(x), as gelu_forward_grad on the CPU */
-void gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n);
+void cdb_activate_gpu(activation a, const float *x, float *y, size_t n);
+void cdb_gradient_gpu(activation a, const float *x, const float *dy, float *dx, size_t n);
+/* y = gelu(x) (y may be x) and g = gelu'(x), as cdb_gelu_forward_grad on the CPU */
+void cdb_gelu_forward_grad_gpu(const float *x, float *y, float *g, size_t n);
 /* x *= g elementwise */
-void multiply_gpu(float *x, const float *g, size_t n);
+void cdb_multiply_gpu(float *x, const float *g, size_t n);
 /* y[i] += bias[(i / spatial) % channels] and the matching reduction. */
-void add_bias_gpu(float *y, const float *bias, int batch, int channels, int spatial);
-void bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial);
+void cdb_add_bias_gpu(float *y, const float *bias, int batch, int channels, int spatial);
+void cdb_bias_grad_gpu(const float *dy, float *grad, int batch, int channels, int spatial);
 /* y += x */
-void axpy_gpu(size_t n, float alpha, const float *x, float *y);
+void cdb_axpy_gpu(size_t n, float alpha, const float *x, float *y);
 
 #endif

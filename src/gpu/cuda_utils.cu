@@ -11,8 +11,8 @@ extern "C" {
 static int cuda_failures;
 
 /* Never fatal: the first failure is recorded (cdb_last_error) and every
- * later step, save or build sees gpu_failed() and returns its error. */
-void cuda_fail(const char *what, const char *call, const char *file, int line)
+ * later step, save or build sees cdb_gpu_failed() and returns its error. */
+void cdb_cuda_fail(const char *what, const char *call, const char *file, int line)
 {
     if (cuda_failures++) return;
 #ifdef CUDA_DEBUG_SYNC
@@ -24,26 +24,26 @@ void cuda_fail(const char *what, const char *call, const char *file, int line)
     cdb_set_error("CUDA error: %s in %s at %s:%d%s", what, call, file, line, hint);
 }
 
-extern "C" int gpu_failed(void) { return cuda_failures > 0; }
+extern "C" int cdb_gpu_failed(void) { return cuda_failures > 0; }
 
-void cuda_fail_if_launch_failed(const char *kernel, const char *file, int line)
+void cdb_cuda_fail_if_launch_failed(const char *kernel, const char *file, int line)
 {
     cudaError_t status = cudaGetLastError();
-    if (status != cudaSuccess) cuda_fail(cudaGetErrorString(status), kernel, file, line);
+    if (status != cudaSuccess) cdb_cuda_fail(cudaGetErrorString(status), kernel, file, line);
 #ifdef CUDA_DEBUG_SYNC
     status = cudaDeviceSynchronize();
-    if (status != cudaSuccess) cuda_fail(cudaGetErrorString(status), kernel, file, line);
+    if (status != cudaSuccess) cdb_cuda_fail(cudaGetErrorString(status), kernel, file, line);
 #endif
 }
 
-extern "C" int cuda_device_count(void)
+extern "C" int cdb_cuda_device_count(void)
 {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
     return n;
 }
 
-extern "C" void cuda_describe(char *buf, int n)
+extern "C" void cdb_cuda_describe(char *buf, int n)
 {
     int runtime = 0, cublas_major = 0, cublas_minor = 0;
     cudaRuntimeGetVersion(&runtime);
@@ -79,7 +79,7 @@ static int grow(gpu_context *g)
 {
     gpu_twin_entry *old = g->table;
     size_t old_capacity = g->capacity, capacity = old_capacity ? 2 * old_capacity : 1024;
-    gpu_twin_entry *table = (gpu_twin_entry *)xcalloc(capacity, sizeof(gpu_twin_entry));
+    gpu_twin_entry *table = (gpu_twin_entry *)cdb_xcalloc(capacity, sizeof(gpu_twin_entry));
     if (!table) return -1;
     g->table = table;
     g->capacity = capacity;
@@ -89,21 +89,21 @@ static int grow(gpu_context *g)
     return 0;
 }
 
-extern "C" void *gpu_twin(cdb_network *net, const void *host, size_t bytes)
+extern "C" void *cdb_gpu_twin(cdb_network *net, const void *host, size_t bytes)
 {
     gpu_context *g = net->gpu_ctx;
     if (!host) {
-        cuda_fail("no host array", "gpu_twin", __FILE__, __LINE__);
+        cdb_cuda_fail("no host array", "gpu_twin", __FILE__, __LINE__);
         return NULL;
     }
     if (2 * (g->count + 1) > g->capacity && grow(g)) {
-        cuda_fail("out of host memory for the table of device twins", "gpu_twin", __FILE__, __LINE__);
+        cdb_cuda_fail("out of host memory for the table of device twins", "gpu_twin", __FILE__, __LINE__);
         return NULL;
     }
     gpu_twin_entry *e = find_entry(g, host);
     if (e->host) {
         if (bytes > e->bytes) {
-            cuda_fail("a device twin is smaller than requested", "gpu_twin", __FILE__, __LINE__);
+            cdb_cuda_fail("a device twin is smaller than requested", "gpu_twin", __FILE__, __LINE__);
             return NULL;
         }
         return e->dev;
@@ -116,29 +116,29 @@ extern "C" void *gpu_twin(cdb_network *net, const void *host, size_t bytes)
     return e->dev;
 }
 
-extern "C" void gpu_push(cdb_network *net, const void *host, size_t bytes)
+extern "C" void cdb_gpu_push(cdb_network *net, const void *host, size_t bytes)
 {
-    void *dev = gpu_twin(net, host, bytes);
+    void *dev = cdb_gpu_twin(net, host, bytes);
     if (!dev) return;
     CUDA_CHECK(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
 }
 
-extern "C" void gpu_pull(cdb_network *net, void *host, size_t bytes)
+extern "C" void cdb_gpu_pull(cdb_network *net, void *host, size_t bytes)
 {
-    void *dev = gpu_twin(net, host, bytes);
+    void *dev = cdb_gpu_twin(net, host, bytes);
     if (!dev) return;
     CUDA_CHECK(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost));
 }
 
-extern "C" void gpu_zero(cdb_network *net, const void *host, size_t bytes)
+extern "C" void cdb_gpu_zero(cdb_network *net, const void *host, size_t bytes)
 {
-    void *dev = gpu_twin(net, host, bytes);
+    void *dev = cdb_gpu_twin(net, host, bytes);
     if (dev) CUDA_CHECK(cudaMemset(dev, 0, bytes));
 }
 
-extern "C" void gpu_synchronize(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+extern "C" void cdb_gpu_synchronize(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
-extern "C" void gpu_gemm(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+extern "C" void cdb_gpu_gemm(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M == 0 || N == 0) return;
@@ -147,7 +147,7 @@ extern "C" void gpu_gemm(cdb_network *net, int trans_a, int trans_b, int M, int 
                              N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
 }
 
-extern "C" void gpu_gemm_batched(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
+extern "C" void cdb_gpu_gemm_batched(cdb_network *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
                                  const float *A, int lda, long stride_a, const float *B, int ldb, long stride_b,
                                  float beta, float *C, int ldc, long stride_c, int count)
 {
@@ -157,7 +157,7 @@ extern "C" void gpu_gemm_batched(cdb_network *net, int trans_a, int trans_b, int
                                            lda, stride_a, &beta, C, ldc, stride_c, count));
 }
 
-extern "C" float *gpu_workspace(cdb_network *net, size_t floats)
+extern "C" float *cdb_gpu_workspace(cdb_network *net, size_t floats)
 {
     gpu_context *g = net->gpu_ctx;
     if (floats > g->workspace_floats) {
@@ -183,22 +183,22 @@ static void for_each_state_array(cdb_network *net, void (*fn)(cdb_network *, voi
     }
 }
 
-static void push_array(cdb_network *net, void *host, size_t bytes) { gpu_push(net, host, bytes); }
-static void pull_array(cdb_network *net, void *host, size_t bytes) { gpu_pull(net, host, bytes); }
+static void push_array(cdb_network *net, void *host, size_t bytes) { cdb_gpu_push(net, host, bytes); }
+static void pull_array(cdb_network *net, void *host, size_t bytes) { cdb_gpu_pull(net, host, bytes); }
 
-extern "C" int network_sync_to_host(cdb_network *net)
+extern "C" int cdb_network_sync_to_host(cdb_network *net)
 {
     if (net->gpu) for_each_state_array(net, pull_array);
-    return net->gpu && gpu_failed() ? -1 : 0;
+    return net->gpu && cdb_gpu_failed() ? -1 : 0;
 }
 
-extern "C" int network_sync_to_device(cdb_network *net)
+extern "C" int cdb_network_sync_to_device(cdb_network *net)
 {
     if (net->gpu) for_each_state_array(net, push_array);
-    return net->gpu && gpu_failed() ? -1 : 0;
+    return net->gpu && cdb_gpu_failed() ? -1 : 0;
 }
 
-extern "C" int gpu_init(cdb_network *net, int device)
+extern "C" int cdb_gpu_init(cdb_network *net, int device)
 {
     if (net->sync_bn && net->ranks > 1) {
         cdb_set_error("%s: sync_bn=1 runs on CPU ranks only (the GPU batch norm has no exchange): add -cpu, or drop "
@@ -206,14 +206,14 @@ extern "C" int gpu_init(cdb_network *net, int device)
                       net->cfg_path);
         return -1;
     }
-    int count = cuda_device_count();
+    int count = cdb_cuda_device_count();
     if (device < 0 || device >= count) {
         cdb_set_error("no CUDA device %d (this machine has %d)", device, count);
         return -1;
     }
     CUDA_CHECK(cudaSetDevice(device));
-    if (gpu_failed()) return -1;
-    gpu_context *g = (gpu_context *)xcalloc(1, sizeof(gpu_context));
+    if (cdb_gpu_failed()) return -1;
+    gpu_context *g = (gpu_context *)cdb_xcalloc(1, sizeof(gpu_context));
     if (!g) return -1;
     g->device = device;
     CUBLAS_CHECK(cublasCreate(&g->blas));
@@ -224,15 +224,15 @@ extern "C" int gpu_init(cdb_network *net, int device)
     net->gpu_ctx = g;
     net->gpu = 1;
     /* The optimizer state exists from the start on the device. */
-    net->losses = (float *)xcalloc((size_t)net->mini_batch, sizeof(float));
-    if (!net->losses || optimizer_prepare(net) || network_sync_to_device(net)) {
-        gpu_release(net);
+    net->losses = (float *)cdb_xcalloc((size_t)net->mini_batch, sizeof(float));
+    if (!net->losses || cdb_optimizer_prepare(net) || cdb_network_sync_to_device(net)) {
+        cdb_gpu_release(net);
         return -1;
     }
     return 0;
 }
 
-extern "C" void gpu_release(cdb_network *net)
+extern "C" void cdb_gpu_release(cdb_network *net)
 {
     gpu_context *g = net->gpu_ctx;
     if (!g) return;

@@ -4,16 +4,16 @@
 #include "cuda_common.cuh"
 #include "shared_math.h"
 
-__global__ void mask_gradient_kernel(float *grad, size_t n, const uint8_t *dropped, int channels, int inner,
+static __global__ void mask_gradient_kernel(float *grad, size_t n, const uint8_t *dropped, int channels, int inner,
                                      int axis_out, float keep)
 {
     FOR_EACH(i, n) grad[i] = dropback_masked(grad[i], dropped[tensor_channel_of(i, channels, inner, axis_out)], keep);
 }
 
-extern "C" void dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p)
+extern "C" void cdb_dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p)
 {
-    gpu_push(net, p->dropped, (size_t)p->mask_channels);
-    const uint8_t *dropped = (const uint8_t *)gpu_twin(net, p->dropped, (size_t)p->mask_channels);
+    cdb_gpu_push(net, p->dropped, (size_t)p->mask_channels);
+    const uint8_t *dropped = (const uint8_t *)cdb_gpu_twin(net, p->dropped, (size_t)p->mask_channels);
     mask_gradient_kernel<<<grid_for(p->size), THREADS>>>(GPU_F(net, p->grad, p->size), p->size, dropped, p->channels,
                                                          p->inner, net->dropback.axis == DROPBACK_AXIS_OUT, p->keep);
     LAUNCH_CHECK(mask_gradient_kernel);

@@ -6,7 +6,7 @@
 #include "shared_math.h"
 
 /* frozen: the dropped mask in strict mode, else NULL. */
-__global__ void sgd_kernel(float *w, const float *g, float *m, size_t n, float lr, float wd, float mu, int nesterov,
+static __global__ void sgd_kernel(float *w, const float *g, float *m, size_t n, float lr, float wd, float mu, int nesterov,
                            const uint8_t *frozen, int channels, int inner, int axis_out)
 {
     FOR_EACH(i, n)
@@ -16,7 +16,7 @@ __global__ void sgd_kernel(float *w, const float *g, float *m, size_t n, float l
     }
 }
 
-__global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n, float lr, float wd, float b1,
+static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_t n, float lr, float wd, float b1,
                              float b2, float eps, float step_size, float bc2_sqrt, const uint8_t *frozen, int channels,
                              int inner, int axis_out)
 {
@@ -27,15 +27,15 @@ __global__ void adamw_kernel(float *w, const float *g, float *m, float *v, size_
     }
 }
 
-extern "C" void gpu_optimizer_update(cdb_network *net, float lr, int step)
+extern "C" void cdb_gpu_optimizer_update(cdb_network *net, float lr, int step)
 {
     const train_config *cfg = &net->train;
     int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
         float wd = p->decay ? cfg->decay : 0.f;
-        const uint8_t *frozen = dropback_frozen(&net->dropback, p);
-        if (frozen) frozen = (const uint8_t *)gpu_twin(net, frozen, (size_t)p->mask_channels);
+        const uint8_t *frozen = cdb_dropback_frozen(&net->dropback, p);
+        if (frozen) frozen = (const uint8_t *)cdb_gpu_twin(net, frozen, (size_t)p->mask_channels);
         float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, p->moment1, p->size);
         if (cfg->optimizer == OPT_ADAMW) {
             float bc1 = 1.f - powf(cfg->beta1, (float)step), bc2 = 1.f - powf(cfg->beta2, (float)step);

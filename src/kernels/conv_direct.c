@@ -9,8 +9,8 @@
 /* A block of 16 channels (or filters) is NB vectors. */
 #define NB (16 / VL)
 
-const char *cd_kernels_isa(void) { return SIMD_ISA; }
-size_t cd_kernels_vector_bytes(void) { return sizeof(vf); }
+const char *cdb_cd_kernels_isa(void) { return SIMD_ISA; }
+size_t cdb_cd_kernels_vector_bytes(void) { return sizeof(vf); }
 
 #if VL == 16
 
@@ -77,7 +77,7 @@ static void pack_block(const float *in, int H, int W, int pad, int PW, float *ou
 #endif
 }
 
-void cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
+void cdb_cd_pack_input(const float *src, size_t image_stride, int count, int C, int H, int W, int pad, float *dst)
 {
     int CB = C / 16, PH = H + 2 * pad, PW = W + 2 * pad, HW = H * W;
 #pragma omp parallel for schedule(static)
@@ -105,7 +105,7 @@ static int group_filters(int F) { return F % 64 ? 32 : 64; }
  * for columns. */
 static int phase_taps(int k, int s, int r) { return r < k ? (k - r + s - 1) / s : 0; }
 
-void cd_pack_weights(const float *w, int F, int C, int k, float *wb)
+void cdb_cd_pack_weights(const float *w, int F, int C, int k, float *wb)
 {
     int kk = k * k, GF = group_filters(F);
 #pragma omp parallel for schedule(static)
@@ -118,7 +118,7 @@ void cd_pack_weights(const float *w, int F, int C, int k, float *wb)
                             w[((size_t)(g * GF + j) * C + cb * 16 + c) * kk + t];
 }
 
-void cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
+void cdb_cd_pack_weights_grad(const float *w, int F, int C, int k, int s, float *wb)
 {
     int kk = k * k, GF = group_filters(C);
     for (int ry = 0; ry < s; ry++)
@@ -273,7 +273,7 @@ static void conv_tiles(const float *xb, const pixel_map *m, int count, int CB, s
     conv_tiles_e(1, xb, 0, m, count, CB, block, row, kh, kw, wb, 0, F, yb, 0, npix, slice_bytes);
 }
 
-void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
+void cdb_cd_forward(const float *xb, int count, int C, int PH, int PW, const float *wb, int F, int k, int s, int OH, int OW,
                 float *yb, size_t slice_bytes)
 {
     size_t block = (size_t)PH * PW * 16;
@@ -290,7 +290,7 @@ void cd_forward(const float *xb, int count, int C, int PH, int PW, const float *
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1] */
-void cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u)
+void cdb_cd_winograd_pack_weights(const float *w, int F, int C, int transpose, float *u)
 {
     int Fo = transpose ? C : F, Co = transpose ? F : C, GF = group_filters(Fo), CB = Co / 16;
     size_t per_e = (size_t)Fo * Co;
@@ -360,7 +360,7 @@ static void winograd_input(const float *xb, int count, int C, int H, int W, floa
     }
 }
 
-void cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb,
+void cdb_cd_winograd(const float *xb, int count, int C, int H, int W, const float *u, int F, float *scratch, float *yb,
                  size_t slice_bytes)
 {
     int TH = H / 2, TW = W / 2, CB = C / 16, FB = F / 16;
@@ -403,9 +403,9 @@ static void weight_grad_e(int E, const float *xb, size_t xs, int count, int C, i
 /* Weight gradient by Winograd: dW = G^T [sum over tiles of (A dY A^T) . V] G,
  * with V = B^T d B as in the forward pass and A dY A^T the 2x2 output
  * gradient of a tile spread to 4x4; per e a reduction over the tiles on the
- * weight-gradient kernel (so skipping as cd_weight_grad) into du, which
- * cd_winograd_weight_grad_finish takes back to 3x3 once per pass. */
-void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, const float *dy, size_t dy_image,
+ * weight-gradient kernel (so skipping as cdb_cd_weight_grad) into du, which
+ * cdb_cd_winograd_weight_grad_finish takes back to 3x3 once per pass. */
+void cdb_cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, const float *dy, size_t dy_image,
                              size_t dy_block, int dy_row, int F, const uint8_t *skip_c, const uint8_t *skip_f,
                              float *scratch, float *du)
 {
@@ -444,7 +444,7 @@ void cd_winograd_weight_grad(const float *xb, int count, int C, int H, int W, co
     weight_grad_e(16, V, vs, 1, C, 1, (int)T, Y, ms, 0, T * 16, 0, F, 1, 1, 1, (int)T, skip_c, skip_f, du, per_e);
 }
 
-void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
+void cdb_cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
 {
     int CB = C / 16, FB = F / 16;
     size_t per_e = (size_t)F * C;
@@ -475,7 +475,7 @@ void cd_winograd_weight_grad_finish(const float *du, int F, int C, float *dwb)
         }
 }
 
-void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
+void cdb_cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const float *wb, int C, int H, int W, int k,
                    int s, int pad, float *dxb, size_t slice_bytes)
 {
     int q = cd_grad_pad(k, s, pad), PH = OH + 2 * q, PW = OW + 2 * q;
@@ -514,7 +514,7 @@ void cd_input_grad(const float *dyb, int count, int F, int OH, int OW, const flo
         }
 }
 
-void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t image_stride, int add)
+void cdb_cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t image_stride, int add)
 {
     int FB = F / 16;
     size_t npix = (size_t)count * HW;
@@ -564,7 +564,7 @@ void cd_unpack(const float *yb, int count, int F, int HW, float *dst, size_t ima
 #endif
 #define WG_PARTS ((16 + WG_CPT - 1) / WG_CPT)
 
-int cd_skip_filter_group(void) { return 16 * WG_FB; }
+int cdb_cd_skip_filter_group(void) { return 16 * WG_FB; }
 
 /* E independent weight gradients in one parallel region (Winograd's 16),
  * product e reading xb + e*xs and dy + e*ys, adding to dwb + e*ws */
@@ -620,7 +620,7 @@ static void weight_grad_e(int E, const float *xb, size_t xs, int count, int C, i
     }
 }
 
-void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
+void cdb_cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const float *dy, size_t dy_image,
                     size_t dy_block, int dy_row, int F, int k, int s, int OH, int OW, const uint8_t *skip_c,
                     const uint8_t *skip_f, float *dwb)
 {
@@ -628,7 +628,7 @@ void cd_weight_grad(const float *xb, int count, int C, int PH, int PW, const flo
                   0);
 }
 
-void cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad)
+void cdb_cd_add_weight_grad(const float *dwb, int F, int C, int k, float *grad)
 {
     int CB = C / 16, kk = k * k;
     /* dwb in order; the entries of grad written per (fb, cb) fit in L1 */

@@ -9,7 +9,7 @@
 #include <omp.h>
 #endif
 
-void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+void cdb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc)
 {
 #pragma omp parallel for schedule(static)
@@ -33,7 +33,7 @@ void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, c
     }
 }
 
-void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+void cdb_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
           int ldb, float beta, float *C, int ldc)
 {
     if (M == 0 || N == 0) return;
@@ -41,17 +41,17 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
-    gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    cdb_gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
 
-void broadcast_rows(float *y, const float *row, int rows, int cols)
+void cdb_broadcast_rows(float *y, const float *row, int rows, int cols)
 {
 #pragma omp parallel for schedule(static) if ((long)rows * cols > 65536)
     for (int r = 0; r < rows; r++) memcpy(y + (size_t)r * cols, row, (size_t)cols * sizeof(float));
 }
 
-const char *gemm_backend(void)
+const char *cdb_gemm_backend(void)
 {
 #ifdef OPENBLAS
     return "OpenBLAS";
@@ -60,7 +60,7 @@ const char *gemm_backend(void)
 #endif
 }
 
-void set_num_threads(int n)
+void cdb_set_num_threads(int n)
 {
     if (n < 1) n = 1;
 #ifdef _OPENMP
@@ -71,7 +71,7 @@ void set_num_threads(int n)
 #endif
 }
 
-int get_num_threads(void)
+int cdb_get_num_threads(void)
 {
 #ifdef _OPENMP
     return omp_get_max_threads();

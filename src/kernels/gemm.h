@@ -6,16 +6,16 @@
 
 #include <stddef.h>
 
-void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+void cdb_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
           int ldb, float beta, float *C, int ldc);
 /* The portable implementation, always available (tests compare the two). */
-void gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+void cdb_gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
 /* y (rows, cols) = row in every row: the bias that a following GEMM with
  * beta = 1 adds its product to (one write pass instead of the GEMM zeroing C
  * and a second pass adding the bias). */
-void broadcast_rows(float *y, const float *row, int rows, int cols);
-const char *gemm_backend(void);
+void cdb_broadcast_rows(float *y, const float *row, int rows, int cols);
+const char *cdb_gemm_backend(void);
 
 /* C += op(A) op(B) (alpha = beta = 1) with every element summed in a fixed
  * order: C[i][j], then fused multiply-adds over k = 0 .. K-1 in turn. An
@@ -24,12 +24,12 @@ const char *gemm_backend(void);
  * computed, the blocking or the thread count (a BLAS promises none of
  * this). The weight gradients use it, so that leaving out dropped channels
  * (compute skipping) gives the kept ones exactly the same values. work:
- * gemm_fixed_workspace(M, N) floats. */
-void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+ * cdb_gemm_fixed_workspace(M, N) floats. */
+void cdb_gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                 float *C, int ldc, float *work);
-size_t gemm_fixed_workspace(int M, int N);
+size_t cdb_gemm_fixed_workspace(int M, int N);
 /* Threads used by GEMM and by cdbnet's own OpenMP loops. */
-void set_num_threads(int n);
-int get_num_threads(void);
+void cdb_set_num_threads(int n);
+int cdb_get_num_threads(void);
 
 #endif

@@ -32,7 +32,7 @@ static int max_threads(void)
 }
 
 /* per thread: the A panels of one block of MC rows and one B panel */
-size_t gemm_fixed_workspace(int M, int N)
+size_t cdb_gemm_fixed_workspace(int M, int N)
 {
     (void)M, (void)N;
     return (size_t)max_threads() * (MC + NR) * KC;
@@ -108,7 +108,7 @@ static void micro_tile(int vectors, int kc, const float *ap, const float *bp, fl
     }
 }
 
-void gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+void cdb_gemm_fixed(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                 float *C, int ldc, float *work)
 {
     if (M <= 0 || N <= 0 || K <= 0) return;

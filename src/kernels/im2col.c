@@ -61,7 +61,7 @@ static void im2col_row_same(const float *restrict plane, int height, int width, 
     zero_outside(W, d, y0, y1, lo, hi);
 }
 
-void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld)
+void cdb_im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld)
 {
     int out_h = (height + 2 * pad - ksize) / stride + 1;
     int out_w = (width + 2 * pad - ksize) / stride + 1;
@@ -112,7 +112,7 @@ static void col2im_row_same(float *restrict s, int height, int width, int ky, in
     for (long i = 0; i < n; i++) dst[i] += src[i];
 }
 
-void col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld)
+void cdb_col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld)
 {
     int out_h = (height + 2 * pad - ksize) / stride + 1;
     int out_w = (width + 2 * pad - ksize) / stride + 1;
@@ -140,7 +140,7 @@ void col2im(float *col, int channels, int height, int width, int ksize, int stri
     }
 }
 
-void im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+void cdb_im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
                     int out_h, int out_w, float *col, int ld)
 {
     for (int r = 0; r < channels * ksize * ksize; r++) {
@@ -157,7 +157,7 @@ void im2col_dilated(const float *im, int channels, int height, int width, int ks
     }
 }
 
-void col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+void cdb_col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
                     int out_h, int out_w, float *im, int ld)
 {
     for (int r = 0; r < channels * ksize * ksize; r++) {

@@ -6,18 +6,18 @@
 /* im is (channels, height, width); col is (channels*ksize*ksize, out_h*out_w)
  * with rows `ld` floats apart (ld >= out_h*out_w lets several images share
  * one column matrix, side by side). */
-void im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld);
+void cdb_im2col(const float *im, int channels, int height, int width, int ksize, int stride, int pad, float *col, int ld);
 /* im += fold(col), col laid out as for im2col. col is scratch: entries that
  * fall on the padding may be overwritten with zeros. */
-void col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
+void cdb_col2im(float *col, int channels, int height, int width, int ksize, int stride, int pad, float *im, int ld);
 
 /* Dilated (atrous) convolutions: tap (ky, kx) reads input pixel
  * (y*stride + ky*dilation - pad, x*stride + kx*dilation - pad), out_h and
  * out_w given; the same column layout. Plain loops: dilated layers are rare. */
-void im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+void cdb_im2col_dilated(const float *im, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
                     int out_h, int out_w, float *col, int ld);
-/* im += fold(col) for im2col_dilated's layout. */
-void col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
+/* im += fold(col) for cdb_im2col_dilated's layout. */
+void cdb_col2im_dilated(const float *col, int channels, int height, int width, int ksize, int stride, int pad, int dilation,
                     int out_h, int out_w, float *im, int ld);
 
 #endif

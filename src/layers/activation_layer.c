@@ -10,7 +10,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     (void)net;
     (void)train;
     activation_priv *p = l->priv;
-    activate_array(p->act, l->input, l->output, (size_t)l->batch * l->outputs);
+    cdb_activate_array(p->act, l->input, l->output, (size_t)l->batch * l->outputs);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
@@ -19,19 +19,19 @@ static void backward(cdb_layer *l, cdb_network *net)
     activation_priv *p = l->priv;
     if (!l->input_delta) return;
     size_t n = (size_t)l->batch * l->outputs;
-    gradient_array(p->act, l->input, l->delta, l->delta, n);
+    cdb_gradient_array(p->act, l->input, l->delta, l->delta, n);
     for (size_t i = 0; i < n; i++) l->input_delta[i] += l->delta[i];
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    activation_priv *p = layer_priv(l, sizeof(activation_priv), NULL);
+    activation_priv *p = cdb_layer_priv(l, sizeof(activation_priv), NULL);
     if (!p) return -1;
-    p->act = layer_read_activation(r, ACT_LINEAR);
-    if (cfg_check_unused(r)) return -1;
-    if (layer_alloc_same_shape(l, r)) return -1;
-    snprintf(l->description, sizeof(l->description), "%s", activation_name(p->act));
+    p->act = cdb_layer_read_activation(r, ACT_LINEAR);
+    if (cdb_cfg_check_unused(r)) return -1;
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
+    snprintf(l->description, sizeof(l->description), "%s", cdb_activation_name(p->act));
     return 0;
 }
 

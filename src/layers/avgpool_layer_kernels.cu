@@ -5,7 +5,7 @@ extern "C" {
 LAYER_GPU_TWINS(avgpool);
 }
 
-__global__ void avgpool_forward_kernel(const float *in, float *out, int spatial, size_t n)
+static __global__ void avgpool_forward_kernel(const float *in, float *out, int spatial, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -15,12 +15,12 @@ __global__ void avgpool_forward_kernel(const float *in, float *out, int spatial,
     }
 }
 
-__global__ void avgpool_backward_kernel(const float *delta, float *in_delta, int spatial, size_t n)
+static __global__ void avgpool_backward_kernel(const float *delta, float *in_delta, int spatial, size_t n)
 {
     FOR_EACH(i, n) in_delta[i] += delta[i / spatial] / spatial;
 }
 
-void avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     size_t n = (size_t)l->batch * l->c;
@@ -29,7 +29,7 @@ void avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(avgpool_forward_kernel);
 }
 
-void avgpool_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_avgpool_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     size_t n_in = (size_t)l->batch * l->inputs;

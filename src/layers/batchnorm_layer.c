@@ -7,29 +7,29 @@
 
 #include "layers.h"
 
-int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch)
+int cdb_bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch)
 {
     bn->momentum = net->train.darknet ? BN_MOMENTUM_DARKNET : BN_MOMENTUM;
     bn->channels = channels;
     bn->spatial = spatial;
     bn->batch = batch;
-    bn->biases = layer_add_param(l, "biases", (size_t)channels, 0, 0, 0, 0);
-    bn->scales = layer_add_param(l, "scales", (size_t)channels, 0, 0, 0, 0);
-    bn->rolling_mean = xcalloc((size_t)channels, sizeof(float));
-    bn->rolling_variance = xcalloc((size_t)channels, sizeof(float));
-    bn->mean = xcalloc((size_t)channels, sizeof(float));
-    bn->variance = xcalloc((size_t)channels, sizeof(float));
-    bn->x_hat = xcalloc((size_t)batch * channels * spatial, sizeof(float));
+    bn->biases = cdb_layer_add_param(l, "biases", (size_t)channels, 0, 0, 0, 0);
+    bn->scales = cdb_layer_add_param(l, "scales", (size_t)channels, 0, 0, 0, 0);
+    bn->rolling_mean = cdb_xcalloc((size_t)channels, sizeof(float));
+    bn->rolling_variance = cdb_xcalloc((size_t)channels, sizeof(float));
+    bn->mean = cdb_xcalloc((size_t)channels, sizeof(float));
+    bn->variance = cdb_xcalloc((size_t)channels, sizeof(float));
+    bn->x_hat = cdb_xcalloc((size_t)batch * channels * spatial, sizeof(float));
     if (!bn->scales->value || !bn->rolling_variance || !bn->rolling_mean || !bn->mean || !bn->variance || !bn->x_hat)
         return -1;
     bn->ranks = net->sync_bn && net->ranks > 1 ? net->ranks : 1;
-    if (bn->ranks > 1 && !(bn->sync_sums = xcalloc((size_t)2 * channels, sizeof(double)))) return -1;
+    if (bn->ranks > 1 && !(bn->sync_sums = cdb_xcalloc((size_t)2 * channels, sizeof(double)))) return -1;
     for (int i = 0; i < channels; i++) bn->scales->value[i] = 1;
     for (int i = 0; i < channels; i++) bn->rolling_variance[i] = 1;
     return 0;
 }
 
-void bn_free(batchnorm *bn)
+void cdb_bn_free(batchnorm *bn)
 {
     free(bn->sync_sums);
     free(bn->rolling_mean);
@@ -95,7 +95,7 @@ static void sync_statistics(batchnorm *bn, const float *x)
         for (int b = 0; b < B; b++) sum += sum_run(x + ((size_t)b * C + c) * S, S);
         sums[c] = sum;
     }
-    if (dist_sum_doubles(sums, C)) cdb_set_error("sync_bn: %s", cdb_last_error());
+    if (cdb_dist_sum_doubles(sums, C)) cdb_set_error("sync_bn: %s", cdb_last_error());
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         bn->mean[c] = (float)(sums[c] / count);
@@ -103,7 +103,7 @@ static void sync_statistics(batchnorm *bn, const float *x)
         for (int b = 0; b < B; b++) sq += centered_squares(x + ((size_t)b * C + c) * S, S, bn->mean[c]);
         sums[C + c] = sq;
     }
-    dist_sum_doubles(sums + C, C);
+    cdb_dist_sum_doubles(sums + C, C);
     for (int c = 0; c < C; c++) {
         bn->variance[c] = (float)(sums[C + c] / count);
         float unbiased = count > 1 ? (float)(sums[C + c] / (count - 1)) : bn->variance[c];
@@ -112,7 +112,7 @@ static void sync_statistics(batchnorm *bn, const float *x)
     }
 }
 
-void bn_forward(batchnorm *bn, const float *x, float *y, int train)
+void cdb_bn_forward(batchnorm *bn, const float *x, float *y, int train)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     int synced = train && bn->ranks > 1;
@@ -165,7 +165,7 @@ static void channel_sums(const batchnorm *bn, const float *dy, int c, double *su
     }
 }
 
-void bn_backward(batchnorm *bn, const float *dy, float *dx)
+void cdb_bn_backward(batchnorm *bn, const float *dy, float *dx)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     const float *gamma = bn->scales->value;
@@ -180,7 +180,7 @@ void bn_backward(batchnorm *bn, const float *dy, float *dx)
             dgamma[c] += (float)sums[C + c];
             dbeta[c] += (float)sums[c];
         }
-        if (dist_sum_doubles(sums, 2 * C)) cdb_set_error("sync_bn: %s", cdb_last_error());
+        if (cdb_dist_sum_doubles(sums, 2 * C)) cdb_set_error("sync_bn: %s", cdb_last_error());
     }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -211,8 +211,8 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     (void)net;
     bn_layer_priv *p = l->priv;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    bn_forward(&p->bn, l->input, z, train);
-    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)l->batch * l->outputs);
+    cdb_bn_forward(&p->bn, l->input, z, train);
+    if (p->act != ACT_LINEAR) cdb_activate_array(p->act, z, l->output, (size_t)l->batch * l->outputs);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
@@ -220,9 +220,9 @@ static void backward(cdb_layer *l, cdb_network *net)
     (void)net;
     bn_layer_priv *p = l->priv;
     size_t n = (size_t)l->batch * l->outputs;
-    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, l->delta, l->delta, n);
+    if (p->act != ACT_LINEAR) cdb_gradient_array(p->act, p->preact, l->delta, l->delta, n);
     /* dx goes to a scratch copy of delta, then is added to the input delta. */
-    bn_backward(&p->bn, l->delta, l->delta);
+    cdb_bn_backward(&p->bn, l->delta, l->delta);
     if (l->input_delta)
         for (size_t i = 0; i < n; i++) l->input_delta[i] += l->delta[i];
 }
@@ -230,29 +230,29 @@ static void backward(cdb_layer *l, cdb_network *net)
 static void destroy(cdb_layer *l)
 {
     bn_layer_priv *p = l->priv;
-    bn_free(&p->bn);
+    cdb_bn_free(&p->bn);
     free(p->preact);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    bn_layer_priv *p = layer_priv(l, sizeof(bn_layer_priv), destroy);
+    bn_layer_priv *p = cdb_layer_priv(l, sizeof(bn_layer_priv), destroy);
     if (!p) return -1;
-    p->act = layer_read_activation(r, ACT_LINEAR);
-    if (cfg_check_unused(r)) return -1;
-    if (layer_alloc_same_shape(l, r)) return -1;
+    p->act = cdb_layer_read_activation(r, ACT_LINEAR);
+    if (cdb_cfg_check_unused(r)) return -1;
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
     batchnorm *bn = &p->bn;
-    if (bn_init(bn, l, net, l->c, l->h * l->w, l->batch)) return -1;
-    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    if (cdb_bn_init(bn, l, net, l->c, l->h * l->w, l->batch)) return -1;
+    if (p->act != ACT_LINEAR) p->preact = cdb_xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     /* AlexeyAB's order; pjreddie's files lack the biases (docs/weights.md). */
-    layer_add_io(l, bn->biases->value, (size_t)l->c);
-    layer_add_io(l, bn->scales->value, (size_t)l->c);
-    layer_add_io(l, bn->rolling_mean, (size_t)l->c);
-    layer_add_io(l, bn->rolling_variance, (size_t)l->c);
+    cdb_layer_add_io(l, bn->biases->value, (size_t)l->c);
+    cdb_layer_add_io(l, bn->scales->value, (size_t)l->c);
+    cdb_layer_add_io(l, bn->rolling_mean, (size_t)l->c);
+    cdb_layer_add_io(l, bn->rolling_variance, (size_t)l->c);
     l->io_pjreddie_absent = 1;
     snprintf(l->description, sizeof(l->description), "%d channels%s%s", l->c, p->act == ACT_LINEAR ? "" : ", then ",
-             p->act == ACT_LINEAR ? "" : activation_name(p->act));
+             p->act == ACT_LINEAR ? "" : cdb_activation_name(p->act));
     return 0;
 }
 

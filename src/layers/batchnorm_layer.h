@@ -23,7 +23,7 @@ typedef struct {
 
 /* Adds the biases (beta) and scales (gamma) params to l; the momentum
  * follows the net's semantics (darknet=1: Darknet's). */
-int bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch); /* -1: out of memory */
+int cdb_bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch); /* -1: out of memory */
 
 /* What the standalone [batchnorm] layer keeps: its batch norm and the
  * optional activation after it. */
@@ -32,16 +32,16 @@ typedef struct {
     activation act;
     float *preact; /* (batch, outputs): the activation's input, when there is one */
 } bn_layer_priv;
-void bn_free(batchnorm *bn);
+void cdb_bn_free(batchnorm *bn);
 /* y = gamma * normalise(x) + beta; y may equal x. */
-void bn_forward(batchnorm *bn, const float *x, float *y, int train);
+void cdb_bn_forward(batchnorm *bn, const float *x, float *y, int train);
 /* Adds to the gamma/beta gradients; dx = dL/dx (dx may equal dy). */
-void bn_backward(batchnorm *bn, const float *dy, float *dx);
+void cdb_bn_backward(batchnorm *bn, const float *dy, float *dx);
 
 #ifdef GPU
 /* The same on device pointers x, y, dy, dx (batchnorm_layer_kernels.cu). */
-void bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, int train);
-void bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx);
+void cdb_bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, int train);
+void cdb_bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx);
 #endif
 
 #endif

@@ -9,7 +9,7 @@ extern "C" {
 LAYER_GPU_TWINS(batchnorm);
 }
 
-__global__ void bn_statistics_kernel(const float *x, float *mean, float *variance, float *rolling_mean,
+static __global__ void bn_statistics_kernel(const float *x, float *mean, float *variance, float *rolling_mean,
                                      float *rolling_variance, int batch, int channels, int spatial, float momentum)
 {
     __shared__ float shared[THREADS];
@@ -33,7 +33,7 @@ __global__ void bn_statistics_kernel(const float *x, float *mean, float *varianc
     }
 }
 
-__global__ void bn_normalize_kernel(const float *x, float *y, float *x_hat, const float *mean, const float *variance,
+static __global__ void bn_normalize_kernel(const float *x, float *y, float *x_hat, const float *mean, const float *variance,
                                     const float *gamma, const float *beta, int channels, int spatial, size_t n, float eps)
 {
     FOR_EACH(i, n)
@@ -45,7 +45,7 @@ __global__ void bn_normalize_kernel(const float *x, float *y, float *x_hat, cons
     }
 }
 
-void bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, int train)
+void cdb_bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, int train)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     size_t n = (size_t)B * C * S;
@@ -64,7 +64,7 @@ void bn_forward_gpu(batchnorm *bn, cdb_network *net, const float *x, float *y, i
     LAUNCH_CHECK(bn_normalize_kernel);
 }
 
-__global__ void bn_grad_sums_kernel(const float *dy, const float *x_hat, float *sum_dy, float *sum_dy_xh, float *dgamma,
+static __global__ void bn_grad_sums_kernel(const float *dy, const float *x_hat, float *sum_dy, float *sum_dy_xh, float *dgamma,
                                     float *dbeta, int batch, int channels, int spatial)
 {
     __shared__ float shared[THREADS];
@@ -84,7 +84,7 @@ __global__ void bn_grad_sums_kernel(const float *dy, const float *x_hat, float *
     }
 }
 
-__global__ void bn_input_grad_kernel(const float *dy, const float *x_hat, float *dx, const float *sum_dy,
+static __global__ void bn_input_grad_kernel(const float *dy, const float *x_hat, float *dx, const float *sum_dy,
                                      const float *sum_dy_xh, const float *variance, const float *gamma, int channels,
                                      int spatial, float count, size_t n, float eps)
 {
@@ -96,11 +96,11 @@ __global__ void bn_input_grad_kernel(const float *dy, const float *x_hat, float 
     }
 }
 
-void bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx)
+void cdb_bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx)
 {
     int C = bn->channels, S = bn->spatial, B = bn->batch;
     size_t n = (size_t)B * C * S;
-    float *sums = gpu_workspace(net, 2 * (size_t)C);
+    float *sums = cdb_gpu_workspace(net, 2 * (size_t)C);
     const float *x_hat = GPU_F(net, bn->x_hat, n);
     bn_grad_sums_kernel<<<C, THREADS>>>(dy, x_hat, sums, sums + C, GPU_F(net, bn->scales->grad, C),
                                         GPU_F(net, bn->biases->grad, C), B, C, S);
@@ -112,21 +112,21 @@ void bn_backward_gpu(batchnorm *bn, cdb_network *net, const float *dy, float *dx
 }
 
 /* The standalone [batchnorm] layer. */
-void batchnorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_batchnorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     bn_layer_priv *p = (bn_layer_priv *)l->priv;
     size_t n = (size_t)l->batch * l->outputs;
     float *out = GPU_F(net, l->output, n), *z = p->act == ACT_LINEAR ? out : GPU_F(net, p->preact, n);
-    bn_forward_gpu(&p->bn, net, GPU_F(net, l->input, n), z, train);
-    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, n);
+    cdb_bn_forward_gpu(&p->bn, net, GPU_F(net, l->input, n), z, train);
+    if (p->act != ACT_LINEAR) cdb_activate_gpu(p->act, z, out, n);
 }
 
-void batchnorm_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_batchnorm_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     bn_layer_priv *p = (bn_layer_priv *)l->priv;
     size_t n = (size_t)l->batch * l->outputs;
     float *delta = GPU_F(net, l->delta, n);
-    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, n), delta, delta, n);
-    bn_backward_gpu(&p->bn, net, delta, delta);
-    if (l->input_delta) axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
+    if (p->act != ACT_LINEAR) cdb_gradient_gpu(p->act, GPU_F(net, p->preact, n), delta, delta, n);
+    cdb_bn_backward_gpu(&p->bn, net, delta, delta);
+    if (l->input_delta) cdb_axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
 }

@@ -37,14 +37,14 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    cls_priv *p = layer_priv(l, sizeof(cls_priv), NULL);
+    cls_priv *p = cdb_layer_priv(l, sizeof(cls_priv), NULL);
     if (!p) return -1;
-    if (cfg_check_unused(r)) return -1;
-    layer_set_sequence_output(l, l->tokens + 1, l->c);
-    if (layer_alloc_output(l, r)) return -1;
-    p->token = layer_add_param(l, "cls_token", (size_t)l->c, 0, 0, 0, 0);
-    init_trunc_normal(p->token->value, (size_t)l->c, 0.02f, net->seed, l->index, 1);
-    layer_add_io(l, p->token->value, (size_t)l->c);
+    if (cdb_cfg_check_unused(r)) return -1;
+    cdb_layer_set_sequence_output(l, l->tokens + 1, l->c);
+    if (cdb_layer_alloc_output(l, r)) return -1;
+    p->token = cdb_layer_add_param(l, "cls_token", (size_t)l->c, 0, 0, 0, 0);
+    cdb_init_trunc_normal(p->token->value, (size_t)l->c, 0.02f, net->seed, l->index, 1);
+    cdb_layer_add_io(l, p->token->value, (size_t)l->c);
     snprintf(l->description, sizeof(l->description), "+1 learned token");
     return 0;
 }

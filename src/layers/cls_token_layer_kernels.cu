@@ -8,7 +8,7 @@ extern "C" {
 LAYER_GPU_TWINS(cls_token);
 }
 
-__global__ void cls_forward_kernel(const float *in, const float *token, float *out, int D, int inputs, size_t n)
+static __global__ void cls_forward_kernel(const float *in, const float *token, float *out, int D, int inputs, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -18,7 +18,7 @@ __global__ void cls_forward_kernel(const float *in, const float *token, float *o
 }
 
 /* One thread per feature for the token gradient (summed over the batch). */
-__global__ void cls_token_grad_kernel(const float *delta, float *grad, int D, int outputs, int batch)
+static __global__ void cls_token_grad_kernel(const float *delta, float *grad, int D, int outputs, int batch)
 {
     FOR_EACH(k, (size_t)D)
     {
@@ -28,7 +28,7 @@ __global__ void cls_token_grad_kernel(const float *delta, float *grad, int D, in
     }
 }
 
-__global__ void cls_input_grad_kernel(const float *delta, float *in_delta, int D, int inputs, size_t n)
+static __global__ void cls_input_grad_kernel(const float *delta, float *in_delta, int D, int inputs, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -37,7 +37,7 @@ __global__ void cls_input_grad_kernel(const float *delta, float *in_delta, int D
     }
 }
 
-void cls_token_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_cls_token_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     cls_priv *p = (cls_priv *)l->priv;
@@ -48,7 +48,7 @@ void cls_token_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(cls_forward_kernel);
 }
 
-void cls_token_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_cls_token_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     cls_priv *p = (cls_priv *)l->priv;
     const float *delta = GPU_F(net, l->delta, (size_t)l->batch * l->outputs);

@@ -22,15 +22,15 @@
 #include "layers.h"
 #include "simd.h"
 
-int conv_depthwise_shape(const cdb_layer *l, const conv_priv *p)
+int cdb_conv_depthwise_shape(const cdb_layer *l, const conv_priv *p)
 {
     /* kernels up to 8x8: a channel's K*K tap sums live in fixed arrays */
     return p->groups > 1 && p->groups == l->c && p->filters == l->c && p->size <= 8 && p->dilation == 1;
 }
 
-int conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+int cdb_conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return net->conv.depthwise && conv_depthwise_shape(l, p);
+    return net->conv.depthwise && cdb_conv_depthwise_shape(l, p);
 }
 
 /* The output pixels x in [*x0, *x1) whose tap kx reads inside a row of w
@@ -44,9 +44,9 @@ static void tap_range(int kx, int stride, int pad, int w, int out_w, int *x0, in
     if (*x0 > *x1) *x0 = *x1;
 }
 
-int convolutional_uses_depthwise(const cdb_layer *l, const cdb_network *net)
+int cdb_convolutional_uses_depthwise(const cdb_layer *l, const cdb_network *net)
 {
-    return conv_uses_depthwise(l, l->priv, net);
+    return cdb_conv_uses_depthwise(l, l->priv, net);
 }
 
 /* out (OH, OW) (+)= the K x K correlation of in (H, W) with w at stride S
@@ -122,7 +122,7 @@ static void plane_k(const float *in, int H, int W, const float *w, int K, int S,
     }
 }
 
-void conv_forward_depthwise(cdb_layer *l, cdb_network *net, float *z)
+void cdb_conv_forward_depthwise(cdb_layer *l, cdb_network *net, float *z)
 {
     (void)net;
     const conv_priv *p = l->priv;
@@ -235,7 +235,7 @@ static void weight_grad_k(const cdb_layer *l, const conv_priv *p, const float *d
     }
 }
 
-void conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz)
+void cdb_conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz)
 {
     (void)net;
     const conv_priv *p = l->priv;

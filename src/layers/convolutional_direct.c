@@ -15,14 +15,14 @@
  * has the kernels, at its vector width). The backward pass takes it too when pad < size and the input
  * channels are a multiple of 32 (or there is no input gradient); otherwise
  * it keeps im2col. */
-int conv_direct_shape(const cdb_layer *l, const conv_priv *p)
+int cdb_conv_direct_shape(const cdb_layer *l, const conv_priv *p)
 {
     return p->groups == 1 && p->dilation == 1 && l->c % 16 == 0 && p->filters % 32 == 0;
 }
 
-int conv_uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+int cdb_conv_uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return net->conv.direct && conv_direct_shape(l, p);
+    return net->conv.direct && cdb_conv_direct_shape(l, p);
 }
 
 static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
@@ -30,25 +30,25 @@ static int direct_data_shape(const cdb_layer *l, const conv_priv *p)
     return p->pad < p->size && l->c % 32 == 0;
 }
 
-int conv_uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+int cdb_conv_uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return conv_uses_direct(l, p, net) && (!l->input_delta || direct_data_shape(l, p));
+    return cdb_conv_uses_direct(l, p, net) && (!l->input_delta || direct_data_shape(l, p));
 }
 
 /* Winograd F(2x2, 3x3) (conv_direct.h) for the output, the weight gradient
  * and, where the backward pass is direct, the input gradient of 3x3
  * stride-1 pad-1 layers with an even image size. */
-int conv_uses_winograd(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+int cdb_conv_uses_winograd(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
-    return net->conv.winograd && conv_uses_direct(l, p, net) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
+    return net->conv.winograd && cdb_conv_uses_direct(l, p, net) && p->size == 3 && p->stride == 1 && p->pad == 1 &&
            l->h % 2 == 0 && l->w % 2 == 0;
 }
 
-int convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net) { return conv_uses_winograd(l, l->priv, net); }
+int cdb_convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net) { return cdb_conv_uses_winograd(l, l->priv, net); }
 
-int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward)
+int cdb_convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward)
 {
-    return backward ? conv_uses_direct_backward(l, l->priv, net) : conv_uses_direct(l, l->priv, net);
+    return backward ? cdb_conv_uses_direct_backward(l, l->priv, net) : cdb_conv_uses_direct(l, l->priv, net);
 }
 
 /* Workspace of the direct path, each part 64-byte aligned: blocked weights,
@@ -69,7 +69,7 @@ static int direct_grad_pad(const conv_priv *p)
     return q > 0 ? q : 0;
 }
 
-size_t conv_direct_per_image(const cdb_layer *l, const conv_priv *p)
+size_t cdb_conv_direct_per_image(const cdb_layer *l, const conv_priv *p)
 {
     int q = direct_grad_pad(p);
     size_t in = (size_t)l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad);
@@ -86,10 +86,10 @@ static size_t winograd_floats(const cdb_layer *l, const conv_priv *p)
            round16(cd_winograd_scratch(p->direct_chunk, l->c, p->filters, l->h, l->w));
 }
 
-size_t conv_direct_workspace(const cdb_layer *l, const conv_priv *p)
+size_t cdb_conv_direct_workspace(const cdb_layer *l, const conv_priv *p)
 {
     size_t w = round16((size_t)p->filters * l->c * p->size * p->size);
-    return 16 + 3 * w + conv_direct_per_image(l, p) * p->direct_chunk + winograd_floats(l, p);
+    return 16 + 3 * w + cdb_conv_direct_per_image(l, p) * p->direct_chunk + winograd_floats(l, p);
 }
 
 static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, float *workspace, int count)
@@ -105,33 +105,33 @@ static direct_buffers direct_layout(const cdb_layer *l, const conv_priv *p, floa
     b.dyb = b.xb + round16((size_t)count * l->c * (l->h + 2 * p->pad) * (l->w + 2 * p->pad));
     b.out = b.dyb + round16((size_t)count * p->filters * (l->out_h + 2 * q) * (l->out_w + 2 * q));
     /* Winograd's parts after a full chunk's, so that they do not move */
-    b.u = b.xb + conv_direct_per_image(l, p) * p->direct_chunk;
+    b.u = b.xb + cdb_conv_direct_per_image(l, p) * p->direct_chunk;
     b.du = b.u + round16((size_t)16 * p->filters * l->c);
     b.scratch = b.du + round16((size_t)16 * p->filters * l->c);
     return b;
 }
 
-void conv_forward_direct(cdb_layer *l, cdb_network *net, float *z)
+void cdb_conv_forward_direct(cdb_layer *l, cdb_network *net, float *z)
 {
     conv_priv *p = l->priv;
-    int C = l->c, F = p->filters, k = p->size, wino = conv_uses_winograd(l, p, net);
+    int C = l->c, F = p->filters, k = p->size, wino = cdb_conv_uses_winograd(l, p, net);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         direct_buffers b = direct_layout(l, p, net->workspace, count);
-        if (!first && wino) cd_winograd_pack_weights(p->weights->value, F, C, 0, b.u);
-        if (!first && !wino) cd_pack_weights(p->weights->value, F, C, k, b.wb);
-        cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
+        if (!first && wino) cdb_cd_winograd_pack_weights(p->weights->value, F, C, 0, b.u);
+        if (!first && !wino) cdb_cd_pack_weights(p->weights->value, F, C, k, b.wb);
+        cdb_cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
         if (wino)
-            cd_winograd(b.xb, count, C, l->h, l->w, b.u, F, b.scratch, b.out, net->conv.slice_bytes);
+            cdb_cd_winograd(b.xb, count, C, l->h, l->w, b.u, F, b.scratch, b.out, net->conv.slice_bytes);
         else
-            cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h,
+            cdb_cd_forward(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, b.wb, F, k, p->stride, l->out_h,
                        l->out_w, b.out, net->conv.slice_bytes);
-        cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
+        cdb_cd_unpack(b.out, count, F, l->out_h * l->out_w, z + (size_t)first * l->outputs, l->outputs, 0);
     }
 }
 
 /* weight gradient and, where there is one, input gradient */
-void conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
+void cdb_conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
 {
     conv_priv *p = l->priv;
     int C = l->c, F = p->filters, k = p->size, data = l->input_delta != NULL;
@@ -140,33 +140,33 @@ void conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz)
     /* compute skipping (dropback_skip_compute): dropped input channels are not
      * computed; of dropped filters, only whole groups of 32 */
     const uint8_t *skip_c, *skip_f;
-    dropback_skip_lists(&net->dropback, p->weights, &skip_c, &skip_f);
+    cdb_dropback_skip_lists(&net->dropback, p->weights, &skip_c, &skip_f);
     memset(b.dwb, 0, (size_t)F * C * k * k * sizeof(float));
-    int wino = conv_uses_winograd(l, p, net);
+    int wino = cdb_conv_uses_winograd(l, p, net);
     if (wino) memset(b.du, 0, (size_t)16 * F * C * sizeof(float));
-    if (data && wino) cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
-    if (data && !wino) cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
+    if (data && wino) cdb_cd_winograd_pack_weights(p->weights->value, F, C, 1, b.u);
+    if (data && !wino) cdb_cd_pack_weights_grad(p->weights->value, F, C, k, p->stride, b.wbt);
     for (int first = 0; first < l->batch; first += p->direct_chunk) {
         int count = l->batch - first < p->direct_chunk ? l->batch - first : p->direct_chunk;
         b = direct_layout(l, p, net->workspace, count);
-        cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
-        cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
+        cdb_cd_pack_input(l->input + (size_t)first * l->inputs, l->inputs, count, C, l->h, l->w, p->pad, b.xb);
+        cdb_cd_pack_input(dz + (size_t)first * l->outputs, l->outputs, count, F, l->out_h, l->out_w, q, b.dyb);
         if (data && wino) {
-            cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out, net->conv.slice_bytes);
-            cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
+            cdb_cd_winograd(b.dyb, count, F, l->out_h, l->out_w, b.u, C, b.scratch, b.out, net->conv.slice_bytes);
+            cdb_cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         } else if (data) {
-            cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out,
+            cdb_cd_input_grad(b.dyb, count, F, l->out_h, l->out_w, b.wbt, C, l->h, l->w, k, p->stride, p->pad, b.out,
                           net->conv.slice_bytes);
-            cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
+            cdb_cd_unpack(b.out, count, C, l->h * l->w, l->input_delta + (size_t)first * l->inputs, l->inputs, 1);
         }
         const float *dy = b.dyb + ((size_t)q * gw + q) * 16;
         if (wino)
-            cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
+            cdb_cd_winograd_weight_grad(b.xb, count, C, l->h, l->w, dy, (size_t)F * gh * gw, (size_t)gh * gw * 16, gw, F,
                                     skip_c, skip_f, b.scratch, b.du);
         else
-            cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, dy, (size_t)F * gh * gw,
+            cdb_cd_weight_grad(b.xb, count, C, l->h + 2 * p->pad, l->w + 2 * p->pad, dy, (size_t)F * gh * gw,
                            (size_t)gh * gw * 16, gw, F, k, p->stride, l->out_h, l->out_w, skip_c, skip_f, b.dwb);
     }
-    if (wino) cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
-    cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
+    if (wino) cdb_cd_winograd_weight_grad_finish(b.du, F, C, b.dwb);
+    cdb_cd_add_weight_grad(b.dwb, F, C, k, p->weights->grad);
 }

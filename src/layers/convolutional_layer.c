@@ -59,10 +59,10 @@ static void fill_columns(const cdb_layer *l, const conv_priv *p, int first, int 
         const float *im = l->input + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w;
         float *dst = col + (size_t)c * kk * ld + (size_t)i * N;
         if (p->dilation > 1)
-            im2col_dilated(im, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h, l->out_w,
+            cdb_im2col_dilated(im, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h, l->out_w,
                            dst, ld);
         else
-            im2col(im, 1, l->h, l->w, p->size, p->stride, p->pad, dst, ld);
+            cdb_im2col(im, 1, l->h, l->w, p->size, p->stride, p->pad, dst, ld);
     }
 }
 
@@ -75,10 +75,10 @@ static void fold_columns(const cdb_layer *l, const conv_priv *p, int first, int 
         float *src = col + (size_t)c * kk * ld + (size_t)i * N;
         float *im = l->input_delta + (size_t)(first + i) * l->inputs + (size_t)c * l->h * l->w;
         if (p->dilation > 1)
-            col2im_dilated(src, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h,
+            cdb_col2im_dilated(src, 1, l->h, l->w, p->size, p->stride, p->pad * p->dilation, p->dilation, l->out_h,
                            l->out_w, im, ld);
         else
-            col2im(src, 1, l->h, l->w, p->size, p->stride, p->pad, im, ld);
+            cdb_col2im(src, 1, l->h, l->w, p->size, p->stride, p->pad, im, ld);
     }
 }
 
@@ -101,7 +101,7 @@ static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)
     if (pointwise(l, p)) {
         int N = l->out_h * l->out_w;
         for (int b = 0; b < l->batch; b++)
-            gemm(0, 0, p->filters, N, l->c, 1, p->weights->value, l->c, l->input + (size_t)b * l->inputs, N, 0,
+            cdb_gemm(0, 0, p->filters, N, l->c, 1, p->weights->value, l->c, l->input + (size_t)b * l->inputs, N, 0,
                  z + (size_t)b * l->outputs, N);
         return;
     }
@@ -113,7 +113,7 @@ static void forward_im2col(cdb_layer *l, cdb_network *net, float *z)
         float *zc = count == 1 ? z + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);
         fill_columns(l, p, first, count, col);
         for (int g = 0; g < G; g++)
-            gemm(0, 0, F, W, K, 1, p->weights->value + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0,
+            cdb_gemm(0, 0, F, W, K, 1, p->weights->value + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0,
                  zc + (size_t)g * F * W, W);
         if (count == 1) continue;
 #pragma omp parallel for schedule(static)
@@ -129,16 +129,16 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     conv_priv *p = l->priv;
     int N = l->out_h * l->out_w;
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
-    if (conv_uses_depthwise(l, p, net))
-        conv_forward_depthwise(l, net, z);
-    else if (conv_uses_direct(l, p, net))
-        conv_forward_direct(l, net, z);
-    else if (conv_uses_shift(l, p, net))
-        conv_shift_pass(l, net, 0, l->input, z);
+    if (cdb_conv_uses_depthwise(l, p, net))
+        cdb_conv_forward_depthwise(l, net, z);
+    else if (cdb_conv_uses_direct(l, p, net))
+        cdb_conv_forward_direct(l, net, z);
+    else if (cdb_conv_uses_shift(l, p, net))
+        cdb_conv_shift_pass(l, net, 0, l->input, z);
     else
         forward_im2col(l, net, z);
     if (p->batch_normalize) {
-        bn_forward(&p->bn, z, z, train);
+        cdb_bn_forward(&p->bn, z, z, train);
     } else if (p->biases) {
         for (int b = 0; b < l->batch; b++)
             for (int f = 0; f < p->filters; f++) {
@@ -146,7 +146,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
                 for (int i = 0; i < N; i++) o[i] += bias;
             }
     }
-    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, (size_t)l->batch * l->outputs);
+    if (p->act != ACT_LINEAR) cdb_activate_array(p->act, z, l->output, (size_t)l->batch * l->outputs);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
@@ -154,9 +154,9 @@ static void backward(cdb_layer *l, cdb_network *net)
     conv_priv *p = l->priv;
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     float *dz = l->delta;
-    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, dz, dz, (size_t)l->batch * l->outputs);
+    if (p->act != ACT_LINEAR) cdb_gradient_array(p->act, p->preact, dz, dz, (size_t)l->batch * l->outputs);
     if (p->batch_normalize) {
-        bn_backward(&p->bn, dz, dz);
+        cdb_bn_backward(&p->bn, dz, dz);
     } else if (p->biases) {
         for (int b = 0; b < l->batch; b++)
             for (int f = 0; f < p->filters; f++) {
@@ -166,26 +166,26 @@ static void backward(cdb_layer *l, cdb_network *net)
                 p->biases->grad[f] += s;
             }
     }
-    if (conv_uses_depthwise(l, p, net)) {
-        conv_backward_depthwise(l, net, dz);
+    if (cdb_conv_uses_depthwise(l, p, net)) {
+        cdb_conv_backward_depthwise(l, net, dz);
         return;
     }
-    if (conv_uses_direct_backward(l, p, net)) {
-        conv_backward_direct(l, net, dz);
+    if (cdb_conv_uses_direct_backward(l, p, net)) {
+        cdb_conv_backward_direct(l, net, dz);
         return;
     }
     if (pointwise(l, p)) {
         /* per image: dW += dz (F, N) . in^T (N, C); din += W^T (C, F) . dz (F, N) */
         for (int b = 0; b < l->batch; b++) {
             const float *dzb = dz + (size_t)b * l->outputs, *in = l->input + (size_t)b * l->inputs;
-            dropback_weight_grad(net, p->weights, 0, 0, 1, F, K, N, dzb, N, in, N, p->weights->grad, K);
+            cdb_dropback_weight_grad(net, p->weights, 0, 0, 1, F, K, N, dzb, N, in, N, p->weights->grad, K);
             if (l->input_delta)
-                gemm(1, 0, K, N, F, 1, p->weights->value, K, dzb, N, 1, l->input_delta + (size_t)b * l->inputs, N);
+                cdb_gemm(1, 0, K, N, F, 1, p->weights->value, K, dzb, N, 1, l->input_delta + (size_t)b * l->inputs, N);
         }
         return;
     }
     float *col = net->workspace;
-    int shift = conv_uses_shift(l, p, net); /* the input gradient by shifted GEMMs, after the weight gradient */
+    int shift = cdb_conv_uses_shift(l, p, net); /* the input gradient by shifted GEMMs, after the weight gradient */
     for (int first = 0; first < l->batch; first += p->chunk) {
         int count = l->batch - first < p->chunk ? l->batch - first : p->chunk, W = count * N;
         float *dzc = count == 1 ? dz + (size_t)first * l->outputs : chunk_outputs(l, p, net->workspace);
@@ -199,58 +199,58 @@ static void backward(cdb_layer *l, cdb_network *net)
         fill_columns(l, p, first, count, col);
         /* dW_g += dz_g (F, W) . col_g^T (W, K) */
         for (int g = 0; g < G; g++)
-            dropback_weight_grad(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
+            cdb_dropback_weight_grad(net, p->weights, g * F, 0, 1, F, K, W, dzc + (size_t)g * F * W, W,
                                  col + (size_t)g * K * W, W, p->weights->grad + (size_t)g * F * K, K);
         if (!l->input_delta || shift) continue;
         /* dcol_g (K, W) = W_g^T (K, F) . dz_g (F, W), then fold back per image */
         for (int g = 0; g < G; g++)
-            gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
+            cdb_gemm(1, 0, K, W, F, 1, p->weights->value + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                  col + (size_t)g * K * W, W);
         fold_columns(l, p, first, count, col);
     }
-    if (l->input_delta && shift) conv_shift_pass(l, net, 1, dz, l->input_delta);
+    if (l->input_delta && shift) cdb_conv_shift_pass(l, net, 1, dz, l->input_delta);
 }
 
 static void destroy(cdb_layer *l)
 {
     conv_priv *p = l->priv;
-    if (p->batch_normalize) bn_free(&p->bn);
+    if (p->batch_normalize) cdb_bn_free(&p->bn);
     free(p->preact);
 }
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    conv_priv *p = layer_priv(l, sizeof(conv_priv), destroy);
+    conv_priv *p = cdb_layer_priv(l, sizeof(conv_priv), destroy);
     if (!p) return -1;
-    p->filters = cfg_int(r, "filters", 1, 1, 1 << 24);
-    p->size = cfg_int(r, "size", 1, 1, 1024);
-    p->stride = cfg_int(r, "stride", 1, 1, 1024);
+    p->filters = cdb_cfg_int(r, "filters", 1, 1, 1 << 24);
+    p->size = cdb_cfg_int(r, "size", 1, 1, 1024);
+    p->stride = cdb_cfg_int(r, "stride", 1, 1, 1024);
     /* Darknet's rule: any non-zero pad= means padding = size/2, whatever
      * padding= says. */
-    int pad_flag = cfg_int(r, "pad", 0, 0, 1024);
-    p->pad = cfg_int(r, "padding", 0, 0, 1024);
+    int pad_flag = cdb_cfg_int(r, "pad", 0, 0, 1024);
+    p->pad = cdb_cfg_int(r, "padding", 0, 0, 1024);
     if (pad_flag) p->pad = p->size / 2;
-    p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
+    p->groups = cdb_cfg_int(r, "groups", 1, 1, 1 << 20);
     /* Darknet's (AlexeyAB's) dilation: ignored for 1x1 kernels */
-    p->dilation = cfg_int(r, "dilation", 1, 1, 1024);
+    p->dilation = cdb_cfg_int(r, "dilation", 1, 1, 1024);
     if (p->size == 1) p->dilation = 1;
-    p->batch_normalize = cfg_int(r, "batch_normalize", 0, 0, 1);
+    p->batch_normalize = cdb_cfg_int(r, "batch_normalize", 0, 0, 1);
     /* bias=0: no bias (PyTorch's bias=False, where a batch norm follows
      * later, as in pre-activation blocks); not a Darknet key. */
-    int bias = cfg_int(r, "bias", 1, 0, 1);
-    p->act = layer_read_activation(r, ACT_LOGISTIC);
-    float init_std = cfg_float(r, "init_std", 0.f, 0.f, 10.f);
+    int bias = cdb_cfg_int(r, "bias", 1, 0, 1);
+    p->act = cdb_layer_read_activation(r, ACT_LOGISTIC);
+    float init_std = cdb_cfg_float(r, "init_std", 0.f, 0.f, 10.f);
     if (r->failed) return -1;
     if (l->c % p->groups) {
-        cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
+        cdb_cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
         return -1;
     }
     if (p->filters % p->groups) {
-        cfg_fail(r, "groups", "filters=%d is not divisible by groups=%d", p->filters, p->groups);
+        cdb_cfg_fail(r, "groups", "filters=%d is not divisible by groups=%d", p->filters, p->groups);
         return -1;
     }
     if (l->h + 2 * p->pad < p->size || l->w + 2 * p->pad < p->size) {
-        cfg_fail(r, "size", "kernel %d is larger than the padded input %dx%d", p->size, l->h + 2 * p->pad,
+        cdb_cfg_fail(r, "size", "kernel %d is larger than the padded input %dx%d", p->size, l->h + 2 * p->pad,
                  l->w + 2 * p->pad);
         return -1;
     }
@@ -266,47 +266,47 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         int extent = p->dilation * (p->size - 1) + 1, padding = p->pad * p->dilation;
         int h = (l->h + 2 * padding - extent) / p->stride + 1, w = (l->w + 2 * padding - extent) / p->stride + 1;
         if (l->h + 2 * padding < extent || l->w + 2 * padding < extent || h != l->out_h || w != l->out_w) {
-            cfg_fail(r, "dilation", "dilation=%d with size=%d and padding %d gives Darknet's output %dx%d but taps "
+            cdb_cfg_fail(r, "dilation", "dilation=%d with size=%d and padding %d gives Darknet's output %dx%d but taps "
                                     "that span %dx%d: use pad=1 (padding = size/2) with an odd size",
                      p->dilation, p->size, p->pad, l->out_h, l->out_w, h, w);
             return -1;
         }
     }
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     int per_group = l->c / p->groups, kk = p->size * p->size;
     size_t nweights = (size_t)p->filters * per_group * kk;
-    p->weights = layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
-    dropback_read_layer_keys(r, p->weights);
-    if (cfg_check_unused(r)) return -1;
-    init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
+    p->weights = cdb_layer_add_param(l, "weights", nweights, 1, p->filters, per_group, kk);
+    cdb_dropback_read_layer_keys(r, p->weights);
+    if (cdb_cfg_check_unused(r)) return -1;
+    cdb_init_weights(p->weights->value, nweights, per_group * kk, init_std, net->seed, l->index);
     if (p->batch_normalize) {
-        if (bn_init(&p->bn, l, net, p->filters, l->out_h * l->out_w, l->batch)) return -1;
+        if (cdb_bn_init(&p->bn, l, net, p->filters, l->out_h * l->out_w, l->batch)) return -1;
         p->biases = p->bn.biases;
-        layer_add_io(l, p->bn.biases->value, (size_t)p->filters);
-        layer_add_io(l, p->bn.scales->value, (size_t)p->filters);
-        layer_add_io(l, p->bn.rolling_mean, (size_t)p->filters);
-        layer_add_io(l, p->bn.rolling_variance, (size_t)p->filters);
+        cdb_layer_add_io(l, p->bn.biases->value, (size_t)p->filters);
+        cdb_layer_add_io(l, p->bn.scales->value, (size_t)p->filters);
+        cdb_layer_add_io(l, p->bn.rolling_mean, (size_t)p->filters);
+        cdb_layer_add_io(l, p->bn.rolling_variance, (size_t)p->filters);
     } else if (bias) {
-        p->biases = layer_add_param(l, "biases", (size_t)p->filters, 0, 0, 0, 0);
-        layer_add_io(l, p->biases->value, (size_t)p->filters);
+        p->biases = cdb_layer_add_param(l, "biases", (size_t)p->filters, 0, 0, 0, 0);
+        cdb_layer_add_io(l, p->biases->value, (size_t)p->filters);
     }
-    layer_add_io(l, p->weights->value, nweights);
-    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    cdb_layer_add_io(l, p->weights->value, nweights);
+    if (p->act != ACT_LINEAR) p->preact = cdb_xcalloc((size_t)l->batch * l->outputs, sizeof(float));
     size_t per_image = (size_t)(l->c * kk + p->filters) * l->out_h * l->out_w;
     p->chunk = images_per_chunk(CONV_CHUNK_FLOATS, per_image, l->batch);
     p->gpu_chunk = images_per_chunk(CONV_GPU_CHUNK_FLOATS, per_image, l->batch);
     l->workspace_floats = per_image * p->chunk;
-    if (conv_shift_shape(l, p) && conv_shift_workspace(l, p) > l->workspace_floats) l->workspace_floats = conv_shift_workspace(l, p);
-    if (conv_direct_shape(l, p)) {
-        p->direct_chunk = images_per_chunk(CONV_DIRECT_CHUNK_FLOATS, conv_direct_per_image(l, p), l->batch);
-        if (conv_direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = conv_direct_workspace(l, p);
+    if (cdb_conv_shift_shape(l, p) && cdb_conv_shift_workspace(l, p) > l->workspace_floats) l->workspace_floats = cdb_conv_shift_workspace(l, p);
+    if (cdb_conv_direct_shape(l, p)) {
+        p->direct_chunk = images_per_chunk(CONV_DIRECT_CHUNK_FLOATS, cdb_conv_direct_per_image(l, p), l->batch);
+        if (cdb_conv_direct_workspace(l, p) > l->workspace_floats) l->workspace_floats = cdb_conv_direct_workspace(l, p);
     }
     l->flops = (size_t)p->filters * per_group * kk * l->out_h * l->out_w;
     char dilated[24] = "";
     if (p->dilation > 1) snprintf(dilated, sizeof(dilated), " dil %d", p->dilation);
     snprintf(l->description, sizeof(l->description), "%d %dx%d/%d pad %d%s%s%s%s %s", p->filters, p->size,
              p->size, p->stride, p->pad, dilated, p->groups > 1 ? " grouped" : "", p->batch_normalize ? " bn" : "",
-             p->batch_normalize || p->biases ? "" : " nobias", activation_name(p->act));
+             p->batch_normalize || p->biases ? "" : " nobias", cdb_activation_name(p->act));
     return 0;
 }
 

@@ -24,9 +24,9 @@ typedef struct {
  * with 16 or more input channels on large images; output and input
  * gradient); the direct kernels for its forward (backward = 0) or backward
  * (1) pass; Winograd F(2x2, 3x3) for its output (and direct input gradient). */
-int convolutional_uses_shift(const cdb_layer *l, const cdb_network *net);
-int convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
-int convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net);
-int convolutional_uses_depthwise(const cdb_layer *l, const cdb_network *net);
+int cdb_convolutional_uses_shift(const cdb_layer *l, const cdb_network *net);
+int cdb_convolutional_uses_direct(const cdb_layer *l, const cdb_network *net, int backward);
+int cdb_convolutional_uses_winograd(const cdb_layer *l, const cdb_network *net);
+int cdb_convolutional_uses_depthwise(const cdb_layer *l, const cdb_network *net);
 
 #endif

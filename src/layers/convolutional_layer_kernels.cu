@@ -12,7 +12,7 @@ LAYER_GPU_TWINS(convolutional);
 }
 
 /* col (rows = c*k*k, ld) columns [i*N, (i+1)*N) for image i of the chunk. */
-__global__ void im2col_kernel(const float *im, int count, int channels, int height, int width, int ksize, int stride,
+static __global__ void im2col_kernel(const float *im, int count, int channels, int height, int width, int ksize, int stride,
                               int pad, int dilation, int out_h, int out_w, float *col, int image_stride)
 {
     size_t N = (size_t)out_h * out_w, rows = (size_t)channels * ksize * ksize, ld = (size_t)count * N;
@@ -31,7 +31,7 @@ __global__ void im2col_kernel(const float *im, int count, int channels, int heig
 }
 
 /* im += fold(col): each input pixel gathers the column entries that read it. */
-__global__ void col2im_kernel(const float *col, int count, int channels, int height, int width, int ksize, int stride,
+static __global__ void col2im_kernel(const float *col, int count, int channels, int height, int width, int ksize, int stride,
                               int pad, int dilation, int out_h, int out_w, float *im, int image_stride)
 {
     size_t N = (size_t)out_h * out_w, ld = (size_t)count * N, per_image = (size_t)channels * height * width;
@@ -60,7 +60,7 @@ __global__ void col2im_kernel(const float *col, int count, int channels, int hei
 }
 
 /* Between (filters, count*N) chunk layout and (count, filters, N) images. */
-__global__ void chunk_to_images_kernel(const float *chunk, float *images, int count, int filters, int N, int outputs)
+static __global__ void chunk_to_images_kernel(const float *chunk, float *images, int count, int filters, int N, int outputs)
 {
     size_t W = (size_t)count * N;
     FOR_EACH(idx, (size_t)filters * W)
@@ -71,7 +71,7 @@ __global__ void chunk_to_images_kernel(const float *chunk, float *images, int co
     }
 }
 
-__global__ void images_to_chunk_kernel(const float *images, float *chunk, int count, int filters, int N, int outputs)
+static __global__ void images_to_chunk_kernel(const float *images, float *chunk, int count, int filters, int N, int outputs)
 {
     size_t W = (size_t)count * N;
     FOR_EACH(idx, (size_t)filters * W)
@@ -126,7 +126,7 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
     if (l->gpu_state) return (conv_gpu *)l->gpu_state;
     conv_priv *p = (conv_priv *)l->priv;
     cudnnHandle_t h = net->gpu_ctx->dnn;
-    conv_gpu *g = (conv_gpu *)xcalloc(1, sizeof(conv_gpu));
+    conv_gpu *g = (conv_gpu *)cdb_xcalloc(1, sizeof(conv_gpu));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&g->x));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&g->y));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&g->w));
@@ -162,7 +162,7 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
 }
 #endif
 
-void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     conv_priv *p = (conv_priv *)l->priv;
     size_t n_in = (size_t)l->batch * l->inputs, n_out = (size_t)l->batch * l->outputs;
@@ -173,13 +173,13 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 #ifdef CUDNN
     conv_gpu *g = setup(l, net);
     float one = 1, zero = 0;
-    float *ws = gpu_workspace(net, g->workspace_bytes / sizeof(float) + 1);
+    float *ws = cdb_gpu_workspace(net, g->workspace_bytes / sizeof(float) + 1);
     CUDNN_CHECK(cudnnConvolutionForward(net->gpu_ctx->dnn, &one, g->x, in, g->w, w, g->conv, g->forward, ws,
                                         g->workspace_bytes, &zero, g->y, z));
 #else
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     size_t rows = (size_t)l->c * p->size * p->size;
-    float *col = gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
+    float *col = cdb_gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
     float *zc = col + rows * p->gpu_chunk * N;
     for (int first = 0; first < l->batch; first += p->gpu_chunk) {
         int count = l->batch - first < p->gpu_chunk ? l->batch - first : p->gpu_chunk, W = count * N;
@@ -188,7 +188,7 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
                                                        l->inputs);
         LAUNCH_CHECK(im2col_kernel);
         for (int g = 0; g < G; g++)
-            gpu_gemm(net, 0, 0, F, W, K, 1, w + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0, zc + (size_t)g * F * W,
+            cdb_gpu_gemm(net, 0, 0, F, W, K, 1, w + (size_t)g * F * K, K, col + (size_t)g * K * W, W, 0, zc + (size_t)g * F * W,
                      W);
         chunk_to_images_kernel<<<grid_for((size_t)p->filters * W), THREADS>>>(zc, z + (size_t)first * l->outputs, count,
                                                                               p->filters, N, l->outputs);
@@ -196,29 +196,29 @@ void convolutional_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     }
 #endif
     if (p->batch_normalize)
-        bn_forward_gpu(&p->bn, net, z, z, train);
+        cdb_bn_forward_gpu(&p->bn, net, z, z, train);
     else if (p->biases)
-        add_bias_gpu(z, GPU_F(net, p->biases->value, p->filters), l->batch, p->filters, l->out_h * l->out_w);
-    if (p->act != ACT_LINEAR) activate_gpu(p->act, z, out, n_out);
+        cdb_add_bias_gpu(z, GPU_F(net, p->biases->value, p->filters), l->batch, p->filters, l->out_h * l->out_w);
+    if (p->act != ACT_LINEAR) cdb_activate_gpu(p->act, z, out, n_out);
 }
 
-void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     conv_priv *p = (conv_priv *)l->priv;
     size_t n_in = (size_t)l->batch * l->inputs, n_out = (size_t)l->batch * l->outputs;
     float *dz = GPU_F(net, l->delta, n_out);
-    if (p->act != ACT_LINEAR) gradient_gpu(p->act, GPU_F(net, p->preact, n_out), dz, dz, n_out);
+    if (p->act != ACT_LINEAR) cdb_gradient_gpu(p->act, GPU_F(net, p->preact, n_out), dz, dz, n_out);
     if (p->batch_normalize)
-        bn_backward_gpu(&p->bn, net, dz, dz);
+        cdb_bn_backward_gpu(&p->bn, net, dz, dz);
     else if (p->biases)
-        bias_grad_gpu(dz, GPU_F(net, p->biases->grad, p->filters), l->batch, p->filters, l->out_h * l->out_w);
+        cdb_bias_grad_gpu(dz, GPU_F(net, p->biases->grad, p->filters), l->batch, p->filters, l->out_h * l->out_w);
     const float *in = GPU_F(net, l->input, n_in), *w = GPU_F(net, p->weights->value, p->weights->size);
     float *dw = GPU_F(net, p->weights->grad, p->weights->size);
     float *din = l->input_delta ? GPU_F(net, l->input_delta, n_in) : NULL;
 #ifdef CUDNN
     conv_gpu *g = setup(l, net);
     float one = 1;
-    float *ws = gpu_workspace(net, g->workspace_bytes / sizeof(float) + 1);
+    float *ws = cdb_gpu_workspace(net, g->workspace_bytes / sizeof(float) + 1);
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(net->gpu_ctx->dnn, &one, g->x, in, g->y, dz, g->conv, g->backward_filter,
                                                ws, g->workspace_bytes, &one, g->w, dw));
     if (din)
@@ -227,7 +227,7 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
 #else
     int G = p->groups, F = p->filters / G, K = l->c / G * p->size * p->size, N = l->out_h * l->out_w;
     size_t rows = (size_t)l->c * p->size * p->size;
-    float *col = gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
+    float *col = cdb_gpu_workspace(net, (rows + p->filters) * N * p->gpu_chunk);
     float *dzc = col + rows * p->gpu_chunk * N;
     for (int first = 0; first < l->batch; first += p->gpu_chunk) {
         int count = l->batch - first < p->gpu_chunk ? l->batch - first : p->gpu_chunk, W = count * N;
@@ -239,11 +239,11 @@ void convolutional_backward_gpu(cdb_layer *l, cdb_network *net)
                                                        l->inputs);
         LAUNCH_CHECK(im2col_kernel);
         for (int g = 0; g < G; g++)
-            gpu_gemm(net, 0, 1, F, K, W, 1, dzc + (size_t)g * F * W, W, col + (size_t)g * K * W, W, 1,
+            cdb_gpu_gemm(net, 0, 1, F, K, W, 1, dzc + (size_t)g * F * W, W, col + (size_t)g * K * W, W, 1,
                      dw + (size_t)g * F * K, K);
         if (!din) continue;
         for (int g = 0; g < G; g++)
-            gpu_gemm(net, 1, 0, K, W, F, 1, w + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
+            cdb_gpu_gemm(net, 1, 0, K, W, F, 1, w + (size_t)g * F * K, K, dzc + (size_t)g * F * W, W, 0,
                      col + (size_t)g * K * W, W);
         size_t pixels = (size_t)count * l->inputs;
         col2im_kernel<<<grid_for(pixels), THREADS>>>(col, count, l->c, l->h, l->w, p->size, p->stride,

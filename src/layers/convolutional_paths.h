@@ -13,28 +13,28 @@
 
 #include "convolutional_layer.h"
 
-int conv_shift_shape(const cdb_layer *l, const conv_priv *p);
-int conv_uses_shift(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
-size_t conv_shift_workspace(const cdb_layer *l, const conv_priv *p);
+int cdb_conv_shift_shape(const cdb_layer *l, const conv_priv *p);
+int cdb_conv_uses_shift(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+size_t cdb_conv_shift_workspace(const cdb_layer *l, const conv_priv *p);
 /* output (backward 0: dst = conv(src)) or input gradient (1: dst += conv^T(src)) */
-void conv_shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *src, float *dst);
+void cdb_conv_shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *src, float *dst);
 
-int conv_direct_shape(const cdb_layer *l, const conv_priv *p);
-int conv_uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
-int conv_uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
-int conv_uses_winograd(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
-size_t conv_direct_per_image(const cdb_layer *l, const conv_priv *p);
-size_t conv_direct_workspace(const cdb_layer *l, const conv_priv *p);
+int cdb_conv_direct_shape(const cdb_layer *l, const conv_priv *p);
+int cdb_conv_uses_direct(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+int cdb_conv_uses_direct_backward(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+int cdb_conv_uses_winograd(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+size_t cdb_conv_direct_per_image(const cdb_layer *l, const conv_priv *p);
+size_t cdb_conv_direct_workspace(const cdb_layer *l, const conv_priv *p);
 /* z (batch, outputs) = conv(input) */
-void conv_forward_direct(cdb_layer *l, cdb_network *net, float *z);
+void cdb_conv_forward_direct(cdb_layer *l, cdb_network *net, float *z);
 /* the weight gradient and, where there is one, the input gradient, from dz */
-void conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz);
+void cdb_conv_backward_direct(cdb_layer *l, cdb_network *net, const float *dz);
 
-int conv_depthwise_shape(const cdb_layer *l, const conv_priv *p);
-int conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
+int cdb_conv_depthwise_shape(const cdb_layer *l, const conv_priv *p);
+int cdb_conv_uses_depthwise(const cdb_layer *l, const conv_priv *p, const cdb_network *net);
 /* z (batch, outputs) = conv(input); needs no workspace */
-void conv_forward_depthwise(cdb_layer *l, cdb_network *net, float *z);
+void cdb_conv_forward_depthwise(cdb_layer *l, cdb_network *net, float *z);
 /* the weight gradient and, where there is one, the input gradient, from dz */
-void conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz);
+void cdb_conv_backward_depthwise(cdb_layer *l, cdb_network *net, const float *dz);
 
 #endif

@@ -25,7 +25,7 @@
  * that the padded image (whose border is computed and dropped) is at most 15%
  * larger: a padded 4x4 image is 125% larger, and there the shifted GEMMs lose
  * to im2col. */
-int conv_shift_shape(const cdb_layer *l, const conv_priv *p)
+int cdb_conv_shift_shape(const cdb_layer *l, const conv_priv *p)
 {
     long padded = (long)(l->w + 2 * p->pad) * (l->h + 2 * p->pad), pixels = (long)l->w * l->h;
     return p->groups == 1 && p->dilation == 1 && p->stride == 1 && p->size > 1 && p->size % 2 == 1 && p->pad == p->size / 2 &&
@@ -37,13 +37,13 @@ int conv_shift_shape(const cdb_layer *l, const conv_priv *p)
  * threads that sleep between calls, and the shifted GEMMs measured slower
  * than im2col's one large GEMM (ResNet-18's 64-filter layers, 2 threads,
  * passive waits: forward 244-284 against 210-222 ms). */
-int conv_uses_shift(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
+int cdb_conv_uses_shift(const cdb_layer *l, const conv_priv *p, const cdb_network *net)
 {
     int mode = net->conv.shift;
-    return (mode == CONV_SHIFT_ON || (mode == CONV_SHIFT_AUTO && get_num_threads() == 1)) && conv_shift_shape(l, p);
+    return (mode == CONV_SHIFT_ON || (mode == CONV_SHIFT_AUTO && cdb_get_num_threads() == 1)) && cdb_conv_shift_shape(l, p);
 }
 
-int convolutional_uses_shift(const cdb_layer *l, const cdb_network *net) { return conv_uses_shift(l, l->priv, net); }
+int cdb_convolutional_uses_shift(const cdb_layer *l, const cdb_network *net) { return cdb_conv_uses_shift(l, l->priv, net); }
 
 typedef struct {
     int pw, plane, ld, base, n; /* padded width, pixels per padded image, row length, first output, run */
@@ -73,7 +73,7 @@ static float *shift_weights_at(const cdb_layer *l, const conv_priv *p, float *wo
     return workspace + shift_weights_offset(l, p);
 }
 
-size_t conv_shift_workspace(const cdb_layer *l, const conv_priv *p)
+size_t cdb_conv_shift_workspace(const cdb_layer *l, const conv_priv *p)
 {
     return shift_weights_offset(l, p) + (size_t)p->filters * l->c * p->size * p->size;
 }
@@ -134,7 +134,7 @@ static void unpad_images(const cdb_layer *l, const shift_geometry *g, const floa
  *   forward (backward = 0): z = conv(input), W (F, C) per offset, shift +s;
  *   backward-data (1):      input_delta += W^T (C, F) per offset applied to
  *                           dz, shift -s. */
-void conv_shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *src, float *dst)
+void cdb_conv_shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *src, float *dst)
 {
     conv_priv *p = l->priv;
     int C = l->c, F = p->filters, k = p->size;
@@ -149,7 +149,7 @@ void conv_shift_pass(cdb_layer *l, cdb_network *net, int backward, const float *
         pad_images(l, p, &g, src + (size_t)first * in_stride, in_stride, in_ch, count, padded);
         for (int o = 0; o < k * k; o++) {
             long s = (long)(o / k - p->pad) * g.pw + (o % k - p->pad);
-            gemm(backward, 0, out_ch, g.n, in_ch, 1, wr + (size_t)o * F * C, C, padded + g.base + sign * s, g.ld,
+            cdb_gemm(backward, 0, out_ch, g.n, in_ch, 1, wr + (size_t)o * F * C, C, padded + g.base + sign * s, g.ld,
                  o ? 1 : 0, y, g.ld);
         }
         unpad_images(l, &g, y, g.ld, out_ch, count, dst + (size_t)first * out_stride, out_stride, backward);

@@ -16,7 +16,7 @@
 #include "cost_layer.h"
 #include "layers.h"
 
-double cost_extra_loss(const cdb_layer *l, const cdb_network *net, const float *p)
+double cdb_cost_extra_loss(const cdb_layer *l, const cdb_network *net, const float *p)
 {
     const cost_priv *c = l->priv;
     double ce = 0;
@@ -29,7 +29,7 @@ double cost_extra_loss(const cdb_layer *l, const cdb_network *net, const float *
 static void forward(cdb_layer *l, cdb_network *net, int train)
 {
     memcpy(l->output, l->input, (size_t)l->batch * l->outputs * sizeof(float));
-    if (train) net->loss += cost_extra_loss(l, net, l->input);
+    if (train) net->loss += cdb_cost_extra_loss(l, net, l->input);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
@@ -42,18 +42,18 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    cost_priv *p = layer_priv(l, sizeof(cost_priv), NULL);
+    cost_priv *p = cdb_layer_priv(l, sizeof(cost_priv), NULL);
     if (!p) return -1;
     static const char *const types[] = {"sse", NULL};
-    cfg_choice(r, "type", types, 0);
-    p->scale = cfg_float(r, "scale", 1.f, 0.f, 1000.f);
-    if (cfg_check_unused(r)) return -1;
+    cdb_cfg_choice(r, "type", types, 0);
+    p->scale = cdb_cfg_float(r, "scale", 1.f, 0.f, 1000.f);
+    if (cdb_cfg_check_unused(r)) return -1;
     if (l->index == 0 || strcmp(net->layers[l->index - 1].ops->name, "softmax")) {
-        cfg_fail(r, NULL, "[cost] is supported only right after [softmax] (Darknet's classifier form); Darknet's "
+        cdb_cfg_fail(r, NULL, "[cost] is supported only right after [softmax] (Darknet's classifier form); Darknet's "
                           "cost on other outputs serves its detectors and is not implemented");
         return -1;
     }
-    if (layer_alloc_same_shape(l, r)) return -1;
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "sse, scale %g: gradient x%g", p->scale, 1 + p->scale);
     return 0;
 }

@@ -10,6 +10,6 @@ typedef struct {
 
 /* scale x the cross-entropy of probabilities p (batch, classes) against
  * net->truth: what the layer adds to a training pass's loss. */
-double cost_extra_loss(const cdb_layer *l, const cdb_network *net, const float *p);
+double cdb_cost_extra_loss(const cdb_layer *l, const cdb_network *net, const float *p);
 
 #endif

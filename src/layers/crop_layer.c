@@ -18,12 +18,12 @@ typedef struct {
 static void draw(cdb_layer *l, cdb_network *net, int train)
 {
     crop_priv *p = l->priv;
-    cdb_rng rng = layer_pass_rng(l, net);
+    cdb_rng rng = cdb_layer_pass_rng(l, net);
     for (int b = 0; b < l->batch; b++) {
         if (train) {
-            p->dy[b] = rng_int(&rng, l->h - l->out_h + 1);
-            p->dx[b] = rng_int(&rng, l->w - l->out_w + 1);
-            p->flipped[b] = p->flip && rng_int(&rng, 2);
+            p->dy[b] = cdb_rng_int(&rng, l->h - l->out_h + 1);
+            p->dx[b] = cdb_rng_int(&rng, l->w - l->out_w + 1);
+            p->flipped[b] = p->flip && cdb_rng_int(&rng, 2);
         } else {
             p->dy[b] = (l->h - l->out_h) / 2;
             p->dx[b] = (l->w - l->out_w) / 2;
@@ -75,11 +75,11 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    crop_priv *p = layer_priv(l, sizeof(crop_priv), destroy);
+    crop_priv *p = cdb_layer_priv(l, sizeof(crop_priv), destroy);
     if (!p) return -1;
-    int ch = cfg_int(r, "crop_height", 1, 1, 1 << 16), cw = cfg_int(r, "crop_width", 1, 1, 1 << 16);
-    p->flip = cfg_int(r, "flip", 0, 0, 1);
-    p->noadjust = cfg_int(r, "noadjust", 0, 0, 1);
+    int ch = cdb_cfg_int(r, "crop_height", 1, 1, 1 << 16), cw = cdb_cfg_int(r, "crop_width", 1, 1, 1 << 16);
+    p->flip = cdb_cfg_int(r, "flip", 0, 0, 1);
+    p->noadjust = cdb_cfg_int(r, "noadjust", 0, 0, 1);
     /* Darknet parses these here but its CPU crop ignores them: cdbnet takes
      * them only at their no-op values (the [net] keys do that work). */
     static const struct {
@@ -87,23 +87,23 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         float off;
     } unused[] = {{"angle", 0.f}, {"saturation", 1.f}, {"exposure", 1.f}, {"shift", 0.f}};
     for (int i = 0; i < 4; i++)
-        if (cfg_has(r, unused[i].key) && cfg_float(r, unused[i].key, unused[i].off, -1e6f, 1e6f) != unused[i].off) {
-            cfg_fail(r, unused[i].key, "not taken on [crop] (Darknet's CPU crop ignores it)%s%s%s",
+        if (cdb_cfg_has(r, unused[i].key) && cdb_cfg_float(r, unused[i].key, unused[i].off, -1e6f, 1e6f) != unused[i].off) {
+            cdb_cfg_fail(r, unused[i].key, "not taken on [crop] (Darknet's CPU crop ignores it)%s%s%s",
                      i == 3 ? "" : "; use [net] ", i == 3 ? "" : unused[i].key, i == 3 ? "" : "=");
             return -1;
         }
-    if (cfg_check_unused(r)) return -1;
+    if (cdb_cfg_check_unused(r)) return -1;
     if (ch > l->h || cw > l->w) {
-        cfg_fail(r, "crop_height", "the window %dx%d is larger than the %dx%d input", ch, cw, l->h, l->w);
+        cdb_cfg_fail(r, "crop_height", "the window %dx%d is larger than the %dx%d input", ch, cw, l->h, l->w);
         return -1;
     }
     l->out_c = l->c;
     l->out_h = ch;
     l->out_w = cw;
-    if (layer_alloc_output(l, r)) return -1;
-    p->dy = xcalloc((size_t)l->batch, sizeof(int));
-    p->dx = xcalloc((size_t)l->batch, sizeof(int));
-    p->flipped = xcalloc((size_t)l->batch, sizeof(int));
+    if (cdb_layer_alloc_output(l, r)) return -1;
+    p->dy = cdb_xcalloc((size_t)l->batch, sizeof(int));
+    p->dx = cdb_xcalloc((size_t)l->batch, sizeof(int));
+    p->flipped = cdb_xcalloc((size_t)l->batch, sizeof(int));
     if (!p->dy || !p->dx || !p->flipped) return -1;
     snprintf(l->description, sizeof(l->description), "%dx%d%s%s", ch, cw, p->flip ? ", flips" : "",
              p->noadjust ? "" : ", x2-1");

@@ -15,10 +15,10 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
         for (size_t i = 0; i < n; i++) l->output[i] = l->input[i];
         return;
     }
-    cdb_rng rng = layer_pass_rng(l, net);
+    cdb_rng rng = cdb_layer_pass_rng(l, net);
     float scale = 1.f / (1.f - p->probability);
     for (size_t i = 0; i < n; i++) {
-        p->keep[i] = rng_uniform(&rng) >= p->probability;
+        p->keep[i] = cdb_rng_uniform(&rng) >= p->probability;
         l->output[i] = p->keep[i] ? l->input[i] * scale : 0;
     }
 }
@@ -43,12 +43,12 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    dropout_priv *p = layer_priv(l, sizeof(dropout_priv), destroy);
+    dropout_priv *p = cdb_layer_priv(l, sizeof(dropout_priv), destroy);
     if (!p) return -1;
-    p->probability = cfg_float(r, "probability", 0.5f, 0.f, 0.99f);
-    if (cfg_check_unused(r)) return -1;
-    if (layer_alloc_same_shape(l, r)) return -1;
-    p->keep = xcalloc((size_t)l->batch * l->inputs, 1);
+    p->probability = cdb_cfg_float(r, "probability", 0.5f, 0.f, 0.99f);
+    if (cdb_cfg_check_unused(r)) return -1;
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
+    p->keep = cdb_xcalloc((size_t)l->batch * l->inputs, 1);
     snprintf(l->description, sizeof(l->description), "p=%.2f", p->probability);
     return 0;
 }

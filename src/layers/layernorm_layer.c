@@ -73,20 +73,20 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    layernorm_priv *p = layer_priv(l, sizeof(layernorm_priv), destroy);
+    layernorm_priv *p = cdb_layer_priv(l, sizeof(layernorm_priv), destroy);
     if (!p) return -1;
-    p->eps = cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
-    if (cfg_check_unused(r)) return -1;
-    layer_set_sequence_output(l, l->tokens, l->c);
-    if (layer_alloc_output(l, r)) return -1;
-    p->biases = layer_add_param(l, "biases", (size_t)l->c, 0, 0, 0, 0);
-    p->scales = layer_add_param(l, "scales", (size_t)l->c, 0, 0, 0, 0);
+    p->eps = cdb_cfg_float(r, "eps", 1e-5f, 1e-12f, 1.f);
+    if (cdb_cfg_check_unused(r)) return -1;
+    cdb_layer_set_sequence_output(l, l->tokens, l->c);
+    if (cdb_layer_alloc_output(l, r)) return -1;
+    p->biases = cdb_layer_add_param(l, "biases", (size_t)l->c, 0, 0, 0, 0);
+    p->scales = cdb_layer_add_param(l, "scales", (size_t)l->c, 0, 0, 0, 0);
     if (!p->scales->value) return -1;
     for (int d = 0; d < l->c; d++) p->scales->value[d] = 1;
-    layer_add_io(l, p->scales->value, (size_t)l->c);
-    layer_add_io(l, p->biases->value, (size_t)l->c);
-    p->x_hat = xcalloc((size_t)l->batch * l->inputs, sizeof(float));
-    p->inv_std = xcalloc((size_t)l->batch * l->tokens, sizeof(float));
+    cdb_layer_add_io(l, p->scales->value, (size_t)l->c);
+    cdb_layer_add_io(l, p->biases->value, (size_t)l->c);
+    p->x_hat = cdb_xcalloc((size_t)l->batch * l->inputs, sizeof(float));
+    p->inv_std = cdb_xcalloc((size_t)l->batch * l->tokens, sizeof(float));
     snprintf(l->description, sizeof(l->description), "%d features, eps %g", l->c, p->eps);
     return 0;
 }

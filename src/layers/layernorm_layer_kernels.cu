@@ -9,7 +9,7 @@ extern "C" {
 LAYER_GPU_TWINS(layernorm);
 }
 
-__global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat, float *inv_std, const float *gamma,
+static __global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat, float *inv_std, const float *gamma,
                                          const float *beta, int D, float eps)
 {
     __shared__ float shared[THREADS];
@@ -29,7 +29,7 @@ __global__ void layernorm_forward_kernel(const float *x, float *y, float *x_hat,
     }
 }
 
-__global__ void layernorm_param_grad_kernel(const float *dy, const float *x_hat, float *dgamma, float *dbeta, int rows,
+static __global__ void layernorm_param_grad_kernel(const float *dy, const float *x_hat, float *dgamma, float *dbeta, int rows,
                                             int D)
 {
     FOR_EACH(d, (size_t)D)
@@ -45,7 +45,7 @@ __global__ void layernorm_param_grad_kernel(const float *dy, const float *x_hat,
     }
 }
 
-__global__ void layernorm_input_grad_kernel(const float *dy, const float *x_hat, const float *inv_std,
+static __global__ void layernorm_input_grad_kernel(const float *dy, const float *x_hat, const float *inv_std,
                                             const float *gamma, float *dx, int D)
 {
     __shared__ float shared[THREADS];
@@ -61,7 +61,7 @@ __global__ void layernorm_input_grad_kernel(const float *dy, const float *x_hat,
     for (int d = threadIdx.x; d < D; d += blockDim.x) dx[r * D + d] += inv_std[r] * (g[d] * gamma[d] - m1 - xh[d] * m2);
 }
 
-void layernorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_layernorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     layernorm_priv *p = (layernorm_priv *)l->priv;
@@ -74,7 +74,7 @@ void layernorm_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(layernorm_forward_kernel);
 }
 
-void layernorm_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_layernorm_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     layernorm_priv *p = (layernorm_priv *)l->priv;
     int rows = l->batch * l->tokens, D = l->c;

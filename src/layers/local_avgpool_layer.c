@@ -69,20 +69,20 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    local_avgpool_priv *p = layer_priv(l, sizeof(local_avgpool_priv), NULL);
+    local_avgpool_priv *p = cdb_layer_priv(l, sizeof(local_avgpool_priv), NULL);
     if (!p) return -1;
-    p->stride = cfg_int(r, "stride", 1, 1, 1024);
-    p->size = cfg_int(r, "size", p->stride, 1, 1024);
-    p->padding = cfg_int(r, "padding", p->size - 1, 0, 1024);
-    if (cfg_check_unused(r)) return -1;
+    p->stride = cdb_cfg_int(r, "stride", 1, 1, 1024);
+    p->size = cdb_cfg_int(r, "size", p->stride, 1, 1024);
+    p->padding = cdb_cfg_int(r, "padding", p->size - 1, 0, 1024);
+    if (cdb_cfg_check_unused(r)) return -1;
     l->out_c = l->c;
     l->out_h = (l->h + p->padding - p->size) / p->stride + 1;
     l->out_w = (l->w + p->padding - p->size) / p->stride + 1;
     if (l->h + p->padding < p->size || l->w + p->padding < p->size) {
-        cfg_fail(r, "size", "window %d does not fit the %dx%d input (padding %d)", p->size, l->h, l->w, p->padding);
+        cdb_cfg_fail(r, "size", "window %d does not fit the %dx%d input (padding %d)", p->size, l->h, l->w, p->padding);
         return -1;
     }
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "avg %dx%d/%d", p->size, p->size, p->stride);
     return 0;
 }

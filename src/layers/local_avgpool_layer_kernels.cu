@@ -16,7 +16,7 @@ __device__ static int clipped_count(int y0, int x0, int size, int h, int w)
     return (yb - ya) * (xb - xa);
 }
 
-__global__ void local_avgpool_forward_kernel(const float *in, float *out, int h, int w, int oh, int ow, int size,
+static __global__ void local_avgpool_forward_kernel(const float *in, float *out, int h, int w, int oh, int ow, int size,
                                              int stride, int off, size_t n)
 {
     FOR_EACH(i, n)
@@ -33,7 +33,7 @@ __global__ void local_avgpool_forward_kernel(const float *in, float *out, int h,
     }
 }
 
-__global__ void local_avgpool_backward_kernel(const float *delta, float *in_delta, int h, int w, int oh, int ow,
+static __global__ void local_avgpool_backward_kernel(const float *delta, float *in_delta, int h, int w, int oh, int ow,
                                               int size, int stride, int off, size_t n)
 {
     FOR_EACH(i, n)
@@ -55,7 +55,7 @@ __global__ void local_avgpool_backward_kernel(const float *delta, float *in_delt
     }
 }
 
-void local_avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_local_avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     const local_avgpool_priv *p = (const local_avgpool_priv *)l->priv;
@@ -66,7 +66,7 @@ void local_avgpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(local_avgpool_forward_kernel);
 }
 
-void local_avgpool_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_local_avgpool_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     const local_avgpool_priv *p = (const local_avgpool_priv *)l->priv;

@@ -38,10 +38,10 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    if (cfg_check_unused(r)) return -1;
+    if (cdb_cfg_check_unused(r)) return -1;
     l->out_c = l->inputs;
     l->out_h = l->out_w = 1;
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%d classes, logistic (binary) cross-entropy", l->inputs);
     return 0;
 }

@@ -101,22 +101,22 @@ static void destroy(cdb_layer *l)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    maxpool_priv *p = layer_priv(l, sizeof(maxpool_priv), destroy);
+    maxpool_priv *p = cdb_layer_priv(l, sizeof(maxpool_priv), destroy);
     if (!p) return -1;
     /* Darknet's defaults: stride 1, size = stride. */
-    p->stride = cfg_int(r, "stride", 1, 1, 1024);
-    p->size = cfg_int(r, "size", p->stride, 1, 1024);
-    p->padding = cfg_int(r, "padding", p->size - 1, 0, 1024);
-    if (cfg_check_unused(r)) return -1;
+    p->stride = cdb_cfg_int(r, "stride", 1, 1, 1024);
+    p->size = cdb_cfg_int(r, "size", p->stride, 1, 1024);
+    p->padding = cdb_cfg_int(r, "padding", p->size - 1, 0, 1024);
+    if (cdb_cfg_check_unused(r)) return -1;
     l->out_c = l->c;
     l->out_h = (l->h + p->padding - p->size) / p->stride + 1;
     l->out_w = (l->w + p->padding - p->size) / p->stride + 1;
     if (l->out_h < 1 || l->out_w < 1) {
-        cfg_fail(r, "size", "window %d does not fit the %dx%d input", p->size, l->h, l->w);
+        cdb_cfg_fail(r, "size", "window %d does not fit the %dx%d input", p->size, l->h, l->w);
         return -1;
     }
-    if (layer_alloc_output(l, r)) return -1;
-    p->argmax = xcalloc((size_t)l->batch * l->outputs, sizeof(int));
+    if (cdb_layer_alloc_output(l, r)) return -1;
+    p->argmax = cdb_xcalloc((size_t)l->batch * l->outputs, sizeof(int));
     snprintf(l->description, sizeof(l->description), "%dx%d/%d", p->size, p->size, p->stride);
     return 0;
 }

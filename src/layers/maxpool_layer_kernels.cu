@@ -10,7 +10,7 @@ extern "C" {
 LAYER_GPU_TWINS(maxpool);
 }
 
-__global__ void maxpool_forward_kernel(const float *in, float *out, int *argmax, int channels, int h, int w, int out_h,
+static __global__ void maxpool_forward_kernel(const float *in, float *out, int *argmax, int channels, int h, int w, int out_h,
                                        int out_w, int size, int stride, int offset, size_t n)
 {
     FOR_EACH(i, n)
@@ -36,7 +36,7 @@ __global__ void maxpool_forward_kernel(const float *in, float *out, int *argmax,
 }
 
 /* Each input pixel gathers the outputs whose maximum it was (no atomics). */
-__global__ void maxpool_backward_kernel(const float *delta, const int *argmax, float *in_delta, int channels, int h,
+static __global__ void maxpool_backward_kernel(const float *delta, const int *argmax, float *in_delta, int channels, int h,
                                         int w, int out_h, int out_w, int size, int stride, int offset, size_t n)
 {
     FOR_EACH(i, n)
@@ -64,25 +64,25 @@ __global__ void maxpool_backward_kernel(const float *delta, const int *argmax, f
     }
 }
 
-void maxpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_maxpool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     maxpool_priv *p = (maxpool_priv *)l->priv;
     size_t n = (size_t)l->batch * l->outputs;
     maxpool_forward_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->input, (size_t)l->batch * l->inputs),
                                                      GPU_F(net, l->output, n),
-                                                     (int *)gpu_twin(net, p->argmax, n * sizeof(int)), l->c, l->h, l->w,
+                                                     (int *)cdb_gpu_twin(net, p->argmax, n * sizeof(int)), l->c, l->h, l->w,
                                                      l->out_h, l->out_w, p->size, p->stride, -p->padding / 2, n);
     LAUNCH_CHECK(maxpool_forward_kernel);
 }
 
-void maxpool_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_maxpool_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     maxpool_priv *p = (maxpool_priv *)l->priv;
     if (!l->input_delta) return;
     size_t n_in = (size_t)l->batch * l->inputs, n = (size_t)l->batch * l->outputs;
     maxpool_backward_kernel<<<grid_for(n_in), THREADS>>>(GPU_F(net, l->delta, n),
-                                                         (const int *)gpu_twin(net, p->argmax, n * sizeof(int)),
+                                                         (const int *)cdb_gpu_twin(net, p->argmax, n * sizeof(int)),
                                                          GPU_F(net, l->input_delta, n_in), l->c, l->h, l->w, l->out_h,
                                                          l->out_w, p->size, p->stride, -p->padding / 2, n_in);
     LAUNCH_CHECK(maxpool_backward_kernel);

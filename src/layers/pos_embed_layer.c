@@ -33,14 +33,14 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    pos_priv *p = layer_priv(l, sizeof(pos_priv), NULL);
+    pos_priv *p = cdb_layer_priv(l, sizeof(pos_priv), NULL);
     if (!p) return -1;
-    if (cfg_check_unused(r)) return -1;
-    layer_set_sequence_output(l, l->tokens, l->c);
-    if (layer_alloc_output(l, r)) return -1;
-    p->embedding = layer_add_param(l, "pos_embed", (size_t)l->inputs, 0, 0, 0, 0);
-    init_trunc_normal(p->embedding->value, (size_t)l->inputs, 0.02f, net->seed, l->index, 2);
-    layer_add_io(l, p->embedding->value, (size_t)l->inputs);
+    if (cdb_cfg_check_unused(r)) return -1;
+    cdb_layer_set_sequence_output(l, l->tokens, l->c);
+    if (cdb_layer_alloc_output(l, r)) return -1;
+    p->embedding = cdb_layer_add_param(l, "pos_embed", (size_t)l->inputs, 0, 0, 0, 0);
+    cdb_init_trunc_normal(p->embedding->value, (size_t)l->inputs, 0.02f, net->seed, l->index, 2);
+    cdb_layer_add_io(l, p->embedding->value, (size_t)l->inputs);
     snprintf(l->description, sizeof(l->description), "learned %dx%d", l->tokens, l->c);
     return 0;
 }

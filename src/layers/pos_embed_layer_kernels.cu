@@ -8,12 +8,12 @@ extern "C" {
 LAYER_GPU_TWINS(pos_embed);
 }
 
-__global__ void pos_forward_kernel(const float *in, const float *embedding, float *out, int per_image, size_t n)
+static __global__ void pos_forward_kernel(const float *in, const float *embedding, float *out, int per_image, size_t n)
 {
     FOR_EACH(i, n) out[i] = in[i] + embedding[i % per_image];
 }
 
-__global__ void pos_grad_kernel(const float *delta, float *grad, int per_image, int batch)
+static __global__ void pos_grad_kernel(const float *delta, float *grad, int per_image, int batch)
 {
     FOR_EACH(k, (size_t)per_image)
     {
@@ -23,7 +23,7 @@ __global__ void pos_grad_kernel(const float *delta, float *grad, int per_image, 
     }
 }
 
-void pos_embed_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_pos_embed_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     pos_priv *p = (pos_priv *)l->priv;
@@ -33,7 +33,7 @@ void pos_embed_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(pos_forward_kernel);
 }
 
-void pos_embed_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_pos_embed_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     pos_priv *p = (pos_priv *)l->priv;
     size_t n = (size_t)l->batch * l->inputs;
@@ -41,5 +41,5 @@ void pos_embed_backward_gpu(cdb_layer *l, cdb_network *net)
     pos_grad_kernel<<<grid_for(l->inputs), THREADS>>>(delta, GPU_F(net, p->embedding->grad, l->inputs), l->inputs,
                                                       l->batch);
     LAUNCH_CHECK(pos_grad_kernel);
-    if (l->input_delta) axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
+    if (l->input_delta) cdb_axpy_gpu(n, 1.f, delta, GPU_F(net, l->input_delta, n));
 }

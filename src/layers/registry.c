@@ -3,18 +3,18 @@
 
 #include "layers.h"
 
-#define LAYER(name) extern const layer_ops name##_layer_ops;
+#define LAYER(name) extern const layer_ops cdb_##name##_layer_ops;
 #include "layer_list.h"
 #undef LAYER
 
 static const layer_ops *const layer_types[] = {
-#define LAYER(name) &name##_layer_ops,
+#define LAYER(name) &cdb_##name##_layer_ops,
 #include "layer_list.h"
 #undef LAYER
 };
 #define N_LAYER_TYPES ((int)(sizeof(layer_types) / sizeof(layer_types[0])))
 
-const layer_ops *layer_ops_find(const char *section)
+const layer_ops *cdb_layer_ops_find(const char *section)
 {
     for (int i = 0; i < N_LAYER_TYPES; i++)
         if (!strcmp(section, layer_types[i]->name) || (layer_types[i]->alias && !strcmp(section, layer_types[i]->alias)))
@@ -22,7 +22,7 @@ const layer_ops *layer_ops_find(const char *section)
     return NULL;
 }
 
-const char *layer_type_names(void)
+const char *cdb_layer_type_names(void)
 {
 #define LAYER(name) ", " #name
     static const char names[] =

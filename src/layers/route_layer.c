@@ -44,26 +44,26 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    route_priv *p = layer_priv(l, sizeof(route_priv), NULL);
+    route_priv *p = cdb_layer_priv(l, sizeof(route_priv), NULL);
     if (!p) return -1;
     int refs[ROUTE_MAX];
-    if (!cfg_has(r, "layers")) {
-        cfg_fail(r, NULL, "missing key 'layers' (e.g. layers=-1,-4)");
+    if (!cdb_cfg_has(r, "layers")) {
+        cdb_cfg_fail(r, NULL, "missing key 'layers' (e.g. layers=-1,-4)");
         return -1;
     }
-    p->n = cfg_int_list(r, "layers", refs, ROUTE_MAX);
-    p->groups = cfg_int(r, "groups", 1, 1, 1 << 20);
-    p->group_id = cfg_int(r, "group_id", 0, 0, 1 << 20);
-    if (cfg_check_unused(r)) return -1;
+    p->n = cdb_cfg_int_list(r, "layers", refs, ROUTE_MAX);
+    p->groups = cdb_cfg_int(r, "groups", 1, 1, 1 << 20);
+    p->group_id = cdb_cfg_int(r, "group_id", 0, 0, 1 << 20);
+    if (cdb_cfg_check_unused(r)) return -1;
     if (p->group_id >= p->groups) {
-        cfg_fail(r, "group_id", "%d is not below groups=%d", p->group_id, p->groups);
+        cdb_cfg_fail(r, "group_id", "%d is not below groups=%d", p->group_id, p->groups);
         return -1;
     }
     l->out_c = 0;
     for (int i = 0; i < p->n; i++) {
-        p->from[i] = layer_resolve_ref(l->index, refs[i]);
+        p->from[i] = cdb_layer_resolve_ref(l->index, refs[i]);
         if (p->from[i] < 0) {
-            cfg_fail(r, "layers", "%d does not name an earlier layer", refs[i]);
+            cdb_cfg_fail(r, "layers", "%d does not name an earlier layer", refs[i]);
             return -1;
         }
         const cdb_layer *src = &net->layers[p->from[i]];
@@ -71,18 +71,18 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
             l->out_h = src->out_h;
             l->out_w = src->out_w;
         } else if (src->out_h != l->out_h || src->out_w != l->out_w) {
-            cfg_fail(r, "layers", "layer %d is %dx%d but layer %d is %dx%d: routed layers must match in size",
+            cdb_cfg_fail(r, "layers", "layer %d is %dx%d but layer %d is %dx%d: routed layers must match in size",
                      p->from[i], src->out_h, src->out_w, p->from[0], l->out_h, l->out_w);
             return -1;
         }
         if (src->out_c % p->groups) {
-            cfg_fail(r, "groups", "layer %d has %d channels, not divisible by groups=%d", p->from[i], src->out_c,
+            cdb_cfg_fail(r, "groups", "layer %d has %d channels, not divisible by groups=%d", p->from[i], src->out_c,
                      p->groups);
             return -1;
         }
         l->out_c += src->out_c / p->groups;
     }
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     int len = snprintf(l->description, sizeof(l->description), "layers");
     for (int i = 0; i < p->n && len < (int)sizeof(l->description) - 8; i++)
         len += snprintf(l->description + len, sizeof(l->description) - len, " %d", p->from[i]);

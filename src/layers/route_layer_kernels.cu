@@ -12,7 +12,7 @@ LAYER_GPU_TWINS(route);
  * (batch, src_stride) from column src_offset, per_image floats an image:
  * forward copies the part into the route, backward adds the route's delta
  * to the source's. */
-__global__ void route_copy_kernel(const float *from, float *to, int per_image, int src_stride, int src_offset,
+static __global__ void route_copy_kernel(const float *from, float *to, int per_image, int src_stride, int src_offset,
                                   int route_stride, int offset, int batch, int backward)
 {
     FOR_EACH(i, (size_t)batch * per_image)
@@ -26,7 +26,7 @@ __global__ void route_copy_kernel(const float *from, float *to, int per_image, i
     }
 }
 
-void route_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_route_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     route_priv *p = (route_priv *)l->priv;
@@ -44,7 +44,7 @@ void route_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     }
 }
 
-void route_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_route_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     route_priv *p = (route_priv *)l->priv;
     const float *delta = GPU_F(net, l->delta, (size_t)l->batch * l->outputs);

@@ -46,20 +46,20 @@ static void backward(cdb_layer *l, cdb_network *net)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    scale_channels_priv *p = layer_priv(l, sizeof(scale_channels_priv), NULL);
+    scale_channels_priv *p = cdb_layer_priv(l, sizeof(scale_channels_priv), NULL);
     if (!p) return -1;
-    p->from = layer_read_from(r, l, "the layer whose channels are scaled");
-    if (p->from < 0 || cfg_check_unused(r)) return -1;
+    p->from = cdb_layer_read_from(r, l, "the layer whose channels are scaled");
+    if (p->from < 0 || cdb_cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (l->h != 1 || l->w != 1 || l->c != src->out_c || src->out_tokens) {
-        cfg_fail(r, "from", "the input (%dx%dx%d) must be one value per channel of layer %d (%d channels, %dx%d)", l->c,
+        cdb_cfg_fail(r, "from", "the input (%dx%dx%d) must be one value per channel of layer %d (%d channels, %dx%d)", l->c,
                  l->h, l->w, p->from, src->out_c, src->out_h, src->out_w);
         return -1;
     }
     l->out_c = src->out_c;
     l->out_h = src->out_h;
     l->out_w = src->out_w;
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "layer %d by channel", p->from);
     return 0;
 }

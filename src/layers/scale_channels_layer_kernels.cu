@@ -9,13 +9,13 @@ extern "C" {
 LAYER_GPU_TWINS(scale_channels);
 }
 
-__global__ void scale_channels_forward_kernel(const float *x, const float *scale, float *y, int spatial, size_t n)
+static __global__ void scale_channels_forward_kernel(const float *x, const float *scale, float *y, int spatial, size_t n)
 {
     FOR_EACH(i, n) y[i] = x[i] * scale[i / spatial];
 }
 
 /* block (b, c): dx += d * scale; dscale += sum d * x */
-__global__ void scale_channels_backward_kernel(const float *d, const float *x, const float *scale, float *dx,
+static __global__ void scale_channels_backward_kernel(const float *d, const float *x, const float *scale, float *dx,
                                                float *dscale, int spatial)
 {
     __shared__ float partial[THREADS];
@@ -29,7 +29,7 @@ __global__ void scale_channels_backward_kernel(const float *d, const float *x, c
     if (dscale && threadIdx.x == 0) dscale[bc] += total;
 }
 
-void scale_channels_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_scale_channels_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     const scale_channels_priv *p = (const scale_channels_priv *)l->priv;
@@ -41,7 +41,7 @@ void scale_channels_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(scale_channels_forward_kernel);
 }
 
-void scale_channels_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_scale_channels_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     const scale_channels_priv *p = (const scale_channels_priv *)l->priv;
     cdb_layer *src = &net->layers[p->from];

@@ -13,7 +13,7 @@
 #include "layers.h"
 #include "shortcut_layer.h"
 
-int shortcut_draw(cdb_layer *l, cdb_network *net, int train)
+int cdb_shortcut_draw(cdb_layer *l, cdb_network *net, int train)
 {
     shortcut_priv *p = l->priv;
     int any = 0;
@@ -21,9 +21,9 @@ int shortcut_draw(cdb_layer *l, cdb_network *net, int train)
         for (int b = 0; b < l->batch; b++) p->branch_scale[b] = 1.f;
         return 0;
     }
-    cdb_rng rng = layer_pass_rng(l, net);
+    cdb_rng rng = cdb_layer_pass_rng(l, net);
     for (int b = 0; b < l->batch; b++) {
-        p->branch_scale[b] = rng_uniform(&rng) >= p->drop_connect ? 1.f / (1.f - p->drop_connect) : 0.f;
+        p->branch_scale[b] = cdb_rng_uniform(&rng) >= p->drop_connect ? 1.f / (1.f - p->drop_connect) : 0.f;
         any |= p->branch_scale[b] != 1.f;
     }
     return any;
@@ -44,7 +44,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     float *z = p->act == ACT_LINEAR ? l->output : p->preact;
     size_t n = (size_t)l->batch * l->outputs;
     if (p->resample) {
-        shortcut_draw(l, net, train);
+        cdb_shortcut_draw(l, net, train);
         for (int b = 0; b < l->batch; b++) {
             size_t o = (size_t)b * l->outputs;
             for (int i = 0; i < l->outputs; i++) z[o + i] = l->input[o + i] * p->branch_scale[b];
@@ -55,7 +55,7 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
             for (int k = 0; k < mc; k++)
                 for (int j = 0; j < mh; j++)
                     for (int i = 0; i < mw; i++) z[SHORTCUT_OUT_INDEX(l, p, b, k, j, i)] += other[SHORTCUT_FROM_INDEX(p, b, k, j, i)];
-    } else if (shortcut_draw(l, net, train)) {
+    } else if (cdb_shortcut_draw(l, net, train)) {
         for (int b = 0; b < l->batch; b++) {
             size_t o = (size_t)b * l->outputs;
             float s = p->branch_scale[b];
@@ -64,14 +64,14 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     } else {
         for (size_t i = 0; i < n; i++) z[i] = l->input[i] + other[i];
     }
-    if (p->act != ACT_LINEAR) activate_array(p->act, z, l->output, n);
+    if (p->act != ACT_LINEAR) cdb_activate_array(p->act, z, l->output, n);
 }
 
 static void backward(cdb_layer *l, cdb_network *net)
 {
     shortcut_priv *p = l->priv;
     size_t n = (size_t)l->batch * l->outputs;
-    if (p->act != ACT_LINEAR) gradient_array(p->act, p->preact, l->delta, l->delta, n);
+    if (p->act != ACT_LINEAR) cdb_gradient_array(p->act, p->preact, l->delta, l->delta, n);
     float *other = net->layers[p->from].delta;
     if (p->resample) {
         int mc, mh, mw;
@@ -101,13 +101,13 @@ static void destroy(cdb_layer *l)
 
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
-    shortcut_priv *p = layer_priv(l, sizeof(shortcut_priv), destroy);
+    shortcut_priv *p = cdb_layer_priv(l, sizeof(shortcut_priv), destroy);
     if (!p) return -1;
-    p->from = layer_read_from(r, l, "the layer to add");
+    p->from = cdb_layer_read_from(r, l, "the layer to add");
     if (p->from < 0) return -1;
-    p->act = layer_read_activation(r, ACT_LINEAR);
-    p->drop_connect = cfg_float(r, "drop_connect", 0.f, 0.f, 0.99f);
-    if (cfg_check_unused(r)) return -1;
+    p->act = cdb_layer_read_activation(r, ACT_LINEAR);
+    p->drop_connect = cdb_cfg_float(r, "drop_connect", 0.f, 0.f, 0.99f);
+    if (cdb_cfg_check_unused(r)) return -1;
     const cdb_layer *src = &net->layers[p->from];
     if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w || src->out_tokens != l->tokens) {
         /* Darknet's rule for shapes that differ: the common channels, the
@@ -121,7 +121,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
             ok = l->w == sample * fw && l->h == sample * fh;
         }
         if (!ok) {
-            cfg_fail(r, "from",
+            cdb_cfg_fail(r, "from",
                      "layer %d has shape %dx%dx%d but the previous layer has %dx%dx%d: the maps must be equal or one "
                      "an integer multiple of the other in both directions (Darknet's shortcut across shapes)",
                      p->from, src->out_c, src->out_h, src->out_w, l->c, l->h, l->w);
@@ -134,16 +134,16 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         p->stride = stride;
         p->sample = sample;
     }
-    if (layer_alloc_same_shape(l, r)) return -1;
-    if (p->act != ACT_LINEAR) p->preact = xcalloc((size_t)l->batch * l->outputs, sizeof(float));
-    p->branch_scale = xcalloc((size_t)l->batch, sizeof(float));
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
+    if (p->act != ACT_LINEAR) p->preact = cdb_xcalloc((size_t)l->batch * l->outputs, sizeof(float));
+    p->branch_scale = cdb_xcalloc((size_t)l->batch, sizeof(float));
     if (!p->branch_scale) return -1;
     for (int b = 0; b < l->batch; b++) p->branch_scale[b] = 1.f;
     if (p->drop_connect > 0)
         snprintf(l->description, sizeof(l->description), "from %d %s, drop_connect %.3g", p->from,
-                 activation_name(p->act), p->drop_connect);
+                 cdb_activation_name(p->act), p->drop_connect);
     else
-        snprintf(l->description, sizeof(l->description), "from %d %s%s", p->from, activation_name(p->act),
+        snprintf(l->description, sizeof(l->description), "from %d %s%s", p->from, cdb_activation_name(p->act),
                  p->resample ? ", common channels (Darknet)" : "");
     return 0;
 }

@@ -20,7 +20,7 @@ typedef struct {
 
 /* Draws this pass's branch factors (the host, for both paths); returns
  * whether any differs from 1. */
-int shortcut_draw(cdb_layer *l, cdb_network *net, int train);
+int cdb_shortcut_draw(cdb_layer *l, cdb_network *net, int train);
 
 /* Output index and `from` index of element (b, k, j, i) of the common
  * region of a resampling shortcut (k < min channels, j < min height,

@@ -41,15 +41,15 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    shuffle_priv *p = layer_priv(l, sizeof(shuffle_priv), NULL);
+    shuffle_priv *p = cdb_layer_priv(l, sizeof(shuffle_priv), NULL);
     if (!p) return -1;
-    p->groups = cfg_int(r, "groups", 2, 1, 1 << 20);
-    if (cfg_check_unused(r)) return -1;
+    p->groups = cdb_cfg_int(r, "groups", 2, 1, 1 << 20);
+    if (cdb_cfg_check_unused(r)) return -1;
     if (l->c % p->groups) {
-        cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
+        cdb_cfg_fail(r, "groups", "input channels %d are not divisible by groups=%d", l->c, p->groups);
         return -1;
     }
-    if (layer_alloc_same_shape(l, r)) return -1;
+    if (cdb_layer_alloc_same_shape(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%d groups", p->groups);
     return 0;
 }

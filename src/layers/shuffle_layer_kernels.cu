@@ -15,7 +15,7 @@ __device__ static int source_channel(int k, int channels, int groups)
 }
 
 /* backward = 0: y[out] = x[in]; 1: dx[in] += dy[out] */
-__global__ void shuffle_kernel(const float *src, float *dst, int channels, int groups, size_t spatial, size_t n,
+static __global__ void shuffle_kernel(const float *src, float *dst, int channels, int groups, size_t spatial, size_t n,
                                int backward)
 {
     FOR_EACH(i, n)
@@ -29,7 +29,7 @@ __global__ void shuffle_kernel(const float *src, float *dst, int channels, int g
     }
 }
 
-void shuffle_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_shuffle_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     const shuffle_priv *p = (const shuffle_priv *)l->priv;
@@ -39,7 +39,7 @@ void shuffle_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(shuffle_kernel);
 }
 
-void shuffle_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_shuffle_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     const shuffle_priv *p = (const shuffle_priv *)l->priv;

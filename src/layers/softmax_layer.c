@@ -40,15 +40,15 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    softmax_priv *p = layer_priv(l, sizeof(softmax_priv), NULL);
+    softmax_priv *p = cdb_layer_priv(l, sizeof(softmax_priv), NULL);
     if (!p) return -1;
-    int groups = cfg_int(r, "groups", 1, 1, 1);
+    int groups = cdb_cfg_int(r, "groups", 1, 1, 1);
     (void)groups;
-    p->temperature = cfg_float(r, "temperature", 1.f, 0.001f, 1000.f);
-    if (cfg_check_unused(r)) return -1;
+    p->temperature = cdb_cfg_float(r, "temperature", 1.f, 0.001f, 1000.f);
+    if (cdb_cfg_check_unused(r)) return -1;
     l->out_c = l->inputs;
     l->out_h = l->out_w = 1;
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     if (p->temperature != 1.f)
         snprintf(l->description, sizeof(l->description), "%d classes, temperature %g, cross-entropy", l->inputs,
                  p->temperature);

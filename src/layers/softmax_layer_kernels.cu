@@ -11,7 +11,7 @@ extern "C" {
 LAYER_GPU_TWINS(softmax);
 }
 
-__global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch,
+static __global__ void softmax_kernel(const float *x, float *y, const float *truth, float *losses, int classes, int batch,
                                float inv_temp)
 {
     FOR_EACH(b, (size_t)batch)
@@ -23,7 +23,7 @@ __global__ void softmax_kernel(const float *x, float *y, const float *truth, flo
 }
 
 /* Plus the delta a [cost] after it adds (zero otherwise), over T. */
-__global__ void softmax_backward_kernel(const float *y, const float *truth, const float *delta, float *in_delta,
+static __global__ void softmax_backward_kernel(const float *y, const float *truth, const float *delta, float *in_delta,
                                         float inv_batch, float inv_temp, size_t n)
 {
     FOR_EACH(i, n)
@@ -35,7 +35,7 @@ __global__ void softmax_backward_kernel(const float *y, const float *truth, cons
 
 static float inverse_temperature(const cdb_layer *l) { return 1.f / ((const softmax_priv *)l->priv)->temperature; }
 
-void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     size_t n = (size_t)l->batch * l->inputs;
     const float *truth = train ? GPU_F(net, net->truth, n) : NULL;
@@ -44,13 +44,13 @@ void softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
                                                     l->inputs, l->batch, inverse_temperature(l));
     LAUNCH_CHECK(softmax_kernel);
     if (!train) return;
-    gpu_pull(net, net->losses, (size_t)l->batch * sizeof(float));
+    cdb_gpu_pull(net, net->losses, (size_t)l->batch * sizeof(float));
     double total = 0;
     for (int b = 0; b < l->batch; b++) total += net->losses[b];
     net->loss += total;
 }
 
-void softmax_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_softmax_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     size_t n = (size_t)l->batch * l->inputs;

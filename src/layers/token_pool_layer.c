@@ -48,14 +48,14 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    pool_priv *p = layer_priv(l, sizeof(pool_priv), NULL);
+    pool_priv *p = cdb_layer_priv(l, sizeof(pool_priv), NULL);
     if (!p) return -1;
     static const char *const modes[] = {"cls", "mean", NULL};
-    p->mean = cfg_choice(r, "mode", modes, 0);
-    if (cfg_check_unused(r)) return -1;
+    p->mean = cdb_cfg_choice(r, "mode", modes, 0);
+    if (cdb_cfg_check_unused(r)) return -1;
     l->out_c = l->c;
     l->out_h = l->out_w = 1;
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_layer_alloc_output(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%s of %d tokens", p->mean ? "mean" : "class token", l->tokens);
     return 0;
 }

@@ -8,7 +8,7 @@ extern "C" {
 LAYER_GPU_TWINS(token_pool);
 }
 
-__global__ void token_pool_kernel(const float *in, float *out, int T, int D, int mean, size_t n)
+static __global__ void token_pool_kernel(const float *in, float *out, int T, int D, int mean, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -24,7 +24,7 @@ __global__ void token_pool_kernel(const float *in, float *out, int T, int D, int
     }
 }
 
-__global__ void token_pool_backward_kernel(const float *delta, float *in_delta, int T, int D, int mean, size_t n)
+static __global__ void token_pool_backward_kernel(const float *delta, float *in_delta, int T, int D, int mean, size_t n)
 {
     FOR_EACH(i, n)
     {
@@ -36,7 +36,7 @@ __global__ void token_pool_backward_kernel(const float *delta, float *in_delta, 
     }
 }
 
-void token_pool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_token_pool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     pool_priv *p = (pool_priv *)l->priv;
@@ -46,7 +46,7 @@ void token_pool_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(token_pool_kernel);
 }
 
-void token_pool_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_token_pool_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     pool_priv *p = (pool_priv *)l->priv;
     if (!l->input_delta) return;

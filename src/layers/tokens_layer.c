@@ -31,9 +31,9 @@ static void backward(cdb_layer *l, cdb_network *net)
 static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
 {
     (void)net;
-    if (cfg_check_unused(r)) return -1;
-    layer_set_sequence_output(l, l->h * l->w, l->c);
-    if (layer_alloc_output(l, r)) return -1;
+    if (cdb_cfg_check_unused(r)) return -1;
+    cdb_layer_set_sequence_output(l, l->h * l->w, l->c);
+    if (cdb_layer_alloc_output(l, r)) return -1;
     snprintf(l->description, sizeof(l->description), "%dx%d -> %d tokens", l->h, l->w, l->h * l->w);
     return 0;
 }

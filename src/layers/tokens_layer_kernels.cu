@@ -5,7 +5,7 @@ extern "C" {
 LAYER_GPU_TWINS(tokens);
 }
 
-__global__ void tokens_kernel(const float *in, float *out, int C, int T, size_t n, int accumulate_back)
+static __global__ void tokens_kernel(const float *in, float *out, int C, int T, size_t n, int accumulate_back)
 {
     FOR_EACH(i, n)
     {
@@ -19,7 +19,7 @@ __global__ void tokens_kernel(const float *in, float *out, int C, int T, size_t 
     }
 }
 
-void tokens_forward_gpu(cdb_layer *l, cdb_network *net, int train)
+void cdb_tokens_forward_gpu(cdb_layer *l, cdb_network *net, int train)
 {
     (void)train;
     size_t n = (size_t)l->batch * l->inputs;
@@ -27,7 +27,7 @@ void tokens_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     LAUNCH_CHECK(tokens_kernel);
 }
 
-void tokens_backward_gpu(cdb_layer *l, cdb_network *net)
+void cdb_tokens_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     size_t n = (size_t)l->batch * l->inputs;

@@ -9,15 +9,15 @@
 
 cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides)
 {
-    cfg_file *cfg = cfg_parse_file(cfg_path);
+    cfg_file *cfg = cdb_cfg_parse_file(cfg_path);
     if (!cfg) return NULL;
     for (int i = 0; i < n_overrides; i++)
-        if (cfg_override(cfg, overrides[i])) {
-            cfg_free(cfg);
+        if (cdb_cfg_override(cfg, overrides[i])) {
+            cdb_cfg_free(cfg);
             return NULL;
         }
-    cdb_network *net = network_build(cfg);
-    cfg_free(cfg);
+    cdb_network *net = cdb_network_build(cfg);
+    cdb_cfg_free(cfg);
     return net;
 }
 
@@ -37,7 +37,7 @@ float cdb_train_step(cdb_network *net, const float *images, const int *labels)
             cdb_set_error("label %d of image %d is outside [0, %d)", labels[i], i, net->classes);
             return NAN;
         }
-    return network_train_step(net, images, labels);
+    return cdb_network_train_step(net, images, labels);
 }
 
 int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
@@ -48,14 +48,14 @@ int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
         memset(net->input, 0, (size_t)mb * net->inputs * sizeof(float));
         memcpy(net->input, images + (size_t)start * net->inputs, (size_t)count * net->inputs * sizeof(float));
         net->pass_failed = 0;
-        network_forward(net, 0);
-        if (network_pass_failed(net)) { /* out of memory inside a layer, a CUDA error: the outputs are stale */
+        cdb_network_forward(net, 0);
+        if (cdb_network_pass_failed(net)) { /* out of memory inside a layer, a CUDA error: the outputs are stale */
             char why[1024];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
             cdb_set_error("prediction of images %d..%d failed: %s", start, start + count - 1, why);
             return -1;
         }
-        memcpy(probs + (size_t)start * net->classes, network_output(net),
+        memcpy(probs + (size_t)start * net->classes, cdb_network_output(net),
                (size_t)count * net->classes * sizeof(float));
     }
     return 0;

@@ -12,55 +12,55 @@
 
 static int read_net(cfg_reader *r, cdb_network *net)
 {
-    net->batch = cfg_int(r, "batch", 1, 1, 1 << 20);
-    net->subdivisions = cfg_int(r, "subdivisions", 1, 1, 1 << 20);
-    net->w = cfg_int(r, "width", 0, 1, 1 << 16);
-    net->h = cfg_int(r, "height", 0, 1, 1 << 16);
-    net->c = cfg_int(r, "channels", 0, 1, 1 << 16);
-    net->classes = cfg_int(r, "classes", 0, 1, 1 << 20);
-    const char *data = cfg_str(r, "data", NULL);
-    net->data_path = data ? xstrdup(data) : NULL;
+    net->batch = cdb_cfg_int(r, "batch", 1, 1, 1 << 20);
+    net->subdivisions = cdb_cfg_int(r, "subdivisions", 1, 1, 1 << 20);
+    net->w = cdb_cfg_int(r, "width", 0, 1, 1 << 16);
+    net->h = cdb_cfg_int(r, "height", 0, 1, 1 << 16);
+    net->c = cdb_cfg_int(r, "channels", 0, 1, 1 << 16);
+    net->classes = cdb_cfg_int(r, "classes", 0, 1, 1 << 20);
+    const char *data = cdb_cfg_str(r, "data", NULL);
+    net->data_path = data ? cdb_xstrdup(data) : NULL;
     train_config *t = &net->train;
     static const char *const optimizers[] = {"sgd", "adamw", NULL};
-    t->optimizer = (optimizer_kind)cfg_choice(r, "optimizer", optimizers, OPT_SGD);
-    t->learning_rate = cfg_float(r, "learning_rate", 0.001f, 0.f, 100.f);
-    t->momentum = cfg_float(r, "momentum", 0.9f, 0.f, 0.9999f);
-    t->decay = cfg_float(r, "decay", 0.0001f, 0.f, 1.f);
-    t->nesterov = cfg_int(r, "nesterov", 0, 0, 1);
-    t->beta1 = cfg_float(r, "beta1", 0.9f, 0.f, 0.9999f);
-    t->beta2 = cfg_float(r, "beta2", 0.999f, 0.f, 0.999999f);
-    t->eps = cfg_float(r, "eps", 1e-8f, 1e-30f, 1.f); /* 0 would divide 0 by 0 where a gradient is 0 */
+    t->optimizer = (optimizer_kind)cdb_cfg_choice(r, "optimizer", optimizers, OPT_SGD);
+    t->learning_rate = cdb_cfg_float(r, "learning_rate", 0.001f, 0.f, 100.f);
+    t->momentum = cdb_cfg_float(r, "momentum", 0.9f, 0.f, 0.9999f);
+    t->decay = cdb_cfg_float(r, "decay", 0.0001f, 0.f, 1.f);
+    t->nesterov = cdb_cfg_int(r, "nesterov", 0, 0, 1);
+    t->beta1 = cdb_cfg_float(r, "beta1", 0.9f, 0.f, 0.9999f);
+    t->beta2 = cdb_cfg_float(r, "beta2", 0.999f, 0.f, 0.999999f);
+    t->eps = cdb_cfg_float(r, "eps", 1e-8f, 1e-30f, 1.f); /* 0 would divide 0 by 0 where a gradient is 0 */
     static const char *const nan_policies[] = {"stop", "skip_step", NULL};
-    t->nan_policy = cfg_choice(r, "nan_policy", nan_policies, 0);
-    t->darknet = cfg_int(r, "darknet", 0, 0, 1);
-    t->decay_norm_bias = cfg_int(r, "decay_norm_bias", !t->darknet, 0, 1);
+    t->nan_policy = cdb_cfg_choice(r, "nan_policy", nan_policies, 0);
+    t->darknet = cdb_cfg_int(r, "darknet", 0, 0, 1);
+    t->decay_norm_bias = cdb_cfg_int(r, "decay_norm_bias", !t->darknet, 0, 1);
     static const char *const policies[] = {"constant", "steps", "poly", "cosine", "step", "exp", "sig", "sgdr", NULL};
-    t->policy = (lr_policy)cfg_choice(r, "policy", policies, POLICY_CONSTANT);
-    t->power = cfg_float(r, "power", 4.f, 0.f, 100.f);
-    t->burn_in = cfg_int(r, "burn_in", 0, 0, 1 << 30);
+    t->policy = (lr_policy)cdb_cfg_choice(r, "policy", policies, POLICY_CONSTANT);
+    t->power = cdb_cfg_float(r, "power", 4.f, 0.f, 100.f);
+    t->burn_in = cdb_cfg_int(r, "burn_in", 0, 0, 1 << 30);
     /* Darknet's default for sgdr, 0 for cdbnet's cosine */
-    t->learning_rate_min = cfg_float(r, "learning_rate_min", t->policy == POLICY_SGDR ? 0.00001f : 0.f, 0.f, 100.f);
-    t->max_batches = cfg_int(r, "max_batches", 0, 0, 1 << 30);
-    t->max_epochs = cfg_int(r, "max_epochs", 0, 0, 1 << 20);
+    t->learning_rate_min = cdb_cfg_float(r, "learning_rate_min", t->policy == POLICY_SGDR ? 0.00001f : 0.f, 0.f, 100.f);
+    t->max_batches = cdb_cfg_int(r, "max_batches", 0, 0, 1 << 30);
+    t->max_epochs = cdb_cfg_int(r, "max_epochs", 0, 0, 1 << 20);
     /* Darknet's step, exp and sig policies (their keys only with them) */
-    if (t->policy == POLICY_STEP || t->policy == POLICY_SIG) t->step = cfg_int(r, "step", 1, 1, 1 << 30);
-    if (t->policy == POLICY_STEP) t->scale = cfg_float(r, "scale", 1.f, 0.f, 100.f);
-    if (t->policy == POLICY_EXP || t->policy == POLICY_SIG) t->gamma = cfg_float(r, "gamma", 1.f, -100.f, 100.f);
+    if (t->policy == POLICY_STEP || t->policy == POLICY_SIG) t->step = cdb_cfg_int(r, "step", 1, 1, 1 << 30);
+    if (t->policy == POLICY_STEP) t->scale = cdb_cfg_float(r, "scale", 1.f, 0.f, 100.f);
+    if (t->policy == POLICY_EXP || t->policy == POLICY_SIG) t->gamma = cdb_cfg_float(r, "gamma", 1.f, -100.f, 100.f);
     if (t->policy == POLICY_SGDR) { /* AlexeyAB's warm restarts: sgdr_cycle 0 is the run's length */
-        t->sgdr_cycle = cfg_int(r, "sgdr_cycle", 0, 1, 1 << 30);
-        t->sgdr_mult = cfg_int(r, "sgdr_mult", 2, 1, 1 << 10);
+        t->sgdr_cycle = cdb_cfg_int(r, "sgdr_cycle", 0, 1, 1 << 30);
+        t->sgdr_mult = cdb_cfg_int(r, "sgdr_mult", 2, 1, 1 << 10);
     }
     if (t->policy == POLICY_STEPS) {
-        if (!cfg_has(r, "steps") || !cfg_has(r, "scales")) {
-            cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");
+        if (!cdb_cfg_has(r, "steps") || !cdb_cfg_has(r, "scales")) {
+            cdb_cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");
             return -1;
         }
         /* Step numbers, or fractions of the training length (0.3,0.6). */
-        t->nsteps = cfg_float_list(r, "steps", t->step_fractions, MAX_LR_STEPS);
-        int nscales = cfg_float_list(r, "scales", t->scales, MAX_LR_STEPS);
+        t->nsteps = cdb_cfg_float_list(r, "steps", t->step_fractions, MAX_LR_STEPS);
+        int nscales = cdb_cfg_float_list(r, "scales", t->scales, MAX_LR_STEPS);
         if (r->failed) return -1;
         if (nscales != t->nsteps) {
-            cfg_fail(r, "scales", "%d scales given for %d steps", nscales, t->nsteps);
+            cdb_cfg_fail(r, "scales", "%d scales given for %d steps", nscales, t->nsteps);
             return -1;
         }
         int fractions = 0;
@@ -69,7 +69,7 @@ static int read_net(cfg_reader *r, cdb_network *net)
         for (int i = 0; !t->steps_fractional && i < t->nsteps; i++) {
             float v = t->step_fractions[i];
             if (v < 0 || v != floorf(v) || v > (float)(1 << 30)) {
-                cfg_fail(r, "steps", "'%g' is neither a step number nor, with all the others, a fraction of the "
+                cdb_cfg_fail(r, "steps", "'%g' is neither a step number nor, with all the others, a fraction of the "
                                      "training in (0, 1)",
                          v);
                 return -1;
@@ -78,111 +78,111 @@ static int read_net(cfg_reader *r, cdb_network *net)
         }
         for (int i = 1; i < t->nsteps; i++)
             if (t->step_fractions[i] < t->step_fractions[i - 1]) {
-                cfg_fail(r, "steps", "steps must not decrease");
+                cdb_cfg_fail(r, "steps", "steps must not decrease");
                 return -1;
             }
-        schedule_resolve(t);
+        cdb_schedule_resolve(t);
     }
-    net->seed = (uint64_t)cfg_int(r, "seed", 1, 0, 2147483647);
+    net->seed = (uint64_t)cdb_cfg_int(r, "seed", 1, 0, 2147483647);
     input_config *in = &net->input_cfg;
-    in->crop_pad = cfg_int(r, "crop_pad", 0, 0, 64);
+    in->crop_pad = cdb_cfg_int(r, "crop_pad", 0, 0, 64);
     /* Darknet's classifiers flip by default (AlexeyAB's flip=1; pjreddie's always) */
-    in->flip = cfg_int(r, "flip", t->darknet ? 1 : 0, 0, 1);
-    in->angle = cfg_float(r, "angle", 0.f, 0.f, 180.f);
-    in->hue = cfg_float(r, "hue", 0.f, 0.f, 0.5f);
-    in->saturation = cfg_float(r, "saturation", 1.f, 0.01f, 100.f);
-    in->exposure = cfg_float(r, "exposure", 1.f, 0.01f, 100.f);
-    in->nmean = cfg_has(r, "mean") ? cfg_float_list(r, "mean", in->mean, 4) : 0;
-    in->nstd = cfg_has(r, "std") ? cfg_float_list(r, "std", in->std, 4) : 0;
-    in->image_resize = cfg_int(r, "image_resize", 0, 0, 1 << 16);
-    in->resized_crop = cfg_int(r, "resized_crop", 0, 0, 1);
-    in->resized_crop_scale = cfg_float(r, "resized_crop_scale", 0.08f, 0.001f, 1.f);
-    in->resized_crop_ratio = cfg_float(r, "resized_crop_ratio", 0.75f, 0.01f, 1.f);
-    int darknet_keys = cfg_has(r, "min_crop") || cfg_has(r, "max_crop") || cfg_has(r, "aspect");
-    int width = cfg_has(r, "width") ? cfg_int(r, "width", 1, 1, 1 << 16) : 1;
-    in->min_crop = cfg_int(r, "min_crop", width, 1, 1 << 16);
-    in->max_crop = cfg_int(r, "max_crop", 2 * width, 1, 1 << 16);
-    in->aspect = cfg_float(r, "aspect", 1.f, 0.01f, 100.f);
-    int center = cfg_int(r, "center", 0, 0, 1);
+    in->flip = cdb_cfg_int(r, "flip", t->darknet ? 1 : 0, 0, 1);
+    in->angle = cdb_cfg_float(r, "angle", 0.f, 0.f, 180.f);
+    in->hue = cdb_cfg_float(r, "hue", 0.f, 0.f, 0.5f);
+    in->saturation = cdb_cfg_float(r, "saturation", 1.f, 0.01f, 100.f);
+    in->exposure = cdb_cfg_float(r, "exposure", 1.f, 0.01f, 100.f);
+    in->nmean = cdb_cfg_has(r, "mean") ? cdb_cfg_float_list(r, "mean", in->mean, 4) : 0;
+    in->nstd = cdb_cfg_has(r, "std") ? cdb_cfg_float_list(r, "std", in->std, 4) : 0;
+    in->image_resize = cdb_cfg_int(r, "image_resize", 0, 0, 1 << 16);
+    in->resized_crop = cdb_cfg_int(r, "resized_crop", 0, 0, 1);
+    in->resized_crop_scale = cdb_cfg_float(r, "resized_crop_scale", 0.08f, 0.001f, 1.f);
+    in->resized_crop_ratio = cdb_cfg_float(r, "resized_crop_ratio", 0.75f, 0.01f, 1.f);
+    int darknet_keys = cdb_cfg_has(r, "min_crop") || cdb_cfg_has(r, "max_crop") || cdb_cfg_has(r, "aspect");
+    int width = cdb_cfg_has(r, "width") ? cdb_cfg_int(r, "width", 1, 1, 1 << 16) : 1;
+    in->min_crop = cdb_cfg_int(r, "min_crop", width, 1, 1 << 16);
+    in->max_crop = cdb_cfg_int(r, "max_crop", 2 * width, 1, 1 << 16);
+    in->aspect = cdb_cfg_float(r, "aspect", 1.f, 0.01f, 100.f);
+    int center = cdb_cfg_int(r, "center", 0, 0, 1);
     in->darknet_crop = !center && !in->resized_crop && (darknet_keys || t->darknet);
     in->darknet_crop_keys = darknet_keys;
     if (darknet_keys && in->resized_crop) {
-        cfg_fail(r, "resized_crop", "give resized_crop=1 (torchvision's crop) or Darknet's min_crop/max_crop/aspect, "
+        cdb_cfg_fail(r, "resized_crop", "give resized_crop=1 (torchvision's crop) or Darknet's min_crop/max_crop/aspect, "
                                     "not both");
         return -1;
     }
     if (in->max_crop < in->min_crop) {
-        cfg_fail(r, "max_crop", "max_crop=%d is below min_crop=%d", in->max_crop, in->min_crop);
+        cdb_cfg_fail(r, "max_crop", "max_crop=%d is below min_crop=%d", in->max_crop, in->min_crop);
         return -1;
     }
-    net->label_smoothing = cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
+    net->label_smoothing = cdb_cfg_float(r, "label_smoothing", 0.f, 0.f, 0.999f);
     /* at most 0.5: converted to label_smoothing = eps K/(K-1), which must not pass 1 */
-    net->label_smooth_eps = cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.5f);
+    net->label_smooth_eps = cdb_cfg_float(r, "label_smooth_eps", 0.f, 0.f, 0.5f);
     if (net->label_smooth_eps > 0 && net->label_smoothing > 0) {
-        cfg_fail(r, "label_smooth_eps", "give label_smoothing (PyTorch's) or label_smooth_eps (Darknet's), not both");
+        cdb_cfg_fail(r, "label_smooth_eps", "give label_smoothing (PyTorch's) or label_smooth_eps (Darknet's), not both");
         return -1;
     }
-    net->valid_every = cfg_int(r, "valid_every", 0, 0, 1 << 30);
-    net->save_every = cfg_int(r, "save_every", 0, 0, 1 << 30);
+    net->valid_every = cdb_cfg_int(r, "valid_every", 0, 0, 1 << 30);
+    net->save_every = cdb_cfg_int(r, "save_every", 0, 0, 1 << 30);
 
-    if (dropback_read_net_keys(r, &net->dropback)) return -1;
+    if (cdb_dropback_read_net_keys(r, &net->dropback)) return -1;
     conv_policy *cp = &net->conv;
-    cp->direct = cfg_int(r, "conv_direct", 1, 0, 1);
-    cp->winograd = cfg_int(r, "conv_winograd", 1, 0, 1);
-    cp->depthwise = cfg_int(r, "conv_depthwise", 1, 0, 1);
+    cp->direct = cdb_cfg_int(r, "conv_direct", 1, 0, 1);
+    cp->winograd = cdb_cfg_int(r, "conv_winograd", 1, 0, 1);
+    cp->depthwise = cdb_cfg_int(r, "conv_depthwise", 1, 0, 1);
     static const char *const shifts[] = {"off", "on", "auto", NULL};
-    cp->shift = (conv_shift_mode)cfg_choice(r, "conv_shift", shifts, CONV_SHIFT_AUTO);
-    cp->slice_bytes = (size_t)cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
-    cp->deterministic = cfg_int(r, "conv_deterministic", 0, 0, 1);
+    cp->shift = (conv_shift_mode)cdb_cfg_choice(r, "conv_shift", shifts, CONV_SHIFT_AUTO);
+    cp->slice_bytes = (size_t)cdb_cfg_int(r, "conv_slice_kb", 320, 1, 1 << 20) << 10;
+    cp->deterministic = cdb_cfg_int(r, "conv_deterministic", 0, 0, 1);
 
     if (r->failed) return -1;
-    if (!cfg_has(r, "width") || !cfg_has(r, "height") || !cfg_has(r, "channels")) {
-        cfg_fail(r, NULL, "[net] needs width, height and channels");
+    if (!cdb_cfg_has(r, "width") || !cdb_cfg_has(r, "height") || !cdb_cfg_has(r, "channels")) {
+        cdb_cfg_fail(r, NULL, "[net] needs width, height and channels");
         return -1;
     }
-    net->ranks = dist_size();
-    net->sync_bn = cfg_int(r, "sync_bn", 0, 0, 1);
+    net->ranks = cdb_dist_size();
+    net->sync_bn = cdb_cfg_int(r, "sync_bn", 0, 0, 1);
     if (net->batch % net->subdivisions) {
-        cfg_fail(r, "subdivisions", "batch=%d is not divisible by subdivisions=%d", net->batch, net->subdivisions);
+        cdb_cfg_fail(r, "subdivisions", "batch=%d is not divisible by subdivisions=%d", net->batch, net->subdivisions);
         return -1;
     }
     if (net->batch % (net->subdivisions * net->ranks)) {
-        cfg_fail(r, "batch", "batch=%d is not divisible by subdivisions=%d x %d ranks: each rank takes an equal share "
+        cdb_cfg_fail(r, "batch", "batch=%d is not divisible by subdivisions=%d x %d ranks: each rank takes an equal share "
                              "of every forward",
                  net->batch, net->subdivisions, net->ranks);
         return -1;
     }
     if (in->nmean && in->nmean != net->c) {
-        cfg_fail(r, "mean", "%d values for %d channels", in->nmean, net->c);
+        cdb_cfg_fail(r, "mean", "%d values for %d channels", in->nmean, net->c);
         return -1;
     }
     if (in->nstd && in->nstd != net->c) {
-        cfg_fail(r, "std", "%d values for %d channels", in->nstd, net->c);
+        cdb_cfg_fail(r, "std", "%d values for %d channels", in->nstd, net->c);
         return -1;
     }
     for (int i = 0; i < in->nstd; i++)
         if (in->std[i] <= 0) {
-            cfg_fail(r, "std", "values must be positive");
+            cdb_cfg_fail(r, "std", "values must be positive");
             return -1;
         }
     if (t->max_batches && t->max_epochs) {
-        cfg_fail(r, "max_epochs", "give either max_batches or max_epochs, not both");
+        cdb_cfg_fail(r, "max_epochs", "give either max_batches or max_epochs, not both");
         return -1;
     }
     if ((long)net->w * net->h * net->c > (1L << 30)) {
-        cfg_fail(r, NULL, "the input (%d x %d x %d) is too large", net->w, net->h, net->c);
+        cdb_cfg_fail(r, NULL, "the input (%d x %d x %d) is too large", net->w, net->h, net->c);
         return -1;
     }
     net->mini_batch = net->batch / (net->subdivisions * net->ranks);
     net->inputs = net->w * net->h * net->c;
-    return cfg_check_unused(r);
+    return cdb_cfg_check_unused(r);
 }
 
 static int collect_params(cdb_network *net)
 {
     int count = 0;
     for (int i = 0; i < net->n; i++) count += net->layers[i].nparams;
-    net->params = xcalloc((size_t)count, sizeof(cdb_param *));
+    net->params = cdb_xcalloc((size_t)count, sizeof(cdb_param *));
     if (!net->params) return -1;
     net->nparams = 0;
     for (int i = 0; i < net->n; i++)
@@ -203,26 +203,26 @@ typedef struct {
 
 static cdb_network *build(cfg_file *cfg, largest_request *big)
 {
-    cdb_network *net = xcalloc(1, sizeof(cdb_network));
+    cdb_network *net = cdb_xcalloc(1, sizeof(cdb_network));
     if (!net) return NULL;
-    net->cfg_path = xstrdup(cfg->path);
+    net->cfg_path = cdb_xstrdup(cfg->path);
     if (!net->cfg_path) goto fail;
     if (strcmp(cfg->sections[0].type, "net") && strcmp(cfg->sections[0].type, "network")) {
         cdb_set_error("%s:%d: the first section must be [net], not [%s]", cfg->path, cfg->sections[0].line,
                       cfg->sections[0].type);
         goto fail;
     }
-    cfg_reader nr = cfg_reader_for(cfg, 0, -1);
+    cfg_reader nr = cdb_cfg_reader_for(cfg, 0, -1);
     if (read_net(&nr, net)) goto fail;
     if (cdb_failed_allocations()) goto out_of_memory;
-    net->input = xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
+    net->input = cdb_xcalloc((size_t)net->mini_batch * net->inputs, sizeof(float));
     if (!net->input) goto out_of_memory;
     net->n = cfg->n - 1;
     if (net->n == 0) {
         cdb_set_error("%s: no layers after [net]", cfg->path);
         goto fail;
     }
-    net->layers = xcalloc((size_t)net->n, sizeof(cdb_layer));
+    net->layers = cdb_xcalloc((size_t)net->n, sizeof(cdb_layer));
     if (!net->layers) {
         net->n = 0;
         goto out_of_memory;
@@ -249,16 +249,16 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
             l->tokens = prev->out_tokens;
         }
         l->inputs = l->c * l->h * l->w;
-        const layer_ops *ops = layer_ops_find(sec->type);
+        const layer_ops *ops = cdb_layer_ops_find(sec->type);
         if (!ops) {
-            const char *why = cfg_darknet_refused_section(sec->type);
+            const char *why = cdb_cfg_darknet_refused_section(sec->type);
             if (why)
                 cdb_set_error("%s:%d: [%s] (layer %d) is a Darknet layer cdbnet does not implement (%s); see "
                               "docs/cfg.md, From Darknet",
                               cfg->path, sec->line, sec->type, i, why);
             else
                 cdb_set_error("%s:%d: unknown section [%s] (layer %d); known layer types: %s", cfg->path, sec->line,
-                              sec->type, i, layer_type_names());
+                              sec->type, i, cdb_layer_type_names());
             net->n = built;
             goto fail;
         }
@@ -276,7 +276,7 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
             goto fail;
         }
         l->ops = ops;
-        cfg_reader r = cfg_reader_for(cfg, i + 1, i);
+        cfg_reader r = cdb_cfg_reader_for(cfg, i + 1, i);
         size_t used_before = cdb_budget_used();
         int status = ops->make(l, &r, net);
         built = i + 1;
@@ -335,10 +335,10 @@ static cdb_network *build(cfg_file *cfg, largest_request *big)
     /* Darknet's 1 - eps and eps/(K-1) is PyTorch's smoothing of eps K/(K-1). */
     if (net->label_smooth_eps > 0 && net->classes > 1)
         net->label_smoothing = net->label_smooth_eps * net->classes / (net->classes - 1);
-    net->truth = xcalloc((size_t)net->mini_batch * net->classes, sizeof(float));
-    net->workspace = xcalloc(net->workspace_floats ? net->workspace_floats : 1, sizeof(float));
+    net->truth = cdb_xcalloc((size_t)net->mini_batch * net->classes, sizeof(float));
+    net->workspace = cdb_xcalloc(net->workspace_floats ? net->workspace_floats : 1, sizeof(float));
     if (!net->truth || !net->workspace || collect_params(net) ||
-        dropback_resolve(&net->dropback, net->params, net->nparams))
+        cdb_dropback_resolve(&net->dropback, net->params, net->nparams))
         goto out_of_memory;
     return net;
 out_of_memory: {
@@ -359,7 +359,7 @@ static size_t optimizer_bytes(const cdb_network *net)
     return floats * sizeof(float) * (net->train.optimizer == OPT_ADAMW ? 2 : 1);
 }
 
-cdb_network *network_build(cfg_file *cfg)
+cdb_network *cdb_network_build(cfg_file *cfg)
 {
     cdb_reset_failed_allocations();
     size_t limit = cdb_memory_limit();

@@ -29,7 +29,7 @@ static size_t expected_floats(const cdb_network *net)
 
 /* The name of array k of layer l in messages: its parameter's name, else
  * what the other arrays in weights files are (batch norm's statistics). */
-const char *layer_array_name(const cdb_layer *l, int k)
+const char *cdb_layer_array_name(const cdb_layer *l, int k)
 {
     for (int p = 0; p < l->nparams; p++)
         if (l->params[p].value == l->io[k]) return l->params[p].name;
@@ -46,7 +46,7 @@ static int first_non_finite(const float *x, size_t n, size_t *at)
     return 0;
 }
 
-int network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index)
+int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index)
 {
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].nio; k++)
@@ -65,12 +65,12 @@ static int weights_finite(const cdb_network *net, const char *path)
 {
     int i, k;
     size_t at;
-    if (!network_first_non_finite(net, &i, &k, &at)) return 0;
+    if (!cdb_network_first_non_finite(net, &i, &k, &at)) return 0;
     const cdb_layer *l = &net->layers[i];
     cdb_set_error("not saving weights file '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not finite "
                   "(%g); the training diverged (lower learning_rate, add burn_in); the last checkpoint is left as it "
                   "was",
-                  path, net->step, i, l->ops->name, layer_array_name(l, k), k, at, l->io[k][at]);
+                  path, net->step, i, l->ops->name, cdb_layer_array_name(l, k), k, at, l->io[k][at]);
     return -1;
 }
 
@@ -102,7 +102,7 @@ static int write_atomically(const char *path, const char *kind, int (*finite)(co
                             int (*write)(FILE *, const cdb_network *), const cdb_network *net)
 {
 #ifdef GPU
-    if (network_sync_to_host((cdb_network *)net)) {
+    if (cdb_network_sync_to_host((cdb_network *)net)) {
         char why[512];
         snprintf(why, sizeof(why), "%s", cdb_last_error());
         cdb_set_error("%s not written: the device copy cannot be read back: %s", path, why);
@@ -241,7 +241,7 @@ int cdb_weights_load(cdb_network *net, const char *path)
     fclose(fp);
     net->seen = seen;
 #ifdef GPU
-    if (network_sync_to_device(net)) return -1;
+    if (cdb_network_sync_to_device(net)) return -1;
 #endif
     return 0;
 }
@@ -283,7 +283,7 @@ static int read_moment(FILE *fp, float **m, size_t n)
     uint8_t present;
     if (fread(&present, 1, 1, fp) != 1 || present > 1) return 0;
     if (!present) return 1;
-    if (!*m) *m = xcalloc(n, sizeof(float));
+    if (!*m) *m = cdb_xcalloc(n, sizeof(float));
     return *m && fread(*m, sizeof(float), n, fp) == n;
 }
 
@@ -346,7 +346,7 @@ int cdb_state_load(cdb_network *net, const char *path)
     }
     net->step = (int)step;
 #ifdef GPU
-    if (network_sync_to_device(net)) return -1;
+    if (cdb_network_sync_to_device(net)) return -1;
 #endif
     return 0;
 }

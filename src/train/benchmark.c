@@ -22,11 +22,11 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double sgemm_gflops(int n, int repeats)
+double cdb_sgemm_gflops(int n, int repeats)
 {
-    float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float)),
-          *c = xcalloc((size_t)n * n, sizeof(float));
-    double *rates = xcalloc((size_t)repeats, sizeof(double));
+    float *a = cdb_xmalloc((size_t)n * n * sizeof(float)), *b = cdb_xmalloc((size_t)n * n * sizeof(float)),
+          *c = cdb_xcalloc((size_t)n * n, sizeof(float));
+    double *rates = cdb_xcalloc((size_t)repeats, sizeof(double));
     if (!a || !b || !c || !rates) {
         free(a);
         free(b);
@@ -34,16 +34,16 @@ double sgemm_gflops(int n, int repeats)
         free(rates);
         return 0; /* reported as unmeasured */
     }
-    cdb_rng r = rng_stream(1, 0, 0);
+    cdb_rng r = cdb_rng_stream(1, 0, 0);
     for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = rng_uniform(&r) - 0.5f;
-        b[i] = rng_uniform(&r) - 0.5f;
+        a[i] = cdb_rng_uniform(&r) - 0.5f;
+        b[i] = cdb_rng_uniform(&r) - 0.5f;
     }
-    gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
+    cdb_gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up */
     for (int k = 0; k < repeats; k++) {
-        double t0 = now_seconds();
-        gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
-        rates[k] = 2.0 * n * n * (double)n / (now_seconds() - t0) / 1e9;
+        double t0 = cdb_now_seconds();
+        cdb_gemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
+        rates[k] = 2.0 * n * n * (double)n / (cdb_now_seconds() - t0) / 1e9;
     }
     double m = median(rates, repeats);
     free(rates);
@@ -68,16 +68,16 @@ static int by_time_desc(const void *a, const void *b)
 static int synthetic_batch(const cdb_network *net, float **images, int **labels)
 {
     size_t n_in = (size_t)net->batch * net->inputs;
-    *images = xmalloc(n_in * sizeof(float));
-    *labels = xmalloc((size_t)net->batch * sizeof(int));
+    *images = cdb_xmalloc(n_in * sizeof(float));
+    *labels = cdb_xmalloc((size_t)net->batch * sizeof(int));
     if (!*images || !*labels) {
         free(*images);
         free(*labels);
         return -1;
     }
-    cdb_rng r = rng_stream(net->seed, 77, 0);
-    for (size_t i = 0; i < n_in; i++) (*images)[i] = rng_normal(&r);
-    for (int b = 0; b < net->batch; b++) (*labels)[b] = rng_int(&r, net->classes);
+    cdb_rng r = cdb_rng_stream(net->seed, 77, 0);
+    for (size_t i = 0; i < n_in; i++) (*images)[i] = cdb_rng_normal(&r);
+    for (int b = 0; b < net->batch; b++) (*labels)[b] = cdb_rng_int(&r, net->classes);
     /* Dropback at its final rate, as after the last milestone. */
     ((cdb_network *)net)->train.max_batches = 1;
     ((cdb_network *)net)->train.burn_in = 0;
@@ -91,31 +91,31 @@ static double sum_seconds(const double *v, int n)
     return s;
 }
 
-int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cdb_network *skip,
+int cdb_run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cdb_network *skip,
                         const benchmark_options *opt)
 {
     cdb_network *nets[4] = {off, on, mask, skip};
     float *images;
     int *labels;
     if (synthetic_batch(off, &images, &labels)) return -1;
-    double *step_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
-    double *backward_ms = xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    double *step_ms = cdb_xcalloc((size_t)4 * opt->repeats, sizeof(double));
+    double *backward_ms = cdb_xcalloc((size_t)4 * opt->repeats, sizeof(double));
     int status = step_ms && backward_ms ? 0 : -1;
     for (int v = 0; !status && v < 4; v++) {
         nets[v]->train.max_batches = 1;
         nets[v]->train.burn_in = 0;
-        for (int s = 0; s < opt->warmup; s++) network_train_step(nets[v], images, labels);
-        status = network_enable_profiling(nets[v]);
+        for (int s = 0; s < opt->warmup; s++) cdb_network_train_step(nets[v], images, labels);
+        status = cdb_network_enable_profiling(nets[v]);
     }
     for (int k = 0; !status && k < opt->repeats; k++)
         for (int v = 0; !status && v < 4; v++) {
-            network_reset_profile(nets[v]);
-            double t0 = now_seconds();
+            cdb_network_reset_profile(nets[v]);
+            double t0 = cdb_now_seconds();
             for (int s = 0; s < opt->steps && !status; s++) {
-                network_train_step(nets[v], images, labels);
+                cdb_network_train_step(nets[v], images, labels);
                 if (nets[v]->step_failed) status = -1;
             }
-            step_ms[v * opt->repeats + k] = 1e3 * (now_seconds() - t0) / opt->steps;
+            step_ms[v * opt->repeats + k] = 1e3 * (cdb_now_seconds() - t0) / opt->steps;
             backward_ms[v * opt->repeats + k] = 1e3 * sum_seconds(nets[v]->backward_seconds, nets[v]->n) / opt->steps;
         }
     if (status) {
@@ -143,28 +143,28 @@ int run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask, cd
     return 0;
 }
 
-int run_benchmark(cdb_network *net, const benchmark_options *opt)
+int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
 {
     float *images;
     int *labels;
     if (synthetic_batch(net, &images, &labels)) return -1;
-    double *rates = xcalloc((size_t)opt->repeats, sizeof(double));
-    layer_time *order = xcalloc((size_t)net->n, sizeof(layer_time));
-    if (!rates || !order || network_enable_profiling(net)) {
+    double *rates = cdb_xcalloc((size_t)opt->repeats, sizeof(double));
+    layer_time *order = cdb_xcalloc((size_t)net->n, sizeof(layer_time));
+    if (!rates || !order || cdb_network_enable_profiling(net)) {
         free(images);
         free(labels);
         free(rates);
         free(order);
         return -1;
     }
-    for (int s = 0; s < opt->warmup; s++) network_train_step(net, images, labels);
-    network_reset_profile(net); /* the warm-up steps are not timed */
+    for (int s = 0; s < opt->warmup; s++) cdb_network_train_step(net, images, labels);
+    cdb_network_reset_profile(net); /* the warm-up steps are not timed */
     double total_seconds = 0;
     clock_t cpu0 = clock();
     for (int k = 0; k < opt->repeats; k++) {
-        double t0 = now_seconds();
+        double t0 = cdb_now_seconds();
         for (int s = 0; s < opt->steps; s++) {
-            float loss = network_train_step(net, images, labels);
+            float loss = cdb_network_train_step(net, images, labels);
             if (loss != loss) {
                 if (!net->step_failed) cdb_set_error("benchmark: the loss became NaN at step %d", net->step);
                 free(images);
@@ -174,7 +174,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
                 return -1;
             }
         }
-        double dt = now_seconds() - t0;
+        double dt = cdb_now_seconds() - t0;
         total_seconds += dt;
         rates[k] = (double)opt->steps * net->batch / dt;
     }
@@ -197,7 +197,7 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
     }
     /* Training: forward, input gradient and weight gradient, 2 FLOPs per multiply-add. */
     double train_flops = 6.0 * (double)flops;
-    double gemm_rate = net->gpu ? 0 : sgemm_gflops(1024, 5);
+    double gemm_rate = net->gpu ? 0 : cdb_sgemm_gflops(1024, 5);
     double achieved = train_flops * med / 1e9;
 
     int dropback_tensors = 0;
@@ -207,20 +207,20 @@ int run_benchmark(cdb_network *net, const benchmark_options *opt)
                dropback_tensors ? "on (final layer rate)" : "off");
     else
         printf("benchmark %s: batch %d, %d threads, gemm %s, dropback %s\n", net->cfg_path, net->batch,
-               get_num_threads(), gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
+               cdb_get_num_threads(), cdb_gemm_backend(), dropback_tensors ? "on (final layer rate)" : "off");
     if (!net->gpu) {
         int direct = 0, wino = 0, shift = 0, depthwise = 0, other = 0;
         for (int i = 0; i < net->n; i++) {
             if (strcmp(net->layers[i].ops->name, "convolutional")) continue;
-            if (convolutional_uses_depthwise(&net->layers[i], net)) depthwise++;
-            else if (convolutional_uses_winograd(&net->layers[i], net)) wino++;
-            else if (convolutional_uses_direct(&net->layers[i], net, 0)) direct++;
-            else if (convolutional_uses_shift(&net->layers[i], net)) shift++;
+            if (cdb_convolutional_uses_depthwise(&net->layers[i], net)) depthwise++;
+            else if (cdb_convolutional_uses_winograd(&net->layers[i], net)) wino++;
+            else if (cdb_convolutional_uses_direct(&net->layers[i], net, 0)) direct++;
+            else if (cdb_convolutional_uses_shift(&net->layers[i], net)) shift++;
             else other++;
         }
         printf("kernels: %s (%d floats a vector); convolutions: %d depthwise, %d Winograd, %d direct, %d shifted GEMM, "
                "%d im2col; weight gradients: fixed-order GEMM\n",
-               cd_kernels_isa(), (int)(cd_kernels_vector_bytes() / sizeof(float)), depthwise, wino, direct, shift,
+               cdb_cd_kernels_isa(), (int)(cdb_cd_kernels_vector_bytes() / sizeof(float)), depthwise, wino, direct, shift,
                other);
     }
     printf("images/s: median %.1f over %d repeats of %d steps (min %.1f, max %.1f, spread %.1f%%)\n", med,
@@ -278,31 +278,31 @@ static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int st
     int prefetch = d->paths != NULL && !data_only, status = 0, order_epoch = -1;
     float *images = NULL;
     int *labels = NULL, *order = NULL;
-    float *own_images = xcalloc((size_t)net->batch * net->inputs, sizeof(float));
-    int *own_labels = xcalloc((size_t)net->batch, sizeof(int));
-    order = xcalloc((size_t)d->n, sizeof(int));
+    float *own_images = cdb_xcalloc((size_t)net->batch * net->inputs, sizeof(float));
+    int *own_labels = cdb_xcalloc((size_t)net->batch, sizeof(int));
+    order = cdb_xcalloc((size_t)d->n, sizeof(int));
     if (!own_images || !own_labels || !order) status = -1;
-    double t0 = now_seconds();
-    if (!status && prefetch) status = loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, 0, net->batch, first,
+    double t0 = cdb_now_seconds();
+    if (!status && prefetch) status = cdb_loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, 0, net->batch, first,
                                                  first + steps);
     for (int s = first; !status && s < first + steps; s++) {
         if (prefetch) {
-            status = loader_next(&loader, s, &images, &labels);
+            status = cdb_loader_next(&loader, s, &images, &labels);
         } else {
             images = own_images;
             labels = own_labels;
-            status = loader_fill_step(d, &net->input_cfg, net->seed, net->batch, 0, net->batch, s, order, &order_epoch, images,
+            status = cdb_loader_fill_step(d, &net->input_cfg, net->seed, net->batch, 0, net->batch, s, order, &order_epoch, images,
                                       labels);
         }
         if (!status && !data_only) {
-            network_train_step(net, images, labels);
+            cdb_network_train_step(net, images, labels);
             if (net->step_failed) status = -1;
         }
     }
-    double seconds = now_seconds() - t0;
+    double seconds = cdb_now_seconds() - t0;
     if (prefetch) {
         *waited += loader.wait_seconds;
-        loader_stop(&loader);
+        cdb_loader_stop(&loader);
     }
     free(own_images);
     free(own_labels);
@@ -316,13 +316,13 @@ static int time_data_arms(cdb_network *net, const cdb_dataset *files, const cdb_
     const cdb_dataset *arms[2] = {files, memory};
     const char *names[2] = {"image files, decoded while training", "the same images in memory"};
     if (data_only) names[0] = "image files, decoded";
-    double *rates = xcalloc((size_t)2 * opt->repeats, sizeof(double)), waited = 0;
+    double *rates = cdb_xcalloc((size_t)2 * opt->repeats, sizeof(double)), waited = 0;
     if (!rates) return -1;
     ((cdb_network *)net)->train.burn_in = 0;
     printf("data benchmark: %s, batch %d, %d steps x %d repeats per arm, alternately%s\n", net->cfg_path, net->batch,
            opt->steps, opt->repeats, data_only ? ", the batches alone (no training)" : "");
     if (files) printf("  %s: %d images, %d decoding threads (%s)\n", files->name, files->n, files->workers,
-                      image_decoder_name());
+                      cdb_image_decoder_name());
     int step = 0, status = 0;
     for (int a = 0; a < 2 && !status; a++) /* warm-up: untimed */
         if (arms[a] && opt->warmup && data_arm(net, arms[a], step, opt->warmup, data_only, &waited) < 0) status = -1;
@@ -355,7 +355,7 @@ static int time_data_arms(cdb_network *net, const cdb_dataset *files, const cdb_
     return status;
 }
 
-int run_data_benchmark(cdb_network *net, data_config *d, const benchmark_options *opt, int data_only)
+int cdb_run_data_benchmark(cdb_network *net, data_config *d, const benchmark_options *opt, int data_only)
 {
     cdb_dataset files = {0}, memory = {0};
     int status = -1;
@@ -368,23 +368,23 @@ int run_data_benchmark(cdb_network *net, data_config *d, const benchmark_options
         goto done;
     }
     d->cache = 0;
-    if (dataset_load(d, "train", first)) goto done;
-    if (first->n > need) dataset_truncate(first, (int)need);
-    if (dataset_check_against(first, net)) goto done;
+    if (cdb_dataset_load(d, "train", first)) goto done;
+    if (first->n > need) cdb_dataset_truncate(first, (int)need);
+    if (cdb_dataset_check_against(first, net)) goto done;
     if (first->n < net->batch) {
         cdb_set_error("the training set '%s' has %d images, fewer than a batch of %d", first->name, first->n,
                       net->batch);
         goto done;
     }
     if (image_files) { /* the same images, decoded once into memory */
-        if (dataset_load(d, "train", &memory)) goto done;
-        if (memory.n > need) dataset_truncate(&memory, (int)need);
+        if (cdb_dataset_load(d, "train", &memory)) goto done;
+        if (memory.n > need) cdb_dataset_truncate(&memory, (int)need);
         memory.cache = 1;
-        if (dataset_check_against(&memory, net)) goto done;
+        if (cdb_dataset_check_against(&memory, net)) goto done;
     }
     status = time_data_arms(net, image_files ? &files : NULL, &memory, opt, data_only);
 done:
-    dataset_free(&files);
-    dataset_free(&memory);
+    cdb_dataset_free(&files);
+    cdb_dataset_free(&memory);
     return status;
 }

@@ -121,9 +121,9 @@ static pid_t start_arm(const compare_options *o, int seed, int arm)
 static int run_arms(const compare_options *o)
 {
     int arms = 1 + dropback_arms(o);
-    int (*todo)[2] = xcalloc((size_t)(arms * o->n_seeds), sizeof(*todo));
-    pid_t *running = xcalloc((size_t)(arms * o->n_seeds), sizeof(pid_t));
-    int *which = xcalloc((size_t)(arms * o->n_seeds), sizeof(int));
+    int (*todo)[2] = cdb_xcalloc((size_t)(arms * o->n_seeds), sizeof(*todo));
+    pid_t *running = cdb_xcalloc((size_t)(arms * o->n_seeds), sizeof(pid_t));
+    int *which = cdb_xcalloc((size_t)(arms * o->n_seeds), sizeof(int));
     if (!todo || !running || !which) {
         free(todo);
         free(running);
@@ -148,7 +148,7 @@ static int run_arms(const compare_options *o)
            o->n_seeds, arms, done, n, o->jobs, o->threads, o->threads == 1 ? "" : "s");
     fflush(stdout);
     int active = 0, next = 0, failed = -1, finished = 0, start_failed = 0;
-    double t0 = now_seconds();
+    double t0 = cdb_now_seconds();
     while (next < n || active > 0) {
         while (failed < 0 && !start_failed && next < n && active < o->jobs) {
             pid_t pid = start_arm(o, todo[next][0], todo[next][1]);
@@ -176,7 +176,7 @@ static int run_arms(const compare_options *o)
                 char label[512];
                 arm_label(label, sizeof(label), o, todo[k][1]);
                 printf("  seed %d %s: %s (%d of %d, %.0fs)\n", todo[k][0], label, ok ? "done" : "FAILED", finished, n,
-                       now_seconds() - t0);
+                       cdb_now_seconds() - t0);
                 fflush(stdout);
                 if (!ok && failed < 0) failed = k;
                 break;
@@ -251,10 +251,10 @@ static FILE *open_in(const compare_options *o, const char *name, char *path, siz
 static void draw(const runs *r, const double *diff, const paired_test *tests)
 {
     const compare_options *o = r->o;
-    if (!gnuplot_available()) {
+    if (!cdb_gnuplot_available()) {
         char png[4200];
         snprintf(png, sizeof(png), "%s/compare.png", o->dir);
-        gnuplot_missing(png);
+        cdb_gnuplot_missing(png);
         return;
     }
     char path[4200];
@@ -338,7 +338,7 @@ static void draw(const runs *r, const double *diff, const paired_test *tests)
     }
     fprintf(f, "unset multiplot\n");
     fclose(f);
-    if (gnuplot_draw(path) == 0)
+    if (cdb_gnuplot_draw(path) == 0)
         printf("chart: %s/compare.png\n", o->dir);
     else
         printf("chart: gnuplot could not draw %s/compare.png\n", o->dir);
@@ -365,8 +365,8 @@ static void report_arm(FILE *f, const runs *r, int a, const double *diff, const 
                 100 * run_of(r, s, 0)->best_top1, 100 * run_of(r, s, a)->best_top1, run_of(r, s, 0)->seconds,
                 run_of(r, s, a)->seconds);
     fprintf(f, "\nbaseline: mean %.2f%%, sd %.2f; %s: mean %.2f%%, sd %.2f (final valid top-1)\n\n",
-            100 * stats_mean(top[0], o->n_seeds), 100 * stats_sd(top[0], o->n_seeds), label,
-            100 * stats_mean(top[1], o->n_seeds), 100 * stats_sd(top[1], o->n_seeds));
+            100 * cdb_stats_mean(top[0], o->n_seeds), 100 * cdb_stats_sd(top[0], o->n_seeds), label,
+            100 * cdb_stats_mean(top[1], o->n_seeds), 100 * cdb_stats_sd(top[1], o->n_seeds));
     fprintf(f, "| %s - baseline (points) | mean | 95%% CI (t) | paired t-test p | Wilcoxon signed-rank p |\n"
                "|---|---|---|---|---|\n",
             label);
@@ -391,10 +391,10 @@ static int report(const compare_options *o)
 {
     runs r = {o, 1 + dropback_arms(o), NULL};
     int variants = r.arms - 1, status = -1;
-    r.logs = xcalloc((size_t)o->n_seeds * r.arms, sizeof(arm_log));
-    double *diff = xcalloc((size_t)variants * o->n_seeds, sizeof(double));
-    double *best_diff = xcalloc((size_t)variants * o->n_seeds, sizeof(double));
-    paired_test *t = xcalloc((size_t)variants, sizeof(paired_test)), *tb = xcalloc((size_t)variants, sizeof(paired_test));
+    r.logs = cdb_xcalloc((size_t)o->n_seeds * r.arms, sizeof(arm_log));
+    double *diff = cdb_xcalloc((size_t)variants * o->n_seeds, sizeof(double));
+    double *best_diff = cdb_xcalloc((size_t)variants * o->n_seeds, sizeof(double));
+    paired_test *t = cdb_xcalloc((size_t)variants, sizeof(paired_test)), *tb = cdb_xcalloc((size_t)variants, sizeof(paired_test));
     FILE *csv = NULL, *md = NULL;
     if (!r.logs || !diff || !best_diff || !t || !tb) goto done;
     for (int s = 0; s < o->n_seeds; s++)
@@ -408,8 +408,8 @@ static int report(const compare_options *o)
             diff[(size_t)v * o->n_seeds + s] = run_of(&r, s, v + 1)->final_top1 - run_of(&r, s, 0)->final_top1;
             best_diff[(size_t)v * o->n_seeds + s] = run_of(&r, s, v + 1)->best_top1 - run_of(&r, s, 0)->best_top1;
         }
-        t[v] = stats_paired(diff + (size_t)v * o->n_seeds, o->n_seeds);
-        tb[v] = stats_paired(best_diff + (size_t)v * o->n_seeds, o->n_seeds);
+        t[v] = cdb_stats_paired(diff + (size_t)v * o->n_seeds, o->n_seeds);
+        tb[v] = cdb_stats_paired(best_diff + (size_t)v * o->n_seeds, o->n_seeds);
     }
     char path[4200];
     csv = open_in(o, "summary.csv", path, sizeof(path));
@@ -437,11 +437,11 @@ static int report(const compare_options *o)
                 if (!isnan(t[v].ci_low)) snprintf(ci, sizeof(ci), "[%+.2f, %+.2f]", 100 * t[v].ci_low, 100 * t[v].ci_high);
                 if (!isnan(t[v].p_t)) snprintf(pt, sizeof(pt), "%.3g", t[v].p_t);
                 fprintf(f, "| %s | %.2f%% | %+.2f | %s | %s | %.3g |\n", o->sweep_values[v],
-                        100 * stats_mean(top, o->n_seeds), 100 * t[v].mean, ci, pt, t[v].p_wilcoxon);
+                        100 * cdb_stats_mean(top, o->n_seeds), 100 * t[v].mean, ci, pt, t[v].p_wilcoxon);
             }
             double base[COMPARE_MAX_SEEDS];
             for (int s = 0; s < o->n_seeds; s++) base[s] = run_of(&r, s, 0)->final_top1;
-            fprintf(f, "| baseline | %.2f%% | | | | |\n\n", 100 * stats_mean(base, o->n_seeds));
+            fprintf(f, "| baseline | %.2f%% | | | | |\n\n", 100 * cdb_stats_mean(base, o->n_seeds));
         }
         for (int v = 0; v < variants; v++) report_arm(f, &r, v + 1, diff + (size_t)v * o->n_seeds, &t[v], &tb[v]);
     }
@@ -538,7 +538,7 @@ static int load_sweep(compare_options *o, char (*text)[256])
     return 0;
 }
 
-int run_compare(const compare_options *given)
+int cdb_run_compare(const compare_options *given)
 {
     compare_options copy = *given, *o = &copy;
     static char sweep_text[COMPARE_MAX_VALUES + 1][256];
@@ -546,6 +546,6 @@ int run_compare(const compare_options *given)
     if (o->n_seeds == 0 && find_seeds(o)) return -1;
     char runs_dir[4200];
     snprintf(runs_dir, sizeof(runs_dir), "%s/runs", o->dir);
-    if (!o->report_only && (make_dir(o->dir) || make_dir(runs_dir) || save_sweep(o) || run_arms(o))) return -1;
+    if (!o->report_only && (cdb_make_dir(o->dir) || cdb_make_dir(runs_dir) || save_sweep(o) || run_arms(o))) return -1;
     return report(o);
 }

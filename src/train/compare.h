@@ -30,6 +30,6 @@ typedef struct {
 } compare_options;
 
 /* 0, or -1 with the error recorded (an arm that failed names its output file). */
-int run_compare(const compare_options *o);
+int cdb_run_compare(const compare_options *o);
 
 #endif

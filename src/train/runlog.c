@@ -20,7 +20,7 @@ static const char *gnuplot_program(void)
     return g && *g ? g : "gnuplot";
 }
 
-int gnuplot_available(void)
+int cdb_gnuplot_available(void)
 {
     static int known = -1;
     if (known < 0) {
@@ -31,7 +31,7 @@ int gnuplot_available(void)
     return known;
 }
 
-void gnuplot_missing(const char *what)
+void cdb_gnuplot_missing(const char *what)
 {
     if (!strcmp(gnuplot_program(), "none"))
         printf("chart: charts are off (CDBNET_GNUPLOT=none), so there is no %s\n", what);
@@ -41,7 +41,7 @@ void gnuplot_missing(const char *what)
                what);
 }
 
-int gnuplot_draw(const char *script)
+int cdb_gnuplot_draw(const char *script)
 {
     char cmd[8600];
     snprintf(cmd, sizeof(cmd), "'%s' '%s' > /dev/null 2>&1", gnuplot_program(), script);
@@ -73,7 +73,7 @@ static int write_script(run_log *log, const char *title)
     return fclose(f);
 }
 
-int run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
+int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
                  const char *const *overrides, int n_overrides, const char *const *class_names, int append)
 {
     memset(log, 0, sizeof(*log));
@@ -101,7 +101,7 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
         log->f = NULL;
         return -1;
     }
-    log->t_start = log->t_row = now_seconds();
+    log->t_start = log->t_row = cdb_now_seconds();
     log->step_row = log->first_step = net->step;
     log->prev = net->dropback_stats;
     /* the chart beside the log: NAME.csv -> NAME.png, NAME.gp */
@@ -110,15 +110,15 @@ int run_log_open(run_log *log, const cdb_network *net, const char *path, const c
     if (dot && !strchr(dot, '/')) *dot = 0;
     snprintf(log->script, sizeof(log->script), "%s.gp", log->stem);
     snprintf(log->chart, sizeof(log->chart), "%s.png", log->stem);
-    if (gnuplot_available()) {
+    if (cdb_gnuplot_available()) {
         log->chart_on = write_script(log, net->cfg_path) == 0;
     } else {
-        gnuplot_missing(log->chart);
+        cdb_gnuplot_missing(log->chart);
     }
     return 0;
 }
 
-void run_log_step(run_log *log, const cdb_network *net, float loss)
+void cdb_run_log_step(run_log *log, const cdb_network *net, float loss)
 {
     if (!log->f) return;
     if (isfinite(loss)) {
@@ -142,17 +142,17 @@ void run_log_step(run_log *log, const cdb_network *net, float loss)
     log->prev = *s;
 }
 
-int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch)
+int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch)
 {
     if (!log->f) return 0;
-    double now = now_seconds();
+    double now = cdb_now_seconds();
     int steps = net->step - log->step_row;
     const dropback_stats *d = &log->interval;
     int last = net->step > 0 ? net->step - 1 : 0;
     fprintf(log->f, "%d,%.4f,%llu,%.6g,%.6g,%.6f,%.6f,%.6g,%.6g,%.4f,%.4f,%.2f,%.1f\n", net->step,
             epoch,
             (unsigned long long)net->seen, log->loss_steps ? log->loss_sum / log->loss_steps : NAN, v->loss, v->top1,
-            v->top5, schedule_learning_rate(&net->train, last), dropback_layer_rate(&net->dropback, last,
+            v->top5, cdb_schedule_learning_rate(&net->train, last), cdb_dropback_layer_rate(&net->dropback, last,
                                                                                      net->train.max_batches),
             d->steps ? (double)d->selected / d->steps : 0.0, d->selected ? d->dropped_fraction / d->selected : 0.0,
             now - log->t_start, steps > 0 && now > log->t_row ? steps * (double)net->batch / (now - log->t_row) : 0.0);
@@ -166,12 +166,12 @@ int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, dou
     log->loss_steps = 0;
     memset(&log->interval, 0, sizeof(log->interval));
     if (log->chart_on) {
-        if (gnuplot_draw(log->script)) {
+        if (cdb_gnuplot_draw(log->script)) {
             printf("chart: gnuplot could not draw %s (the log is kept); no more charts this run\n", log->chart);
             log->chart_on = 0;
         }
     }
-    return run_log_dropback(log, net);
+    return cdb_run_log_dropback(log, net);
 }
 
 /* The channel bins of the heat map: each tensor's channels spread over
@@ -265,7 +265,7 @@ static int draw_heat_map(const run_log *log, const cdb_network *net)
     int rows = 0;
     size_t labels_size = 64;
     for (int i = 0; i < net->n; i++) labels_size += (size_t)net->layers[i].nparams * 80;
-    char *labels = xcalloc(labels_size, 1);
+    char *labels = cdb_xcalloc(labels_size, 1);
     if (!labels) {
         fclose(f);
         remove(tmp);
@@ -320,11 +320,11 @@ static int draw_heat_map(const run_log *log, const cdb_network *net)
             HEAT_BINS - 1, data);
     free(labels);
     if (close_temp(f, tmp, script)) return -1;
-    if (gnuplot_draw(script)) printf("chart: gnuplot could not draw %s\n", png);
+    if (cdb_gnuplot_draw(script)) printf("chart: gnuplot could not draw %s\n", png);
     return 0;
 }
 
-int run_log_dropback(run_log *log, const cdb_network *net)
+int cdb_run_log_dropback(run_log *log, const cdb_network *net)
 {
     int any = 0;
     for (int i = 0; i < net->nparams; i++) any |= net->params[i]->dropback && net->params[i]->drop_count;
@@ -333,7 +333,7 @@ int run_log_dropback(run_log *log, const cdb_network *net)
     return 0;
 }
 
-void run_log_close(run_log *log)
+void cdb_run_log_close(run_log *log)
 {
     if (log->f) fclose(log->f);
     log->f = NULL;

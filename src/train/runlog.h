@@ -26,28 +26,28 @@ typedef struct {
  * writes the header: the cfg, seed, arm, -set overrides, the class of each
  * label of a folder dataset (class_names, or NULL) and the columns.
  * 0, or -1 with the error recorded. */
-int run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
+int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
                  const char *const *overrides, int n_overrides, const char *const *class_names, int append);
 /* After each step: its loss (NaN for a skipped step, not counted). */
-void run_log_step(run_log *log, const cdb_network *net, float loss);
+void cdb_run_log_step(run_log *log, const cdb_network *net, float loss);
 /* One row for a validation; redraws the chart and rewrites the dropback
  * report (STEM_dropback.csv, STEM_channels.csv and the heat map
  * STEM_dropback.png). 0, or -1 (a write failed). */
-int run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
-void run_log_close(run_log *log);
+int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
+void cdb_run_log_close(run_log *log);
 /* Where dropback acted, from the tensors' counters: when some tensor takes
  * part, STEM_dropback.csv (one row per eligible tensor), STEM_channels.csv
  * (one row per channel) and, with gnuplot, the heat map STEM_dropback.png
  * (tensors by channel bins). Each file is replaced whole (a killed run
  * keeps the last complete one). 0, or -1 with the error recorded. */
-int run_log_dropback(run_log *log, const cdb_network *net);
+int cdb_run_log_dropback(run_log *log, const cdb_network *net);
 /* gnuplot found (asked once per process): the charts are drawn. The
  * program is CDBNET_GNUPLOT when set (none: no charts), else gnuplot on
  * PATH. */
-int gnuplot_available(void);
+int cdb_gnuplot_available(void);
 /* The line a run prints once when there are no charts: what is missing. */
-void gnuplot_missing(const char *what);
+void cdb_gnuplot_missing(const char *what);
 /* Run gnuplot on a script: 0, or -1 when it failed. */
-int gnuplot_draw(const char *script);
+int cdb_gnuplot_draw(const char *script);
 
 #endif

@@ -4,17 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-double stats_mean(const double *x, int n)
+double cdb_stats_mean(const double *x, int n)
 {
     double s = 0;
     for (int i = 0; i < n; i++) s += x[i];
     return n ? s / n : NAN;
 }
 
-double stats_sd(const double *x, int n)
+double cdb_stats_sd(const double *x, int n)
 {
     if (n < 2) return 0;
-    double m = stats_mean(x, n), s = 0;
+    double m = cdb_stats_mean(x, n), s = 0;
     for (int i = 0; i < n; i++) s += (x[i] - m) * (x[i] - m);
     return sqrt(s / (n - 1));
 }
@@ -58,18 +58,18 @@ static double incomplete_beta(double a, double b, double x)
     return 1 - front * beta_cf(b, a, 1 - x) / b;
 }
 
-double stats_t_cdf(double t, double df)
+double cdb_stats_t_cdf(double t, double df)
 {
     double tail = 0.5 * incomplete_beta(df / 2, 0.5, df / (df + t * t)); /* P(T > |t|) */
     return t >= 0 ? 1 - tail : tail;
 }
 
-double stats_t_quantile(double p, double df)
+double cdb_stats_t_quantile(double p, double df)
 {
     double lo = -1e3, hi = 1e3;
     for (int i = 0; i < 200; i++) {
         double mid = 0.5 * (lo + hi);
-        if (stats_t_cdf(mid, df) < p)
+        if (cdb_stats_t_cdf(mid, df) < p)
             lo = mid;
         else
             hi = mid;
@@ -83,21 +83,21 @@ static int by_abs(const void *a, const void *b)
     return x < y ? -1 : (x > y ? 1 : 0);
 }
 
-paired_test stats_paired(const double *d, int n)
+paired_test cdb_stats_paired(const double *d, int n)
 {
     paired_test r;
     memset(&r, 0, sizeof(r));
     r.n = n;
-    r.mean = stats_mean(d, n);
-    r.sd = stats_sd(d, n);
+    r.mean = cdb_stats_mean(d, n);
+    r.sd = cdb_stats_sd(d, n);
     r.t = r.p_t = r.ci_low = r.ci_high = NAN;
     if (n >= 2) {
-        double se = r.sd / sqrt((double)n), q = stats_t_quantile(0.975, n - 1);
+        double se = r.sd / sqrt((double)n), q = cdb_stats_t_quantile(0.975, n - 1);
         r.ci_low = r.mean - q * se;
         r.ci_high = r.mean + q * se;
         if (r.sd > 0) {
             r.t = r.mean / se;
-            r.p_t = 2 * (1 - stats_t_cdf(fabs(r.t), n - 1));
+            r.p_t = 2 * (1 - cdb_stats_t_cdf(fabs(r.t), n - 1));
         }
     }
     /* Wilcoxon: zero differences dropped, tied magnitudes given their mean rank */

@@ -4,13 +4,13 @@
 #ifndef CDB_STATS_H
 #define CDB_STATS_H
 
-double stats_mean(const double *x, int n);
+double cdb_stats_mean(const double *x, int n);
 /* sample standard deviation (n - 1); 0 for n < 2 */
-double stats_sd(const double *x, int n);
+double cdb_stats_sd(const double *x, int n);
 /* P(T <= t) for Student's t with df degrees of freedom */
-double stats_t_cdf(double t, double df);
+double cdb_stats_t_cdf(double t, double df);
 /* the t with P(T <= t) = p (0 < p < 1) */
-double stats_t_quantile(double p, double df);
+double cdb_stats_t_quantile(double p, double df);
 
 typedef struct {
     int n;
@@ -22,6 +22,6 @@ typedef struct {
 } paired_test;
 
 /* The paired tests of the differences d[i] = b[i] - a[i]. */
-paired_test stats_paired(const double *d, int n);
+paired_test cdb_stats_paired(const double *d, int n);
 
 #endif

@@ -17,7 +17,7 @@
 #include "runlog.h"
 #include "schedule.h"
 
-int train_resolve_length(cdb_network *net, int train_size)
+int cdb_train_resolve_length(cdb_network *net, int train_size)
 {
     train_config *t = &net->train;
     if (t->max_epochs) {
@@ -31,15 +31,15 @@ int train_resolve_length(cdb_network *net, int train_size)
         return -1;
     }
     if (t->burn_in > t->max_batches) t->burn_in = t->max_batches;
-    schedule_resolve(t);
+    cdb_schedule_resolve(t);
     return 0;
 }
 
-int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
+int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
 {
     int mb = net->mini_batch, K = net->classes;
-    float *images = xcalloc((size_t)mb * net->inputs, sizeof(float));
-    int *labels = xcalloc((size_t)mb, sizeof(int)), *idx = xcalloc((size_t)mb, sizeof(int));
+    float *images = cdb_xcalloc((size_t)mb * net->inputs, sizeof(float));
+    int *labels = cdb_xcalloc((size_t)mb, sizeof(int)), *idx = cdb_xcalloc((size_t)mb, sizeof(int));
     int status = images && labels && idx ? 0 : -1;
     long top1 = 0, top5 = 0;
     int nonfinite = 0;
@@ -47,17 +47,17 @@ int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *o
     for (int start = 0; !status && start < valid->n; start += mb) {
         int count = valid->n - start < mb ? valid->n - start : mb;
         for (int i = 0; i < mb; i++) idx[i] = start + (i < count ? i : 0);
-        if (dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels)) {
+        if (cdb_dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels)) {
             status = -1;
             break;
         }
         memcpy(net->input, images, (size_t)mb * net->inputs * sizeof(float));
-        network_forward(net, 0);
-        if (network_pass_failed(net)) {
+        cdb_network_forward(net, 0);
+        if (cdb_network_pass_failed(net)) {
             status = -1;
             break;
         }
-        const float *probs = network_output(net);
+        const float *probs = cdb_network_output(net);
         for (int i = 0; i < count; i++) {
             const float *p = probs + (size_t)i * K;
             float mine = p[labels[i]];
@@ -158,7 +158,7 @@ static void report_dropback_epoch(cdb_network *net, int epoch)
 {
     dropback_stats *s = &net->dropback_stats;
     if (s->steps == 0) return;
-    float r = dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
+    float r = cdb_dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
     printf("dropback epoch %d: %.3f tensors selected per step (expected %.3f), mean dropped fraction %.3f over %ld "
            "selections (channel rate %.2f); layer rate now %.3f\n",
            epoch, (double)s->selected / s->steps, s->expected_selected / s->steps,
@@ -174,12 +174,12 @@ static int check_parameters_finite(cdb_network *net)
 {
     int layer, array;
     size_t at;
-    if (net->gpu || !network_first_non_finite(net, &layer, &array, &at)) return 0;
+    if (net->gpu || !cdb_network_first_non_finite(net, &layer, &array, &at)) return 0;
     const cdb_layer *l = &net->layers[layer];
     cdb_set_error("training diverged at step %d: layer %d [%s] %s (array %d), value %zu is not finite (%g) after the "
                   "update (learning rate %g). Lower learning_rate or add burn_in in %s; nothing of this step was saved",
-                  net->step, layer, l->ops->name, layer_array_name(l, array), array, at, l->io[array][at],
-                  network_learning_rate(net), net->cfg_path);
+                  net->step, layer, l->ops->name, cdb_layer_array_name(l, array), array, at, l->io[array][at],
+                  cdb_network_learning_rate(net), net->cfg_path);
     return -1;
 }
 
@@ -248,9 +248,9 @@ static int check_ranks_agree(const cdb_network *net, int lead)
         }
     }
     memcpy(mine, h, sizeof(h));
-    if (dist_broadcast(h, sizeof(h))) return -1;
+    if (cdb_dist_broadcast(h, sizeof(h))) return -1;
     double differ[2] = {h[0] != mine[0], h[1] != mine[1]};
-    if (dist_sum_doubles(differ, 2)) return -1;
+    if (cdb_dist_sum_doubles(differ, 2)) return -1;
     if (differ[0] || differ[1]) {
         cdb_set_error("the ranks disagree at the end of the run: %g of %d hold other %s than rank 0", 
                       differ[0] ? differ[0] : differ[1], net->ranks,
@@ -270,14 +270,14 @@ static int check_ranks_agree(const cdb_network *net, int lead)
 static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                         valid_result *final, run_log *log)
 {
-    if (train_resolve_length(net, train->n)) return -1;
+    if (cdb_train_resolve_length(net, train->n)) return -1;
     if (train->n < net->batch) {
         cdb_set_error("training set '%s' has %d images, fewer than [net] batch=%d of %s", train->name, train->n,
                       net->batch, net->cfg_path);
         return -1;
     }
     char base[256], last_path[4096], final_path[4096];
-    cfg_basename(net->cfg_path, base, sizeof(base));
+    cdb_cfg_basename(net->cfg_path, base, sizeof(base));
     snprintf(last_path, sizeof(last_path), "%s/%s_last.weights", opt->backup_dir, base);
     if (opt->out_path)
         snprintf(final_path, sizeof(final_path), "%s", opt->out_path);
@@ -295,29 +295,29 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);
     /* image files: the next batch is decoded while this one trains; on
      * several ranks each takes its shard of every batch */
-    int prefetch = train->paths != NULL, share = net->batch / net->ranks, shard = dist_rank() * share;
+    int prefetch = train->paths != NULL, share = net->batch / net->ranks, shard = cdb_dist_rank() * share;
     batch_loader loader;
-    float *images = prefetch ? NULL : xcalloc((size_t)share * net->inputs, sizeof(float));
-    int *labels = prefetch ? NULL : xcalloc((size_t)share, sizeof(int));
-    int *order = prefetch ? NULL : xcalloc((size_t)train->n, sizeof(int));
+    float *images = prefetch ? NULL : cdb_xcalloc((size_t)share * net->inputs, sizeof(float));
+    int *labels = prefetch ? NULL : cdb_xcalloc((size_t)share, sizeof(int));
+    int *order = prefetch ? NULL : cdb_xcalloc((size_t)train->n, sizeof(int));
     int order_epoch = -1, status = prefetch || (images && labels && order) ? 0 : -1;
     if (prefetch && !status)
-        status = loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, max);
-    double avg_loss = -1, t_start = now_seconds(), t_window = t_start;
+        status = cdb_loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, max);
+    double avg_loss = -1, t_start = cdb_now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = net->step, consecutive_skips = 0;
     memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
     if (!opt->quiet)
         printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
-           net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, gemm_backend(),
-           get_num_threads(), get_num_threads() == 1 ? "" : "s");
+           net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, cdb_gemm_backend(),
+           cdb_get_num_threads(), cdb_get_num_threads() == 1 ? "" : "s");
     if (!opt->quiet && net->ranks > 1)
         printf("data-parallel: %d ranks, %d images of each step apiece (%d per forward), gradients summed over the "
                "ranks before each update\n",
                net->ranks, share, net->mini_batch);
     fflush(stdout);
     while (!status && net->step < max) {
-        if (prefetch ? loader_next(&loader, net->step, &images, &labels)
-                     : loader_fill_step(train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, order,
+        if (prefetch ? cdb_loader_next(&loader, net->step, &images, &labels)
+                     : cdb_loader_fill_step(train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, order,
                                         &order_epoch, images, labels)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
@@ -325,8 +325,8 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             status = -1;
             break;
         }
-        float lr = network_learning_rate(net);
-        float loss = network_train_step(net, images, labels);
+        float lr = cdb_network_learning_rate(net);
+        float loss = cdb_network_train_step(net, images, labels);
         if (net->step_failed) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
@@ -334,7 +334,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             status = -1;
             break;
         }
-        run_log_step(log, net, loss);
+        cdb_run_log_step(log, net, loss);
         if (net->step_skipped) {
             consecutive_skips++;
             if (!opt->quiet || consecutive_skips == 1)
@@ -352,7 +352,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         }
         if (isnan(loss) && !net->step_skipped) {
             size_t at = 0;
-            int layer = network_first_non_finite_output(net, &at);
+            int layer = cdb_network_first_non_finite_output(net, &at);
             char where[256] = "";
             if (layer >= 0)
                 snprintf(where, sizeof(where), "; the first layer whose output is not finite is %d [%s] (element %zu)",
@@ -373,7 +373,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         int stop = opt->stop && *opt->stop;
         if (net->ranks > 1) { /* every rank stops after the same step */
             double any = stop;
-            if (dist_sum_doubles(&any, 1)) {
+            if (cdb_dist_sum_doubles(&any, 1)) {
                 status = -1;
                 break;
             }
@@ -394,7 +394,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         int done_epoch = net->step % steps_per_epoch == 0;
         if (!opt->quiet && (net->step % print_every == 0 || net->step == max ||
                             (!opt->print_every && early_progress(net->step - start_step, print_every)))) {
-            double now = now_seconds();
+            double now = cdb_now_seconds();
             double ips = window_steps * net->batch / (now - t_window);
             double per_step = (now - t_start) / (net->step - start_step);
             char eta[32];
@@ -413,12 +413,12 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
         if (validate && net->step < max && valid && lead) {
             valid_result v;
-            if (validate_network(net, valid, &v)) {
+            if (cdb_validate_network(net, valid, &v)) {
                 status = -1;
                 break;
             }
             if (!opt->quiet) report_validation(net, &v);
-            if (run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
+            if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
                 status = -1;
                 break;
             }
@@ -434,7 +434,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         if (!status && !opt->quiet && net->step > start_step)
             printf("loader: the steps waited %.1f s in all for their batches (%d decoding threads)\n",
                    loader.wait_seconds, train->workers);
-        loader_stop(&loader);
+        cdb_loader_stop(&loader);
     } else {
         free(images);
         free(labels);
@@ -444,14 +444,14 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     if (net->ranks > 1 && check_ranks_agree(net, lead)) return -1;
     if (!lead) return 0;
     char took[32];
-    format_duration(now_seconds() - t_start, took, sizeof(took));
+    format_duration(cdb_now_seconds() - t_start, took, sizeof(took));
     if (net->dropback_stats.steps && !opt->quiet) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
     printf("trained %d steps in %s\n", net->step - start_step, took);
     if (valid) {
         valid_result v;
-        if (validate_network(net, valid, &v)) return -1;
+        if (cdb_validate_network(net, valid, &v)) return -1;
         report_validation(net, &v);
-        if (run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) return -1;
+        if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }
     if (save_checkpoint(net, final_path)) return -1;
@@ -459,18 +459,18 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     return 0;
 }
 
-int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                   valid_result *final)
 {
     int lock = -1;
     run_log log = {0};
     if (opt->follower) return train_locked(net, train, valid, opt, final, &log);
-    if (make_dir(opt->backup_dir)) return -1;
+    if (cdb_make_dir(opt->backup_dir)) return -1;
     if (!opt->share_backup && (lock = lock_backup(opt->backup_dir)) < 0) return -1;
     int status = 0;
     if (!opt->log_path || strcmp(opt->log_path, "none")) {
         char path[4096], base[256];
-        cfg_basename(net->cfg_path, base, sizeof(base));
+        cdb_cfg_basename(net->cfg_path, base, sizeof(base));
         if (opt->log_path)
             snprintf(path, sizeof(path), "%s", opt->log_path);
         else
@@ -478,17 +478,17 @@ int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset 
         int takes_part = 0;
         for (int i = 0; i < net->nparams; i++) takes_part |= net->params[i]->dropback;
         const char *arm = opt->arm ? opt->arm : (takes_part ? "dropback" : "baseline");
-        status = run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
+        status = cdb_run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
                               net->step > 0);
         if (!status && !opt->quiet) printf("log: %s\n", path);
     }
     if (!status) status = train_locked(net, train, valid, opt, final, &log);
-    run_log_close(&log);
+    cdb_run_log_close(&log);
     if (lock >= 0) close(lock);
     return status;
 }
 
-int train_resume(cdb_network *net, const char *weights, int clear, int quiet)
+int cdb_train_resume(cdb_network *net, const char *weights, int clear, int quiet)
 {
     if (cdb_weights_load(net, weights)) return -1;
     if (clear) net->seen = 0;

@@ -31,11 +31,11 @@ typedef struct {
  * optimizer state saved beside them (cdb_checkpoint_load_state), saying
  * which unless `quiet`; a warning when the state is missing. 0, or -1 with
  * the error recorded. */
-int train_resume(cdb_network *net, const char *weights, int clear, int quiet);
+int cdb_train_resume(cdb_network *net, const char *weights, int clear, int quiet);
 /* Steps the run will take: max_batches, or max_epochs over `train_size`. */
-int train_resolve_length(cdb_network *net, int train_size);
-int train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+int cdb_train_resolve_length(cdb_network *net, int train_size);
+int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                   valid_result *final);
-int validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out);
+int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out);
 
 #endif

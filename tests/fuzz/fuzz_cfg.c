@@ -15,13 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!text) return 0;
     memcpy(text, data, size);
     text[size] = 0;
-    cfg_file *cfg = cfg_parse_string("fuzz.cfg", text);
+    cfg_file *cfg = cdb_cfg_parse_string("fuzz.cfg", text);
     free(text);
     if (!cfg) return 0;
-    cfg_override(cfg, "net.batch=2");
-    cfg_override(cfg, "net.subdivisions=1");
-    cdb_network *net = network_build(cfg);
-    cfg_free(cfg);
+    cdb_cfg_override(cfg, "net.batch=2");
+    cdb_cfg_override(cfg, "net.subdivisions=1");
+    cdb_network *net = cdb_network_build(cfg);
+    cdb_cfg_free(cfg);
     if (!net) return 0;
     /* one step of whatever built, when it is small */
     if ((size_t)net->batch * net->inputs <= (1u << 16)) {
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int *labels = calloc((size_t)net->batch, sizeof(int));
         if (images && labels) {
             for (size_t i = 0; i < (size_t)net->batch * net->inputs; i++) images[i] = (float)(i % 7) - 3.f;
-            network_train_step(net, images, labels);
+            cdb_network_train_step(net, images, labels);
         }
         free(images);
         free(labels);

@@ -33,14 +33,14 @@ static uint8_t *slurp(const char *path, size_t *n)
 static int setup(void)
 {
     fuzz_limits();
-    cfg_file *cfg = cfg_parse_string("fuzz.cfg", net_text);
-    net = cfg ? network_build(cfg) : NULL;
-    cfg_free(cfg);
+    cfg_file *cfg = cdb_cfg_parse_string("fuzz.cfg", net_text);
+    net = cfg ? cdb_network_build(cfg) : NULL;
+    cdb_cfg_free(cfg);
     if (!net) return -1;
     float images[2 * 72] = {0};
     int labels[2] = {0, 2};
     for (int i = 0; i < 144; i++) images[i] = (float)(i % 5) - 2.f;
-    network_train_step(net, images, labels);
+    cdb_network_train_step(net, images, labels);
     const char *w = fuzz_path(".weights"), *s = fuzz_path(".state");
     if (cdb_weights_save(net, w) || cdb_state_save(net, s)) return -1;
     valid[0] = slurp(w, &valid_size[0]);

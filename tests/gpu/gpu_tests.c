@@ -27,10 +27,10 @@
 static void set_data(cdb_network *net)
 {
     fill_normal(net->input, (size_t)net->mini_batch * net->inputs, 11, 1.f);
-    cdb_rng rng = rng_stream(5, 5, 5);
+    cdb_rng rng = cdb_rng_stream(5, 5, 5);
     for (int b = 0; b < net->mini_batch; b++) {
         float sum = 0, *t = net->truth + (size_t)b * net->classes;
-        for (int k = 0; k < net->classes; k++) sum += t[k] = 0.05f + rng_uniform(&rng);
+        for (int k = 0; k < net->classes; k++) sum += t[k] = 0.05f + cdb_rng_uniform(&rng);
         for (int k = 0; k < net->classes; k++) t[k] /= sum;
     }
 }
@@ -39,30 +39,30 @@ static void forward_backward(cdb_network *net)
 {
     for (int i = 0; i < net->nparams; i++) memset(net->params[i]->grad, 0, net->params[i]->size * sizeof(float));
     if (net->gpu) {
-        for (int i = 0; i < net->nparams; i++) gpu_zero(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
-        gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
+        for (int i = 0; i < net->nparams; i++) cdb_gpu_zero(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+        cdb_gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
     }
     net->loss = 0;
-    network_forward(net, 1);
-    network_backward(net);
+    cdb_network_forward(net, 1);
+    cdb_network_backward(net);
     if (net->gpu)
-        for (int i = 0; i < net->nparams; i++) gpu_pull(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
+        for (int i = 0; i < net->nparams; i++) cdb_gpu_pull(net, net->params[i]->grad, net->params[i]->size * sizeof(float));
 }
 
 /* One forward and backward of cfg_text on the CPU and on the GPU. */
 static void compare_layers(const char *cfg_text)
 {
-    CHECK(cuda_device_count() > 0, "no CUDA device");
+    CHECK(cdb_cuda_device_count() > 0, "no CUDA device");
     cdb_network *cpu = net_from_text(cfg_text), *gpu = net_from_text(cfg_text);
     CHECK(cpu && gpu, "build");
-    network_enable_input_gradient(cpu);
-    network_enable_input_gradient(gpu);
-    CHECK(gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
+    cdb_network_enable_input_gradient(cpu);
+    cdb_network_enable_input_gradient(gpu);
+    CHECK(cdb_gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
     set_data(cpu);
     set_data(gpu);
     forward_backward(cpu);
     forward_backward(gpu);
-    double e = relative_error(network_output(gpu), network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
+    double e = relative_error(cdb_network_output(gpu), cdb_network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
     CHECK(e < STEP_TOL, "output relative error %.3g", e);
     CHECK(fabs(gpu->loss - cpu->loss) <= STEP_TOL * fabs(cpu->loss), "loss %g vs %g", gpu->loss, cpu->loss);
     e = relative_error(gpu->input_delta, cpu->input_delta, (size_t)cpu->mini_batch * cpu->inputs);
@@ -72,12 +72,12 @@ static void compare_layers(const char *cfg_text)
         CHECK(e < STEP_TOL, "param %d (%s) gradient relative error %.3g", i, cpu->params[i]->name, e);
     }
     /* Inference mode: batch norm on its rolling statistics, dropout off. */
-    network_forward(cpu, 0);
-    network_forward(gpu, 0);
-    e = relative_error(network_output(gpu), network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
+    cdb_network_forward(cpu, 0);
+    cdb_network_forward(gpu, 0);
+    e = relative_error(cdb_network_output(gpu), cdb_network_output(cpu), (size_t)cpu->mini_batch * cpu->classes);
     CHECK(e < STEP_TOL, "inference output relative error %.3g", e);
     /* Batch-norm running statistics and every other weights-file array. */
-    CHECK(network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
+    CHECK(cdb_network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
     for (int l = 0; l < cpu->n; l++)
         for (int k = 0; k < cpu->layers[l].nio; k++) {
             e = relative_error(gpu->layers[l].io[k], cpu->layers[l].io[k], cpu->layers[l].io_size[k]);
@@ -137,7 +137,7 @@ LAYER_TEST(t_block, SEQ "[cls_token]\n[pos_embed]\n[layernorm]\n[attention]\nhea
  * CPU's masked gradient. */
 static void compare_masked(const char *cfg_text, const char *axis)
 {
-    CHECK(cuda_device_count() > 0, "no CUDA device");
+    CHECK(cdb_cuda_device_count() > 0, "no CUDA device");
     char text[4096];
     snprintf(text, sizeof(text), "%s", cfg_text);
     char *net_end = strstr(text, "\n[") ;
@@ -148,10 +148,10 @@ static void compare_masked(const char *cfg_text, const char *axis)
              (int)(net_end - text), text, axis, net_end);
     cdb_network *cpu = net_from_text(head), *gpu = net_from_text(head);
     CHECK(cpu && gpu, "build");
-    CHECK(gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
+    CHECK(cdb_gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
     set_data(cpu);
     set_data(gpu);
-    CHECK(dropback_begin_step(cpu) > 0 && dropback_begin_step(gpu) > 0, "no tensor selected");
+    CHECK(cdb_dropback_begin_step(cpu) > 0 && cdb_dropback_begin_step(gpu) > 0, "no tensor selected");
     forward_backward(cpu);
     forward_backward(gpu); /* pulls the unmasked device gradients */
     float **unmasked = calloc((size_t)gpu->nparams, sizeof(float *));
@@ -159,12 +159,12 @@ static void compare_masked(const char *cfg_text, const char *axis)
         unmasked[i] = malloc(gpu->params[i]->size * sizeof(float));
         memcpy(unmasked[i], gpu->params[i]->grad, gpu->params[i]->size * sizeof(float));
     }
-    dropback_apply_masks(cpu);
-    dropback_apply_masks(gpu);
+    cdb_dropback_apply_masks(cpu);
+    cdb_dropback_apply_masks(gpu);
     int masked = 0;
     for (int i = 0; i < gpu->nparams; i++) {
         cdb_param *pg = gpu->params[i], *pc = cpu->params[i];
-        gpu_pull(gpu, pg->grad, pg->size * sizeof(float));
+        cdb_gpu_pull(gpu, pg->grad, pg->size * sizeof(float));
         CHECK(pg->selected == pc->selected && (!pg->selected || !memcmp(pg->dropped, pc->dropped, (size_t)pg->mask_channels)),
               "tensor %d: masks differ", i);
         for (size_t k = 0; pg->selected && k < pg->size; k++) {
@@ -203,7 +203,7 @@ LAYER_TEST(t_vit_block, "[net]\nbatch=64\nwidth=16\nheight=16\nchannels=3\n"
 /* Whole training steps: masks drawn on the host, applied on the device. */
 static void compare_training(const char *cfg, const char *mode, const char *axis, int subdivisions)
 {
-    CHECK(cuda_device_count() > 0, "no CUDA device");
+    CHECK(cdb_cuda_device_count() > 0, "no CUDA device");
     char m[64], a[64], sub[64];
     snprintf(m, sizeof(m), "net.dropback_mode=%s", mode);
     snprintf(a, sizeof(a), "net.dropback_axis=%s", axis);
@@ -213,13 +213,13 @@ static void compare_training(const char *cfg, const char *mode, const char *axis
                                "net.dropback_channel_rate=0.5", m, a, "net.conv_deterministic=1"};
     cdb_network *cpu = cdb_network_load(cfg, overrides, 10), *gpu = cdb_network_load(cfg, overrides, 10);
     CHECK(cpu && gpu, "load %s: %s", cfg, cdb_last_error());
-    CHECK(gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
+    CHECK(cdb_gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
     float *images = malloc((size_t)cpu->batch * cpu->inputs * sizeof(float));
     int *labels = malloc((size_t)cpu->batch * sizeof(int));
     for (int s = 0; s < 3; s++) {
         fill_normal(images, (size_t)cpu->batch * cpu->inputs, 40 + (uint64_t)s, 1.f);
         for (int b = 0; b < cpu->batch; b++) labels[b] = (b * 7 + s) % cpu->classes;
-        float lc = network_train_step(cpu, images, labels), lg = network_train_step(gpu, images, labels);
+        float lc = cdb_network_train_step(cpu, images, labels), lg = cdb_network_train_step(gpu, images, labels);
         CHECK(fabsf(lc - lg) <= TRAIN_TOL * fabsf(lc), "step %d loss %g vs %g", s, lc, lg);
         for (int i = 0; i < cpu->nparams; i++) {
             cdb_param *pc = cpu->params[i], *pg = gpu->params[i];
@@ -228,7 +228,7 @@ static void compare_training(const char *cfg, const char *mode, const char *axis
             CHECK(!memcmp(pc->dropped, pg->dropped, (size_t)pc->mask_channels), "step %d tensor %d: host masks differ", s, i);
         }
     }
-    CHECK(network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
+    CHECK(cdb_network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
     for (int i = 0; i < cpu->nparams; i++) {
         double e = relative_error(gpu->params[i]->value, cpu->params[i]->value, cpu->params[i]->size);
         CHECK(e < TRAIN_TOL, "%s: tensor %d (%s) after 3 steps: relative error %.3g", cfg, i, cpu->params[i]->name, e);
@@ -246,11 +246,11 @@ static void compare_training(const char *cfg, const char *mode, const char *axis
     for (int i = 0; i < gpu->nparams; i++)
         CHECK(!memcmp(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size * sizeof(float)),
               "tensor %d: the saved file is not the device's values", i);
-    CHECK(gpu_init(again, 0) == 0, "gpu_init: %s", cdb_last_error());
+    CHECK(cdb_gpu_init(again, 0) == 0, "gpu_init: %s", cdb_last_error());
     fill_normal(images, (size_t)cpu->batch * cpu->inputs, 77, 1.f);
-    network_train_step(gpu, images, labels);
-    network_train_step(again, images, labels);
-    CHECK(network_sync_to_host(gpu) == 0 && network_sync_to_host(again) == 0, "sync: %s", cdb_last_error());
+    cdb_network_train_step(gpu, images, labels);
+    cdb_network_train_step(again, images, labels);
+    CHECK(cdb_network_sync_to_host(gpu) == 0 && cdb_network_sync_to_host(again) == 0, "sync: %s", cdb_last_error());
     for (int i = 0; i < gpu->nparams; i++) {
         double e = relative_error(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size);
         CHECK(e < STEP_TOL, "tensor %d one step after the resume: relative error %.3g", i, e);
@@ -269,7 +269,7 @@ static void t_train_vit_strict(void) { compare_training("cfg/vit_micro.cfg", "st
 
 int main(int argc, char **argv)
 {
-    set_num_threads(1);
+    cdb_set_num_threads(1);
     test_add("gpu/conv 3x3 leaky", t_conv);
     test_add("gpu/conv stride 2 gelu", t_conv_stride);
     test_add("gpu/conv batch norm", t_conv_bn);
