@@ -157,7 +157,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=$(OBJ)/tests/%.o)
 # The GPU suite: its own main, with the shared harness and helpers.
 GPU_TEST_OBJ = $(OBJ)/tests/gpu/gpu_tests.o $(OBJ)/tests/harness.o $(OBJ)/tests/helpers.o
 
-all: cdbnet
+all: cdbnet libcdbnet.so
 
 cdbnet: $(CLI_OBJ) libcdbnet.a $(CONFIG_STAMP)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) libcdbnet.a $(LDLIBS)
@@ -165,6 +165,20 @@ cdbnet: $(CLI_OBJ) libcdbnet.a $(CONFIG_STAMP)
 libcdbnet.a: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ) $(CONFIG_STAMP)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ)
+
+# libcdbnet.so exports exactly the functions of include/cdbnet.h (a
+# version script made from the header); the rest stays inside.
+$(OBJ)/cdbnet.map: include/cdbnet.h
+	@mkdir -p $(@D)
+	{ echo '{ global:'; grep -o '\bcdb_[a-z0-9_]*(' $< | tr -d '(' | sort -u | sed 's/$$/;/'; echo 'local: *; };'; } > $@
+
+libcdbnet.so: $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ) $(OBJ)/cdbnet.map $(CONFIG_STAMP)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=$(OBJ)/cdbnet.map -o $@ $(LIB_OBJ) $(CU_OBJ) $(CPP_OBJ) $(LDLIBS)
+
+# A program on the public header alone, linked against libcdbnet.so
+# (examples/; the api tests run it).
+tests/embed_example: examples/train_steps.c include/cdbnet.h libcdbnet.so
+	$(CC) -std=c11 -Wall -Wextra -Iinclude $(filter -fsanitize%,$(OPT)) $< -L. -lcdbnet -Wl,-rpath,'$$ORIGIN/..' -lm -o $@
 
 # ./cdbnet-mpi: cdbnet with Open MPI (data-parallel training, mpirun -np N
 # ./cdbnet-mpi train CFG), beside ./cdbnet and from the same objects but
@@ -221,7 +235,7 @@ endif
 # Passive OpenMP waits: spinning threads make a loaded 2-core machine crawl.
 # With Open MPI installed, ./cdbnet-mpi (make cdbnet-mpi) too, for the
 # data-parallel tests.
-test: cdbnet tests/run_tests $(if $(shell command -v mpicc),cdbnet-mpi)
+test: cdbnet tests/run_tests tests/embed_example $(if $(shell command -v mpicc),cdbnet-mpi)
 	scripts/check_includes.sh
 	OMP_WAIT_POLICY=passive ./tests/run_tests
 
@@ -231,7 +245,7 @@ fuzz:
 	scripts/fuzz.sh
 
 clean:
-	rm -rf obj obj-fuzz obj-mpi cdbnet cdbnet-mpi libcdbnet.a tests/run_tests tests/gpu_tests
+	rm -rf obj obj-fuzz obj-mpi cdbnet cdbnet-mpi libcdbnet.a libcdbnet.so tests/run_tests tests/gpu_tests tests/embed_example
 
 .PHONY: all test gpu-test gpu-nocudnn-check fuzz clean
 -include $(wildcard $(OBJ)/*/*.d $(OBJ)/tests/*.d $(OBJ)/tests/gpu/*.d $(OBJ)/mpi*/*/*.d)

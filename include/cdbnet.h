@@ -1,6 +1,10 @@
 /* cdbnet public API: build a network from a Darknet-style .cfg file, load and
- * save Darknet-layout weights, train on batches with ChannelDropBack, and
- * predict. Link with libcdbnet.a (see README.md for the libraries it needs).
+ * save Darknet-layout weights, choose threads and device, load a dataset of
+ * a .data file, train with ChannelDropBack (a step at a time, or a whole
+ * run with a progress callback), evaluate and predict. Link with
+ * libcdbnet.so (it exports exactly these functions), or with libcdbnet.a
+ * and the libraries it needs (docs/embedding.md). Every symbol of both
+ * starts with cdb_.
  *
  * Every function that can fail returns NULL or a non-zero status and leaves a
  * message in cdb_last_error(); the library never exits the process. */
@@ -15,12 +19,27 @@ extern "C" {
 #endif
 
 typedef struct cdb_network cdb_network;
+typedef struct cdb_dataset cdb_dataset;
+
+/* CPU threads for the GEMMs and OpenMP loops of this process (0: every CPU
+ * it may run on). */
+void cdb_set_threads(int n);
 
 /* Parse `cfg_path`, apply `overrides` ("net.key=value" or "LAYER.key=value",
  * as the -set flag takes them) and build the network with freshly
  * initialised weights. */
 cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides);
 void cdb_network_free(cdb_network *net);
+
+/* CUDA devices of this machine (0 in a build without GPU=1). */
+int cdb_gpu_count(void);
+/* Run the network on CUDA device `device` from now on (GPU builds; the
+ * weights go with it). 0, or -1 with the error recorded. Networks run on
+ * the CPU unless moved. */
+int cdb_network_to_gpu(cdb_network *net, int device);
+/* Turn ChannelDropBack off in every layer (the baseline of a comparison:
+ * the same network and streams, no masks). It is on as the cfg says. */
+void cdb_network_dropback_off(cdb_network *net);
 
 /* Darknet weights layout; see docs/weights.md. Saving is atomic. */
 int cdb_weights_load(cdb_network *net, const char *path);
@@ -60,6 +79,49 @@ const char *cdb_network_data_path(const cdb_network *net);
  * normalised) with integer labels. Returns the mean loss of the batch, or a
  * NaN when the loss was not finite (the weights are then left unchanged). */
 float cdb_train_step(cdb_network *net, const float *images, const int *labels);
+
+/* A dataset of a .data file (docs/data.md): its "train" or "valid" set,
+ * checked against the network's input and classes (image files take the
+ * network's size). NULL with the error recorded. */
+cdb_dataset *cdb_dataset_load(const char *data_file, const char *which, const cdb_network *net);
+int cdb_dataset_size(const cdb_dataset *d);
+void cdb_dataset_free(cdb_dataset *d);
+
+/* What an evaluation measured: top-1 and top-5 accuracy (fractions), mean
+ * loss, images counted, and how many of them had a non-finite output
+ * (counted wrong). */
+typedef struct {
+    float top1, top5, loss;
+    int count;
+    int nonfinite;
+} cdb_metrics;
+int cdb_evaluate(cdb_network *net, const cdb_dataset *d, cdb_metrics *out);
+
+/* A whole training run, as `cdbnet train` does it: the cfg's schedule and
+ * length, validation and a checkpoint each epoch (or valid_every), the
+ * final weights, the CSV log. `progress`, when set, is called after every
+ * step (validation NULL) and after each validation; a non-zero return
+ * stops the run after that step, with a checkpoint saved. */
+typedef struct {
+    int step, max_steps;       /* steps done, and the run's length */
+    double epoch;
+    float loss, learning_rate; /* of the last step */
+    const cdb_metrics *validation;
+} cdb_progress;
+typedef int (*cdb_progress_fn)(const cdb_progress *p, void *user);
+typedef struct {
+    const char *backup_dir;    /* checkpoints, final weights, the log (default "backup") */
+    const char *out_path;      /* final weights (default BACKUP/CFGNAME_final.weights) */
+    const char *log_path;      /* the CSV log (default BACKUP/CFGNAME_log.csv; "none": none) */
+    int quiet;                 /* no progress lines on stdout */
+    cdb_progress_fn progress;
+    void *user;
+} cdb_train_options;
+/* `valid` may be NULL (no validation); `opt` may be NULL (the defaults,
+ * quiet); `final`, when not NULL, gets the last validation. 0, or -1 with
+ * the error recorded. */
+int cdb_train(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const cdb_train_options *opt,
+              cdb_metrics *final);
 
 /* Class probabilities for `n` images (NCHW float, normalised); `probs`
  * holds n * classes floats. 0, or -1 when a pass failed (out of memory, a

@@ -1,6 +1,8 @@
-/* CPU test runner: `tests/run_tests [WORD...] [-WORD...]` runs every test
- * whose name contains one of the WORDs (all by default) and none of the
- * -WORDs, e.g. `tests/run_tests -e2e -cli` under an emulator. */
+/* CPU test runner: `tests/run_tests [-j N] [--only TAGS] [--skip TAGS]
+ * [WORD...] [-WORD...]` runs every test whose name contains one of the
+ * WORDs (all by default) and none of the -WORDs, with and without the
+ * tags given (slow, spawns, kernels; test.h), N at a time: e.g.
+ * `tests/run_tests --skip slow,spawns` under an emulator. */
 #include <stdlib.h>
 
 #include "gemm.h"

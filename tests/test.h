@@ -12,12 +12,20 @@
 #include "network.h"
 
 typedef void (*test_fn)(void);
-void test_add(const char *name, test_fn fn);
+/* What a test is, for choosing which to run (run_tests --only/--skip):
+ * slow (seconds or more, too slow under an emulator), spawns (runs
+ * ./cdbnet or another program), kernels (its results depend on the
+ * arithmetic kernels: what a build with other kernels must run again). */
+enum { TEST_SLOW = 1, TEST_SPAWNS = 2, TEST_KERNELS = 4 };
+void test_add(const char *name, test_fn fn); /* no tags */
+void test_add_tagged(const char *name, test_fn fn, unsigned tags);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed(void);
-/* Runs the tests whose names contain one of the plain words (all when there
- * are none) and none of the -WORD ones; prints "N passed, N failed". */
-int test_run_all(int nwords, char **words);
+/* The runner's command line: runs the tests whose names contain one of the
+ * plain words (all when there are none) and none of the -WORD ones, with
+ * the tags of --only and without those of --skip, -j N at a time; prints
+ * "N passed, N failed" and returns the exit status. */
+int test_run_all(int argc, char **argv);
 
 #define CHECK(cond, ...)                                  \
     do {                                                  \

@@ -195,4 +195,4 @@ static void t_shipped_cfgs_build(void)
     globfree(&g);
 }
 
-void register_shipped_cfg_tests(void) { test_add("cfg/every shipped cfg builds", t_shipped_cfgs_build); }
+void register_shipped_cfg_tests(void) { test_add_tagged("cfg/every shipped cfg builds", t_shipped_cfgs_build, TEST_SLOW); }

@@ -328,10 +328,10 @@ static void t_summary(void)
 
 void register_cli_tests(void)
 {
-    test_add("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults);
-    test_add("cli/benchmark prints its report", t_benchmark);
-    test_add("cli/summary prints the network, its totals and semantics", t_summary);
-    test_add("cli/scripts/gpu_check.sh --dry-run: its steps fit its budget", t_gpu_check_dry_run);
-    test_add("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors);
-    test_add("cli/train, valid reproduces the accuracy, predict", t_train_then_valid);
+    test_add_tagged("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults, TEST_SPAWNS);
+    test_add_tagged("cli/benchmark prints its report", t_benchmark, TEST_SPAWNS);
+    test_add_tagged("cli/summary prints the network, its totals and semantics", t_summary, TEST_SPAWNS);
+    test_add_tagged("cli/scripts/gpu_check.sh --dry-run: its steps fit its budget", t_gpu_check_dry_run, TEST_SPAWNS);
+    test_add_tagged("cli/usage and bad input exit non-zero with clear messages", t_usage_and_errors, TEST_SPAWNS);
+    test_add_tagged("cli/train, valid reproduces the accuracy, predict", t_train_then_valid, TEST_SPAWNS);
 }

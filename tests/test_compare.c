@@ -214,6 +214,6 @@ void register_compare_tests(void)
 {
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
     test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
-    test_add("compare/two seeds end to end, resume and -report", t_compare_end_to_end);
-    test_add("compare/-sweep: one arm per value against the same baselines", t_compare_sweep);
+    test_add_tagged("compare/two seeds end to end, resume and -report", t_compare_end_to_end, TEST_SPAWNS);
+    test_add_tagged("compare/-sweep: one arm per value against the same baselines", t_compare_sweep, TEST_SPAWNS);
 }

@@ -403,13 +403,13 @@ static void t_crop(void)
 
 void register_darknet_tests(void)
 {
-    test_add("darknet/[crop]: the centre in eval, random windows and flips in training", t_crop);
-    test_add("darknet/label_smooth_eps: Darknet's targets", t_label_smooth_eps);
-    test_add("darknet/dilation: the taps written out, inconsistent padding refused", t_dilation);
-    test_add("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes);
-    test_add("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient);
-    test_add("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes);
-    test_add("darknet/a key given twice: the first value, a warning naming both lines", t_duplicate_keys_take_the_first);
-    test_add("darknet/darknet=1 training semantics", t_darknet_semantics);
-    test_add("darknet/weights layouts of both forks and version 0.1", t_weights_layouts);
+    test_add_tagged("darknet/[crop]: the centre in eval, random windows and flips in training", t_crop, TEST_KERNELS);
+    test_add_tagged("darknet/label_smooth_eps: Darknet's targets", t_label_smooth_eps, TEST_KERNELS);
+    test_add_tagged("darknet/dilation: the taps written out, inconsistent padding refused", t_dilation, TEST_KERNELS);
+    test_add_tagged("darknet/shortcut across shapes: Darknet's formula", t_shortcut_across_shapes, TEST_KERNELS);
+    test_add_tagged("darknet/[softmax] then [cost]: (1 + scale) x the gradient", t_cost_doubles_the_gradient, TEST_KERNELS);
+    test_add_tagged("darknet/corpus cfgs have Darknet's output shapes", t_corpus_shapes, TEST_KERNELS);
+    test_add_tagged("darknet/a key given twice: the first value, a warning naming both lines", t_duplicate_keys_take_the_first, TEST_KERNELS);
+    test_add_tagged("darknet/darknet=1 training semantics", t_darknet_semantics, TEST_KERNELS);
+    test_add_tagged("darknet/weights layouts of both forks and version 0.1", t_weights_layouts, TEST_KERNELS);
 }

@@ -54,7 +54,7 @@ static void t_idx_raw_and_gz(void)
         CHECK(cdb_dataset_load_idx(ip, lp, 3, &d) == 0, "load (%s): %s", gz ? "gz" : "raw", cdb_last_error());
         CHECK(d.n == 5 && d.c == 1 && d.h == 4 && d.w == 3, "shape %d %d %d %d", d.n, d.c, d.h, d.w);
         CHECK(d.pixels[(2 * 4 + 1) * 3 + 2] == 5 && d.labels[4] == 1, "contents");
-        cdb_dataset_free(&d);
+        cdb_dataset_clear(&d);
     }
 }
 
@@ -108,7 +108,7 @@ static void t_cifar(void)
     cdb_dataset d;
     CHECK(cdb_dataset_load_cifar(p, 0, 10, &d) == 0, "cifar10: %s", cdb_last_error());
     CHECK(d.n == 3 && d.c == 3 && d.h == 32 && d.labels[2] == 9 && d.pixels[3072 * 2] == 20, "cifar10 contents");
-    cdb_dataset_free(&d);
+    cdb_dataset_clear(&d);
     write_bytes(p, buf, 3 * REC10 - 5, 0);
     CHECK(cdb_dataset_load_cifar(p, 0, 10, &d) != 0 && strstr(cdb_last_error(), "truncated"), "cifar truncated: %s",
           cdb_last_error());
@@ -117,7 +117,7 @@ static void t_cifar(void)
     buf[1] = 55; /* coarse 3, fine 55 */
     write_bytes(p, buf, REC100, 0);
     CHECK(cdb_dataset_load_cifar(p, 1, 100, &d) == 0 && d.labels[0] == 55, "cifar100 uses the fine label");
-    cdb_dataset_free(&d);
+    cdb_dataset_clear(&d);
     free(buf);
 }
 

@@ -574,20 +574,20 @@ static void t_skip_compute_direct(void)
 
 void register_dropback_tests(void)
 {
-    test_add("dropback/compute skipping is bit-identical (axis in)", t_skip_compute_in);
-    test_add("dropback/compute skipping is bit-identical (axis out)", t_skip_compute_out);
-    test_add("dropback/compute skipping is bit-identical (large GEMMs)", t_skip_compute_large);
-    test_add("dropback/compute skipping is bit-identical (direct convolutions)", t_skip_compute_direct);
-    test_add("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling);
-    test_add("dropback/the same on the zoo's paths (depthwise, 1x1 per image, SE), both axes", t_mask_scaling_zoo_paths);
-    test_add("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical);
-    test_add("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched);
-    test_add("dropback/per-layer channel_dropback and rate overrides", t_per_layer_overrides);
-    test_add("dropback/selection and drop frequencies, milestones", t_statistics_and_schedule);
-    test_add("dropback/single policy", t_single_policy);
-    test_add("dropback/all channels dropped means none", t_all_dropped_means_none);
-    test_add("dropback/masks depend only on seed and step", t_masks_resume);
-    test_add("dropback/grad mode: decay not masked", t_decay_not_masked);
-    test_add("dropback/strict mode freezes dropped channels", t_strict_mode);
-    test_add("dropback/out axis drops rows", t_out_axis);
+    test_add_tagged("dropback/compute skipping is bit-identical (axis in)", t_skip_compute_in, TEST_KERNELS);
+    test_add_tagged("dropback/compute skipping is bit-identical (axis out)", t_skip_compute_out, TEST_KERNELS);
+    test_add_tagged("dropback/compute skipping is bit-identical (large GEMMs)", t_skip_compute_large, TEST_KERNELS);
+    test_add_tagged("dropback/compute skipping is bit-identical (direct convolutions)", t_skip_compute_direct, TEST_KERNELS);
+    test_add_tagged("dropback/r=1 rate=0.5: change is 0 or change/keep", t_mask_scaling, TEST_KERNELS);
+    test_add_tagged("dropback/the same on the zoo's paths (depthwise, 1x1 per image, SE), both axes", t_mask_scaling_zoo_paths, TEST_KERNELS);
+    test_add_tagged("dropback/off, -nodropback, per-layer off: bit-identical to no keys", t_off_is_bit_identical, TEST_KERNELS);
+    test_add_tagged("dropback/ineligible tensors and skipped layers untouched", t_ineligible_and_skipped_untouched, TEST_KERNELS);
+    test_add_tagged("dropback/per-layer channel_dropback and rate overrides", t_per_layer_overrides, TEST_KERNELS);
+    test_add_tagged("dropback/selection and drop frequencies, milestones", t_statistics_and_schedule, TEST_KERNELS);
+    test_add_tagged("dropback/single policy", t_single_policy, TEST_KERNELS);
+    test_add_tagged("dropback/all channels dropped means none", t_all_dropped_means_none, TEST_KERNELS);
+    test_add_tagged("dropback/masks depend only on seed and step", t_masks_resume, TEST_KERNELS);
+    test_add_tagged("dropback/grad mode: decay not masked", t_decay_not_masked, TEST_KERNELS);
+    test_add_tagged("dropback/strict mode freezes dropped channels", t_strict_mode, TEST_KERNELS);
+    test_add_tagged("dropback/out axis drops rows", t_out_axis, TEST_KERNELS);
 }

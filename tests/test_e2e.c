@@ -25,7 +25,7 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     data_config d;
     CHECK(cdb_data_config_load("cfg/fashion_mnist.data", &d) == 0, "%s", cdb_last_error());
     cdb_dataset train, valid;
-    CHECK(cdb_dataset_load(&d, "train", &train) == 0 && cdb_dataset_load(&d, "valid", &valid) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &train) == 0 && cdb_dataset_read(&d, "valid", &valid) == 0, "%s", cdb_last_error());
     CHECK(train.n == 60000 && valid.n == 10000, "Fashion-MNIST sizes %d/%d", train.n, valid.n);
     train.n = TRAIN_IMAGES;
     valid.n = VALID_IMAGES;
@@ -42,8 +42,8 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     printf("    %s, %d steps on %d images: top-1 %.2f%% on %d test images\n", cfg, net->step, TRAIN_IMAGES, 100 * v.top1,
            v.count);
     CHECK(v.top1 >= required_top1, "top-1 %.2f%% is below the required %.0f%%", 100 * v.top1, 100 * required_top1);
-    cdb_dataset_free(&train);
-    cdb_dataset_free(&valid);
+    cdb_dataset_clear(&train);
+    cdb_dataset_clear(&valid);
     cdb_data_config_free(&d);
     cdb_network_free(net);
 }
@@ -83,7 +83,7 @@ static void t_folder_as_idx(void)
         CHECK(form == 0 || cdb_data_config_load(folder_data, &folder) == 0, "%s", cdb_last_error());
         const data_config *d = form ? &folder : &idx;
         cdb_dataset train, valid;
-        CHECK(cdb_dataset_load(d, "train", &train) == 0 && cdb_dataset_load(d, "valid", &valid) == 0, "%s", cdb_last_error());
+        CHECK(cdb_dataset_read(d, "train", &train) == 0 && cdb_dataset_read(d, "valid", &valid) == 0, "%s", cdb_last_error());
         CHECK(cdb_dataset_check_against(&train, net) == 0 && cdb_dataset_check_against(&valid, net) == 0, "%s",
               cdb_last_error());
         if (!form) {
@@ -95,8 +95,8 @@ static void t_folder_as_idx(void)
         valid_result v;
         CHECK(cdb_train_network(net, &train, &valid, &opt, &v) == 0, "training failed: %s", cdb_last_error());
         top1[form] = v.top1;
-        cdb_dataset_free(&train);
-        cdb_dataset_free(&valid);
+        cdb_dataset_clear(&train);
+        cdb_dataset_clear(&valid);
         if (form) cdb_data_config_free(&folder);
         cdb_network_free(net);
     }
@@ -109,7 +109,7 @@ static void t_folder_as_idx(void)
 
 void register_e2e_tests(void)
 {
-    test_add("e2e/smallcnn learns as well from PNG folders as from IDX", t_folder_as_idx);
-    test_add("e2e/smallcnn learns Fashion-MNIST", t_smallcnn);
-    test_add("e2e/vit_micro learns Fashion-MNIST", t_vit_micro);
+    test_add_tagged("e2e/smallcnn learns as well from PNG folders as from IDX", t_folder_as_idx, TEST_SLOW);
+    test_add_tagged("e2e/smallcnn learns Fashion-MNIST", t_smallcnn, TEST_SLOW);
+    test_add_tagged("e2e/vit_micro learns Fashion-MNIST", t_vit_micro, TEST_SLOW);
 }

@@ -131,8 +131,8 @@ static void t_vit(void) { check_fixture("vit_2block"); }
 
 void register_fixture_tests(void)
 {
-    test_add("pytorch/layernorm forward and backward", t_layernorm);
-    test_add("pytorch/attention forward and backward", t_attention);
-    test_add("pytorch/encoder block forward and backward", t_encoder_block);
-    test_add("pytorch/2-block ViT forward and backward", t_vit);
+    test_add_tagged("pytorch/layernorm forward and backward", t_layernorm, TEST_KERNELS);
+    test_add_tagged("pytorch/attention forward and backward", t_attention, TEST_KERNELS);
+    test_add_tagged("pytorch/encoder block forward and backward", t_encoder_block, TEST_KERNELS);
+    test_add_tagged("pytorch/2-block ViT forward and backward", t_vit, TEST_KERNELS);
 }

@@ -209,7 +209,7 @@ static void t_folder_dataset(void)
     data_config d;
     cdb_dataset set;
     CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0, "%s", cdb_last_error());
     /* classes by sorted folder name, files by sorted name */
     CHECK(set.n == 9 && !strcmp(set.class_names[0], "a_dog") && !strcmp(set.class_names[1], "b_cat") &&
               !strcmp(set.class_names[2], "c_eel"),
@@ -261,28 +261,28 @@ static void t_folder_dataset(void)
     cdb_dataset cached;
     cdb_data_config_free(&d);
     CHECK(data_file(data, "folder", root, "cache=1\n") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &cached) == 0 && cdb_dataset_check_against(&cached, net) == 0 && cached.pixels &&
+    CHECK(cdb_dataset_read(&d, "train", &cached) == 0 && cdb_dataset_check_against(&cached, net) == 0 && cached.pixels &&
               !cached.paths,
           "cache: %s", cdb_last_error());
     float again[3 * 48];
     CHECK(cdb_dataset_fill_batch(&cached, idx, 3, &net->input_cfg, 0, NULL, again, labels) == 0, "cached fill");
     CHECK(!memcmp(images, again, sizeof(again)), "cache=1 gives other pixels");
-    cdb_dataset_free(&cached);
-    cdb_dataset_free(&set);
+    cdb_dataset_clear(&cached);
+    cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     /* names=: labels follow its lines; a folder not in it is an error */
     CHECK(write_text(names, "c_eel\na_dog\nb_cat\n") == 0, "names");
     char extra[700];
     snprintf(extra, sizeof(extra), "names=%s\n", names);
     CHECK(data_file(data, "folder", root, extra) == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0, "%s", cdb_last_error());
     CHECK(set.labels[0] == 1 && set.labels[2] == 2 && set.labels[8] == 0 && !strcmp(set.class_names[0], "c_eel"),
           "names= order: %d %d %d", set.labels[0], set.labels[2], set.labels[8]);
-    cdb_dataset_free(&set);
+    cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     CHECK(write_text(names, "c_eel\na_dog\nb_bat\n") == 0, "names");
     CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat' is not in the names file"), "%s",
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat' is not in the names file"), "%s",
           cdb_last_error());
     cdb_data_config_free(&d);
     /* an empty class folder names itself; classes= must match */
@@ -290,14 +290,14 @@ static void t_folder_dataset(void)
     snprintf(empty, sizeof(empty), "%s/d_fox", root);
     mkdir(empty, 0755);
     CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "4 class folders but"), "%s",
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "4 class folders but"), "%s",
           cdb_last_error());
     cdb_data_config_free(&d);
     CHECK(write_text(data, "classes=4\nformat=folder\ntrain=x\nvalid=x\n") == 0, "data");
     char text[1700];
     snprintf(text, sizeof(text), "classes=4\nformat=folder\ntrain=%s\nvalid=%s\n", root, root);
     CHECK(write_text(data, text) == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "d_fox' has no image files"), "%s",
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "d_fox' has no image files"), "%s",
           cdb_last_error());
     cdb_data_config_free(&d);
     rmdir(empty);
@@ -319,13 +319,13 @@ static void t_bad_images(void)
     data_config d;
     cdb_dataset set;
     CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat/img2.png") &&
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_cat/img2.png") &&
               strstr(cdb_last_error(), "bad_images=skip"),
           "bad_images=error: %s", cdb_last_error());
     cdb_data_config_free(&d);
     CHECK(data_file(data, "folder", root, "bad_images=skip\n") == 0 && cdb_data_config_load(data, &d) == 0, "%s",
           cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0, "%s", cdb_last_error());
     /* the header of the truncated PNG is whole: it is found when decoded */
     int left = set.n;
     cdb_network *net = net_from_text("[net]\nbatch=8\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
@@ -343,7 +343,7 @@ static void t_bad_images(void)
     CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) != 0 &&
               strstr(cdb_last_error(), "c_eel/img2.png"),
           "error: %s", cdb_last_error());
-    cdb_dataset_free(&set);
+    cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     cdb_network_free(net);
     /* a JPEG cut after its header: found by its header, refused when decoded */
@@ -381,10 +381,10 @@ static void t_list_dataset(void)
     data_config d;
     cdb_dataset set;
     CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
-    CHECK(cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0, "%s", cdb_last_error());
     CHECK(set.n == 3 && set.labels[0] == 0 && set.labels[1] == 1 && set.labels[2] == 2, "labels %d %d %d (%d images)",
           set.labels[0], set.labels[1], set.labels[2], set.n);
-    cdb_dataset_free(&set);
+    cdb_dataset_clear(&set);
     /* no label in the path, two labels, a missing file: each names its line */
     const char *cases[3][2] = {{"%s/a_dog/img0.png\n%s/x/none.png\n", "list.txt:2: '"},
                                {"%s/a_dog/img0.png\n%s/cat_eel/x.png\n", "list.txt:2: '"},
@@ -393,7 +393,7 @@ static void t_list_dataset(void)
     for (int k = 0; k < 3; k++) {
         snprintf(text, sizeof(text), cases[k][0], root, root);
         CHECK(write_text(list, text) == 0, "list");
-        CHECK(cdb_dataset_load(&d, "train", &set) != 0 && strstr(cdb_last_error(), cases[k][1]) &&
+        CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), cases[k][1]) &&
                   strstr(cdb_last_error(), why[k]),
               "case %d: %s", k, cdb_last_error());
     }
@@ -415,7 +415,7 @@ static void t_loader_matches_sync(void)
     CHECK(data_file(data, "folder", root, "loader_threads=3\n") == 0, "data");
     data_config d;
     cdb_dataset set;
-    CHECK(cdb_data_config_load(data, &d) == 0 && cdb_dataset_load(&d, "train", &set) == 0, "%s", cdb_last_error());
+    CHECK(cdb_data_config_load(data, &d) == 0 && cdb_dataset_read(&d, "train", &set) == 0, "%s", cdb_last_error());
     cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=5\nheight=5\nchannels=3\nclasses=3\nflip=1\ncrop_pad=1\n"
                                      "resized_crop=1\nresized_crop_scale=0.3\nhue=0.1\n[connected]\noutput=3\n[softmax]\n");
     CHECK(net && cdb_dataset_check_against(&set, net) == 0 && set.workers == 3, "%s", cdb_last_error());
@@ -441,7 +441,7 @@ static void t_loader_matches_sync(void)
         }
         cdb_loader_stop(&l);
     }
-    cdb_dataset_free(&set);
+    cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     cdb_network_free(net);
 }
@@ -542,12 +542,12 @@ static void t_darknet_crop_keys(void)
 
 void register_image_tests(void)
 {
-    test_add("images/benchmark -data: image files against the same images in memory", t_data_benchmark);
+    test_add_tagged("images/benchmark -data: image files against the same images in memory", t_data_benchmark, TEST_SPAWNS);
     test_add("images/resampling against the direct triangle-filter sum", t_resample);
     test_add("images/centre, random-resized and Darknet crop boxes", t_crop_boxes);
     test_add("images/Darknet's crop keys: min_crop, max_crop, aspect, center, darknet=1", t_darknet_crop_keys);
     test_add("images/format=folder: classes, labels, names=, cache=1, empty folders", t_folder_dataset);
-    test_add("images/bad_images: a truncated and a false image, error and skip", t_bad_images);
+    test_add_tagged("images/bad_images: a truncated and a false image, error and skip", t_bad_images, TEST_SPAWNS);
     test_add("images/format=list: Darknet's label rule, each bad line named", t_list_dataset);
     test_add("images/the prefetching loader gives the synchronous batches, from any step", t_loader_matches_sync);
     test_add("images/OpenCV decodes as stb_image (OPENCV=1 builds)", t_stb_opencv);

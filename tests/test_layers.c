@@ -499,14 +499,14 @@ static void t_drop_connect(void)
 
 void register_layer_tests(void)
 {
-    test_add("layers/shortcut drop_connect: per image, training only", t_drop_connect);
-    test_add("layers/fixed-order GEMM: exact order, same bits for subsets and threads", t_gemm_fixed);
-    test_add("layers/shifted-GEMM convolution equals im2col", t_conv_shift);
-    test_add("layers/direct convolution equals im2col", t_conv_direct);
-    test_add("layers/depthwise convolution equals im2col", t_conv_depthwise);
-    test_add("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2);
-    test_add("layers/convolution chunks equal per-image results", t_conv_chunks);
-    test_add("layers/im2col and col2im against their definition", t_im2col);
+    test_add_tagged("layers/shortcut drop_connect: per image, training only", t_drop_connect, TEST_KERNELS);
+    test_add_tagged("layers/fixed-order GEMM: exact order, same bits for subsets and threads", t_gemm_fixed, TEST_KERNELS);
+    test_add_tagged("layers/shifted-GEMM convolution equals im2col", t_conv_shift, TEST_KERNELS);
+    test_add_tagged("layers/direct convolution equals im2col", t_conv_direct, TEST_KERNELS | TEST_SLOW);
+    test_add_tagged("layers/depthwise convolution equals im2col", t_conv_depthwise, TEST_KERNELS);
+    test_add_tagged("layers/maxpool 2x2 fast path against the definition", t_maxpool_2x2, TEST_KERNELS);
+    test_add_tagged("layers/convolution chunks equal per-image results", t_conv_chunks, TEST_KERNELS);
+    test_add_tagged("layers/im2col and col2im against their definition", t_im2col, TEST_KERNELS);
 }
 
 /* The vectorised exp and erf keep their documented accuracy. */
@@ -523,4 +523,4 @@ static void t_fast_math(void)
     CHECK(fast_erff(0.f) == 0.f && fast_expf(-200.f) >= 0.f && fast_expf(-200.f) < 1e-37f, "edge values");
 }
 
-void register_fastmath_tests(void) { test_add("layers/fast exp and erf accuracy", t_fast_math); }
+void register_fastmath_tests(void) { test_add_tagged("layers/fast exp and erf accuracy", t_fast_math, TEST_KERNELS); }

@@ -169,6 +169,6 @@ static void t_rank_killed(void)
 
 void register_mpi_tests(void)
 {
-    test_add("mpi/2 ranks: identical on every rank, equal to one process", t_two_ranks);
-    test_add("mpi/a rank killed mid-run stops the others", t_rank_killed);
+    test_add_tagged("mpi/2 ranks: identical on every rank, equal to one process", t_two_ranks, TEST_SPAWNS | TEST_SLOW);
+    test_add_tagged("mpi/a rank killed mid-run stops the others", t_rank_killed, TEST_SPAWNS | TEST_SLOW);
 }

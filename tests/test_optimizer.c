@@ -211,11 +211,11 @@ static void t_subdivisions_accumulate(void)
 
 void register_optimizer_tests(void)
 {
-    test_add("optimizer/sgd plain", t_sgd_plain);
-    test_add("optimizer/sgd momentum + decay as PyTorch", t_sgd_momentum_decay);
-    test_add("optimizer/sgd nesterov as PyTorch", t_sgd_nesterov);
-    test_add("optimizer/adamw as PyTorch", t_adamw);
-    test_add("optimizer/decay_norm_bias=0 skips biases and norms", t_no_decay_on_norms_and_biases);
-    test_add("optimizer/learning rate policies and burn-in", t_lr_policies);
-    test_add("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate);
+    test_add_tagged("optimizer/sgd plain", t_sgd_plain, TEST_KERNELS);
+    test_add_tagged("optimizer/sgd momentum + decay as PyTorch", t_sgd_momentum_decay, TEST_KERNELS);
+    test_add_tagged("optimizer/sgd nesterov as PyTorch", t_sgd_nesterov, TEST_KERNELS);
+    test_add_tagged("optimizer/adamw as PyTorch", t_adamw, TEST_KERNELS);
+    test_add_tagged("optimizer/decay_norm_bias=0 skips biases and norms", t_no_decay_on_norms_and_biases, TEST_KERNELS);
+    test_add_tagged("optimizer/learning rate policies and burn-in", t_lr_policies, TEST_KERNELS);
+    test_add_tagged("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate, TEST_KERNELS);
 }

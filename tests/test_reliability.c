@@ -189,7 +189,7 @@ static void t_bad_dataset_files(void)
     gzclose(g);
     cdb_dataset d;
     CHECK(cdb_dataset_load_cifar(path, 0, 10, &d) == 0 && d.n == 256, "the intact file loads: %s", cdb_last_error());
-    cdb_dataset_free(&d);
+    cdb_dataset_clear(&d);
     long n = file_size(path);
     FILE *f = fopen(path, "r+b");
     CHECK(f, "reopen");
@@ -212,7 +212,7 @@ static void t_bad_dataset_files(void)
     write_file(images, ibuf, sizeof(ibuf));
     write_file(labels, lbuf, 8 + 4);
     CHECK(cdb_dataset_load_idx(images, labels, 10, &d) == 0, "exact files load: %s", cdb_last_error());
-    cdb_dataset_free(&d);
+    cdb_dataset_clear(&d);
     write_file(labels, lbuf, 8 + 5);
     CHECK(cdb_dataset_load_idx(images, labels, 10, &d) != 0 && strstr(cdb_last_error(), "has data past the 4 labels"),
           "an over-long label file is an error: %s", cdb_last_error());
@@ -719,19 +719,19 @@ static void t_fifo_inputs(void)
 
 void register_reliability_tests(void)
 {
-    test_add("reliability/a FIFO as weights or state is refused (library and predict)", t_fifo_inputs);
+    test_add_tagged("reliability/a FIFO as weights or state is refused (library and predict)", t_fifo_inputs, TEST_SPAWNS);
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
-    test_add("reliability/kill -9 at any point resumes bit-identically", t_kill_resume);
-    test_add("reliability/one run per backup folder", t_backup_locked);
-    test_add("reliability/the training log and its chart", t_training_log);
+    test_add_tagged("reliability/kill -9 at any point resumes bit-identically", t_kill_resume, TEST_SPAWNS | TEST_SLOW);
+    test_add_tagged("reliability/one run per backup folder", t_backup_locked, TEST_SPAWNS);
+    test_add_tagged("reliability/the training log and its chart", t_training_log, TEST_SPAWNS);
     test_add("reliability/nan_policy stop and skip_step; the first non-finite layer named", t_nan_policy);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
-    test_add("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves);
-    test_add("reliability/stale temporary files removed at start", t_stale_temporaries);
-    test_add("reliability/output paths checked before training", t_outputs_checked_first);
+    test_add_tagged("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves, TEST_SPAWNS);
+    test_add_tagged("reliability/stale temporary files removed at start", t_stale_temporaries, TEST_SPAWNS);
+    test_add_tagged("reliability/output paths checked before training", t_outputs_checked_first, TEST_SPAWNS);
     test_add("reliability/corrupt gzip, over-long labels, FIFO datasets refused", t_bad_dataset_files);
     test_add("reliability/top-k: ties and NaN count against the prediction", t_metrics);
     test_add("reliability/non-finite weights and state are never saved", t_nonfinite_never_saved);
     test_add("reliability/version and state step range-checked", t_counts_checked);
-    test_add("reliability/a diverging run stops naming the tensor", t_divergence_stops);
+    test_add_tagged("reliability/a diverging run stops naming the tensor", t_divergence_stops, TEST_SPAWNS);
 }

@@ -213,13 +213,13 @@ static void t_train_step_and_valid(void)
 
 void register_zoo_tests(void)
 {
-    test_add("zoo/parameter counts equal the reference definitions", t_parameter_counts);
-    test_add("zoo/the README's table has each cfg's parameters and multiply-adds", t_readme_table);
-    test_add("zoo/MobileNetV2 forward equals the reference", t_forward_mobilenetv2);
-    test_add("zoo/EfficientNet-B0 forward equals the reference", t_forward_efficientnet_b0);
-    test_add("zoo/ShuffleNetV2 forward equals the reference", t_forward_shufflenetv2);
-    test_add("zoo/DenseNet-121 forward equals the reference", t_forward_densenet121);
-    test_add("zoo/ResNet-50 forward equals the reference", t_forward_resnet50);
-    test_add("zoo/PreAct-ResNet-18 forward equals the reference", t_forward_preact_resnet18);
-    test_add("zoo/each cfg trains a step and validates (CLI)", t_train_step_and_valid);
+    test_add_tagged("zoo/parameter counts equal the reference definitions", t_parameter_counts, TEST_KERNELS);
+    test_add_tagged("zoo/the README's table has each cfg's parameters and multiply-adds", t_readme_table, TEST_KERNELS);
+    test_add_tagged("zoo/MobileNetV2 forward equals the reference", t_forward_mobilenetv2, TEST_KERNELS);
+    test_add_tagged("zoo/EfficientNet-B0 forward equals the reference", t_forward_efficientnet_b0, TEST_KERNELS);
+    test_add_tagged("zoo/ShuffleNetV2 forward equals the reference", t_forward_shufflenetv2, TEST_KERNELS);
+    test_add_tagged("zoo/DenseNet-121 forward equals the reference", t_forward_densenet121, TEST_KERNELS | TEST_SLOW);
+    test_add_tagged("zoo/ResNet-50 forward equals the reference", t_forward_resnet50, TEST_KERNELS | TEST_SLOW);
+    test_add_tagged("zoo/PreAct-ResNet-18 forward equals the reference", t_forward_preact_resnet18, TEST_KERNELS);
+    test_add_tagged("zoo/each cfg trains a step and validates (CLI)", t_train_step_and_valid, TEST_KERNELS | TEST_SPAWNS | TEST_SLOW);
 }

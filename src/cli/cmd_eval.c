@@ -22,7 +22,7 @@ int cmd_valid(const cli *c)
     cdb_dataset valid = {0};
     int status = 1;
     if (cdb_weights_load(net, c->positional[1]) || cli_load_data_config(net, c, &d)) goto done;
-    if (cdb_dataset_load(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
+    if (cdb_dataset_read(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
         cdb_data_config_free(&d);
         goto done;
     }
@@ -37,7 +37,7 @@ int cmd_valid(const cli *c)
                v.nonfinite, v.count);
     status = 0;
 done:
-    cdb_dataset_free(&valid);
+    cdb_dataset_clear(&valid);
     if (status) cli_fail();
     cdb_network_free(net);
     return status;
@@ -95,24 +95,24 @@ int cmd_predict(const cli *c)
             cdb_set_error("-index needs a dataset: give [net] data= or -data");
             goto done;
         }
-        int bad = cdb_dataset_load(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net);
+        int bad = cdb_dataset_read(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net);
         if (!bad && c->index >= valid.n) {
             cdb_set_error("-index %d: the validation set has %d items", c->index, valid.n);
             bad = 1;
         }
         if (bad) {
-            cdb_dataset_free(&valid);
+            cdb_dataset_clear(&valid);
             goto done;
         }
         int label;
         if (cdb_dataset_input(&valid, c->index, net, image, &label) || cdb_predict(net, image, 1, probs)) {
-            cdb_dataset_free(&valid);
+            cdb_dataset_clear(&valid);
             goto done;
         }
         char title[128];
         snprintf(title, sizeof(title), "item %d of %s (label %d)", c->index, valid.name, label);
         int bad_output = print_top(probs, classes, c->top, title, names);
-        cdb_dataset_free(&valid);
+        cdb_dataset_clear(&valid);
         if (bad_output) goto done;
     }
     for (int i = 2; i < c->n_positional; i++) {

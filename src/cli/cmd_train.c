@@ -63,7 +63,7 @@ int cmd_train(const cli *c)
     if (!c->quiet) cdb_network_print_summary(net, stdout);
     if (c->weights && cdb_train_resume(net, c->weights, c->clear, c->quiet)) goto done;
     if (cli_load_data_config(net, c, &d)) goto done;
-    if (cdb_dataset_load(&d, "train", &train) || cdb_dataset_check_against(&train, net) || cdb_dataset_load(&d, "valid", &valid) ||
+    if (cdb_dataset_read(&d, "train", &train) || cdb_dataset_check_against(&train, net) || cdb_dataset_read(&d, "valid", &valid) ||
         cdb_dataset_check_against(&valid, net)) {
         cdb_data_config_free(&d);
         goto done;
@@ -95,8 +95,8 @@ int cmd_train(const cli *c)
     status = cdb_train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
     cdb_data_config_free(&d);
 done:
-    cdb_dataset_free(&train);
-    cdb_dataset_free(&valid);
+    cdb_dataset_clear(&train);
+    cdb_dataset_clear(&valid);
     if (status) cli_fail();
     cdb_network_free(net);
     return status;

@@ -20,7 +20,7 @@ static const char *missing_hint(const char *path)
     return "put the IDX files where the .data file points (see docs/data.md)";
 }
 
-int cdb_dataset_load(const data_config *d, const char *which, cdb_dataset *out)
+int cdb_dataset_read(const data_config *d, const char *which, cdb_dataset *out)
 {
     int train = !strcmp(which, "train");
     const char *images = train ? d->train : d->valid;
@@ -155,41 +155,41 @@ int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int c
     int trailing = got == npix && !at_eof(fi);
     if (stream_broken(fi, images_path)) {
         gzclose(fi);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     gzclose(fi);
     if (got != npix) {
         cdb_set_error("'%s' is truncated: its header promises %d images of %dx%d (%zu bytes) but it holds %zu",
                       images_path, idims[0], idims[1], idims[2], npix, got);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     if (trailing) {
         cdb_set_error("'%s' has data past the %d images its header declares", images_path, idims[0]);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     gzFile fl = open_data(labels_path);
     if (!fl) {
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     if (idx_header(fl, labels_path, 1, ldims)) {
         gzclose(fl);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     if (ldims[0] != idims[0]) {
         gzclose(fl);
         cdb_set_error("'%s' has %d labels but '%s' has %d images", labels_path, ldims[0], images_path, idims[0]);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     uint8_t *raw = read_growing(fl, (size_t)ldims[0], &got, labels_path);
     if (!raw) {
         gzclose(fl);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     trailing = got == (size_t)ldims[0] && !at_eof(fl);
@@ -198,26 +198,26 @@ int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int c
     if (broken || trailing) {
         if (trailing) cdb_set_error("'%s' has data past the %d labels its header declares", labels_path, ldims[0]);
         free(raw);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     if (got != (size_t)ldims[0]) {
         cdb_set_error("'%s' is truncated: %zu of %d labels", labels_path, got, ldims[0]);
         free(raw);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     out->labels = cdb_xmalloc((size_t)ldims[0] * sizeof(int));
     if (!out->labels) {
         free(raw);
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     for (int i = 0; i < ldims[0]; i++) {
         if (raw[i] >= classes) {
             cdb_set_error("'%s': label %d of item %d is not below classes=%d", labels_path, raw[i], i, classes);
             free(raw);
-            cdb_dataset_free(out);
+            cdb_dataset_clear(out);
             return -1;
         }
         out->labels[i] = raw[i];
@@ -230,7 +230,7 @@ int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int c
     out->classes = classes;
     out->name = cdb_xstrdup(images_path);
     if (!out->name) {
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     return 0;
@@ -301,7 +301,7 @@ int cdb_dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dat
 fail:
     free(rec);
     free(list);
-    cdb_dataset_free(out);
+    cdb_dataset_clear(out);
     return -1;
 }
 

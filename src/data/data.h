@@ -13,7 +13,7 @@
 #include "network.h"
 
 /* which = "train" or "valid". */
-int cdb_dataset_load(const data_config *d, const char *which, cdb_dataset *out);
+int cdb_dataset_read(const data_config *d, const char *which, cdb_dataset *out);
 int cdb_dataset_load_idx(const char *images_path, const char *labels_path, int classes, cdb_dataset *out);
 int cdb_dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dataset *out);
 /* Check that the dataset fits the network's input and classes (image files

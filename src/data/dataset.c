@@ -121,7 +121,7 @@ void cdb_dataset_truncate(cdb_dataset *d, int n)
     d->n = n;
 }
 
-void cdb_dataset_free(cdb_dataset *d)
+void cdb_dataset_clear(cdb_dataset *d)
 {
     free(d->name);
     free(d->pixels);

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-typedef struct {
+typedef struct cdb_dataset {
     char *name;        /* file it came from, for messages */
     int n, c, h, w;    /* image files: c, h, w are the network's, set by cdb_dataset_check_against */
     int classes;
@@ -41,7 +41,7 @@ int cdb_data_config_load(const char *path, data_config *out);
 char **cdb_data_load_names(const char *path, int classes);
 void cdb_data_free_names(char **names, int classes);
 void cdb_data_config_free(data_config *d);
-void cdb_dataset_free(cdb_dataset *d);
+void cdb_dataset_clear(cdb_dataset *d);
 /* Keep the first n entries only (n < d->n). */
 void cdb_dataset_truncate(cdb_dataset *d, int n);
 

@@ -90,8 +90,8 @@ int cdb_export_images(const data_config *d, const char *dir, const export_option
         cdb_dataset set = {0};
         char path[4200];
         snprintf(path, sizeof(path), "%s/%s", dir, sets[s]);
-        status = cdb_dataset_load(d, sets[s], &set) || write_set(&set, path, folders, opt) ? -1 : 0;
-        cdb_dataset_free(&set);
+        status = cdb_dataset_read(d, sets[s], &set) || write_set(&set, path, folders, opt) ? -1 : 0;
+        cdb_dataset_clear(&set);
     }
     if (!status) {
         char path[4200];

@@ -138,7 +138,7 @@ int cdb_imageset_load_folder(const data_config *d, const char *dir, cdb_dataset 
     DIR *dd = opendir(dir);
     if (!dd) {
         cdb_set_error("cannot open the image folder '%s' (format=folder in %s): %s", dir, d->path, strerror(errno));
-        cdb_dataset_free(out);
+        cdb_dataset_clear(out);
         return -1;
     }
     strings classes = {0}, files = {0};
@@ -226,7 +226,7 @@ done:
     free(label_of);
     strings_free(&classes);
     strings_free(&files);
-    if (status) cdb_dataset_free(out);
+    if (status) cdb_dataset_clear(out);
     return status;
 }
 
@@ -334,7 +334,7 @@ int cdb_imageset_load_list(const data_config *d, const char *file, cdb_dataset *
 done:
     if (labels) cdb_data_free_names(labels, d->classes);
     strings_free(&files);
-    if (status) cdb_dataset_free(out);
+    if (status) cdb_dataset_clear(out);
     return status;
 }
 

@@ -368,7 +368,7 @@ int cdb_run_data_benchmark(cdb_network *net, data_config *d, const benchmark_opt
         goto done;
     }
     d->cache = 0;
-    if (cdb_dataset_load(d, "train", first)) goto done;
+    if (cdb_dataset_read(d, "train", first)) goto done;
     if (first->n > need) cdb_dataset_truncate(first, (int)need);
     if (cdb_dataset_check_against(first, net)) goto done;
     if (first->n < net->batch) {
@@ -377,14 +377,14 @@ int cdb_run_data_benchmark(cdb_network *net, data_config *d, const benchmark_opt
         goto done;
     }
     if (image_files) { /* the same images, decoded once into memory */
-        if (cdb_dataset_load(d, "train", &memory)) goto done;
+        if (cdb_dataset_read(d, "train", &memory)) goto done;
         if (memory.n > need) cdb_dataset_truncate(&memory, (int)need);
         memory.cache = 1;
         if (cdb_dataset_check_against(&memory, net)) goto done;
     }
     status = time_data_arms(net, image_files ? &files : NULL, &memory, opt, data_only);
 done:
-    cdb_dataset_free(&files);
-    cdb_dataset_free(&memory);
+    cdb_dataset_clear(&files);
+    cdb_dataset_clear(&memory);
     return status;
 }

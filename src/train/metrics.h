@@ -3,10 +3,9 @@
 #ifndef CDB_METRICS_H
 #define CDB_METRICS_H
 
-typedef struct {
-    float top1, top5, loss;
-    int count;
-    int nonfinite; /* images whose output held a NaN or an infinity (counted wrong) */
-} valid_result;
+#include "cdbnet.h"
+
+/* top1, top5, loss, count, nonfinite (include/cdbnet.h) */
+typedef cdb_metrics valid_result;
 
 #endif

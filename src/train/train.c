@@ -371,6 +371,10 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         if (!net->step_skipped) avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
         int stop = opt->stop && *opt->stop;
+        if (opt->progress) {
+            cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, loss, lr, NULL};
+            stop |= opt->progress(&p, opt->progress_user) != 0;
+        }
         if (net->ranks > 1) { /* every rank stops after the same step */
             double any = stop;
             if (cdb_dist_sum_doubles(&any, 1)) {
@@ -418,6 +422,10 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
                 break;
             }
             if (!opt->quiet) report_validation(net, &v);
+            if (opt->progress) {
+                cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, loss, lr, &v};
+                opt->progress(&p, opt->progress_user);
+            }
             if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
                 status = -1;
                 break;
@@ -451,6 +459,10 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         valid_result v;
         if (cdb_validate_network(net, valid, &v)) return -1;
         report_validation(net, &v);
+        if (opt->progress) {
+            cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, NAN, cdb_network_learning_rate(net), &v};
+            opt->progress(&p, opt->progress_user);
+        }
         if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }

@@ -24,6 +24,10 @@ typedef struct {
      * saves a checkpoint after the step under way and returns -1 with a
      * message saying so. */
     volatile sig_atomic_t *stop;
+    /* Called after each step and each validation (include/cdbnet.h); a
+     * non-zero return stops the run as `stop` does. */
+    cdb_progress_fn progress;
+    void *progress_user;
 } train_options;
 
 /* Start from a weights file (`cdbnet train -weights FILE`): the weights,

@@ -32,11 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                      split + 4 <= size ? size - split - 4 : 0))
             return 0;
         cdb_dataset set;
-        if (cdb_dataset_load_idx(a, b, 10, &set) == 0) cdb_dataset_free(&set);
+        if (cdb_dataset_load_idx(a, b, 10, &set) == 0) cdb_dataset_clear(&set);
     } else if (mode == 2) {
         if (fuzz_write(a, data, size)) return 0;
         cdb_dataset set;
-        if (cdb_dataset_load_cifar(a, 0, 10, &set) == 0) cdb_dataset_free(&set);
+        if (cdb_dataset_load_cifar(a, 0, 10, &set) == 0) cdb_dataset_clear(&set);
     } else {
         static const uint8_t labels[] = "cat\ndog\n";
         if (fuzz_write(a, data, size) || fuzz_write(b, labels, sizeof(labels) - 1)) return 0;
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         d.labels = (char *)b;
         d.bad_images_skip = 1;
         cdb_dataset set;
-        if (cdb_imageset_load_list(&d, a, &set) == 0) cdb_dataset_free(&set);
+        if (cdb_imageset_load_list(&d, a, &set) == 0) cdb_dataset_clear(&set);
     }
     remove(a);
     remove(b);
