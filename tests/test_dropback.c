@@ -1,4 +1,4 @@
-/* The spec's "what a test can check" list for ChannelDropBack, plus the
+/* What docs/dropback.md says the tests check of ChannelDropBack, plus the
  * extras (strict mode, out axis, single policy). */
 #include <float.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* ChannelDropBack: the one place where layer selection, channel masks and the
- * rate schedule live (see ../shared/spec or docs/dropback.md). Layers take
+ * rate schedule live (docs/dropback.md states the semantics). Layers take
  * part by declaring a weight tensor eligible; the network draws masks once per
  * optimizer step and applies them to each selected tensor's gradient. */
 #ifndef CDB_DROPBACK_H
