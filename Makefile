@@ -118,9 +118,13 @@ CFLAGS += -DCUDNN
 NVFLAGS += -DCUDNN
 # cuDNN from CUDA_PATH, or from CUDNN_PATH (its include/ and lib/); when
 # CUDA_PATH has no cudnn.h, the pip wheel nvidia-cudnn-cu13 of the python3 on
-# PATH (as PyTorch installs it) is found by itself.
+# PATH (as PyTorch installs it; a namespace package, found by its __path__)
+# is found by itself; with neither, make stops and says so.
 CUDNN_PATH ?= $(shell [ -f $(CUDA_PATH)/include/cudnn.h ] || python3 -c \
-                "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null)
+                "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null)
+ifeq ($(CUDNN_PATH)$(wildcard $(CUDA_PATH)/include/cudnn.h),)
+$(error CUDNN=1: no cudnn.h in $(CUDA_PATH)/include and no nvidia-cudnn wheel for python3: install cuDNN, or give CUDNN_PATH=DIR (its include/ and lib/))
+endif
 ifneq ($(CUDNN_PATH),)
 CFLAGS += -I$(CUDNN_PATH)/include
 NVFLAGS += -I$(CUDNN_PATH)/include
@@ -204,11 +208,11 @@ $(OBJ)/%.cpp.o: src/%.cpp
 
 $(OBJ)/%.cu.o: src/%.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC) $(NVFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
 $(OBJ)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -c $< -o $@
+	$(CC) $(CFLAGS) -Itests -Itests/gpu -c $< -o $@
 
 tests/run_tests: $(TEST_OBJ) libcdbnet.a $(CONFIG_STAMP)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) libcdbnet.a $(LDLIBS)

@@ -15,8 +15,11 @@
 static struct {
     const char *name;
     test_fn fn;
+    test_fn_arg fn_arg; /* or this, with arg */
+    const void *arg;
     unsigned tags;
 } tests[MAX_TESTS];
+static test_fn after_each_hook, teardown_hook;
 static int n_tests;
 static int current_failed;
 
@@ -39,6 +42,19 @@ void test_add_tagged(const char *name, test_fn fn, unsigned tags)
 }
 
 void test_add(const char *name, test_fn fn) { test_add_tagged(name, fn, 0); }
+
+void test_add_arg(const char *name, test_fn_arg fn, const void *arg, unsigned tags)
+{
+    test_add_tagged(name, NULL, tags);
+    tests[n_tests - 1].fn_arg = fn;
+    tests[n_tests - 1].arg = arg;
+}
+
+void test_set_hooks(test_fn after_each, test_fn teardown)
+{
+    after_each_hook = after_each;
+    teardown_hook = teardown;
+}
 
 void test_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -93,9 +109,10 @@ static int parse_tags(const char *list, unsigned *out)
 static void usage(const char *self)
 {
     fprintf(stderr,
-            "usage: %s [-j N] [--only TAGS] [--skip TAGS] [--list] [WORD...] [-WORD...]\n"
+            "usage: %s [-j N] [--isolate] [--only TAGS] [--skip TAGS] [--list] [WORD...] [-WORD...]\n"
             "  runs the tests whose names contain a WORD (all without one) and no -WORD;\n"
             "  -j N         N tests at a time, each in its own process\n"
+            "  --isolate    each test in its own process, one at a time (a crash or a device error stays in its test)\n"
             "  --only TAGS  only the tests with one of these tags (comma-separated: slow, spawns, kernels)\n"
             "  --skip TAGS  not the tests with one of these tags\n"
             "  --list       print the selected tests and their tags, run nothing\n",
@@ -107,7 +124,11 @@ static int run_one(int i)
 {
     current_failed = 0;
     double t0 = cdb_now_seconds();
-    tests[i].fn();
+    if (tests[i].fn_arg)
+        tests[i].fn_arg(tests[i].arg);
+    else
+        tests[i].fn();
+    if (after_each_hook) after_each_hook();
     double dt = cdb_now_seconds() - t0;
     printf("%s %s (%.2fs)\n", current_failed ? "FAIL" : "ok  ", tests[i].name, dt);
     fflush(stdout);
@@ -131,7 +152,10 @@ static int start_job(int i, job *j)
     if (j->pid == 0) {
         dup2(fileno(j->out), STDOUT_FILENO);
         dup2(fileno(j->out), STDERR_FILENO);
-        _exit(run_one(i));
+        int failed = run_one(i);
+        if (teardown_hook) teardown_hook();
+        fflush(stdout);
+        _exit(failed);
     }
     return 0;
 }
@@ -195,7 +219,7 @@ static int run_parallel(const int *which, int n, int jobs, int *failed)
 
 int test_run_all(int argc, char **argv)
 {
-    int jobs = 1, list = 0, nwords = 0;
+    int jobs = 1, list = 0, nwords = 0, isolate = 0;
     unsigned only = 0, skip = 0;
     char **words = calloc((size_t)argc + 1, sizeof(char *));
     for (int a = 0; a < argc; a++) {
@@ -207,6 +231,8 @@ int test_run_all(int argc, char **argv)
             a++;
         } else if (!strcmp(argv[a], "--list")) {
             list = 1;
+        } else if (!strcmp(argv[a], "--isolate")) {
+            isolate = 1;
         } else if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
             usage("run_tests");
             return 0;
@@ -233,10 +259,11 @@ int test_run_all(int argc, char **argv)
         return 0;
     }
     int failed = 0;
-    if (jobs > 1 && n > 1) {
+    if ((jobs > 1 && n > 1) || isolate) {
         if (run_parallel(which, n, jobs, &failed)) return 2;
     } else {
         for (int k = 0; k < n; k++) failed += run_one(which[k]);
+        if (teardown_hook) teardown_hook();
     }
     free(which);
     printf("%d passed, %d failed\n", n - failed, failed);

@@ -31,6 +31,7 @@ int main(int argc, char **argv)
     register_reliability_tests();
     register_darknet_tests();
     register_zoo_tests();
+    register_gpu_network_tests();
     register_compare_tests();
     register_mpi_tests();
     register_e2e_tests();

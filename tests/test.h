@@ -19,6 +19,13 @@ typedef void (*test_fn)(void);
 enum { TEST_SLOW = 1, TEST_SPAWNS = 2, TEST_KERNELS = 4 };
 void test_add(const char *name, test_fn fn); /* no tags */
 void test_add_tagged(const char *name, test_fn fn, unsigned tags);
+/* A test that is a function of one case (a row of a table). */
+typedef void (*test_fn_arg)(const void *arg);
+void test_add_arg(const char *name, test_fn_arg fn, const void *arg, unsigned tags);
+/* after_each runs after every test in the process that ran it (and may
+ * fail it with test_fail); teardown once in each process that ran tests,
+ * before it exits. Either may be NULL. */
+void test_set_hooks(test_fn after_each, test_fn teardown);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int test_failed(void);
 /* The runner's command line: runs the tests whose names contain one of the
@@ -78,5 +85,6 @@ void register_cli_tests(void);
 void register_reliability_tests(void);
 void register_darknet_tests(void);
 void register_zoo_tests(void);
+void register_gpu_network_tests(void);
 
 #endif

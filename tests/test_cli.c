@@ -297,8 +297,12 @@ static void t_gpu_check_dry_run(void)
     int planned = 0, budget = 0;
     const char *at = strstr(out, "planned limits: ");
     CHECK(at && sscanf(at, "planned limits: %ds of a %ds budget", &planned, &budget) == 2, "%s", out);
-    /* within one session's 15 minutes of device time, with room to start and rerun a step */
-    CHECK(budget <= 450 && planned <= budget, "limits %ds for a %ds budget", planned, budget);
+    /* within one 600 s call of a session's 15 minutes of device time, with room to start and rerun */
+    CHECK(budget <= 420 && planned <= budget, "limits %ds for a %ds budget", planned, budget);
+    /* one test per process, synchronous launches: a CUDA error stays in its test and names its launch */
+    CHECK(strstr(out, "CUDA_LAUNCH_BLOCKING=1 ./tests/gpu_tests --isolate"), "the suite's isolation: %s", out);
+    /* the two ranks need no dataset of this machine */
+    CHECK(strstr(out, "on synthetic data") && !strstr(out, "/usr/share/datasets"), "the ranks' data: %s", out);
     snprintf(cmd, sizeof(cmd), "BUDGET=100 scripts/gpu_check.sh --dry-run --summary %s/gpu_summary.txt", test_tmpdir());
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "add up to more than the budget"), "%s", out);
 }

@@ -167,8 +167,41 @@ static void t_rank_killed(void)
           "a killed rank: %s", out);
 }
 
+/* The ranks' end-of-run check hashes what the last update produced: the
+ * hash follows every step (it would not if it read copies the steps leave
+ * behind, as a GPU's host copies are), two networks trained alike hash
+ * alike, and the masks drawn are part of it. */
+static void t_state_hash_follows_the_steps(void)
+{
+    const char *cfg = "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=1\nlearning_rate=0.1\nmomentum=0.9\n"
+                      "channel_dropback=1\ndropback_skip=0\ndropback_layer_rate=1\ndropback_layer_rate_init=1\n"
+                      "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
+                      "[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+    cdb_network *a = net_from_text(cfg), *b = net_from_text(cfg);
+    CHECK(a && b, "build");
+    float images[4 * 36];
+    int labels[4] = {0, 1, 2, 1};
+    fill_normal(images, 4 * 36, 3, 1.f);
+    uint64_t h0[2], h1[2], h2[2], hb[2];
+    CHECK(cdb_network_state_hash(a, h0) == 0, "hash");
+    cdb_network_train_step(a, images, labels);
+    CHECK(cdb_network_state_hash(a, h1) == 0, "hash");
+    CHECK(h1[0] != h0[0], "the tensors' hash did not change with a step");
+    CHECK(h1[1] != h0[1], "the masks' hash did not change with a draw");
+    cdb_network_train_step(a, images, labels);
+    CHECK(cdb_network_state_hash(a, h2) == 0 && h2[0] != h1[0], "the tensors' hash did not change with a second step");
+    cdb_network_train_step(b, images, labels);
+    cdb_network_train_step(b, images, labels);
+    CHECK(cdb_network_state_hash(b, hb) == 0 && !memcmp(hb, h2, sizeof(hb)), "two networks trained alike hash differently");
+    b->params[0]->value[0] += 1.f;
+    CHECK(cdb_network_state_hash(b, hb) == 0 && hb[0] != h2[0], "a changed weight does not change the hash");
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
 void register_mpi_tests(void)
 {
+    test_add("mpi/the ranks' end-of-run hash is of what the last step produced", t_state_hash_follows_the_steps);
     test_add_tagged("mpi/2 ranks: identical on every rank, equal to one process", t_two_ranks, TEST_SPAWNS | TEST_SLOW);
     test_add_tagged("mpi/a rank killed mid-run stops the others", t_rank_killed, TEST_SPAWNS | TEST_SLOW);
 }

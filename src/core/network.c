@@ -276,7 +276,17 @@ int cdb_network_first_non_finite_output(cdb_network *net, size_t *index)
     return -1;
 }
 
-static double clock_if(const cdb_network *net) { return net->profile ? cdb_now_seconds() : 0; }
+/* The clock at a phase boundary when profiling (else 0). On the GPU the
+ * kernels launched so far are waited for first, so that each phase is
+ * charged for its own kernels rather than the next phase that synchronises. */
+static double clock_if(const cdb_network *net)
+{
+    if (!net->profile) return 0;
+#ifdef GPU
+    if (net->gpu) cdb_gpu_synchronize();
+#endif
+    return cdb_now_seconds();
+}
 
 /* One optimizer step, on the CPU or the GPU through the same sequence. */
 float cdb_network_train_step(cdb_network *net, const float *images, const int *labels)
@@ -290,7 +300,7 @@ float cdb_network_train_step(cdb_network *net, const float *images, const int *l
     /* 1. ChannelDropBack: this step's selection and masks. */
     double t0 = clock_if(net);
     cdb_dropback_begin_step(net);
-    if (net->profile) net->dropback_seconds += cdb_now_seconds() - t0;
+    if (net->profile) net->dropback_seconds += clock_if(net) - t0;
 
     /* 2. Forward and backward per subdivision; the gradients add up (and
      * on several CPU ranks, the last subdivision's backward starts their
@@ -329,7 +339,7 @@ float cdb_network_train_step(cdb_network *net, const float *images, const int *l
         int bad = net->summing_gradients ? cdb_dist_finish_gradients(net, finite && state[1] == 0)
                                          : (finite && state[1] == 0 ? cdb_dist_sum_gradients(net) : 0);
         net->summing_gradients = 0;
-        if (net->profile) net->comm_seconds += cdb_now_seconds() - t0;
+        if (net->profile) net->comm_seconds += clock_if(net) - t0;
         if (bad) {
             net->step_failed = 1;
             return NAN;
@@ -367,7 +377,7 @@ float cdb_network_train_step(cdb_network *net, const float *images, const int *l
         return NAN;
     }
 #endif
-    if (net->profile) net->update_seconds += cdb_now_seconds() - t1;
+    if (net->profile) net->update_seconds += clock_if(net) - t1;
 
     /* 6. Counters (the draw counted the dropback statistics). */
     net->seen += (uint64_t)net->batch;
@@ -421,4 +431,30 @@ void cdb_network_print_summary(const cdb_network *net, FILE *out)
             }
         if (on_host) fprintf(out, "\n");
     }
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+int cdb_network_state_hash(cdb_network *net, uint64_t hash[2])
+{
+#ifdef GPU
+    /* the device holds what the optimizer produced; the host copies are
+     * refreshed only when asked */
+    if (net->gpu && cdb_network_sync_to_host(net)) return -1;
+#endif
+    hash[0] = hash[1] = 1469598103934665603ull;
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        hash[0] = fnv1a(hash[0], p->value, p->size * sizeof(float));
+        if (p->drop_count) {
+            hash[1] = fnv1a(hash[1], &p->times_selected, sizeof(p->times_selected));
+            hash[1] = fnv1a(hash[1], p->drop_count, (size_t)p->mask_channels * sizeof(uint32_t));
+        }
+    }
+    return 0;
 }

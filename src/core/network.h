@@ -243,6 +243,12 @@ const float *cdb_network_output(const cdb_network *net);
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
  * scales, rolling statistics), on the host copies: 1 and where, or 0. */
 int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
+/* Hashes of the trainable tensors as the last update left them (brought to
+ * the host first when the network is on a GPU) and of the dropback masks
+ * drawn so far (each tensor's selections and per-channel drop counts):
+ * what the ranks of a data-parallel run compare at its end. 0, or -1 after
+ * a device error. */
+int cdb_network_state_hash(cdb_network *net, uint64_t hash[2]);
 /* "weights", "biases", ... or "rolling statistics": array k of l's weights-file arrays */
 const char *cdb_layer_array_name(const cdb_layer *l, int k);
 

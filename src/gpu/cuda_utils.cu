@@ -26,6 +26,11 @@ void cdb_cuda_fail(const char *what, const char *call, const char *file, int lin
 
 extern "C" int cdb_gpu_failed(void) { return cuda_failures > 0; }
 
+extern "C" void cdb_gpu_device_reset(void)
+{
+    if (cdb_cuda_device_count() > 0) cudaDeviceReset();
+}
+
 void cdb_cuda_fail_if_launch_failed(const char *kernel, const char *file, int line)
 {
     cudaError_t status = cudaGetLastError();
@@ -162,7 +167,10 @@ extern "C" float *cdb_gpu_workspace(cdb_network *net, size_t floats)
     gpu_context *g = net->gpu_ctx;
     if (floats > g->workspace_floats) {
         if (g->workspace) CUDA_CHECK(cudaFree(g->workspace));
+        g->workspace = NULL;
+        g->workspace_floats = 0;
         CUDA_CHECK(cudaMalloc(&g->workspace, floats * sizeof(float)));
+        if (!g->workspace) return NULL; /* the error is recorded; the size stays 0, so the next call tries again */
         g->workspace_floats = floats;
     }
     return g->workspace;

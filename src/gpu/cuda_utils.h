@@ -40,6 +40,9 @@ void cdb_gpu_zero(struct cdb_network *net, const void *host, size_t bytes);  /* 
 void cdb_gpu_synchronize(void);
 /* Whether any CUDA call has failed in this process. */
 int cdb_gpu_failed(void);
+/* The end of a process's use of the device (cudaDeviceReset): what the
+ * GPU suite calls last, so that a leak check sees only real leaks. */
+void cdb_gpu_device_reset(void);
 
 /* Row-major C = alpha op(A) op(B) + beta C on device pointers (cuBLAS,
  * full FP32: no TF32). */

@@ -11,6 +11,7 @@ extern "C" {
 LAYER_GPU_TWINS(convolutional);
 }
 
+#ifndef CUDNN /* the im2col + cuBLAS path (with cuDNN, cuDNN does all of it) */
 /* col (rows = c*k*k, ld) columns [i*N, (i+1)*N) for image i of the chunk. */
 static __global__ void im2col_kernel(const float *im, int count, int channels, int height, int width, int ksize, int stride,
                               int pad, int dilation, int out_h, int out_w, float *col, int image_stride)
@@ -81,6 +82,7 @@ static __global__ void images_to_chunk_kernel(const float *images, float *chunk,
         chunk[idx] = images[i * outputs + f * N + pos];
     }
 }
+#endif
 
 #ifdef CUDNN
 struct conv_gpu {
@@ -109,13 +111,20 @@ static void destroy_gpu(cdb_layer *l)
  * first); with deterministic (the [net] key conv_deterministic), the first
  * that works and gives the same bits every run. */
 template <typename Perf>
-static auto first_working(const Perf *perf, int returned, int deterministic) -> decltype(perf[0].algo)
+static auto first_working(const Perf *perf, int returned, int deterministic, const cdb_layer *l, const char *pass)
+    -> decltype(perf[0].algo)
 {
     for (int i = 0; i < returned; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
             return perf[i].algo;
     for (int i = 0; i < returned; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i].algo;
+    /* none: an error of its own (the arrays were zeroed, so the value
+     * returned is defined, but no pass runs after a recorded error) */
+    char what[128];
+    snprintf(what, sizeof(what), "cuDNN proposes no working %s algorithm for layer %d (%d ranked)", pass, l->index,
+             returned);
+    cdb_cuda_fail(what, "cudnnGetConvolution*Algorithm_v7", __FILE__, __LINE__);
     return perf[0].algo;
 }
 
@@ -141,16 +150,18 @@ static conv_gpu *setup(cdb_layer *l, cdb_network *net)
                                                 CUDNN_DATA_FLOAT));
     CUDNN_CHECK(cudnnSetConvolutionGroupCount(g->conv, p->groups));
     CUDNN_CHECK(cudnnSetConvolutionMathType(g->conv, CUDNN_FMA_MATH)); /* no TF32 */
-    int returned = 0;
-    cudnnConvolutionFwdAlgoPerf_t fwd[8];
+    int returned = 0; /* reset before each call: 0 when a call failed */
+    cudnnConvolutionFwdAlgoPerf_t fwd[8] = {};
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, g->x, g->w, g->conv, g->y, 8, &returned, fwd));
-    g->forward = first_working(fwd, returned, net->conv.deterministic);
-    cudnnConvolutionBwdDataAlgoPerf_t bwd_data[8];
+    g->forward = first_working(fwd, returned, net->conv.deterministic, l, "forward");
+    cudnnConvolutionBwdDataAlgoPerf_t bwd_data[8] = {};
+    returned = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, g->w, g->y, g->conv, g->x, 8, &returned, bwd_data));
-    g->backward_data = first_working(bwd_data, returned, net->conv.deterministic);
-    cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[8];
+    g->backward_data = first_working(bwd_data, returned, net->conv.deterministic, l, "backward-data");
+    cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[8] = {};
+    returned = 0;
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, g->x, g->y, g->conv, g->w, 8, &returned, bwd_filter));
-    g->backward_filter = first_working(bwd_filter, returned, net->conv.deterministic);
+    g->backward_filter = first_working(bwd_filter, returned, net->conv.deterministic, l, "backward-filter");
     size_t a = 0, b = 0, c = 0;
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, g->x, g->w, g->conv, g->y, g->forward, &a));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, g->w, g->y, g->conv, g->x, g->backward_data, &b));

@@ -225,28 +225,15 @@ static int lock_backup(const char *dir)
     return fd;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* Data-parallel runs, at the end: every rank hashes its trainable tensors
- * and the dropback masks it drew (each channel's drop count), and compares
- * with rank 0's. They agree by construction (one summed gradient, one
+ * as its optimizer left them (on a GPU, brought to the host first) and the
+ * dropback masks it drew (each channel's drop count), and compares with
+ * rank 0's. They agree by construction (one summed gradient, one
  * optimizer, masks from the seed and the step); this says so, or stops. */
-static int check_ranks_agree(const cdb_network *net, int lead)
+static int check_ranks_agree(cdb_network *net, int lead)
 {
-    uint64_t h[2] = {1469598103934665603ull, 1469598103934665603ull}, mine[2];
-    for (int i = 0; i < net->nparams; i++) {
-        const cdb_param *p = net->params[i];
-        h[0] = fnv1a(h[0], p->value, p->size * sizeof(float));
-        if (p->drop_count) {
-            h[1] = fnv1a(h[1], &p->times_selected, sizeof(p->times_selected));
-            h[1] = fnv1a(h[1], p->drop_count, (size_t)p->mask_channels * sizeof(uint32_t));
-        }
-    }
+    uint64_t h[2], mine[2];
+    if (cdb_network_state_hash(net, h)) return -1;
     memcpy(mine, h, sizeof(h));
     if (cdb_dist_broadcast(h, sizeof(h))) return -1;
     double differ[2] = {h[0] != mine[0], h[1] != mine[1]};
