@@ -103,9 +103,12 @@ static void t_exported_symbols(void)
     CHECK(!strcmp(so, header), "libcdbnet.so exports:\n%s\nthe header declares:\n%s", so, header);
     CHECK(symbols("-g -C --defined-only", "libcdbnet.a", archive, sizeof(archive)) == 0, "nm libcdbnet.a: %s", archive);
     int n = 0;
-    for (char *save = NULL, *name = strtok_r(archive, "\n", &save); name; name = strtok_r(NULL, "\n", &save), n++)
+    for (char *save = NULL, *name = strtok_r(archive, "\n", &save); name; name = strtok_r(NULL, "\n", &save), n++) {
+        /* AddressSanitizer's twin of each global (SANITIZE=1 builds) */
+        if (!strncmp(name, "__odr_asan.", 11)) name += 11;
         CHECK(!strncmp(name, "cdb_", 4) || !strncmp(name, "DW.ref.__gxx_personality", 24),
               "libcdbnet.a exports '%s', which does not start with cdb_", name);
+    }
     CHECK(n > 100, "only %d symbols in libcdbnet.a", n);
 }
 

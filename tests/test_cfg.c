@@ -120,7 +120,7 @@ static void t_override(void)
     cdb_network *net = cdb_network_build(cfg);
     CHECK(net, "build after overrides: %s", cdb_last_error());
     CHECK(net->batch == 4 && net->layers[0].out_c == 6, "override values applied");
-    CHECK(net->layers[0].params[0].dropback_override == 0, "per-layer dropback override applied");
+    CHECK(cdb_dropback_override(&net->layers[0].params[0]) == 0, "per-layer dropback override applied");
     cdb_network_free(net);
     CHECK(cdb_cfg_override(cfg, "0.filterz=6") == 0, "unknown key is accepted by override");
     net = cdb_network_build(cfg);

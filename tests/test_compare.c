@@ -58,10 +58,10 @@ static void t_arms_differ_only_by_masks(void)
         cdb_network_train_step(off, images, labels);
         for (int i = 0; i < on->nparams; i++) {
             int same = !memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float));
-            CHECK(same != (on->params[i]->selected && on->params[i]->keep < 1),
+            CHECK(same != (cdb_dropback_selected(on->params[i]) && cdb_dropback_keep(on->params[i]) < 1),
                   "step %d tensor %d: %s though %s", step, i, same ? "the same" : "differs",
-                  on->params[i]->selected ? "masked" : "not masked");
-            selected += on->params[i]->selected;
+                  cdb_dropback_selected(on->params[i]) ? "masked" : "not masked");
+            selected += cdb_dropback_selected(on->params[i]);
         }
     }
     CHECK(selected > 0, "no tensor was ever selected");

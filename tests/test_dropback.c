@@ -76,7 +76,7 @@ static void mask_scaling_case(const char *cfg, int expected_tensors)
         cdb_param *pa = a->params[i], *pb = b->params[i];
         if (!pa->eligible) continue;
         tensors++;
-        CHECK(pa->selected, "eligible tensor %d not selected at r = 1", i);
+        CHECK(cdb_dropback_selected(pa), "eligible tensor %d not selected at r = 1", i);
         for (int r = 0; r < pa->rows; r++)
             for (int c = 0; c < pa->channels; c++)
                 for (int k = 0; k < pa->inner; k++) {
@@ -84,17 +84,17 @@ static void mask_scaling_case(const char *cfg, int expected_tensors)
                     float change = pa->value[e] - w0[i][e];
                     float base_change = pb->value[e] - w0[i][e];
                     int m = a->dropback.axis == DROPBACK_AXIS_OUT ? r : c; /* the mask's axis */
-                    if (pa->dropped[m]) {
+                    if (cdb_dropback_mask(pa)[m]) {
                         dropped_seen++;
                         CHECK(change == 0.f, "tensor %d channel %d dropped but changed by %g", i, c, change);
                         CHECK(pa->grad[e] == 0.f, "dropped gradient not zero");
                     } else {
                         kept_seen++;
-                        CHECK(pa->grad[e] == pb->grad[e] / pa->keep, "tensor %d (%s) element %zu: kept gradient %g is not %g / %g", i, pa->name, e, pa->grad[e], pb->grad[e], pa->keep);
+                        CHECK(pa->grad[e] == pb->grad[e] / cdb_dropback_keep(pa), "tensor %d (%s) element %zu: kept gradient %g is not %g / %g", i, pa->name, e, pa->grad[e], pb->grad[e], cdb_dropback_keep(pa));
                         /* each update rounds to the weights' precision */
-                        float want = base_change / pa->keep, ulp = 2 * FLT_EPSILON * (fabsf(w0[i][e]) + fabsf(pa->value[e]));
+                        float want = base_change / cdb_dropback_keep(pa), ulp = 2 * FLT_EPSILON * (fabsf(w0[i][e]) + fabsf(pa->value[e]));
                         CHECK(fabsf(change - want) <= 1e-5f * fabsf(want) + 1e-7f + ulp,
-                              "tensor %d channel %d: change %g, expected %g / %g", i, c, change, base_change, pa->keep);
+                              "tensor %d channel %d: change %g, expected %g / %g", i, c, change, base_change, cdb_dropback_keep(pa));
                     }
                 }
     }
@@ -181,13 +181,13 @@ static void t_ineligible_and_skipped_untouched(void)
         cdb_param *pa = a->params[i];
         int same = !memcmp(pa->value, b->params[i]->value, pa->size * sizeof(float));
         if (!pa->eligible) {
-            CHECK(same && !pa->dropback && !pa->selected, "ineligible tensor %d (%s) was masked", i, pa->name);
+            CHECK(same && !cdb_dropback_takes_part(pa) && !cdb_dropback_selected(pa), "ineligible tensor %d (%s) was masked", i, pa->name);
             continue;
         }
         if (eligible++ == 0) {
-            CHECK(!pa->dropback && same, "the first eligible tensor is inside dropback_skip=1 but was masked");
+            CHECK(!cdb_dropback_takes_part(pa) && same, "the first eligible tensor is inside dropback_skip=1 but was masked");
         } else {
-            CHECK(pa->dropback && pa->selected, "eligible tensor %d not selected at r = 1", i);
+            CHECK(cdb_dropback_takes_part(pa) && cdb_dropback_selected(pa), "eligible tensor %d not selected at r = 1", i);
             changed += !same;
         }
     }
@@ -211,9 +211,9 @@ static void t_per_layer_overrides(void)
     for (int i = 0; i < net->nparams; i++)
         if (net->params[i]->eligible) w[n++] = net->params[i];
     CHECK(n == 3, "3 eligible tensors expected");
-    CHECK(w[0]->dropback && fabsf(w[0]->channel_rate - 0.7f) < 1e-7f, "forced-in layer or its rate");
-    CHECK(!w[1]->dropback, "channel_dropback=0 layer takes part");
-    CHECK(w[2]->dropback && fabsf(w[2]->channel_rate - 0.3f) < 1e-7f, "default layer or default rate");
+    CHECK(cdb_dropback_takes_part(w[0]) && fabsf(cdb_dropback_channel_rate(w[0]) - 0.7f) < 1e-7f, "forced-in layer or its rate");
+    CHECK(!cdb_dropback_takes_part(w[1]), "channel_dropback=0 layer takes part");
+    CHECK(cdb_dropback_takes_part(w[2]) && fabsf(cdb_dropback_channel_rate(w[2]) - 0.3f) < 1e-7f, "default layer or default rate");
     cdb_network_free(net);
     /* An [attention] layer's keys apply to both of its weights. */
     net = net_from_text(BASE_NET "channel_dropback=1\ndropback_skip=0\n"
@@ -225,9 +225,9 @@ static void t_per_layer_overrides(void)
     cdb_param *a[2][2] = {{&net->layers[2].params[0], &net->layers[2].params[2]},
                           {&net->layers[3].params[0], &net->layers[3].params[2]}};
     for (int k = 0; k < 2; k++) {
-        CHECK(a[0][k]->eligible && a[0][k]->dropback && fabsf(a[0][k]->channel_rate - 0.6f) < 1e-7f,
+        CHECK(a[0][k]->eligible && cdb_dropback_takes_part(a[0][k]) && fabsf(cdb_dropback_channel_rate(a[0][k]) - 0.6f) < 1e-7f,
               "attention weight %d: rate override", k);
-        CHECK(a[1][k]->eligible && !a[1][k]->dropback, "attention weight %d: channel_dropback=0", k);
+        CHECK(a[1][k]->eligible && !cdb_dropback_takes_part(a[1][k]), "attention weight %d: channel_dropback=0", k);
     }
     cdb_network_free(net);
 }
@@ -241,8 +241,8 @@ static cdb_param *fake_params(int n, int channels, float channel_rate, cdb_param
         p[i].rows = 2;
         p[i].channels = channels;
         p[i].inner = 1;
-        p[i].dropback_override = -1;
-        p[i].channel_rate = channel_rate;
+        cdb_dropback_attach(&p[i]);
+        cdb_dropback_configure(&p[i], -1, channel_rate);
         list[i] = &p[i];
     }
     return p;
@@ -250,10 +250,7 @@ static cdb_param *fake_params(int n, int channels, float channel_rate, cdb_param
 
 static void free_fake(cdb_param *p, int n)
 {
-    for (int i = 0; i < n; i++) {
-        free(p[i].dropped);
-        free(p[i].drop_count);
-    }
+    for (int i = 0; i < n; i++) cdb_dropback_detach(&p[i]);
     free(p);
 }
 
@@ -287,23 +284,24 @@ static void t_statistics_and_schedule(void)
         selected[stage] += cdb_dropback_draw(&cfg, list, N, 42, s, STEPS, &stats);
         trials[stage] += N;
         for (int i = 0; i < N; i++)
-            if (list[i]->selected) {
-                dropped += 1 - list[i]->keep;
+            if (cdb_dropback_selected(list[i])) {
+                dropped += 1 - cdb_dropback_keep(list[i]);
                 selections++;
                 per_tensor[i]++;
-                kept[i] += list[i]->keep;
-                for (int c = 0; c < C; c++) drops[i][c] += list[i]->dropped[c];
+                kept[i] += cdb_dropback_keep(list[i]);
+                for (int c = 0; c < C; c++) drops[i][c] += cdb_dropback_mask(list[i])[c];
             }
     }
     /* the per-tensor counters of the run's dropback report, recounted here */
     for (int i = 0; i < N; i++) {
-        CHECK(list[i]->draws == STEPS && list[i]->times_selected == per_tensor[i], "tensor %d: %ld draws, %ld selected (want %d, %ld)",
-              i, list[i]->draws, list[i]->times_selected, STEPS, per_tensor[i]);
-        CHECK(fabs(list[i]->kept_sum - kept[i]) < 1e-9 * STEPS, "tensor %d: kept sum %g, want %g", i, list[i]->kept_sum,
-              kept[i]);
+        dropback_tensor_stats st;
+        CHECK(cdb_dropback_tensor_stats(list[i], &st) && st.mask_channels == C, "tensor %d: no statistics", i);
+        CHECK(st.draws == STEPS && st.selected == per_tensor[i], "tensor %d: %ld draws, %ld selected (want %d, %ld)", i,
+              st.draws, st.selected, STEPS, per_tensor[i]);
+        CHECK(fabs(st.kept_sum - kept[i]) < 1e-9 * STEPS, "tensor %d: kept sum %g, want %g", i, st.kept_sum, kept[i]);
         for (int c = 0; c < C; c++)
-            CHECK(list[i]->drop_count[c] == drops[i][c], "tensor %d channel %d dropped %u times, counted %ld", i, c,
-                  list[i]->drop_count[c], drops[i][c]);
+            CHECK(st.drop_count[c] == drops[i][c], "tensor %d channel %d dropped %u times, counted %ld", i, c,
+                  st.drop_count[c], drops[i][c]);
     }
     const double rates[3] = {0.1, 0.3, 0.6};
     for (int k = 0; k < 3; k++) {
@@ -341,7 +339,7 @@ static void t_single_policy(void)
         int k = cdb_dropback_draw(&cfg, list, N, 9, s, STEPS, NULL);
         CHECK(k == 0 || k == 1, "single policy selected %d tensors", k);
         steps_with_one += k;
-        for (int i = 0; i < N; i++) per_tensor[i] += list[i]->selected;
+        for (int i = 0; i < N; i++) per_tensor[i] += cdb_dropback_selected(list[i]);
     }
     double freq = (double)steps_with_one / STEPS, sigma = sqrt(0.25 / STEPS);
     CHECK(fabs(freq - 0.5) < 5 * sigma, "a tensor is selected in %.3f of steps, expected 0.5", freq);
@@ -364,8 +362,8 @@ static void t_all_dropped_means_none(void)
     cdb_param *p = fake_params(1, 6, 1.0f, list);
     cdb_dropback_resolve(&cfg, list, 1);
     cdb_dropback_draw(&cfg, list, 1, 1, 0, 10, NULL);
-    CHECK(p->selected && p->keep == 1.f, "keep must be 1 when k would be 0");
-    for (int c = 0; c < 6; c++) CHECK(!p->dropped[c], "channel %d dropped", c);
+    CHECK(cdb_dropback_selected(p) && cdb_dropback_keep(p) == 1.f, "keep must be 1 when k would be 0");
+    for (int c = 0; c < 6; c++) CHECK(!cdb_dropback_mask(p)[c], "channel %d dropped", c);
     free_fake(p, 1);
 }
 
@@ -384,9 +382,9 @@ static void t_masks_resume(void)
     for (int s = 0; s <= 50; s++) cdb_dropback_draw(&cfg, la, 3, 77, s, 60, NULL);
     cdb_dropback_draw(&cfg, lb, 3, 77, 50, 60, NULL);
     for (int i = 0; i < 3; i++) {
-        CHECK(la[i]->selected == lb[i]->selected && la[i]->keep == lb[i]->keep, "selection differs");
-        CHECK(la[i]->selected, "r = 1 must select");
-        CHECK(!memcmp(la[i]->dropped, lb[i]->dropped, 16), "mask differs");
+        CHECK(cdb_dropback_selected(la[i]) == cdb_dropback_selected(lb[i]) && cdb_dropback_keep(la[i]) == cdb_dropback_keep(lb[i]), "selection differs");
+        CHECK(cdb_dropback_selected(la[i]), "r = 1 must select");
+        CHECK(!memcmp(cdb_dropback_mask(la[i]), cdb_dropback_mask(lb[i]), 16), "mask differs");
     }
     free_fake(a, 3);
     free_fake(b, 3);
@@ -405,9 +403,9 @@ static void t_decay_not_masked(void)
     int checked = 0;
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        if (!p->selected) continue;
+        if (!cdb_dropback_selected(p)) continue;
         for (size_t e = 0; e < p->size; e++) {
-            if (!p->dropped[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) continue;
+            if (!cdb_dropback_mask(p)[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) continue;
             float d = 0.f + 0.1f * w0[i][e];
             float want = w0[i][e] - 0.1f * d;
             CHECK(p->value[e] == want, "dropped weight should only decay: %g vs %g", p->value[e], want);
@@ -430,7 +428,7 @@ static void t_strict_mode(void)
     cdb_network *net = net_from_text(cfg);
     CHECK(net, "build");
     train_steps(net, 1);
-    for (int i = 0; i < net->nparams; i++) CHECK(!net->params[i]->selected, "step 0 must run at r = 0");
+    for (int i = 0; i < net->nparams; i++) CHECK(!cdb_dropback_selected(net->params[i]), "step 0 must run at r = 0");
     float **w1 = copy_values(net);
     float **m1 = calloc((size_t)(unsigned)net->nparams, sizeof(float *));
     for (int i = 0; i < net->nparams; i++) {
@@ -442,9 +440,9 @@ static void t_strict_mode(void)
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
         if (!p->eligible) continue;
-        CHECK(p->selected, "step 1 must select every eligible tensor");
+        CHECK(cdb_dropback_selected(p), "step 1 must select every eligible tensor");
         for (size_t e = 0; e < p->size; e++) {
-            if (p->dropped[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) {
+            if (cdb_dropback_mask(p)[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) {
                 CHECK(p->value[e] == w1[i][e] && p->moment1[e] == m1[i][e], "dropped element %zu of tensor %d moved", e, i);
                 frozen++;
             } else {
@@ -471,17 +469,17 @@ static void t_out_axis(void)
     for (int i = 0; i < a->nparams; i++) {
         cdb_param *pa = a->params[i], *pb = b->params[i];
         if (!pa->eligible) continue;
-        CHECK(pa->mask_channels == pa->rows, "mask must cover rows");
+        CHECK(cdb_dropback_mask_channels(pa) == pa->rows, "mask must cover rows");
         size_t row = (size_t)pa->channels * pa->inner;
         for (int r = 0; r < pa->rows; r++) {
             for (size_t k = 0; k < row; k++) {
                 float g = pa->grad[r * row + k];
-                if (pa->dropped[r])
+                if (cdb_dropback_mask(pa)[r])
                     CHECK(g == 0.f, "dropped row %d has gradient %g", r, g);
                 else
-                    CHECK(g == pb->grad[r * row + k] / pa->keep, "kept row is not g / keep");
+                    CHECK(g == pb->grad[r * row + k] / cdb_dropback_keep(pa), "kept row is not g / keep");
             }
-            if (pa->dropped[r]) dropped_rows++;
+            if (cdb_dropback_mask(pa)[r]) dropped_rows++;
             else kept_rows++;
         }
     }

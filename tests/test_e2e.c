@@ -36,7 +36,7 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     int status = cdb_train_network(net, &train, &valid, &opt, &v);
     CHECK(status == 0, "training failed: %s", cdb_last_error());
     int selected = 0;
-    for (int i = 0; i < net->nparams; i++) selected += net->params[i]->dropback;
+    for (int i = 0; i < net->nparams; i++) selected += cdb_dropback_takes_part(net->params[i]);
     CHECK(selected == dropback_tensors, "the shipped cfg should have dropback on %d tensors, has %d", dropback_tensors,
           selected);
     printf("    %s, %d steps on %d images: top-1 %.2f%% on %d test images\n", cfg, net->step, TRAIN_IMAGES, 100 * v.top1,

@@ -159,8 +159,8 @@ static void t_divergence_stops(void)
     snprintf(weights, sizeof(weights), "%s/diverged.weights", test_tmpdir());
     snprintf(cmd, sizeof(cmd),
              "./cdbnet train cfg/smallcnn.cfg -threads 1 -quiet -set net.max_batches=30 -set net.learning_rate=100 "
-             "-set net.burn_in=0 -out %s",
-             weights);
+             "-set net.burn_in=0 -out %s -backup %s/backup-diverged",
+             weights, test_tmpdir());
     int rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 1, "exit %d: %s", rc, out);
     CHECK(strstr(out, "training diverged at step ") && strstr(out, "is not finite") && strstr(out, "[convolutional]"),
@@ -235,10 +235,13 @@ static void t_outputs_checked_first(void)
     }
     static char out[65536];
     char cmd[2048], data[512], file[512];
-    CHECK(run_command("./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out /nonexistent-dir/x.weights", out, sizeof(out)) == 1 &&
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out /nonexistent-dir/x.weights -backup %s/backup-outputs",
+             test_tmpdir());
+    CHECK(run_command(cmd, out, sizeof(out)) == 1 &&
               strstr(out, "cannot write the final weights file '/nonexistent-dir/x.weights'") && !strstr(out, "trained"),
           "-out in a missing folder: %s", out);
-    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out %s", test_tmpdir());
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -out %s -backup %s/backup-outputs", test_tmpdir(),
+             test_tmpdir());
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "exists and is not a regular file") && !strstr(out, "trained"),
           "-out a folder: %s", out);
     snprintf(file, sizeof(file), "%s/not-a-folder", test_tmpdir());
@@ -270,7 +273,8 @@ static void t_stale_temporaries(void)
     write_file(dead, "x", 1);
     write_file(dead_state, "x", 1);
     write_file(live, "x", 1);
-    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -set net.max_batches=1 -out %s", final);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train cfg/smallcnn.cfg -quiet -threads 1 -set net.max_batches=1 -out %s -backup %s/backup-stale",
+             final, test_tmpdir());
     CHECK(run_command(cmd, out, sizeof(out)) == 0, "train: %s", out);
     CHECK(access(dead, F_OK) != 0 && access(dead_state, F_OK) != 0, "stale temporaries of pid %ld left behind",
           (long)child);

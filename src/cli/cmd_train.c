@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "dropback.h"
+#include "dropback_report.h"
 #include "images.h"
 #include "train.h"
 

@@ -141,21 +141,22 @@ static void post_bucket(cdb_network *net, size_t end)
  * dropped ones are zeroed after the sum on every rank (the same masks), so
  * their sum is never used; unpacking zeroes them at once. Returns the
  * floats moved. */
-static size_t pack_tensor(cdb_param *p, int axis_out, float *buf, int unpack)
+static size_t pack_tensor(const dropback_config *db, cdb_param *p, float *buf, int unpack)
 {
-    if (!p->selected || p->keep >= 1.f || !p->dropped || (size_t)p->rows * p->channels * p->inner != p->size) {
+    size_t run = 0;
+    int period = 1;
+    const uint8_t *dropped = cdb_dropback_dropped_runs(db, p, &run, &period);
+    if (!dropped) {
         if (unpack)
             memcpy(p->grad, buf, p->size * sizeof(float));
         else
             memcpy(buf, p->grad, p->size * sizeof(float));
         return p->size;
     }
-    size_t n = 0, run = axis_out ? (size_t)p->channels * p->inner : (size_t)p->inner;
-    size_t runs = p->size / run;
+    size_t n = 0, runs = p->size / run;
     for (size_t r = 0; r < runs; r++) {
-        int channel = axis_out ? (int)r : (int)(r % p->channels);
         float *g = p->grad + r * run;
-        if (p->dropped[channel]) {
+        if (dropped[r % (size_t)period]) {
             /* the same zero on every rank (a rank's own value there could
              * make only it see a non-finite gradient) */
             if (unpack) memset(g, 0, run * sizeof(float));
@@ -174,8 +175,7 @@ void cdb_dist_layer_done(cdb_network *net, int layer)
 {
     if (layer != bucket.next_layer || !net->dist_buffer) return;
     cdb_layer *l = &net->layers[layer];
-    int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
-    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&l->params[k], axis_out, net->dist_buffer + bucket.fill, 0);
+    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&net->dropback, &l->params[k], net->dist_buffer + bucket.fill, 0);
     bucket.next_layer = layer - 1;
     if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(net, bucket.fill);
     /* let MPI move the posted buckets along between layers */
@@ -198,10 +198,9 @@ int cdb_dist_finish_gradients(cdb_network *net, int apply)
     }
     if (!apply) return 0;
     size_t at = 0;
-    int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
     for (int i = net->n - 1; i >= 0; i--) {
         cdb_layer *l = &net->layers[i];
-        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&l->params[k], axis_out, net->dist_buffer + at, 1);
+        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&net->dropback, &l->params[k], net->dist_buffer + at, 1);
     }
     net->dist_floats_sent = total;
     return 0;

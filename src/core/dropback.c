@@ -1,6 +1,7 @@
-/* ChannelDropBack (docs/dropback.md, the spec): configuration, which
- * tensors take part, the per-step draw, the weight-gradient product with
- * compute skipping, the mask and strict mode's frozen channels. */
+/* ChannelDropBack (docs/dropback.md): configuration, which tensors take
+ * part, the per-step draw, the weight-gradient product with compute
+ * skipping, the mask and strict mode's frozen channels, and each tensor's
+ * state (struct cdb_dropback_tensor), which no other file reads. */
 #include "dropback.h"
 
 #include <math.h>
@@ -14,6 +15,85 @@
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
+
+/* ChannelDropBack's state of one eligible tensor (cdb_param.db): its
+ * per-layer choice, whether it takes part, this step's mask, and where the
+ * masks acted over the run. Only this file (and the verbs of dropback.h)
+ * reads it. */
+struct cdb_dropback_tensor {
+    int override;          /* -1: follow [net]; 0/1 from the layer's channel_dropback */
+    float channel_rate;    /* drop probability of each channel (-1: [net]'s, until resolved) */
+    int takes_part;        /* takes part in layer selection */
+    /* this step's mask (valid after the draw) */
+    int selected;
+    float keep;            /* kept channels / channels; 1 when not selected */
+    uint8_t *dropped;      /* (mask_channels) 1 = dropped this step */
+    int mask_channels;     /* channels (axis in) or rows (axis out) */
+    /* where the masks acted, over the draws of this process: draws, how
+     * many selected the tensor, the sum of keep over those, and per
+     * channel how many dropped it */
+    long draws, times_selected;
+    double kept_sum;
+    uint32_t *drop_count;  /* (mask_channels) */
+};
+
+int cdb_dropback_attach(cdb_param *p)
+{
+    p->db = cdb_xcalloc(1, sizeof(*p->db));
+    if (!p->db) return -1;
+    p->db->override = -1;
+    p->db->channel_rate = -1;
+    p->db->keep = 1;
+    return 0;
+}
+
+void cdb_dropback_detach(cdb_param *p)
+{
+    if (!p->db) return;
+    free(p->db->dropped);
+    free(p->db->drop_count);
+    free(p->db);
+    p->db = NULL;
+}
+
+void cdb_dropback_configure(cdb_param *p, int override, float channel_rate)
+{
+    if (!p->db) return;
+    p->db->override = override;
+    p->db->channel_rate = channel_rate;
+}
+
+int cdb_dropback_override(const cdb_param *p) { return p->db ? p->db->override : -1; }
+int cdb_dropback_takes_part(const cdb_param *p) { return p->db && p->db->takes_part; }
+float cdb_dropback_channel_rate(const cdb_param *p) { return p->db ? p->db->channel_rate : 0.f; }
+int cdb_dropback_selected(const cdb_param *p) { return p->db && p->db->selected; }
+float cdb_dropback_keep(const cdb_param *p) { return p->db && p->db->selected ? p->db->keep : 1.f; }
+const uint8_t *cdb_dropback_mask(const cdb_param *p) { return p->db && p->db->selected ? p->db->dropped : NULL; }
+int cdb_dropback_mask_channels(const cdb_param *p) { return p->db ? p->db->mask_channels : 0; }
+
+int cdb_dropback_tensor_stats(const cdb_param *p, dropback_tensor_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!p->db) return 0;
+    out->takes_part = p->db->takes_part;
+    out->mask_channels = p->db->drop_count ? p->db->mask_channels : 0;
+    out->channel_rate = p->db->channel_rate;
+    out->draws = p->db->draws;
+    out->selected = p->db->times_selected;
+    out->kept_sum = p->db->kept_sum;
+    out->drop_count = p->db->drop_count;
+    return p->db->drop_count != NULL;
+}
+
+const uint8_t *cdb_dropback_dropped_runs(const dropback_config *cfg, const cdb_param *p, size_t *run, int *period)
+{
+    if (!cdb_dropback_selected(p) || p->db->keep >= 1.f || (size_t)p->rows * p->channels * p->inner != p->size)
+        return NULL;
+    int out = cfg->axis == DROPBACK_AXIS_OUT;
+    *run = out ? (size_t)p->channels * p->inner : (size_t)p->inner;
+    *period = out ? p->rows : p->channels;
+    return p->db->dropped;
+}
 
 void cdb_dropback_config_defaults(dropback_config *cfg)
 {
@@ -48,26 +128,26 @@ int cdb_dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
     int eligible_seen = 0;
     for (int i = 0; i < n; i++) {
         cdb_param *p = params[i];
-        p->dropback = 0;
-        p->selected = 0;
-        p->keep = 1;
-        if (!p->eligible) continue;
+        if (!p->eligible || !p->db) continue;
+        p->db->takes_part = 0;
+        p->db->selected = 0;
+        p->db->keep = 1;
         int in_skipped_prefix = eligible_seen < cfg->skip;
         eligible_seen++;
-        if (p->dropback_override == 0) continue;
-        if (p->dropback_override == 1)
-            p->dropback = 1;
+        if (p->db->override == 0) continue;
+        if (p->db->override == 1)
+            p->db->takes_part = 1;
         else
-            p->dropback = cfg->enabled && !in_skipped_prefix;
-        if (p->channel_rate < 0) p->channel_rate = cfg->channel_rate;
-        p->mask_channels = cfg->axis == DROPBACK_AXIS_OUT ? p->rows : p->channels;
-        free(p->dropped);
-        free(p->drop_count);
-        p->dropped = cdb_xcalloc((size_t)p->mask_channels, 1);
-        p->drop_count = cdb_xcalloc((size_t)p->mask_channels, sizeof(uint32_t));
-        if (!p->dropped || !p->drop_count) return -1;
-        p->draws = p->times_selected = 0;
-        p->kept_sum = 0;
+            p->db->takes_part = cfg->enabled && !in_skipped_prefix;
+        if (p->db->channel_rate < 0) p->db->channel_rate = cfg->channel_rate;
+        p->db->mask_channels = cfg->axis == DROPBACK_AXIS_OUT ? p->rows : p->channels;
+        free(p->db->dropped);
+        free(p->db->drop_count);
+        p->db->dropped = cdb_xcalloc((size_t)p->db->mask_channels, 1);
+        p->db->drop_count = cdb_xcalloc((size_t)p->db->mask_channels, sizeof(uint32_t));
+        if (!p->db->dropped || !p->db->drop_count) return -1;
+        p->db->draws = p->db->times_selected = 0;
+        p->db->kept_sum = 0;
     }
     return 0;
 }
@@ -75,19 +155,19 @@ int cdb_dropback_resolve(const dropback_config *cfg, cdb_param **params, int n)
 static void draw_channels(cdb_param *p, cdb_rng *rng)
 {
     int kept = 0;
-    for (int c = 0; c < p->mask_channels; c++) {
-        p->dropped[c] = cdb_rng_uniform(rng) < p->channel_rate;
-        kept += !p->dropped[c];
+    for (int c = 0; c < p->db->mask_channels; c++) {
+        p->db->dropped[c] = cdb_rng_uniform(rng) < p->db->channel_rate;
+        kept += !p->db->dropped[c];
     }
     if (kept == 0) { /* the reference drops nothing rather than everything */
-        memset(p->dropped, 0, (size_t)p->mask_channels);
-        kept = p->mask_channels;
+        memset(p->db->dropped, 0, (size_t)p->db->mask_channels);
+        kept = p->db->mask_channels;
     }
-    p->selected = 1;
-    p->keep = (float)kept / (float)p->mask_channels;
-    p->times_selected++;
-    p->kept_sum += p->keep;
-    for (int c = 0; c < p->mask_channels; c++) p->drop_count[c] += p->dropped[c];
+    p->db->selected = 1;
+    p->db->keep = (float)kept / (float)p->db->mask_channels;
+    p->db->times_selected++;
+    p->db->kept_sum += p->db->keep;
+    for (int c = 0; c < p->db->mask_channels; c++) p->db->drop_count[c] += p->db->dropped[c];
 }
 
 int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
@@ -97,17 +177,18 @@ int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uin
     float r = cdb_dropback_layer_rate(cfg, step, max_batches);
     int candidates = 0;
     for (int i = 0; i < n; i++) {
-        params[i]->selected = 0;
-        params[i]->keep = 1;
-        candidates += params[i]->dropback;
-        params[i]->draws += params[i]->dropback;
+        if (!params[i]->db) continue;
+        params[i]->db->selected = 0;
+        params[i]->db->keep = 1;
+        candidates += params[i]->db->takes_part;
+        params[i]->db->draws += params[i]->db->takes_part;
     }
     int selected = 0;
     if (cfg->policy == DROPBACK_POLICY_SINGLE) {
         if (candidates > 0 && cdb_rng_uniform(&rng) < r) {
             int pick = cdb_rng_int(&rng, candidates);
             for (int i = 0; i < n; i++) {
-                if (!params[i]->dropback) continue;
+                if (!cdb_dropback_takes_part(params[i])) continue;
                 if (pick-- == 0) {
                     draw_channels(params[i], &rng);
                     selected = 1;
@@ -117,7 +198,7 @@ int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uin
         }
     } else {
         for (int i = 0; i < n; i++) {
-            if (!params[i]->dropback) continue;
+            if (!cdb_dropback_takes_part(params[i])) continue;
             if (cdb_rng_uniform(&rng) < r) {
                 draw_channels(params[i], &rng);
                 selected++;
@@ -129,21 +210,21 @@ int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uin
         stats->expected_selected += cfg->policy == DROPBACK_POLICY_SINGLE ? (candidates > 0 ? r : 0) : r * candidates;
         stats->selected += selected;
         for (int i = 0; i < n; i++)
-            if (params[i]->selected) stats->dropped_fraction += 1.0 - params[i]->keep;
+            if (cdb_dropback_selected(params[i])) stats->dropped_fraction += 1.0 - params[i]->db->keep;
     }
     return selected;
 }
 
 static void mask_gradient(const cdb_param *p, dropback_axis axis)
 {
-    if (!p->selected) return;
-    float keep = p->keep;
+    if (!cdb_dropback_selected(p)) return;
+    float keep = p->db->keep;
     float *g = p->grad;
     size_t slice = (size_t)p->inner;
     for (int row = 0; row < p->rows; row++) {
         for (int c = 0; c < p->channels; c++) {
             float *s = g + ((size_t)row * p->channels + c) * slice;
-            int dropped = axis == DROPBACK_AXIS_OUT ? p->dropped[row] : p->dropped[c];
+            int dropped = axis == DROPBACK_AXIS_OUT ? p->db->dropped[row] : p->db->dropped[c];
             for (size_t k = 0; k < slice; k++) s[k] = dropback_masked(s[k], dropped, keep);
         }
     }
@@ -178,23 +259,23 @@ int cdb_dropback_read_net_keys(cfg_reader *r, dropback_config *d)
 
 void cdb_dropback_read_layer_keys(cfg_reader *r, cdb_param *weights)
 {
-    weights->dropback_override = cdb_cfg_int(r, "channel_dropback", -1, 0, 1);
-    weights->channel_rate = cdb_cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f);
+    int override = cdb_cfg_int(r, "channel_dropback", -1, 0, 1);
+    cdb_dropback_configure(weights, override, cdb_cfg_float(r, "dropback_channel_rate", -1.f, 0.f, 1.f));
 }
 
 /* Compute skipping: whether the weight-gradient product of p may leave out
  * its dropped channels this step. */
 static int skips(const dropback_config *cfg, const cdb_param *p)
 {
-    return cfg->skip_compute && p->selected && p->keep < 1.f;
+    return cfg->skip_compute && cdb_dropback_selected(p) && p->db->keep < 1.f;
 }
 
 void cdb_dropback_skip_lists(const dropback_config *cfg, const cdb_param *p, const uint8_t **in_channels,
                          const uint8_t **rows)
 {
     int skip = skips(cfg, p);
-    *in_channels = skip && cfg->axis == DROPBACK_AXIS_IN ? p->dropped : NULL;
-    *rows = skip && cfg->axis == DROPBACK_AXIS_OUT ? p->dropped : NULL;
+    *in_channels = skip && cfg->axis == DROPBACK_AXIS_IN ? p->db->dropped : NULL;
+    *rows = skip && cfg->axis == DROPBACK_AXIS_OUT ? p->db->dropped : NULL;
 }
 
 static float *skip_scratch(cdb_network *net, size_t floats)
@@ -236,7 +317,7 @@ void cdb_dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base
         if (!scratch) return;
         float *Bk = scratch + work, *Ck = Bk + (size_t)K * N;
         int *cols = (int *)(Ck + (size_t)M * N);
-        int n = kept_indices(p->dropped, p->channels, p->inner, cols);
+        int n = kept_indices(p->db->dropped, p->channels, p->inner, cols);
         if (trans_b)
             for (int j = 0; j < n; j++) memcpy(Bk + (size_t)j * K, B + (size_t)cols[j] * ldb, (size_t)K * sizeof(float));
         else
@@ -253,7 +334,7 @@ void cdb_dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base
         if (!scratch) return;
         float *Ak = scratch + work, *Ck = Ak + (size_t)K * M;
         int *rows = (int *)(Ck + (size_t)M * N);
-        int m = kept_indices(p->dropped + row_base, M, 1, rows);
+        int m = kept_indices(p->db->dropped + row_base, M, 1, rows);
         if (trans_a)
             for (int k = 0; k < K; k++)
                 for (int i = 0; i < m; i++) Ak[(size_t)k * m + i] = A[(size_t)k * lda + rows[i]];
@@ -268,7 +349,7 @@ void cdb_dropback_weight_grad(cdb_network *net, const cdb_param *p, int row_base
 static int any_takes_part(const cdb_network *net)
 {
     for (int i = 0; i < net->nparams; i++)
-        if (net->params[i]->dropback) return 1;
+        if (cdb_dropback_takes_part(net->params[i])) return 1;
     return 0;
 }
 
@@ -283,7 +364,7 @@ void cdb_dropback_apply_masks(cdb_network *net)
 {
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        if (!p->selected) continue;
+        if (!cdb_dropback_selected(p)) continue;
 #ifdef GPU
         if (net->gpu) {
             cdb_dropback_mask_gradient_gpu(net, p);
@@ -296,28 +377,17 @@ void cdb_dropback_apply_masks(cdb_network *net)
 
 const uint8_t *cdb_dropback_frozen(const dropback_config *cfg, const cdb_param *p)
 {
-    return cfg->mode == DROPBACK_MODE_STRICT && p->selected ? p->dropped : NULL;
+    return cfg->mode == DROPBACK_MODE_STRICT ? cdb_dropback_mask(p) : NULL;
 }
 
 void cdb_dropback_disable(cdb_network *net)
 {
     net->dropback.enabled = 0;
     for (int i = 0; i < net->nparams; i++) {
-        net->params[i]->dropback = 0;
-        net->params[i]->selected = 0;
-        net->params[i]->keep = 1;
+        cdb_param *p = net->params[i];
+        if (!p->db) continue;
+        p->db->takes_part = 0;
+        p->db->selected = 0;
+        p->db->keep = 1;
     }
-}
-
-void cdb_dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out)
-{
-    const dropback_config *db = &net->dropback;
-    int tensors = 0;
-    for (int i = 0; i < net->nparams; i++) tensors += net->params[i]->dropback;
-    fprintf(out, "dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
-                 "skip %d, %d tensors take part, policy %s, mode %s, axis %s\n",
-            db->enabled && net->nparams ? "on" : off_reason, db->layer_rate_init, db->layer_rate / 2, db->layer_rate,
-            100 * db->milestones[0], 100 * db->milestones[1], net->train.max_batches, db->channel_rate, db->skip,
-            tensors, db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
-            db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
 }

@@ -38,6 +38,42 @@ typedef struct {
     double expected_selected;  /* sum over steps of the expected number selected */
 } dropback_stats;
 
+/* A tensor's state (param.h: cdb_param.db), read through these verbs. */
+typedef struct cdb_dropback_tensor cdb_dropback_tensor;
+/* Give an eligible tensor its state (cdb_layer_add_param does): 0, or -1
+ * out of memory; detach frees it. */
+int cdb_dropback_attach(cdb_param *p);
+void cdb_dropback_detach(cdb_param *p);
+/* The layer's own choice for it: override -1 (follow [net]), 0 or 1, and
+ * its channel rate (-1: [net]'s). */
+void cdb_dropback_configure(cdb_param *p, int override, float channel_rate);
+int cdb_dropback_override(const cdb_param *p);
+/* Whether it takes part in layer selection, and at what channel rate. */
+int cdb_dropback_takes_part(const cdb_param *p);
+float cdb_dropback_channel_rate(const cdb_param *p);
+/* This step's mask: selected or not, keep (kept channels / channels; 1
+ * when not selected), the dropped channels on the mask axis (NULL when not
+ * selected) and how many channels the mask has. */
+int cdb_dropback_selected(const cdb_param *p);
+float cdb_dropback_keep(const cdb_param *p);
+const uint8_t *cdb_dropback_mask(const cdb_param *p);
+int cdb_dropback_mask_channels(const cdb_param *p);
+/* The gradient sum of a data-parallel step leaves out what this step's
+ * mask drops: p's gradient as runs of *run consecutive floats, run r
+ * belonging to mask channel r % *period, and the dropped channels; NULL
+ * when nothing is dropped (sum all of it). */
+const uint8_t *cdb_dropback_dropped_runs(const dropback_config *cfg, const cdb_param *p, size_t *run, int *period);
+/* Where the masks acted on p over the draws of this process. */
+typedef struct {
+    int takes_part, mask_channels; /* mask_channels 0: no statistics */
+    float channel_rate;
+    long draws, selected;          /* steps it could be selected, and was */
+    double kept_sum;               /* sum of keep over the selections */
+    const uint32_t *drop_count;    /* (mask_channels) steps that dropped each channel */
+} dropback_tensor_stats;
+/* 1 when p has statistics (eligible and resolved), else 0 and zeros. */
+int cdb_dropback_tensor_stats(const cdb_param *p, dropback_tensor_stats *out);
+
 void cdb_dropback_config_defaults(dropback_config *cfg);
 /* The [net] keys (channel_dropback, dropback_*), over the defaults: 0, or
  * -1 with the error recorded in r. */
@@ -90,8 +126,6 @@ void cdb_dropback_apply_masks(cdb_network *net);
 const uint8_t *cdb_dropback_frozen(const dropback_config *cfg, const cdb_param *p);
 /* Turn every tensor's ChannelDropBack off (the -nodropback flag). */
 void cdb_dropback_disable(cdb_network *net);
-/* The configuration line of `cdbnet train`; off_reason when it is off. */
-void cdb_dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out);
 #ifdef GPU
 /* The GPU twin (dropback_kernels.cu): the mask on the device copy of p's gradient. */
 void cdb_dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p);

@@ -28,8 +28,7 @@ void cdb_network_free(cdb_network *net)
             free(l->params[k].grad);
             free(l->params[k].moment1);
             free(l->params[k].moment2);
-            free(l->params[k].dropped);
-            free(l->params[k].drop_count);
+            cdb_dropback_detach(&l->params[k]);
         }
         free(l->output);
         free(l->delta);
@@ -395,7 +394,7 @@ void cdb_network_print_summary(const cdb_network *net, FILE *out)
         const char *db = "-";
         for (int k = 0; k < l->nparams; k++) {
             count += l->params[k].size;
-            if (l->params[k].eligible) db = l->params[k].dropback ? "yes" : "no";
+            if (l->params[k].eligible) db = cdb_dropback_takes_part(&l->params[k]) ? "yes" : "no";
         }
         total += count;
         char in[32], outs[32];
@@ -409,7 +408,8 @@ void cdb_network_print_summary(const cdb_network *net, FILE *out)
             snprintf(outs, sizeof(outs), "%dx%dx%d", l->out_c, l->out_h, l->out_w);
         char rate[32] = "";
         for (int k = 0; k < l->nparams; k++)
-            if (l->params[k].dropback) snprintf(rate, sizeof(rate), " (p=%.2f)", l->params[k].channel_rate);
+            if (cdb_dropback_takes_part(&l->params[k]))
+                snprintf(rate, sizeof(rate), " (p=%.2f)", cdb_dropback_channel_rate(&l->params[k]));
         fprintf(out, "%5d %-14s %-34s %16s %16s %10zu %s%s\n", i, l->ops->name, l->description, in, outs, count, db,
                 rate);
     }
@@ -451,9 +451,10 @@ int cdb_network_state_hash(cdb_network *net, uint64_t hash[2])
     for (int i = 0; i < net->nparams; i++) {
         const cdb_param *p = net->params[i];
         hash[0] = fnv1a(hash[0], p->value, p->size * sizeof(float));
-        if (p->drop_count) {
-            hash[1] = fnv1a(hash[1], &p->times_selected, sizeof(p->times_selected));
-            hash[1] = fnv1a(hash[1], p->drop_count, (size_t)p->mask_channels * sizeof(uint32_t));
+        dropback_tensor_stats st;
+        if (cdb_dropback_tensor_stats(p, &st)) {
+            hash[1] = fnv1a(hash[1], &st.selected, sizeof(st.selected));
+            hash[1] = fnv1a(hash[1], st.drop_count, (size_t)st.mask_channels * sizeof(uint32_t));
         }
     }
     return 0;

@@ -247,3 +247,23 @@ void cdb_cfg_basename(const char *cfg_path, char *buf, size_t n)
     char *dot = strrchr(buf, '.');
     if (dot) *dot = 0;
 }
+
+FILE *cdb_temp_open(const char *path, char *tmp, size_t n)
+{
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) cdb_set_error("cannot write '%s': %s", tmp, strerror(errno));
+    return f;
+}
+
+/* Close f and move tmp over path: 0, or -1 with the error recorded. */
+int cdb_temp_commit(FILE *f, const char *tmp, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) || bad || rename(tmp, path)) {
+        cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}

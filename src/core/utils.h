@@ -82,4 +82,10 @@ int cdb_make_dir(const char *dir);
 /* The cfg's file name without its folder and extension ("smallcnn"). */
 void cdb_cfg_basename(const char *cfg_path, char *buf, size_t n);
 
+/* A file written whole or not at all: cdb_temp_open opens PATH.tmp (its
+ * name into tmp), cdb_temp_commit closes it and renames it over path. NULL
+ * or -1 with the error recorded. */
+FILE *cdb_temp_open(const char *path, char *tmp, size_t n);
+int cdb_temp_commit(FILE *f, const char *tmp, const char *path);
+
 #endif

@@ -12,9 +12,13 @@ static __global__ void mask_gradient_kernel(float *grad, size_t n, const uint8_t
 
 extern "C" void cdb_dropback_mask_gradient_gpu(cdb_network *net, const cdb_param *p)
 {
-    cdb_gpu_push(net, p->dropped, (size_t)p->mask_channels);
-    const uint8_t *dropped = (const uint8_t *)cdb_gpu_twin(net, p->dropped, (size_t)p->mask_channels);
+    const uint8_t *mask = cdb_dropback_mask(p);
+    size_t channels = (size_t)cdb_dropback_mask_channels(p);
+    if (!mask) return;
+    cdb_gpu_push(net, mask, channels);
+    const uint8_t *dropped = (const uint8_t *)cdb_gpu_twin(net, mask, channels);
     mask_gradient_kernel<<<grid_for(p->size), THREADS>>>(GPU_F(net, p->grad, p->size), p->size, dropped, p->channels,
-                                                         p->inner, net->dropback.axis == DROPBACK_AXIS_OUT, p->keep);
+                                                         p->inner, net->dropback.axis == DROPBACK_AXIS_OUT,
+                                                         cdb_dropback_keep(p));
     LAUNCH_CHECK(mask_gradient_kernel);
 }

@@ -35,7 +35,7 @@ extern "C" void cdb_gpu_optimizer_update(cdb_network *net, float lr, int step)
         cdb_param *p = net->params[i];
         float wd = p->decay ? cfg->decay : 0.f;
         const uint8_t *frozen = cdb_dropback_frozen(&net->dropback, p);
-        if (frozen) frozen = (const uint8_t *)cdb_gpu_twin(net, frozen, (size_t)p->mask_channels);
+        if (frozen) frozen = (const uint8_t *)cdb_gpu_twin(net, frozen, (size_t)cdb_dropback_mask_channels(p));
         float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, p->moment1, p->size);
         if (cfg->optimizer == OPT_ADAMW) {
             float bc1 = 1.f - powf(cfg->beta1, (float)step), bc2 = 1.f - powf(cfg->beta2, (float)step);

@@ -43,6 +43,7 @@ cdb_param *cdb_layer_add_param(cdb_layer *l, const char *name, size_t size, int 
     if (l->nparams <= LAYER_MAX_PARAMS) l->nparams++;
     free(p->value);
     free(p->grad);
+    cdb_dropback_detach(p);
     memset(p, 0, sizeof(*p));
     p->name = name;
     p->size = size;
@@ -53,9 +54,7 @@ cdb_param *cdb_layer_add_param(cdb_layer *l, const char *name, size_t size, int 
     p->channels = channels;
     p->inner = inner;
     p->decay = 1;
-    p->dropback_override = -1;
-    p->channel_rate = -1;
-    p->keep = 1;
+    if (eligible) cdb_dropback_attach(p); /* a failure is counted, as the buffers' (cdb_network_build reports it) */
     return p;
 }
 

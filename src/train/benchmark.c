@@ -201,7 +201,7 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
     double achieved = train_flops * med / 1e9;
 
     int dropback_tensors = 0;
-    for (int i = 0; i < net->nparams; i++) dropback_tensors += net->params[i]->dropback;
+    for (int i = 0; i < net->nparams; i++) dropback_tensors += cdb_dropback_takes_part(net->params[i]);
     if (net->gpu)
         printf("benchmark %s: batch %d, on the GPU, dropback %s\n", net->cfg_path, net->batch,
                dropback_tensors ? "on (final layer rate)" : "off");

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "chart.h"
 #include "runlog.h"
 #include "stats.h"
 #include "train.h"

@@ -35,19 +35,4 @@ void cdb_run_log_step(run_log *log, const cdb_network *net, float loss);
  * STEM_dropback.png). 0, or -1 (a write failed). */
 int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
 void cdb_run_log_close(run_log *log);
-/* Where dropback acted, from the tensors' counters: when some tensor takes
- * part, STEM_dropback.csv (one row per eligible tensor), STEM_channels.csv
- * (one row per channel) and, with gnuplot, the heat map STEM_dropback.png
- * (tensors by channel bins). Each file is replaced whole (a killed run
- * keeps the last complete one). 0, or -1 with the error recorded. */
-int cdb_run_log_dropback(run_log *log, const cdb_network *net);
-/* gnuplot found (asked once per process): the charts are drawn. The
- * program is CDBNET_GNUPLOT when set (none: no charts), else gnuplot on
- * PATH. */
-int cdb_gnuplot_available(void);
-/* The line a run prints once when there are no charts: what is missing. */
-void cdb_gnuplot_missing(const char *what);
-/* Run gnuplot on a script: 0, or -1 when it failed. */
-int cdb_gnuplot_draw(const char *script);
-
 #endif

@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "gemm.h"
 #include "loader.h"
+#include "dropback_report.h"
 #include "runlog.h"
 #include "schedule.h"
 
@@ -154,17 +155,6 @@ static void report_validation(const cdb_network *net, const valid_result *v)
     fflush(stdout);
 }
 
-static void report_dropback_epoch(cdb_network *net, int epoch)
-{
-    dropback_stats *s = &net->dropback_stats;
-    if (s->steps == 0) return;
-    float r = cdb_dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
-    printf("dropback epoch %d: %.3f tensors selected per step (expected %.3f), mean dropped fraction %.3f over %ld "
-           "selections (channel rate %.2f); layer rate now %.3f\n",
-           epoch, (double)s->selected / s->steps, s->expected_selected / s->steps,
-           s->selected ? s->dropped_fraction / s->selected : 0.0, s->selected, net->dropback.channel_rate, r);
-    memset(s, 0, sizeof(*s));
-}
 
 /* After each update: a weight, bias, scale or rolling statistic that went
  * NaN or infinite stops the run there, naming it (ReLU maps NaN to 0, so
@@ -390,17 +380,15 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             double per_step = (now - t_start) / (net->step - start_step);
             char eta[32];
             format_duration(per_step * (max - net->step), eta, sizeof(eta));
-            const dropback_stats *s = &net->dropback_stats;
-            printf("step %6d/%d  epoch %6.2f  loss %.4f  avg %.4f  lr %.5f  dropback sel %.2f drop %.2f  "
-                   "%7.1f img/s  ETA %s\n",
-                   net->step, max, (double)net->step / steps_per_epoch, loss, avg_loss, lr,
-                   s->steps ? (double)s->selected / s->steps : 0.0,
-                   s->selected ? s->dropped_fraction / s->selected : 0.0, ips, eta);
+            char db[64];
+            cdb_dropback_progress_text(&net->dropback_stats, db, sizeof(db));
+            printf("step %6d/%d  epoch %6.2f  loss %.4f  avg %.4f  lr %.5f  %s  %7.1f img/s  ETA %s\n", net->step, max,
+                   (double)net->step / steps_per_epoch, loss, avg_loss, lr, db, ips, eta);
             fflush(stdout);
             t_window = now;
             window_steps = 0;
         }
-        if (done_epoch && !opt->quiet) report_dropback_epoch(net, net->step / steps_per_epoch);
+        if (done_epoch && !opt->quiet) cdb_dropback_report_epoch(net, net->step / steps_per_epoch);
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
         if (validate && net->step < max && valid && lead) {
             valid_result v;
@@ -440,7 +428,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     if (!lead) return 0;
     char took[32];
     format_duration(cdb_now_seconds() - t_start, took, sizeof(took));
-    if (net->dropback_stats.steps && !opt->quiet) report_dropback_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
+    if (net->dropback_stats.steps && !opt->quiet) cdb_dropback_report_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
     printf("trained %d steps in %s\n", net->step - start_step, took);
     if (valid) {
         valid_result v;
@@ -475,7 +463,7 @@ int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_data
         else
             snprintf(path, sizeof(path), "%s/%s_log.csv", opt->backup_dir, base);
         int takes_part = 0;
-        for (int i = 0; i < net->nparams; i++) takes_part |= net->params[i]->dropback;
+        for (int i = 0; i < net->nparams; i++) takes_part |= cdb_dropback_takes_part(net->params[i]);
         const char *arm = opt->arm ? opt->arm : (takes_part ? "dropback" : "baseline");
         status = cdb_run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
                               net->step > 0);

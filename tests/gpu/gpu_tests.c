@@ -120,15 +120,15 @@ static void compare_masked(const void *arg)
     for (int i = 0; i < gpu->nparams; i++) {
         cdb_param *pg = gpu->params[i], *pc = cpu->params[i];
         cdb_gpu_pull(gpu, pg->grad, pg->size * sizeof(float));
-        CHECK(pg->selected == pc->selected && (!pg->selected || !memcmp(pg->dropped, pc->dropped, (size_t)pg->mask_channels)),
+        CHECK(cdb_dropback_selected(pg) == cdb_dropback_selected(pc) && (!cdb_dropback_selected(pg) || !memcmp(cdb_dropback_mask(pg), cdb_dropback_mask(pc), (size_t)cdb_dropback_mask_channels(pg))),
               "tensor %d: masks differ", i);
-        for (size_t k = 0; pg->selected && k < pg->size; k++) {
-            int dropped = pg->dropped[dropback_channel_of(pg, gpu->dropback.axis, k)];
-            float want = dropped ? 0.f : unmasked[i][k] / pg->keep;
+        for (size_t k = 0; cdb_dropback_selected(pg) && k < pg->size; k++) {
+            int dropped = cdb_dropback_mask(pg)[dropback_channel_of(pg, gpu->dropback.axis, k)];
+            float want = dropped ? 0.f : unmasked[i][k] / cdb_dropback_keep(pg);
             CHECK(isfinite(pg->grad[k]) && memcmp(&pg->grad[k], &want, sizeof(float)) == 0,
                   "tensor %d element %zu (%s): %g, want %g", i, k, dropped ? "dropped" : "kept", pg->grad[k], want);
         }
-        masked += pg->selected;
+        masked += cdb_dropback_selected(pg);
         double e = relative_error(pg->grad, pc->grad, pc->size);
         CHECK(e < STEP_TOL, "tensor %d masked gradient relative error %.3g against the CPU", i, e);
     }
@@ -161,9 +161,9 @@ static void compare_training(const void *arg)
         CHECK(fabsf(lc - lg) <= TRAIN_TOL * fabsf(lc), "step %d loss %g vs %g", s, lc, lg);
         for (int i = 0; i < cpu->nparams; i++) {
             cdb_param *pc = cpu->params[i], *pg = gpu->params[i];
-            CHECK(pc->selected == pg->selected && pc->keep == pg->keep, "step %d tensor %d: selection differs", s, i);
-            if (!pg->selected) continue;
-            CHECK(!memcmp(pc->dropped, pg->dropped, (size_t)pc->mask_channels), "step %d tensor %d: host masks differ", s, i);
+            CHECK(cdb_dropback_selected(pc) == cdb_dropback_selected(pg) && cdb_dropback_keep(pc) == cdb_dropback_keep(pg), "step %d tensor %d: selection differs", s, i);
+            if (!cdb_dropback_selected(pg)) continue;
+            CHECK(!memcmp(cdb_dropback_mask(pc), cdb_dropback_mask(pg), (size_t)cdb_dropback_mask_channels(pc)), "step %d tensor %d: host masks differ", s, i);
         }
     }
     CHECK(cdb_network_sync_to_host(gpu) == 0, "sync: %s", cdb_last_error());
