@@ -2,6 +2,7 @@
  * from the same weights, and the command end to end with a resume. */
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "stats.h"
 #include "test.h"
@@ -210,8 +211,58 @@ static void t_compare_sweep(void)
     check_chart(dir, out);
 }
 
+/* One compare per -out folder: a second one started while the first trains
+ * is refused, naming the first's pid, before it touches the first one's
+ * arms (it used to remove their logs, and both failed). */
+static void t_compare_locked(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char data[512], dir[512], cmd[8192], a_out[600], b_out[600], first_log[600];
+    snprintf(data, sizeof(data), "%s/locked.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/locked", test_tmpdir());
+    snprintf(a_out, sizeof(a_out), "%s/locked-a.out", test_tmpdir());
+    snprintf(b_out, sizeof(b_out), "%s/locked-b.out", test_tmpdir());
+    snprintf(first_log, sizeof(first_log), "%s/runs/seed1_baseline.csv", dir);
+    char backup[600];
+    snprintf(backup, sizeof(backup), "%s/locked-unused", test_tmpdir());
+    CHECK(write_fmnist_test_data(data, backup) == 0, "data");
+    const char *compare = "./cdbnet compare cfg/smallcnn.cfg -seeds 1 -jobs 1 -threads 1 -set net.max_batches=30";
+    snprintf(cmd, sizeof(cmd),
+             "%s -data %s -out %s > %s 2>&1 & a=$!; "
+             "for i in $(seq 600); do [ -f %s ] && break; sleep 0.05; done; "
+             "%s -data %s -out %s > %s 2>&1; b=$?; wait $a; echo \"first $? second $b pid $a\"",
+             compare, data, dir, a_out, first_log, compare, data, dir, b_out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    int first = -1, second = -1;
+    long pid = 0;
+    CHECK(sscanf(strstr(out, "first ") ? strstr(out, "first ") : "", "first %d second %d pid %ld", &first, &second,
+                 &pid) == 3,
+          "%s", out);
+    static char a[65536], b[65536];
+    FILE *f = fopen(b_out, "r");
+    size_t n = f ? fread(b, 1, sizeof(b) - 1, f) : 0;
+    b[n] = 0;
+    if (f) fclose(f);
+    f = fopen(a_out, "r");
+    n = f ? fread(a, 1, sizeof(a) - 1, f) : 0;
+    a[n] = 0;
+    if (f) fclose(f);
+    char want[128];
+    snprintf(want, sizeof(want), "another cdbnet compare (pid %ld) is running into", pid);
+    CHECK(second != 0 && strstr(b, want), "the second compare (exit %d) is refused naming the first: %s", second, b);
+    CHECK(first == 0 && strstr(a, "0 already done, 2 to train"), "the first compare (exit %d) finishes untouched: %s",
+          first, a);
+    CHECK(access(first_log, R_OK) == 0, "the first compare's log %s is gone", first_log);
+}
+
 void register_compare_tests(void)
 {
+    test_add_tagged("compare/one compare per -out folder: a second is refused, the first untouched", t_compare_locked,
+                    TEST_SPAWNS | TEST_SLOW);
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
     test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
     test_add_tagged("compare/two seeds end to end, resume and -report", t_compare_end_to_end, TEST_SPAWNS);

@@ -540,8 +540,93 @@ static void t_darknet_crop_keys(void)
     CHECK(e && strstr(e, "not both"), "%s", e ? e : "built");
 }
 
+/* An image of the validation set that cannot be decoded (a PNG cut after
+ * its header) stops the run at its first validation: the message names the
+ * validation and its step, and that step's checkpoint is already saved, so
+ * the epoch's training is not lost. */
+static void t_bad_validation_image_keeps_the_checkpoint(void)
+{
+    NEED_DECODER();
+    char train[600], valid[600], data[600], cfg[600], backup[600], path[700], cmd[1600], text[2400];
+    snprintf(train, sizeof(train), "%s/vtrain", test_tmpdir());
+    snprintf(valid, sizeof(valid), "%s/vvalid", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/vbad.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/vbad.cfg", test_tmpdir());
+    snprintf(backup, sizeof(backup), "%s/vbad-backup", test_tmpdir());
+    CHECK(make_folder(train) == 0 && make_folder(valid) == 0, "write the folders");
+    snprintf(path, sizeof(path), "%s/c_eel/img2.png", valid);
+    snprintf(cmd, sizeof(cmd), "truncate -s 60 '%s'", path);
+    CHECK(system(cmd) == 0, "truncate");
+    snprintf(text, sizeof(text), "classes=3\nformat=folder\ntrain=%s\nvalid=%s\nbackup=%s\n", train, valid, backup);
+    CHECK(write_text(data, text) == 0 && write_text(cfg, "[net]\nbatch=4\nwidth=4\nheight=4\nchannels=3\n"
+                                                         "learning_rate=0.1\nmax_batches=6\nvalid_every=2\n"
+                                                         "[connected]\noutput=3\n[softmax]\n") == 0,
+          "write the cfg and .data");
+    cdb_network *net = cdb_network_load(cfg, NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    cdb_dataset *tr = cdb_dataset_load(data, "train", net), *va = tr ? cdb_dataset_load(data, "valid", net) : NULL;
+    CHECK(tr && va, "load: %s", cdb_last_error());
+    cdb_train_options opt = {.backup_dir = backup, .log_path = "none", .quiet = 1};
+    int rc = cdb_train(net, tr, va, &opt, NULL);
+    char why[2048];
+    snprintf(why, sizeof(why), "%s", cdb_last_error());
+    cdb_dataset_free(tr);
+    cdb_dataset_free(va);
+    cdb_network_free(net);
+    CHECK(rc != 0 && strstr(why, "validation at step 2: ") && strstr(why, "img2.png"),
+          "the message names the validation, its step and the image: %s", why);
+    snprintf(path, sizeof(path), "%s/vbad_last.weights", backup);
+    cdb_network *saved = cdb_network_load(cfg, NULL, 0);
+    CHECK(saved && cdb_weights_load(saved, path) == 0, "the checkpoint of step 2: %s", cdb_last_error());
+    CHECK(saved->seen == 8, "the checkpoint holds %llu images seen, not step 2's 8", (unsigned long long)saved->seen);
+    cdb_network_free(saved);
+}
+
+/* A side file of the log that cannot be written (the per-channel
+ * statistics, here blocked by a folder where its temporary goes) is warned
+ * of and left off; the run goes on to its final weights. */
+static void t_side_file_unwritable_run_goes_on(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], cfg[600], backup[600], log[700], blocker[800], text[2400], final[800];
+    snprintf(root, sizeof(root), "%s/sidefolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/side.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/side.cfg", test_tmpdir());
+    snprintf(backup, sizeof(backup), "%s/side-backup", test_tmpdir());
+    snprintf(log, sizeof(log), "%s/side.csv", test_tmpdir());
+    snprintf(blocker, sizeof(blocker), "%s/side_channels.csv.tmp", test_tmpdir());
+    snprintf(final, sizeof(final), "%s/side_final.weights", backup);
+    CHECK(make_folder(root) == 0, "write the folder");
+    mkdir(blocker, 0755);
+    snprintf(text, sizeof(text), "classes=3\nformat=folder\ntrain=%s\nvalid=%s\nbackup=%s\n", root, root, backup);
+    CHECK(write_text(data, text) == 0 && write_text(cfg, "[net]\nbatch=4\nwidth=4\nheight=4\nchannels=3\n"
+                                                         "learning_rate=0.1\nmax_batches=6\nvalid_every=2\n"
+                                                         "channel_dropback=1\ndropback_skip=0\n"
+                                                         "dropback_layer_rate=1\ndropback_layer_rate_init=1\n"
+                                                         "[connected]\noutput=3\n[softmax]\n") == 0,
+          "write the cfg and .data");
+    cdb_network *net = cdb_network_load(cfg, NULL, 0);
+    CHECK(net, "%s", cdb_last_error());
+    cdb_dataset *tr = cdb_dataset_load(data, "train", net), *va = tr ? cdb_dataset_load(data, "valid", net) : NULL;
+    CHECK(tr && va, "load: %s", cdb_last_error());
+    cdb_train_options opt = {.backup_dir = backup, .log_path = log, .quiet = 1};
+    int rc = cdb_train(net, tr, va, &opt, NULL);
+    char why[2048];
+    snprintf(why, sizeof(why), "%s", cdb_last_error());
+    cdb_dataset_free(tr);
+    cdb_dataset_free(va);
+    cdb_network_free(net);
+    rmdir(blocker);
+    CHECK(rc == 0, "the run stopped: %s", why);
+    CHECK(access(final, R_OK) == 0, "no final weights %s", final);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/a side file of the log that cannot be written: warned of, the run goes on",
+             t_side_file_unwritable_run_goes_on);
+    test_add("images/an unreadable validation image: the step's checkpoint saved, the validation named",
+             t_bad_validation_image_keeps_the_checkpoint);
     test_add_tagged("images/benchmark -data: image files against the same images in memory", t_data_benchmark, TEST_SPAWNS);
     test_add("images/resampling against the direct triangle-filter sum", t_resample);
     test_add("images/centre, random-resized and Darknet crop boxes", t_crop_boxes);

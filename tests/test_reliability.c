@@ -503,6 +503,39 @@ static void t_training_log(void)
 
 /* One run per backup folder: a second run into a folder a running one
  * holds is refused naming its pid, unless -share-backup. */
+/* The backup folder's lock file is never opened through a symbolic link:
+ * a planted link would have a run (as root, say) create or truncate a file
+ * anywhere. The run is refused, naming the link, and the target is intact. */
+static void t_lock_file_link_refused(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[4096], backup[512], data[512], cfg[512], target[512], link[600];
+    snprintf(backup, sizeof(backup), "%s/linked-backup", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/linked.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/linked.cfg", test_tmpdir());
+    snprintf(target, sizeof(target), "%s/precious.txt", test_tmpdir());
+    snprintf(link, sizeof(link), "%s/.cdbnet.lock", backup);
+    CHECK(write_fmnist_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1) == 0, "write .data and cfg");
+    mkdir(backup, 0755);
+    write_file(target, "keep me\n", 8);
+    CHECK(symlink(target, link) == 0, "symlink");
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -threads 1 -quiet -data %s", cfg, data);
+    int rc = run_command(cmd, out, sizeof(out));
+    char kept[32] = "";
+    FILE *f = fopen(target, "r");
+    if (f) {
+        if (!fgets(kept, sizeof(kept), f)) kept[0] = 0;
+        fclose(f);
+    }
+    unlink(link);
+    CHECK(rc == 1 && strstr(out, "is a symbolic link") && strstr(out, ".cdbnet.lock"), "exit %d: %s", rc, out);
+    CHECK(!strcmp(kept, "keep me\n"), "the link's target was written: '%s'", kept);
+}
+
 static void t_backup_locked(void)
 {
     if (!have_fashion_mnist()) {
@@ -726,6 +759,8 @@ void register_reliability_tests(void)
     test_add_tagged("reliability/a FIFO as weights or state is refused (library and predict)", t_fifo_inputs, TEST_SPAWNS);
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
     test_add_tagged("reliability/kill -9 at any point resumes bit-identically", t_kill_resume, TEST_SPAWNS | TEST_SLOW);
+    test_add_tagged("reliability/the backup lock is never opened through a symbolic link", t_lock_file_link_refused,
+                    TEST_SPAWNS);
     test_add_tagged("reliability/one run per backup folder", t_backup_locked, TEST_SPAWNS);
     test_add_tagged("reliability/the training log and its chart", t_training_log, TEST_SPAWNS);
     test_add("reliability/nan_policy stop and skip_step; the first non-finite layer named", t_nan_policy);

@@ -2,11 +2,13 @@
 #include "utils.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -266,4 +268,34 @@ int cdb_temp_commit(FILE *f, const char *tmp, const char *path)
         return -1;
     }
     return 0;
+}
+
+int cdb_lock_file(const char *path, char *holder, size_t n)
+{
+    if (n) holder[0] = 0;
+    /* never through a symlink: a planted link would have us create or
+     * truncate a file elsewhere */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            cdb_set_error("the lock file '%s' is a symbolic link: remove it (cdbnet makes its own)", path);
+        else
+            cdb_set_error("cannot open the lock file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        if (n) {
+            ssize_t got = pread(fd, holder, n - 1, 0);
+            holder[got > 0 ? got : 0] = 0;
+            holder[strcspn(holder, "\n")] = 0;
+        }
+        close(fd);
+        return -2;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the pid is only for another process's message: not worth failing for */
+    }
+    return fd;
 }

@@ -88,4 +88,11 @@ void cdb_cfg_basename(const char *cfg_path, char *buf, size_t n);
 FILE *cdb_temp_open(const char *path, char *tmp, size_t n);
 int cdb_temp_commit(FILE *f, const char *tmp, const char *path);
 
+/* An advisory lock on the file `path` (created, never through a symbolic
+ * link), held until its descriptor is closed or the process ends (kill -9
+ * included); the file holds this process's pid. The descriptor; -2 when
+ * another process holds it (its pid, as the file says, into holder); -1
+ * with the error recorded. */
+int cdb_lock_file(const char *path, char *holder, size_t n);
+
 #endif

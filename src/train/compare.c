@@ -547,6 +547,19 @@ int cdb_run_compare(const compare_options *given)
     if (o->n_seeds == 0 && find_seeds(o)) return -1;
     char runs_dir[4200];
     snprintf(runs_dir, sizeof(runs_dir), "%s/runs", o->dir);
-    if (!o->report_only && (cdb_make_dir(o->dir) || cdb_make_dir(runs_dir) || save_sweep(o) || run_arms(o))) return -1;
-    return report(o);
+    if (o->report_only) return report(o);
+    /* one compare per folder, before it touches anything there (a second
+     * one would start over the first one's arms and remove their logs) */
+    char lock_path[4200], holder[64];
+    snprintf(lock_path, sizeof(lock_path), "%s/.cdbnet-compare.lock", o->dir);
+    if (cdb_make_dir(o->dir)) return -1;
+    int lock = cdb_lock_file(lock_path, holder, sizeof(holder));
+    if (lock == -2)
+        cdb_set_error("another cdbnet compare (pid %s) is running into '%s' (it holds %s): wait for it to end, or "
+                      "give this one another -out folder",
+                      holder[0] ? holder : "unknown", o->dir, lock_path);
+    if (lock < 0) return -1;
+    int status = cdb_make_dir(runs_dir) || save_sweep(o) || run_arms(o) ? -1 : report(o);
+    close(lock);
+    return status;
 }

@@ -121,7 +121,15 @@ int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v,
             log->chart_on = 0;
         }
     }
-    return cdb_dropback_report_files(net, log->stem, log->first_step, log->chart_on);
+    /* the side files inform, the rows and the checkpoints are the run:
+     * one that cannot be written is warned of once and left off */
+    if (!log->dropback_report_off && cdb_dropback_report_files(net, log->stem, log->first_step, log->chart_on)) {
+        fprintf(stderr, "warning: %s: the dropback report beside the log (%s_dropback.csv, %s_channels.csv, the heat "
+                        "map) is not written for the rest of this run, which goes on\n",
+                cdb_last_error(), log->stem, log->stem);
+        log->dropback_report_off = 1;
+    }
+    return 0;
 }
 
 

@@ -20,6 +20,7 @@ typedef struct {
     double loss_sum;              /* training losses since the last row */
     int loss_steps;
     dropback_stats prev, interval; /* the network's counters at the last step; their sum since the last row */
+    int dropback_report_off;      /* a file of the dropback report could not be written: no more this run */
 } run_log;
 
 /* Opens (append: adds to an existing log, as a resumed run does) and
@@ -32,7 +33,9 @@ int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, con
 void cdb_run_log_step(run_log *log, const cdb_network *net, float loss);
 /* One row for a validation; redraws the chart and rewrites the dropback
  * report (STEM_dropback.csv, STEM_channels.csv and the heat map
- * STEM_dropback.png). 0, or -1 (a write failed). */
+ * STEM_dropback.png). 0, or -1 when the row could not be written (a chart
+ * or a report file that cannot be written is warned of once, then left
+ * off). */
 int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
 void cdb_run_log_close(run_log *log);
 #endif

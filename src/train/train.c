@@ -189,30 +189,14 @@ static int early_progress(int steps_done, int print_every)
  * the lock's descriptor, or -1 with the error recorded. */
 static int lock_backup(const char *dir)
 {
-    char path[4096];
+    char path[4096], holder[64];
     snprintf(path, sizeof(path), "%s/.cdbnet.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cdb_set_error("cannot open the backup folder's lock file '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        char holder[64] = "";
-        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
-        holder[n > 0 ? n : 0] = 0;
-        holder[strcspn(holder, "\n")] = 0;
-        close(fd);
+    int fd = cdb_lock_file(path, holder, sizeof(holder));
+    if (fd == -2)
         cdb_set_error("another cdbnet run (pid %s) is training into the backup folder '%s' (it holds %s): give this "
                       "run another backup= folder, or -share-backup to run anyway",
                       holder[0] ? holder : "unknown", dir, path);
-        return -1;
-    }
-    char pid[32];
-    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len) {
-        /* the pid is only for another run's message: not worth failing for */
-    }
-    return fd;
+    return fd < 0 ? -1 : fd;
 }
 
 /* Data-parallel runs, at the end: every rank hashes its trainable tensors
@@ -390,9 +374,21 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         }
         if (done_epoch && !opt->quiet) cdb_dropback_report_epoch(net, net->step / steps_per_epoch);
         int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
+        /* the checkpoint first: whatever validation meets (an unreadable
+         * image, a full disk for the log), the epoch's training is saved */
+        if (lead && (validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
+            if (save_checkpoint(net, last_path)) {
+                status = -1;
+                break;
+            }
+        }
         if (validate && net->step < max && valid && lead) {
             valid_result v;
             if (cdb_validate_network(net, valid, &v)) {
+                char why[2048];
+                snprintf(why, sizeof(why), "%s", cdb_last_error());
+                cdb_set_error("validation at step %d: %s (the checkpoint of step %d is saved: %s)", net->step, why,
+                              net->step, last_path);
                 status = -1;
                 break;
             }
@@ -402,12 +398,6 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
                 opt->progress(&p, opt->progress_user);
             }
             if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
-                status = -1;
-                break;
-            }
-        }
-        if (lead && (validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
-            if (save_checkpoint(net, last_path)) {
                 status = -1;
                 break;
             }
@@ -432,7 +422,15 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     printf("trained %d steps in %s\n", net->step - start_step, took);
     if (valid) {
         valid_result v;
-        if (cdb_validate_network(net, valid, &v)) return -1;
+        if (cdb_validate_network(net, valid, &v)) {
+            char why[2048];
+            snprintf(why, sizeof(why), "%s", cdb_last_error());
+            cdb_set_error("validation at step %d (the end of the run): %s", net->step, why);
+            if (save_checkpoint(net, final_path) == 0)
+                cdb_set_error("validation at step %d (the end of the run): %s (the final weights are saved: %s)",
+                              net->step, why, final_path);
+            return -1;
+        }
         report_validation(net, &v);
         if (opt->progress) {
             cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, NAN, cdb_network_learning_rate(net), &v};
