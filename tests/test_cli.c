@@ -330,8 +330,28 @@ static void t_summary(void)
     CHECK(rc == 2 && strstr(out, "usage: cdbnet summary CFG"), "no cfg: exit %d: %s", rc, out);
 }
 
+/* compare refuses a seed or a sweep value given twice (a seed counted
+ * twice would count its pair twice in the paired tests; "+0.05" and " 0.05"
+ * would be one run under two names), before anything trains. */
+static void t_compare_duplicates(void)
+{
+    char out[8192];
+    int rc = run_command("./cdbnet compare cfg/smallcnn.cfg -seed-list 1,1,2 -data /nonexistent.data -out /nonexistent-dir/x",
+                         out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "seed 1 is given twice"), "exit %d: %s", rc, out);
+    rc = run_command("./cdbnet compare cfg/smallcnn.cfg -seeds 1 -sweep 'net.learning_rate=+0.05, 0.05' "
+                     "-data /nonexistent.data -out /nonexistent-dir/x",
+                     out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "the values '+0.05' and '0.05' are the same"), "exit %d: %s", rc, out);
+    rc = run_command("./cdbnet compare cfg/smallcnn.cfg -seeds 1 -sweep 'net.learning_rate=1e-1,0.1' "
+                     "-data /nonexistent.data -out /nonexistent-dir/x",
+                     out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "are the same"), "1e-1 and 0.1: exit %d: %s", rc, out);
+}
+
 void register_cli_tests(void)
 {
+    test_add_tagged("cli/compare refuses a seed or a sweep value given twice", t_compare_duplicates, TEST_SPAWNS);
     test_add_tagged("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults, TEST_SPAWNS);
     test_add_tagged("cli/benchmark prints its report", t_benchmark, TEST_SPAWNS);
     test_add_tagged("cli/summary prints the network, its totals and semantics", t_summary, TEST_SPAWNS);

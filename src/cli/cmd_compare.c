@@ -1,11 +1,22 @@
 /* cdbnet compare CFG: the baseline and ChannelDropBack arms over seeds
  * (or one arm per value of a -sweep), checked before anything trains. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "compare.h"
 #include "utils.h"
+
+/* Two sweep values name one run when they are equal as text or, both
+ * numbers, as numbers ("+0.05" and "0.05", "1e-1" and "0.1"). */
+static int same_value(const char *a, const char *b)
+{
+    if (!strcmp(a, b)) return 1;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return ea != a && eb != b && !*ea && !*eb && x == y;
+}
 
 /* -sweep SEC.KEY=v1,v2,...: the key and its values (text is the copy they
  * point into). 0, or -1 with the message printed. */
@@ -30,9 +41,12 @@ static int parse_sweep(const char *arg, char *text, size_t size, compare_options
             fprintf(stderr, "cdbnet: -sweep: at most %d values\n", COMPARE_MAX_VALUES);
             return -1;
         }
+        while (*t == ' ' || *t == '\t') t++; /* "0.1, 0.3": the value, not its spaces */
+        for (char *end = t + strlen(t); end > t && (end[-1] == ' ' || end[-1] == '\t');) *--end = 0;
         for (int v = 0; v < o->n_values; v++)
-            if (!strcmp(o->sweep_values[v], t)) {
-                fprintf(stderr, "cdbnet: -sweep: the value '%s' is given twice\n", t);
+            if (same_value(o->sweep_values[v], t)) {
+                fprintf(stderr, "cdbnet: -sweep: the values '%s' and '%s' are the same: each value once\n",
+                        o->sweep_values[v], t);
                 return -1;
             }
         o->sweep_values[o->n_values++] = t;
@@ -99,6 +113,12 @@ int cmd_compare(const cli *c, const char *self)
                         COMPARE_MAX_SEEDS, c->seed_list);
                 return 2;
             }
+            for (int k = 0; k < o.n_seeds; k++)
+                if (o.seeds[k] == v) {
+                    fprintf(stderr, "cdbnet: -seed-list: seed %d is given twice (a seed counted twice would count its "
+                                    "pair twice in the tests)\n", v);
+                    return 2;
+                }
             o.seeds[o.n_seeds++] = v;
         }
     } else if (!o.report_only || c->seeds) {
