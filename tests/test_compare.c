@@ -259,8 +259,48 @@ static void t_compare_locked(void)
     CHECK(access(first_log, R_OK) == 0, "the first compare's log %s is gone", first_log);
 }
 
+/* A compare killed with kill -9 takes its arms with it (they save a
+ * checkpoint on the SIGTERM their parent's death sends), and the same
+ * command continues the interrupted arm from that checkpoint. */
+static void t_compare_killed_resumes(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char data[512], dir[512], cmd[8192], b_out[600], last[700], backup[600];
+    snprintf(data, sizeof(data), "%s/killed.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/killed", test_tmpdir());
+    snprintf(b_out, sizeof(b_out), "%s/killed-b.out", test_tmpdir());
+    snprintf(last, sizeof(last), "%s/runs/seed1_baseline/smallcnn_last.weights", dir);
+    snprintf(backup, sizeof(backup), "%s/killed-unused", test_tmpdir());
+    CHECK(write_fmnist_test_data(data, backup) == 0, "data");
+    snprintf(cmd, sizeof(cmd),
+             "C='./cdbnet compare cfg/smallcnn.cfg -seeds 1 -jobs 1 -threads 1 -set net.max_batches=80 "
+             "-set net.save_every=5 -data %s -out %s'; "
+             "$C > /dev/null 2>&1 & c=$!; "
+             "for i in $(seq 600); do [ -f %s ] && break; sleep 0.05; done; "
+             "kill -9 $c; wait $c 2>/dev/null; sleep 1; "
+             "if pgrep -f '[-]backup [^ ]*/killed/runs/seed1_baseline' > /dev/null; then echo 'an arm outlived its compare'; "
+             "pkill -f '[-]backup [^ ]*/killed/runs/seed1_baseline'; fi; "
+             "$C > %s 2>&1; echo \"rerun $?\"",
+             data, dir, last, b_out);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    static char b[65536];
+    FILE *f = fopen(b_out, "r");
+    size_t n = f ? fread(b, 1, sizeof(b) - 1, f) : 0;
+    b[n] = 0;
+    if (f) fclose(f);
+    CHECK(!strstr(out, "outlived"), "the arms end with their compare: %s", out);
+    CHECK(strstr(out, "rerun 0") && strstr(b, "seed 1 baseline: continues from its checkpoint"),
+          "the rerun continues the interrupted arm: %s%s", out, b);
+}
+
 void register_compare_tests(void)
 {
+    test_add_tagged("compare/killed, its arms end too; the rerun continues them from their checkpoints",
+                    t_compare_killed_resumes, TEST_SPAWNS | TEST_SLOW);
     test_add_tagged("compare/one compare per -out folder: a second is refused, the first untouched", t_compare_locked,
                     TEST_SPAWNS | TEST_SLOW);
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,6 +96,16 @@ static pid_t start_arm(const compare_options *o, int seed, int arm)
     argv[n++] = "-backup";
     argv[n++] = backup;
     if (arm == 0) argv[n++] = "-nodropback";
+    /* an arm that was interrupted (its compare killed, the machine
+     * restarted) continues from its checkpoint, its log kept */
+    char base[256], last[5100];
+    cdb_cfg_basename(o->cfg, base, sizeof(base));
+    snprintf(last, sizeof(last), "%s/%s_last.weights", backup, base);
+    int resume = file_exists(last) && file_exists(log);
+    if (resume) {
+        argv[n++] = "-weights";
+        argv[n++] = last;
+    }
     for (int i = 0; i < o->n_train_args; i++) argv[n++] = o->train_args[i];
     if (arm > 0 && o->n_values) { /* last, so that it wins over a -set of the same key */
         snprintf(sweep, sizeof(sweep), "%s=%s", o->sweep_key, o->sweep_values[arm - 1]);
@@ -101,10 +113,21 @@ static pid_t start_arm(const compare_options *o, int seed, int arm)
         argv[n++] = sweep;
     }
     argv[n] = NULL;
-    remove(log); /* a fresh run: an unfinished arm's rows go */
+    if (resume) {
+        char label[512];
+        arm_label(label, sizeof(label), o, arm);
+        printf("  seed %d %s: continues from its checkpoint %s\n", seed, label, last);
+    } else {
+        remove(log); /* a fresh run: rows of an arm that never saved a checkpoint go */
+    }
     fflush(stdout);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* the arm ends with its compare, however that ends (kill -9
+         * included): SIGTERM, on which it saves a checkpoint */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(1);
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
