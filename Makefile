@@ -226,7 +226,7 @@ tests/gpu_tests: $(GPU_TEST_OBJ) libcdbnet.a $(CONFIG_STAMP)
 CUDNN_BRANCHED_CU = $(shell grep -l 'ifdef CUDNN\|ifndef CUDNN' $(wildcard $(addsuffix /*.cu,$(SRC_DIRS))))
 gpu-nocudnn-check:
 	@mkdir -p $(OBJ)/nocudnn
-	$(foreach f,$(CUDNN_BRANCHED_CU),$(NVCC) $(filter-out -DCUDNN,$(NVFLAGS)) -c $(f) -o $(OBJ)/nocudnn/$(notdir $(f)).o &&) true
+	$(foreach f,$(CUDNN_BRANCHED_CU),$(NVCC) $(filter-out -DCUDNN,$(NVFLAGS)) -c $(f) -o $(OBJ)/nocudnn/$(notdir $(basename $(f))).o &&) true
 
 # CPU against GPU for every layer type and whole training steps: needs a
 # CUDA device and a build with GPU=1 (and CUDNN=1 for the cuDNN paths).

@@ -78,7 +78,7 @@ const char *cli_usage =
     "  -gpu N            (GPU builds) run on CUDA device N (default: device 0 when there is one)\n"
     "  -cpu              (GPU builds) run on the CPU\n"
     "\n"
-    "See README.md and docs/ for every cfg section and key.\n";
+    "See docs/commands.md for the commands and options, docs/cfg.md for every cfg section and key.\n";
 
 static int need_value(int argc, char **argv, int i)
 {
