@@ -297,8 +297,64 @@ static void t_compare_killed_resumes(void)
           "the rerun continues the interrupted arm: %s%s", out, b);
 }
 
+/* compare -report reads only whole, sane logs: a row cut short, a top-1
+ * that is not a fraction (NaN, 7.5, -1, 1e308), a negative wall time, a
+ * step that goes back, or a header naming the other arm is refused, naming
+ * the file and line, instead of entering the paired tests. */
+static void write_log(const char *path, const char *arm, const char *rows)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "# cdbnet training log\n# cfg: cfg/smallcnn.cfg\n# seed: 1\n# arm: %s\n"
+               "step,epoch,images_seen,train_loss,valid_loss,top1,top5,learning_rate,dropback_layer_rate,"
+               "selected_per_step,dropped_fraction,wall_seconds,images_per_second\n%s",
+            arm, rows);
+    fclose(f);
+}
+
+static void t_report_refuses_corrupt_logs(void)
+{
+    char dir[512], runs[600], base[700], drop[700], cmd[1400];
+    static char out[16384];
+    snprintf(dir, sizeof(dir), "%s/corrupt", test_tmpdir());
+    snprintf(runs, sizeof(runs), "%s/runs", dir);
+    mkdir(dir, 0755);
+    mkdir(runs, 0755);
+    snprintf(base, sizeof(base), "%s/seed1_baseline.csv", runs);
+    snprintf(drop, sizeof(drop), "%s/seed1_dropback.csv", runs);
+    snprintf(cmd, sizeof(cmd), "./cdbnet compare cfg/smallcnn.cfg -report %s", dir);
+    const char *good = "10,1.0,640,0.9,0.8,0.7100,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n"
+                       "20,2.0,1280,0.7,0.6,0.7500,0.9700,0.04,0.03,0.1,0.3,25.0,51.2\n";
+    write_log(base, "baseline", good);
+    write_log(drop, "dropback", good);
+    int rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 0 && strstr(out, "| 1 |"), "sane logs: exit %d: %s", rc, out);
+    const struct {
+        const char *rows, *arm, *want;
+    } bad[] = {
+        {"10,1.0,640,0.9,0.8,0.7100,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n20,2.0,1280,0.7,0.6,0.2", "dropback",
+         "cut short"},
+        {"10,1.0,640,0.9,0.8,nan,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n", "dropback", "not finite"},
+        {"10,1.0,640,0.9,0.8,7.5,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n", "dropback", "not a fraction"},
+        {"10,1.0,640,0.9,0.8,-1,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n", "dropback", "not a fraction"},
+        {"10,1.0,640,0.9,0.8,1e308,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n", "dropback", "not a fraction"},
+        {"10,1.0,640,0.9,0.8,0.71,0.9500,0.05,0.03,0.1,0.3,-4,51.2\n", "dropback", "wall time is negative"},
+        {"20,1.0,640,0.9,0.8,0.71,0.9500,0.05,0.03,0.1,0.3,4,51.2\n10,1.0,640,0.9,0.8,0.71,0.9500,0.05,0.03,0.1,0.3,4,51.2\n",
+         "dropback", "not after the row before"},
+        {"10,1.0,640,0.9,0.8,0.7100,0.9500,0.05,0.03,0.1,0.3,12.5,51.2\n", "baseline", "names the baseline arm"},
+    };
+    for (int k = 0; k < (int)(sizeof(bad) / sizeof(bad[0])); k++) {
+        write_log(drop, bad[k].arm, bad[k].rows);
+        rc = run_command(cmd, out, sizeof(out));
+        CHECK(rc == 1 && strstr(out, "seed1_dropback.csv:") && strstr(out, bad[k].want),
+              "case %d (want '%s'): exit %d: %s", k, bad[k].want, rc, out);
+    }
+}
+
 void register_compare_tests(void)
 {
+    test_add_tagged("compare/-report refuses corrupt logs, naming file and line", t_report_refuses_corrupt_logs,
+                    TEST_SPAWNS);
     test_add_tagged("compare/killed, its arms end too; the rerun continues them from their checkpoints",
                     t_compare_killed_resumes, TEST_SPAWNS | TEST_SLOW);
     test_add_tagged("compare/one compare per -out folder: a second is refused, the first untouched", t_compare_locked,

@@ -221,7 +221,37 @@ static int run_arms(const compare_options *o)
     return status;
 }
 
-static int read_log(const char *path, arm_log *a)
+/* One row of a training log, checked: the 13 columns of the header, each a
+ * finite number, top-1 and top-5 fractions in [0, 1], the wall time not
+ * negative, the line whole. NULL, or what is wrong with it. */
+static const char *parse_row(char *line, double *v)
+{
+    size_t len = strlen(line);
+    if (len == 0 || line[len - 1] != '\n') return "the row is cut short (no end of line)";
+    line[len - 1] = 0;
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        char *end;
+        if (n == 13) return "more than 13 columns";
+        v[n] = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != 0)) return "a column is not a number";
+        if (!isfinite(v[n])) return "a column is not finite";
+        n++;
+        if (*end == 0) break;
+        p = end + 1;
+    }
+    if (n != 13) return "fewer than 13 columns (the row is cut short)";
+    if (v[5] < 0 || v[5] > 1 || v[6] < 0 || v[6] > 1) return "top-1 or top-5 is not a fraction in [0, 1]";
+    if (v[11] < 0) return "the wall time is negative";
+    return NULL;
+}
+
+/* An arm's log, every row checked (a corrupt one would enter the paired
+ * tests as a wrong top-1): `arm` ("baseline" or "dropback"), when not NULL,
+ * must be the arm its header names. 0, or -1 with the error naming the
+ * file and line. */
+static int read_log(const char *path, const char *arm, arm_log *a)
 {
     memset(a, 0, sizeof(*a));
     FILE *f = fopen(path, "r");
@@ -231,25 +261,42 @@ static int read_log(const char *path, arm_log *a)
     }
     char line[1024];
     a->best_top1 = -1;
-    while (fgets(line, sizeof(line), f)) {
-        int step;
-        double epoch, loss, vloss, top1, seconds;
-        unsigned long long seen;
-        if (line[0] == '#' || sscanf(line, "%d,%lf,%llu,%lf,%lf,%lf", &step, &epoch, &seen, &loss, &vloss, &top1) != 6)
+    int number = 0, last_step = -1;
+    const char *bad = NULL;
+    while (!bad && fgets(line, sizeof(line), f)) {
+        number++;
+        if (line[0] == '#') {
+            char named[64];
+            if (arm && sscanf(line, "# arm: %63s", named) == 1 && strcmp(named, arm)) {
+                cdb_set_error("%s:%d: the log's header names the %s arm, but this is the %s arm's log", path, number,
+                              named, arm);
+                fclose(f);
+                return -1;
+            }
             continue;
-        const char *c = line;
-        for (int k = 0; k < 11 && c; k++) c = strchr(c + 1, ',');
-        seconds = c ? atof(c + 1) : 0;
+        }
+        if (!strncmp(line, "step,", 5)) continue; /* the header of the columns */
+        double v[13];
+        bad = parse_row(line, v);
+        if (!bad && (int)v[0] <= last_step) bad = "its step is not after the row before";
+        if (bad) break;
+        last_step = (int)v[0];
         if (a->rows < MAX_ROWS) {
-            a->epoch[a->rows] = epoch;
-            a->top1[a->rows] = top1;
+            a->epoch[a->rows] = v[1];
+            a->top1[a->rows] = v[5];
             a->rows++;
         }
-        a->final_top1 = top1;
-        if (top1 > a->best_top1) a->best_top1 = top1;
-        a->seconds = seconds;
+        a->final_top1 = v[5];
+        if (v[5] > a->best_top1) a->best_top1 = v[5];
+        a->seconds = v[11];
     }
     fclose(f);
+    if (bad) {
+        cdb_set_error("%s:%d: %s: the report uses no run whose log is corrupt (rerun the arm: delete this log and run "
+                      "the same compare)",
+                      path, number, bad);
+        return -1;
+    }
     if (a->rows == 0) {
         cdb_set_error("the log '%s' has no rows (the arm did not finish: rerun to train it)", path);
         return -1;
@@ -425,7 +472,9 @@ static int report(const compare_options *o)
         for (int a = 0; a < r.arms; a++) {
             char path[4800];
             run_path(path, sizeof(path), o, o->seeds[s], a, ".csv");
-            if (read_log(path, &r.logs[(size_t)s * r.arms + a])) goto done;
+            /* a sweep's value may turn dropback off (its log then says baseline) */
+            const char *arm = a == 0 ? "baseline" : (o->n_values ? NULL : "dropback");
+            if (read_log(path, arm, &r.logs[(size_t)s * r.arms + a])) goto done;
         }
     for (int v = 0; v < variants; v++) {
         for (int s = 0; s < o->n_seeds; s++) {
