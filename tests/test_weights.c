@@ -166,10 +166,61 @@ static void t_checkpoint_pair(void)
     cdb_network_free(c);
 }
 
+/* Darknet's reading of a file's header and statistics: a major (or minor)
+ * version of 1000 counts images in 32 bits, as Darknet reads it; a
+ * negative rolling variance is refused, naming the layer. */
+static void t_version_1000_and_negative_variance(void)
+{
+    const char *cfg = "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\n"
+                      "[convolutional]\nfilters=2\nsize=1\nbatch_normalize=1\nactivation=relu\n"
+                      "[connected]\noutput=2\nactivation=linear\n[softmax]\n";
+    cdb_network *net = net_from_text(cfg);
+    CHECK(net, "build");
+    net->seen = 1234;
+    char path[512], v1000[600], negative[600];
+    snprintf(path, sizeof(path), "%s/v02.weights", test_tmpdir());
+    snprintf(v1000, sizeof(v1000), "%s/v1000.weights", test_tmpdir());
+    snprintf(negative, sizeof(negative), "%s/negvar.weights", test_tmpdir());
+    CHECK(cdb_weights_save(net, path) == 0, "save: %s", cdb_last_error());
+    FILE *f = fopen(path, "rb");
+    CHECK(f, "open");
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    CHECK(n > 20 && n < sizeof(buf), "%zu bytes", n);
+    /* version 1000.0.0: the same arrays after a 4-byte images-seen count */
+    int32_t header[3] = {1000, 0, 0};
+    uint32_t seen32 = 1234;
+    f = fopen(v1000, "wb");
+    CHECK(f, "open");
+    fwrite(header, sizeof(header), 1, f);
+    fwrite(&seen32, 4, 1, f);
+    fwrite(buf + 20, 1, n - 20, f);
+    fclose(f);
+    cdb_network *b = net_from_text(cfg);
+    CHECK(b, "build");
+    CHECK(cdb_weights_load(b, v1000) == 0 && b->seen == 1234, "version 1000 (seen %llu): %s",
+          (unsigned long long)b->seen, cdb_last_error());
+    /* conv with batch norm: biases, scales, rolling mean, rolling variance (each 2 floats), weights */
+    float minus = -1.f;
+    memcpy(buf + 20 + 6 * sizeof(float), &minus, sizeof(float));
+    f = fopen(negative, "wb");
+    CHECK(f, "open");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    CHECK(cdb_weights_load(b, negative) != 0 && strstr(cdb_last_error(), "rolling variance") &&
+              strstr(cdb_last_error(), "negative") && strstr(cdb_last_error(), "layer 0"),
+          "a negative variance: %s", cdb_last_error());
+    cdb_network_free(b);
+    cdb_network_free(net);
+}
+
 void register_weights_tests(void)
 {
     test_add("weights/a checkpoint is one unit: weights pair with their own state", t_checkpoint_pair);
     test_add("weights/round trip in Darknet layout", t_round_trip);
     test_add("weights/truncated, short and mismatched files rejected", t_truncated_and_mismatched);
     test_add("weights/save is atomic", t_atomic_save);
+    test_add("weights/version 1000 counts images in 32 bits; a negative rolling variance is refused",
+             t_version_1000_and_negative_variance);
 }

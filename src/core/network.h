@@ -61,6 +61,7 @@ struct cdb_layer {
     size_t io_size[LAYER_MAX_IO + 1];
     int nio;
     int io_pjreddie_absent;    /* 1 + the index of an array pjreddie's Darknet does not write ([batchnorm] biases), or 0 */
+    unsigned io_variance;      /* bit k: array k is a variance (never negative in a file that loads) */
 
     char description[96];      /* for the network summary */
     size_t workspace_floats;   /* scratch this layer needs from net->workspace */

@@ -187,7 +187,8 @@ int cdb_weights_load(cdb_network *net, const char *path)
                       path, header[0], header[1], header[2]);
         return -1;
     }
-    int seen_bytes = (long)header[0] * 10 + header[1] >= 2 ? 8 : 4;
+    /* as Darknet: 64 bits from 0.2 on, but 32 again at major or minor 1000 */
+    int seen_bytes = (long)header[0] * 10 + header[1] >= 2 && header[0] < 1000 && header[1] < 1000 ? 8 : 4;
     uint64_t seen = 0;
     if (seen_bytes == 8) {
         if (fread(&seen, 8, 1, fp) != 1) seen_bytes = 0;
@@ -228,7 +229,7 @@ int cdb_weights_load(cdb_network *net, const char *path)
                 cdb_set_error("weights file '%s': read error in layer %d", path, i);
                 return -1;
             }
-            for (size_t e = 0; e < l->io_size[k]; e++)
+            for (size_t e = 0; e < l->io_size[k]; e++) {
                 if (!isfinite(l->io[k][e])) {
                     fclose(fp);
                     cdb_set_error("weights file '%s': layer %d [%s], array %d, value %zu is not finite (%g): the file is "
@@ -236,6 +237,14 @@ int cdb_weights_load(cdb_network *net, const char *path)
                                   path, i, l->ops->name, k, e, l->io[k][e]);
                     return -1;
                 }
+                if ((l->io_variance >> k & 1u) && l->io[k][e] < 0) {
+                    fclose(fp);
+                    cdb_set_error("weights file '%s': layer %d [%s], array %d (rolling variance), value %zu is negative "
+                                  "(%g): the file is corrupt or belongs to another network",
+                                  path, i, l->ops->name, k, e, l->io[k][e]);
+                    return -1;
+                }
+            }
         }
     }
     fclose(fp);
