@@ -754,10 +754,61 @@ static void t_fifo_inputs(void)
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "not a regular file"), "predict: %s", out);
 }
 
+/* In a container or a batch job the memory cgroup's limit, not the host's
+ * MemAvailable, is what a network may take: read from fixture files laid
+ * out as /proc/self/cgroup, /proc/self/mountinfo and the cgroup mounts. */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    write_file(path, text, strlen(text));
+}
+
+static void t_cgroup_memory_limit(void)
+{
+    char root[600], v2[700], job[800], step[900], v1[700], slurm[800], cg[700], mi[700], text[2048];
+    snprintf(root, sizeof(root), "%s/cgroupfs", test_tmpdir());
+    snprintf(v2, sizeof(v2), "%s/unified", root);
+    snprintf(job, sizeof(job), "%s/job", v2);
+    snprintf(step, sizeof(step), "%s/step", job);
+    snprintf(v1, sizeof(v1), "%s/memory", root);
+    snprintf(slurm, sizeof(slurm), "%s/slurm", v1);
+    snprintf(cg, sizeof(cg), "%s/self_cgroup", root);
+    snprintf(mi, sizeof(mi), "%s/mountinfo", root);
+    char cmd[4000];
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' '%s'", step, slurm);
+    CHECK(system(cmd) == 0, "mkdir");
+    /* v2: the job's limit (2 GiB, 0.5 GiB used) binds; the step's is "max" */
+    put(job, "memory.max", "2147483648\n");
+    put(job, "memory.current", "536870912\n");
+    put(step, "memory.max", "max\n");
+    put(step, "memory.current", "1048576\n");
+    put(root, "self_cgroup", "0::/job/step\n");
+    snprintf(text, sizeof(text), "30 22 0:27 / %s rw - cgroup2 cgroup2 rw\n", v2);
+    put(root, "mountinfo", text);
+    size_t left = cdb_cgroup_memory_left(cg, mi);
+    CHECK(left == (size_t)1536 << 20, "v2: %zu bytes left, want 1.5 GiB", left);
+    /* v1: the memory controller's own mount, a limit of 1 GiB, 100 MiB used */
+    put(slurm, "memory.limit_in_bytes", "1073741824\n");
+    put(slurm, "memory.usage_in_bytes", "104857600\n");
+    put(root, "self_cgroup", "5:cpu,cpuacct:/slurm\n4:memory:/slurm\n");
+    snprintf(text, sizeof(text), "31 30 0:28 / %s rw - cgroup cgroup rw,cpu\n32 30 0:29 / %s rw - cgroup cgroup rw,memory\n",
+             root, v1);
+    put(root, "mountinfo", text);
+    left = cdb_cgroup_memory_left(cg, mi);
+    CHECK(left == (size_t)(1073741824 - 104857600), "v1: %zu bytes left", left);
+    /* v1 without a limit (a page-rounded LONG_MAX), and no cgroup file: none */
+    put(slurm, "memory.limit_in_bytes", "9223372036854771712\n");
+    CHECK(cdb_cgroup_memory_left(cg, mi) == 0, "v1 unlimited: %zu", cdb_cgroup_memory_left(cg, mi));
+    snprintf(text, sizeof(text), "%s/none", root);
+    CHECK(cdb_cgroup_memory_left(text, mi) == 0, "no cgroup file");
+}
+
 void register_reliability_tests(void)
 {
     test_add_tagged("reliability/a FIFO as weights or state is refused (library and predict)", t_fifo_inputs, TEST_SPAWNS);
     test_add("reliability/memory bounded before it is taken", t_memory_bounded);
+    test_add("reliability/the memory cgroup's limit is read (v1 and v2, the least of the hierarchy)", t_cgroup_memory_limit);
     test_add_tagged("reliability/kill -9 at any point resumes bit-identically", t_kill_resume, TEST_SPAWNS | TEST_SLOW);
     test_add_tagged("reliability/the backup lock is never opened through a symbolic link", t_lock_file_link_refused,
                     TEST_SPAWNS);

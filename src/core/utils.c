@@ -85,23 +85,137 @@ static int over_budget(size_t bytes)
 }
 
 static size_t process_limit;
+static int limit_from_cgroup; /* the last cdb_memory_limit came from the cgroup */
 
 void cdb_set_memory_limit(size_t bytes) { process_limit = bytes; }
 
-const char *cdb_memory_limit_source(void) { return process_limit ? "-max-memory" : "the memory available now"; }
+const char *cdb_memory_limit_source(void)
+{
+    if (process_limit) return "-max-memory";
+    return limit_from_cgroup ? "the memory its cgroup leaves now" : "the memory available now";
+}
+
+/* A number from a cgroup file: 1 and the value, or 0 ("max", missing). */
+static int read_cgroup_number(const char *dir, const char *name, size_t *out)
+{
+    char path[4200], text[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int ok = fgets(text, sizeof(text), f) != NULL;
+    fclose(f);
+    if (!ok || !strncmp(text, "max", 3)) return 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+/* Where a cgroup hierarchy is mounted, from mountinfo: version 2
+ * (fstype cgroup2) or version 1's memory controller (fstype cgroup, with
+ * memory among its options). 1 and the mount point and the mount's root,
+ * else 0. */
+static int cgroup_mount(const char *mountinfo, int version, char *point, char *mroot, size_t n)
+{
+    FILE *f = fopen(mountinfo, "r");
+    if (!f) return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char root[1024], mount[1024], fstype[64], super[1024] = "";
+        const char *dash = strstr(line, " - ");
+        if (!dash || sscanf(line, "%*s %*s %*s %1023s %1023s", root, mount) != 2 ||
+            sscanf(dash + 3, "%63s %*s %1023s", fstype, super) < 1)
+            continue;
+        int memory = 0;
+        for (const char *m = strstr(super, "memory"); m; m = strstr(m + 1, "memory"))
+            memory |= (m == super || m[-1] == ',') && (m[6] == 0 || m[6] == ',');
+        if ((version == 2 && !strcmp(fstype, "cgroup2")) || (version == 1 && !strcmp(fstype, "cgroup") && memory)) {
+            snprintf(point, n, "%s", mount);
+            snprintf(mroot, n, "%s", root);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+size_t cdb_cgroup_memory_left(const char *self_cgroup, const char *mountinfo)
+{
+    FILE *f = fopen(self_cgroup, "r");
+    if (!f) return 0;
+    char line[4096], path[2][4096] = {"", ""};
+    int have[2] = {0, 0}; /* [0]: v1 memory, [1]: v2 */
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c1 = *c2 = 0; /* hierarchy id, controllers, path */
+        const char *controllers = c1 + 1;
+        int v2 = !strcmp(line, "0") && !*controllers, v1 = 0;
+        for (const char *m = strstr(controllers, "memory"); m; m = strstr(m + 1, "memory"))
+            v1 |= (m == controllers || m[-1] == ',') && (m[6] == 0 || m[6] == ',');
+        if (v2 || v1) {
+            snprintf(path[v2], sizeof(path[v2]), "%s", c2 + 1);
+            have[v2] = 1;
+        }
+    }
+    fclose(f);
+    size_t best = 0;
+    for (int v2 = 1; v2 >= 0; v2--) {
+        char point[1024], mroot[1024];
+        if (!have[v2] || !cgroup_mount(mountinfo, v2 ? 2 : 1, point, mroot, sizeof(point))) continue;
+        /* the cgroup's path below the mount's root */
+        char rel[4096];
+        const char *p = path[v2];
+        size_t rl = strlen(mroot);
+        if (strcmp(mroot, "/") && !strncmp(p, mroot, rl) && (p[rl] == '/' || p[rl] == 0)) p += rl;
+        snprintf(rel, sizeof(rel), "%s", *p ? p : "/");
+        /* this cgroup's limit and every one above it apply: the least left */
+        for (;;) {
+            char dir[5200];
+            snprintf(dir, sizeof(dir), "%s%s", point, strcmp(rel, "/") ? rel : "");
+            size_t limit, used = 0;
+            int limited = read_cgroup_number(dir, v2 ? "memory.max" : "memory.limit_in_bytes", &limit);
+            if (limited && !v2 && limit >= ((size_t)1 << 62)) limited = 0; /* v1's "no limit": about LONG_MAX */
+            if (limited) {
+                read_cgroup_number(dir, v2 ? "memory.current" : "memory.usage_in_bytes", &used);
+                size_t left = used < limit ? limit - used : 1;
+                if (!best || left < best) best = left;
+            }
+            char *slash = strrchr(rel, '/');
+            if (!slash || !strcmp(rel, "/")) break;
+            if (slash == rel)
+                rel[1] = 0;
+            else
+                *slash = 0;
+        }
+    }
+    return best;
+}
 
 size_t cdb_memory_limit(void)
 {
+    limit_from_cgroup = 0;
     if (process_limit) return process_limit;
     /* MemAvailable: what the kernel can give without swapping */
     FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
     size_t kb = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+        fclose(f);
+    }
+    size_t available = kb * 1024;
+    /* in a container or a batch job, the cgroup's limit is what counts */
+    size_t left = cdb_cgroup_memory_left("/proc/self/cgroup", "/proc/self/mountinfo");
+    if (left && (!available || left < available)) {
+        limit_from_cgroup = 1;
+        return left;
+    }
+    return available;
 }
 
 /* whether the injected fault is due now */

@@ -38,10 +38,16 @@ size_t cdb_budget_used(void);
 int cdb_budget_exceeded(void);
 void cdb_budget_end(void);
 /* The memory a network may take: set (-max-memory), else the kernel's
- * MemAvailable, else 0 (unknown: no limit). */
+ * MemAvailable or what the process's memory cgroup leaves, whichever is
+ * less, else 0 (unknown: no limit). */
 void cdb_set_memory_limit(size_t bytes);
 size_t cdb_memory_limit(void);
-const char *cdb_memory_limit_source(void); /* "-max-memory" or "the memory available now" */
+const char *cdb_memory_limit_source(void); /* "-max-memory", "the memory available now" or "... its cgroup leaves now" */
+/* What the memory cgroups of this process leave it (the least, over its
+ * cgroup and those above it, of limit minus use; cgroup v2 and v1's memory
+ * controller), from `self_cgroup` (/proc/self/cgroup) and the mounts of
+ * `mountinfo` (/proc/self/mountinfo); 0 when no limit applies. */
+size_t cdb_cgroup_memory_left(const char *self_cgroup, const char *mountinfo);
 /* Tests: the allocations of this thread after the next n fail (n < 0: none). */
 void cdb_fail_allocations_after(long n);
 
