@@ -621,8 +621,43 @@ static void t_side_file_unwritable_run_goes_on(void)
     CHECK(access(final, R_OK) == 0, "no final weights %s", final);
 }
 
+/* Links in an image folder: one to its own folder or to the dataset's
+ * root makes a loop (which used to multiply the images, relabel them, or
+ * never end) and is refused, naming it; a link to a folder outside is
+ * followed. */
+static void t_folder_link_loops(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], cmd[2000];
+    snprintf(root, sizeof(root), "%s/loopfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/loopfolder.data", test_tmpdir());
+    CHECK(make_folder(root) == 0 && data_file(data, "folder", root, "") == 0, "write the folder");
+    data_config d;
+    cdb_dataset set;
+    CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    const char *links[2] = {".", ".."};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof(cmd), "ln -sfn %s '%s/b_cat/link'", links[k], root);
+        CHECK(system(cmd) == 0, "ln");
+        int rc = cdb_dataset_read(&d, "train", &set);
+        CHECK(rc != 0 && strstr(cdb_last_error(), "b_cat/link") && strstr(cdb_last_error(), "loop"),
+              "a link to %s: %s", links[k], rc ? cdb_last_error() : "it loaded");
+    }
+    /* a link to a folder of images elsewhere is followed */
+    char other[700];
+    snprintf(other, sizeof(other), "%s/loop-other", test_tmpdir());
+    CHECK(make_folder(other) == 0, "write the other folder");
+    snprintf(cmd, sizeof(cmd), "ln -sfn '%s/a_dog' '%s/b_cat/link'", other, root);
+    CHECK(system(cmd) == 0, "ln");
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0 && set.n == 9 + 2, "a link outside: %d images: %s", set.n,
+          cdb_last_error());
+    cdb_dataset_clear(&set);
+    cdb_data_config_free(&d);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/a link that loops in an image folder is refused; one outside is followed", t_folder_link_loops);
     test_add("images/a side file of the log that cannot be written: warned of, the run goes on",
              t_side_file_unwritable_run_goes_on);
     test_add("images/an unreadable validation image: the step's checkpoint saved, the validation named",

@@ -55,9 +55,20 @@ static int is_image_name(const char *name)
     return 0;
 }
 
-/* Every image file under dir (sub-folders too, as ImageFolder), sorted by
+/* The folders from the dataset's root down to the one being listed, by
+ * device and inode: a folder reached again through a link is a loop. */
+#define MAX_FOLDER_DEPTH 16
+typedef struct {
+    dev_t dev[MAX_FOLDER_DEPTH + 3];
+    ino_t ino[MAX_FOLDER_DEPTH + 3];
+    const char *path[MAX_FOLDER_DEPTH + 3];
+    int n;
+} folder_chain;
+
+/* Every image file under dir (sub-folders too, as ImageFolder; links to
+ * folders are followed, but not back to a folder above them), sorted by
  * path. */
-static int list_images(const char *dir, strings *out, int depth)
+static int list_images(const char *dir, strings *out, int depth, folder_chain *chain)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -73,20 +84,52 @@ static int list_images(const char *dir, strings *out, int depth)
         if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) continue;
         struct stat st;
         if (stat(path, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode) ? depth < 16 : (S_ISREG(st.st_mode) && is_image_name(e->d_name)))
+        if (S_ISDIR(st.st_mode) ? depth < MAX_FOLDER_DEPTH : (S_ISREG(st.st_mode) && is_image_name(e->d_name)))
             status = strings_add(&here, path);
     }
     closedir(d);
     if (!status && here.n > 1) qsort(here.s, (size_t)here.n, sizeof(char *), by_name);
     for (int i = 0; !status && i < here.n; i++) {
         struct stat st;
-        if (stat(here.s[i], &st) == 0 && S_ISDIR(st.st_mode))
-            status = list_images(here.s[i], out, depth + 1);
-        else
+        if (stat(here.s[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            for (int k = 0; k < chain->n; k++)
+                if (chain->dev[k] == st.st_dev && chain->ino[k] == st.st_ino) {
+                    cdb_set_error("'%s' leads back to '%s' (a link that makes a loop): remove the link, or make it "
+                                  "point below the dataset's class folders",
+                                  here.s[i], chain->path[k]);
+                    status = -1;
+                }
+            if (status) break;
+            chain->dev[chain->n] = st.st_dev;
+            chain->ino[chain->n] = st.st_ino;
+            chain->path[chain->n] = here.s[i];
+            chain->n++;
+            status = list_images(here.s[i], out, depth + 1, chain);
+            chain->n--;
+        } else {
             status = strings_add(out, here.s[i]);
+        }
     }
     strings_free(&here);
     return status;
+}
+
+/* The chain of a class folder: the dataset's root, then the class folder. */
+static int start_chain(folder_chain *chain, const char *root, const char *class_dir)
+{
+    struct stat a, b;
+    if (stat(root, &a) || stat(class_dir, &b)) {
+        cdb_set_error("cannot read folder '%s': %s", class_dir, strerror(errno));
+        return -1;
+    }
+    chain->dev[0] = a.st_dev;
+    chain->ino[0] = a.st_ino;
+    chain->path[0] = root;
+    chain->dev[1] = b.st_dev;
+    chain->ino[1] = b.st_ino;
+    chain->path[1] = class_dir;
+    chain->n = 2;
+    return 0;
 }
 
 /* Check each file's header; with skip, leave out those that fail (a
@@ -190,7 +233,8 @@ int cdb_imageset_load_folder(const data_config *d, const char *dir, cdb_dataset 
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", dir, classes.s[k]);
         first[k] = files.n;
-        if (list_images(path, &files, 0)) {
+        folder_chain chain;
+        if (start_chain(&chain, dir, path) || list_images(path, &files, 0, &chain)) {
             free(first);
             goto fail;
         }
