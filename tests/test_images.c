@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "data.h"
 #include "images.h"
@@ -655,8 +656,61 @@ static void t_folder_link_loops(void)
     cdb_data_config_free(&d);
 }
 
+/* A PNG whose header says 32000 x 32000 (it would decode to 3 GB from a
+ * file of a few bytes) is refused from its header, naming it, before
+ * anything is decoded; max_image_pixels= raises the limit. */
+static void write_png_header(const char *path, uint32_t w, uint32_t h)
+{
+    unsigned char png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    for (int k = 0; k < 4; k++) {
+        png[16 + k] = (unsigned char)(w >> (24 - 8 * k));
+        png[20 + k] = (unsigned char)(h >> (24 - 8 * k));
+    }
+    png[24] = 8; /* bit depth */
+    png[25] = 0; /* grey: stb itself refuses an RGB one this large, but decodes this to 3 GB as RGB */
+    uLong crc = crc32(0, png + 12, 17);
+    for (int k = 0; k < 4; k++) png[29 + k] = (unsigned char)(crc >> (24 - 8 * k));
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(png, 1, sizeof(png), f);
+    fclose(f);
+}
+
+static void t_huge_image_refused_from_header(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], bomb[700];
+    snprintf(root, sizeof(root), "%s/bombfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/bomb.data", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    snprintf(bomb, sizeof(bomb), "%s/a_dog/bomb.png", root);
+    write_png_header(bomb, 32000, 32000);
+    int w = 0, h = 0;
+    CHECK(cdb_image_probe(bomb, &w, &h) == 0 && w == 32000 && h == 32000, "the crafted header: %dx%d: %s", w, h,
+          cdb_last_error());
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "bomb.png") &&
+              strstr(cdb_last_error(), "32000 x 32000") && strstr(cdb_last_error(), "max_image_pixels"),
+          "a 32000 x 32000 image: %s", cdb_last_error());
+    cdb_data_config_free(&d);
+    CHECK(data_file(data, "folder", root, "max_image_pixels=2000000000\n") == 0 && cdb_data_config_load(data, &d) == 0,
+          "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) == 0 && set.n == 10, "with the limit raised: %s", cdb_last_error());
+    cdb_dataset_clear(&set);
+    cdb_data_config_free(&d);
+    cdb_network *net = net_from_text("[net]\nbatch=1\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
+                                     "[connected]\noutput=3\n[softmax]\n");
+    float image[48];
+    CHECK(net && cdb_image_file_input(net, bomb, image) != 0 && strstr(cdb_last_error(), "32000 x 32000"),
+          "predict's image: %s", cdb_last_error());
+    cdb_network_free(net);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/an image too large is refused from its header (max_image_pixels=)", t_huge_image_refused_from_header);
     test_add("images/a link that loops in an image folder is refused; one outside is followed", t_folder_link_loops);
     test_add("images/a side file of the log that cannot be written: warned of, the run goes on",
              t_side_file_unwritable_run_goes_on);

@@ -389,6 +389,13 @@ int cdb_dataset_input(const cdb_dataset *d, int index, const cdb_network *net, f
 int cdb_image_file_input(const cdb_network *net, const char *path, float *out)
 {
     byte_image im;
+    int w, h;
+    if (cdb_image_probe(path, &w, &h)) return -1;
+    if ((long long)w * h > DEFAULT_MAX_IMAGE_PIXELS) { /* from the header, before decoding it */
+        cdb_set_error("image '%s' is %d x %d pixels, more than the %lld an image may have", path, w, h,
+                      DEFAULT_MAX_IMAGE_PIXELS);
+        return -1;
+    }
     if (cdb_image_decode(path, net->c == 1 ? 1 : 3, &im)) return -1;
     uint8_t *bytes = cdb_xcalloc((size_t)net->inputs, 1), *chw = bytes;
     uint8_t *rgb = net->c > 3 ? cdb_xcalloc((size_t)3 * net->h * net->w, 1) : NULL;

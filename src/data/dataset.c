@@ -36,6 +36,8 @@ int cdb_data_config_load(const char *path, data_config *out)
     out->bad_images_skip = cdb_cfg_choice(&r, "bad_images", bad_images, 0);
     out->cache = cdb_cfg_int(&r, "cache", 0, 0, 1);
     out->loader_threads = cdb_cfg_int(&r, "loader_threads", 0, 0, 64);
+    double max_pixels = cdb_cfg_float(&r, "max_image_pixels", (float)DEFAULT_MAX_IMAGE_PIXELS, 1.f, 1e15f);
+    out->max_image_pixels = (long long)max_pixels;
     s = cdb_cfg_str(&r, "backup", "backup");
     out->backup = cdb_xstrdup(s);
 #undef TAKE
@@ -48,8 +50,10 @@ int cdb_data_config_load(const char *path, data_config *out)
     if (!r.failed && out->format == DATA_LIST && !out->labels && !out->names)
         cdb_cfg_fail(&r, NULL, "format=list needs 'labels' (or 'names'): the label names found in the image paths");
     if (!r.failed && out->format != DATA_FOLDER && out->format != DATA_LIST &&
-        (cdb_cfg_has(&r, "bad_images") || cdb_cfg_has(&r, "cache") || cdb_cfg_has(&r, "loader_threads")))
-        cdb_cfg_fail(&r, NULL, "bad_images, cache and loader_threads are for image files (format=folder or list)");
+        (cdb_cfg_has(&r, "bad_images") || cdb_cfg_has(&r, "cache") || cdb_cfg_has(&r, "loader_threads") ||
+         cdb_cfg_has(&r, "max_image_pixels")))
+        cdb_cfg_fail(&r, NULL, "bad_images, cache, loader_threads and max_image_pixels are for image files (format=folder "
+                               "or list)");
     if (!r.failed && (out->format == DATA_FOLDER || out->format == DATA_LIST) && !cdb_image_decoder_available())
         cdb_cfg_fail(&r, "format", "this cdbnet was built without an image decoder, so it cannot read image files "
                                "(install libstb-dev and rebuild, or build with OPENCV=1)");

@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 
+/* The default max_image_pixels= of a .data file: 8192 x 8192 (an RGB
+ * image of that size decodes to 192 MiB). */
+#define DEFAULT_MAX_IMAGE_PIXELS (8192LL * 8192LL)
+
 typedef struct cdb_dataset {
     char *name;        /* file it came from, for messages */
     int n, c, h, w;    /* image files: c, h, w are the network's, set by cdb_dataset_check_against */
@@ -33,6 +37,7 @@ typedef struct {
     int bad_images_skip; /* bad_images=skip (default error) */
     int cache;         /* cache=1 */
     int loader_threads; /* threads decoding image files (0: one per CPU, at most 4) */
+    long long max_image_pixels; /* image files larger than this (width x height) are refused from their header */
 } data_config;
 
 int cdb_data_config_load(const char *path, data_config *out);

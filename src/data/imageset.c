@@ -139,7 +139,14 @@ static int check_headers(const data_config *d, cdb_dataset *out)
     int kept = 0, bad = 0;
     for (int i = 0; i < out->n; i++) {
         int w, h;
-        if (cdb_image_probe(out->paths[i], &w, &h) || w <= 0 || h <= 0) {
+        int unreadable = cdb_image_probe(out->paths[i], &w, &h) || w <= 0 || h <= 0;
+        long long limit = d->max_image_pixels > 0 ? d->max_image_pixels : DEFAULT_MAX_IMAGE_PIXELS;
+        if (!unreadable && (long long)w * h > limit) {
+            /* refused before decoding: a small file can hold a huge image */
+            cdb_set_error("image '%s' is %d x %d pixels, more than max_image_pixels=%lld", out->paths[i], w, h, limit);
+            unreadable = 1;
+        }
+        if (unreadable) {
             if (!d->bad_images_skip) {
                 char why[2048];
                 snprintf(why, sizeof(why), "%s", cdb_last_error());
