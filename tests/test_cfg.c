@@ -69,6 +69,8 @@ static const struct {
     {NET "conv_shift=maybe\n" END, "bad.cfg:6: [net] key 'conv_shift': 'maybe' is not one of: off, on, auto"},
     {NET "conv_slice_kb=0\n" END, "bad.cfg:6: [net] key 'conv_slice_kb': 0 is out of range"},
     {NET "policy=steps\nsteps=10,20\nscales=0.1\n" END, "key 'scales': 1 scales given for 2 steps"},
+    {NET "policy=constant\nsteps=10,20\n" END, "key 'steps': applies to policy=steps only; this cfg's policy is constant"},
+    {NET "policy=poly\ngamma=0.5\n" END, "key 'gamma': applies to policy=exp and sig only; this cfg's policy is poly"},
     {NET "optimizer=adam\n" END, "key 'optimizer': 'adam' is not one of: sgd, adamw"},
     {NET "mean=0.5,0.5\n" END, "key 'mean': 2 values for 1 channels"},
     {NET "[connected]\noutput=3\nchannel_dropback=2\n" END, "bad.cfg:8: [connected] (layer 0) key 'channel_dropback': 2 is out of range [0, 1]"},

@@ -347,11 +347,18 @@ static void t_compare_duplicates(void)
                      "-data /nonexistent.data -out /nonexistent-dir/x",
                      out, sizeof(out));
     CHECK(rc == 2 && strstr(out, "are the same"), "1e-1 and 0.1: exit %d: %s", rc, out);
+    rc = run_command("./cdbnet compare cfg/smallcnn.cfg -seed-list '' -data /nonexistent.data -out /nonexistent-dir/x", out,
+                     sizeof(out));
+    CHECK(rc == 2 && strstr(out, "-seed-list names no seed"), "an empty -seed-list: exit %d: %s", rc, out);
+    /* the train options compare sets per arm are refused, not ignored */
+    rc = run_command("./cdbnet compare cfg/smallcnn.cfg -weights x.weights -data /nonexistent.data -out /nonexistent-dir/x",
+                     out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "compare does not take -weights"), "-weights: exit %d: %s", rc, out);
 }
 
 void register_cli_tests(void)
 {
-    test_add_tagged("cli/compare refuses a seed or a sweep value given twice", t_compare_duplicates, TEST_SPAWNS);
+    test_add_tagged("cli/compare refuses a seed or a sweep value given twice, no seed, and train options it sets itself", t_compare_duplicates, TEST_SPAWNS);
     test_add_tagged("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults, TEST_SPAWNS);
     test_add_tagged("cli/benchmark prints its report", t_benchmark, TEST_SPAWNS);
     test_add_tagged("cli/summary prints the network, its totals and semantics", t_summary, TEST_SPAWNS);

@@ -94,6 +94,23 @@ int cmd_compare(const cli *c, const char *self)
                         "                      [-out DIR] [-report DIR]\n");
         return 2;
     }
+    /* the train options compare decides itself, per arm: refused, not ignored */
+    const struct {
+        int given;
+        const char *option, *why;
+    } own[] = {
+        {c->weights != NULL, "-weights", "each arm starts from the cfg's initialisation of its seed"},
+        {c->clear, "-clear", "each arm starts from the cfg's initialisation of its seed"},
+        {c->log != NULL, "-log", "each arm's log is DIR/runs/seedS_ARM.csv"},
+        {c->backup != NULL, "-backup", "each arm's backup folder is DIR/runs/seedS_ARM"},
+        {c->share_backup, "-share-backup", "each arm has a backup folder of its own"},
+        {c->print_every != 0, "-print", "the arms train quietly; their output is DIR/runs/seedS_ARM.out"},
+    };
+    for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++)
+        if (own[k].given) {
+            fprintf(stderr, "cdbnet: compare does not take %s: %s\n", own[k].option, own[k].why);
+            return 2;
+        }
     static compare_options o;
     memset(&o, 0, sizeof(o));
     o.self = self;
@@ -120,6 +137,10 @@ int cmd_compare(const cli *c, const char *self)
                     return 2;
                 }
             o.seeds[o.n_seeds++] = v;
+        }
+        if (o.n_seeds == 0) {
+            fprintf(stderr, "cdbnet: -seed-list names no seed (e.g. -seed-list 3,7,11)\n");
+            return 2;
         }
     } else if (!o.report_only || c->seeds) {
         int n = c->seeds ? c->seeds : 5;

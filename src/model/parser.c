@@ -50,6 +50,22 @@ static int read_net(cfg_reader *r, cdb_network *net)
         t->sgdr_cycle = cdb_cfg_int(r, "sgdr_cycle", 0, 1, 1 << 30);
         t->sgdr_mult = cdb_cfg_int(r, "sgdr_mult", 2, 1, 1 << 10);
     }
+    /* a key of another policy: said so, rather than "unknown key" */
+    static const struct {
+        const char *key;
+        lr_policy a, b;
+        const char *policies;
+    } own[] = {{"steps", POLICY_STEPS, POLICY_STEPS, "steps"},         {"scales", POLICY_STEPS, POLICY_STEPS, "steps"},
+               {"step", POLICY_STEP, POLICY_SIG, "step and sig"},      {"scale", POLICY_STEP, POLICY_STEP, "step"},
+               {"gamma", POLICY_EXP, POLICY_SIG, "exp and sig"},        {"sgdr_cycle", POLICY_SGDR, POLICY_SGDR, "sgdr"},
+               {"sgdr_mult", POLICY_SGDR, POLICY_SGDR, "sgdr"}};
+    for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++)
+        if (t->policy != own[k].a && t->policy != own[k].b && cdb_cfg_has(r, own[k].key)) {
+            cdb_cfg_fail(r, own[k].key, "applies to policy=%s only; this cfg's policy is %s (remove the key, or set the "
+                                        "policy it belongs to)",
+                         own[k].policies, policies[t->policy]);
+            return -1;
+        }
     if (t->policy == POLICY_STEPS) {
         if (!cdb_cfg_has(r, "steps") || !cdb_cfg_has(r, "scales")) {
             cdb_cfg_fail(r, "policy", "policy=steps needs both steps= and scales=");
