@@ -199,9 +199,35 @@ static void t_state_hash_follows_the_steps(void)
     cdb_network_free(b);
 }
 
+/* Ranks that would train different things (another -set on one host,
+ * another dataset) are stopped at the start, naming what differs and the
+ * rank: they used to wait for each other forever, or report agreement
+ * after training on other data. */
+static void t_ranks_that_differ(void)
+{
+    if (!mpi_ready()) return;
+    static char out[65536];
+    char cfg[512], data[512], cmd[8192], dir[512];
+    snprintf(cfg, sizeof(cfg), "%s/mpi_differ.cfg", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/mpi_differ.data", test_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/mpi_differ", test_tmpdir());
+    CHECK(write_files(cfg, data, "") == 0, "files");
+    mkdir(dir, 0755);
+    snprintf(cmd, sizeof(cmd),
+             "timeout 60 env " MPIRUN " -np 1 %s train %s -data %s -backup %s -threads 1 -quiet -log none : "
+             "-np 1 %s train %s -data %s -backup %s -threads 1 -quiet -log none -set 0.filters=16 2>&1; echo \"exit $?\"",
+             mpi_binary(), cfg, data, dir, mpi_binary(), cfg, data, dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
+    CHECK(!strstr(out, "exit 0") && !strstr(out, "exit 124") && strstr(out, "rank 1 of 2 differ from rank 0") &&
+              strstr(out, "the cfg's text or the -set options"),
+          "a rank with another -set: %s", out);
+}
+
 void register_mpi_tests(void)
 {
     test_add("mpi/the ranks' end-of-run hash is of what the last step produced", t_state_hash_follows_the_steps);
     test_add_tagged("mpi/2 ranks: identical on every rank, equal to one process", t_two_ranks, TEST_SPAWNS | TEST_SLOW);
     test_add_tagged("mpi/a rank killed mid-run stops the others", t_rank_killed, TEST_SPAWNS | TEST_SLOW);
+    test_add_tagged("mpi/ranks that would train different things are stopped at the start, naming the rank",
+                    t_ranks_that_differ, TEST_SPAWNS);
 }

@@ -433,13 +433,6 @@ void cdb_network_print_summary(const cdb_network *net, FILE *out)
     }
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 int cdb_network_state_hash(cdb_network *net, uint64_t hash[2])
 {
 #ifdef GPU
@@ -447,14 +440,14 @@ int cdb_network_state_hash(cdb_network *net, uint64_t hash[2])
      * refreshed only when asked */
     if (net->gpu && cdb_network_sync_to_host(net)) return -1;
 #endif
-    hash[0] = hash[1] = 1469598103934665603ull;
+    hash[0] = hash[1] = CDB_HASH_START;
     for (int i = 0; i < net->nparams; i++) {
         const cdb_param *p = net->params[i];
-        hash[0] = fnv1a(hash[0], p->value, p->size * sizeof(float));
+        hash[0] = cdb_hash_bytes(hash[0], p->value, p->size * sizeof(float));
         dropback_tensor_stats st;
         if (cdb_dropback_tensor_stats(p, &st)) {
-            hash[1] = fnv1a(hash[1], &st.selected, sizeof(st.selected));
-            hash[1] = fnv1a(hash[1], st.drop_count, (size_t)st.mask_channels * sizeof(uint32_t));
+            hash[1] = cdb_hash_bytes(hash[1], &st.selected, sizeof(st.selected));
+            hash[1] = cdb_hash_bytes(hash[1], st.drop_count, (size_t)st.mask_channels * sizeof(uint32_t));
         }
     }
     return 0;

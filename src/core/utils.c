@@ -413,3 +413,10 @@ int cdb_lock_file(const char *path, char *holder, size_t n)
     }
     return fd;
 }
+
+uint64_t cdb_hash_bytes(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}

@@ -101,4 +101,8 @@ int cdb_temp_commit(FILE *f, const char *tmp, const char *path);
  * with the error recorded. */
 int cdb_lock_file(const char *path, char *holder, size_t n);
 
+/* FNV-1a over n bytes, continuing from h (start: CDB_HASH_START). */
+#define CDB_HASH_START 1469598103934665603ull
+uint64_t cdb_hash_bytes(uint64_t h, const void *data, size_t n);
+
 #endif

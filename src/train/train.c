@@ -225,12 +225,71 @@ static int check_ranks_agree(cdb_network *net, int lead)
     return 0;
 }
 
+/* Data-parallel runs, at the start: the ranks compare what they are about
+ * to train (rank 0's against each one's): the cfg's text and the -set
+ * options, the network's shapes, and the training set (its size, labels
+ * and images, or image paths). Ranks that differ would otherwise exchange
+ * gradients of other shapes (and wait for each other forever) or train on
+ * other data and report agreement; a mismatch stops every rank, naming
+ * what differs and which rank. */
+static int check_ranks_start(const cdb_network *net, const cdb_dataset *train, const train_options *opt)
+{
+    uint64_t h[3] = {CDB_HASH_START, CDB_HASH_START, CDB_HASH_START}, mine[3];
+    FILE *f = fopen(net->cfg_path, "rb");
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0) h[0] = cdb_hash_bytes(h[0], buf, n);
+        fclose(f);
+    }
+    for (int i = 0; i < opt->n_overrides; i++) h[0] = cdb_hash_bytes(h[0], opt->overrides[i], strlen(opt->overrides[i]) + 1);
+    int shape[4] = {net->nparams, net->batch, net->subdivisions, net->inputs};
+    h[1] = cdb_hash_bytes(h[1], shape, sizeof(shape));
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+        int dims[4] = {(int)p->size, p->rows, p->channels, p->inner};
+        h[1] = cdb_hash_bytes(h[1], dims, sizeof(dims));
+    }
+    h[2] = cdb_hash_bytes(h[2], &train->n, sizeof(train->n));
+    h[2] = cdb_hash_bytes(h[2], train->labels, (size_t)train->n * sizeof(int));
+    if (train->pixels)
+        h[2] = cdb_hash_bytes(h[2], train->pixels, (size_t)train->n * train->c * train->h * train->w);
+    else if (train->paths)
+        for (int i = 0; i < train->n; i++) h[2] = cdb_hash_bytes(h[2], train->paths[i], strlen(train->paths[i]) + 1);
+    memcpy(mine, h, sizeof(h));
+    if (cdb_dist_broadcast(h, sizeof(h))) return -1;
+    int rank = cdb_dist_rank();
+    /* per part: how many ranks differ, and the sum of their numbers */
+    double differ[6];
+    for (int k = 0; k < 3; k++) {
+        differ[k] = h[k] != mine[k];
+        differ[3 + k] = h[k] != mine[k] ? rank : 0;
+    }
+    if (cdb_dist_sum_doubles(differ, 6)) return -1;
+    static const char *const what[3] = {"the cfg's text or the -set options", "the network's shapes",
+                                        "the training set (its size, labels or images)"};
+    for (int k = 0; k < 3; k++)
+        if (differ[k] > 0) {
+            char who[64];
+            if (differ[k] == 1)
+                snprintf(who, sizeof(who), "rank %d", (int)differ[3 + k]);
+            else
+                snprintf(who, sizeof(who), "%d ranks", (int)differ[k]);
+            cdb_set_error("%s of %d differ from rank 0 in %s: every rank must train the same cfg, options and data "
+                          "(the same files at the same paths on every host)",
+                          who, net->ranks, what[k]);
+            return -1;
+        }
+    return 0;
+}
+
 /* nan_policy=skip_step gives up after this many skipped steps in a row */
 #define MAX_CONSECUTIVE_SKIPS 100
 
 static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                         valid_result *final, run_log *log)
 {
+    if (net->ranks > 1 && check_ranks_start(net, train, opt)) return -1;
     if (cdb_train_resolve_length(net, train->n)) return -1;
     if (train->n < net->batch) {
         cdb_set_error("training set '%s' has %d images, fewer than [net] batch=%d of %s", train->name, train->n,
