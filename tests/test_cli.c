@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "conv_direct.h"
+#include "images.h"
 #include "test.h"
 #include "utils.h"
 
@@ -356,8 +357,37 @@ static void t_compare_duplicates(void)
     CHECK(rc == 2 && strstr(out, "compare does not take -weights"), "-weights: exit %d: %s", rc, out);
 }
 
+/* export keeps what it writes honest: a full disk (here a file-size
+ * limit) is an error naming the image, not empty PNGs; a used folder is
+ * refused (old images would join the new ones); so is a path its .data
+ * file could not be read back from. */
+static void t_export_refuses(void)
+{
+    if (!have_fashion_mnist() || !cdb_image_decoder_available()) {
+        printf("  (Fashion-MNIST or an image writer missing: skipped)\n");
+        return;
+    }
+    static char out[16384];
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof(dir), "%s/export-full", test_tmpdir());
+    snprintf(cmd, sizeof(cmd),
+             "sh -c \"trap '' XFSZ; ulimit -f 1; ./cdbnet export cfg/fashion_mnist.data %s -limit 20 -size 64 -rgb\"", dir);
+    int rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "cannot write '") && strstr(out, ".png'") && strstr(out, "File too large"),
+          "a full disk: exit %d: %s", rc, out);
+    snprintf(dir, sizeof(dir), "%s/export-used", test_tmpdir());
+    snprintf(cmd, sizeof(cmd), "./cdbnet export cfg/fashion_mnist.data %s -limit 3", dir);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "a first export: %s", out);
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "is not empty"), "into a used folder: exit %d: %s", rc, out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet export cfg/fashion_mnist.data '%s/export#hash' -limit 3", test_tmpdir());
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "has a '#'"), "a '#' in the path: exit %d: %s", rc, out);
+}
+
 void register_cli_tests(void)
 {
+    test_add_tagged("cli/export: a full disk, a used folder and an unreadable path are errors", t_export_refuses, TEST_SPAWNS);
     test_add_tagged("cli/compare refuses a seed or a sweep value given twice, no seed, and train options it sets itself", t_compare_duplicates, TEST_SPAWNS);
     test_add_tagged("cli/defaults: all CPUs, early progress, -set length replaces the cfg's", t_defaults, TEST_SPAWNS);
     test_add_tagged("cli/benchmark prints its report", t_benchmark, TEST_SPAWNS);

@@ -1,5 +1,6 @@
 #include "export.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,38 @@ static void folder_name(const char *name, int k, char *out, size_t n)
     snprintf(out, n, "%s", name);
     for (char *c = out; *c; c++)
         if (*c == '/' || (unsigned char)*c < 32) *c = '_';
+}
+
+typedef struct {
+    FILE *f;
+    int failed, error;
+} write_sink;
+
+static void sink_write(void *context, void *data, int size)
+{
+    write_sink *s = context;
+    if (!s->failed && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) {
+        s->failed = 1;
+        s->error = errno;
+    }
+}
+
+/* A folder export may write into: new, or empty. */
+static int check_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* made next */
+    struct dirent *e;
+    int used = 0;
+    while (!used && (e = readdir(d))) used = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    if (used) {
+        cdb_set_error("'%s' is not empty: export writes into a new or empty folder (images left from another export "
+                      "would join this one)",
+                      dir);
+        return -1;
+    }
+    return 0;
 }
 
 static int write_set(const cdb_dataset *set, const char *dir, char **folders, const export_options *opt)
@@ -49,10 +82,17 @@ static int write_set(const cdb_dataset *set, const char *dir, char **folders, co
         char path[4700];
         snprintf(path, sizeof(path), "%s/%s/%05d.%s", dir, folders[set->labels[i]], i, opt->jpeg_quality ? "jpg" : "png");
 #ifdef STB_IMAGE
-        int ok = opt->jpeg_quality ? stbi_write_jpg(path, OW, OH, OC, out, opt->jpeg_quality)
-                                   : stbi_write_png(path, OW, OH, OC, out, OW * OC);
-        if (!ok) {
-            cdb_set_error("cannot write '%s': %s", path, strerror(errno));
+        /* through our own writes: stb's file writer ignores their errors
+         * (a full disk gave empty images) */
+        FILE *f = fopen(path, "wb");
+        write_sink sink = {f, 0, 0};
+        int ok = f && (opt->jpeg_quality ? stbi_write_jpg_to_func(sink_write, &sink, OW, OH, OC, out, opt->jpeg_quality)
+                                         : stbi_write_png_to_func(sink_write, &sink, OW, OH, OC, out, OW * OC));
+        int saved = errno;
+        if (f && fclose(f)) ok = 0, saved = errno;
+        if (!ok || sink.failed) {
+            cdb_set_error("cannot write '%s': %s", path, strerror(sink.failed ? sink.error : saved));
+            remove(path);
             status = -1;
         }
 #else
@@ -84,8 +124,19 @@ int cdb_export_images(const data_config *d, const char *dir, const export_option
             if (!strcmp(folders[j], name)) snprintf(name, sizeof(name), "class%03d", k); /* two names alike */
         if (!(folders[k] = cdb_xstrdup(name))) status = -1;
     }
+    if (!status && strpbrk(dir, "#;\n")) {
+        cdb_set_error("the folder '%s' has a '#', ';' or line break in its path, which the .data file export writes "
+                      "would read as a comment or a new line: choose another folder",
+                      dir);
+        status = -1;
+    }
     if (!status) status = cdb_make_dir(dir);
     const char *sets[2] = {"train", "valid"};
+    for (int s = 0; !status && s < 2; s++) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", dir, sets[s]);
+        status = check_empty(path);
+    }
     for (int s = 0; !status && s < 2; s++) {
         cdb_dataset set = {0};
         char path[4200];
