@@ -708,8 +708,40 @@ static void t_huge_image_refused_from_header(void)
     cdb_network_free(net);
 }
 
+/* A BMP whose header says a height of -2^31: an error naming the file
+ * (it used to be "unknown error"). */
+static void t_negative_bmp_named(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], bmp[700];
+    snprintf(root, sizeof(root), "%s/negbmp", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/negbmp.data", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    snprintf(bmp, sizeof(bmp), "%s/a_dog/neg.bmp", root);
+    unsigned char b[54 + 48] = {'B', 'M'};
+    uint32_t size = sizeof(b), offset = 54, info = 40, height = 0x80000000u, width = 4;
+    memcpy(b + 2, &size, 4);
+    memcpy(b + 10, &offset, 4);
+    memcpy(b + 14, &info, 4);
+    memcpy(b + 18, &width, 4);
+    memcpy(b + 22, &height, 4);
+    b[26] = 1;  /* planes */
+    b[28] = 24; /* bits per pixel */
+    FILE *f = fopen(bmp, "wb");
+    CHECK(f, "open");
+    fwrite(b, 1, sizeof(b), f);
+    fclose(f);
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "neg.bmp"), "a BMP of height -2^31: %s",
+          cdb_last_error());
+    cdb_data_config_free(&d);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/a BMP header of height -2^31 is an error naming the file", t_negative_bmp_named);
     test_add("images/an image too large is refused from its header (max_image_pixels=)", t_huge_image_refused_from_header);
     test_add("images/a link that loops in an image folder is refused; one outside is followed", t_folder_link_loops);
     test_add("images/a side file of the log that cannot be written: warned of, the run goes on",

@@ -78,7 +78,12 @@ int cdb_image_probe(const char *path, int *w, int *h)
     /* stb reads the header alone, also in OpenCV builds (OpenCV has no
      * header-only reader and would decode the whole image) */
     int n;
-    if (stbi_info(path, w, h, &n)) return 0;
+    if (stbi_info(path, w, h, &n)) {
+        if (*w > 0 && *h > 0) return 0;
+        /* e.g. a BMP whose height is -2^31 */
+        cdb_set_error("image '%s' says it is %d x %d pixels: not an image, or a corrupt one", path, *w, *h);
+        return -1;
+    }
 #ifndef OPENCV
     cdb_set_error("cannot read image '%s' (stb_image: %s): not an image, or a format stb_image does not read", path,
                   stbi_failure_reason());

@@ -139,7 +139,7 @@ static int check_headers(const data_config *d, cdb_dataset *out)
     int kept = 0, bad = 0;
     for (int i = 0; i < out->n; i++) {
         int w, h;
-        int unreadable = cdb_image_probe(out->paths[i], &w, &h) || w <= 0 || h <= 0;
+        int unreadable = cdb_image_probe(out->paths[i], &w, &h);
         long long limit = d->max_image_pixels > 0 ? d->max_image_pixels : DEFAULT_MAX_IMAGE_PIXELS;
         if (!unreadable && (long long)w * h > limit) {
             /* refused before decoding: a small file can hold a huge image */
