@@ -4,6 +4,8 @@
 
 #include "convolutional_layer.h"
 #include "layers.h"
+#include <stdlib.h>
+
 #include "test.h"
 
 #define NET "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n"
@@ -173,8 +175,23 @@ static void t_conv_policy_keys(void)
     cdb_network_free(n);
 }
 
+/* A huge value is cut in messages: its first 60 bytes and its length. */
+static void t_long_values_cut(void)
+{
+    size_t n = 200000;
+    char *text = malloc(n + 256);
+    CHECK(text, "malloc");
+    int at = snprintf(text, 256, "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nmomentum=");
+    memset(text + at, '9', n);
+    snprintf(text + at + n, 128, "x\n[connected]\noutput=2\n[softmax]\n");
+    const char *why = net_error_from_text("long.cfg", text);
+    free(text);
+    CHECK(why && strstr(why, "... (200001 bytes)' is not a number") && strlen(why) < 400, "%.300s", why ? why : "built");
+}
+
 void register_cfg_tests(void)
 {
+    test_add("cfg/a huge value is cut in messages", t_long_values_cut);
     test_add("cfg/the convolution policy keys", t_conv_policy_keys);
     test_add("cfg/the layer registry finds every type it lists", t_layer_registry);
     test_add("cfg/bad cfgs give file, line, section and key", t_bad_cfg_table);

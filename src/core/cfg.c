@@ -9,6 +9,16 @@
 
 #include "utils.h"
 
+/* A value as messages show it: whole, or its first 60 bytes and its length
+ * (a 200 kB value must not fill the terminal). buf holds at least 96. */
+static const char *shown(const char *v, char *buf, size_t n)
+{
+    size_t len = strlen(v);
+    if (len <= 60) return v;
+    snprintf(buf, n, "%.60s... (%zu bytes)", v, len);
+    return buf;
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s)) s++;
@@ -104,7 +114,8 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
         }
         char *eq = strchr(s, '=');
         if (!eq) {
-            cdb_set_error("%s:%d: expected 'key=value' or '[section]', got '%s'", name, line_no, s);
+            char text[96];
+            cdb_set_error("%s:%d: expected 'key=value' or '[section]', got '%s'", name, line_no, shown(s, text, sizeof(text)));
             goto fail;
         }
         *eq = 0;
@@ -125,11 +136,14 @@ static cfg_file *parse_text(const char *name, const char *text, const char *impl
             if (!strcmp(old->value, value))
                 fprintf(stderr, "warning: %s:%d: [%s] key '%s' given again, with the same value as on line %d\n", name,
                         line_no, sec->type, key, old->line);
-            else
+            else {
+                char k[96], v[96], o[96];
                 fprintf(stderr,
                         "warning: %s:%d: [%s] key '%s' given again: '%s' here, '%s' on line %d; the first is used, "
                         "as in Darknet\n",
-                        name, line_no, sec->type, key, value, old->value, old->line);
+                        name, line_no, sec->type, shown(key, k, sizeof(k)), shown(value, v, sizeof(v)),
+                        shown(old->value, o, sizeof(o)), old->line);
+            }
             continue;
         }
         if (add_kv(sec, key, value, line_no)) goto fail;
@@ -314,7 +328,8 @@ int cdb_cfg_int(cfg_reader *r, const char *key, int def, int min, int max)
     if (!kv) return def;
     int v;
     if (cdb_parse_int_strict(kv->value, &v)) {
-        cdb_cfg_fail(r, key, "'%s' is not an integer", kv->value);
+        char text[96];
+        cdb_cfg_fail(r, key, "'%s' is not an integer", shown(kv->value, text, sizeof(text)));
         return def;
     }
     if (v < min || v > max) {
@@ -330,7 +345,8 @@ float cdb_cfg_float(cfg_reader *r, const char *key, float def, float min, float 
     if (!kv) return def;
     float v;
     if (cdb_parse_float_strict(kv->value, &v)) {
-        cdb_cfg_fail(r, key, "'%s' is not a number", kv->value);
+        char text[96];
+        cdb_cfg_fail(r, key, "'%s' is not a number", shown(kv->value, text, sizeof(text)));
         return def;
     }
     if (v < min || v > max) {
@@ -362,7 +378,8 @@ int cdb_cfg_choice(cfg_reader *r, const char *key, const char *const *choices, i
         if (i) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
         strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
     }
-    cdb_cfg_fail(r, key, "'%s' is not one of: %s", kv->value, list);
+    char text[96];
+    cdb_cfg_fail(r, key, "'%s' is not one of: %s", shown(kv->value, text, sizeof(text)), list);
     return def;
 }
 
@@ -386,7 +403,8 @@ static int split_list(cfg_reader *r, const char *key, int max, int is_float, voi
         }
         int bad = is_float ? cdb_parse_float_strict(t, (float *)out + n) : cdb_parse_int_strict(t, (int *)out + n);
         if (bad) {
-            cdb_cfg_fail(r, key, "'%s' is not %s", t, is_float ? "a number" : "an integer");
+            char text[96];
+            cdb_cfg_fail(r, key, "'%s' is not %s", shown(t, text, sizeof(text)), is_float ? "a number" : "an integer");
             n = -1;
             break;
         }
