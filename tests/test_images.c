@@ -192,7 +192,7 @@ static int make_folder(const char *root)
 
 static int data_file(const char *path, const char *format, const char *train, const char *extra)
 {
-    char text[2048];
+    char text[4096];
     snprintf(text, sizeof(text), "classes=3\nformat=%s\ntrain=%s\nvalid=%s\nbackup=%s/unused\n%s", format, train, train,
              test_tmpdir(), extra);
     return write_text(path, text);
@@ -739,8 +739,48 @@ static void t_negative_bmp_named(void)
     cdb_data_config_free(&d);
 }
 
+/* Class names that would break the logs' headers or the terminal: a
+ * control byte (a newline) in a class folder's name or a names= line, and
+ * a names= line too long to be a name (it used to be split in two). */
+static void t_class_names_checked(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], names[600], cmd[1600], extra[800];
+    snprintf(root, sizeof(root), "%s/ctrlfolder", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/ctrl.data", test_tmpdir());
+    snprintf(names, sizeof(names), "%s/ctrl.names", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    snprintf(cmd, sizeof(cmd), "mv '%s/b_cat' \"%s/b_\ncat\"", root, root);
+    CHECK(system(cmd) == 0, "rename");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "b_?cat") &&
+              strstr(cdb_last_error(), "control byte") && !strchr(cdb_last_error(), '\n'),
+          "a newline in a class folder's name: %s", cdb_last_error());
+    cdb_data_config_free(&d);
+    snprintf(cmd, sizeof(cmd), "mv \"%s/b_\ncat\" '%s/b_cat'", root, root);
+    CHECK(system(cmd) == 0, "rename back");
+    char long_name[700];
+    memset(long_name, 'x', 600);
+    long_name[600] = 0;
+    snprintf(cmd, sizeof(cmd), "a_dog\n%s\nc_eel\n", long_name);
+    CHECK(write_text(names, cmd) == 0, "names");
+    snprintf(extra, sizeof(extra), "names=%s\n", names);
+    CHECK(data_file(data, "folder", root, extra) == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "line 2: a name of more than"),
+          "a names= line of 600 bytes: %s", cdb_last_error());
+    cdb_data_config_free(&d);
+    CHECK(write_text(names, "a_dog\nb_c\tat\nc_eel\n") == 0, "names");
+    CHECK(cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_read(&d, "train", &set) != 0 && strstr(cdb_last_error(), "line 2: the name holds a control byte"),
+          "a tab in a names= line: %s", cdb_last_error());
+    cdb_data_config_free(&d);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/class names with control bytes, or too long, are refused naming the line", t_class_names_checked);
     test_add("images/a BMP header of height -2^31 is an error naming the file", t_negative_bmp_named);
     test_add("images/an image too large is refused from its header (max_image_pixels=)", t_huge_image_refused_from_header);
     test_add("images/a link that loops in an image folder is refused; one outside is followed", t_folder_link_loops);

@@ -78,14 +78,27 @@ char **cdb_data_load_names(const char *path, int classes)
         return NULL;
     }
     char line[512];
-    int n = 0, oom = 0;
-    while (n < classes && !oom && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        oom = !(names[n++] = cdb_xstrdup(line));
+    int n = 0, oom = 0, bad = 0;
+    while (n < classes && !oom && !bad && fgets(line, sizeof(line), f)) {
+        size_t len = strcspn(line, "\r\n");
+        if (line[len] == 0 && !feof(f)) { /* no end of line within the buffer: a name this long is a mistake */
+            cdb_set_error("class names file '%s', line %d: a name of more than %d bytes", path, n + 1,
+                          (int)sizeof(line) - 2);
+            bad = 1;
+            break;
+        }
+        line[len] = 0;
+        for (const unsigned char *c = (const unsigned char *)line; *c && !bad; c++)
+            if (*c < 0x20 || *c == 0x7f) { /* a control byte: it would break the logs' headers and the terminal */
+                cdb_set_error("class names file '%s', line %d: the name holds a control byte (0x%02x)", path, n + 1,
+                              *c);
+                bad = 1;
+            }
+        if (!bad) oom = !(names[n++] = cdb_xstrdup(line));
     }
     fclose(f);
-    if (n < classes || oom) {
-        if (!oom) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
+    if (n < classes || oom || bad) {
+        if (!oom && !bad) cdb_set_error("class names file '%s' has %d lines for %d classes", path, n, classes);
         for (int i = 0; i < n; i++) free(names[i]);
         free(names);
         return NULL;

@@ -207,6 +207,21 @@ int cdb_imageset_load_folder(const data_config *d, const char *dir, cdb_dataset 
     int *label_of = NULL;
     if (status) goto done;
     if (classes.n > 1) qsort(classes.s, (size_t)classes.n, sizeof(char *), by_name);
+    for (int k = 0; k < classes.n; k++) {
+        char shown[256];
+        int control = 0;
+        size_t j = 0;
+        for (const unsigned char *c = (const unsigned char *)classes.s[k]; *c && j + 1 < sizeof(shown); c++) {
+            int bad = *c < 0x20 || *c == 0x7f;
+            control |= bad;
+            shown[j++] = bad ? '?' : (char)*c;
+        }
+        shown[j] = 0;
+        if (control) { /* it would break the logs' headers and the terminal */
+            cdb_set_error("the class folder '%s/%s' has a control byte (shown as ?) in its name: rename it", dir, shown);
+            goto fail;
+        }
+    }
     if (classes.n == 0) {
         cdb_set_error("the image folder '%s' has no class sub-folders (format=folder: DIR/CLASS/IMAGE)", dir);
         goto fail;
