@@ -778,8 +778,50 @@ static void t_class_names_checked(void)
     cdb_data_config_free(&d);
 }
 
+/* An image whose path is longer than cdbnet reads is an error naming
+ * where it is, not an image left out without a word. */
+static void t_long_path_named(void)
+{
+    NEED_DECODER();
+    char root[600], data[600], cmd[8192];
+    snprintf(root, sizeof(root), "%s/longpath", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/longpath.data", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    char part[256];
+    memset(part, 'd', 255);
+    part[255] = 0;
+    /* 15 levels of 255-byte names, then a file of a 255-byte name: its
+     * path is over 4095 bytes */
+    char file[256];
+    memcpy(file, part, 251);
+    memcpy(file + 251, ".png", 5);
+    snprintf(cmd, sizeof(cmd), "cd '%s/a_dog' && for i in $(seq 15); do mkdir %s && cd %s || exit 1; done && "
+                               "cp '%s/a_dog/img0.png' %s",
+             root, part, part, root, file);
+    CHECK(system(cmd) == 0, "make the deep folders");
+    data_config d;
+    cdb_dataset set;
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    int rc = cdb_dataset_read(&d, "train", &set);
+    CHECK(rc != 0 && strstr(cdb_last_error(), "its path is longer than"), "a path over 4095 bytes: %s",
+          rc ? cdb_last_error() : "it loaded");
+    cdb_data_config_free(&d);
+    /* and a folder deeper than the 16 levels read is an error too, not skipped */
+    snprintf(root, sizeof(root), "%s/deepfolder", test_tmpdir());
+    CHECK(make_folder(root) == 0, "write the folder");
+    snprintf(cmd, sizeof(cmd), "cd '%s/a_dog' && for i in $(seq 17); do mkdir d && cd d || exit 1; done && cp %s/a_dog/img0.png .",
+             root, root);
+    CHECK(system(cmd) == 0, "make the deep folders");
+    CHECK(data_file(data, "folder", root, "") == 0 && cdb_data_config_load(data, &d) == 0, "%s", cdb_last_error());
+    rc = cdb_dataset_read(&d, "train", &set);
+    CHECK(rc != 0 && strstr(cdb_last_error(), "more than 16 folders below"), "17 levels: %s",
+          rc ? cdb_last_error() : "it loaded");
+    cdb_data_config_free(&d);
+}
+
 void register_image_tests(void)
 {
+    test_add("images/an image path too long, or too deep, to read is an error, not left out", t_long_path_named);
     test_add("images/class names with control bytes, or too long, are refused naming the line", t_class_names_checked);
     test_add("images/a BMP header of height -2^31 is an error naming the file", t_negative_bmp_named);
     test_add("images/an image too large is refused from its header (max_image_pixels=)", t_huge_image_refused_from_header);

@@ -81,10 +81,22 @@ static int list_images(const char *dir, strings *out, int depth, folder_chain *c
     while (!status && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char path[4096];
-        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) continue;
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) {
+            cdb_set_error("'%.60s...' in the folder '%.200s': its path is longer than %d bytes (move the dataset "
+                          "higher, or shorten its names)",
+                          e->d_name, dir, (int)sizeof(path) - 1);
+            status = -1;
+            break;
+        }
         struct stat st;
         if (stat(path, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode) ? depth < MAX_FOLDER_DEPTH : (S_ISREG(st.st_mode) && is_image_name(e->d_name)))
+        if (S_ISDIR(st.st_mode) && depth >= MAX_FOLDER_DEPTH) {
+            cdb_set_error("the folder '%.200s' is more than %d folders below its class folder: cdbnet reads %d levels",
+                          path, MAX_FOLDER_DEPTH, MAX_FOLDER_DEPTH);
+            status = -1;
+            break;
+        }
+        if (S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && is_image_name(e->d_name)))
             status = strings_add(&here, path);
     }
     closedir(d);
@@ -198,9 +210,13 @@ int cdb_imageset_load_folder(const data_config *d, const char *dir, cdb_dataset 
         if (e->d_name[0] == '.') continue;
         char path[4096];
         struct stat st;
-        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) && stat(path, &st) == 0 &&
-            S_ISDIR(st.st_mode))
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) {
+            cdb_set_error("'%.60s...' in the image folder '%.200s': its path is longer than %d bytes", e->d_name, dir,
+                          (int)sizeof(path) - 1);
+            status = -1;
+        } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             status = strings_add(&classes, e->d_name);
+        }
     }
     closedir(dd);
     char **names = NULL;
