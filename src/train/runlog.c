@@ -76,6 +76,9 @@ int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, con
     snprintf(log->chart, sizeof(log->chart), "%s.png", log->stem);
     if (cdb_gnuplot_available()) {
         log->chart_on = write_script(log, net->cfg_path) == 0;
+        if (!log->chart_on)
+            fprintf(stderr, "warning: cannot write the chart's script '%s' (%s): no chart this run; the log is kept\n",
+                    log->script, strerror(errno));
     } else {
         cdb_gnuplot_missing(log->chart);
     }
