@@ -819,8 +819,49 @@ static void t_long_path_named(void)
     cdb_data_config_free(&d);
 }
 
+/* Damage the decoders would read as pixels: a PNG with a byte of its
+ * image data changed (its CRC no longer matches), a BMP cut in half (stb
+ * fills the rest with zeros), a PGM of maxval 0. Each is refused, naming
+ * the file. */
+static void t_damaged_images_refused(void)
+{
+    NEED_DECODER();
+    char png[600], bmp[600], pgm[600], cmd[1400];
+    snprintf(png, sizeof(png), "%s/damaged.png", test_tmpdir());
+    snprintf(bmp, sizeof(bmp), "%s/damaged.bmp", test_tmpdir());
+    snprintf(pgm, sizeof(pgm), "%s/damaged.pgm", test_tmpdir());
+    CHECK(write_image(png, 16, 16, 3, 1, 2) == 0 && write_image(bmp, 16, 16, 3, 1, 2) == 0, "write");
+    byte_image im;
+    CHECK(cdb_image_decode(png, 3, &im) == 0, "the sound PNG: %s", cdb_last_error());
+    cdb_image_free(&im);
+    /* a byte inside IDAT's data: the chunks are IHDR (25 bytes with its
+     * header and CRC, after the 8-byte signature), then IDAT */
+    FILE *f = fopen(png, "r+b");
+    CHECK(f && fseek(f, 8 + 25 + 8 + 3, SEEK_SET) == 0, "open");
+    int c = fgetc(f);
+    fseek(f, 8 + 25 + 8 + 3, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    CHECK(cdb_image_decode(png, 3, &im) != 0 && strstr(cdb_last_error(), "damaged.png") &&
+              strstr(cdb_last_error(), "CRC"),
+          "a PNG with a changed byte: %s", cdb_last_error());
+    struct stat st;
+    CHECK(stat(bmp, &st) == 0, "stat");
+    snprintf(cmd, sizeof(cmd), "truncate -s %ld '%s'", (long)st.st_size / 2, bmp);
+    CHECK(system(cmd) == 0, "truncate");
+    CHECK(cdb_image_decode(bmp, 3, &im) != 0 && strstr(cdb_last_error(), "damaged.bmp") &&
+              strstr(cdb_last_error(), "truncated"),
+          "a BMP cut in half: %s", cdb_last_error());
+    CHECK(write_text(pgm, "P5\n# a comment\n4 4\n0\n0123456789abcdef") == 0, "write");
+    CHECK(cdb_image_decode(pgm, 1, &im) != 0 && strstr(cdb_last_error(), "damaged.pgm") &&
+              strstr(cdb_last_error(), "maxval is 0"),
+          "a PGM of maxval 0: %s", cdb_last_error());
+}
+
 void register_image_tests(void)
 {
+    test_add("images/damage the decoders would read as pixels is refused (PNG CRC, cut BMP, PGM maxval 0)",
+             t_damaged_images_refused);
     test_add("images/an image path too long, or too deep, to read is an error, not left out", t_long_path_named);
     test_add("images/class names with control bytes, or too long, are refused naming the line", t_class_names_checked);
     test_add("images/a BMP header of height -2^31 is an error naming the file", t_negative_bmp_named);

@@ -1,8 +1,11 @@
 #include "images.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
 
 #ifdef OPENCV
 #include "image_opencv.h"
@@ -31,10 +34,96 @@ const char *cdb_image_decoder_name(void)
 #endif
 }
 
+static uint32_t be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t le32(const unsigned char *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
+
+/* A PNG's chunks against their CRCs, to its IEND (stb decodes a PNG
+ * without looking at them: a damaged byte became a wrong pixel). */
+static int check_png(FILE *f, const char *path)
+{
+    if (fseek(f, 8, SEEK_SET)) return 0;
+    unsigned char head[8], buf[65536], stored[4];
+    long at = 8;
+    for (;;) {
+        if (fread(head, 1, 8, f) != 8) {
+            cdb_set_error("image '%s' ends at byte %ld, before its IEND chunk: it is truncated", path, at);
+            return -1;
+        }
+        uint32_t len = be32(head);
+        uLong crc = crc32(0L, head + 4, 4);
+        for (uint32_t left = len; left > 0;) {
+            size_t want = left < sizeof(buf) ? left : sizeof(buf), got = fread(buf, 1, want, f);
+            if (got != want) {
+                cdb_set_error("image '%s' ends inside its chunk %.4s at byte %ld: it is truncated", path, head + 4, at);
+                return -1;
+            }
+            crc = crc32(crc, buf, (uInt)got);
+            left -= (uint32_t)got;
+        }
+        if (fread(stored, 1, 4, f) != 4) {
+            cdb_set_error("image '%s' ends inside its chunk %.4s at byte %ld: it is truncated", path, head + 4, at);
+            return -1;
+        }
+        if (be32(stored) != (uint32_t)crc) {
+            cdb_set_error("image '%s': its chunk %.4s at byte %ld fails its CRC: the file is corrupt", path, head + 4, at);
+            return -1;
+        }
+        if (!memcmp(head + 4, "IEND", 4)) return 0;
+        at += 12 + (long)len;
+    }
+}
+
+/* What the decoders leave unchecked: a PNG's CRCs (and its end), a BMP
+ * shorter than its header says (stb fills the rest with zeros), a PGM or
+ * PPM of maxval 0. 0, or -1 with the error naming the file. */
+static int check_damage(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0; /* the decoder says why */
+    unsigned char h[64];
+    size_t n = fread(h, 1, sizeof(h), f);
+    int status = 0;
+    if (n >= 8 && !memcmp(h, "\x89PNG\r\n\x1a\n", 8)) {
+        status = check_png(f, path);
+    } else if (n >= 34 && h[0] == 'B' && h[1] == 'M' && le32(h + 14) >= 40 && le32(h + 30) == 0) {
+        /* uncompressed: each row padded to 4 bytes */
+        long long width = (int32_t)le32(h + 18), height = (int32_t)le32(h + 22), bits = h[28] | h[29] << 8;
+        if (height < 0) height = -height;
+        long long need = le32(h + 10) + ((bits * width + 31) / 32) * 4 * height;
+        struct stat st;
+        if (width > 0 && bits > 0 && fstat(fileno(f), &st) == 0 && st.st_size < need) {
+            cdb_set_error("image '%s' has %lld bytes, but its header says %lld: it is truncated", path,
+                          (long long)st.st_size, need);
+            status = -1;
+        }
+    } else if (n >= 3 && h[0] == 'P' && (h[1] == '2' || h[1] == '3' || h[1] == '5' || h[1] == '6')) {
+        /* width, height, maxval after the magic, with # comments */
+        long v[3] = {-1, -1, -1};
+        size_t i = 2;
+        for (int k = 0; k < 3 && i < n; k++) {
+            while (i < n && (isspace(h[i]) || h[i] == '#')) {
+                if (h[i] == '#')
+                    while (i < n && h[i] != '\n') i++;
+                else
+                    i++;
+            }
+            if (i >= n || !isdigit(h[i])) break;
+            v[k] = 0;
+            while (i < n && isdigit(h[i]) && v[k] < 1000000000) v[k] = v[k] * 10 + (h[i++] - '0');
+        }
+        if (v[2] == 0) {
+            cdb_set_error("image '%s': its maxval is 0, so it holds no pixel values: the file is corrupt", path);
+            status = -1;
+        }
+    }
+    fclose(f);
+    return status;
+}
+
 int cdb_image_decode(const char *path, int channels, byte_image *out)
 {
     memset(out, 0, sizeof(*out));
-    if (cdb_check_regular(path, "image")) return -1;
+    if (cdb_check_regular(path, "image") || check_damage(path)) return -1;
 #ifdef OPENCV
     char why[256];
     out->px = opencv_decode(path, channels, &out->w, &out->h, why, sizeof(why));
