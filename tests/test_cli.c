@@ -383,6 +383,9 @@ static void t_export_refuses(void)
     snprintf(cmd, sizeof(cmd), "./cdbnet export cfg/fashion_mnist.data '%s/export#hash' -limit 3", test_tmpdir());
     rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 1 && strstr(out, "has a '#'"), "a '#' in the path: exit %d: %s", rc, out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet export cfg/fashion_mnist.data %s/export-huge -size 100000", test_tmpdir());
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 2 && strstr(out, "-size 100000: at most 8192"), "-size 100000: exit %d: %s", rc, out);
 }
 
 void register_cli_tests(void)

@@ -47,7 +47,7 @@ const char *cli_usage =
     "  -jobs J           (compare) arms trained at a time (default: one per CPU, threads split)\n"
     "  -out DIR          (compare) where the runs and the report go (default compare/CFGNAME)\n"
     "  -limit N          (export) the first N images of each set only\n"
-    "  -size S, -rgb     (export) resample the images to S x S; write grey images as RGB\n"
+    "  -size S, -rgb     (export) resample the images to S x S (S at most 8192); write grey images as RGB\n"
     "  -jpeg Q           (export) JPEG files of quality Q (1-100) instead of PNG\n"
     "  -report DIR       (compare) rebuild the report of DIR from its finished runs, training nothing\n"
     "  -sweep K=v1,v2    (compare) one dropback arm per value of the -set key K (e.g.\n"
@@ -143,6 +143,10 @@ static int parse_cli(int argc, char **argv, cli *c)
             if (int_value(a, v, 1, &c->limit)) return -1;
         } else if (!strcmp(a, "-size")) {
             if (int_value(a, v, 1, &c->size)) return -1;
+            if (c->size > 8192) { /* the images of a dataset, not posters: 8192 x 8192 RGB is 192 MiB a buffer */
+                fprintf(stderr, "cdbnet: -size %d: at most 8192\n", c->size);
+                return -1;
+            }
         } else if (!strcmp(a, "-jpeg")) {
             if (int_value(a, v, 1, &c->jpeg)) return -1;
             if (c->jpeg > 100) {
