@@ -143,7 +143,7 @@ static void t_batch_fill(void)
 {
     uint8_t pixels[2 * 2 * 3] = {0, 51, 102, 153, 204, 255, 10, 20, 30, 40, 50, 60};
     int labels[2] = {1, 0};
-    cdb_dataset d = {NULL, 2, 1, 2, 3, 2, pixels, labels, NULL, 0, 0, 0, NULL};
+    cdb_dataset d = {NULL, 2, 1, 2, 3, 2, pixels, labels, NULL, 0, 0, 0, NULL, 0};
     input_config in = {0};
     in.mean[0] = 0.5f;
     in.std[0] = 0.25f;
@@ -206,7 +206,7 @@ static void t_rotation(void)
             CHECK(out[y * S + x] == img[x * S + y] * (1.f / 255.f), "flip, then 90 degrees, at (%d,%d)", y, x);
     /* Drawn angles through cdb_dataset_fill_batch. */
     int labels[1] = {0}, idx = 0, lab, differ = 0;
-    cdb_dataset d = {NULL, 1, 1, S, S, 1, img, labels, NULL, 0, 0, 0, NULL};
+    cdb_dataset d = {NULL, 1, 1, S, S, 1, img, labels, NULL, 0, 0, 0, NULL, 0};
     in.angle = 30.f;
     float first[S * S];
     for (int s = 0; s < 20; s++) {
@@ -262,7 +262,7 @@ static void t_colour_jitter(void)
 #undef PIX
     /* Drawn through cdb_dataset_fill_batch: reproducible, and varying. */
     int labels[1] = {0}, idx = 0, lab, differ = 0;
-    cdb_dataset d = {NULL, 1, 3, 2, 2, 1, (uint8_t *)img, labels, NULL, 0, 0, 0, NULL};
+    cdb_dataset d = {NULL, 1, 3, 2, 2, 1, (uint8_t *)img, labels, NULL, 0, 0, 0, NULL, 0};
     in.hue = 0.1f;
     in.saturation = 1.5f;
     in.exposure = 0.75f;

@@ -698,6 +698,16 @@ static void t_huge_image_refused_from_header(void)
     CHECK(data_file(data, "folder", root, "max_image_pixels=2000000000\n") == 0 && cdb_data_config_load(data, &d) == 0,
           "%s", cdb_last_error());
     CHECK(cdb_dataset_read(&d, "train", &set) == 0 && set.n == 10, "with the limit raised: %s", cdb_last_error());
+    /* its decode buffer counts against the memory limit: 1 thread x 1.02e9 pixels x 4 bytes is more than 1 GiB */
+    cdb_network *small = net_from_text("[net]\nbatch=1\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
+                                       "[connected]\noutput=3\n[softmax]\n");
+    set.workers = 1;
+    cdb_set_memory_limit((size_t)1 << 30);
+    int rc = small ? cdb_dataset_check_against(&set, small) : 0;
+    cdb_set_memory_limit(0);
+    CHECK(rc != 0 && strstr(cdb_last_error(), "decoding") && strstr(cdb_last_error(), "memory limit"),
+          "the decode buffer against a 1 GiB limit: %s", rc ? cdb_last_error() : "accepted");
+    if (small) cdb_network_free(small);
     cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     cdb_network *net = net_from_text("[net]\nbatch=1\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"

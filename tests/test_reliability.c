@@ -28,7 +28,7 @@ static void top_k_of_biases(const float *biases, float *top1, float *top5)
     memcpy(b->value, biases, 10 * sizeof(float));
     uint8_t pixels[8 * 4] = {0};
     int labels[8] = {2, 2, 2, 2, 2, 2, 2, 2};
-    cdb_dataset d = {"in memory", 8, 1, 2, 2, 10, pixels, labels, NULL, 0, 0, 0, NULL};
+    cdb_dataset d = {"in memory", 8, 1, 2, 2, 10, pixels, labels, NULL, 0, 0, 0, NULL, 0};
     valid_result v;
     cdb_validate_network(net, &d, &v);
     last_nonfinite = v.nonfinite;

@@ -324,6 +324,20 @@ int cdb_dataset_check_against(cdb_dataset *d, const cdb_network *net)
                       d->name, d->classes, net->cfg_path, net->classes);
         return -1;
     }
+    if (d->paths && !d->pixels && d->max_pixels > 0) {
+        /* the decode buffers count against the memory a run may take: each
+         * worker holds one decoded image (4 bytes a pixel at most) at a time */
+        size_t limit = cdb_memory_limit();
+        double need = (double)(d->workers > 0 ? d->workers : 1) * (double)d->max_pixels * 4;
+        if (limit && need > (double)limit) {
+            cdb_set_error("decoding '%s' takes up to %.0f MiB at a time (%d thread%s, each with an image of up to %lld "
+                          "pixels), more than the memory limit of %.0f MiB (%s): lower loader_threads=, or shrink the "
+                          "images",
+                          d->name, need / 1048576, d->workers, d->workers == 1 ? "" : "s", d->max_pixels,
+                          limit / 1048576.0, cdb_memory_limit_source());
+            return -1;
+        }
+    }
     if (d->paths && d->cache) {
         if (net->input_cfg.resized_crop || net->input_cfg.darknet_crop) {
             cdb_set_error("%s: cache=1 keeps each image once, pre-processed, so it cannot serve the random crops of %s "

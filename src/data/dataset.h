@@ -22,6 +22,7 @@ typedef struct cdb_dataset {
     int cache;         /* cache=1: decode every image once (cdb_dataset_check_against does) */
     int workers;       /* threads that decode a batch of image files */
     char **class_names; /* (classes) format=folder: the class of each label */
+    long long max_pixels; /* image files: the largest image's width x height, from the headers */
 } cdb_dataset;
 
 typedef enum { DATA_IDX, DATA_CIFAR10, DATA_CIFAR100, DATA_FOLDER, DATA_LIST } data_format;

@@ -172,6 +172,7 @@ static int check_headers(const data_config *d, cdb_dataset *out)
         }
         out->paths[kept] = out->paths[i];
         out->labels[kept] = out->labels[i];
+        if ((long long)w * h > out->max_pixels) out->max_pixels = (long long)w * h;
         kept++;
     }
     if (bad > 10) fprintf(stderr, "warning: left out %d unreadable images of '%s' in all\n", bad, out->name);
