@@ -1,6 +1,8 @@
 #include "images.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,92 +41,106 @@ static uint32_t le32(const unsigned char *p) { return (uint32_t)p[3] << 24 | (ui
 
 /* A PNG's chunks against their CRCs, to its IEND (stb decodes a PNG
  * without looking at them: a damaged byte became a wrong pixel). */
-static int check_png(FILE *f, const char *path)
+static int check_png(const unsigned char *b, size_t n, const char *path)
 {
-    if (fseek(f, 8, SEEK_SET)) return 0;
-    unsigned char head[8], buf[65536], stored[4];
-    long at = 8;
-    for (;;) {
-        if (fread(head, 1, 8, f) != 8) {
-            cdb_set_error("image '%s' ends at byte %ld, before its IEND chunk: it is truncated", path, at);
+    for (size_t at = 8;;) {
+        if (n - at < 12) {
+            cdb_set_error("image '%s' ends at byte %zu, before its IEND chunk: it is truncated", path, at);
             return -1;
         }
-        uint32_t len = be32(head);
-        uLong crc = crc32(0L, head + 4, 4);
-        for (uint32_t left = len; left > 0;) {
-            size_t want = left < sizeof(buf) ? left : sizeof(buf), got = fread(buf, 1, want, f);
-            if (got != want) {
-                cdb_set_error("image '%s' ends inside its chunk %.4s at byte %ld: it is truncated", path, head + 4, at);
-                return -1;
-            }
-            crc = crc32(crc, buf, (uInt)got);
-            left -= (uint32_t)got;
-        }
-        if (fread(stored, 1, 4, f) != 4) {
-            cdb_set_error("image '%s' ends inside its chunk %.4s at byte %ld: it is truncated", path, head + 4, at);
+        uint32_t len = be32(b + at);
+        if (len > n - at - 12) {
+            cdb_set_error("image '%s' ends inside its chunk %.4s at byte %zu: it is truncated", path, b + at + 4, at);
             return -1;
         }
-        if (be32(stored) != (uint32_t)crc) {
-            cdb_set_error("image '%s': its chunk %.4s at byte %ld fails its CRC: the file is corrupt", path, head + 4, at);
+        if (be32(b + at + 8 + len) != (uint32_t)crc32(0L, b + at + 4, len + 4)) {
+            cdb_set_error("image '%s': its chunk %.4s at byte %zu fails its CRC: the file is corrupt", path, b + at + 4,
+                          at);
             return -1;
         }
-        if (!memcmp(head + 4, "IEND", 4)) return 0;
-        at += 12 + (long)len;
+        if (!memcmp(b + at + 4, "IEND", 4)) return 0;
+        at += 12 + (size_t)len;
     }
 }
 
-/* What the decoders leave unchecked: a PNG's CRCs (and its end), a BMP
- * shorter than its header says (stb fills the rest with zeros), a PGM or
- * PPM of maxval 0. 0, or -1 with the error naming the file. */
-static int check_damage(const char *path)
+/* What the decoders leave unchecked, in the file's bytes: a PNG's CRCs
+ * (and its end), a BMP shorter than its header says (stb fills the rest
+ * with zeros), a PGM or PPM of maxval 0. 0, or -1 with the error naming
+ * the file. */
+static int check_damage(const unsigned char *h, size_t n, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* the decoder says why */
-    unsigned char h[64];
-    size_t n = fread(h, 1, sizeof(h), f);
-    int status = 0;
-    if (n >= 8 && !memcmp(h, "\x89PNG\r\n\x1a\n", 8)) {
-        status = check_png(f, path);
-    } else if (n >= 34 && h[0] == 'B' && h[1] == 'M' && le32(h + 14) >= 40 && le32(h + 30) == 0) {
+    if (n >= 8 && !memcmp(h, "\x89PNG\r\n\x1a\n", 8)) return check_png(h, n, path);
+    if (n >= 34 && h[0] == 'B' && h[1] == 'M' && le32(h + 14) >= 40 && le32(h + 30) == 0) {
         /* uncompressed: each row padded to 4 bytes */
         long long width = (int32_t)le32(h + 18), height = (int32_t)le32(h + 22), bits = h[28] | h[29] << 8;
         if (height < 0) height = -height;
         long long need = le32(h + 10) + ((bits * width + 31) / 32) * 4 * height;
-        struct stat st;
-        if (width > 0 && bits > 0 && fstat(fileno(f), &st) == 0 && st.st_size < need) {
-            cdb_set_error("image '%s' has %lld bytes, but its header says %lld: it is truncated", path,
-                          (long long)st.st_size, need);
-            status = -1;
+        if (width > 0 && bits > 0 && (long long)n < need) {
+            cdb_set_error("image '%s' has %zu bytes, but its header says %lld: it is truncated", path, n, need);
+            return -1;
         }
-    } else if (n >= 3 && h[0] == 'P' && (h[1] == '2' || h[1] == '3' || h[1] == '5' || h[1] == '6')) {
+        return 0;
+    }
+    if (n >= 3 && h[0] == 'P' && (h[1] == '2' || h[1] == '3' || h[1] == '5' || h[1] == '6')) {
         /* width, height, maxval after the magic, with # comments */
         long v[3] = {-1, -1, -1};
-        size_t i = 2;
-        for (int k = 0; k < 3 && i < n; k++) {
-            while (i < n && (isspace(h[i]) || h[i] == '#')) {
+        size_t i = 2, end = n < 256 ? n : 256;
+        for (int k = 0; k < 3 && i < end; k++) {
+            while (i < end && (isspace(h[i]) || h[i] == '#')) {
                 if (h[i] == '#')
-                    while (i < n && h[i] != '\n') i++;
+                    while (i < end && h[i] != '\n') i++;
                 else
                     i++;
             }
-            if (i >= n || !isdigit(h[i])) break;
+            if (i >= end || !isdigit(h[i])) break;
             v[k] = 0;
-            while (i < n && isdigit(h[i]) && v[k] < 1000000000) v[k] = v[k] * 10 + (h[i++] - '0');
+            while (i < end && isdigit(h[i]) && v[k] < 1000000000) v[k] = v[k] * 10 + (h[i++] - '0');
         }
         if (v[2] == 0) {
             cdb_set_error("image '%s': its maxval is 0, so it holds no pixel values: the file is corrupt", path);
-            status = -1;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* The whole file in memory (read once: checked, then decoded from there).
+ * NULL with the error naming the file. */
+static unsigned char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        cdb_set_error("cannot read image '%s': %s", path, strerror(errno));
+        if (f) fclose(f);
+        return NULL;
+    }
+    unsigned char *b = cdb_xmalloc((size_t)st.st_size + 1);
+    *n = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
     fclose(f);
-    return status;
+    if (b && *n != (size_t)st.st_size) {
+        cdb_set_error("cannot read image '%s': %s", path, strerror(errno));
+        free(b);
+        return NULL;
+    }
+    return b;
 }
 
 int cdb_image_decode(const char *path, int channels, byte_image *out)
 {
     memset(out, 0, sizeof(*out));
-    if (cdb_check_regular(path, "image") || check_damage(path)) return -1;
+    if (cdb_check_regular(path, "image")) return -1;
+#if defined(OPENCV) || defined(STB_IMAGE)
+    size_t n;
+    unsigned char *bytes = read_file(path, &n);
+    if (!bytes) return -1;
+    if (check_damage(bytes, n, path)) {
+        free(bytes);
+        return -1;
+    }
+#endif
 #ifdef OPENCV
+    free(bytes); /* OpenCV reads the file itself */
     char why[256];
     out->px = opencv_decode(path, channels, &out->w, &out->h, why, sizeof(why));
     if (!out->px) {
@@ -132,11 +148,12 @@ int cdb_image_decode(const char *path, int channels, byte_image *out)
         return -1;
     }
 #elif defined(STB_IMAGE)
-    int n;
-    out->px = stbi_load(path, &out->w, &out->h, &n, channels);
+    int c;
+    out->px = n <= INT_MAX ? stbi_load_from_memory(bytes, (int)n, &out->w, &out->h, &c, channels) : NULL;
+    free(bytes);
     if (!out->px) {
         cdb_set_error("cannot read image '%s' (stb_image: %s): not an image, truncated or corrupt", path,
-                      stbi_failure_reason());
+                      n <= INT_MAX ? stbi_failure_reason() : "larger than 2 GB");
         return -1;
     }
 #else
