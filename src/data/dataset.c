@@ -3,6 +3,7 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,8 +37,7 @@ int cdb_data_config_load(const char *path, data_config *out)
     out->bad_images_skip = cdb_cfg_choice(&r, "bad_images", bad_images, 0);
     out->cache = cdb_cfg_int(&r, "cache", 0, 0, 1);
     out->loader_threads = cdb_cfg_int(&r, "loader_threads", 0, 0, 64);
-    double max_pixels = cdb_cfg_float(&r, "max_image_pixels", (float)DEFAULT_MAX_IMAGE_PIXELS, 1.f, 1e15f);
-    out->max_image_pixels = (long long)max_pixels;
+    out->max_image_pixels = cdb_cfg_int(&r, "max_image_pixels", (int)DEFAULT_MAX_IMAGE_PIXELS, 1, INT_MAX);
     s = cdb_cfg_str(&r, "backup", "backup");
     out->backup = cdb_xstrdup(s);
 #undef TAKE
