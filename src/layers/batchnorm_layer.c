@@ -249,8 +249,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     cdb_layer_add_io(l, bn->biases->value, (size_t)l->c);
     cdb_layer_add_io(l, bn->scales->value, (size_t)l->c);
     cdb_layer_add_io(l, bn->rolling_mean, (size_t)l->c);
-    cdb_layer_add_io(l, bn->rolling_variance, (size_t)l->c);
-    l->io_variance |= 1u << (l->nio - 1);
+    cdb_layer_add_io_variance(l, bn->rolling_variance, (size_t)l->c);
     l->io_pjreddie_absent = 1;
     snprintf(l->description, sizeof(l->description), "%d channels%s%s", l->c, p->act == ACT_LINEAR ? "" : ", then ",
              p->act == ACT_LINEAR ? "" : cdb_activation_name(p->act));

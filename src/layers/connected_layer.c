@@ -139,8 +139,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
     if (p->batch_normalize) {
         cdb_layer_add_io(l, p->bn.scales->value, (size_t)outputs);
         cdb_layer_add_io(l, p->bn.rolling_mean, (size_t)outputs);
-        cdb_layer_add_io(l, p->bn.rolling_variance, (size_t)outputs);
-        l->io_variance |= 1u << (l->nio - 1);
+        cdb_layer_add_io_variance(l, p->bn.rolling_variance, (size_t)outputs);
     }
     if (p->act != ACT_LINEAR) p->act_cache = cdb_xcalloc((size_t)p->rows * outputs, sizeof(float));
     l->flops = (size_t)outputs * p->in * (l->tokens ? l->tokens : 1);

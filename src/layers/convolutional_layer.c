@@ -285,8 +285,7 @@ static int make(cdb_layer *l, cfg_reader *r, cdb_network *net)
         cdb_layer_add_io(l, p->bn.biases->value, (size_t)p->filters);
         cdb_layer_add_io(l, p->bn.scales->value, (size_t)p->filters);
         cdb_layer_add_io(l, p->bn.rolling_mean, (size_t)p->filters);
-        cdb_layer_add_io(l, p->bn.rolling_variance, (size_t)p->filters);
-        l->io_variance |= 1u << (l->nio - 1);
+        cdb_layer_add_io_variance(l, p->bn.rolling_variance, (size_t)p->filters);
     } else if (bias) {
         p->biases = cdb_layer_add_param(l, "biases", (size_t)p->filters, 0, 0, 0, 0);
         cdb_layer_add_io(l, p->biases->value, (size_t)p->filters);

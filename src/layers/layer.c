@@ -67,6 +67,12 @@ void cdb_layer_add_io(cdb_layer *l, float *array, size_t n)
     if (l->nio <= LAYER_MAX_IO) l->nio++;
 }
 
+void cdb_layer_add_io_variance(cdb_layer *l, float *array, size_t n)
+{
+    cdb_layer_add_io(l, array, n);
+    l->io_variance |= 1u << (l->nio - 1);
+}
+
 activation cdb_layer_read_activation(cfg_reader *r, activation def)
 {
     const char *name = cdb_cfg_str(r, "activation", NULL);

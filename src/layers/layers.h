@@ -85,5 +85,8 @@ cdb_param *cdb_layer_add_param(cdb_layer *l, const char *name, size_t size, int 
                            int inner);
 /* An array of the weights file, in file order (docs/weights.md). */
 void cdb_layer_add_io(cdb_layer *l, float *array, size_t n);
+/* The same for a variance (batch norm's rolling variance): a weights file
+ * whose array holds a negative value is refused. */
+void cdb_layer_add_io_variance(cdb_layer *l, float *array, size_t n);
 
 #endif
