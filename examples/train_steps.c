@@ -35,16 +35,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: %s\n", cdb_last_error());
         return 1;
     }
+    cdb_trainer *tr = cdb_trainer_new(net);
     int batch = cdb_network_batch(net), inputs = cdb_network_inputs(net), classes = cdb_network_classes(net);
     float *images = malloc(sizeof(float) * batch * inputs), *probs = malloc(sizeof(float) * classes);
     int *labels = malloc(sizeof(int) * batch);
     int status = 1;
+    if (!tr) goto fail;
     if (!images || !probs || !labels) goto done;
     srand(1);
     for (int i = 0; i < batch * inputs; i++) images[i] = (float)rand() / RAND_MAX - 0.5f;
     for (int i = 0; i < batch; i++) labels[i] = i % classes;
     for (int step = 1; step <= 2; step++) {
-        float loss = cdb_train_step(net, images, labels);
+        float loss = cdb_train_step(tr, images, labels);
         if (isnan(loss)) goto fail;
         printf("random images, step %d: loss %.4f\n", step, loss);
     }
@@ -58,7 +60,7 @@ int main(int argc, char **argv)
         cdb_train_options opt = {.backup_dir = argc > 3 ? argv[3] : "backup", .log_path = "none", .quiet = 1,
                                  .progress = on_progress};
         cdb_metrics m;
-        int bad = !valid || cdb_train(net, train, valid, &opt, &m) || cdb_evaluate(net, valid, &m);
+        int bad = !valid || cdb_train(tr, train, valid, &opt, &m) || cdb_evaluate(net, valid, &m);
         if (!bad) printf("evaluated %d images: top-1 %.2f%%, top-5 %.2f%%\n", m.count, 100 * m.top1, 100 * m.top5);
         cdb_dataset_free(train);
         cdb_dataset_free(valid);
@@ -72,6 +74,7 @@ done:
     free(images);
     free(probs);
     free(labels);
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     return status;
 }

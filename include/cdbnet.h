@@ -19,6 +19,7 @@ extern "C" {
 #endif
 
 typedef struct cdb_network cdb_network;
+typedef struct cdb_trainer cdb_trainer;
 typedef struct cdb_dataset cdb_dataset;
 
 /* CPU threads for the GEMMs and OpenMP loops of this process (0: every CPU
@@ -41,15 +42,27 @@ int cdb_network_to_gpu(cdb_network *net, int device);
  * the same network and streams, no masks). It is on as the cfg says. */
 void cdb_network_dropback_off(cdb_network *net);
 
-/* Darknet weights layout; see docs/weights.md. Saving is atomic. */
+/* Darknet weights layout; see docs/weights.md. Saving is atomic. The
+ * header's images-seen count goes with the weights: read from a file,
+ * counted up by each training step, written back. */
 int cdb_weights_load(cdb_network *net, const char *path);
 int cdb_weights_save(const cdb_network *net, const char *path);
 
+/* A trainer for `net` (which must outlive it): the optimizer, learning-rate
+ * schedule and run length of the cfg's [net]; its step count at 0 (the
+ * schedule starts over; a checkpoint's state restores it), its images seen
+ * the weights'. NULL with the error recorded. */
+cdb_trainer *cdb_trainer_new(cdb_network *net);
+void cdb_trainer_free(cdb_trainer *tr);
+/* Optimizer steps done. */
+int cdb_trainer_steps(const cdb_trainer *tr);
+
 /* Optimizer state (momentum / AdamW moments and the step count) beside a
  * weights file, so that a run continued from it is exactly the run that
- * was not interrupted. Saving is atomic. */
-int cdb_state_load(cdb_network *net, const char *path);
-int cdb_state_save(const cdb_network *net, const char *path);
+ * was not interrupted. Saving is atomic; loading checks that the state
+ * is of the trainer's optimizer and step. */
+int cdb_state_load(cdb_trainer *tr, const char *path);
+int cdb_state_save(const cdb_trainer *tr, const char *path);
 
 /* A checkpoint: weights FILE and their optimizer state FILE.state as one
  * unit. Saving keeps the previous state as FILE.state.prev, then writes the
@@ -59,8 +72,8 @@ int cdb_state_save(const cdb_network *net, const char *path);
  * the one of the two whose step matches them: 1 (FILE.state), 2
  * (FILE.state.prev), 0 when neither exists, -1 (error) when neither
  * matches. */
-int cdb_checkpoint_save(const cdb_network *net, const char *path);
-int cdb_checkpoint_load_state(cdb_network *net, const char *path);
+int cdb_checkpoint_save(const cdb_trainer *tr, const char *path);
+int cdb_checkpoint_load_state(cdb_trainer *tr, const char *path);
 
 /* Input geometry and number of classes of a loaded network. */
 int cdb_network_width(const cdb_network *net);
@@ -77,8 +90,9 @@ const char *cdb_network_data_path(const cdb_network *net);
 
 /* One optimizer step on `batch` images (the cfg's batch, NCHW float, already
  * normalised) with integer labels. Returns the mean loss of the batch, or a
- * NaN when the loss was not finite (the weights are then left unchanged). */
-float cdb_train_step(cdb_network *net, const float *images, const int *labels);
+ * NaN when the loss was not finite or the step failed (the weights are then
+ * left unchanged; cdb_last_error says why when it failed). */
+float cdb_train_step(cdb_trainer *tr, const float *images, const int *labels);
 
 /* A dataset of a .data file (docs/data.md): its "train" or "valid" set,
  * checked against the network's input and classes (image files take the
@@ -97,9 +111,9 @@ typedef struct {
 } cdb_metrics;
 int cdb_evaluate(cdb_network *net, const cdb_dataset *d, cdb_metrics *out);
 
-/* A whole training run, as `cdbnet train` does it: the cfg's schedule and
- * length, validation and a checkpoint each epoch (or valid_every), the
- * final weights, the CSV log. `progress`, when set, is called after every
+/* A whole training run of a trainer, as `cdbnet train` does it: the cfg's
+ * schedule and length (from the trainer's step on), validation and a
+ * checkpoint each epoch (or valid_every), the final weights, the CSV log. `progress`, when set, is called after every
  * step (validation NULL) and after each validation; a non-zero return
  * stops the run after that step, with a checkpoint saved. */
 typedef struct {
@@ -120,7 +134,7 @@ typedef struct {
 /* `valid` may be NULL (no validation); `opt` may be NULL (the defaults,
  * quiet); `final`, when not NULL, gets the last validation. 0, or -1 with
  * the error recorded. */
-int cdb_train(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const cdb_train_options *opt,
+int cdb_train(cdb_trainer *tr, const cdb_dataset *train, const cdb_dataset *valid, const cdb_train_options *opt,
               cdb_metrics *final);
 
 /* Class probabilities for `n` images (NCHW float, normalised); `probs`

@@ -18,6 +18,44 @@ cdb_network *net_from_text(const char *text)
     return net;
 }
 
+/* The trainers of trainer_of, each with its network. */
+static struct {
+    cdb_network *net;
+    cdb_trainer *tr;
+} trainers[256];
+
+cdb_trainer *trainer_of(cdb_network *net)
+{
+    int free_slot = -1;
+    for (int i = 0; i < (int)(sizeof(trainers) / sizeof(trainers[0])); i++) {
+        if (trainers[i].net == net) return trainers[i].tr;
+        if (!trainers[i].net && free_slot < 0) free_slot = i;
+    }
+    cdb_trainer *tr = cdb_trainer_new(net);
+    if (!tr) {
+        printf("    trainer error: %s\n", cdb_last_error());
+        abort();
+    }
+    if (free_slot < 0) {
+        printf("    too many networks with trainers at once\n");
+        abort();
+    }
+    trainers[free_slot].net = net;
+    trainers[free_slot].tr = tr;
+    return tr;
+}
+
+void free_net(cdb_network *net)
+{
+    for (int i = 0; i < (int)(sizeof(trainers) / sizeof(trainers[0])); i++)
+        if (trainers[i].net == net && net) {
+            cdb_trainer_free(trainers[i].tr);
+            trainers[i].net = NULL;
+            trainers[i].tr = NULL;
+        }
+    cdb_network_free(net);
+}
+
 const char *net_error_from_text(const char *name, const char *text)
 {
     static char msg[2048];

@@ -9,7 +9,10 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "checkpoint.h"
+#include "model.h"
 #include "network.h"
+#include "trainer.h"
 
 typedef void (*test_fn)(void);
 /* What a test is, for choosing which to run (run_tests --only/--skip):
@@ -45,6 +48,10 @@ int test_run_all(int argc, char **argv);
 /* Helpers (helpers.c). */
 /* Build a network from cfg text; fails the test (returns NULL) on error. */
 cdb_network *net_from_text(const char *text);
+/* The trainer of a network (made at the first call, from its cfg's
+ * training keys); free_net frees both. Aborts when it cannot be made. */
+cdb_trainer *trainer_of(cdb_network *net);
+void free_net(cdb_network *net);
 /* Build, expecting failure; returns the error message (static buffer) or NULL if it built. */
 const char *net_error_from_text(const char *name, const char *text);
 /* max |a - ref| / max |ref| over n values (max |a - ref| when ref is all 0);

@@ -19,18 +19,19 @@ static void t_public_api(void)
     fclose(f);
     const char *overrides[] = {"net.seed=11"};
     cdb_network *a = cdb_network_load(cfg, overrides, 1);
-    CHECK(a, "load: %s", cdb_last_error());
+    cdb_trainer *ta = a ? cdb_trainer_new(a) : NULL;
+    CHECK(a && ta, "load: %s", cdb_last_error());
     CHECK(cdb_network_width(a) == 5 && cdb_network_height(a) == 5 && cdb_network_channels(a) == 1 &&
               cdb_network_classes(a) == 3 && cdb_network_batch(a) == 4,
           "geometry");
     float images[4 * 25];
     int labels[4] = {0, 1, 2, 0};
     fill_normal(images, 4 * 25, 2, 1.f);
-    float first = cdb_train_step(a, images, labels), last = first;
-    for (int i = 0; i < 20; i++) last = cdb_train_step(a, images, labels);
+    float first = cdb_train_step(ta, images, labels), last = first;
+    for (int i = 0; i < 20; i++) last = cdb_train_step(ta, images, labels);
     CHECK(last < first, "training on one batch must lower its loss (%g -> %g)", first, last);
     int bad[4] = {0, 1, 7, 0};
-    CHECK(isnan(cdb_train_step(a, images, bad)) && strstr(cdb_last_error(), "label 7"), "bad label: %s",
+    CHECK(isnan(cdb_train_step(ta, images, bad)) && strstr(cdb_last_error(), "label 7"), "bad label: %s",
           cdb_last_error());
     char weights[512];
     snprintf(weights, sizeof(weights), "%s/api.weights", test_tmpdir());
@@ -42,6 +43,7 @@ static void t_public_api(void)
     CHECK(!memcmp(pa, pb, sizeof(pa)), "the loaded network predicts differently");
     float sum = pa[0] + pa[1] + pa[2];
     CHECK(fabsf(sum - 1.f) < 1e-5f, "probabilities sum to %g", sum);
+    cdb_trainer_free(ta);
     cdb_network_free(a);
     cdb_network_free(b);
     CHECK(!cdb_network_load("/nonexistent.cfg", NULL, 0) && strstr(cdb_last_error(), "/nonexistent.cfg"), "missing cfg");

@@ -55,8 +55,8 @@ static void t_arms_differ_only_by_masks(void)
     fill_normal(images, 4 * 72, 2, 1.f);
     int selected = 0;
     for (int step = 0; step < 6 && !selected; step++) {
-        cdb_network_train_step(on, images, labels);
-        cdb_network_train_step(off, images, labels);
+        cdb_trainer_run_step(trainer_of(on), images, labels);
+        cdb_trainer_run_step(trainer_of(off), images, labels);
         for (int i = 0; i < on->nparams; i++) {
             int same = !memcmp(on->params[i]->value, off->params[i]->value, on->params[i]->size * sizeof(float));
             CHECK(same != (cdb_dropback_selected(on->params[i]) && cdb_dropback_keep(on->params[i]) < 1),
@@ -66,8 +66,8 @@ static void t_arms_differ_only_by_masks(void)
         }
     }
     CHECK(selected > 0, "no tensor was ever selected");
-    cdb_network_free(on);
-    cdb_network_free(off);
+    free_net(on);
+    free_net(off);
 }
 
 /* The small cfg and .data file of the end-to-end tests (Fashion-MNIST's

@@ -9,6 +9,8 @@
 
 #include "batchnorm_layer.h"
 #include "convolutional_layer.h"
+#include "augment.h"
+#include "optimizer.h"
 #include "schedule.h"
 #include "test.h"
 
@@ -44,7 +46,7 @@ static void t_corpus_shapes(void)
             }
         }
         fclose(fp);
-        cdb_network_free(net);
+        free_net(net);
         if (bad) break;
         if (!expectations) {
             test_fail(__FILE__, __LINE__, "%s has no '# expect' lines", path);
@@ -81,10 +83,13 @@ static void t_duplicate_keys_take_the_first(void)
     char out[4096];
     cdb_network *net = load_capturing_stderr("tests/darknet/duplicate_keys.cfg", out, sizeof(out));
     CHECK(net, "%s", cdb_last_error());
-    CHECK(net->train.momentum == 0.9f, "momentum %g: Darknet uses the first of momentum=0.9 and momentum=0.95",
-          net->train.momentum);
+    cdb_trainer *tr = cdb_trainer_new(net);
+    CHECK(tr, "%s", cdb_last_error());
+    CHECK(tr->cfg.momentum == 0.9f, "momentum %g: Darknet uses the first of momentum=0.9 and momentum=0.95",
+          tr->cfg.momentum);
     CHECK(net->layers[0].out_c == 8, "filters %d, the first value is 8", net->layers[0].out_c);
-    cdb_network_free(net);
+    cdb_trainer_free(tr);
+    free_net(net);
     CHECK(strstr(out, "duplicate_keys.cfg:12: [net] key 'momentum' given again: '0.95' here, '0.9' on line 10"),
           "the warning names both lines and values: %s", out);
     CHECK(strstr(out, "duplicate_keys.cfg:13: [net] key 'decay' given again, with the same value as on line 11"),
@@ -95,9 +100,12 @@ static void t_darknet_semantics(void)
 {
     cdb_network *net = cdb_network_load("tests/darknet/darknet_semantics.cfg", NULL, 0);
     CHECK(net, "%s", cdb_last_error());
-    const train_config *t = &net->train;
+    cdb_trainer *tr = cdb_trainer_new(net);
+    input_config in;
+    CHECK(tr && cdb_input_config_of(net, &in) == 0, "%s", cdb_last_error());
+    const train_config *t = &tr->cfg;
     CHECK(t->darknet && !t->decay_norm_bias, "darknet=1 turns off decay on biases and scales");
-    CHECK(net->input_cfg.flip == 1 && net->input_cfg.darknet_crop == 1, "darknet=1: Darknet's flips and crop by default");
+    CHECK(in.flip == 1 && in.darknet_crop == 1, "darknet=1: Darknet's flips and crop by default");
     /* Darknet: lr * (batch_num / burn_in)^power, batch_num counted from 1. */
     float lr0 = cdb_schedule_learning_rate(t, 0), lr4 = cdb_schedule_learning_rate(t, 4), lr9 = cdb_schedule_learning_rate(t, 9);
     CHECK(fabsf(lr0 - 0.1f * 1e-4f) < 1e-10f && fabsf(lr4 - 0.1f * 0.0625f) < 1e-8f && lr9 == 0.1f,
@@ -105,19 +113,22 @@ static void t_darknet_semantics(void)
     conv_priv *p = net->layers[0].priv;
     CHECK(p->bn.momentum == BN_MOMENTUM_DARKNET, "batch norm momentum %g", p->bn.momentum);
     for (int k = 0; k < net->nparams; k++)
-        CHECK(net->params[k]->decay == net->params[k]->eligible, "%s decayed: %d", net->params[k]->name,
-              net->params[k]->decay);
-    cdb_network_free(net);
+        CHECK((cdb_optimizer_decay(net->params[k], t) != 0) == net->params[k]->eligible, "%s decayed: %g",
+              net->params[k]->name, cdb_optimizer_decay(net->params[k], t));
+    cdb_trainer_free(tr);
+    free_net(net);
     /* Without darknet=1 the same cfg has the reference's semantics. */
     const char *ov[] = {"net.darknet=0"};
     net = cdb_network_load("tests/darknet/darknet_semantics.cfg", ov, 1);
     CHECK(net, "%s", cdb_last_error());
+    tr = cdb_trainer_new(net);
+    CHECK(tr && cdb_input_config_of(net, &in) == 0, "%s", cdb_last_error());
     p = net->layers[0].priv;
-    CHECK(net->train.decay_norm_bias && p->bn.momentum == BN_MOMENTUM &&
-              cdb_schedule_learning_rate(&net->train, 0) == 0.1f * 1 / 10 && !net->input_cfg.flip &&
-              !net->input_cfg.darknet_crop,
+    CHECK(tr->cfg.decay_norm_bias && p->bn.momentum == BN_MOMENTUM &&
+              cdb_schedule_learning_rate(&tr->cfg, 0) == 0.1f * 1 / 10 && !in.flip && !in.darknet_crop,
           "reference semantics");
-    cdb_network_free(net);
+    cdb_trainer_free(tr);
+    free_net(net);
     net = cdb_network_load("tests/darknet/darknet_semantics.cfg", NULL, 0);
     CHECK(net, "%s", cdb_last_error());
     char *out = NULL;
@@ -125,7 +136,7 @@ static void t_darknet_semantics(void)
     FILE *mem = open_memstream(&out, &len);
     cdb_network_print_summary(net, mem);
     fclose(mem);
-    cdb_network_free(net);
+    free_net(net);
     int said = strstr(out, "semantics: Darknet's (darknet=1): burn_in lr*(step/burn_in)^power, weight decay not on biases "
                       "and norm scales, batch norm momentum 0.01") != NULL;
     CHECK(said, "the summary says which semantics: %s", out);
@@ -192,7 +203,7 @@ static void t_weights_layouts(void)
         write_bn_file(path, layout == 1, layout == 2);
         for (int i = 0; i < 3; i++) bn->biases->value[i] = 9;
         CHECK(cdb_weights_load(net, path) == 0, "layout %d: %s", layout, cdb_last_error());
-        CHECK(net->seen == 7, "images seen %llu", (unsigned long long)net->seen);
+        CHECK(net->images_seen == 7, "images seen %llu", (unsigned long long)net->images_seen);
         CHECK(layout == 1 ? bn->biases->value[0] == 0 && bn->biases->value[2] == 0 : close_to(bn->biases->value, 3, -0.3f),
               "layout %d: biases %g %g %g", layout, bn->biases->value[0], bn->biases->value[1], bn->biases->value[2]);
         CHECK(close_to(bn->scales->value, 3, 1.5f) && close_to(bn->rolling_mean, 3, 0.4f) &&
@@ -225,7 +236,7 @@ static void t_weights_layouts(void)
     fwrite(&major, 4, 1, fp);
     fclose(fp);
     CHECK(cdb_weights_load(net, path) != 0 && strstr(cdb_last_error(), "transposed"), "%s", cdb_last_error());
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* [softmax] then [cost] (scale 1): the same network's gradients, twice
@@ -263,8 +274,8 @@ static void t_cost_doubles_the_gradient(void)
     cdb_network_forward(with, 0);
     cdb_network_forward(without, 0);
     CHECK(!memcmp(cdb_network_output(with), cdb_network_output(without), 40 * sizeof(float)), "predictions differ");
-    cdb_network_free(with);
-    cdb_network_free(without);
+    free_net(with);
+    free_net(without);
 }
 
 /* The shortcut across shapes against Darknet's formula: layer 2 adds
@@ -290,7 +301,7 @@ static void t_shortcut_across_shapes(void)
                     float want5 = l4[o] + (k < 4 && j % 2 == 0 && i % 2 == 0 ? l3[(((size_t)b * 4 + k) * 2 + j / 2) * 2 + i / 2] : 0.f);
                     bad += s5[o] != want5;
                 }
-    cdb_network_free(net);
+    free_net(net);
     CHECK(!bad, "%d outputs differ from Darknet's shortcut", bad);
 }
 
@@ -324,7 +335,7 @@ static void t_dilation(void)
                 double d = fabs(l->output[(f * 5 + y) * 6 + x] - sum);
                 worst = d > worst ? d : worst;
             }
-    cdb_network_free(net);
+    free_net(net);
     CHECK(worst < 1e-5, "dilated output off by %g", worst);
     const char *e = net_error_from_text("dil", "[net]\nbatch=1\nwidth=9\nheight=9\nchannels=1\n[convolutional]\n"
                                                "filters=2\nsize=3\ndilation=2\nactivation=linear\n[avgpool]\n[softmax]\n");
@@ -340,10 +351,10 @@ static void t_label_smooth_eps(void)
     CHECK(net, "build");
     float image[4] = {1, 2, 3, 4};
     int label = 3;
-    cdb_network_train_step(net, image, &label);
+    cdb_trainer_run_step(trainer_of(net), image, &label);
     int ok = 1;
     for (int k = 0; k < 10; k++) ok &= fabsf(net->truth[k] - (k == 3 ? 0.9f : 0.1f / 9)) < 1e-7f;
-    cdb_network_free(net);
+    free_net(net);
     CHECK(ok, "targets are not 0.9 and 0.1/9");
     const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=1\nwidth=2\nheight=2\nchannels=1\nlabel_smooth_eps=0.1\n"
                                                      "label_smoothing=0.1\n[connected]\noutput=10\n[softmax]\n");
@@ -373,7 +384,7 @@ static void t_crop(void)
     CHECK(!bad, "eval: %d values are not the centre crop x 2 - 1", bad);
     int flips = 0, moved = 0;
     for (int s = 0; s < 8; s++) {
-        net->step = s;
+        net->pass.step = s;
         cdb_network_forward(net, 1);
         for (int b = 0; b < net->batch; b++) {
             /* find the window: the output's first row must be some row of the input, flipped or not */
@@ -397,7 +408,7 @@ static void t_crop(void)
             CHECK(found, "step %d image %d: no window of the input gives the output", s, b);
         }
     }
-    cdb_network_free(net);
+    free_net(net);
     CHECK(flips > 0 && moved > 0, "training crops must move (%d) and flip (%d)", moved, flips);
 }
 

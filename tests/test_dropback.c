@@ -27,8 +27,8 @@ static void train_steps(cdb_network *net, int steps)
     float *images = malloc((size_t)net->batch * net->inputs * sizeof(float));
     int *labels = malloc((size_t)net->batch * sizeof(int));
     for (int s = 0; s < steps; s++) {
-        batch_data(net, net->step, images, labels);
-        cdb_network_train_step(net, images, labels);
+        batch_data(net, trainer_of(net)->step, images, labels);
+        cdb_trainer_run_step(trainer_of(net), images, labels);
     }
     free(images);
     free(labels);
@@ -102,8 +102,8 @@ static void mask_scaling_case(const char *cfg, int expected_tensors)
     CHECK(dropped_seen > 0 && kept_seen > 0, "the draw must drop some channels and keep others (%d/%d)", dropped_seen,
           kept_seen);
     free_values(w0, a->nparams);
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 static void t_mask_scaling(void) { mask_scaling_case(BASE_NET ALWAYS "dropback_channel_rate=0.5\n" BASE_LAYERS, 3); }
@@ -158,11 +158,11 @@ static void t_off_is_bit_identical(void)
     CHECK(same_params(plain, flag), "-nodropback differs from a cfg without dropback keys");
     CHECK(same_params(plain, per_layer), "per-layer channel_dropback=0 differs from no dropback");
     CHECK(!same_params(plain, on), "dropback at r=1 changed nothing: the comparison would be vacuous");
-    cdb_network_free(plain);
-    cdb_network_free(off);
-    cdb_network_free(flag);
-    cdb_network_free(per_layer);
-    cdb_network_free(on);
+    free_net(plain);
+    free_net(off);
+    free_net(flag);
+    free_net(per_layer);
+    free_net(on);
 }
 
 /* Spec: ineligible tensors and skipped layers never change pattern: after
@@ -192,8 +192,8 @@ static void t_ineligible_and_skipped_untouched(void)
         }
     }
     CHECK(changed == 2, "both selectable tensors should differ from the baseline, %d did", changed);
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 /* Per-layer channel_dropback=1 forces a layer in even inside the skipped
@@ -214,7 +214,7 @@ static void t_per_layer_overrides(void)
     CHECK(cdb_dropback_takes_part(w[0]) && fabsf(cdb_dropback_channel_rate(w[0]) - 0.7f) < 1e-7f, "forced-in layer or its rate");
     CHECK(!cdb_dropback_takes_part(w[1]), "channel_dropback=0 layer takes part");
     CHECK(cdb_dropback_takes_part(w[2]) && fabsf(cdb_dropback_channel_rate(w[2]) - 0.3f) < 1e-7f, "default layer or default rate");
-    cdb_network_free(net);
+    free_net(net);
     /* An [attention] layer's keys apply to both of its weights. */
     net = net_from_text(BASE_NET "channel_dropback=1\ndropback_skip=0\n"
                                  "[convolutional]\nfilters=4\nsize=2\nstride=2\nactivation=linear\n[tokens]\n"
@@ -229,7 +229,7 @@ static void t_per_layer_overrides(void)
               "attention weight %d: rate override", k);
         CHECK(a[1][k]->eligible && !cdb_dropback_takes_part(a[1][k]), "attention weight %d: channel_dropback=0", k);
     }
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* Fake eligible tensors for statistical tests of the draw. */
@@ -414,7 +414,7 @@ static void t_decay_not_masked(void)
     }
     CHECK(checked > 0, "no dropped channel to check");
     free_values(w0, net->nparams);
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* Extra `strict` mode: a dropped channel gets no update at all (no decay,
@@ -453,7 +453,7 @@ static void t_strict_mode(void)
     CHECK(frozen > 0 && moved > 0, "need frozen (%d) and moving (%d) elements", frozen, moved);
     free_values(w1, net->nparams);
     free_values(m1, net->nparams);
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* Extra `out` axis: whole rows (output channels) are dropped. */
@@ -484,8 +484,8 @@ static void t_out_axis(void)
         }
     }
     CHECK(dropped_rows && kept_rows, "need dropped and kept rows");
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 /* Extra compute skipping: the weight-gradient GEMMs cover kept channels
@@ -514,8 +514,8 @@ static void compare_skip(const char *axis)
     }
     CHECK(skipping >= 3, "compute skipping should be active on several tensors, is on %d", skipping);
     CHECK(same_params(a, b), "axis %s: compute skipping is not bit-identical to compute-then-mask", axis);
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 static void t_skip_compute_in(void) { compare_skip("in"); }
@@ -536,8 +536,8 @@ static void t_skip_compute_large(void)
     train_steps(a, 2);
     train_steps(b, 2);
     CHECK(same_params(a, b), "compute skipping is not bit-identical at blocked GEMM sizes");
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 static void t_skip_compute_out(void) { compare_skip("out"); }
 
@@ -565,8 +565,8 @@ static void t_skip_compute_direct(void)
         train_steps(a, 3);
         train_steps(b, 3);
         CHECK(same_params(a, b), "axis %s: compute skipping on the direct kernels is not bit-identical", axes[a_i]);
-        cdb_network_free(a);
-        cdb_network_free(b);
+        free_net(a);
+        free_net(b);
     }
 }
 

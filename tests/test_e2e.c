@@ -33,19 +33,19 @@ static void learns(const char *cfg, int steps, float required_top1, int dropback
     snprintf(backup, sizeof(backup), "%s/backup", test_tmpdir());
     train_options opt = {.backup_dir = backup, .quiet = 1};
     valid_result v;
-    int status = cdb_train_network(net, &train, &valid, &opt, &v);
+    int status = cdb_train_network(trainer_of(net), &train, &valid, &opt, &v);
     CHECK(status == 0, "training failed: %s", cdb_last_error());
     int selected = 0;
     for (int i = 0; i < net->nparams; i++) selected += cdb_dropback_takes_part(net->params[i]);
     CHECK(selected == dropback_tensors, "the shipped cfg should have dropback on %d tensors, has %d", dropback_tensors,
           selected);
-    printf("    %s, %d steps on %d images: top-1 %.2f%% on %d test images\n", cfg, net->step, TRAIN_IMAGES, 100 * v.top1,
+    printf("    %s, %d steps on %d images: top-1 %.2f%% on %d test images\n", cfg, trainer_of(net)->step, TRAIN_IMAGES, 100 * v.top1,
            v.count);
     CHECK(v.top1 >= required_top1, "top-1 %.2f%% is below the required %.0f%%", 100 * v.top1, 100 * required_top1);
     cdb_dataset_clear(&train);
     cdb_dataset_clear(&valid);
     cdb_data_config_free(&d);
-    cdb_network_free(net);
+    free_net(net);
 }
 
 static void t_smallcnn(void) { learns("cfg/smallcnn.cfg", 125, 0.70f, 3); }
@@ -93,12 +93,12 @@ static void t_folder_as_idx(void)
         CHECK(train.n == N && valid.n == N, "%d and %d images", train.n, valid.n);
         train_options opt = {.backup_dir = backup, .quiet = 1, .log_path = "none"};
         valid_result v;
-        CHECK(cdb_train_network(net, &train, &valid, &opt, &v) == 0, "training failed: %s", cdb_last_error());
+        CHECK(cdb_train_network(trainer_of(net), &train, &valid, &opt, &v) == 0, "training failed: %s", cdb_last_error());
         top1[form] = v.top1;
         cdb_dataset_clear(&train);
         cdb_dataset_clear(&valid);
         if (form) cdb_data_config_free(&folder);
-        cdb_network_free(net);
+        free_net(net);
     }
     cdb_data_config_free(&idx);
     printf("    smallcnn, %d steps on the first %d images: top-1 %.2f%% from IDX, %.2f%% from PNG folders\n", STEPS, N,

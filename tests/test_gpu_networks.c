@@ -19,8 +19,9 @@ static void t_masked_cases_build(void)
         CHECK(gpu_masked_cfg(&gpu_masked_cases[i], text, sizeof(text)) == 0, "%s: cfg", gpu_masked_cases[i].test);
         cdb_network *net = net_from_text(text);
         CHECK(net, "%s does not build", gpu_masked_cases[i].test);
-        int selected = cdb_dropback_begin_step(net);
-        cdb_network_free(net);
+        dropback_stats stats = {0};
+        int selected = cdb_dropback_begin_step(net, 0, 1, &stats);
+        free_net(net);
         CHECK(selected > 0, "%s: no tensor selected", gpu_masked_cases[i].test);
     }
 }
@@ -33,7 +34,7 @@ static void t_training_cases_build(void)
         gpu_training_overrides(&gpu_training_cases[i], &buf, overrides);
         cdb_network *net = cdb_network_load(gpu_training_cases[i].cfg, overrides, GPU_TRAINING_OVERRIDES);
         CHECK(net, "%s: %s", gpu_training_cases[i].test, cdb_last_error());
-        cdb_network_free(net);
+        free_net(net);
     }
 }
 

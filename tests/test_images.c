@@ -26,6 +26,14 @@
         }                                                                \
     } while (0)
 
+/* The input pipeline's settings of a network's cfg (a static copy). */
+static const input_config *input_of(const cdb_network *net)
+{
+    static input_config in;
+    if (cdb_input_config_of(net, &in)) memset(&in, 0, sizeof(in));
+    return &in;
+}
+
 static int have_stb_writer(void)
 {
 #ifdef STB_IMAGE
@@ -226,7 +234,7 @@ static void t_folder_dataset(void)
     CHECK(cdb_dataset_check_against(&set, net) == 0 && set.c == 3 && set.h == 4 && set.w == 4, "%s", cdb_last_error());
     float images[3 * 48];
     int labels[3], idx[3] = {0, 3, 8};
-    CHECK(cdb_dataset_fill_batch(&set, idx, 3, &net->input_cfg, 0, NULL, images, labels) == 0, "%s", cdb_last_error());
+    CHECK(cdb_dataset_fill_batch(&set, idx, 3, input_of(net), 0, NULL, images, labels) == 0, "%s", cdb_last_error());
     CHECK(labels[0] == 0 && labels[1] == 1 && labels[2] == 2, "labels %d %d %d", labels[0], labels[1], labels[2]);
     /* against the pieces: decode, centre box, resample, /255 */
     byte_image im;
@@ -237,7 +245,7 @@ static void t_folder_dataset(void)
     for (int i = 0; i < 48; i++)
         CHECK(fabsf(images[48 + i] - bytes[i] / 255.f) < 1e-6f, "pixel %d: %g, want %g", i, images[48 + i], bytes[i] / 255.f);
     /* flip=1 through the file path: each image as it is or mirrored */
-    input_config flip = net->input_cfg;
+    input_config flip = *input_of(net);
     flip.flip = 1;
     int mirrored = 0;
     for (int t = 0; t < 8; t++) {
@@ -266,7 +274,7 @@ static void t_folder_dataset(void)
               !cached.paths,
           "cache: %s", cdb_last_error());
     float again[3 * 48];
-    CHECK(cdb_dataset_fill_batch(&cached, idx, 3, &net->input_cfg, 0, NULL, again, labels) == 0, "cached fill");
+    CHECK(cdb_dataset_fill_batch(&cached, idx, 3, input_of(net), 0, NULL, again, labels) == 0, "cached fill");
     CHECK(!memcmp(images, again, sizeof(again)), "cache=1 gives other pixels");
     cdb_dataset_clear(&cached);
     cdb_dataset_clear(&set);
@@ -302,7 +310,7 @@ static void t_folder_dataset(void)
           cdb_last_error());
     cdb_data_config_free(&d);
     rmdir(empty);
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* A truncated PNG and a file that is no image: bad_images=error names the
@@ -338,15 +346,15 @@ static void t_bad_images(void)
     CHECK(left == 8 && truncated >= 0, "%d images left, truncated at %d", left, truncated);
     float images[48];
     int label;
-    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) == 0 && label == 2,
+    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, input_of(net), 0, NULL, images, &label) == 0 && label == 2,
           "skip: the next image stands in (label %d): %s", label, cdb_last_error());
     set.bad_skip = 0;
-    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, &net->input_cfg, 0, NULL, images, &label) != 0 &&
+    CHECK(cdb_dataset_fill_batch(&set, &truncated, 1, input_of(net), 0, NULL, images, &label) != 0 &&
               strstr(cdb_last_error(), "c_eel/img2.png"),
           "error: %s", cdb_last_error());
     cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
-    cdb_network_free(net);
+    free_net(net);
     /* a JPEG cut after its header: found by its header, refused when decoded */
     char jpg[700];
     snprintf(jpg, sizeof(jpg), "%s/cut.jpg", test_tmpdir());
@@ -425,14 +433,14 @@ static void t_loader_matches_sync(void)
     float sync[STEPS][150];
     int sync_labels[STEPS][2], order[9], order_epoch = -1;
     for (int s = 0; s < STEPS; s++)
-        CHECK(cdb_loader_fill_step(&set, &net->input_cfg, 7, 2, 0, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
+        CHECK(cdb_loader_fill_step(&set, input_of(net), 7, 2, 0, 2, s, order, &order_epoch, sync[s], sync_labels[s]) == 0, "%s",
               cdb_last_error());
     int differ = 0;
     for (int s = 1; s < STEPS; s++) differ += memcmp(sync[s], sync[0], size * sizeof(float)) != 0;
     CHECK(differ == STEPS - 1, "the steps' batches should differ");
     for (int first = 0; first < 4; first += 3) {
         batch_loader l;
-        CHECK(cdb_loader_start(&l, &set, &net->input_cfg, 7, 2, 0, 2, first, STEPS) == 0, "%s", cdb_last_error());
+        CHECK(cdb_loader_start(&l, &set, input_of(net), 7, 2, 0, 2, first, STEPS) == 0, "%s", cdb_last_error());
         for (int s = first; s < STEPS; s++) {
             float *im;
             int *lab;
@@ -444,7 +452,7 @@ static void t_loader_matches_sync(void)
     }
     cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* OPENCV=1 builds: OpenCV decodes as stb does: PNG and BMP exactly, JPEG
@@ -517,22 +525,22 @@ static void t_darknet_crop_keys(void)
     char text[512];
     snprintf(text, sizeof(text), "%s%s", head, tail);
     cdb_network *net = net_from_text(text);
-    CHECK(net && !net->input_cfg.darknet_crop, "off by default");
-    cdb_network_free(net);
+    CHECK(net && !input_of(net)->darknet_crop, "off by default");
+    free_net(net);
     snprintf(text, sizeof(text), "%saspect=0.75\nmax_crop=24\n%s", head, tail);
     net = net_from_text(text);
-    CHECK(net && net->input_cfg.darknet_crop && net->input_cfg.min_crop == 16 && net->input_cfg.max_crop == 24 &&
-              net->input_cfg.aspect == 0.75f,
+    CHECK(net && input_of(net)->darknet_crop && input_of(net)->min_crop == 16 && input_of(net)->max_crop == 24 &&
+              input_of(net)->aspect == 0.75f,
           "keys: Darknet's defaults min_crop = width");
-    cdb_network_free(net);
+    free_net(net);
     snprintf(text, sizeof(text), "%sdarknet=1\n%s", head, tail);
     net = net_from_text(text);
-    CHECK(net && net->input_cfg.darknet_crop && net->input_cfg.max_crop == 32, "darknet=1: max_crop = 2 width");
-    cdb_network_free(net);
+    CHECK(net && input_of(net)->darknet_crop && input_of(net)->max_crop == 32, "darknet=1: max_crop = 2 width");
+    free_net(net);
     snprintf(text, sizeof(text), "%sdarknet=1\ncenter=1\nmin_crop=20\n%s", head, tail);
     net = net_from_text(text);
-    CHECK(net && !net->input_cfg.darknet_crop, "center=1 turns it off");
-    cdb_network_free(net);
+    CHECK(net && !input_of(net)->darknet_crop, "center=1 turns it off");
+    free_net(net);
     snprintf(text, sizeof(text), "%smin_crop=30\nmax_crop=20\n%s", head, tail);
     const char *e = net_error_from_text("crop", text);
     CHECK(e && strstr(e, "max_crop=20 is below min_crop=30"), "%s", e ? e : "built");
@@ -568,19 +576,19 @@ static void t_bad_validation_image_keeps_the_checkpoint(void)
     cdb_dataset *tr = cdb_dataset_load(data, "train", net), *va = tr ? cdb_dataset_load(data, "valid", net) : NULL;
     CHECK(tr && va, "load: %s", cdb_last_error());
     cdb_train_options opt = {.backup_dir = backup, .log_path = "none", .quiet = 1};
-    int rc = cdb_train(net, tr, va, &opt, NULL);
+    int rc = cdb_train(trainer_of(net), tr, va, &opt, NULL);
     char why[2048];
     snprintf(why, sizeof(why), "%s", cdb_last_error());
     cdb_dataset_free(tr);
     cdb_dataset_free(va);
-    cdb_network_free(net);
+    free_net(net);
     CHECK(rc != 0 && strstr(why, "validation at step 2: ") && strstr(why, "img2.png"),
           "the message names the validation, its step and the image: %s", why);
     snprintf(path, sizeof(path), "%s/vbad_last.weights", backup);
     cdb_network *saved = cdb_network_load(cfg, NULL, 0);
     CHECK(saved && cdb_weights_load(saved, path) == 0, "the checkpoint of step 2: %s", cdb_last_error());
-    CHECK(saved->seen == 8, "the checkpoint holds %llu images seen, not step 2's 8", (unsigned long long)saved->seen);
-    cdb_network_free(saved);
+    CHECK(saved->images_seen == 8, "the checkpoint holds %llu images seen, not step 2's 8", (unsigned long long)saved->images_seen);
+    free_net(saved);
 }
 
 /* A side file of the log that cannot be written (the per-channel
@@ -611,12 +619,12 @@ static void t_side_file_unwritable_run_goes_on(void)
     cdb_dataset *tr = cdb_dataset_load(data, "train", net), *va = tr ? cdb_dataset_load(data, "valid", net) : NULL;
     CHECK(tr && va, "load: %s", cdb_last_error());
     cdb_train_options opt = {.backup_dir = backup, .log_path = log, .quiet = 1};
-    int rc = cdb_train(net, tr, va, &opt, NULL);
+    int rc = cdb_train(trainer_of(net), tr, va, &opt, NULL);
     char why[2048];
     snprintf(why, sizeof(why), "%s", cdb_last_error());
     cdb_dataset_free(tr);
     cdb_dataset_free(va);
-    cdb_network_free(net);
+    free_net(net);
     rmdir(blocker);
     CHECK(rc == 0, "the run stopped: %s", why);
     CHECK(access(final, R_OK) == 0, "no final weights %s", final);
@@ -707,7 +715,7 @@ static void t_huge_image_refused_from_header(void)
     cdb_set_memory_limit(0);
     CHECK(rc != 0 && strstr(cdb_last_error(), "decoding") && strstr(cdb_last_error(), "memory limit"),
           "the decode buffer against a 1 GiB limit: %s", rc ? cdb_last_error() : "accepted");
-    if (small) cdb_network_free(small);
+    if (small) free_net(small);
     cdb_dataset_clear(&set);
     cdb_data_config_free(&d);
     cdb_network *net = net_from_text("[net]\nbatch=1\nwidth=4\nheight=4\nchannels=3\nclasses=3\n"
@@ -715,7 +723,7 @@ static void t_huge_image_refused_from_header(void)
     float image[48];
     CHECK(net && cdb_image_file_input(net, bomb, image) != 0 && strstr(cdb_last_error(), "32000 x 32000"),
           "predict's image: %s", cdb_last_error());
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* A BMP whose header says a height of -2^31: an error naming the file

@@ -72,8 +72,8 @@ static double weights_difference(const char *cfg, const char *a, const char *b)
             worst = e > worst ? e : worst;
         }
     }
-    if (na) cdb_network_free(na);
-    if (nb) cdb_network_free(nb);
+    if (na) free_net(na);
+    if (nb) free_net(nb);
     return worst;
 }
 
@@ -194,19 +194,19 @@ static void t_state_hash_follows_the_steps(void)
     fill_normal(images, 4 * 36, 3, 1.f);
     uint64_t h0[2], h1[2], h2[2], hb[2];
     CHECK(cdb_network_state_hash(a, h0) == 0, "hash");
-    cdb_network_train_step(a, images, labels);
+    cdb_trainer_run_step(trainer_of(a), images, labels);
     CHECK(cdb_network_state_hash(a, h1) == 0, "hash");
     CHECK(h1[0] != h0[0], "the tensors' hash did not change with a step");
     CHECK(h1[1] != h0[1], "the masks' hash did not change with a draw");
-    cdb_network_train_step(a, images, labels);
+    cdb_trainer_run_step(trainer_of(a), images, labels);
     CHECK(cdb_network_state_hash(a, h2) == 0 && h2[0] != h1[0], "the tensors' hash did not change with a second step");
-    cdb_network_train_step(b, images, labels);
-    cdb_network_train_step(b, images, labels);
+    cdb_trainer_run_step(trainer_of(b), images, labels);
+    cdb_trainer_run_step(trainer_of(b), images, labels);
     CHECK(cdb_network_state_hash(b, hb) == 0 && !memcmp(hb, h2, sizeof(hb)), "two networks trained alike hash differently");
     b->params[0]->value[0] += 1.f;
     CHECK(cdb_network_state_hash(b, hb) == 0 && hb[0] != h2[0], "a changed weight does not change the hash");
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 /* Ranks that would train different things (another -set on one host,

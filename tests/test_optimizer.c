@@ -32,6 +32,7 @@ static void run_sgd(int nesterov, float momentum, float decay)
     for (int i = 0; i < N; i++) ref_w[i] = w[i];
     cdb_param p = make_param(w, g, m, v);
     train_config cfg = {0};
+    cfg.decay_norm_bias = 1; /* decay on every tensor, as the reference */
     cfg.optimizer = OPT_SGD;
     cfg.momentum = momentum;
     cfg.decay = decay;
@@ -67,6 +68,7 @@ static void t_adamw(void)
     for (int i = 0; i < N; i++) ref_w[i] = w[i];
     cdb_param p = make_param(w, g, m, v);
     train_config cfg = {0};
+    cfg.decay_norm_bias = 1; /* decay on every tensor, as the reference */
     cfg.optimizer = OPT_ADAMW;
     cfg.beta1 = 0.9f;
     cfg.beta2 = 0.999f;
@@ -95,10 +97,12 @@ static void t_no_decay_on_norms_and_biases(void)
     cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\ndecay=0.1\ndecay_norm_bias=0\n"
                                      "[convolutional]\nfilters=2\nsize=3\nbatch_normalize=1\nactivation=relu\n"
                                      "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
-    CHECK(net, "build");
+    cdb_trainer *tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && tr, "build");
     for (int i = 0; i < net->nparams; i++)
-        CHECK(net->params[i]->decay == net->params[i]->eligible, "param %d (%s): decay %d", i, net->params[i]->name,
-              net->params[i]->decay);
+        CHECK((cdb_optimizer_decay(net->params[i], &tr->cfg) != 0) == net->params[i]->eligible,
+              "param %d (%s): decay %g", i, net->params[i]->name, cdb_optimizer_decay(net->params[i], &tr->cfg));
+    cdb_trainer_free(tr);
     cdb_network_free(net);
 }
 
@@ -107,26 +111,28 @@ static void t_lr_policies(void)
     cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\n"
                                      "policy=steps\nsteps=10,20\nscales=0.5,0.1\nmax_batches=30\nburn_in=4\n"
                                      "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
-    CHECK(net, "build");
-    net->step = 0;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.025f) < 1e-7f, "burn-in step 1 of 4: %g", cdb_network_learning_rate(net));
-    net->step = 9;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f) < 1e-7f, "before the first step");
-    net->step = 10;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-7f, "after the first step");
-    net->step = 25;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.005f) < 1e-7f, "after the second step");
-    net->train.policy = POLICY_COSINE;
-    net->step = 4;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f) < 1e-6f, "cosine starts at the full rate after burn-in");
-    net->step = 17;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-6f, "cosine halfway: %g", cdb_network_learning_rate(net));
-    net->step = 30;
-    CHECK(fabsf(cdb_network_learning_rate(net)) < 1e-6f, "cosine ends at learning_rate_min");
-    net->train.policy = POLICY_POLY;
-    net->train.power = 2;
-    net->step = 15;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.025f) < 1e-6f, "poly: %g", cdb_network_learning_rate(net));
+    cdb_trainer *tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && tr, "build");
+    tr->step = 0;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.025f) < 1e-7f, "burn-in step 1 of 4: %g", cdb_trainer_learning_rate(tr));
+    tr->step = 9;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.1f) < 1e-7f, "before the first step");
+    tr->step = 10;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.05f) < 1e-7f, "after the first step");
+    tr->step = 25;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.005f) < 1e-7f, "after the second step");
+    tr->cfg.policy = POLICY_COSINE;
+    tr->step = 4;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.1f) < 1e-6f, "cosine starts at the full rate after burn-in");
+    tr->step = 17;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.05f) < 1e-6f, "cosine halfway: %g", cdb_trainer_learning_rate(tr));
+    tr->step = 30;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr)) < 1e-6f, "cosine ends at learning_rate_min");
+    tr->cfg.policy = POLICY_POLY;
+    tr->cfg.power = 2;
+    tr->step = 15;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.025f) < 1e-6f, "poly: %g", cdb_trainer_learning_rate(tr));
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     /* Steps as fractions of the training length, resolved when the length
      * is known (here by max_epochs: 100 images / batch 2 = 50 steps an
@@ -134,51 +140,59 @@ static void t_lr_policies(void)
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\n"
                         "policy=steps\nsteps=0.3,0.6,0.85\nscales=0.1,0.1,0.1\nmax_epochs=4\n"
                         "[connected]\noutput=3\nactivation=linear\n[softmax]\n");
-    CHECK(net && net->train.steps_fractional, "fractional steps");
-    CHECK(cdb_train_resolve_length(net, 100) == 0 && net->train.max_batches == 200, "length");
-    CHECK(net->train.steps[0] == 60 && net->train.steps[1] == 120 && net->train.steps[2] == 170, "steps %d %d %d",
-          net->train.steps[0], net->train.steps[1], net->train.steps[2]);
-    net->step = 59;
-    float before = cdb_network_learning_rate(net);
-    net->step = 60;
-    CHECK(before == 0.1f && fabsf(cdb_network_learning_rate(net) - 0.01f) < 1e-8f, "the first drop at step 60");
-    net->step = 199;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 1e-4f) < 1e-9f, "three drops by the end");
+    tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && tr && tr->cfg.steps_fractional, "fractional steps");
+    CHECK(cdb_trainer_resolve_length(tr, 100) == 0 && tr->cfg.max_batches == 200, "length");
+    CHECK(tr->cfg.steps[0] == 60 && tr->cfg.steps[1] == 120 && tr->cfg.steps[2] == 170, "steps %d %d %d",
+          tr->cfg.steps[0], tr->cfg.steps[1], tr->cfg.steps[2]);
+    tr->step = 59;
+    float before = cdb_trainer_learning_rate(tr);
+    tr->step = 60;
+    CHECK(before == 0.1f && fabsf(cdb_trainer_learning_rate(tr) - 0.01f) < 1e-8f, "the first drop at step 60");
+    tr->step = 199;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 1e-4f) < 1e-9f, "three drops by the end");
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     /* Darknet's policies, with its batch number (step + 1). */
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\npolicy=step\nstep=10\n"
                         "scale=0.5\nmax_batches=100\n[connected]\noutput=3\nactivation=linear\n[softmax]\n");
-    CHECK(net, "policy=step");
-    net->step = 8;
-    float lr8 = cdb_network_learning_rate(net);
-    net->step = 9;
-    CHECK(lr8 == 0.1f && fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-8f, "step: %g then %g", lr8,
-          cdb_network_learning_rate(net));
-    net->train.policy = POLICY_EXP;
-    net->train.gamma = 0.9f;
-    net->step = 1;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.1f * 0.81f) < 1e-7f, "exp: %g", cdb_network_learning_rate(net));
-    net->train.policy = POLICY_SIG;
-    net->train.step = 50;
-    net->step = 49;
-    CHECK(fabsf(cdb_network_learning_rate(net) - 0.05f) < 1e-7f, "sig at its midpoint: %g", cdb_network_learning_rate(net));
+    tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && tr, "policy=step");
+    tr->step = 8;
+    float lr8 = cdb_trainer_learning_rate(tr);
+    tr->step = 9;
+    CHECK(lr8 == 0.1f && fabsf(cdb_trainer_learning_rate(tr) - 0.05f) < 1e-8f, "step: %g then %g", lr8,
+          cdb_trainer_learning_rate(tr));
+    tr->cfg.policy = POLICY_EXP;
+    tr->cfg.gamma = 0.9f;
+    tr->step = 1;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.1f * 0.81f) < 1e-7f, "exp: %g", cdb_trainer_learning_rate(tr));
+    tr->cfg.policy = POLICY_SIG;
+    tr->cfg.step = 50;
+    tr->step = 49;
+    CHECK(fabsf(cdb_trainer_learning_rate(tr) - 0.05f) < 1e-7f, "sig at its midpoint: %g", cdb_trainer_learning_rate(tr));
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     /* AlexeyAB's sgdr: cycles of 10, then 20 steps (batch numbers 1-10,
      * 11-30), each a cosine from learning_rate to learning_rate_min */
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\nlearning_rate=0.1\npolicy=sgdr\n"
                         "sgdr_cycle=10\nlearning_rate_min=0.001\nmax_batches=100\n[connected]\noutput=3\n[softmax]\n");
-    CHECK(net && net->train.sgdr_mult == 2, "policy=sgdr");
+    tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && tr && tr->cfg.sgdr_mult == 2, "policy=sgdr");
     const int steps[5] = {0, 4, 9, 10, 29};
     const double want[5] = {0.001 + 0.0495 * (1 + cos(M_PI / 10)), 0.001 + 0.0495, 0.001,
                             0.001 + 0.0495 * (1 + cos(M_PI / 20)), 0.001};
     for (int k = 0; k < 5; k++) {
-        net->step = steps[k];
-        CHECK(fabs(cdb_network_learning_rate(net) - want[k]) < 1e-7, "sgdr at step %d: %g, want %g", steps[k],
-              cdb_network_learning_rate(net), want[k]);
+        tr->step = steps[k];
+        CHECK(fabs(cdb_trainer_learning_rate(tr) - want[k]) < 1e-7, "sgdr at step %d: %g, want %g", steps[k],
+              cdb_trainer_learning_rate(tr), want[k]);
     }
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     net = net_from_text("[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=sgdr\n[connected]\noutput=3\n[softmax]\n");
-    CHECK(net && fabsf(net->train.learning_rate_min - 1e-5f) < 1e-12f, "sgdr: Darknet's learning_rate_min 1e-5");
+    tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(net && fabsf(tr->cfg.learning_rate_min - 1e-5f) < 1e-12f, "sgdr: Darknet's learning_rate_min 1e-5");
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     const char *msg = net_error_from_text("bad.cfg", "[net]\nbatch=2\nwidth=4\nheight=4\nchannels=1\npolicy=steps\n"
                                                      "steps=0.3,100\nscales=0.1,0.1\n[connected]\noutput=3\n[softmax]\n");
@@ -195,16 +209,19 @@ static void t_subdivisions_accumulate(void)
     snprintf(a_cfg, sizeof(a_cfg), "[net]\nbatch=8\nsubdivisions=1\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\n%s", layers);
     snprintf(b_cfg, sizeof(b_cfg), "[net]\nbatch=8\nsubdivisions=4\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\n%s", layers);
     cdb_network *a = net_from_text(a_cfg), *b = net_from_text(b_cfg);
-    CHECK(a && b, "build");
+    cdb_trainer *ta = a ? cdb_trainer_new(a) : NULL, *tb = b ? cdb_trainer_new(b) : NULL;
+    CHECK(ta && tb, "build");
     float images[8 * 25];
     int labels[8];
     fill_normal(images, 8 * 25, 4, 1.f);
     for (int i = 0; i < 8; i++) labels[i] = i % 4;
-    float la = cdb_network_train_step(a, images, labels), lb = cdb_network_train_step(b, images, labels);
+    float la = cdb_trainer_run_step(ta, images, labels), lb = cdb_trainer_run_step(tb, images, labels);
     CHECK(fabsf(la - lb) < 1e-5f, "losses %g vs %g", la, lb);
     for (int i = 0; i < a->nparams; i++)
         for (size_t e = 0; e < a->params[i]->size; e++)
             CHECK(fabsf(a->params[i]->grad[e] - b->params[i]->grad[e]) < 1e-5f, "grad %d[%zu]", i, e);
+    cdb_trainer_free(ta);
+    cdb_trainer_free(tb);
     cdb_network_free(a);
     cdb_network_free(b);
 }

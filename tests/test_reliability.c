@@ -34,7 +34,7 @@ static void top_k_of_biases(const float *biases, float *top1, float *top5)
     last_nonfinite = v.nonfinite;
     *top1 = v.top1;
     *top5 = v.top5;
-    cdb_network_free(net);
+    free_net(net);
 }
 
 static void t_metrics(void)
@@ -94,11 +94,11 @@ static void t_nonfinite_never_saved(void)
     cdb_param *w = &net->layers[0].params[0];
     w->moment1 = calloc(w->size, sizeof(float));
     w->moment1[5] = NAN;
-    CHECK(cdb_state_save(net, state) != 0 && strstr(cdb_last_error(), "layer 0 [connected] weights, optimizer momentum "
+    CHECK(cdb_state_save(trainer_of(net), state) != 0 && strstr(cdb_last_error(), "layer 0 [connected] weights, optimizer momentum "
                                                                         "value 5 is not finite"),
           "state with a NaN: %s", cdb_last_error());
     CHECK(access(state, F_OK) != 0, "no state file written");
-    cdb_network_free(net);
+    free_net(net);
 }
 
 static void write_file(const char *path, const void *data, size_t n)
@@ -134,15 +134,15 @@ static void t_counts_checked(void)
     CHECK(cdb_weights_load(net, bad) != 0 && strstr(cdb_last_error(), "version -214748365."),
           "a negative major version is refused: %s", cdb_last_error());
     /* the state of step 3 beside weights of step 2 (a save killed between the two files) */
-    net->step = 3;
-    CHECK(cdb_state_save(net, state) == 0, "state: %s", cdb_last_error());
-    net->step = 2;
-    CHECK(cdb_state_load(net, state) != 0 && strstr(cdb_last_error(), "is of step 3") &&
+    trainer_of(net)->step = 3;
+    CHECK(cdb_state_save(trainer_of(net), state) == 0, "state: %s", cdb_last_error());
+    trainer_of(net)->step = 2;
+    CHECK(cdb_state_load(trainer_of(net), state) != 0 && strstr(cdb_last_error(), "is of step 3") &&
               strstr(cdb_last_error(), "not one checkpoint"),
           "a state of another step is refused: %s", cdb_last_error());
-    net->step = 3;
-    CHECK(cdb_state_load(net, state) == 0, "the matching state loads: %s", cdb_last_error());
-    cdb_network_free(net);
+    trainer_of(net)->step = 3;
+    CHECK(cdb_state_load(trainer_of(net), state) == 0, "the matching state loads: %s", cdb_last_error());
+    free_net(net);
 }
 
 
@@ -586,15 +586,15 @@ static void t_nan_policy(void)
         snprintf(text, sizeof(text), "%snan_policy=%s\n%s", head, skip ? "skip_step" : "stop", layers);
         cdb_network *net = net_from_text(text);
         CHECK(net, "build");
-        cdb_network_train_step(net, images, labels);
+        cdb_trainer_run_step(trainer_of(net), images, labels);
         float w = net->params[0]->value[0];
-        float loss = cdb_network_train_step(net, bad, labels);
+        float loss = cdb_trainer_run_step(trainer_of(net), bad, labels);
         CHECK(isnan(loss) && net->params[0]->value[0] == w, "a non-finite step changed the weights");
-        CHECK(net->step_skipped == skip && net->step == 1 + skip && net->skipped_steps == skip,
-              "%s: skipped %d, step %d, %ld skipped", skip ? "skip_step" : "stop", net->step_skipped, net->step,
-              net->skipped_steps);
-        CHECK(isfinite(cdb_network_train_step(net, images, labels)) && net->params[0]->value[0] != w, "the next step runs");
-        cdb_network_free(net);
+        CHECK(trainer_of(net)->step_skipped == skip && trainer_of(net)->step == 1 + skip && trainer_of(net)->skipped_steps == skip,
+              "%s: skipped %d, step %d, %ld skipped", skip ? "skip_step" : "stop", trainer_of(net)->step_skipped, trainer_of(net)->step,
+              trainer_of(net)->skipped_steps);
+        CHECK(isfinite(cdb_trainer_run_step(trainer_of(net), images, labels)) && net->params[0]->value[0] != w, "the next step runs");
+        free_net(net);
     }
     /* ReLU maps the NaN to 0: the loss is finite, a gradient is not; skip_step skips it too */
     snprintf(text, sizeof(text), "%snan_policy=skip_step\n[connected]\noutput=6\nactivation=relu\n%s", head,
@@ -602,9 +602,9 @@ static void t_nan_policy(void)
     cdb_network *relu = net_from_text(text);
     CHECK(relu, "build");
     float w0 = relu->params[0]->value[0];
-    CHECK(isnan(cdb_network_train_step(relu, bad, labels)) && relu->step_skipped && relu->params[0]->value[0] == w0,
+    CHECK(isnan(cdb_trainer_run_step(trainer_of(relu), bad, labels)) && trainer_of(relu)->step_skipped && relu->params[0]->value[0] == w0,
           "a NaN gradient behind a finite loss was applied");
-    cdb_network_free(relu);
+    free_net(relu);
     snprintf(text, sizeof(text), "%s%s", head, layers);
     cdb_network *net = net_from_text(text);
     CHECK(net, "build");
@@ -613,7 +613,7 @@ static void t_nan_policy(void)
     cdb_network_forward(net, 0);
     size_t at = 0;
     CHECK(cdb_network_first_non_finite_output(net, &at) == 1, "the first non-finite output is layer 1's");
-    cdb_network_free(net);
+    free_net(net);
 }
 
 /* Out of memory at every allocation in turn: building (the cfg reader,
@@ -658,7 +658,7 @@ static void t_out_of_memory(void)
     fill_normal(images, 4 * 128, 5, 1.f);
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
-    cdb_network_free(net);
+    free_net(net);
     before = malloc(total * sizeof(float));
     CHECK(before, "malloc");
     int failures = 0;
@@ -668,12 +668,13 @@ static void t_out_of_memory(void)
         size_t at = 0;
         for (int i = 0; i < n->nparams; i++, at += n->params[i - 1]->size)
             memcpy(before + at, n->params[i]->value, n->params[i]->size * sizeof(float));
+        cdb_trainer *t = trainer_of(n);
         cdb_fail_allocations_after(j);
-        float loss = cdb_network_train_step(n, images, labels);
+        float loss = cdb_trainer_run_step(t, images, labels);
         cdb_fail_allocations_after(-1);
-        if (!n->step_failed) {
+        if (!t->step_failed) {
             CHECK(isfinite(loss), "loss %g", loss);
-            cdb_network_free(n);
+            free_net(n);
             break;
         }
         failures++;
@@ -683,8 +684,8 @@ static void t_out_of_memory(void)
         for (int i = 0; i < n->nparams; i++, at += n->params[i - 1]->size)
             CHECK(!memcmp(before + at, n->params[i]->value, n->params[i]->size * sizeof(float)),
                   "a failed step changed tensor %d", i);
-        CHECK(n->step == 0 && n->seen == 0, "a failed step counted");
-        cdb_network_free(n);
+        CHECK(t->step == 0 && t->seen == 0, "a failed step counted");
+        free_net(n);
     }
     free(before);
     printf("    %ld allocations while building, %d in the first step; each failed in turn\n", k, failures);
@@ -708,7 +709,7 @@ static void t_memory_bounded(void)
           "message: %s", msg ? msg : "(it built)");
     cdb_network *net = net_from_text(text);
     CHECK(net, "without the limit it builds: %s", cdb_last_error());
-    cdb_network_free(net);
+    free_net(net);
 
     char images[512], labels[512];
     snprintf(images, sizeof(images), "%s/huge-header-images.idx", test_tmpdir());
@@ -747,9 +748,9 @@ static void t_fifo_inputs(void)
     CHECK(net, "build");
     CHECK(cdb_weights_load(net, fifo) != 0 && strstr(cdb_last_error(), "not a regular file"), "weights: %s",
           cdb_last_error());
-    CHECK(cdb_state_load(net, fifo) != 0 && strstr(cdb_last_error(), "not a regular file"), "state: %s",
+    CHECK(cdb_state_load(trainer_of(net), fifo) != 0 && strstr(cdb_last_error(), "not a regular file"), "state: %s",
           cdb_last_error());
-    cdb_network_free(net);
+    free_net(net);
     snprintf(cmd, sizeof(cmd), "timeout 20 ./cdbnet predict cfg/smallcnn.cfg %s %s", fifo, fifo);
     CHECK(run_command(cmd, out, sizeof(out)) == 1 && strstr(out, "not a regular file"), "predict: %s", out);
 }

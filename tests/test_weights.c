@@ -29,12 +29,12 @@ static void t_round_trip(void)
     float images[2 * 36];
     int labels[2] = {1, 3};
     fill_normal(images, 72, 3, 1.f);
-    cdb_network_train_step(a, images, labels); /* moves BN running statistics too */
+    cdb_trainer_run_step(trainer_of(a), images, labels); /* moves BN running statistics too */
     char path[512];
     path_in_tmp(path, sizeof(path), "rt.weights");
     CHECK(cdb_weights_save(a, path) == 0, "save: %s", cdb_last_error());
     CHECK(cdb_weights_load(b, path) == 0, "load: %s", cdb_last_error());
-    CHECK(b->seen == 2, "images seen %llu", (unsigned long long)b->seen);
+    CHECK(b->images_seen == 2, "images seen %llu", (unsigned long long)b->images_seen);
     float pa[8], pb[8];
     cdb_predict(a, images, 2, pa);
     cdb_predict(b, images, 2, pb);
@@ -52,8 +52,8 @@ static void t_round_trip(void)
     fclose(fp);
     CHECK(header[0] == 0 && header[1] == 2, "version %d.%d", header[0], header[1]);
     CHECK(first[3] == a->layers[0].params[2].value[0], "BN scales must follow the biases (Darknet order)");
-    cdb_network_free(a);
-    cdb_network_free(b);
+    free_net(a);
+    free_net(b);
 }
 
 static void t_truncated_and_mismatched(void)
@@ -86,8 +86,8 @@ static void t_truncated_and_mismatched(void)
     CHECK(other, "build other");
     CHECK(cdb_weights_load(other, path) != 0 && strstr(cdb_last_error(), "larger network"), "size mismatch: %s",
           cdb_last_error());
-    cdb_network_free(other);
-    cdb_network_free(a);
+    free_net(other);
+    free_net(a);
 }
 
 static void t_atomic_save(void)
@@ -105,7 +105,7 @@ static void t_atomic_save(void)
     CHECK(temps == 0, "temporary files left behind");
     CHECK(cdb_weights_save(a, "/nonexistent-dir/w.weights") != 0 && strstr(cdb_last_error(), "/nonexistent-dir"),
           "unwritable path reported: %s", cdb_last_error());
-    cdb_network_free(a);
+    free_net(a);
 }
 
 /* Weights of a (copy of a) network, as one array */
@@ -135,35 +135,35 @@ static void t_checkpoint_pair(void)
     snprintf(prev, sizeof(prev), "%s.prev", state);
     remove(state);
     remove(prev);
-    cdb_network_train_step(a, images, labels);
-    CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());
+    cdb_trainer_run_step(trainer_of(a), images, labels);
+    CHECK(cdb_checkpoint_save(trainer_of(a), path) == 0, "save: %s", cdb_last_error());
     CHECK(access(state, F_OK) == 0 && access(prev, F_OK) != 0, "the first save writes FILE.state only");
     /* the next save, killed after its state and before its weights */
-    cdb_network_train_step(a, images, labels);
-    CHECK(rename(state, prev) == 0 && cdb_state_save(a, state) == 0, "the first half of a save");
+    cdb_trainer_run_step(trainer_of(a), images, labels);
+    CHECK(rename(state, prev) == 0 && cdb_state_save(trainer_of(a), state) == 0, "the first half of a save");
     CHECK(cdb_weights_load(b, path) == 0, "load: %s", cdb_last_error());
-    b->step = (int)(b->seen / (uint64_t)b->batch);
-    CHECK(b->step == 1, "the weights on disk are those of step 1, not %d", b->step);
-    int which = cdb_checkpoint_load_state(b, path);
+    trainer_of(b)->step = (int)(b->images_seen / (uint64_t)b->batch);
+    CHECK(trainer_of(b)->step == 1, "the weights on disk are those of step 1, not %d", trainer_of(b)->step);
+    int which = cdb_checkpoint_load_state(trainer_of(b), path);
     CHECK(which == 2, "the old weights should pair with FILE.state.prev (got %d: %s)", which, cdb_last_error());
     /* continuing from there gives the run that was not interrupted */
-    cdb_network_train_step(b, images, labels);
+    cdb_trainer_run_step(trainer_of(b), images, labels);
     CHECK(same_weights(a, b), "resumed from the kept pair, step 2 differs from the uninterrupted run");
     /* a complete save: FILE.state */
-    CHECK(cdb_checkpoint_save(a, path) == 0, "save: %s", cdb_last_error());
+    CHECK(cdb_checkpoint_save(trainer_of(a), path) == 0, "save: %s", cdb_last_error());
     cdb_network *c = net_from_text(text);
     CHECK(c && cdb_weights_load(c, path) == 0, "load");
-    c->step = (int)(c->seen / (uint64_t)c->batch);
-    CHECK(cdb_checkpoint_load_state(c, path) == 1, "a complete pair loads FILE.state: %s", cdb_last_error());
+    trainer_of(c)->step = (int)(c->images_seen / (uint64_t)c->batch);
+    CHECK(cdb_checkpoint_load_state(trainer_of(c), path) == 1, "a complete pair loads FILE.state: %s", cdb_last_error());
     /* a state of neither step is an error naming both files */
     remove(prev);
-    CHECK(rename(state, prev) == 0 && cdb_state_save(b, state) == 0, "two states of other steps");
-    c->step = 7;
-    CHECK(cdb_checkpoint_load_state(c, path) == -1 && strstr(cdb_last_error(), state) && strstr(cdb_last_error(), prev),
+    CHECK(rename(state, prev) == 0 && cdb_state_save(trainer_of(b), state) == 0, "two states of other steps");
+    trainer_of(c)->step = 7;
+    CHECK(cdb_checkpoint_load_state(trainer_of(c), path) == -1 && strstr(cdb_last_error(), state) && strstr(cdb_last_error(), prev),
           "message: %s", cdb_last_error());
-    cdb_network_free(a);
-    cdb_network_free(b);
-    cdb_network_free(c);
+    free_net(a);
+    free_net(b);
+    free_net(c);
 }
 
 /* Darknet's reading of a file's header and statistics: a major (or minor)
@@ -176,7 +176,7 @@ static void t_version_1000_and_negative_variance(void)
                       "[connected]\noutput=2\nactivation=linear\n[softmax]\n";
     cdb_network *net = net_from_text(cfg);
     CHECK(net, "build");
-    net->seen = 1234;
+    net->images_seen = 1234;
     char path[512], v1000[600], negative[600];
     snprintf(path, sizeof(path), "%s/v02.weights", test_tmpdir());
     snprintf(v1000, sizeof(v1000), "%s/v1000.weights", test_tmpdir());
@@ -199,8 +199,8 @@ static void t_version_1000_and_negative_variance(void)
     fclose(f);
     cdb_network *b = net_from_text(cfg);
     CHECK(b, "build");
-    CHECK(cdb_weights_load(b, v1000) == 0 && b->seen == 1234, "version 1000 (seen %llu): %s",
-          (unsigned long long)b->seen, cdb_last_error());
+    CHECK(cdb_weights_load(b, v1000) == 0 && b->images_seen == 1234, "version 1000 (seen %llu): %s",
+          (unsigned long long)b->images_seen, cdb_last_error());
     /* conv with batch norm: biases, scales, rolling mean, rolling variance (each 2 floats), weights */
     float minus = -1.f;
     memcpy(buf + 20 + 6 * sizeof(float), &minus, sizeof(float));
@@ -211,8 +211,8 @@ static void t_version_1000_and_negative_variance(void)
     CHECK(cdb_weights_load(b, negative) != 0 && strstr(cdb_last_error(), "rolling variance") &&
               strstr(cdb_last_error(), "negative") && strstr(cdb_last_error(), "layer 0"),
           "a negative variance: %s", cdb_last_error());
-    cdb_network_free(b);
-    cdb_network_free(net);
+    free_net(b);
+    free_net(net);
 }
 
 void register_weights_tests(void)

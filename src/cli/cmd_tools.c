@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "dropback.h"
 #include "export.h"
+#include "trainer.h"
 
 int cmd_benchmark(cli *c)
 {

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "dropback_report.h"
+#include "checkpoint.h"
 #include "images.h"
 #include "train.h"
 
@@ -60,22 +61,24 @@ int cmd_train(const cli *c)
     data_config d;
     cdb_dataset train = {0}, valid = {0};
     int status = 1;
+    cdb_trainer *tr = cdb_trainer_new(net);
+    if (!tr) goto done;
     if (!c->quiet) cdb_network_print_summary(net, stdout);
-    if (c->weights && cdb_train_resume(net, c->weights, c->clear, c->quiet)) goto done;
+    if (c->weights && cdb_trainer_resume(tr, c->weights, c->clear, c->quiet)) goto done;
     if (cli_load_data_config(net, c, &d)) goto done;
     if (cdb_dataset_read(&d, "train", &train) || cdb_dataset_check_against(&train, net) || cdb_dataset_read(&d, "valid", &valid) ||
         cdb_dataset_check_against(&valid, net)) {
         cdb_data_config_free(&d);
         goto done;
     }
-    if (cdb_train_resolve_length(net, train.n) || check_same_classes(&train, &valid)) {
+    if (cdb_trainer_resolve_length(tr, train.n) || check_same_classes(&train, &valid)) {
         cdb_data_config_free(&d);
         goto done;
     }
     if (!c->quiet) print_dataset(&train, &valid);
     cdb_dataset_warn_unused_keys(&train, net);
     if (!c->quiet)
-        cdb_dropback_print_config(net, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
+        cdb_dropback_print_config(tr, c->nodropback ? "off (-nodropback)" : "off unless set per layer", stdout);
     for (int i = 0; i < c->n_overrides && !c->quiet; i++)
         if (!strncmp(c->overrides[i], "net.max_batches=", 16) || !strncmp(c->overrides[i], "net.max_epochs=", 15))
             printf("length: -set %s from the command line replaces the cfg's length\n", c->overrides[i]);
@@ -92,12 +95,13 @@ int cmd_train(const cli *c)
                          .stop = &stop_requested};
     signal(SIGINT, on_stop_signal);
     signal(SIGTERM, on_stop_signal);
-    status = cdb_train_network(net, &train, &valid, &opt, NULL) ? 1 : 0;
+    status = cdb_train_network(tr, &train, &valid, &opt, NULL) ? 1 : 0;
     cdb_data_config_free(&d);
 done:
     cdb_dataset_clear(&train);
     cdb_dataset_clear(&valid);
     if (status) cli_fail();
+    cdb_trainer_free(tr);
     cdb_network_free(net);
     return status;
 }

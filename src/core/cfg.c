@@ -284,6 +284,22 @@ cfg_reader cdb_cfg_reader_for(const cfg_file *f, int section, int layer_index)
     return r;
 }
 
+cfg_file *cdb_cfg_copy_section(const cfg_file *f, int section)
+{
+    cfg_file *copy = cdb_xcalloc(1, sizeof(*copy));
+    if (!copy) return NULL;
+    copy->path = cdb_xstrdup(f->path);
+    const cfg_section *from = &f->sections[section];
+    cfg_section *to = copy->path ? add_section(copy, from->type, from->line) : NULL;
+    for (int k = 0; to && k < from->n; k++)
+        if (add_kv(to, from->kv[k].key, from->kv[k].value, from->kv[k].line)) to = NULL;
+    if (!to) {
+        cdb_cfg_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 /* "file:line: [type] (layer N)" prefix for messages. */
 static void where(cfg_reader *r, const cfg_kv *kv, char *buf, size_t n)
 {

@@ -29,6 +29,10 @@ cfg_file *cdb_cfg_parse_string(const char *name, const char *text);
 /* A file of bare key=value lines (a .data file), read as one section. */
 cfg_file *cdb_cfg_parse_keyvalue_file(const char *path, const char *section, const char *kind);
 void cdb_cfg_free(cfg_file *f);
+/* A new cfg_file holding a copy of section `section` alone (its keys,
+ * values and lines, none marked used) under the same path; NULL out of
+ * memory (recorded). */
+cfg_file *cdb_cfg_copy_section(const cfg_file *f, int section);
 
 /* Apply a command-line override "SECTION.key=value" where SECTION is `net`
  * or a layer index as printed in the network summary. net.max_batches or

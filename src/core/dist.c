@@ -87,16 +87,16 @@ static struct {
     int failed;
 } bucket;
 
-static int ensure_buffer(cdb_network *net, size_t total)
+static int ensure_buffer(cdb_dist_state *ds, size_t total)
 {
-    if (net->dist_buffer && net->dist_buffer_size >= total) return 0;
-    free(net->dist_buffer);
-    net->dist_buffer = cdb_xmalloc(total * sizeof(float));
-    net->dist_buffer_size = net->dist_buffer ? total : 0;
-    return net->dist_buffer ? 0 : -1;
+    if (ds->buffer && ds->size >= total) return 0;
+    free(ds->buffer);
+    ds->buffer = cdb_xmalloc(total * sizeof(float));
+    ds->size = ds->buffer ? total : 0;
+    return ds->buffer ? 0 : -1;
 }
 
-int cdb_dist_begin_gradients(cdb_network *net)
+int cdb_dist_begin_gradients(cdb_network *net, cdb_dist_state *ds)
 {
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
@@ -114,17 +114,17 @@ int cdb_dist_begin_gradients(cdb_network *net)
         bucket.requests = r;
         bucket.cap_requests = net->n + 1;
     }
-    if (ensure_buffer(net, total)) {
+    if (ensure_buffer(ds, total)) {
         bucket.failed = 1;
         return -1;
     }
     return 0;
 }
 
-static void post_bucket(cdb_network *net, size_t end)
+static void post_bucket(cdb_dist_state *ds, size_t end)
 {
     if (end <= bucket.posted) return;
-    float *at = net->dist_buffer + bucket.posted;
+    float *at = ds->buffer + bucket.posted;
     int n = (int)(end - bucket.posted);
     MPI_Request *r = &bucket.requests[bucket.n_requests++];
     int rc = MPI_Ireduce(rank_ == 0 ? MPI_IN_PLACE : at, at, n, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD, r);
@@ -171,38 +171,38 @@ static size_t pack_tensor(const dropback_config *db, cdb_param *p, float *buf, i
     return n;
 }
 
-void cdb_dist_layer_done(cdb_network *net, int layer)
+void cdb_dist_layer_done(cdb_network *net, cdb_dist_state *ds, int layer)
 {
-    if (layer != bucket.next_layer || !net->dist_buffer) return;
+    if (layer != bucket.next_layer || !ds->buffer) return;
     cdb_layer *l = &net->layers[layer];
-    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&net->dropback, &l->params[k], net->dist_buffer + bucket.fill, 0);
+    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&net->dropback, &l->params[k], ds->buffer + bucket.fill, 0);
     bucket.next_layer = layer - 1;
-    if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(net, bucket.fill);
+    if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(ds, bucket.fill);
     /* let MPI move the posted buckets along between layers */
     int done;
     if (bucket.n_requests) MPI_Testall(bucket.n_requests, bucket.requests, &done, MPI_STATUSES_IGNORE);
 }
 
-int cdb_dist_finish_gradients(cdb_network *net, int apply)
+int cdb_dist_finish_gradients(cdb_network *net, cdb_dist_state *ds, int apply)
 {
-    if (!net->dist_buffer) return -1;
+    if (!ds->buffer) return -1;
     /* the layers a failed pass did not reach: the same buckets as the others post */
-    while (bucket.next_layer >= 0) cdb_dist_layer_done(net, bucket.next_layer);
+    while (bucket.next_layer >= 0) cdb_dist_layer_done(net, ds, bucket.next_layer);
     int rc = MPI_Waitall(bucket.n_requests, bucket.requests, MPI_STATUSES_IGNORE);
     if (mpi_failed(rc, "MPI_Waitall of the gradient buckets") || bucket.failed) return -1;
     size_t total = bucket.fill;
     for (size_t off = 0; off < total; off += (size_t)1 << 30) {
         int n = (int)(total - off < ((size_t)1 << 30) ? total - off : ((size_t)1 << 30));
-        if (mpi_failed(MPI_Bcast(net->dist_buffer + off, n, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast of the gradients"))
+        if (mpi_failed(MPI_Bcast(ds->buffer + off, n, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast of the gradients"))
             return -1;
     }
     if (!apply) return 0;
     size_t at = 0;
     for (int i = net->n - 1; i >= 0; i--) {
         cdb_layer *l = &net->layers[i];
-        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&net->dropback, &l->params[k], net->dist_buffer + at, 1);
+        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&net->dropback, &l->params[k], ds->buffer + at, 1);
     }
-    net->dist_floats_sent = total;
+    ds->floats_sent = total;
     return 0;
 }
 
@@ -263,7 +263,7 @@ static int nccl_sum(cdb_network *net, size_t total)
 }
 #endif
 
-int cdb_dist_sum_gradients(cdb_network *net)
+int cdb_dist_sum_gradients(cdb_network *net, cdb_dist_state *ds)
 {
     if (size_ == 1) return 0;
 #if defined(CDB_NCCL) && defined(GPU)
@@ -275,8 +275,8 @@ int cdb_dist_sum_gradients(cdb_network *net)
 #endif
     size_t total = 0;
     for (int i = 0; i < net->nparams; i++) total += net->params[i]->size;
-    if (ensure_buffer(net, total)) return -1;
-    float *buf = net->dist_buffer;
+    if (ensure_buffer(ds, total)) return -1;
+    float *buf = ds->buffer;
     size_t at = 0;
     for (int i = 0; i < net->nparams; i++) {
 #ifdef GPU
@@ -342,25 +342,29 @@ int cdb_dist_sum_doubles(double *v, int n)
     (void)n;
     return 0;
 }
-int cdb_dist_sum_gradients(cdb_network *net)
+int cdb_dist_sum_gradients(cdb_network *net, cdb_dist_state *ds)
 {
     (void)net;
+    (void)ds;
     return 0;
 }
 void cdb_dist_barrier(void) {}
-int cdb_dist_begin_gradients(cdb_network *net)
+int cdb_dist_begin_gradients(cdb_network *net, cdb_dist_state *ds)
 {
     (void)net;
+    (void)ds;
     return 0;
 }
-void cdb_dist_layer_done(cdb_network *net, int layer)
+void cdb_dist_layer_done(cdb_network *net, cdb_dist_state *ds, int layer)
 {
     (void)net;
+    (void)ds;
     (void)layer;
 }
-int cdb_dist_finish_gradients(cdb_network *net, int apply)
+int cdb_dist_finish_gradients(cdb_network *net, cdb_dist_state *ds, int apply)
 {
     (void)net;
+    (void)ds;
     (void)apply;
     return 0;
 }

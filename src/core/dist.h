@@ -10,6 +10,15 @@
 
 struct cdb_network;
 
+/* A trainer's side of the gradient sum: the packed buffer the exchanges
+ * use, and how many floats the last sum moved (ChannelDropBack's dropped
+ * channels stay out). Zero-initialised; the buffer is the owner's to free. */
+typedef struct {
+    float *buffer;
+    size_t size;
+    size_t floats_sent;
+} cdb_dist_state;
+
 /* MPI_Init when built with MPI=1 (a run not started by mpirun is one rank).
  * 0, or -1 with the error recorded. */
 int cdb_dist_init(int *argc, char ***argv);
@@ -26,7 +35,7 @@ int cdb_dist_sum_doubles(double *v, int n);
  * holds the same bits by construction (the reduction's order is MPI's;
  * what matters for identical weights is that all ranks apply one result).
  * 0, or -1 with the error recorded. */
-int cdb_dist_sum_gradients(struct cdb_network *net);
+int cdb_dist_sum_gradients(struct cdb_network *net, cdb_dist_state *ds);
 /* The same sum in buckets that start while the backward pass is still
  * running (CPU ranks): cdb_dist_begin_gradients before the last subdivision's
  * backward, cdb_dist_layer_done after each of its layers (last to first: the
@@ -37,9 +46,9 @@ int cdb_dist_sum_gradients(struct cdb_network *net);
  * failed posts the rest in finish), so the ranks never wait on each other
  * in different exchanges. 0, or -1 with the error recorded. */
 #define DIST_BUCKET_FLOATS (1 << 18)
-int cdb_dist_begin_gradients(struct cdb_network *net);
-void cdb_dist_layer_done(struct cdb_network *net, int layer);
-int cdb_dist_finish_gradients(struct cdb_network *net, int apply);
+int cdb_dist_begin_gradients(struct cdb_network *net, cdb_dist_state *ds);
+void cdb_dist_layer_done(struct cdb_network *net, cdb_dist_state *ds, int layer);
+int cdb_dist_finish_gradients(struct cdb_network *net, cdb_dist_state *ds, int apply);
 /* Every rank waits for all. */
 void cdb_dist_barrier(void);
 /* Rank 0's bytes to every rank. */

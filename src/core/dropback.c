@@ -284,7 +284,7 @@ static float *skip_scratch(cdb_network *net, size_t floats)
         free(net->skip_scratch);
         net->skip_scratch = cdb_xmalloc(floats * sizeof(float));
         net->skip_scratch_floats = net->skip_scratch ? floats : 0;
-        if (!net->skip_scratch) net->pass_failed = 1; /* the step fails; cdb_network_train_step reports it */
+        if (!net->skip_scratch) net->pass_failed = 1; /* the step fails; cdb_trainer_step reports it */
     }
     return net->skip_scratch;
 }
@@ -353,11 +353,10 @@ static int any_takes_part(const cdb_network *net)
     return 0;
 }
 
-int cdb_dropback_begin_step(cdb_network *net)
+int cdb_dropback_begin_step(cdb_network *net, int step, int max_batches, dropback_stats *stats)
 {
     if (!any_takes_part(net)) return 0;
-    return cdb_dropback_draw(&net->dropback, net->params, net->nparams, net->seed, net->step, net->train.max_batches,
-                         &net->dropback_stats);
+    return cdb_dropback_draw(&net->dropback, net->params, net->nparams, net->seed, step, max_batches, stats);
 }
 
 void cdb_dropback_apply_masks(cdb_network *net)

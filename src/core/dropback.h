@@ -96,15 +96,16 @@ int cdb_dropback_resolve(const dropback_config *cfg, cdb_param **params, int n);
 int cdb_dropback_draw(const dropback_config *cfg, cdb_param **params, int n, uint64_t seed, int step,
                   int max_batches, dropback_stats *stats);
 
-/* What a training step calls, in this order (cdb_network_train_step):
- * cdb_dropback_begin_step draws this step's selection and masks (nothing when
- * no tensor takes part; returns the number selected); layers compute the
+/* What a training step calls, in this order (cdb_trainer_step):
+ * cdb_dropback_begin_step draws the selection and masks of step `step` (0-based)
+ * of a run of `max_batches`, counted in `stats` (nothing when no tensor
+ * takes part; returns the number selected); layers compute the
  * gradient of their eligible tensors with cdb_dropback_weight_grad (or, for
  * kernels of their own, the lists of cdb_dropback_skip_lists); after the last
  * subdivision, cdb_dropback_apply_masks zeroes the dropped channels and rescales
  * the rest by 1/keep, on the CPU or the GPU; the optimizer leaves the
  * channels cdb_dropback_frozen names untouched (strict mode). */
-int cdb_dropback_begin_step(cdb_network *net);
+int cdb_dropback_begin_step(cdb_network *net, int step, int max_batches, dropback_stats *stats);
 /* The weight-gradient GEMM of an eligible tensor, C (M, N) += op(A) op(B),
  * where C holds rows row_base .. row_base+M-1 of the tensor's gradient and
  * its N columns are the tensor's channels, p->inner columns each. It is the

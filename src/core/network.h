@@ -82,64 +82,6 @@ struct cdb_layer {
 #define BN_MOMENTUM 0.1f
 #define BN_MOMENTUM_DARKNET 0.01f
 
-typedef enum { OPT_SGD, OPT_ADAMW } optimizer_kind;
-typedef enum {
-    POLICY_CONSTANT,
-    POLICY_STEPS,
-    POLICY_POLY,
-    POLICY_COSINE,
-    POLICY_STEP,
-    POLICY_EXP,
-    POLICY_SIG,
-    POLICY_SGDR
-} lr_policy;
-
-#define MAX_LR_STEPS 16
-
-typedef struct {
-    optimizer_kind optimizer;
-    float learning_rate, momentum, decay, beta1, beta2, eps;
-    int nesterov;
-    int decay_norm_bias;       /* apply weight decay to biases and norm scales too */
-    int darknet;               /* darknet=1: Darknet's training semantics (burn_in power, no decay on biases/scales, BN momentum 0.01) */
-    lr_policy policy;
-    int steps[MAX_LR_STEPS];
-    float scales[MAX_LR_STEPS];
-    int nsteps;
-    float step_fractions[MAX_LR_STEPS]; /* steps= given as fractions of the training length (all in (0, 1)) */
-    int steps_fractional;              /* then steps[] = round(fraction * max_batches), set by cdb_schedule_resolve */
-    float power, learning_rate_min;
-    int step;                  /* policy=step: every `step` steps x scale; policy=sig: the midpoint */
-    float scale, gamma;        /* policy=step's factor; policy=exp's and sig's gamma */
-    int sgdr_cycle, sgdr_mult; /* policy=sgdr: the first cycle's steps (0: max_batches), each next cycle's factor */
-    int burn_in;
-    int max_batches, max_epochs;
-    int nan_policy;            /* 0 stop: a non-finite loss ends the run; 1 skip_step: the step's update is dropped */
-} train_config;
-
-typedef struct {
-    int crop_pad;              /* random crop after zero-padding by this many pixels */
-    int flip;                  /* random horizontal flip */
-    float angle;               /* random rotation by up to this many degrees either way (Darknet's angle=) */
-    float hue, saturation, exposure; /* Darknet's colour distortion: hue shift up to +-hue, factors up to x or / the others */
-    float mean[4], std[4];     /* per-channel input normalisation of [0,1] pixels */
-    int nmean, nstd;
-    /* Image files (folder and list datasets, predict): the shorter side
-     * resized to image_resize (0: the larger of width and height), then
-     * the centre crop; in training with resized_crop=1, torchvision's
-     * RandomResizedCrop instead (area scale..1, aspect ratio..1/ratio). */
-    int image_resize;
-    int resized_crop;
-    float resized_crop_scale, resized_crop_ratio;
-    /* Darknet's classifier crop of image files in training (min_crop,
-     * max_crop, aspect keys, or darknet=1; center=1 turns it off): the
-     * shorter side scaled to a random min_crop..max_crop, the aspect
-     * stretched by up to `aspect`, a random window of the network's size. */
-    int darknet_crop, min_crop, max_crop;
-    int darknet_crop_keys;     /* min_crop, max_crop or aspect given (warned about for in-memory datasets) */
-    float aspect;
-} input_config;
-
 /* How convolutions are computed on the CPU, per network: [net] keys
  * conv_direct, conv_winograd, conv_depthwise, conv_shift, conv_slice_kb (docs/cfg.md), or
  * set through this struct. Every choice computes the same convolution up to
@@ -154,30 +96,50 @@ typedef struct {
     int depthwise;             /* depthwise layers plane by plane instead of im2col (default 1) */
 } conv_policy;
 
+/* What a pass is told by whoever runs it: a trainer (src/train/trainer.h)
+ * sets these before each forward and backward of a step; a network run on
+ * its own (prediction, evaluation, tests) leaves them zero. */
+typedef struct {
+    int step;                  /* optimizer steps done before this pass (the streams of dropout) */
+    int subdivision;           /* the subdivision of the step's batch being run */
+    /* When set: the seconds of each layer's forward and backward are added
+     * here (one entry per layer; profiling, `cdbnet benchmark`). */
+    double *forward_seconds, *backward_seconds;
+    /* When set: called after each layer's backward, last layer first (the
+     * data-parallel gradient sum starts a layer's exchange there). */
+    void (*layer_done)(void *ctx, int layer);
+    void *ctx;
+} cdb_pass_context;
+
+/* The model: what describes and computes it. Training (the step, the
+ * optimizer and schedule, the counters, ChannelDropBack's statistics, the
+ * gradient sum over the ranks, profiling) is the trainer's
+ * (src/train/trainer.h); the input pipeline's settings are the data
+ * module's (input_config, src/data/augment.h). */
 struct cdb_network {
-    /* The model: layers in order, their trainable tensors, the input shape. */
+    /* The layers in order, their trainable tensors, the input shape. */
     cdb_layer *layers;
     int n;
     cdb_param **params;        /* every trainable tensor in network order */
     int nparams;
     int w, h, c, inputs, classes;
 
-    /* Hyper-parameters of [net]: fixed once built (-set changes them before). */
+    /* The model's keys of [net]: fixed once built (-set changes them before). */
     int batch;                 /* images per optimizer step (all ranks together) */
     int subdivisions;
-    int ranks;                 /* processes sharing each step (dist.h; 1 without MPI) */
+    int ranks;                 /* processes sharing each step (dist.h; 1 without MPI): each forward is a share of theirs */
     int sync_bn;               /* [net] sync_bn=1: batch norm statistics over every rank's images */
     int mini_batch;            /* batch / (subdivisions x ranks): images per forward */
-    train_config train;
-    input_config input_cfg;
-    dropback_config dropback;
+    int darknet;               /* darknet=1: Darknet's batch norm momentum (the trainer and the data read the key too) */
+    dropback_config dropback;  /* which tensors' gradients ChannelDropBack masks, and how (dropback.h) */
     conv_policy conv;
-    float label_smoothing;
-    float label_smooth_eps;    /* Darknet's form (1 - eps on the label, eps/(classes-1) elsewhere), turned into label_smoothing once classes are known */
-    int valid_every, save_every;
-    uint64_t seed;
+    uint64_t seed;             /* initialisation, dropout and ChannelDropBack streams */
+    uint64_t images_seen;      /* images the weights were trained on (a weights file's header; a trainer's steps add theirs) */
     char *data_path;           /* the .data file named in [net], if any */
     char *cfg_path;
+    /* The [net] section as the cfg and -set gave it (a copy): what the
+     * trainer and the data pipeline read their keys from. */
+    struct cfg_file *settings;
 
     /* Buffers of a pass, shared by the layers. */
     float *input;              /* (mini_batch, inputs) */
@@ -188,27 +150,10 @@ struct cdb_network {
     float *skip_scratch;       /* weight-gradient GEMM workspace; compute skipping: compacted operands */
     size_t skip_scratch_floats;
 
-    /* Run state: what a checkpoint records (seen, step) and what a pass sets. */
-    uint64_t seen;             /* images trained on */
-    int step;                  /* optimizer steps done */
-    int subdivision;           /* the subdivision being run (for dropout streams) */
+    /* A pass: what its runner says, and what it leaves. */
+    cdb_pass_context pass;
     double loss;               /* summed cost of the last forward */
     int pass_failed;           /* set by code inside a pass that could not do its work (out of memory) */
-    int step_failed;           /* the last cdb_network_train_step failed (see cdb_last_error) */
-    int step_skipped;          /* nan_policy=skip_step: the last step's loss or gradient was not finite, its update dropped */
-    long skipped_steps;        /* how many steps were skipped so far */
-    dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
-    float *dist_buffer;        /* data-parallel runs: the packed gradients of the all-reduce */
-    int summing_gradients;     /* this step's backward starts the sum over the ranks (cdb_dist_begin_gradients) */
-    size_t dist_floats_sent;   /* floats the last step's sum moved (dropped channels left out) */
-    size_t dist_buffer_size;
-
-    /* Profiling (cdbnet benchmark): when `profile` is set, seconds spent are
-     * added here. forward_seconds and backward_seconds have one entry per layer. */
-    int profile;
-    double *forward_seconds, *backward_seconds;
-    double update_seconds, dropback_seconds;
-    double comm_seconds;       /* data-parallel runs: the gradient sum over the ranks */
 
     /* GPU builds: set when the network runs on a CUDA device (cdb_gpu_init). */
     int gpu;
@@ -216,42 +161,26 @@ struct cdb_network {
     float *losses;             /* (mini_batch): per-image loss, filled by the GPU softmax */
 };
 
-/* Build from a parsed cfg (parser.c). */
-struct cfg_file;
-cdb_network *cdb_network_build(struct cfg_file *cfg);
 void cdb_network_forward(cdb_network *net, int train);
-/* Per-layer and per-phase timing for `cdbnet benchmark`. */
-int cdb_network_enable_profiling(cdb_network *net); /* 0, or -1 out of memory */
-void cdb_network_reset_profile(cdb_network *net);
+/* Zeroes every layer's output gradient, then runs the layers' backward
+ * passes, last to first (with net->pass's timing and hook). */
 void cdb_network_backward(cdb_network *net);
-float cdb_network_learning_rate(const cdb_network *net);
 /* Also compute the gradient with respect to the network input. */
 int cdb_network_enable_input_gradient(cdb_network *net); /* 0, or -1 out of memory */
-/* Run one optimizer step; images (batch, inputs), labels (batch). Returns
- * the mean loss, or NaN with the weights untouched: when the loss is not
- * finite, or when the step failed (step_failed set, the error recorded:
- * out of memory, a CUDA error). */
-float cdb_network_train_step(cdb_network *net, const float *images, const int *labels);
 /* The first layer whose output (of the last forward) holds a NaN or an
  * infinity: its index and the element, or -1. */
 int cdb_network_first_non_finite_output(cdb_network *net, size_t *index);
 /* Whether a failure was recorded during the passes now under way (a
  * layer's scratch could not be allocated, a CUDA error). */
 int cdb_network_pass_failed(cdb_network *net);
-void cdb_network_print_summary(const cdb_network *net, FILE *out);
 /* Output of the last layer for the current mini-batch. */
 const float *cdb_network_output(const cdb_network *net);
-/* The first NaN or infinity in the weights-file arrays (weights, biases,
- * scales, rolling statistics), on the host copies: 1 and where, or 0. */
-int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);
 /* Hashes of the trainable tensors as the last update left them (brought to
  * the host first when the network is on a GPU) and of the dropback masks
  * drawn so far (each tensor's selections and per-channel drop counts):
  * what the ranks of a data-parallel run compare at its end. 0, or -1 after
  * a device error. */
 int cdb_network_state_hash(cdb_network *net, uint64_t hash[2]);
-/* "weights", "biases", ... or "rolling statistics": array k of l's weights-file arrays */
-const char *cdb_layer_array_name(const cdb_layer *l, int k);
 
 
 #endif

@@ -15,10 +15,12 @@ int cdb_optimizer_prepare_param(cdb_param *p, const train_config *cfg)
     return !p->moment1 || (cfg->optimizer == OPT_ADAMW && !p->moment2) ? -1 : 0;
 }
 
-int cdb_optimizer_prepare(cdb_network *net)
+int cdb_optimizer_prepare(cdb_network *net, const train_config *cfg)
 {
+    /* on a GPU the new (zero) moments are uploaded where the update first
+     * asks for their device twins (cdb_gpu_twin) */
     for (int i = 0; i < net->nparams; i++)
-        if (cdb_optimizer_prepare_param(net->params[i], &net->train)) return -1;
+        if (cdb_optimizer_prepare_param(net->params[i], cfg)) return -1;
     return 0;
 }
 
@@ -26,7 +28,7 @@ void cdb_optimizer_update_param(cdb_param *p, const train_config *cfg, float lr,
                             dropback_axis axis)
 {
     if (cdb_optimizer_prepare_param(p, cfg)) return;
-    float wd = p->decay ? cfg->decay : 0.f;
+    float wd = cdb_optimizer_decay(p, cfg);
     float *w = p->value, *g = p->grad, *m = p->moment1, *v = p->moment2;
     size_t n = p->size;
     if (cfg->optimizer == OPT_ADAMW) {
@@ -44,17 +46,17 @@ void cdb_optimizer_update_param(cdb_param *p, const train_config *cfg, float lr,
     }
 }
 
-void cdb_optimizer_update(cdb_network *net, float lr, int step)
+void cdb_optimizer_update(cdb_network *net, const train_config *cfg, float lr, int step)
 {
 #ifdef GPU
     if (net->gpu) {
-        cdb_gpu_optimizer_update(net, lr, step);
+        cdb_gpu_optimizer_update(net, cfg, lr, step);
         return;
     }
 #endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        cdb_optimizer_update_param(p, &net->train, lr, step, cdb_dropback_frozen(&net->dropback, p), net->dropback.axis);
+        cdb_optimizer_update_param(p, cfg, lr, step, cdb_dropback_frozen(&net->dropback, p), net->dropback.axis);
     }
 }

@@ -2,7 +2,7 @@
 #ifndef CDB_SCHEDULE_H
 #define CDB_SCHEDULE_H
 
-#include "network.h"
+#include "train_config.h"
 
 /* The learning rate of the step about to run (0-based). */
 float cdb_schedule_learning_rate(const train_config *t, int step);

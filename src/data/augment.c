@@ -131,3 +131,61 @@ void cdb_augment_draw(cdb_rng *rng, const input_config *in, augment_params *ap)
     if (in->saturation > 0 && in->saturation != 1.f) ap->dsat = random_scale(rng, in->saturation);
     if (in->exposure > 0 && in->exposure != 1.f) ap->dexp = random_scale(rng, in->exposure);
 }
+
+int cdb_input_config_read(cfg_reader *r, input_config *in)
+{
+    memset(in, 0, sizeof(*in));
+    int darknet = cdb_cfg_int(r, "darknet", 0, 0, 1);
+    in->crop_pad = cdb_cfg_int(r, "crop_pad", 0, 0, 64);
+    /* Darknet's classifiers flip by default (AlexeyAB's flip=1; pjreddie's always) */
+    in->flip = cdb_cfg_int(r, "flip", darknet ? 1 : 0, 0, 1);
+    in->angle = cdb_cfg_float(r, "angle", 0.f, 0.f, 180.f);
+    in->hue = cdb_cfg_float(r, "hue", 0.f, 0.f, 0.5f);
+    in->saturation = cdb_cfg_float(r, "saturation", 1.f, 0.01f, 100.f);
+    in->exposure = cdb_cfg_float(r, "exposure", 1.f, 0.01f, 100.f);
+    in->nmean = cdb_cfg_has(r, "mean") ? cdb_cfg_float_list(r, "mean", in->mean, 4) : 0;
+    in->nstd = cdb_cfg_has(r, "std") ? cdb_cfg_float_list(r, "std", in->std, 4) : 0;
+    in->image_resize = cdb_cfg_int(r, "image_resize", 0, 0, 1 << 16);
+    in->resized_crop = cdb_cfg_int(r, "resized_crop", 0, 0, 1);
+    in->resized_crop_scale = cdb_cfg_float(r, "resized_crop_scale", 0.08f, 0.001f, 1.f);
+    in->resized_crop_ratio = cdb_cfg_float(r, "resized_crop_ratio", 0.75f, 0.01f, 1.f);
+    int darknet_keys = cdb_cfg_has(r, "min_crop") || cdb_cfg_has(r, "max_crop") || cdb_cfg_has(r, "aspect");
+    int width = cdb_cfg_has(r, "width") ? cdb_cfg_int(r, "width", 1, 1, 1 << 16) : 1;
+    in->min_crop = cdb_cfg_int(r, "min_crop", width, 1, 1 << 16);
+    in->max_crop = cdb_cfg_int(r, "max_crop", 2 * width, 1, 1 << 16);
+    in->aspect = cdb_cfg_float(r, "aspect", 1.f, 0.01f, 100.f);
+    int center = cdb_cfg_int(r, "center", 0, 0, 1);
+    in->darknet_crop = !center && !in->resized_crop && (darknet_keys || darknet);
+    in->darknet_crop_keys = darknet_keys;
+    if (r->failed) return -1;
+    if (darknet_keys && in->resized_crop) {
+        cdb_cfg_fail(r, "resized_crop", "give resized_crop=1 (torchvision's crop) or Darknet's min_crop/max_crop/aspect, "
+                                        "not both");
+        return -1;
+    }
+    if (in->max_crop < in->min_crop) {
+        cdb_cfg_fail(r, "max_crop", "max_crop=%d is below min_crop=%d", in->max_crop, in->min_crop);
+        return -1;
+    }
+    int channels = cdb_cfg_has(r, "channels") ? cdb_cfg_int(r, "channels", 1, 1, 1 << 16) : 0;
+    if (in->nmean && in->nmean != channels) {
+        cdb_cfg_fail(r, "mean", "%d values for %d channels", in->nmean, channels);
+        return -1;
+    }
+    if (in->nstd && in->nstd != channels) {
+        cdb_cfg_fail(r, "std", "%d values for %d channels", in->nstd, channels);
+        return -1;
+    }
+    for (int i = 0; i < in->nstd; i++)
+        if (in->std[i] <= 0) {
+            cdb_cfg_fail(r, "std", "values must be positive");
+            return -1;
+        }
+    return r->failed ? -1 : 0;
+}
+
+int cdb_input_config_of(const cdb_network *net, input_config *in)
+{
+    cfg_reader r = cdb_cfg_reader_for(net->settings, 0, -1);
+    return cdb_input_config_read(&r, in);
+}

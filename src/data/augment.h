@@ -7,6 +7,38 @@
 
 #include "network.h"
 
+/* The input pipeline's keys of [net] (docs/cfg.md): augmentation in
+ * training and normalisation always. Read from a network's [net] by
+ * cdb_input_config_read. */
+typedef struct {
+    int crop_pad;              /* random crop after zero-padding by this many pixels */
+    int flip;                  /* random horizontal flip */
+    float angle;               /* random rotation by up to this many degrees either way (Darknet's angle=) */
+    float hue, saturation, exposure; /* Darknet's colour distortion: hue shift up to +-hue, factors up to x or / the others */
+    float mean[4], std[4];     /* per-channel input normalisation of [0,1] pixels */
+    int nmean, nstd;
+    /* Image files (folder and list datasets, predict): the shorter side
+     * resized to image_resize (0: the larger of width and height), then
+     * the centre crop; in training with resized_crop=1, torchvision's
+     * RandomResizedCrop instead (area scale..1, aspect ratio..1/ratio). */
+    int image_resize;
+    int resized_crop;
+    float resized_crop_scale, resized_crop_ratio;
+    /* Darknet's classifier crop of image files in training (min_crop,
+     * max_crop, aspect keys, or darknet=1; center=1 turns it off): the
+     * shorter side scaled to a random min_crop..max_crop, the aspect
+     * stretched by up to `aspect`, a random window of the network's size. */
+    int darknet_crop, min_crop, max_crop;
+    int darknet_crop_keys;     /* min_crop, max_crop or aspect given (warned about for in-memory datasets) */
+    float aspect;
+} input_config;
+
+/* The input keys of [net] (the reader of the full build, which checks
+ * for unknown keys at the end), or those of a built network. 0, or -1
+ * with the error recorded (file, line, key). */
+int cdb_input_config_read(cfg_reader *r, input_config *in);
+int cdb_input_config_of(const cdb_network *net, input_config *in);
+
 /* One image's random parameters. */
 typedef struct {
     int dy, dx, flip;         /* shift (zero padding) and horizontal flip */

@@ -339,15 +339,17 @@ int cdb_dataset_check_against(cdb_dataset *d, const cdb_network *net)
         }
     }
     if (d->paths && d->cache) {
-        if (net->input_cfg.resized_crop || net->input_cfg.darknet_crop) {
+        input_config in;
+        if (cdb_input_config_of(net, &in)) return -1;
+        if (in.resized_crop || in.darknet_crop) {
             cdb_set_error("%s: cache=1 keeps each image once, pre-processed, so it cannot serve the random crops of %s "
                           "(%s: a new crop of the original each time): drop cache=1%s",
                           d->name, net->cfg_path,
-                          net->input_cfg.resized_crop ? "resized_crop=1" : "Darknet's min_crop/max_crop/aspect",
-                          net->input_cfg.resized_crop ? " or resized_crop" : ", or set center=1 in [net]");
+                          in.resized_crop ? "resized_crop=1" : "Darknet's min_crop/max_crop/aspect",
+                          in.resized_crop ? " or resized_crop" : ", or set center=1 in [net]");
             return -1;
         }
-        return cdb_imageset_cache(d, &net->input_cfg);
+        return cdb_imageset_cache(d, &in);
     }
     return 0;
 }
@@ -397,14 +399,17 @@ int cdb_dataset_input(const cdb_dataset *d, int index, const cdb_network *net, f
         cdb_set_error("item %d of '%s': it has %d items", index, d->name, d->n);
         return -1;
     }
-    return cdb_dataset_fill_batch(d, &index, 1, &net->input_cfg, 0, NULL, image, label);
+    input_config in;
+    if (cdb_input_config_of(net, &in)) return -1;
+    return cdb_dataset_fill_batch(d, &index, 1, &in, 0, NULL, image, label);
 }
 
 int cdb_image_file_input(const cdb_network *net, const char *path, float *out)
 {
     byte_image im;
     int w, h;
-    if (cdb_image_probe(path, &w, &h)) return -1;
+    input_config in;
+    if (cdb_input_config_of(net, &in) || cdb_image_probe(path, &w, &h)) return -1;
     if ((long long)w * h > DEFAULT_MAX_IMAGE_PIXELS) { /* from the header, before decoding it */
         cdb_set_error("image '%s' is %d x %d pixels, more than the %lld an image may have", path, w, h,
                       DEFAULT_MAX_IMAGE_PIXELS);
@@ -419,10 +424,10 @@ int cdb_image_file_input(const cdb_network *net, const char *path, float *out)
         return -1;
     }
     if (rgb) chw = rgb;
-    cdb_image_resample(&im, cdb_image_center_box(im.w, im.h, net->input_cfg.image_resize, net->w, net->h), net->w, net->h, chw);
+    cdb_image_resample(&im, cdb_image_center_box(im.w, im.h, in.image_resize, net->w, net->h), net->w, net->h, chw);
     if (rgb) memcpy(bytes, rgb, (size_t)3 * net->h * net->w); /* the other channels 0 */
     augment_params none = {0, 0, 0, 0.f, 0.f, 1.f, 1.f};
-    cdb_augment_image(bytes, net->c, net->h, net->w, &net->input_cfg, &none, out);
+    cdb_augment_image(bytes, net->c, net->h, net->w, &in, &none, out);
     free(rgb);
     free(bytes);
     cdb_image_free(&im);
@@ -431,7 +436,8 @@ int cdb_image_file_input(const cdb_network *net, const char *path, float *out)
 
 void cdb_dataset_warn_unused_keys(const cdb_dataset *train, const cdb_network *net)
 {
-    if (!train->paths && net->input_cfg.darknet_crop_keys)
+    input_config in;
+    if (!train->paths && !cdb_input_config_of(net, &in) && in.darknet_crop_keys)
         fprintf(stderr, "warning: %s: min_crop, max_crop and aspect crop image files (format=folder or list); the images "
                         "of '%s' are used at their size\n",
                 net->cfg_path, train->name);

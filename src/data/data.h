@@ -22,8 +22,8 @@ int cdb_dataset_load_cifar(const char *paths, int cifar100, int classes, cdb_dat
 int cdb_dataset_check_against(cdb_dataset *d, const cdb_network *net);
 
 /* Fill `images` (n, c, h, w floats) and `labels` with the dataset entries
- * `indices`, normalised per net->input_cfg; with `augment`, apply the random
- * pad-and-crop, flip and rotation of input_cfg using `rng` (image files:
+ * `indices`, normalised per `in`; with `augment`, apply the random
+ * pad-and-crop, flip and rotation of `in` using `rng` (image files:
  * each image its own stream, seeded from `rng` in batch order, so that the
  * batch is the same whichever thread decodes which image). 0, or -1 with
  * the error recorded (an image file that cannot be read, with

@@ -231,9 +231,10 @@ extern "C" int cdb_gpu_init(cdb_network *net, int device)
 #endif
     net->gpu_ctx = g;
     net->gpu = 1;
-    /* The optimizer state exists from the start on the device. */
+    /* The optimizer state the host holds goes with the weights (a trainer
+     * allocates what is missing at its first step, cdb_optimizer_prepare). */
     net->losses = (float *)cdb_xcalloc((size_t)net->mini_batch, sizeof(float));
-    if (!net->losses || cdb_optimizer_prepare(net) || cdb_network_sync_to_device(net)) {
+    if (!net->losses || cdb_network_sync_to_device(net)) {
         cdb_gpu_release(net);
         return -1;
     }

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "train_config.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,7 +58,7 @@ void cdb_gpu_gemm_batched(struct cdb_network *net, int trans_a, int trans_b, int
 float *cdb_gpu_workspace(struct cdb_network *net, size_t floats);
 
 /* The optimizer step on the device (optimizer_kernels.cu). */
-void cdb_gpu_optimizer_update(struct cdb_network *net, float lr, int step);
+void cdb_gpu_optimizer_update(struct cdb_network *net, const train_config *cfg, float lr, int step);
 /* Download / upload every weights-file array and optimizer state. */
 int cdb_network_sync_to_host(struct cdb_network *net);   /* 0, or -1 after a CUDA error */
 int cdb_network_sync_to_device(struct cdb_network *net);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cuda_common.cuh"
+#include "optimizer.h"
 #include "shared_math.h"
 
 /* frozen: the dropped mask in strict mode, else NULL. */
@@ -27,13 +28,12 @@ static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v
     }
 }
 
-extern "C" void cdb_gpu_optimizer_update(cdb_network *net, float lr, int step)
+extern "C" void cdb_gpu_optimizer_update(cdb_network *net, const train_config *cfg, float lr, int step)
 {
-    const train_config *cfg = &net->train;
     int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
-        float wd = p->decay ? cfg->decay : 0.f;
+        float wd = cdb_optimizer_decay(p, cfg);
         const uint8_t *frozen = cdb_dropback_frozen(&net->dropback, p);
         if (frozen) frozen = (const uint8_t *)cdb_gpu_twin(net, frozen, (size_t)cdb_dropback_mask_channels(p));
         float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, p->moment1, p->size);

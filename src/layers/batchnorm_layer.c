@@ -9,7 +9,7 @@
 
 int cdb_bn_init(batchnorm *bn, cdb_layer *l, const cdb_network *net, int channels, int spatial, int batch)
 {
-    bn->momentum = net->train.darknet ? BN_MOMENTUM_DARKNET : BN_MOMENTUM;
+    bn->momentum = net->darknet ? BN_MOMENTUM_DARKNET : BN_MOMENTUM;
     bn->channels = channels;
     bn->spatial = spatial;
     bn->batch = batch;

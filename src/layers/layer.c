@@ -138,7 +138,7 @@ void cdb_init_weights(float *w, size_t n, int fan_in, float init_std, uint64_t s
 
 cdb_rng cdb_layer_pass_rng(const cdb_layer *l, const cdb_network *net)
 {
-    uint64_t counter = ((uint64_t)net->step << 24) ^ ((uint64_t)net->subdivision << 12) ^ (uint64_t)l->index;
+    uint64_t counter = ((uint64_t)net->pass.step << 24) ^ ((uint64_t)net->pass.subdivision << 12) ^ (uint64_t)l->index;
     return cdb_rng_stream(net->seed, RNG_STREAM_DROPOUT, counter);
 }
 

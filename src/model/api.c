@@ -1,4 +1,4 @@
-/* The public entry points of include/cdbnet.h. */
+/* The public entry points of include/cdbnet.h on the model alone (train/train_api.c has the others). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,20 +6,6 @@
 
 #include "cfg.h"
 #include "network.h"
-
-cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides)
-{
-    cfg_file *cfg = cdb_cfg_parse_file(cfg_path);
-    if (!cfg) return NULL;
-    for (int i = 0; i < n_overrides; i++)
-        if (cdb_cfg_override(cfg, overrides[i])) {
-            cdb_cfg_free(cfg);
-            return NULL;
-        }
-    cdb_network *net = cdb_network_build(cfg);
-    cdb_cfg_free(cfg);
-    return net;
-}
 
 int cdb_network_width(const cdb_network *net) { return net->w; }
 int cdb_network_height(const cdb_network *net) { return net->h; }
@@ -29,16 +15,6 @@ int cdb_network_batch(const cdb_network *net) { return net->batch; }
 int cdb_network_inputs(const cdb_network *net) { return net->inputs; }
 const char *cdb_network_cfg_path(const cdb_network *net) { return net->cfg_path; }
 const char *cdb_network_data_path(const cdb_network *net) { return net->data_path; }
-
-float cdb_train_step(cdb_network *net, const float *images, const int *labels)
-{
-    for (int i = 0; i < net->batch; i++)
-        if (labels[i] < 0 || labels[i] >= net->classes) {
-            cdb_set_error("label %d of image %d is outside [0, %d)", labels[i], i, net->classes);
-            return NAN;
-        }
-    return cdb_network_train_step(net, images, labels);
-}
 
 int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
 {

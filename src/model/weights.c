@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "model.h"
 #include "network.h"
+#include "train_config.h"
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
@@ -58,11 +60,21 @@ int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array,
     return 0;
 }
 
+/* What a write records beside the network: the images-seen count of the
+ * header, the step (for messages) and, for optimizer state, the optimizer. */
+typedef struct {
+    const cdb_network *net;
+    uint64_t seen;
+    int step;
+    int optimizer;
+} save_context;
+
 /* Nothing non-finite is ever saved: a weights file or optimizer state with
  * a NaN or infinity could not be loaded again, and writing it would replace
  * the last good checkpoint. */
-static int weights_finite(const cdb_network *net, const char *path)
+static int weights_finite(const save_context *sc, const char *path)
 {
+    const cdb_network *net = sc->net;
     int i, k;
     size_t at;
     if (!cdb_network_first_non_finite(net, &i, &k, &at)) return 0;
@@ -70,12 +82,13 @@ static int weights_finite(const cdb_network *net, const char *path)
     cdb_set_error("not saving weights file '%s': at step %d, layer %d [%s] %s (array %d), value %zu is not finite "
                   "(%g); the training diverged (lower learning_rate, add burn_in); the last checkpoint is left as it "
                   "was",
-                  path, net->step, i, l->ops->name, cdb_layer_array_name(l, k), k, at, l->io[k][at]);
+                  path, sc->step, i, l->ops->name, cdb_layer_array_name(l, k), k, at, l->io[k][at]);
     return -1;
 }
 
-static int state_finite(const cdb_network *net, const char *path)
+static int state_finite(const save_context *sc, const char *path)
 {
+    const cdb_network *net = sc->net;
     size_t at;
     for (int i = 0; i < net->n; i++) {
         const cdb_layer *l = &net->layers[i];
@@ -86,8 +99,8 @@ static int state_finite(const cdb_network *net, const char *path)
                 if (m[j] && first_non_finite(m[j], q->size, &at)) {
                     cdb_set_error("not saving optimizer state '%s': at step %d, layer %d [%s] %s, optimizer %s value "
                                   "%zu is not finite (%g); the last checkpoint is left as it was",
-                                  path, net->step, i, l->ops->name, q->name,
-                                  j ? "second moment" : (net->train.optimizer == OPT_ADAMW ? "first moment" : "momentum"),
+                                  path, sc->step, i, l->ops->name, q->name,
+                                  j ? "second moment" : (sc->optimizer == OPT_ADAMW ? "first moment" : "momentum"),
                                   at, m[j][at]);
                     return -1;
                 }
@@ -98,18 +111,18 @@ static int state_finite(const cdb_network *net, const char *path)
 
 /* Write through FILE.tmp.PID, flushed and synced, then renamed over FILE:
  * a run killed while saving leaves the previous FILE intact. */
-static int write_atomically(const char *path, const char *kind, int (*finite)(const cdb_network *, const char *),
-                            int (*write)(FILE *, const cdb_network *), const cdb_network *net)
+static int write_atomically(const char *path, const char *kind, int (*finite)(const save_context *, const char *),
+                            int (*write)(FILE *, const save_context *), const save_context *sc)
 {
 #ifdef GPU
-    if (cdb_network_sync_to_host((cdb_network *)net)) {
+    if (cdb_network_sync_to_host((cdb_network *)sc->net)) {
         char why[512];
         snprintf(why, sizeof(why), "%s", cdb_last_error());
         cdb_set_error("%s not written: the device copy cannot be read back: %s", path, why);
         return -1;
     }
 #endif
-    if (finite(net, path)) return -1;
+    if (finite(sc, path)) return -1;
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     FILE *fp = fopen(tmp, "wb");
@@ -117,7 +130,7 @@ static int write_atomically(const char *path, const char *kind, int (*finite)(co
         cdb_set_error("cannot write %s '%s': %s", kind, tmp, strerror(errno));
         return -1;
     }
-    int ok = write(fp, net);
+    int ok = write(fp, sc);
     ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
     ok = (fclose(fp) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -128,10 +141,11 @@ static int write_atomically(const char *path, const char *kind, int (*finite)(co
     return 0;
 }
 
-static int write_weights(FILE *fp, const cdb_network *net)
+static int write_weights(FILE *fp, const save_context *sc)
 {
+    const cdb_network *net = sc->net;
     int32_t header[3] = {WEIGHTS_MAJOR, WEIGHTS_MINOR, WEIGHTS_REVISION};
-    uint64_t seen = net->seen;
+    uint64_t seen = sc->seen;
     int ok = fwrite(header, sizeof(header), 1, fp) == 1 && fwrite(&seen, sizeof(seen), 1, fp) == 1;
     for (int i = 0; ok && i < net->n; i++) {
         const cdb_layer *l = &net->layers[i];
@@ -140,9 +154,15 @@ static int write_weights(FILE *fp, const cdb_network *net)
     return ok;
 }
 
+int cdb_weights_write(const cdb_network *net, const char *path, uint64_t seen, int step)
+{
+    save_context sc = {net, seen, step, 0};
+    return write_atomically(path, "weights file", weights_finite, write_weights, &sc);
+}
+
 int cdb_weights_save(const cdb_network *net, const char *path)
 {
-    return write_atomically(path, "weights file", weights_finite, write_weights, net);
+    return cdb_weights_write(net, path, net->images_seen, (int)(net->images_seen / (uint64_t)net->batch));
 }
 
 /* Floats of the arrays that pjreddie's Darknet does not write (a [batchnorm]
@@ -248,7 +268,7 @@ int cdb_weights_load(cdb_network *net, const char *path)
         }
     }
     fclose(fp);
-    net->seen = seen;
+    net->images_seen = seen;
 #ifdef GPU
     if (cdb_network_sync_to_device(net)) return -1;
 #endif
@@ -268,10 +288,11 @@ static int write_moment(FILE *fp, const float *m, size_t n)
     return !present || fwrite(m, sizeof(float), n, fp) == n;
 }
 
-static int write_state(FILE *fp, const cdb_network *net)
+static int write_state(FILE *fp, const save_context *sc)
 {
-    int32_t version = STATE_VERSION, optimizer = net->train.optimizer, nparams = net->nparams;
-    int64_t step = net->step;
+    const cdb_network *net = sc->net;
+    int32_t version = STATE_VERSION, optimizer = sc->optimizer, nparams = net->nparams;
+    int64_t step = sc->step;
     int ok = fwrite(STATE_MAGIC, 4, 1, fp) == 1 && fwrite(&version, 4, 1, fp) == 1 && fwrite(&optimizer, 4, 1, fp) == 1 &&
              fwrite(&step, 8, 1, fp) == 1 && fwrite(&nparams, 4, 1, fp) == 1;
     for (int i = 0; ok && i < net->nparams; i++) {
@@ -282,9 +303,10 @@ static int write_state(FILE *fp, const cdb_network *net)
     return ok;
 }
 
-int cdb_state_save(const cdb_network *net, const char *path)
+int cdb_state_write(const cdb_network *net, const char *path, int optimizer, int step)
 {
-    return write_atomically(path, "optimizer state", state_finite, write_state, net);
+    save_context sc = {net, 0, step, optimizer};
+    return write_atomically(path, "optimizer state", state_finite, write_state, &sc);
 }
 
 static int read_moment(FILE *fp, float **m, size_t n)
@@ -296,7 +318,7 @@ static int read_moment(FILE *fp, float **m, size_t n)
     return *m && fread(*m, sizeof(float), n, fp) == n;
 }
 
-int cdb_state_load(cdb_network *net, const char *path)
+int cdb_state_read(cdb_network *net, const char *path, int optimizer_expected, int step_expected)
 {
     if (cdb_check_regular(path, "optimizer state")) return -1;
     FILE *fp = fopen(path, "rb");
@@ -314,18 +336,18 @@ int cdb_state_load(cdb_network *net, const char *path)
         cdb_set_error("'%s' is not a cdbnet optimizer state file (or is truncated)", path);
         return -1;
     }
-    if (step != (int64_t)net->step) {
+    if (step != (int64_t)step_expected) {
         fclose(fp);
         cdb_set_error("optimizer state '%s' is of step %lld, but its weights file's images-seen count says step %d: "
                       "the two files are not one checkpoint",
-                      path, (long long)step, net->step);
+                      path, (long long)step, step_expected);
         return -1;
     }
-    if (optimizer != (int32_t)net->train.optimizer || nparams != net->nparams || step < 0) {
+    if (optimizer != (int32_t)optimizer_expected || nparams != net->nparams || step < 0) {
         fclose(fp);
         cdb_set_error("optimizer state '%s' belongs to another network or optimizer (%d tensors, optimizer %d; "
                       "'%s' has %d tensors, optimizer %d)",
-                      path, nparams, optimizer, net->cfg_path, net->nparams, (int)net->train.optimizer);
+                      path, nparams, optimizer, net->cfg_path, net->nparams, optimizer_expected);
         return -1;
     }
     long failed_before = cdb_failed_allocations();
@@ -353,66 +375,8 @@ int cdb_state_load(cdb_network *net, const char *path)
         cdb_set_error("optimizer state '%s' has data past its last tensor", path);
         return -1;
     }
-    net->step = (int)step;
 #ifdef GPU
     if (cdb_network_sync_to_device(net)) return -1;
 #endif
-    return 0;
-}
-
-/* Make the renames in path's folder durable. */
-static void sync_folder(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = 0;
-    else
-        snprintf(dir, sizeof(dir), ".");
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-int cdb_checkpoint_save(const cdb_network *net, const char *path)
-{
-    char state[4200], prev[4208];
-    snprintf(state, sizeof(state), "%s.state", path);
-    snprintf(prev, sizeof(prev), "%s.prev", state);
-    if (access(state, F_OK) == 0 && rename(state, prev)) {
-        cdb_set_error("cannot keep the previous optimizer state '%s' as '%s': %s", state, prev, strerror(errno));
-        return -1;
-    }
-    if (cdb_state_save(net, state) || cdb_weights_save(net, path)) return -1;
-    sync_folder(path);
-    return 0;
-}
-
-int cdb_checkpoint_load_state(cdb_network *net, const char *path)
-{
-    char state[4200], prev[4208], first[1024] = "";
-    snprintf(state, sizeof(state), "%s.state", path);
-    snprintf(prev, sizeof(prev), "%s.prev", state);
-    int have_state = access(state, F_OK) == 0, have_prev = access(prev, F_OK) == 0;
-    if (have_state) {
-        if (cdb_state_load(net, state) == 0) return 1;
-        snprintf(first, sizeof(first), "%s", cdb_last_error());
-    }
-    if (have_prev) {
-        if (cdb_state_load(net, prev) == 0) return 2;
-        if (first[0]) {
-            char second[1024];
-            snprintf(second, sizeof(second), "%s", cdb_last_error());
-            cdb_set_error("%s; and %s", first, second);
-        }
-        return -1;
-    }
-    if (have_state) {
-        cdb_set_error("%s", first);
-        return -1;
-    }
     return 0;
 }

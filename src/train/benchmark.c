@@ -9,6 +9,7 @@
 #include "gemm.h"
 #include "images.h"
 #include "loader.h"
+#include "trainer.h"
 
 static int compare_doubles(const void *a, const void *b)
 {
@@ -78,10 +79,19 @@ static int synthetic_batch(const cdb_network *net, float **images, int **labels)
     cdb_rng r = cdb_rng_stream(net->seed, 77, 0);
     for (size_t i = 0; i < n_in; i++) (*images)[i] = cdb_rng_normal(&r);
     for (int b = 0; b < net->batch; b++) (*labels)[b] = cdb_rng_int(&r, net->classes);
-    /* Dropback at its final rate, as after the last milestone. */
-    ((cdb_network *)net)->train.max_batches = 1;
-    ((cdb_network *)net)->train.burn_in = 0;
     return 0;
+}
+
+/* A trainer for the timed steps: with `final_rate`, a run of one step, so
+ * that dropback is at its final rate, as after the last milestone; no
+ * burn-in. NULL with the error recorded. */
+static cdb_trainer *bench_trainer(cdb_network *net, int final_rate)
+{
+    cdb_trainer *tr = cdb_trainer_new(net);
+    if (!tr) return NULL;
+    if (final_rate) tr->cfg.max_batches = 1;
+    tr->cfg.burn_in = 0;
+    return tr;
 }
 
 static double sum_seconds(const double *v, int n)
@@ -95,6 +105,7 @@ int cdb_run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask
                         const benchmark_options *opt)
 {
     cdb_network *nets[4] = {off, on, mask, skip};
+    cdb_trainer *trs[4] = {NULL, NULL, NULL, NULL};
     float *images;
     int *labels;
     if (synthetic_batch(off, &images, &labels)) return -1;
@@ -102,22 +113,26 @@ int cdb_run_dropback_report(cdb_network *off, cdb_network *on, cdb_network *mask
     double *backward_ms = cdb_xcalloc((size_t)4 * opt->repeats, sizeof(double));
     int status = step_ms && backward_ms ? 0 : -1;
     for (int v = 0; !status && v < 4; v++) {
-        nets[v]->train.max_batches = 1;
-        nets[v]->train.burn_in = 0;
-        for (int s = 0; s < opt->warmup; s++) cdb_network_train_step(nets[v], images, labels);
-        status = cdb_network_enable_profiling(nets[v]);
+        trs[v] = bench_trainer(nets[v], 1);
+        if (!trs[v]) {
+            status = -1;
+            break;
+        }
+        for (int s = 0; s < opt->warmup; s++) cdb_trainer_run_step(trs[v], images, labels);
+        status = cdb_trainer_enable_profiling(trs[v]);
     }
     for (int k = 0; !status && k < opt->repeats; k++)
         for (int v = 0; !status && v < 4; v++) {
-            cdb_network_reset_profile(nets[v]);
+            cdb_trainer_reset_profile(trs[v]);
             double t0 = cdb_now_seconds();
             for (int s = 0; s < opt->steps && !status; s++) {
-                cdb_network_train_step(nets[v], images, labels);
-                if (nets[v]->step_failed) status = -1;
+                cdb_trainer_run_step(trs[v], images, labels);
+                if (trs[v]->step_failed) status = -1;
             }
             step_ms[v * opt->repeats + k] = 1e3 * (cdb_now_seconds() - t0) / opt->steps;
-            backward_ms[v * opt->repeats + k] = 1e3 * sum_seconds(nets[v]->backward_seconds, nets[v]->n) / opt->steps;
+            backward_ms[v * opt->repeats + k] = 1e3 * sum_seconds(trs[v]->backward_seconds, nets[v]->n) / opt->steps;
         }
+    for (int v = 0; v < 4; v++) cdb_trainer_free(trs[v]);
     if (status) {
         free(step_ms);
         free(backward_ms);
@@ -150,23 +165,26 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
     if (synthetic_batch(net, &images, &labels)) return -1;
     double *rates = cdb_xcalloc((size_t)opt->repeats, sizeof(double));
     layer_time *order = cdb_xcalloc((size_t)net->n, sizeof(layer_time));
-    if (!rates || !order || cdb_network_enable_profiling(net)) {
+    cdb_trainer *tr = rates && order ? bench_trainer(net, 1) : NULL;
+    if (!tr || cdb_trainer_enable_profiling(tr)) {
+        cdb_trainer_free(tr);
         free(images);
         free(labels);
         free(rates);
         free(order);
         return -1;
     }
-    for (int s = 0; s < opt->warmup; s++) cdb_network_train_step(net, images, labels);
-    cdb_network_reset_profile(net); /* the warm-up steps are not timed */
+    for (int s = 0; s < opt->warmup; s++) cdb_trainer_run_step(tr, images, labels);
+    cdb_trainer_reset_profile(tr); /* the warm-up steps are not timed */
     double total_seconds = 0;
     clock_t cpu0 = clock();
     for (int k = 0; k < opt->repeats; k++) {
         double t0 = cdb_now_seconds();
         for (int s = 0; s < opt->steps; s++) {
-            float loss = cdb_network_train_step(net, images, labels);
+            float loss = cdb_trainer_run_step(tr, images, labels);
             if (loss != loss) {
-                if (!net->step_failed) cdb_set_error("benchmark: the loss became NaN at step %d", net->step);
+                if (!tr->step_failed) cdb_set_error("benchmark: the loss became NaN at step %d", tr->step);
+                cdb_trainer_free(tr);
                 free(images);
                 free(labels);
                 free(rates);
@@ -191,8 +209,8 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
     double fwd = 0, bwd = 0;
     size_t flops = 0;
     for (int i = 0; i < net->n; i++) {
-        fwd += net->forward_seconds[i];
-        bwd += net->backward_seconds[i];
+        fwd += tr->forward_seconds[i];
+        bwd += tr->backward_seconds[i];
         flops += net->layers[i].flops;
     }
     /* Training: forward, input gradient and weight gradient, 2 FLOPs per multiply-add. */
@@ -228,16 +246,16 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
     printf("cpu: %.2f cores busy on average while timed\n", cores_busy);
     printf("ms per step: total %.2f = forward %.2f + backward %.2f + update %.2f + dropback %.2f (+ other %.2f)\n",
            1e3 * total_seconds / steps_total, 1e3 * fwd / steps_total, 1e3 * bwd / steps_total,
-           1e3 * net->update_seconds / steps_total, 1e3 * net->dropback_seconds / steps_total,
-           1e3 * (total_seconds - fwd - bwd - net->update_seconds - net->dropback_seconds) / steps_total);
+           1e3 * tr->update_seconds / steps_total, 1e3 * tr->dropback_seconds / steps_total,
+           1e3 * (total_seconds - fwd - bwd - tr->update_seconds - tr->dropback_seconds) / steps_total);
     if (net->ranks > 1) {
         size_t floats = 0;
         for (int i = 0; i < net->nparams; i++) floats += net->params[i]->size;
-        size_t sent = net->dist_floats_sent ? net->dist_floats_sent : floats;
+        size_t sent = tr->dist.floats_sent ? tr->dist.floats_sent : floats;
         printf("data-parallel: %d ranks, %d images each per step; the gradient sum over the ranks took %.2f ms per "
                "step (in 'backward' and 'other'), %.3g MB of gradients reduced and broadcast in the last step (%.3g MB "
                "in all: ChannelDropBack's dropped channels stay out)\n",
-               net->ranks, net->batch / net->ranks, 1e3 * net->comm_seconds / steps_total, sent * 4.0 / 1e6,
+               net->ranks, net->batch / net->ranks, 1e3 * tr->comm_seconds / steps_total, sent * 4.0 / 1e6,
                floats * 4.0 / 1e6);
     }
     if (net->gpu || gemm_rate <= 0)
@@ -249,18 +267,19 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
 
     for (int i = 0; i < net->n; i++) {
         order[i].index = i;
-        order[i].seconds = net->forward_seconds[i] + net->backward_seconds[i];
+        order[i].seconds = tr->forward_seconds[i] + tr->backward_seconds[i];
     }
     qsort(order, (size_t)net->n, sizeof(layer_time), by_time_desc);
     int top = opt->top < net->n ? opt->top : net->n;
     printf("%5s %-14s %-34s %10s %10s %7s %9s\n", "layer", "type", "details", "fwd ms", "bwd ms", "share", "GFLOP/s");
     for (int k = 0; k < top; k++) {
         const cdb_layer *l = &net->layers[order[k].index];
-        double f = net->forward_seconds[order[k].index], b = net->backward_seconds[order[k].index];
+        double f = tr->forward_seconds[order[k].index], b = tr->backward_seconds[order[k].index];
         double rate = l->flops && (f + b) > 0 ? 6.0 * l->flops * net->batch * steps_total / (f + b) / 1e9 : 0;
         printf("%5d %-14s %-34s %10.3f %10.3f %6.1f%% %9.1f\n", l->index, l->ops->name, l->description,
                1e3 * f / steps_total, 1e3 * b / steps_total, 100 * (f + b) / (fwd + bwd), rate);
     }
+    cdb_trainer_free(tr);
     free(order);
     free(rates);
     free(images);
@@ -272,8 +291,10 @@ int cdb_run_benchmark(cdb_network *net, const benchmark_options *opt)
  * data_only the batches alone) from step `first`; images/s. Image files
  * come through a fresh prefetching loader, whose first batch is waited
  * for, as a run's first step waits. */
-static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int steps, int data_only, double *waited)
+static double data_arm(cdb_trainer *tr, const input_config *in, const cdb_dataset *d, int first, int steps,
+                       int data_only, double *waited)
 {
+    cdb_network *net = tr->net;
     batch_loader loader;
     int prefetch = d->paths != NULL && !data_only, status = 0, order_epoch = -1;
     float *images = NULL;
@@ -283,7 +304,7 @@ static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int st
     order = cdb_xcalloc((size_t)d->n, sizeof(int));
     if (!own_images || !own_labels || !order) status = -1;
     double t0 = cdb_now_seconds();
-    if (!status && prefetch) status = cdb_loader_start(&loader, d, &net->input_cfg, net->seed, net->batch, 0, net->batch, first,
+    if (!status && prefetch) status = cdb_loader_start(&loader, d, in, net->seed, net->batch, 0, net->batch, first,
                                                  first + steps);
     for (int s = first; !status && s < first + steps; s++) {
         if (prefetch) {
@@ -291,12 +312,12 @@ static double data_arm(cdb_network *net, const cdb_dataset *d, int first, int st
         } else {
             images = own_images;
             labels = own_labels;
-            status = cdb_loader_fill_step(d, &net->input_cfg, net->seed, net->batch, 0, net->batch, s, order, &order_epoch, images,
+            status = cdb_loader_fill_step(d, in, net->seed, net->batch, 0, net->batch, s, order, &order_epoch, images,
                                       labels);
         }
         if (!status && !data_only) {
-            cdb_network_train_step(net, images, labels);
-            if (net->step_failed) status = -1;
+            cdb_trainer_run_step(tr, images, labels);
+            if (tr->step_failed) status = -1;
         }
     }
     double seconds = cdb_now_seconds() - t0;
@@ -317,21 +338,25 @@ static int time_data_arms(cdb_network *net, const cdb_dataset *files, const cdb_
     const char *names[2] = {"image files, decoded while training", "the same images in memory"};
     if (data_only) names[0] = "image files, decoded";
     double *rates = cdb_xcalloc((size_t)2 * opt->repeats, sizeof(double)), waited = 0;
-    if (!rates) return -1;
-    ((cdb_network *)net)->train.burn_in = 0;
+    input_config in;
+    cdb_trainer *tr = rates && !cdb_input_config_of(net, &in) ? bench_trainer(net, 0) : NULL;
+    if (!tr) {
+        free(rates);
+        return -1;
+    }
     printf("data benchmark: %s, batch %d, %d steps x %d repeats per arm, alternately%s\n", net->cfg_path, net->batch,
            opt->steps, opt->repeats, data_only ? ", the batches alone (no training)" : "");
     if (files) printf("  %s: %d images, %d decoding threads (%s)\n", files->name, files->n, files->workers,
                       cdb_image_decoder_name());
     int step = 0, status = 0;
     for (int a = 0; a < 2 && !status; a++) /* warm-up: untimed */
-        if (arms[a] && opt->warmup && data_arm(net, arms[a], step, opt->warmup, data_only, &waited) < 0) status = -1;
+        if (arms[a] && opt->warmup && data_arm(tr, &in, arms[a], step, opt->warmup, data_only, &waited) < 0) status = -1;
     step += opt->warmup;
     waited = 0;
     for (int k = 0; k < opt->repeats && !status; k++)
         for (int a = 0; a < 2 && !status; a++) {
             if (!arms[a]) continue;
-            double r = data_arm(net, arms[a], step, opt->steps, data_only, &waited);
+            double r = data_arm(tr, &in, arms[a], step, opt->steps, data_only, &waited);
             if (r < 0) status = -1;
             rates[a * opt->repeats + k] = r;
             step += opt->steps;
@@ -351,6 +376,7 @@ static int time_data_arms(cdb_network *net, const cdb_dataset *files, const cdb_
             printf("  the steps waited %.2f s in all for decoded batches, over %d timed steps\n", waited,
                    opt->steps * opt->repeats);
     }
+    cdb_trainer_free(tr);
     free(rates);
     return status;
 }
@@ -362,7 +388,9 @@ int cdb_run_data_benchmark(cdb_network *net, data_config *d, const benchmark_opt
     long need = (long)(opt->warmup + 1 + (long)opt->steps * opt->repeats) * net->batch;
     int image_files = d->format == DATA_FOLDER || d->format == DATA_LIST;
     cdb_dataset *first = image_files ? &files : &memory;
-    if (image_files && (net->input_cfg.resized_crop || net->input_cfg.darknet_crop)) {
+    input_config in;
+    if (cdb_input_config_of(net, &in)) return -1;
+    if (image_files && (in.resized_crop || in.darknet_crop)) {
         cdb_set_error("the in-memory arm keeps pre-processed images, so it cannot time random crops: benchmark with "
                       "-set net.resized_crop=0 (or -set net.center=1 for Darknet's crop)");
         goto done;

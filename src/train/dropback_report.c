@@ -16,17 +16,19 @@
 typedef struct {
     const char *stem;
     int first_step, chart_on;
+    int step;                  /* the trainer's steps done */
 } report_where;
 
-void cdb_dropback_print_config(const cdb_network *net, const char *off_reason, FILE *out)
+void cdb_dropback_print_config(const cdb_trainer *tr, const char *off_reason, FILE *out)
 {
+    const cdb_network *net = tr->net;
     const dropback_config *db = &net->dropback;
     int tensors = 0;
     for (int i = 0; i < net->nparams; i++) tensors += cdb_dropback_takes_part(net->params[i]);
     fprintf(out, "dropback: %s; layer rate %.3g -> %.3g -> %.3g at %.0f%%/%.0f%% of %d steps, channel rate %.3g, "
                  "skip %d, %d tensors take part, policy %s, mode %s, axis %s\n",
             db->enabled && net->nparams ? "on" : off_reason, db->layer_rate_init, db->layer_rate / 2, db->layer_rate,
-            100 * db->milestones[0], 100 * db->milestones[1], net->train.max_batches, db->channel_rate, db->skip,
+            100 * db->milestones[0], 100 * db->milestones[1], tr->cfg.max_batches, db->channel_rate, db->skip,
             tensors, db->policy == DROPBACK_POLICY_SINGLE ? "single" : "bernoulli",
             db->mode == DROPBACK_MODE_STRICT ? "strict" : "grad", db->axis == DROPBACK_AXIS_OUT ? "out" : "in");
 }
@@ -43,11 +45,12 @@ void cdb_dropback_progress_text(const dropback_stats *s, char *buf, size_t n)
     snprintf(buf, n, "dropback sel %.2f drop %.2f", cdb_dropback_selected_per_step(s), cdb_dropback_dropped_fraction(s));
 }
 
-void cdb_dropback_report_epoch(cdb_network *net, int epoch)
+void cdb_dropback_report_epoch(cdb_trainer *tr, int epoch)
 {
-    dropback_stats *s = &net->dropback_stats;
+    const cdb_network *net = tr->net;
+    dropback_stats *s = &tr->dropback_stats;
     if (s->steps == 0) return;
-    float r = cdb_dropback_layer_rate(&net->dropback, net->step - 1, net->train.max_batches);
+    float r = cdb_dropback_layer_rate(&net->dropback, tr->step - 1, tr->cfg.max_batches);
     printf("dropback epoch %d: %.3f tensors selected per step (expected %.3f), mean dropped fraction %.3f over %ld "
            "selections (channel rate %.2f); layer rate now %.3f\n",
            epoch, (double)s->selected / s->steps, s->expected_selected / s->steps,
@@ -88,7 +91,7 @@ static int write_dropback_csvs(const report_where *log, const cdb_network *net)
     FILE *f = cdb_temp_open(path, tmp, sizeof(tmp));
     if (!f) return -1;
     fprintf(f, "# cdbnet: where ChannelDropBack acted, over the %d steps this process trained (up to step %d)\n",
-            net->step - log->first_step, net->step);
+            log->step - log->first_step, log->step);
     fprintf(f, "layer,type,tensor,mask_channels,takes_part,channel_rate,draws,selected,selected_fraction,"
                "mean_kept_fraction,channel_dropped_min,channel_dropped_mean,channel_dropped_max\n");
     for (int i = 0; i < net->n; i++) {
@@ -196,7 +199,7 @@ static int draw_heat_map(const report_where *log, const cdb_network *net)
             "set cbrange [0:*]\n"
             "set palette defined (0 'white', 1 '#fdd49e', 2 '#fc8d59', 3 '#b30000')\n"
             "plot '%s' using 1:2:3 with image notitle\n",
-            data, 240 + 24 * rows, png, net->cfg_path, net->step - log->first_step, HEAT_BINS, labels, rows - 1,
+            data, 240 + 24 * rows, png, net->cfg_path, log->step - log->first_step, HEAT_BINS, labels, rows - 1,
             HEAT_BINS - 1, data);
     free(labels);
     if (cdb_temp_commit(f, tmp, script)) return -1;
@@ -204,15 +207,16 @@ static int draw_heat_map(const report_where *log, const cdb_network *net)
     return 0;
 }
 
-int cdb_dropback_report_files(const cdb_network *net, const char *stem, int first_step, int chart_on)
+int cdb_dropback_report_files(const cdb_trainer *tr, const char *stem, int first_step, int chart_on)
 {
+    const cdb_network *net = tr->net;
     int any = 0;
     for (int i = 0; i < net->nparams; i++) {
         dropback_tensor_stats st;
         any |= cdb_dropback_tensor_stats(net->params[i], &st) && st.takes_part;
     }
     if (!any) return 0;
-    report_where where = {stem, first_step, chart_on};
+    report_where where = {stem, first_step, chart_on, tr->step};
     if (write_dropback_csvs(&where, net) || draw_heat_map(&where, net)) return -1;
     return 0;
 }

@@ -37,9 +37,10 @@ static int write_script(run_log *log, const char *title)
     return fclose(f);
 }
 
-int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
+int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, const char *arm,
                  const char *const *overrides, int n_overrides, const char *const *class_names, int append)
 {
+    const cdb_network *net = tr->net;
     memset(log, 0, sizeof(*log));
     snprintf(log->path, sizeof(log->path), "%s", path);
     FILE *existing = append ? fopen(path, "r") : NULL;
@@ -57,7 +58,7 @@ int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, con
         for (int k = 0; class_names && k < net->classes; k++) fprintf(log->f, "# class %d: %s\n", k, class_names[k]);
         fprintf(log->f, "%s\n", COLUMNS);
     } else {
-        fprintf(log->f, "# resumed at step %d\n", net->step);
+        fprintf(log->f, "# resumed at step %d\n", tr->step);
     }
     if (fflush(log->f)) {
         cdb_set_error("cannot write the training log '%s': %s", path, strerror(errno));
@@ -66,8 +67,8 @@ int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, con
         return -1;
     }
     log->t_start = log->t_row = cdb_now_seconds();
-    log->step_row = log->first_step = net->step;
-    log->prev = net->dropback_stats;
+    log->step_row = log->first_step = tr->step;
+    log->prev = tr->dropback_stats;
     /* the chart beside the log: NAME.csv -> NAME.png, NAME.gp */
     snprintf(log->stem, sizeof(log->stem), "%s", path);
     char *dot = strrchr(log->stem, '.');
@@ -85,28 +86,29 @@ int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, con
     return 0;
 }
 
-void cdb_run_log_step(run_log *log, const cdb_network *net, float loss)
+void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss)
 {
     if (!log->f) return;
     if (isfinite(loss)) {
         log->loss_sum += loss;
         log->loss_steps++;
     }
-    cdb_dropback_stats_accumulate(&log->interval, &log->prev, &net->dropback_stats);
+    cdb_dropback_stats_accumulate(&log->interval, &log->prev, &tr->dropback_stats);
 }
 
-int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch)
+int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double epoch)
 {
+    const cdb_network *net = tr->net;
     if (!log->f) return 0;
     double now = cdb_now_seconds();
-    int steps = net->step - log->step_row;
+    int steps = tr->step - log->step_row;
     const dropback_stats *d = &log->interval;
-    int last = net->step > 0 ? net->step - 1 : 0;
-    fprintf(log->f, "%d,%.4f,%llu,%.6g,%.6g,%.6f,%.6f,%.6g,%.6g,%.4f,%.4f,%.2f,%.1f\n", net->step,
+    int last = tr->step > 0 ? tr->step - 1 : 0;
+    fprintf(log->f, "%d,%.4f,%llu,%.6g,%.6g,%.6f,%.6f,%.6g,%.6g,%.4f,%.4f,%.2f,%.1f\n", tr->step,
             epoch,
-            (unsigned long long)net->seen, log->loss_steps ? log->loss_sum / log->loss_steps : NAN, v->loss, v->top1,
-            v->top5, cdb_schedule_learning_rate(&net->train, last), cdb_dropback_layer_rate(&net->dropback, last,
-                                                                                     net->train.max_batches),
+            (unsigned long long)tr->seen, log->loss_steps ? log->loss_sum / log->loss_steps : NAN, v->loss, v->top1,
+            v->top5, cdb_schedule_learning_rate(&tr->cfg, last), cdb_dropback_layer_rate(&net->dropback, last,
+                                                                                     tr->cfg.max_batches),
             cdb_dropback_selected_per_step(d), cdb_dropback_dropped_fraction(d),
             now - log->t_start, steps > 0 && now > log->t_row ? steps * (double)net->batch / (now - log->t_row) : 0.0);
     if (fflush(log->f) || ferror(log->f)) {
@@ -114,7 +116,7 @@ int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v,
         return -1;
     }
     log->t_row = now;
-    log->step_row = net->step;
+    log->step_row = tr->step;
     log->loss_sum = 0;
     log->loss_steps = 0;
     memset(&log->interval, 0, sizeof(log->interval));
@@ -126,7 +128,7 @@ int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v,
     }
     /* the side files inform, the rows and the checkpoints are the run:
      * one that cannot be written is warned of once and left off */
-    if (!log->dropback_report_off && cdb_dropback_report_files(net, log->stem, log->first_step, log->chart_on)) {
+    if (!log->dropback_report_off && cdb_dropback_report_files(tr, log->stem, log->first_step, log->chart_on)) {
         fprintf(stderr, "warning: %s: the dropback report beside the log (%s_dropback.csv, %s_channels.csv, the heat "
                         "map) is not written for the rest of this run, which goes on\n",
                 cdb_last_error(), log->stem, log->stem);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "network.h"
+#include "trainer.h"
 #include "metrics.h"
 
 typedef struct {
@@ -27,15 +28,15 @@ typedef struct {
  * writes the header: the cfg, seed, arm, -set overrides, the class of each
  * label of a folder dataset (class_names, or NULL) and the columns.
  * 0, or -1 with the error recorded. */
-int cdb_run_log_open(run_log *log, const cdb_network *net, const char *path, const char *arm,
+int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, const char *arm,
                  const char *const *overrides, int n_overrides, const char *const *class_names, int append);
 /* After each step: its loss (NaN for a skipped step, not counted). */
-void cdb_run_log_step(run_log *log, const cdb_network *net, float loss);
+void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss);
 /* One row for a validation; redraws the chart and rewrites the dropback
  * report (STEM_dropback.csv, STEM_channels.csv and the heat map
  * STEM_dropback.png). 0, or -1 when the row could not be written (a chart
  * or a report file that cannot be written is warned of once, then left
  * off). */
-int cdb_run_log_row(run_log *log, const cdb_network *net, const valid_result *v, double epoch);
+int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double epoch);
 void cdb_run_log_close(run_log *log);
 #endif

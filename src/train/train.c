@@ -16,39 +16,23 @@
 #include "loader.h"
 #include "dropback_report.h"
 #include "runlog.h"
+#include "model.h"
 #include "schedule.h"
-
-int cdb_train_resolve_length(cdb_network *net, int train_size)
-{
-    train_config *t = &net->train;
-    if (t->max_epochs) {
-        /* An epoch is the whole batches of one pass over the training set. */
-        long per_epoch = train_size / net->batch;
-        long steps = (long)t->max_epochs * (per_epoch > 0 ? per_epoch : 1);
-        t->max_batches = (int)(steps < (1L << 30) ? steps : (1L << 30));
-    }
-    if (!t->max_batches) {
-        cdb_set_error("%s: [net] needs max_batches or max_epochs to train", net->cfg_path);
-        return -1;
-    }
-    if (t->burn_in > t->max_batches) t->burn_in = t->max_batches;
-    cdb_schedule_resolve(t);
-    return 0;
-}
 
 int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
 {
     int mb = net->mini_batch, K = net->classes;
     float *images = cdb_xcalloc((size_t)mb * net->inputs, sizeof(float));
     int *labels = cdb_xcalloc((size_t)mb, sizeof(int)), *idx = cdb_xcalloc((size_t)mb, sizeof(int));
-    int status = images && labels && idx ? 0 : -1;
+    input_config in;
+    int status = images && labels && idx && !cdb_input_config_of(net, &in) ? 0 : -1;
     long top1 = 0, top5 = 0;
     int nonfinite = 0;
     double loss = 0;
     for (int start = 0; !status && start < valid->n; start += mb) {
         int count = valid->n - start < mb ? valid->n - start : mb;
         for (int i = 0; i < mb; i++) idx[i] = start + (i < count ? i : 0);
-        if (cdb_dataset_fill_batch(valid, idx, mb, &net->input_cfg, 0, NULL, images, labels)) {
+        if (cdb_dataset_fill_batch(valid, idx, mb, &in, 0, NULL, images, labels)) {
             status = -1;
             break;
         }
@@ -141,15 +125,16 @@ static int probe_output(const char *path, const char *what)
 }
 
 /* Weights, and the optimizer state beside them (PATH.state). */
-static int save_checkpoint(const cdb_network *net, const char *path) { return cdb_checkpoint_save(net, path); }
+static int save_checkpoint(const cdb_trainer *tr, const char *path) { return cdb_checkpoint_save(tr, path); }
 
-static void report_validation(const cdb_network *net, const valid_result *v)
+static void report_validation(const cdb_trainer *tr, const valid_result *v)
 {
+    const cdb_network *net = tr->net;
     if (net->classes > 5)
-        printf("valid  step %d: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images)\n", net->step, 100 * v->top1,
+        printf("valid  step %d: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images)\n", tr->step, 100 * v->top1,
                100 * v->top5, v->loss, v->count);
     else
-        printf("valid  step %d: top-1 %.2f%%  loss %.4f  (%d images)\n", net->step, 100 * v->top1, v->loss, v->count);
+        printf("valid  step %d: top-1 %.2f%%  loss %.4f  (%d images)\n", tr->step, 100 * v->top1, v->loss, v->count);
     if (v->nonfinite)
         printf("warning: %d of %d validation images had a non-finite output (counted wrong)\n", v->nonfinite, v->count);
     fflush(stdout);
@@ -160,16 +145,17 @@ static void report_validation(const cdb_network *net, const valid_result *v)
  * NaN or infinite stops the run there, naming it (ReLU maps NaN to 0, so
  * the loss alone can miss it). GPU runs check their host copies when they
  * save. */
-static int check_parameters_finite(cdb_network *net)
+static int check_parameters_finite(cdb_trainer *tr)
 {
+    cdb_network *net = tr->net;
     int layer, array;
     size_t at;
     if (net->gpu || !cdb_network_first_non_finite(net, &layer, &array, &at)) return 0;
     const cdb_layer *l = &net->layers[layer];
     cdb_set_error("training diverged at step %d: layer %d [%s] %s (array %d), value %zu is not finite (%g) after the "
                   "update (learning rate %g). Lower learning_rate or add burn_in in %s; nothing of this step was saved",
-                  net->step, layer, l->ops->name, cdb_layer_array_name(l, array), array, at, l->io[array][at],
-                  cdb_network_learning_rate(net), net->cfg_path);
+                  tr->step, layer, l->ops->name, cdb_layer_array_name(l, array), array, at, l->io[array][at],
+                  cdb_trainer_learning_rate(tr), net->cfg_path);
     return -1;
 }
 
@@ -286,11 +272,14 @@ static int check_ranks_start(const cdb_network *net, const cdb_dataset *train, c
 /* nan_policy=skip_step gives up after this many skipped steps in a row */
 #define MAX_CONSECUTIVE_SKIPS 100
 
-static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                         valid_result *final, run_log *log)
 {
+    cdb_network *net = tr->net;
+    input_config in;
+    if (cdb_input_config_of(net, &in)) return -1;
     if (net->ranks > 1 && check_ranks_start(net, train, opt)) return -1;
-    if (cdb_train_resolve_length(net, train->n)) return -1;
+    if (cdb_trainer_resolve_length(tr, train->n)) return -1;
     if (train->n < net->batch) {
         cdb_set_error("training set '%s' has %d images, fewer than [net] batch=%d of %s", train->name, train->n,
                       net->batch, net->cfg_path);
@@ -311,7 +300,7 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
         if (probe_output(final_path, "final weights file") || probe_output(last_path, "checkpoint")) return -1;
     }
     int steps_per_epoch = train->n / net->batch;
-    int max = net->train.max_batches;
+    int max = tr->cfg.max_batches;
     int print_every = opt->print_every ? opt->print_every : (steps_per_epoch >= 20 ? steps_per_epoch / 20 : 1);
     /* image files: the next batch is decoded while this one trains; on
      * several ranks each takes its shard of every batch */
@@ -322,10 +311,10 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     int *order = prefetch ? NULL : cdb_xcalloc((size_t)train->n, sizeof(int));
     int order_epoch = -1, status = prefetch || (images && labels && order) ? 0 : -1;
     if (prefetch && !status)
-        status = cdb_loader_start(&loader, train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, max);
+        status = cdb_loader_start(&loader, train, &in, net->seed, net->batch, shard, share, tr->step, max);
     double avg_loss = -1, t_start = cdb_now_seconds(), t_window = t_start;
-    int window_steps = 0, start_step = net->step, consecutive_skips = 0;
-    memset(&net->dropback_stats, 0, sizeof(net->dropback_stats));
+    int window_steps = 0, start_step = tr->step, consecutive_skips = 0;
+    memset(&tr->dropback_stats, 0, sizeof(tr->dropback_stats));
     if (!opt->quiet)
         printf("training %s: %d steps of %d images (%d per forward), %d steps per epoch of %d images; gemm: %s, %d thread%s\n",
            net->cfg_path, max, net->batch, net->mini_batch, steps_per_epoch, train->n, cdb_gemm_backend(),
@@ -335,42 +324,42 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
                "ranks before each update\n",
                net->ranks, share, net->mini_batch);
     fflush(stdout);
-    while (!status && net->step < max) {
-        if (prefetch ? cdb_loader_next(&loader, net->step, &images, &labels)
-                     : cdb_loader_fill_step(train, &net->input_cfg, net->seed, net->batch, shard, share, net->step, order,
+    while (!status && tr->step < max) {
+        if (prefetch ? cdb_loader_next(&loader, tr->step, &images, &labels)
+                     : cdb_loader_fill_step(train, &in, net->seed, net->batch, shard, share, tr->step, order,
                                         &order_epoch, images, labels)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
-            cdb_set_error("the batch of step %d: %s", net->step + 1, why);
+            cdb_set_error("the batch of step %d: %s", tr->step + 1, why);
             status = -1;
             break;
         }
-        float lr = cdb_network_learning_rate(net);
-        float loss = cdb_network_train_step(net, images, labels);
-        if (net->step_failed) {
+        float lr = cdb_trainer_learning_rate(tr);
+        float loss = cdb_trainer_run_step(tr, images, labels);
+        if (tr->step_failed) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
-            cdb_set_error("step %d failed, its weights not applied: %s", net->step + 1, why);
+            cdb_set_error("step %d failed, its weights not applied: %s", tr->step + 1, why);
             status = -1;
             break;
         }
-        cdb_run_log_step(log, net, loss);
-        if (net->step_skipped) {
+        cdb_run_log_step(log, tr, loss);
+        if (tr->step_skipped) {
             consecutive_skips++;
             if (!opt->quiet || consecutive_skips == 1)
                 printf("step %d skipped: its loss or a gradient is not finite (nan_policy=skip_step); %ld skipped so "
-                       "far\n", net->step, net->skipped_steps);
+                       "far\n", tr->step, tr->skipped_steps);
             if (consecutive_skips >= MAX_CONSECUTIVE_SKIPS) {
                 cdb_set_error("%d steps in a row skipped (to step %d) with a non-finite loss or gradient: the run has "
                               "diverged. Lower learning_rate or add burn_in in %s",
-                              consecutive_skips, net->step, net->cfg_path);
+                              consecutive_skips, tr->step, net->cfg_path);
                 status = -1;
                 break;
             }
         } else {
             consecutive_skips = 0;
         }
-        if (isnan(loss) && !net->step_skipped) {
+        if (isnan(loss) && !tr->step_skipped) {
             size_t at = 0;
             int layer = cdb_network_first_non_finite_output(net, &at);
             char where[256] = "";
@@ -380,19 +369,19 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             cdb_set_error("the loss is not finite at step %d (learning rate %g)%s; the weights of that step were not "
                           "applied. Lower learning_rate or add burn_in in %s (or nan_policy=skip_step to skip such "
                           "steps)",
-                          net->step + 1, lr, where, net->cfg_path);
+                          tr->step + 1, lr, where, net->cfg_path);
             status = -1;
             break;
         }
-        if (check_parameters_finite(net)) {
+        if (check_parameters_finite(tr)) {
             status = -1;
             break;
         }
-        if (!net->step_skipped) avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
+        if (!tr->step_skipped) avg_loss = avg_loss < 0 ? loss : 0.95 * avg_loss + 0.05 * loss;
         window_steps++;
         int stop = opt->stop && *opt->stop;
         if (opt->progress) {
-            cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, loss, lr, NULL};
+            cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, loss, lr, NULL};
             stop |= opt->progress(&p, opt->progress_user) != 0;
         }
         if (net->ranks > 1) { /* every rank stops after the same step */
@@ -404,66 +393,66 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
             stop = any > 0;
         }
         if (stop && !lead) {
-            cdb_set_error("interrupted at step %d of %d (rank 0 saved the checkpoint)", net->step, max);
+            cdb_set_error("interrupted at step %d of %d (rank 0 saved the checkpoint)", tr->step, max);
             status = -1;
             break;
         }
         if (stop) {
-            if (save_checkpoint(net, last_path) == 0)
+            if (save_checkpoint(tr, last_path) == 0)
                 cdb_set_error("interrupted at step %d of %d: checkpoint saved to %s (continue with -weights %s)",
-                              net->step, max, last_path, last_path);
+                              tr->step, max, last_path, last_path);
             status = -1;
             break;
         }
-        int done_epoch = net->step % steps_per_epoch == 0;
-        if (!opt->quiet && (net->step % print_every == 0 || net->step == max ||
-                            (!opt->print_every && early_progress(net->step - start_step, print_every)))) {
+        int done_epoch = tr->step % steps_per_epoch == 0;
+        if (!opt->quiet && (tr->step % print_every == 0 || tr->step == max ||
+                            (!opt->print_every && early_progress(tr->step - start_step, print_every)))) {
             double now = cdb_now_seconds();
             double ips = window_steps * net->batch / (now - t_window);
-            double per_step = (now - t_start) / (net->step - start_step);
+            double per_step = (now - t_start) / (tr->step - start_step);
             char eta[32];
-            format_duration(per_step * (max - net->step), eta, sizeof(eta));
+            format_duration(per_step * (max - tr->step), eta, sizeof(eta));
             char db[64];
-            cdb_dropback_progress_text(&net->dropback_stats, db, sizeof(db));
-            printf("step %6d/%d  epoch %6.2f  loss %.4f  avg %.4f  lr %.5f  %s  %7.1f img/s  ETA %s\n", net->step, max,
-                   (double)net->step / steps_per_epoch, loss, avg_loss, lr, db, ips, eta);
+            cdb_dropback_progress_text(&tr->dropback_stats, db, sizeof(db));
+            printf("step %6d/%d  epoch %6.2f  loss %.4f  avg %.4f  lr %.5f  %s  %7.1f img/s  ETA %s\n", tr->step, max,
+                   (double)tr->step / steps_per_epoch, loss, avg_loss, lr, db, ips, eta);
             fflush(stdout);
             t_window = now;
             window_steps = 0;
         }
-        if (done_epoch && !opt->quiet) cdb_dropback_report_epoch(net, net->step / steps_per_epoch);
-        int validate = net->valid_every ? net->step % net->valid_every == 0 : done_epoch;
+        if (done_epoch && !opt->quiet) cdb_dropback_report_epoch(tr, tr->step / steps_per_epoch);
+        int validate = tr->cfg.valid_every ? tr->step % tr->cfg.valid_every == 0 : done_epoch;
         /* the checkpoint first: whatever validation meets (an unreadable
          * image, a full disk for the log), the epoch's training is saved */
-        if (lead && (validate || (net->save_every && net->step % net->save_every == 0)) && net->step < max) {
-            if (save_checkpoint(net, last_path)) {
+        if (lead && (validate || (tr->cfg.save_every && tr->step % tr->cfg.save_every == 0)) && tr->step < max) {
+            if (save_checkpoint(tr, last_path)) {
                 status = -1;
                 break;
             }
         }
-        if (validate && net->step < max && valid && lead) {
+        if (validate && tr->step < max && valid && lead) {
             valid_result v;
             if (cdb_validate_network(net, valid, &v)) {
                 char why[2048];
                 snprintf(why, sizeof(why), "%s", cdb_last_error());
-                cdb_set_error("validation at step %d: %s (the checkpoint of step %d is saved: %s)", net->step, why,
-                              net->step, last_path);
+                cdb_set_error("validation at step %d: %s (the checkpoint of step %d is saved: %s)", tr->step, why,
+                              tr->step, last_path);
                 status = -1;
                 break;
             }
-            if (!opt->quiet) report_validation(net, &v);
+            if (!opt->quiet) report_validation(tr, &v);
             if (opt->progress) {
-                cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, loss, lr, &v};
+                cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, loss, lr, &v};
                 opt->progress(&p, opt->progress_user);
             }
-            if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) {
+            if (cdb_run_log_row(log, tr, &v, (double)tr->step / steps_per_epoch)) {
                 status = -1;
                 break;
             }
         }
     }
     if (prefetch) {
-        if (!status && !opt->quiet && net->step > start_step)
+        if (!status && !opt->quiet && tr->step > start_step)
             printf("loader: the steps waited %.1f s in all for their batches (%d decoding threads)\n",
                    loader.wait_seconds, train->workers);
         cdb_loader_stop(&loader);
@@ -477,38 +466,39 @@ static int train_locked(cdb_network *net, const cdb_dataset *train, const cdb_da
     if (!lead) return 0;
     char took[32];
     format_duration(cdb_now_seconds() - t_start, took, sizeof(took));
-    if (net->dropback_stats.steps && !opt->quiet) cdb_dropback_report_epoch(net, (net->step + steps_per_epoch - 1) / steps_per_epoch);
-    printf("trained %d steps in %s\n", net->step - start_step, took);
+    if (tr->dropback_stats.steps && !opt->quiet) cdb_dropback_report_epoch(tr, (tr->step + steps_per_epoch - 1) / steps_per_epoch);
+    printf("trained %d steps in %s\n", tr->step - start_step, took);
     if (valid) {
         valid_result v;
         if (cdb_validate_network(net, valid, &v)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
-            cdb_set_error("validation at step %d (the end of the run): %s", net->step, why);
-            if (save_checkpoint(net, final_path) == 0)
+            cdb_set_error("validation at step %d (the end of the run): %s", tr->step, why);
+            if (save_checkpoint(tr, final_path) == 0)
                 cdb_set_error("validation at step %d (the end of the run): %s (the final weights are saved: %s)",
-                              net->step, why, final_path);
+                              tr->step, why, final_path);
             return -1;
         }
-        report_validation(net, &v);
+        report_validation(tr, &v);
         if (opt->progress) {
-            cdb_progress p = {net->step, max, (double)net->step / steps_per_epoch, NAN, cdb_network_learning_rate(net), &v};
+            cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, NAN, cdb_trainer_learning_rate(tr), &v};
             opt->progress(&p, opt->progress_user);
         }
-        if (cdb_run_log_row(log, net, &v, (double)net->step / steps_per_epoch)) return -1;
+        if (cdb_run_log_row(log, tr, &v, (double)tr->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }
-    if (save_checkpoint(net, final_path)) return -1;
+    if (save_checkpoint(tr, final_path)) return -1;
     printf("saved weights to %s\n", final_path);
     return 0;
 }
 
-int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+int cdb_train_network(cdb_trainer *tr, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                   valid_result *final)
 {
+    cdb_network *net = tr->net;
     int lock = -1;
     run_log log = {0};
-    if (opt->follower) return train_locked(net, train, valid, opt, final, &log);
+    if (opt->follower) return train_locked(tr, train, valid, opt, final, &log);
     if (cdb_make_dir(opt->backup_dir)) return -1;
     if (!opt->share_backup && (lock = lock_backup(opt->backup_dir)) < 0) return -1;
     int status = 0;
@@ -522,34 +512,12 @@ int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_data
         int takes_part = 0;
         for (int i = 0; i < net->nparams; i++) takes_part |= cdb_dropback_takes_part(net->params[i]);
         const char *arm = opt->arm ? opt->arm : (takes_part ? "dropback" : "baseline");
-        status = cdb_run_log_open(&log, net, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
-                              net->step > 0);
+        status = cdb_run_log_open(&log, tr, path, arm, opt->overrides, opt->n_overrides, opt->class_names,
+                              tr->step > 0);
         if (!status && !opt->quiet) printf("log: %s\n", path);
     }
-    if (!status) status = train_locked(net, train, valid, opt, final, &log);
+    if (!status) status = train_locked(tr, train, valid, opt, final, &log);
     cdb_run_log_close(&log);
     if (lock >= 0) close(lock);
     return status;
-}
-
-int cdb_train_resume(cdb_network *net, const char *weights, int clear, int quiet)
-{
-    if (cdb_weights_load(net, weights)) return -1;
-    if (clear) net->seen = 0;
-    if (net->seen / (uint64_t)net->batch > (1u << 30)) {
-        cdb_set_error("weights file '%s': its images-seen count %llu is more than 2^30 steps of batch %d "
-                      "(use -clear to start the schedule over)",
-                      weights, (unsigned long long)net->seen, net->batch);
-        return -1;
-    }
-    net->step = (int)(net->seen / (uint64_t)net->batch);
-    int which = clear ? 0 : cdb_checkpoint_load_state(net, weights);
-    if (which < 0) return -1;
-    if (which > 0 && !quiet)
-        printf("resuming at step %d with the optimizer state of %s.state%s\n", net->step, weights,
-               which == 2 ? ".prev (the run was killed while saving; the weights are those of that state)" : "");
-    if (which == 0 && !clear && net->step > 0)
-        fprintf(stderr, "warning: no optimizer state '%s.state': continuing at step %d with momentum from zero\n",
-                weights, net->step);
-    return 0;
 }

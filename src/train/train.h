@@ -7,6 +7,7 @@
 #include "data.h"
 #include "metrics.h"
 #include "network.h"
+#include "trainer.h"
 
 typedef struct {
     const char *backup_dir;   /* where periodic and final weights go */
@@ -30,16 +31,11 @@ typedef struct {
     void *progress_user;
 } train_options;
 
-/* Start from a weights file (`cdbnet train -weights FILE`): the weights,
- * the step their images-seen count says (0 with `clear`), and the
- * optimizer state saved beside them (cdb_checkpoint_load_state), saying
- * which unless `quiet`; a warning when the state is missing. 0, or -1 with
- * the error recorded. */
-int cdb_train_resume(cdb_network *net, const char *weights, int clear, int quiet);
-/* Steps the run will take: max_batches, or max_epochs over `train_size`. */
-int cdb_train_resolve_length(cdb_network *net, int train_size);
-int cdb_train_network(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
+/* The run of `tr` (from its step to max_batches, which the trainer resolves
+ * against the training set's size) with validation, checkpoints, logs. */
+int cdb_train_network(cdb_trainer *tr, const cdb_dataset *train, const cdb_dataset *valid, const train_options *opt,
                   valid_result *final);
+/* Top-1, top-5 and loss of the network on `valid`, normalised as its cfg says. */
 int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out);
 
 #endif

@@ -1,6 +1,7 @@
 /* The public entry points of include/cdbnet.h that need more than the
  * model: threads, devices, datasets, evaluation and whole training runs
  * (model/api.c has the others). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,10 +11,36 @@
 #include "dropback.h"
 #include "gemm.h"
 #include "train.h"
+#include "trainer.h"
 #include "utils.h"
 #ifdef GPU
 #include "cuda_utils.h"
 #endif
+
+cdb_network *cdb_network_load(const char *cfg_path, const char *const *overrides, int n_overrides)
+{
+    cfg_file *cfg = cdb_cfg_parse_file(cfg_path);
+    if (!cfg) return NULL;
+    for (int i = 0; i < n_overrides; i++)
+        if (cdb_cfg_override(cfg, overrides[i])) {
+            cdb_cfg_free(cfg);
+            return NULL;
+        }
+    cdb_network *net = cdb_network_build(cfg);
+    cdb_cfg_free(cfg);
+    return net;
+}
+
+float cdb_train_step(cdb_trainer *tr, const float *images, const int *labels)
+{
+    const cdb_network *net = tr->net;
+    for (int i = 0; i < net->batch; i++)
+        if (labels[i] < 0 || labels[i] >= net->classes) {
+            cdb_set_error("label %d of image %d is outside [0, %d)", labels[i], i, net->classes);
+            return NAN;
+        }
+    return cdb_trainer_run_step(tr, images, labels);
+}
 
 void cdb_set_threads(int n) { cdb_set_num_threads(n > 0 ? n : cdb_available_cpus()); }
 
@@ -72,17 +99,17 @@ int cdb_evaluate(cdb_network *net, const cdb_dataset *d, cdb_metrics *out)
     return cdb_validate_network(net, d, out);
 }
 
-int cdb_train(cdb_network *net, const cdb_dataset *train, const cdb_dataset *valid, const cdb_train_options *opt,
+int cdb_train(cdb_trainer *tr, const cdb_dataset *train, const cdb_dataset *valid, const cdb_train_options *opt,
               cdb_metrics *final)
 {
     cdb_train_options defaults = {.quiet = 1};
     if (!opt) opt = &defaults;
-    if (cdb_train_resolve_length(net, train->n)) return -1;
+    if (cdb_trainer_resolve_length(tr, train->n)) return -1;
     train_options o = {.backup_dir = opt->backup_dir ? opt->backup_dir : "backup",
                        .out_path = opt->out_path,
                        .log_path = opt->log_path,
                        .quiet = opt->quiet,
                        .progress = opt->progress,
                        .progress_user = opt->user};
-    return cdb_train_network(net, train, valid, &o, final);
+    return cdb_train_network(tr, train, valid, &o, final);
 }

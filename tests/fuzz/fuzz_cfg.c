@@ -29,11 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int *labels = calloc((size_t)net->batch, sizeof(int));
         if (images && labels) {
             for (size_t i = 0; i < (size_t)net->batch * net->inputs; i++) images[i] = (float)(i % 7) - 3.f;
-            cdb_network_train_step(net, images, labels);
+            cdb_trainer_run_step(trainer_of(net), images, labels);
         }
         free(images);
         free(labels);
     }
-    cdb_network_free(net);
+    free_net(net);
     return 0;
 }

@@ -40,9 +40,9 @@ static int setup(void)
     float images[2 * 72] = {0};
     int labels[2] = {0, 2};
     for (int i = 0; i < 144; i++) images[i] = (float)(i % 5) - 2.f;
-    cdb_network_train_step(net, images, labels);
+    cdb_trainer_run_step(trainer_of(net), images, labels);
     const char *w = fuzz_path(".weights"), *s = fuzz_path(".state");
-    if (cdb_weights_save(net, w) || cdb_state_save(net, s)) return -1;
+    if (cdb_weights_save(net, w) || cdb_state_save(trainer_of(net), s)) return -1;
     valid[0] = slurp(w, &valid_size[0]);
     valid[1] = slurp(s, &valid_size[1]);
     remove(w);
@@ -66,8 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_path(which ? ".state" : ".weights");
     if (fuzz_write(path, file, n) == 0) {
         if (which) {
-            net->step = 1; /* the step of the valid pair */
-            cdb_state_load(net, path);
+            trainer_of(net)->step = 1; /* the step of the valid pair */
+            cdb_state_load(trainer_of(net), path);
         } else {
             cdb_weights_load(net, path);
         }

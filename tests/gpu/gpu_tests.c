@@ -87,8 +87,8 @@ static void compare_layers(const void *arg)
             e = relative_error(gpu->layers[l].io[k], cpu->layers[l].io[k], cpu->layers[l].io_size[k]);
             CHECK(e < STEP_TOL, "layer %d array %d relative error %.3g", l, k, e);
         }
-    cdb_network_free(cpu);
-    cdb_network_free(gpu);
+    free_net(cpu);
+    free_net(gpu);
 }
 
 /* The masked gradients themselves: after one forward and backward on the
@@ -106,7 +106,9 @@ static void compare_masked(const void *arg)
     CHECK(cdb_gpu_init(gpu, 0) == 0, "gpu_init: %s", cdb_last_error());
     set_data(cpu);
     set_data(gpu);
-    CHECK(cdb_dropback_begin_step(cpu) > 0 && cdb_dropback_begin_step(gpu) > 0, "no tensor selected");
+    dropback_stats stats = {0};
+    CHECK(cdb_dropback_begin_step(cpu, 0, 1, &stats) > 0 && cdb_dropback_begin_step(gpu, 0, 1, &stats) > 0,
+          "no tensor selected");
     forward_backward(cpu);
     forward_backward(gpu); /* pulls the unmasked device gradients */
     float **unmasked = calloc((size_t)gpu->nparams, sizeof(float *));
@@ -135,8 +137,8 @@ static void compare_masked(const void *arg)
     CHECK(masked > 0, "nothing masked");
     for (int i = 0; i < gpu->nparams; i++) free(unmasked[i]);
     free(unmasked);
-    cdb_network_free(cpu);
-    cdb_network_free(gpu);
+    free_net(cpu);
+    free_net(gpu);
 }
 
 /* Whole training steps: masks drawn on the host, applied on the device. */
@@ -157,7 +159,7 @@ static void compare_training(const void *arg)
     for (int s = 0; s < 3; s++) {
         fill_normal(images, (size_t)cpu->batch * cpu->inputs, 40 + (uint64_t)s, 1.f);
         for (int b = 0; b < cpu->batch; b++) labels[b] = (b * 7 + s) % cpu->classes;
-        float lc = cdb_network_train_step(cpu, images, labels), lg = cdb_network_train_step(gpu, images, labels);
+        float lc = cdb_trainer_run_step(trainer_of(cpu), images, labels), lg = cdb_trainer_run_step(trainer_of(gpu), images, labels);
         CHECK(fabsf(lc - lg) <= TRAIN_TOL * fabsf(lc), "step %d loss %g vs %g", s, lc, lg);
         for (int i = 0; i < cpu->nparams; i++) {
             cdb_param *pc = cpu->params[i], *pg = gpu->params[i];
@@ -176,28 +178,28 @@ static void compare_training(const void *arg)
      * network matches one more of the original (its optimizer state went up). */
     char path[512];
     snprintf(path, sizeof(path), "%s/gpu-resume.weights", test_tmpdir());
-    CHECK(cdb_checkpoint_save(gpu, path) == 0, "save: %s", cdb_last_error());
+    CHECK(cdb_checkpoint_save(trainer_of(gpu), path) == 0, "save: %s", cdb_last_error());
     cdb_network *again = cdb_network_load(cfg, overrides, GPU_TRAINING_OVERRIDES);
     CHECK(again && cdb_weights_load(again, path) == 0, "load: %s", cdb_last_error());
-    again->step = (int)(again->seen / (uint64_t)again->batch);
-    CHECK(cdb_checkpoint_load_state(again, path) == 1, "state: %s", cdb_last_error());
+    trainer_of(again)->step = (int)(again->images_seen / (uint64_t)again->batch);
+    CHECK(cdb_checkpoint_load_state(trainer_of(again), path) == 1, "state: %s", cdb_last_error());
     for (int i = 0; i < gpu->nparams; i++)
         CHECK(!memcmp(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size * sizeof(float)),
               "tensor %d: the saved file is not the device's values", i);
     CHECK(cdb_gpu_init(again, 0) == 0, "gpu_init: %s", cdb_last_error());
     fill_normal(images, (size_t)cpu->batch * cpu->inputs, 77, 1.f);
-    cdb_network_train_step(gpu, images, labels);
-    cdb_network_train_step(again, images, labels);
+    cdb_trainer_run_step(trainer_of(gpu), images, labels);
+    cdb_trainer_run_step(trainer_of(again), images, labels);
     CHECK(cdb_network_sync_to_host(gpu) == 0 && cdb_network_sync_to_host(again) == 0, "sync: %s", cdb_last_error());
     for (int i = 0; i < gpu->nparams; i++) {
         double e = relative_error(again->params[i]->value, gpu->params[i]->value, gpu->params[i]->size);
         CHECK(e < STEP_TOL, "tensor %d one step after the resume: relative error %.3g", i, e);
     }
-    cdb_network_free(again);
+    free_net(again);
     free(images);
     free(labels);
-    cdb_network_free(cpu);
-    cdb_network_free(gpu);
+    free_net(cpu);
+    free_net(gpu);
 }
 
 /* After each test: a CUDA error it left is its failure, with the error's

@@ -1,0 +1,102 @@
+/* Checkpoints: a trainer's weights and optimizer state as one unit, and
+ * resuming a run from them (the formats are model/weights.c's). */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model.h"
+
+int cdb_state_save(const cdb_trainer *tr, const char *path)
+{
+    return cdb_state_write(tr->net, path, tr->cfg.optimizer, tr->step);
+}
+
+int cdb_state_load(cdb_trainer *tr, const char *path)
+{
+    return cdb_state_read(tr->net, path, tr->cfg.optimizer, tr->step);
+}
+
+/* Make the renames in path's folder durable. */
+static void sync_folder(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int cdb_checkpoint_save(const cdb_trainer *tr, const char *path)
+{
+    char state[4200], prev[4208];
+    snprintf(state, sizeof(state), "%s.state", path);
+    snprintf(prev, sizeof(prev), "%s.prev", state);
+    if (access(state, F_OK) == 0 && rename(state, prev)) {
+        cdb_set_error("cannot keep the previous optimizer state '%s' as '%s': %s", state, prev, strerror(errno));
+        return -1;
+    }
+    if (cdb_state_save(tr, state) || cdb_weights_write(tr->net, path, tr->seen, tr->step)) return -1;
+    sync_folder(path);
+    return 0;
+}
+
+int cdb_checkpoint_load_state(cdb_trainer *tr, const char *path)
+{
+    char state[4200], prev[4208], first[1024] = "";
+    snprintf(state, sizeof(state), "%s.state", path);
+    snprintf(prev, sizeof(prev), "%s.prev", state);
+    int have_state = access(state, F_OK) == 0, have_prev = access(prev, F_OK) == 0;
+    if (have_state) {
+        if (cdb_state_load(tr, state) == 0) return 1;
+        snprintf(first, sizeof(first), "%s", cdb_last_error());
+    }
+    if (have_prev) {
+        if (cdb_state_load(tr, prev) == 0) return 2;
+        if (first[0]) {
+            char second[1024];
+            snprintf(second, sizeof(second), "%s", cdb_last_error());
+            cdb_set_error("%s; and %s", first, second);
+        }
+        return -1;
+    }
+    if (have_state) {
+        cdb_set_error("%s", first);
+        return -1;
+    }
+    return 0;
+}
+
+int cdb_trainer_resume(cdb_trainer *tr, const char *weights, int clear, int quiet)
+{
+    cdb_network *net = tr->net;
+    if (cdb_weights_load(net, weights)) return -1;
+    uint64_t seen = clear ? 0 : net->images_seen;
+    if (seen / (uint64_t)net->batch > (1u << 30)) {
+        cdb_set_error("weights file '%s': its images-seen count %llu is more than 2^30 steps of batch %d "
+                      "(use -clear to start the schedule over)",
+                      weights, (unsigned long long)seen, net->batch);
+        return -1;
+    }
+    tr->seen = net->images_seen = seen;
+    tr->step = (int)(seen / (uint64_t)net->batch);
+    int which = clear ? 0 : cdb_checkpoint_load_state(tr, weights);
+    if (which < 0) return -1;
+    if (which > 0 && !quiet)
+        printf("resuming at step %d with the optimizer state of %s.state%s\n", tr->step, weights,
+               which == 2 ? ".prev (the run was killed while saving; the weights are those of that state)" : "");
+    if (which == 0 && !clear && tr->step > 0)
+        fprintf(stderr, "warning: no optimizer state '%s.state': continuing at step %d with momentum from zero\n",
+                weights, tr->step);
+    return 0;
+}
