@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "fuzz_common.h"
 #include "network.h"
+#include "trainer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,13 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((size_t)net->batch * net->inputs <= (1u << 16)) {
         float *images = calloc((size_t)net->batch * net->inputs, sizeof(float));
         int *labels = calloc((size_t)net->batch, sizeof(int));
-        if (images && labels) {
+        cdb_trainer *tr = images && labels ? cdb_trainer_new(net) : NULL;
+        if (tr) {
             for (size_t i = 0; i < (size_t)net->batch * net->inputs; i++) images[i] = (float)(i % 7) - 3.f;
-            cdb_trainer_run_step(trainer_of(net), images, labels);
+            cdb_trainer_run_step(tr, images, labels);
         }
+        cdb_trainer_free(tr);
         free(images);
         free(labels);
     }
-    free_net(net);
+    cdb_network_free(net);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "cfg.h"
 #include "fuzz_common.h"
 #include "network.h"
+#include "trainer.h"
 
 static const char *net_text = "[net]\nbatch=2\nwidth=6\nheight=6\nchannels=2\noptimizer=adamw\n"
                               "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
@@ -16,6 +17,7 @@ static const char *net_text = "[net]\nbatch=2\nwidth=6\nheight=6\nchannels=2\nop
 static uint8_t *valid[2];
 static size_t valid_size[2];
 static cdb_network *net;
+static cdb_trainer *trainer;
 
 static uint8_t *slurp(const char *path, size_t *n)
 {
@@ -36,13 +38,14 @@ static int setup(void)
     cfg_file *cfg = cdb_cfg_parse_string("fuzz.cfg", net_text);
     net = cfg ? cdb_network_build(cfg) : NULL;
     cdb_cfg_free(cfg);
-    if (!net) return -1;
+    trainer = net ? cdb_trainer_new(net) : NULL;
+    if (!trainer) return -1;
     float images[2 * 72] = {0};
     int labels[2] = {0, 2};
     for (int i = 0; i < 144; i++) images[i] = (float)(i % 5) - 2.f;
-    cdb_trainer_run_step(trainer_of(net), images, labels);
+    cdb_trainer_run_step(trainer, images, labels);
     const char *w = fuzz_path(".weights"), *s = fuzz_path(".state");
-    if (cdb_weights_save(net, w) || cdb_state_save(trainer_of(net), s)) return -1;
+    if (cdb_weights_save(net, w) || cdb_state_save(trainer, s)) return -1;
     valid[0] = slurp(w, &valid_size[0]);
     valid[1] = slurp(s, &valid_size[1]);
     remove(w);
@@ -66,8 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_path(which ? ".state" : ".weights");
     if (fuzz_write(path, file, n) == 0) {
         if (which) {
-            trainer_of(net)->step = 1; /* the step of the valid pair */
-            cdb_state_load(trainer_of(net), path);
+            trainer->step = 1; /* the step of the valid pair */
+            cdb_state_load(trainer, path);
         } else {
             cdb_weights_load(net, path);
         }
