@@ -433,7 +433,7 @@ static void t_strict_mode(void)
     float **m1 = calloc((size_t)(unsigned)net->nparams, sizeof(float *));
     for (int i = 0; i < net->nparams; i++) {
         m1[i] = malloc(net->params[i]->size * sizeof(float));
-        memcpy(m1[i], net->params[i]->moment1, net->params[i]->size * sizeof(float));
+        memcpy(m1[i], trainer_of(net)->moments[i].m1, net->params[i]->size * sizeof(float));
     }
     train_steps(net, 1);
     int frozen = 0, moved = 0;
@@ -443,7 +443,7 @@ static void t_strict_mode(void)
         CHECK(cdb_dropback_selected(p), "step 1 must select every eligible tensor");
         for (size_t e = 0; e < p->size; e++) {
             if (cdb_dropback_mask(p)[dropback_channel_of(p, DROPBACK_AXIS_IN, e)]) {
-                CHECK(p->value[e] == w1[i][e] && p->moment1[e] == m1[i][e], "dropped element %zu of tensor %d moved", e, i);
+                CHECK(p->value[e] == w1[i][e] && trainer_of(net)->moments[i].m1[e] == m1[i][e], "dropped element %zu of tensor %d moved", e, i);
                 frozen++;
             } else {
                 moved += p->value[e] != w1[i][e];

@@ -8,14 +8,12 @@
 
 #define N 7
 
-static cdb_param make_param(float *w, float *g, float *m, float *v)
+static cdb_param make_param(float *w, float *g)
 {
     cdb_param p;
     memset(&p, 0, sizeof(p));
     p.value = w;
     p.grad = g;
-    p.moment1 = m;
-    p.moment2 = v;
     p.size = N;
     p.decay = 1;
     p.rows = 1;
@@ -30,7 +28,8 @@ static void run_sgd(int nesterov, float momentum, float decay)
     double ref_w[N], ref_buf[N] = {0};
     fill_normal(w, N, 1, 1.f);
     for (int i = 0; i < N; i++) ref_w[i] = w[i];
-    cdb_param p = make_param(w, g, m, v);
+    cdb_param p = make_param(w, g);
+    cdb_moments s = {m, v};
     train_config cfg = {0};
     cfg.decay_norm_bias = 1; /* decay on every tensor, as the reference */
     cfg.optimizer = OPT_SGD;
@@ -49,7 +48,7 @@ static void run_sgd(int nesterov, float momentum, float decay)
             }
             ref_w[i] -= lr * d;
         }
-        cdb_optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+        cdb_optimizer_update_param(&p, &s, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
     }
     for (int i = 0; i < N; i++)
         CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],
@@ -66,7 +65,8 @@ static void t_adamw(void)
     double ref_w[N], ref_m[N] = {0}, ref_v[N] = {0};
     fill_normal(w, N, 2, 1.f);
     for (int i = 0; i < N; i++) ref_w[i] = w[i];
-    cdb_param p = make_param(w, g, m, v);
+    cdb_param p = make_param(w, g);
+    cdb_moments s = {m, v};
     train_config cfg = {0};
     cfg.decay_norm_bias = 1; /* decay on every tensor, as the reference */
     cfg.optimizer = OPT_ADAMW;
@@ -85,7 +85,7 @@ static void t_adamw(void)
             double mhat = ref_m[i] / (1 - pow(0.9, step)), vhat = ref_v[i] / (1 - pow(0.999, step));
             ref_w[i] -= lr * mhat / (sqrt(vhat) + 1e-8);
         }
-        cdb_optimizer_update_param(&p, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
+        cdb_optimizer_update_param(&p, &s, &cfg, lr, step, NULL, DROPBACK_AXIS_IN);
     }
     for (int i = 0; i < N; i++)
         CHECK(fabs(w[i] - ref_w[i]) <= 1e-5 * fabs(ref_w[i]) + 1e-6, "w[%d] = %.7g, PyTorch rule gives %.7g", i, w[i],

@@ -92,8 +92,10 @@ static void t_nonfinite_never_saved(void)
     b->value[3] = 0;
     CHECK(cdb_weights_load(net, path) == 0, "the good file still loads: %s", cdb_last_error());
     cdb_param *w = &net->layers[0].params[0];
-    w->moment1 = calloc(w->size, sizeof(float));
-    w->moment1[5] = NAN;
+    cdb_moments *wm = &trainer_of(net)->moments[0]; /* network order: layer 0's weights first */
+    CHECK(net->params[0] == w, "tensor 0 is layer 0's weights");
+    wm->m1 = calloc(w->size, sizeof(float));
+    wm->m1[5] = NAN;
     CHECK(cdb_state_save(trainer_of(net), state) != 0 && strstr(cdb_last_error(), "layer 0 [connected] weights, optimizer momentum "
                                                                         "value 5 is not finite"),
           "state with a NaN: %s", cdb_last_error());

@@ -24,8 +24,6 @@ void cdb_network_free(cdb_network *net)
         for (int k = 0; k < l->nparams; k++) {
             free(l->params[k].value);
             free(l->params[k].grad);
-            free(l->params[k].moment1);
-            free(l->params[k].moment2);
             cdb_dropback_detach(&l->params[k]);
         }
         free(l->output);

@@ -1,7 +1,7 @@
-/* A trainable tensor: its value, this step's gradient and the optimizer's
- * state, kept in separate buffers (unlike Darknet's weight_updates, which
- * doubles as momentum) so that ChannelDropBack can mask exactly this step's
- * gradient and nothing else. */
+/* A trainable tensor: its value and this step's gradient, kept apart from
+ * the optimizer's state (unlike Darknet's weight_updates, which doubles as
+ * momentum) so that ChannelDropBack can mask exactly this step's gradient
+ * and nothing else. The optimizer's state is a trainer's (cdb_moments). */
 #ifndef CDB_PARAM_H
 #define CDB_PARAM_H
 
@@ -12,8 +12,6 @@ typedef struct {
     const char *name;   /* "weights", "biases", "scales", ... */
     float *value;       /* (size) */
     float *grad;        /* (size): this step's gradient, summed over subdivisions */
-    float *moment1;     /* (size): SGD momentum buffer / AdamW first moment; allocated by the first update */
-    float *moment2;     /* (size): AdamW second moment; allocated by the first update */
     size_t size;
 
     /* Dropback view of the tensor as [rows][channels][inner]: for a
@@ -27,5 +25,13 @@ typedef struct {
      * verbs in dropback.h read it): NULL unless eligible. */
     struct cdb_dropback_tensor *db;
 } cdb_param;
+
+/* One tensor's optimizer state, held by a trainer (one per cdb_param, in
+ * network order): SGD's momentum buffer or AdamW's first moment (m1) and
+ * AdamW's second moment (m2), each (size) floats, allocated by the first
+ * update (NULL before). */
+typedef struct cdb_moments {
+    float *m1, *m2;
+} cdb_moments;
 
 #endif

@@ -94,6 +94,28 @@ static int grow(gpu_context *g)
     return 0;
 }
 
+extern "C" void cdb_gpu_forget(cdb_network *net, const void *host)
+{
+    gpu_context *g = net->gpu_ctx;
+    if (!g || !host || !g->capacity) return;
+    gpu_twin_entry *e = find_entry(g, host);
+    if (!e->host) return;
+    if (e->dev) cudaFree(e->dev);
+    /* linear probing: the entries after it in its run are placed again */
+    size_t i = (size_t)(e - g->table);
+    g->table[i].host = NULL;
+    g->table[i].dev = NULL;
+    g->table[i].bytes = 0;
+    g->count--;
+    for (size_t j = (i + 1) & (g->capacity - 1); g->table[j].host; j = (j + 1) & (g->capacity - 1)) {
+        gpu_twin_entry moved = g->table[j];
+        g->table[j].host = NULL;
+        g->table[j].dev = NULL;
+        g->table[j].bytes = 0;
+        *find_entry(g, moved.host) = moved;
+    }
+}
+
 extern "C" void *cdb_gpu_twin(cdb_network *net, const void *host, size_t bytes)
 {
     gpu_context *g = net->gpu_ctx;
@@ -176,8 +198,8 @@ extern "C" float *cdb_gpu_workspace(cdb_network *net, size_t floats)
     return g->workspace;
 }
 
-/* The arrays that make up the trained state: weights-file arrays, gradients
- * and optimizer state. */
+/* The arrays that make up the trained state: weights-file arrays and
+ * trainable tensors (a trainer moves its optimizer state itself). */
 static void for_each_state_array(cdb_network *net, void (*fn)(cdb_network *, void *, size_t))
 {
     for (int i = 0; i < net->n; i++)
@@ -186,8 +208,6 @@ static void for_each_state_array(cdb_network *net, void (*fn)(cdb_network *, voi
     for (int i = 0; i < net->nparams; i++) {
         cdb_param *p = net->params[i];
         fn(net, p->value, p->size * sizeof(float));
-        if (p->moment1) fn(net, p->moment1, p->size * sizeof(float));
-        if (p->moment2) fn(net, p->moment2, p->size * sizeof(float));
     }
 }
 

@@ -22,6 +22,7 @@ extern "C" {
 #endif
 
 struct cdb_network;
+struct cdb_moments;
 
 /* Number of usable CUDA devices (0 when there is no GPU or no driver). */
 int cdb_cuda_device_count(void);
@@ -58,7 +59,11 @@ void cdb_gpu_gemm_batched(struct cdb_network *net, int trans_a, int trans_b, int
 float *cdb_gpu_workspace(struct cdb_network *net, size_t floats);
 
 /* The optimizer step on the device (optimizer_kernels.cu). */
-void cdb_gpu_optimizer_update(struct cdb_network *net, const train_config *cfg, float lr, int step);
+void cdb_gpu_optimizer_update(struct cdb_network *net, struct cdb_moments *state, const train_config *cfg, float lr,
+                              int step);
+/* Free the device twin of `host` (an array about to be freed, which a
+ * later allocation could reuse the address of); nothing when it has none. */
+void cdb_gpu_forget(struct cdb_network *net, const void *host);
 /* Download / upload every weights-file array and optimizer state. */
 int cdb_network_sync_to_host(struct cdb_network *net);   /* 0, or -1 after a CUDA error */
 int cdb_network_sync_to_device(struct cdb_network *net);

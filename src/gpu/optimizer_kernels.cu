@@ -28,7 +28,8 @@ static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v
     }
 }
 
-extern "C" void cdb_gpu_optimizer_update(cdb_network *net, const train_config *cfg, float lr, int step)
+extern "C" void cdb_gpu_optimizer_update(cdb_network *net, cdb_moments *state, const train_config *cfg, float lr,
+                                         int step)
 {
     int axis_out = net->dropback.axis == DROPBACK_AXIS_OUT;
     for (int i = 0; i < net->nparams; i++) {
@@ -36,10 +37,10 @@ extern "C" void cdb_gpu_optimizer_update(cdb_network *net, const train_config *c
         float wd = cdb_optimizer_decay(p, cfg);
         const uint8_t *frozen = cdb_dropback_frozen(&net->dropback, p);
         if (frozen) frozen = (const uint8_t *)cdb_gpu_twin(net, frozen, (size_t)cdb_dropback_mask_channels(p));
-        float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, p->moment1, p->size);
+        float *w = GPU_F(net, p->value, p->size), *g = GPU_F(net, p->grad, p->size), *m = GPU_F(net, state[i].m1, p->size);
         if (cfg->optimizer == OPT_ADAMW) {
             float bc1 = 1.f - powf(cfg->beta1, (float)step), bc2 = 1.f - powf(cfg->beta2, (float)step);
-            adamw_kernel<<<grid_for(p->size), THREADS>>>(w, g, m, GPU_F(net, p->moment2, p->size), p->size, lr, wd,
+            adamw_kernel<<<grid_for(p->size), THREADS>>>(w, g, m, GPU_F(net, state[i].m2, p->size), p->size, lr, wd,
                                                          cfg->beta1, cfg->beta2, cfg->eps, lr / bc1, sqrtf(bc2), frozen,
                                                          p->channels, p->inner, axis_out);
             LAUNCH_CHECK(adamw_kernel);

@@ -20,12 +20,14 @@ cdb_network *cdb_network_build_model(struct cfg_file *cfg, int optimizer_copies)
 /* A weights file (atomically) with the given images-seen count in its
  * header; `step` names the step in messages. */
 int cdb_weights_write(const cdb_network *net, const char *path, uint64_t seen, int step);
-/* The optimizer state the tensors hold (their moments), written
- * atomically as optimizer `optimizer` (optimizer_kind) after `step`
- * steps; read back only when the file's optimizer and step are those
- * expected. 0, or -1 with the error recorded. */
-int cdb_state_write(const cdb_network *net, const char *path, int optimizer, int step);
-int cdb_state_read(cdb_network *net, const char *path, int optimizer_expected, int step_expected);
+/* Optimizer state (one cdb_moments per tensor of net, as a trainer holds
+ * it), written atomically as optimizer `optimizer` (optimizer_kind) after
+ * `step` steps; read back (the host arrays, allocated where missing) only
+ * when the file's optimizer and step are those expected. 0, or -1 with the
+ * error recorded. */
+int cdb_state_write(const cdb_network *net, const cdb_moments *state, const char *path, int optimizer, int step);
+int cdb_state_read(const cdb_network *net, cdb_moments *state, const char *path, int optimizer_expected,
+                   int step_expected);
 
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
  * scales, rolling statistics), on the host copies: 1 and where, or 0. */

@@ -67,6 +67,7 @@ typedef struct {
     uint64_t seen;
     int step;
     int optimizer;
+    const cdb_moments *state; /* optimizer state: one per tensor */
 } save_context;
 
 /* Nothing non-finite is ever saved: a weights file or optimizer state with
@@ -90,11 +91,12 @@ static int state_finite(const save_context *sc, const char *path)
 {
     const cdb_network *net = sc->net;
     size_t at;
+    int t = 0; /* the tensor's index in network order */
     for (int i = 0; i < net->n; i++) {
         const cdb_layer *l = &net->layers[i];
-        for (int p = 0; p < l->nparams; p++) {
+        for (int p = 0; p < l->nparams; p++, t++) {
             const cdb_param *q = &l->params[p];
-            const float *m[2] = {q->moment1, q->moment2};
+            const float *m[2] = {sc->state[t].m1, sc->state[t].m2};
             for (int j = 0; j < 2; j++)
                 if (m[j] && first_non_finite(m[j], q->size, &at)) {
                     cdb_set_error("not saving optimizer state '%s': at step %d, layer %d [%s] %s, optimizer %s value "
@@ -156,7 +158,7 @@ static int write_weights(FILE *fp, const save_context *sc)
 
 int cdb_weights_write(const cdb_network *net, const char *path, uint64_t seen, int step)
 {
-    save_context sc = {net, seen, step, 0};
+    save_context sc = {net, seen, step, 0, NULL};
     return write_atomically(path, "weights file", weights_finite, write_weights, &sc);
 }
 
@@ -298,14 +300,15 @@ static int write_state(FILE *fp, const save_context *sc)
     for (int i = 0; ok && i < net->nparams; i++) {
         const cdb_param *p = net->params[i];
         int64_t size = (int64_t)p->size;
-        ok = fwrite(&size, 8, 1, fp) == 1 && write_moment(fp, p->moment1, p->size) && write_moment(fp, p->moment2, p->size);
+        ok = fwrite(&size, 8, 1, fp) == 1 && write_moment(fp, sc->state[i].m1, p->size) &&
+             write_moment(fp, sc->state[i].m2, p->size);
     }
     return ok;
 }
 
-int cdb_state_write(const cdb_network *net, const char *path, int optimizer, int step)
+int cdb_state_write(const cdb_network *net, const cdb_moments *state, const char *path, int optimizer, int step)
 {
-    save_context sc = {net, 0, step, optimizer};
+    save_context sc = {net, 0, step, optimizer, state};
     return write_atomically(path, "optimizer state", state_finite, write_state, &sc);
 }
 
@@ -318,7 +321,8 @@ static int read_moment(FILE *fp, float **m, size_t n)
     return *m && fread(*m, sizeof(float), n, fp) == n;
 }
 
-int cdb_state_read(cdb_network *net, const char *path, int optimizer_expected, int step_expected)
+int cdb_state_read(const cdb_network *net, cdb_moments *state, const char *path, int optimizer_expected,
+                   int step_expected)
 {
     if (cdb_check_regular(path, "optimizer state")) return -1;
     FILE *fp = fopen(path, "rb");
@@ -352,10 +356,10 @@ int cdb_state_read(cdb_network *net, const char *path, int optimizer_expected, i
     }
     long failed_before = cdb_failed_allocations();
     for (int i = 0; i < net->nparams; i++) {
-        cdb_param *p = net->params[i];
+        const cdb_param *p = net->params[i];
         int64_t size;
-        if (fread(&size, 8, 1, fp) != 1 || size != (int64_t)p->size || !read_moment(fp, &p->moment1, p->size) ||
-            !read_moment(fp, &p->moment2, p->size)) {
+        if (fread(&size, 8, 1, fp) != 1 || size != (int64_t)p->size || !read_moment(fp, &state[i].m1, p->size) ||
+            !read_moment(fp, &state[i].m2, p->size)) {
             fclose(fp);
             if (cdb_failed_allocations() > failed_before) {
                 char why[256];
@@ -375,8 +379,5 @@ int cdb_state_read(cdb_network *net, const char *path, int optimizer_expected, i
         cdb_set_error("optimizer state '%s' has data past its last tensor", path);
         return -1;
     }
-#ifdef GPU
-    if (cdb_network_sync_to_device(net)) return -1;
-#endif
     return 0;
 }

@@ -9,15 +9,51 @@
 #include <unistd.h>
 
 #include "model.h"
+#ifdef GPU
+#include "cuda_utils.h"
+#endif
+
+#ifdef GPU
+/* The moments' host copies from (pull) or to (push) their device twins. */
+static int move_moments(const cdb_trainer *tr, int pull)
+{
+    cdb_network *net = tr->net;
+    if (!net->gpu) return 0;
+    for (int i = 0; i < net->nparams; i++) {
+        size_t bytes = net->params[i]->size * sizeof(float);
+        float *m[2] = {tr->moments[i].m1, tr->moments[i].m2};
+        for (int k = 0; k < 2; k++)
+            if (m[k]) {
+                if (pull)
+                    cdb_gpu_pull(net, m[k], bytes);
+                else
+                    cdb_gpu_push(net, m[k], bytes);
+            }
+    }
+    return cdb_gpu_failed() ? -1 : 0;
+}
+#endif
 
 int cdb_state_save(const cdb_trainer *tr, const char *path)
 {
-    return cdb_state_write(tr->net, path, tr->cfg.optimizer, tr->step);
+#ifdef GPU
+    if (move_moments(tr, 1)) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cdb_last_error());
+        cdb_set_error("%s not written: the optimizer state on the device cannot be read back: %s", path, why);
+        return -1;
+    }
+#endif
+    return cdb_state_write(tr->net, tr->moments, path, tr->cfg.optimizer, tr->step);
 }
 
 int cdb_state_load(cdb_trainer *tr, const char *path)
 {
-    return cdb_state_read(tr->net, path, tr->cfg.optimizer, tr->step);
+    if (cdb_state_read(tr->net, tr->moments, path, tr->cfg.optimizer, tr->step)) return -1;
+#ifdef GPU
+    if (move_moments(tr, 0)) return -1;
+#endif
+    return 0;
 }
 
 /* Make the renames in path's folder durable. */

@@ -138,7 +138,9 @@ cdb_trainer *cdb_trainer_new(cdb_network *net)
     if (!tr) return NULL;
     tr->net = net;
     cfg_reader r = cdb_cfg_reader_for(net->settings, 0, -1);
-    if (cdb_train_config_read(&r, &tr->cfg)) {
+    tr->moments = cdb_xcalloc((size_t)(net->nparams ? net->nparams : 1), sizeof(cdb_moments));
+    if (!tr->moments || cdb_train_config_read(&r, &tr->cfg)) {
+        free(tr->moments);
         free(tr);
         return NULL;
     }
@@ -154,6 +156,16 @@ cdb_trainer *cdb_trainer_new(cdb_network *net)
 void cdb_trainer_free(cdb_trainer *tr)
 {
     if (!tr) return;
+#ifdef GPU
+    /* the device twins of the moments go with them (a later array at the
+     * same address must not find them) */
+    for (int i = 0; tr->net->gpu && i < tr->net->nparams; i++) {
+        if (tr->moments[i].m1) cdb_gpu_forget(tr->net, tr->moments[i].m1);
+        if (tr->moments[i].m2) cdb_gpu_forget(tr->net, tr->moments[i].m2);
+    }
+#endif
+    cdb_optimizer_free(tr->moments, tr->net->nparams);
+    free(tr->moments);
     free(tr->dist.buffer);
     free(tr->forward_seconds);
     free(tr->backward_seconds);
@@ -275,7 +287,7 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
     cdb_network *net = tr->net;
     tr->step_failed = tr->step_skipped = 0;
     /* 0. The optimizer's state, allocated by the first step. */
-    if (cdb_optimizer_prepare(net, &tr->cfg)) {
+    if (cdb_optimizer_prepare(net, tr->moments, &tr->cfg)) {
         tr->step_failed = 1;
         return NAN;
     }
@@ -362,7 +374,7 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
     /* 5. The optimizer, at this step's learning rate. */
     float lr = cdb_schedule_learning_rate(&tr->cfg, tr->step);
     tr->step++;
-    cdb_optimizer_update(net, &tr->cfg, lr, tr->step);
+    cdb_optimizer_update(net, tr->moments, &tr->cfg, lr, tr->step);
 #ifdef GPU
     if (cdb_network_pass_failed(net)) { /* the update's kernels */
         tr->step_failed = 1;

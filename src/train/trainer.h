@@ -20,6 +20,7 @@
 struct cdb_trainer {
     cdb_network *net;
     train_config cfg;          /* [net]'s training keys (-set changes them before; the loop resolves the length) */
+    cdb_moments *moments;      /* the optimizer's state: one per tensor of net, in network order */
 
     /* Counters: what a checkpoint records (seen in the weights file, step in the state). */
     uint64_t seen;             /* images trained on */
