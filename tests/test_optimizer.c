@@ -226,6 +226,39 @@ static void t_subdivisions_accumulate(void)
     cdb_network_free(b);
 }
 
+/* The optimizer's state is a trainer's: a second trainer on a network that
+ * another has trained starts with zero momentum, exactly as a trainer on
+ * a fresh network holding the same weights. */
+static void t_trainer_owns_momentum(void)
+{
+    const char *text = "[net]\nbatch=4\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\nlearning_rate=0.1\n"
+                       "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=relu\n"
+                       "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+    cdb_network *a = net_from_text(text), *b = net_from_text(text);
+    CHECK(a && b, "build");
+    float images[4 * 25];
+    int labels[4] = {0, 1, 2, 3};
+    fill_normal(images, 4 * 25, 8, 1.f);
+    cdb_trainer *first = cdb_trainer_new(a);
+    CHECK(first, "%s", cdb_last_error());
+    for (int s = 0; s < 3; s++) CHECK(isfinite(cdb_trainer_run_step(first, images, labels)), "step %d", s);
+    int moving = 0;
+    for (size_t e = 0; e < a->params[0]->size; e++) moving += first->moments[0].m1[e] != 0;
+    CHECK(moving > 0, "the first trainer's momentum is zero");
+    for (int i = 0; i < a->nparams; i++) memcpy(b->params[i]->value, a->params[i]->value, a->params[i]->size * sizeof(float));
+    cdb_trainer *second = cdb_trainer_new(a), *fresh = cdb_trainer_new(b);
+    CHECK(second && fresh && !second->moments[0].m1, "a new trainer holds no state before its first step");
+    CHECK(cdb_trainer_run_step(second, images, labels) == cdb_trainer_run_step(fresh, images, labels), "losses differ");
+    for (int i = 0; i < a->nparams; i++)
+        CHECK(!memcmp(a->params[i]->value, b->params[i]->value, a->params[i]->size * sizeof(float)),
+              "tensor %d: the second trainer's step used the first one's momentum", i);
+    cdb_trainer_free(first);
+    cdb_trainer_free(second);
+    cdb_trainer_free(fresh);
+    cdb_network_free(a);
+    cdb_network_free(b);
+}
+
 void register_optimizer_tests(void)
 {
     test_add_tagged("optimizer/sgd plain", t_sgd_plain, TEST_KERNELS);
@@ -235,4 +268,5 @@ void register_optimizer_tests(void)
     test_add_tagged("optimizer/decay_norm_bias=0 skips biases and norms", t_no_decay_on_norms_and_biases, TEST_KERNELS);
     test_add_tagged("optimizer/learning rate policies and burn-in", t_lr_policies, TEST_KERNELS);
     test_add_tagged("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate, TEST_KERNELS);
+    test_add_tagged("optimizer/a new trainer starts with its own momentum", t_trainer_owns_momentum, TEST_KERNELS);
 }
