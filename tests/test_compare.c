@@ -301,16 +301,19 @@ static void t_compare_killed_resumes(void)
  * that is not a fraction (NaN, 7.5, -1, 1e308), a negative wall time, a
  * step that goes back, or a header naming the other arm is refused, naming
  * the file and line, instead of entering the paired tests. */
-static void write_log(const char *path, const char *arm, const char *rows)
+/* A log as a run writes it; `grad_norm`: the column of a run with clip_grad_norm. */
+static void write_log_columns(const char *path, const char *arm, int grad_norm, const char *rows)
 {
     FILE *f = fopen(path, "w");
     if (!f) return;
     fprintf(f, "# cdbnet training log\n# cfg: cfg/smallcnn.cfg\n# seed: 1\n# arm: %s\n"
                "step,epoch,images_seen,train_loss,valid_loss,top1,top5,learning_rate,dropback_layer_rate,"
-               "selected_per_step,dropped_fraction,wall_seconds,images_per_second\n%s",
-            arm, rows);
+               "selected_per_step,dropped_fraction,wall_seconds,images_per_second%s\n%s",
+            arm, grad_norm ? ",grad_norm" : "", rows);
     fclose(f);
 }
+
+static void write_log(const char *path, const char *arm, const char *rows) { write_log_columns(path, arm, 0, rows); }
 
 static void t_report_refuses_corrupt_logs(void)
 {
@@ -349,6 +352,16 @@ static void t_report_refuses_corrupt_logs(void)
         CHECK(rc == 1 && strstr(out, "seed1_dropback.csv:") && strstr(out, bad[k].want),
               "case %d (want '%s'): exit %d: %s", k, bad[k].want, rc, out);
     }
+    /* a run with clip_grad_norm logs a 14th column, grad_norm: read by its header */
+    write_log_columns(drop, "dropback", 1,
+                      "10,1.0,640,0.9,0.8,0.7100,0.9500,0.05,0.03,0.1,0.3,12.5,51.2,3.75\n"
+                      "20,2.0,1280,0.7,0.6,0.7500,0.9700,0.04,0.03,0.1,0.3,25.0,51.2,2.5\n");
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 0 && strstr(out, "| 1 |"), "a log with grad_norm: exit %d: %s", rc, out);
+    write_log_columns(drop, "dropback", 1, good);
+    rc = run_command(cmd, out, sizeof(out));
+    CHECK(rc == 1 && strstr(out, "seed1_dropback.csv:6: fewer columns than its header"),
+          "13 columns under a header of 14: exit %d: %s", rc, out);
 }
 
 void register_compare_tests(void)

@@ -259,6 +259,64 @@ static void t_trainer_owns_momentum(void)
     cdb_network_free(b);
 }
 
+/* clip_grad_norm: the global L2 norm of the gradients before clipping,
+ * every gradient scaled by max_norm / (norm + 1e-6) when that is below 1
+ * (PyTorch's clip_grad_norm_), before ChannelDropBack's masks: with
+ * dropback on, the norm is still that of the unmasked gradient. */
+static void t_clip_grad_norm(void)
+{
+    const char *layers = "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
+                         "[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+    const char *head = "[net]\nbatch=4\nwidth=5\nheight=5\nchannels=1\nlearning_rate=0.1\nseed=5\nmax_batches=4\n";
+    const char *always = "channel_dropback=1\ndropback_layer_rate=1\ndropback_layer_rate_init=1\ndropback_skip=0\n";
+    char text[4][1024];
+    snprintf(text[0], sizeof(text[0]), "%s%s", head, layers);                            /* no clipping */
+    snprintf(text[1], sizeof(text[1]), "%sclip_grad_norm=0.05\n%s", head, layers);       /* clips */
+    snprintf(text[2], sizeof(text[2]), "%sclip_grad_norm=0.05\n%s%s", head, always, layers); /* clips, then masks */
+    snprintf(text[3], sizeof(text[3]), "%sclip_grad_norm=1000\n%s", head, layers);       /* within the bound */
+    cdb_network *net[4];
+    cdb_trainer *tr[4];
+    for (int v = 0; v < 4; v++) {
+        net[v] = net_from_text(text[v]);
+        tr[v] = net[v] ? cdb_trainer_new(net[v]) : NULL;
+        CHECK(tr[v], "build %d: %s", v, cdb_last_error());
+        CHECK(v == 0 || tr[v]->cfg.clip_grad_norm > 0, "clip_grad_norm read");
+    }
+    float images[4 * 25];
+    int labels[4] = {0, 1, 2, 0};
+    fill_normal(images, 4 * 25, 12, 1.f);
+    for (int v = 0; v < 4; v++) CHECK(isfinite(cdb_trainer_run_step(tr[v], images, labels)), "step %d", v);
+    /* the unclipped, unmasked gradient of the plain network */
+    double sum = 0;
+    for (int i = 0; i < net[0]->nparams; i++) {
+        double t = 0;
+        for (size_t k = 0; k < net[0]->params[i]->size; k++) t += (double)net[0]->params[i]->grad[k] * net[0]->params[i]->grad[k];
+        sum += t;
+    }
+    double norm = sqrt(sum);
+    float coef = (float)(0.05 / (norm + 1e-6));
+    CHECK(coef < 1.f && norm > 0.1, "the test needs a gradient norm above 0.05: %g", norm);
+    CHECK(tr[0]->grad_norm == 0, "no clipping, no norm: %g", tr[0]->grad_norm);
+    for (int v = 1; v < 4; v++) CHECK(tr[v]->grad_norm == norm, "variant %d: norm %.9g, want %.9g", v, tr[v]->grad_norm, norm);
+    int dropped = 0;
+    for (int i = 0; i < net[0]->nparams; i++)
+        for (size_t k = 0; k < net[0]->params[i]->size; k++) {
+            float g = net[0]->params[i]->grad[k];
+            CHECK(net[1]->params[i]->grad[k] == g * coef, "tensor %d [%zu]: %g, want %g x %g", i, k,
+                  net[1]->params[i]->grad[k], g, coef);
+            CHECK(net[3]->params[i]->grad[k] == g, "tensor %d [%zu]: scaled though within the bound", i, k);
+            dropped += net[2]->params[i]->grad[k] == 0 && g != 0;
+        }
+    CHECK(dropped > 0, "the masks dropped nothing after clipping");
+    for (int v = 0; v < 4; v++) {
+        cdb_trainer_free(tr[v]);
+        cdb_network_free(net[v]);
+    }
+    snprintf(text[0], sizeof(text[0]), "%sclip_grad_norm=-1\n%s", head, layers);
+    const char *msg = net_error_from_text("clip.cfg", text[0]);
+    CHECK(msg && strstr(msg, "clip.cfg:9: [net] key 'clip_grad_norm'"), "a negative bound: %s", msg ? msg : "built");
+}
+
 void register_optimizer_tests(void)
 {
     test_add_tagged("optimizer/sgd plain", t_sgd_plain, TEST_KERNELS);
@@ -269,4 +327,5 @@ void register_optimizer_tests(void)
     test_add_tagged("optimizer/learning rate policies and burn-in", t_lr_policies, TEST_KERNELS);
     test_add_tagged("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate, TEST_KERNELS);
     test_add_tagged("optimizer/a new trainer starts with its own momentum", t_trainer_owns_momentum, TEST_KERNELS);
+    test_add_tagged("optimizer/clip_grad_norm: PyTorch's rule, before the masks", t_clip_grad_norm, TEST_KERNELS);
 }

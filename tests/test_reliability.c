@@ -503,6 +503,42 @@ static void t_training_log(void)
     }
 }
 
+/* With clip_grad_norm the log gains a column, grad_norm: the mean of the
+ * steps' gradient norms before clipping since the row before. */
+static void t_training_log_grad_norm(void)
+{
+    if (!have_fashion_mnist()) {
+        printf("  (Fashion-MNIST not installed: skipped)\n");
+        return;
+    }
+    static char out[65536];
+    char cmd[4096], data[512], cfg[512], backup[512], log[600];
+    snprintf(backup, sizeof(backup), "%s/clip-backup", test_tmpdir());
+    snprintf(data, sizeof(data), "%s/clip.data", test_tmpdir());
+    snprintf(cfg, sizeof(cfg), "%s/clipped.cfg", test_tmpdir());
+    snprintf(log, sizeof(log), "%s/clipped_log.csv", backup);
+    CHECK(write_fmnist_test_data(data, backup) == 0 && write_tiny_cfg(cfg, 1000) == 0, "write .data and cfg");
+    snprintf(cmd, sizeof(cmd),
+             "./cdbnet train %s -threads 1 -data %s -set net.max_batches=8 -set net.valid_every=4 "
+             "-set net.clip_grad_norm=0.01 2>&1 && cat %s",
+             cfg, data, log);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "train: %s", out);
+    const char *rows = strstr(out, "images_per_second,grad_norm\n");
+    CHECK(rows, "no grad_norm column: %s", out);
+    int n = 0;
+    for (const char *line = strchr(rows, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int commas = 0;
+        for (const char *c = line + 1; *c && *c != '\n'; c++) commas += *c == ',';
+        const char *last = line + 1;
+        for (int k = 0; k < 13; k++) last = strchr(last, ',') + 1;
+        double norm = atof(last);
+        CHECK(commas == 13 && norm > 0.01 && isfinite(norm), "row %d: %d columns, grad_norm %g: %s", n, commas + 1, norm,
+              line + 1);
+        n++;
+    }
+    CHECK(n == 2, "%d rows: %s", n, rows);
+}
+
 /* One run per backup folder: a second run into a folder a running one
  * holds is refused naming its pid, unless -share-backup. */
 /* The backup folder's lock file is never opened through a symbolic link:
@@ -817,6 +853,7 @@ void register_reliability_tests(void)
                     TEST_SPAWNS);
     test_add_tagged("reliability/one run per backup folder", t_backup_locked, TEST_SPAWNS);
     test_add_tagged("reliability/the training log and its chart", t_training_log, TEST_SPAWNS);
+    test_add_tagged("reliability/clip_grad_norm: the log's grad_norm column", t_training_log_grad_norm, TEST_SPAWNS);
     test_add("reliability/nan_policy stop and skip_step; the first non-finite layer named", t_nan_policy);
     test_add("reliability/out of memory at each allocation: an error, never a crash", t_out_of_memory);
     test_add_tagged("reliability/SIGTERM saves a checkpoint and says so", t_signal_saves, TEST_SPAWNS);

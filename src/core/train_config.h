@@ -41,6 +41,7 @@ typedef struct {
     float label_smoothing;     /* PyTorch's: 1 - eps + eps/K on the label, eps/K elsewhere */
     float label_smooth_eps;    /* Darknet's form (1 - eps on the label, eps/(classes-1) elsewhere), turned into label_smoothing once classes are known */
     int valid_every, save_every; /* steps between validations and between checkpoints (0: each epoch, and with validation) */
+    float clip_grad_norm;      /* > 0: the gradients scaled down so that their global L2 norm is at most this (PyTorch's clip_grad_norm_) */
 } train_config;
 
 #endif

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -92,6 +93,22 @@ static int grow(gpu_context *g)
         if (old[i].host) *find_entry(g, old[i].host) = old[i];
     free(old);
     return 0;
+}
+
+extern "C" double cdb_gpu_sum_squares(cdb_network *net, const float *host, size_t n)
+{
+    const float *d = (const float *)cdb_gpu_twin(net, host, n * sizeof(float));
+    float r = 0;
+    if (!d) return NAN;
+    CUBLAS_CHECK(cublasSnrm2(net->gpu_ctx->blas, (int)n, d, 1, &r));
+    return (double)r * r;
+}
+
+extern "C" void cdb_gpu_scale(cdb_network *net, float *host, size_t n, float a)
+{
+    float *d = (float *)cdb_gpu_twin(net, host, n * sizeof(float));
+    if (!d) return;
+    CUBLAS_CHECK(cublasSscal(net->gpu_ctx->blas, (int)n, &a, d, 1));
 }
 
 extern "C" void cdb_gpu_forget(cdb_network *net, const void *host)

@@ -61,6 +61,10 @@ float *cdb_gpu_workspace(struct cdb_network *net, size_t floats);
 /* The optimizer step on the device (optimizer_kernels.cu). */
 void cdb_gpu_optimizer_update(struct cdb_network *net, struct cdb_moments *state, const train_config *cfg, float lr,
                               int step);
+/* The sum of the squares of the n floats of host's device twin (cuBLAS's
+ * nrm2, squared), and the twin scaled by a in place: gradient clipping. */
+double cdb_gpu_sum_squares(struct cdb_network *net, const float *host, size_t n);
+void cdb_gpu_scale(struct cdb_network *net, float *host, size_t n, float a);
 /* Free the device twin of `host` (an array about to be freed, which a
  * later allocation could reuse the address of); nothing when it has none. */
 void cdb_gpu_forget(struct cdb_network *net, const void *host);

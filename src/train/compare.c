@@ -221,10 +221,12 @@ static int run_arms(const compare_options *o)
     return status;
 }
 
-/* One row of a training log, checked: the 13 columns of the header, each a
- * finite number, top-1 and top-5 fractions in [0, 1], the wall time not
- * negative, the line whole. NULL, or what is wrong with it. */
-static const char *parse_row(char *line, double *v)
+/* One row of a training log, checked: the `columns` columns of the header
+ * (13, or 14 with grad_norm), each a finite number, top-1 and top-5
+ * fractions in [0, 1], the wall time not negative, the line whole. NULL,
+ * or what is wrong with it. */
+#define LOG_MAX_COLUMNS 14
+static const char *parse_row(char *line, double *v, int columns)
 {
     size_t len = strlen(line);
     if (len == 0 || line[len - 1] != '\n') return "the row is cut short (no end of line)";
@@ -233,7 +235,7 @@ static const char *parse_row(char *line, double *v)
     char *p = line;
     for (;;) {
         char *end;
-        if (n == 13) return "more than 13 columns";
+        if (n == columns) return columns == 13 ? "more than 13 columns" : "more columns than its header";
         v[n] = strtod(p, &end);
         if (end == p || (*end != ',' && *end != 0)) return "a column is not a number";
         if (!isfinite(v[n])) return "a column is not finite";
@@ -241,7 +243,8 @@ static const char *parse_row(char *line, double *v)
         if (*end == 0) break;
         p = end + 1;
     }
-    if (n != 13) return "fewer than 13 columns (the row is cut short)";
+    if (n != columns)
+        return columns == 13 ? "fewer than 13 columns (the row is cut short)" : "fewer columns than its header (the row is cut short)";
     if (v[5] < 0 || v[5] > 1 || v[6] < 0 || v[6] > 1) return "top-1 or top-5 is not a fraction in [0, 1]";
     if (v[11] < 0) return "the wall time is negative";
     return NULL;
@@ -261,7 +264,7 @@ static int read_log(const char *path, const char *arm, arm_log *a)
     }
     char line[1024];
     a->best_top1 = -1;
-    int number = 0, last_step = -1;
+    int number = 0, last_step = -1, columns = 13;
     const char *bad = NULL;
     while (!bad && fgets(line, sizeof(line), f)) {
         number++;
@@ -275,9 +278,12 @@ static int read_log(const char *path, const char *arm, arm_log *a)
             }
             continue;
         }
-        if (!strncmp(line, "step,", 5)) continue; /* the header of the columns */
-        double v[13];
-        bad = parse_row(line, v);
+        if (!strncmp(line, "step,", 5)) { /* the header of the columns: 13, and grad_norm with clipping */
+            columns = strstr(line, ",grad_norm") ? 14 : 13;
+            continue;
+        }
+        double v[LOG_MAX_COLUMNS];
+        bad = parse_row(line, v, columns);
         if (!bad && (int)v[0] <= last_step) bad = "its step is not after the row before";
         if (bad) break;
         last_step = (int)v[0];

@@ -45,7 +45,14 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
     snprintf(log->path, sizeof(log->path), "%s", path);
     FILE *existing = append ? fopen(path, "r") : NULL;
     int had_rows = existing != NULL;
-    if (existing) fclose(existing);
+    /* a log continued keeps its columns: grad_norm when its header has it */
+    log->grad_norm_column = !had_rows && tr->cfg.clip_grad_norm > 0;
+    if (existing) {
+        char line[1024];
+        while (fgets(line, sizeof(line), existing))
+            if (!strncmp(line, "step,", 5)) log->grad_norm_column = strstr(line, ",grad_norm") != NULL;
+        fclose(existing);
+    }
     log->f = fopen(path, append ? "a" : "w");
     if (!log->f) {
         cdb_set_error("cannot write the training log '%s': %s", path, strerror(errno));
@@ -56,7 +63,7 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
                 (unsigned long long)net->seed, arm);
         for (int i = 0; i < n_overrides; i++) fprintf(log->f, "# set: %s\n", overrides[i]);
         for (int k = 0; class_names && k < net->classes; k++) fprintf(log->f, "# class %d: %s\n", k, class_names[k]);
-        fprintf(log->f, "%s\n", COLUMNS);
+        fprintf(log->f, "%s%s\n", COLUMNS, log->grad_norm_column ? ",grad_norm" : "");
     } else {
         fprintf(log->f, "# resumed at step %d\n", tr->step);
     }
@@ -94,6 +101,10 @@ void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss)
         log->loss_steps++;
     }
     cdb_dropback_stats_accumulate(&log->interval, &log->prev, &tr->dropback_stats);
+    if (isfinite(loss) && tr->cfg.clip_grad_norm > 0) {
+        log->norm_sum += tr->grad_norm;
+        log->norm_steps++;
+    }
 }
 
 int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double epoch)
@@ -104,13 +115,16 @@ int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, 
     int steps = tr->step - log->step_row;
     const dropback_stats *d = &log->interval;
     int last = tr->step > 0 ? tr->step - 1 : 0;
-    fprintf(log->f, "%d,%.4f,%llu,%.6g,%.6g,%.6f,%.6f,%.6g,%.6g,%.4f,%.4f,%.2f,%.1f\n", tr->step,
+    fprintf(log->f, "%d,%.4f,%llu,%.6g,%.6g,%.6f,%.6f,%.6g,%.6g,%.4f,%.4f,%.2f,%.1f", tr->step,
             epoch,
             (unsigned long long)tr->seen, log->loss_steps ? log->loss_sum / log->loss_steps : NAN, v->loss, v->top1,
             v->top5, cdb_schedule_learning_rate(&tr->cfg, last), cdb_dropback_layer_rate(&net->dropback, last,
                                                                                      tr->cfg.max_batches),
             cdb_dropback_selected_per_step(d), cdb_dropback_dropped_fraction(d),
             now - log->t_start, steps > 0 && now > log->t_row ? steps * (double)net->batch / (now - log->t_row) : 0.0);
+    /* the mean pre-clipping norm of the steps since the last row (0 when none counted) */
+    if (log->grad_norm_column) fprintf(log->f, ",%.6g", log->norm_steps ? log->norm_sum / log->norm_steps : 0.0);
+    fprintf(log->f, "\n");
     if (fflush(log->f) || ferror(log->f)) {
         cdb_set_error("cannot write the training log '%s': %s", log->path, strerror(errno));
         return -1;
@@ -119,6 +133,8 @@ int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, 
     log->step_row = tr->step;
     log->loss_sum = 0;
     log->loss_steps = 0;
+    log->norm_sum = 0;
+    log->norm_steps = 0;
     memset(&log->interval, 0, sizeof(log->interval));
     if (log->chart_on) {
         if (cdb_gnuplot_draw(log->script)) {

@@ -20,6 +20,9 @@ typedef struct {
     int first_step;               /* the step this process started at */
     double loss_sum;              /* training losses since the last row */
     int loss_steps;
+    int grad_norm_column;         /* the log has the column grad_norm (clip_grad_norm > 0 when it was begun) */
+    double norm_sum;              /* pre-clipping gradient norms since the last row */
+    int norm_steps;
     dropback_stats prev, interval; /* the network's counters at the last step; their sum since the last row */
     int dropback_report_off;      /* a file of the dropback report could not be written: no more this run */
 } run_log;

@@ -105,6 +105,7 @@ int cdb_train_config_read(cfg_reader *r, train_config *t)
     }
     t->valid_every = cdb_cfg_int(r, "valid_every", 0, 0, 1 << 30);
     t->save_every = cdb_cfg_int(r, "save_every", 0, 0, 1 << 30);
+    t->clip_grad_norm = cdb_cfg_float(r, "clip_grad_norm", 0.f, 0.f, 1e6f);
     if (r->failed) return -1;
     if (t->max_batches && t->max_epochs) {
         cdb_cfg_fail(r, "max_epochs", "give either max_batches or max_epochs, not both");
@@ -270,6 +271,43 @@ static double clock_if(const cdb_trainer *tr)
     return cdb_now_seconds();
 }
 
+/* Clipping by the global norm, as PyTorch's clip_grad_norm_(max_norm): the
+ * L2 norm of all gradients together (accumulated in double, tensor by
+ * tensor in network order: the same bits on every rank, which hold the
+ * same summed gradients), and when max_norm / (norm + 1e-6) is below 1 every
+ * gradient multiplied by it. Returns the norm before clipping. */
+static double clip_gradients(cdb_trainer *tr)
+{
+    cdb_network *net = tr->net;
+    double sum = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        const cdb_param *p = net->params[i];
+#ifdef GPU
+        if (net->gpu) {
+            sum += cdb_gpu_sum_squares(net, p->grad, p->size);
+            continue;
+        }
+#endif
+        double s = 0;
+        for (size_t k = 0; k < p->size; k++) s += (double)p->grad[k] * p->grad[k];
+        sum += s;
+    }
+    double norm = sqrt(sum);
+    float coef = (float)(tr->cfg.clip_grad_norm / (norm + 1e-6));
+    if (!(coef < 1.f)) return norm; /* within the bound (or not finite: nan_policy and the checks see to it) */
+    for (int i = 0; i < net->nparams; i++) {
+        cdb_param *p = net->params[i];
+#ifdef GPU
+        if (net->gpu) {
+            cdb_gpu_scale(net, p->grad, p->size, coef);
+            continue;
+        }
+#endif
+        for (size_t k = 0; k < p->size; k++) p->grad[k] *= coef;
+    }
+    return norm;
+}
+
 /* The data-parallel sum's hook after each layer's backward (the last
  * subdivision's): the layer's gradients start on their way to the other
  * ranks while the layers below still run. */
@@ -365,8 +403,12 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
         return NAN; /* weights untouched */
     }
 
-    /* 4. The masks, on the summed gradient. */
+    /* 4. Clipping by the global norm (clip_grad_norm=), after the sum over
+     * the ranks and before the masks: the reference's clip_grad_norm_
+     * followed by its optimizer, which masks. Then the masks, on the summed
+     * gradient. */
     t0 = clock_if(tr);
+    tr->grad_norm = tr->cfg.clip_grad_norm > 0 ? clip_gradients(tr) : 0;
     cdb_dropback_apply_masks(net);
     double t1 = clock_if(tr);
     if (tr->profile) tr->dropback_seconds += t1 - t0;

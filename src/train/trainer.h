@@ -29,6 +29,7 @@ struct cdb_trainer {
     int step_skipped;          /* nan_policy=skip_step: the last step's loss or gradient was not finite, its update dropped */
     long skipped_steps;        /* how many steps were skipped so far */
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
+    double grad_norm;          /* clip_grad_norm > 0: the last step's global gradient norm before clipping (else 0) */
 
     /* Data-parallel runs (net->ranks > 1): the gradient sum's buffer. */
     cdb_dist_state dist;
