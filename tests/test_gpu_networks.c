@@ -2,6 +2,8 @@
  * CPU: a cfg mistake there would otherwise be found only on a GPU machine,
  * where time is short. */
 #include "gpu_networks.h"
+#include <stdlib.h>
+
 #include "test.h"
 
 static void t_layer_cases_build(void)
@@ -34,6 +36,21 @@ static void t_training_cases_build(void)
         gpu_training_overrides(&gpu_training_cases[i], &buf, overrides);
         cdb_network *net = cdb_network_load(gpu_training_cases[i].cfg, overrides, GPU_TRAINING_OVERRIDES);
         CHECK(net, "%s: %s", gpu_training_cases[i].test, cdb_last_error());
+        /* a clipping case clips: its first step's norm (the GPU suite's
+         * images, on the CPU) is above the bound */
+        double clip = atof(gpu_training_cases[i].clip);
+        if (clip > 0) {
+            float *images = malloc((size_t)net->batch * net->inputs * sizeof(float));
+            int *labels = malloc((size_t)net->batch * sizeof(int));
+            CHECK(images && labels, "memory");
+            fill_normal(images, (size_t)net->batch * net->inputs, 40, 1.f);
+            for (int b = 0; b < net->batch; b++) labels[b] = (b * 7) % net->classes;
+            float loss = cdb_trainer_run_step(trainer_of(net), images, labels);
+            free(images);
+            free(labels);
+            CHECK(isfinite(loss) && trainer_of(net)->grad_norm > clip, "%s: norm %g, bound %g", gpu_training_cases[i].test,
+                  trainer_of(net)->grad_norm, clip);
+        }
         free_net(net);
     }
 }
