@@ -38,7 +38,7 @@ static void t_training_cases_build(void)
         CHECK(net, "%s: %s", gpu_training_cases[i].test, cdb_last_error());
         /* a clipping case clips: its first step's norm (the GPU suite's
          * images, on the CPU) is above the bound */
-        double clip = atof(gpu_training_cases[i].clip);
+        double clip = gpu_training_cases[i].clip;
         if (clip > 0) {
             float *images = malloc((size_t)net->batch * net->inputs * sizeof(float));
             int *labels = malloc((size_t)net->batch * sizeof(int));

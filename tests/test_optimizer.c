@@ -317,6 +317,114 @@ static void t_clip_grad_norm(void)
     CHECK(msg && strstr(msg, "clip.cfg:9: [net] key 'clip_grad_norm'"), "a negative bound: %s", msg ? msg : "built");
 }
 
+/* class_weights: PyTorch's CrossEntropyLoss(weight=w, label_smoothing=e),
+ * mean reduction: sum_i sum_c w_c t_ic (-log p_ic) / sum_i w_{y_i} with
+ * t = (1 - e) one-hot + e / K; its gradient with respect to the logits,
+ * (S_i p_ic - w_c t_ic) / D, checked against the closed form and
+ * numerically. */
+static void t_class_weights(void)
+{
+    const char *text = "[net]\nbatch=4\nsubdivisions=2\nwidth=2\nheight=2\nchannels=1\nlearning_rate=0\nmomentum=0\n"
+                       "decay=0\nlabel_smoothing=0.1\nclass_weights=0.5, 2, 1\n"
+                       "[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+    cdb_network *net = net_from_text(text);
+    cdb_trainer *tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(tr && tr->class_weights && tr->class_weights[1] == 2.f, "build: %s", cdb_last_error());
+    float images[4 * 4];
+    int labels[4] = {0, 1, 2, 1};
+    fill_normal(images, 16, 21, 1.f);
+    const float w[3] = {0.5f, 2.f, 1.f};
+    const double eps = 0.1;
+    /* the logits, from the connected layer's weights and biases */
+    cdb_layer *fc = &net->layers[0];
+    const float *W = fc->params[0].name[0] == 'w' ? fc->params[0].value : fc->params[1].value;
+    const float *B = fc->params[0].name[0] == 'w' ? fc->params[1].value : fc->params[0].value;
+    double want = 0, D = 0, g_want[4][3];
+    for (int i = 0; i < 4; i++) D += w[labels[i]];
+    for (int i = 0; i < 4; i++) {
+        double z[3], m = -1e30, sum = 0, p[3], t[3], S = 0;
+        for (int c = 0; c < 3; c++) {
+            z[c] = B[c];
+            for (int k = 0; k < 4; k++) z[c] += (double)W[c * 4 + k] * images[i * 4 + k];
+            m = z[c] > m ? z[c] : m;
+        }
+        for (int c = 0; c < 3; c++) sum += exp(z[c] - m);
+        for (int c = 0; c < 3; c++) {
+            p[c] = exp(z[c] - m) / sum;
+            t[c] = (c == labels[i] ? 1 - eps : 0) + eps / 3;
+            S += w[c] * t[c];
+            want += w[c] * t[c] * -log(p[c]) / D;
+        }
+        for (int c = 0; c < 3; c++) g_want[i][c] = (S * p[c] - w[c] * t[c]) / D;
+    }
+    /* the gradient of the loss with respect to the weights, from the logits' */
+    double gw_want[3 * 4] = {0};
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 4; k++) gw_want[c * 4 + k] += g_want[i][c] * images[i * 4 + k];
+    float loss = cdb_trainer_run_step(tr, images, labels);
+    CHECK(fabs(loss - want) <= 1e-5 * fabs(want), "loss %.7g, PyTorch's weighted mean gives %.7g", loss, want);
+    cdb_param *pw = fc->params[0].name[0] == 'w' ? &fc->params[0] : &fc->params[1];
+    float grad[12];
+    memcpy(grad, pw->grad, sizeof(grad));
+    for (int k = 0; k < 12; k++)
+        CHECK(fabs(grad[k] - gw_want[k]) <= 1e-5 * (fabs(gw_want[k]) + 1e-3), "dL/dW[%d] %.7g, closed form %.7g", k,
+              grad[k], gw_want[k]);
+    /* numerically: the loss of the next steps (learning rate 0: the weights stay) */
+    for (int k = 0; k < 12; k += 5) {
+        float keep = pw->value[k], h = 1e-2f;
+        pw->value[k] = keep + h;
+        double up = cdb_trainer_run_step(tr, images, labels);
+        pw->value[k] = keep - h;
+        double down = cdb_trainer_run_step(tr, images, labels);
+        pw->value[k] = keep;
+        double numeric = (up - down) / (2 * h);
+        CHECK(fabs(numeric - grad[k]) <= 2e-3 * (fabs(grad[k]) + 1e-2), "dL/dW[%d]: %.6g numerically, %.6g", k, numeric,
+              grad[k]);
+    }
+    cdb_trainer_free(tr);
+    cdb_network_free(net);
+    /* bad values, named */
+    const char *head = "[net]\nbatch=2\nwidth=2\nheight=2\nchannels=1\n";
+    const struct {
+        const char *key, *layers, *want;
+    } bad[] = {
+        {"class_weights=1,2", "[connected]\noutput=3\n[softmax]\n", "2 weights for 3 classes"},
+        {"class_weights=1,-2,1", "[connected]\noutput=3\n[softmax]\n", "class 1 is -2: each must be finite and not negative"},
+        {"class_weights=0,0,0", "[connected]\noutput=3\n[softmax]\n", "every weight is 0"},
+        {"class_weights=no_such_weights.txt", "[connected]\noutput=3\n[softmax]\n", "cannot open 'no_such_weights.txt'"},
+        {"class_weights=1,1,1", "[connected]\noutput=3\n[logistic]\n", "ends with [softmax], not [logistic]"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg), "%s%s\n%s", head, bad[k].key, bad[k].layers);
+        const char *msg = net_error_from_text("cw.cfg", cfg);
+        CHECK(msg && strstr(msg, "cw.cfg:6: [net] key 'class_weights'") && strstr(msg, bad[k].want), "case %zu: %s", k,
+              msg ? msg : "built");
+    }
+    /* from a file, one per line */
+    char path[512], cfg[1024];
+    snprintf(path, sizeof(path), "%s/weights.txt", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    CHECK(f, "write");
+    fputs("# one per class\n0.5\n\n2\n1\n", f);
+    fclose(f);
+    snprintf(cfg, sizeof(cfg), "%sclass_weights=%s\n[connected]\noutput=3\n[softmax]\n", head, path);
+    net = net_from_text(cfg);
+    tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(tr && tr->class_weights[0] == 0.5f && tr->class_weights[1] == 2.f && tr->class_weights[2] == 1.f,
+          "from a file: %s", cdb_last_error());
+    cdb_trainer_free(tr);
+    cdb_network_free(net);
+    f = fopen(path, "w");
+    CHECK(f, "write");
+    fputs("0.5\ntwo\n1\n", f);
+    fclose(f);
+    const char *msg = net_error_from_text("cw.cfg", cfg);
+    CHECK(msg && strstr(msg, "key 'class_weights'") && strstr(msg, "line 2: 'two' is not a number"), "%s",
+          msg ? msg : "built");
+}
+
 void register_optimizer_tests(void)
 {
     test_add_tagged("optimizer/sgd plain", t_sgd_plain, TEST_KERNELS);
@@ -328,4 +436,6 @@ void register_optimizer_tests(void)
     test_add_tagged("optimizer/subdivisions accumulate the full-batch gradient", t_subdivisions_accumulate, TEST_KERNELS);
     test_add_tagged("optimizer/a new trainer starts with its own momentum", t_trainer_owns_momentum, TEST_KERNELS);
     test_add_tagged("optimizer/clip_grad_norm: PyTorch's rule, before the masks", t_clip_grad_norm, TEST_KERNELS);
+    test_add_tagged("optimizer/class_weights: PyTorch's weighted cross-entropy and its gradient", t_class_weights,
+                    TEST_KERNELS);
 }

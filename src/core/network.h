@@ -109,6 +109,10 @@ typedef struct {
      * data-parallel gradient sum starts a layer's exchange there). */
     void (*layer_done)(void *ctx, int layer);
     void *ctx;
+    /* When set: (mini_batch) factors on each image's loss and its gradient
+     * (class weights: the loss layer's targets are then the weighted ones,
+     * normalised). */
+    const float *sample_scale;
 } cdb_pass_context;
 
 /* The model: what describes and computes it. Training (the step, the

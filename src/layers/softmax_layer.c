@@ -1,7 +1,9 @@
 /* [softmax]: softmax over the input features with the cross-entropy cost
  * against net->truth (a distribution per image: one-hot, or label-smoothed).
  * The loss of a step is the mean over the step's batch, as PyTorch's
- * CrossEntropyLoss, so the gradient is (p - t) / batch. Darknet's
+ * CrossEntropyLoss, so the gradient is (p - t) / batch; with a pass's
+ * per-image factors (class weights, net->pass.sample_scale) each image's
+ * loss and gradient are multiplied by its factor. Darknet's
  * temperature T takes the softmax of x / T, and the gradient is then
  * (p - t) / (batch T): the gradient of that loss (Darknet passes (t - p) on
  * without the 1 / T). */
@@ -17,9 +19,12 @@ static void forward(cdb_layer *l, cdb_network *net, int train)
     int n = l->inputs;
     float inv_temp = 1.f / ((const softmax_priv *)l->priv)->temperature;
     double loss = 0;
-    for (int b = 0; b < l->batch; b++)
-        loss += softmax_cross_entropy(l->input + (size_t)b * n, l->output + (size_t)b * n,
-                                      train ? net->truth + (size_t)b * n : NULL, n, inv_temp);
+    const float *scale = net->pass.sample_scale;
+    for (int b = 0; b < l->batch; b++) {
+        double e = softmax_cross_entropy(l->input + (size_t)b * n, l->output + (size_t)b * n,
+                                         train ? net->truth + (size_t)b * n : NULL, n, inv_temp);
+        loss += scale ? scale[b] * e : e;
+    }
     if (train) net->loss += loss;
 }
 
@@ -30,7 +35,12 @@ static void backward(cdb_layer *l, cdb_network *net)
     size_t total = (size_t)l->batch * l->inputs;
     /* Plus what a [cost] after it adds to its delta (zero otherwise): in
      * Darknet's way, an error with respect to the scaled logits x / T. */
-    if (inv_temp == 1.f)
+    const float *scale = net->pass.sample_scale;
+    if (scale) { /* class weights: each image's gradient times its factor */
+        for (int b = 0; b < l->batch; b++)
+            for (size_t i = (size_t)b * l->inputs; i < (size_t)(b + 1) * l->inputs; i++)
+                l->input_delta[i] += ((l->output[i] - net->truth[i]) * inv_batch * scale[b] + l->delta[i]) * inv_temp;
+    } else if (inv_temp == 1.f)
         for (size_t i = 0; i < total; i++) l->input_delta[i] += (l->output[i] - net->truth[i]) * inv_batch + l->delta[i];
     else
         for (size_t i = 0; i < total; i++)

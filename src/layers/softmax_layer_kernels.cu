@@ -24,10 +24,14 @@ static __global__ void softmax_kernel(const float *x, float *y, const float *tru
 
 /* Plus the delta a [cost] after it adds (zero otherwise), over T. */
 static __global__ void softmax_backward_kernel(const float *y, const float *truth, const float *delta, float *in_delta,
-                                        float inv_batch, float inv_temp, size_t n)
+                                        float inv_batch, float inv_temp, size_t n, const float *scale, int classes)
 {
     FOR_EACH(i, n)
     {
+        if (scale) { /* class weights: the image's factor, as the CPU code */
+            in_delta[i] += ((y[i] - truth[i]) * inv_batch * scale[i / (size_t)classes] + delta[i]) * inv_temp;
+            continue;
+        }
         float g = (y[i] - truth[i]) * inv_batch + delta[i];
         in_delta[i] += inv_temp == 1.f ? g : g * inv_temp;
     }
@@ -46,7 +50,8 @@ void cdb_softmax_forward_gpu(cdb_layer *l, cdb_network *net, int train)
     if (!train) return;
     cdb_gpu_pull(net, net->losses, (size_t)l->batch * sizeof(float));
     double total = 0;
-    for (int b = 0; b < l->batch; b++) total += net->losses[b];
+    const float *scale = net->pass.sample_scale;
+    for (int b = 0; b < l->batch; b++) total += scale ? scale[b] * (double)net->losses[b] : net->losses[b];
     net->loss += total;
 }
 
@@ -54,8 +59,11 @@ void cdb_softmax_backward_gpu(cdb_layer *l, cdb_network *net)
 {
     if (!l->input_delta) return;
     size_t n = (size_t)l->batch * l->inputs;
+    /* the trainer pushed this subdivision's factors to their twin */
+    const float *scale = net->pass.sample_scale ? GPU_F(net, net->pass.sample_scale, l->batch) : NULL;
     softmax_backward_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, l->output, n), GPU_F(net, net->truth, n),
                                                       GPU_F(net, l->delta, n), GPU_F(net, l->input_delta, n),
-                                                      1.f / (float)net->batch, inverse_temperature(l), n);
+                                                      1.f / (float)net->batch, inverse_temperature(l), n, scale,
+                                                      l->inputs);
     LAUNCH_CHECK(softmax_backward_kernel);
 }

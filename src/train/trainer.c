@@ -3,7 +3,9 @@
  * on the CPU, the GPU and many ranks. */
 #include "trainer.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +116,92 @@ int cdb_train_config_read(cfg_reader *r, train_config *t)
     return 0;
 }
 
+/* One weight per line of a file (blank lines and # comments skipped). */
+static int class_weights_file(cfg_reader *r, const char *path, int classes, float *w)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cdb_cfg_fail(r, "class_weights", "cannot open '%s' (%s): give the weights as a list, or a file with one per "
+                                         "line",
+                     path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int n = 0, number = 0;
+    while (fgets(line, sizeof(line), f)) {
+        number++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = 0;
+        if (!*p || *p == '#') continue;
+        if (n == classes) {
+            cdb_cfg_fail(r, "class_weights", "'%s' has more than %d weights (line %d): one per class", path, classes,
+                         number);
+            fclose(f);
+            return -1;
+        }
+        if (cdb_parse_float_strict(p, &w[n])) {
+            cdb_cfg_fail(r, "class_weights", "'%s' line %d: '%.40s' is not a number", path, number, p);
+            fclose(f);
+            return -1;
+        }
+        n++;
+    }
+    fclose(f);
+    if (n != classes) {
+        cdb_cfg_fail(r, "class_weights", "'%s' has %d weights for %d classes", path, n, classes);
+        return -1;
+    }
+    return 0;
+}
+
+int cdb_class_weights_read(cfg_reader *r, int classes, float **out)
+{
+    *out = NULL;
+    const char *value = cdb_cfg_str(r, "class_weights", NULL);
+    if (!value) return r->failed ? -1 : 0;
+    float *w = cdb_xcalloc((size_t)classes + 1, sizeof(float));
+    if (!w) {
+        cdb_cfg_fail(r, "class_weights", "%s", cdb_last_error());
+        return -1;
+    }
+    int list = strchr("0123456789.+-", value[0]) != NULL;
+    if (list) {
+        int n = cdb_cfg_float_list(r, "class_weights", w, classes + 1);
+        if (n >= 0 && n != classes && !r->failed)
+            cdb_cfg_fail(r, "class_weights", "%d weights for %d classes (one per class, in label order)", n, classes);
+    } else {
+        class_weights_file(r, value, classes, w);
+    }
+    double sum = 0;
+    for (int k = 0; !r->failed && k < classes; k++) {
+        if (!isfinite(w[k]) || w[k] < 0)
+            cdb_cfg_fail(r, "class_weights", "the weight of class %d is %g: each must be finite and not negative", k, w[k]);
+        sum += w[k];
+    }
+    if (!r->failed && sum <= 0) cdb_cfg_fail(r, "class_weights", "every weight is 0");
+    if (r->failed) {
+        free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Class weights weigh [softmax]'s cross-entropy: the network must end with one. */
+static int class_weights_apply(cfg_reader *r, const cdb_network *net)
+{
+    const cdb_layer *last = &net->layers[net->n - 1];
+    if (strcmp(last->ops->name, "softmax")) {
+        cdb_cfg_fail(r, "class_weights", "weigh the cross-entropy of a network that ends with [softmax], not [%s] "
+                                         "(layer %d)",
+                     last->ops->name, net->n - 1);
+        return -1;
+    }
+    return 0;
+}
+
 cdb_network *cdb_network_build(cfg_file *cfg)
 {
     int is_net = cfg->n > 0 && (!strcmp(cfg->sections[0].type, "net") || !strcmp(cfg->sections[0].type, "network"));
@@ -126,7 +214,11 @@ cdb_network *cdb_network_build(cfg_file *cfg)
     if (!net) return NULL;
     cfg_reader r = cdb_cfg_reader_for(cfg, 0, -1);
     input_config in;
-    if (cdb_input_config_read(&r, &in) || cdb_cfg_check_unused(&r)) {
+    float *weights = NULL;
+    int bad = cdb_class_weights_read(&r, net->classes, &weights) || (weights && class_weights_apply(&r, net)) ||
+              cdb_input_config_read(&r, &in) || cdb_cfg_check_unused(&r);
+    free(weights);
+    if (bad) {
         cdb_network_free(net);
         return NULL;
     }
@@ -140,7 +232,10 @@ cdb_trainer *cdb_trainer_new(cdb_network *net)
     tr->net = net;
     cfg_reader r = cdb_cfg_reader_for(net->settings, 0, -1);
     tr->moments = cdb_xcalloc((size_t)(net->nparams ? net->nparams : 1), sizeof(cdb_moments));
-    if (!tr->moments || cdb_train_config_read(&r, &tr->cfg)) {
+    if (!tr->moments || cdb_train_config_read(&r, &tr->cfg) ||
+        cdb_class_weights_read(&r, net->classes, &tr->class_weights) ||
+        (tr->class_weights && !(tr->sample_scale = cdb_xcalloc((size_t)net->mini_batch, sizeof(float))))) {
+        free(tr->class_weights);
         free(tr->moments);
         free(tr);
         return NULL;
@@ -167,6 +262,11 @@ void cdb_trainer_free(cdb_trainer *tr)
 #endif
     cdb_optimizer_free(tr->moments, tr->net->nparams);
     free(tr->moments);
+#ifdef GPU
+    if (tr->net->gpu && tr->sample_scale) cdb_gpu_forget(tr->net, tr->sample_scale);
+#endif
+    free(tr->class_weights);
+    free(tr->sample_scale);
     free(tr->dist.buffer);
     free(tr->forward_seconds);
     free(tr->backward_seconds);
@@ -241,6 +341,32 @@ static void load_subdivision(cdb_network *net, const float *images, const int *l
     }
 #ifdef GPU
     if (net->gpu) cdb_gpu_push(net, net->truth, (size_t)net->mini_batch * net->classes * sizeof(float));
+#endif
+}
+
+/* Class weights (PyTorch's CrossEntropyLoss(weight=w), mean reduction):
+ * the step's loss is sum_i sum_c w_c t_ic (-log p_ic) / D with D = sum_i
+ * w_{y_i} over the whole batch (every subdivision and rank), t the
+ * (label-smoothed) targets. Image i's targets become w_c t_ic / S_i, S_i =
+ * sum_c w_c t_ic, and its loss and gradient are multiplied by S_i batch / D,
+ * so that [softmax]'s mean over the batch is that loss. */
+static void weigh_subdivision(cdb_trainer *tr, double denominator)
+{
+    cdb_network *net = tr->net;
+    int K = net->classes;
+    for (int b = 0; b < net->mini_batch; b++) {
+        float *t = net->truth + (size_t)b * K;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += (double)tr->class_weights[k] * t[k];
+        if (s > 0)
+            for (int k = 0; k < K; k++) t[k] = (float)(tr->class_weights[k] * t[k] / s);
+        tr->sample_scale[b] = (float)(s * net->batch / denominator);
+    }
+#ifdef GPU
+    if (net->gpu) {
+        cdb_gpu_push(net, net->truth, (size_t)net->mini_batch * K * sizeof(float));
+        cdb_gpu_push(net, tr->sample_scale, (size_t)net->mini_batch * sizeof(float));
+    }
 #endif
 }
 
@@ -346,10 +472,21 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
     net->pass = (cdb_pass_context){.step = tr->step,
                                    .forward_seconds = tr->profile ? tr->forward_seconds : NULL,
                                    .backward_seconds = tr->profile ? tr->backward_seconds : NULL};
+    /* class weights: the denominator of the weighted mean, over the batch of every rank */
+    double denominator = 0;
+    if (tr->class_weights) {
+        for (int i = 0; i < net->subdivisions * net->mini_batch; i++) denominator += tr->class_weights[labels[i]];
+        if (net->ranks > 1 && cdb_dist_sum_doubles(&denominator, 1)) {
+            tr->step_failed = 1;
+            return NAN;
+        }
+        net->pass.sample_scale = tr->sample_scale;
+    }
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
         net->pass.subdivision = s;
         load_subdivision(net, images, labels, s, tr->cfg.label_smoothing);
+        if (tr->class_weights) weigh_subdivision(tr, denominator);
         net->loss = 0;
         cdb_network_forward(net, 1);
         if (tr->summing_gradients && s == net->subdivisions - 1) {

@@ -31,6 +31,10 @@ struct cdb_trainer {
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
     double grad_norm;          /* clip_grad_norm > 0: the last step's global gradient norm before clipping (else 0) */
 
+    /* [net] class_weights=: PyTorch's CrossEntropyLoss(weight=...), or NULL. */
+    float *class_weights;      /* (classes) */
+    float *sample_scale;       /* (mini_batch): each image's factor in the pass under way */
+
     /* Data-parallel runs (net->ranks > 1): the gradient sum's buffer. */
     cdb_dist_state dist;
     int summing_gradients;     /* this step's last backward starts the sum over the ranks */
@@ -53,6 +57,12 @@ cdb_network *cdb_network_build(cfg_file *cfg);
 /* The training keys of [net], into `t` (max_batches may still be 0 until
  * cdb_trainer_resolve_length). 0, or -1 with the error recorded. */
 int cdb_train_config_read(cfg_reader *r, train_config *t);
+/* [net] class_weights= of a network with `classes` outputs: a list of
+ * `classes` numbers, or a file with one per line; each finite and not
+ * negative, not all 0. *out: a new array, or NULL when the key is absent.
+ * 0, or -1 with the error recorded (file, line, key; the weights file and
+ * its line). */
+int cdb_class_weights_read(cfg_reader *r, int classes, float **out);
 
 /* cdb_trainer_new, cdb_trainer_free and cdb_trainer_step are in cdbnet.h.
  * The step: the mean loss, or NaN with the weights untouched: when the

@@ -126,37 +126,40 @@ static inline int gpu_masked_cfg(const gpu_masked_case *c, char *out, size_t n)
 }
 
 /* Whole training steps of a shipped cfg (compare_training), every tensor
- * selected; `clip`: clip_grad_norm (0 for none; the bound of the clipping
- * case is below the steps' gradient norms, so each step is clipped). */
+ * selected; `extra`: one more -set override (a training key under test);
+ * `clip`: the clip_grad_norm it sets (0 for none; the bound of the
+ * clipping case is below the steps' gradient norms, so each step clips). */
 typedef struct {
     const char *test, *cfg, *mode, *axis;
     int subdivisions;
-    const char *clip;
+    const char *extra;
+    double clip;
 } gpu_training_case;
 static const gpu_training_case gpu_training_cases[] = {
-    {"gpu/smallcnn 3 training steps with dropback", "cfg/smallcnn.cfg", "grad", "in", 1, "0"},
-    {"gpu/vit_micro 3 training steps with dropback", "cfg/vit_micro.cfg", "grad", "in", 2, "0"},
-    {"gpu/smallcnn strict mode, out axis", "cfg/smallcnn.cfg", "strict", "out", 2, "0"},
-    {"gpu/vit_micro strict mode", "cfg/vit_micro.cfg", "strict", "in", 1, "0"},
-    {"gpu/smallcnn with clip_grad_norm", "cfg/smallcnn.cfg", "grad", "in", 1, "0.01"},
+    {"gpu/smallcnn 3 training steps with dropback", "cfg/smallcnn.cfg", "grad", "in", 1, "net.clip_grad_norm=0", 0},
+    {"gpu/vit_micro 3 training steps with dropback", "cfg/vit_micro.cfg", "grad", "in", 2, "net.clip_grad_norm=0", 0},
+    {"gpu/smallcnn strict mode, out axis", "cfg/smallcnn.cfg", "strict", "out", 2, "net.clip_grad_norm=0", 0},
+    {"gpu/vit_micro strict mode", "cfg/vit_micro.cfg", "strict", "in", 1, "net.clip_grad_norm=0", 0},
+    {"gpu/smallcnn with clip_grad_norm", "cfg/smallcnn.cfg", "grad", "in", 1, "net.clip_grad_norm=0.01", 0.01},
+    {"gpu/smallcnn with class_weights, 2 subdivisions", "cfg/smallcnn.cfg", "grad", "in", 2,
+     "net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25", 0},
 };
 #define GPU_TRAINING_CASES ((int)(sizeof(gpu_training_cases) / sizeof(gpu_training_cases[0])))
 
 /* A training case's -set overrides (11 of them, pointing into buf). */
 #define GPU_TRAINING_OVERRIDES 11
 typedef struct {
-    char mode[64], axis[64], subdivisions[64], clip[64];
+    char mode[64], axis[64], subdivisions[64];
 } gpu_training_buf;
 static inline void gpu_training_overrides(const gpu_training_case *c, gpu_training_buf *buf, const char **out)
 {
     snprintf(buf->mode, sizeof(buf->mode), "net.dropback_mode=%s", c->mode);
     snprintf(buf->axis, sizeof(buf->axis), "net.dropback_axis=%s", c->axis);
     snprintf(buf->subdivisions, sizeof(buf->subdivisions), "net.subdivisions=%d", c->subdivisions);
-    snprintf(buf->clip, sizeof(buf->clip), "net.clip_grad_norm=%s", c->clip);
     const char *o[GPU_TRAINING_OVERRIDES] = {"net.batch=16", buf->subdivisions, "net.channel_dropback=1",
                                              "net.dropback_skip=0", "net.dropback_layer_rate=1",
                                              "net.dropback_layer_rate_init=1", "net.dropback_channel_rate=0.5",
-                                             buf->mode, buf->axis, "net.conv_deterministic=1", buf->clip};
+                                             buf->mode, buf->axis, "net.conv_deterministic=1", c->extra};
     memcpy(out, o, sizeof(o));
 }
 

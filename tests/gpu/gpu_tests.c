@@ -161,7 +161,7 @@ static void compare_training(const void *arg)
         for (int b = 0; b < cpu->batch; b++) labels[b] = (b * 7 + s) % cpu->classes;
         float lc = cdb_trainer_run_step(trainer_of(cpu), images, labels), lg = cdb_trainer_run_step(trainer_of(gpu), images, labels);
         CHECK(fabsf(lc - lg) <= TRAIN_TOL * fabsf(lc), "step %d loss %g vs %g", s, lc, lg);
-        double clip = atof(c->clip), nc = trainer_of(cpu)->grad_norm, ng = trainer_of(gpu)->grad_norm;
+        double clip = c->clip, nc = trainer_of(cpu)->grad_norm, ng = trainer_of(gpu)->grad_norm;
         CHECK(clip == 0 || (nc > clip && fabs(ng - nc) <= TRAIN_TOL * nc),
               "step %d: gradient norm before clipping %g on the GPU, %g on the CPU (bound %g)", s, ng, nc, clip);
         for (int i = 0; i < cpu->nparams; i++) {
