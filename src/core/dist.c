@@ -141,11 +141,11 @@ static void post_bucket(cdb_dist_state *ds, size_t end)
  * dropped ones are zeroed after the sum on every rank (the same masks), so
  * their sum is never used; unpacking zeroes them at once. Returns the
  * floats moved. */
-static size_t pack_tensor(const dropback_config *db, cdb_param *p, float *buf, int unpack)
+static size_t pack_tensor(const dropback_config *db, cdb_param *p, float *buf, int unpack, int whole)
 {
     size_t run = 0;
     int period = 1;
-    const uint8_t *dropped = cdb_dropback_dropped_runs(db, p, &run, &period);
+    const uint8_t *dropped = whole ? NULL : cdb_dropback_dropped_runs(db, p, &run, &period);
     if (!dropped) {
         if (unpack)
             memcpy(p->grad, buf, p->size * sizeof(float));
@@ -175,7 +175,7 @@ void cdb_dist_layer_done(cdb_network *net, cdb_dist_state *ds, int layer)
 {
     if (layer != bucket.next_layer || !ds->buffer) return;
     cdb_layer *l = &net->layers[layer];
-    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&net->dropback, &l->params[k], ds->buffer + bucket.fill, 0);
+    for (int k = 0; k < l->nparams; k++) bucket.fill += pack_tensor(&net->dropback, &l->params[k], ds->buffer + bucket.fill, 0, ds->whole);
     bucket.next_layer = layer - 1;
     if (bucket.fill - bucket.posted >= DIST_BUCKET_FLOATS || layer == 0) post_bucket(ds, bucket.fill);
     /* let MPI move the posted buckets along between layers */
@@ -200,7 +200,7 @@ int cdb_dist_finish_gradients(cdb_network *net, cdb_dist_state *ds, int apply)
     size_t at = 0;
     for (int i = net->n - 1; i >= 0; i--) {
         cdb_layer *l = &net->layers[i];
-        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&net->dropback, &l->params[k], ds->buffer + at, 1);
+        for (int k = 0; k < l->nparams; k++) at += pack_tensor(&net->dropback, &l->params[k], ds->buffer + at, 1, ds->whole);
     }
     ds->floats_sent = total;
     return 0;

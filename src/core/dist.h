@@ -12,11 +12,13 @@ struct cdb_network;
 
 /* A trainer's side of the gradient sum: the packed buffer the exchanges
  * use, and how many floats the last sum moved (ChannelDropBack's dropped
- * channels stay out). Zero-initialised; the buffer is the owner's to free. */
+ * channels stay out, unless `whole`: gradient clipping reads the whole
+ * summed gradient). Zero-initialised; the buffer is the owner's to free. */
 typedef struct {
     float *buffer;
     size_t size;
     size_t floats_sent;
+    int whole;
 } cdb_dist_state;
 
 /* MPI_Init when built with MPI=1 (a run not started by mpirun is one rank).

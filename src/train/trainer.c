@@ -469,6 +469,8 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
 #else
     tr->summing_gradients = net->ranks > 1;
 #endif
+    /* clipping's norm is of the whole summed gradient, dropped channels too */
+    tr->dist.whole = tr->cfg.clip_grad_norm > 0;
     net->pass = (cdb_pass_context){.step = tr->step,
                                    .forward_seconds = tr->profile ? tr->forward_seconds : NULL,
                                    .backward_seconds = tr->profile ? tr->backward_seconds : NULL};
