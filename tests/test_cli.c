@@ -130,6 +130,32 @@ static void t_train_then_valid(void)
     float valid_acc;
     CHECK(v && sscanf(v, "top-1 %f%%", &valid_acc) == 1, "parse valid: %s", out);
     CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
+    /* the per-class report: its weighted recall is top-1; the confusion
+     * matrix's diagonal holds top-1's hits, its rows the classes' images */
+    const char *wavg = strstr(out, "weighted avg");
+    float wp, wr, wf;
+    long ws;
+    CHECK(wavg && sscanf(wavg, "weighted avg %f %f %f %ld", &wp, &wr, &wf, &ws) == 4 && ws == 256 &&
+              fabsf(100 * wr - valid_acc) < 0.01f && strstr(out, "macro avg"),
+          "the per-class report: %s", out);
+    char csv[600], line[256];
+    snprintf(csv, sizeof(csv), "%s/backup/toy_confusion.csv", dir);
+    FILE *cf = fopen(csv, "r");
+    CHECK(cf && fgets(line, sizeof(line), cf) && !strcmp(line, "true/predicted,0,1,2,3,not_finite\n"), "%s: header",
+          csv);
+    long hits = 0, total = 0;
+    for (int r = 0; r < 4; r++) {
+        long cnt[5];
+        int row;
+        CHECK(fgets(line, sizeof(line), cf) &&
+                  sscanf(line, "%d,%ld,%ld,%ld,%ld,%ld", &row, &cnt[0], &cnt[1], &cnt[2], &cnt[3], &cnt[4]) == 6 && row == r,
+              "%s: row %d: %s", csv, r, line);
+        hits += cnt[r];
+        for (int k = 0; k < 5; k++) total += cnt[k];
+    }
+    fclose(cf);
+    CHECK(total == 256 && fabs(100.0 * hits / 256 - valid_acc) < 0.01, "the matrix: %ld of %ld on the diagonal", hits,
+          total);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
     /* Resume: continuing from the checkpoint saved at step 20 ends with

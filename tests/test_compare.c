@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "stats.h"
+#include "metrics.h"
 #include "test.h"
 
 /* Student's t quantiles from published tables, and the paired tests of two
@@ -364,6 +365,47 @@ static void t_report_refuses_corrupt_logs(void)
           "13 columns under a header of 14: exit %d: %s", rc, out);
 }
 
+/* The per-class metrics on a hand-computed case: 4 classes, class 2
+ * predicted but never true, class 3 neither (left out of the macro
+ * average), two ties with the label (broken against it) and a non-finite
+ * output (counted against its class's recall). */
+static void t_class_metrics(void)
+{
+    const float probs[6][4] = {{0.6f, 0.3f, 0.1f, 0}, {0.4f, 0.4f, 0.2f, 0}, {0.3f, 0.3f, 0.4f, 0},
+                               {0.2f, 0.7f, 0.1f, 0}, {0.5f, 0.5f, 0, 0},    {NAN, 0.5f, 0.5f, 0}};
+    const int labels[6] = {0, 0, 0, 1, 1, 1}, want_pred[6] = {0, 1, 2, 1, 0, 4};
+    long confusion[4 * 5] = {0};
+    for (int i = 0; i < 6; i++) {
+        int p = cdb_predicted_class(probs[i], 4, labels[i]);
+        CHECK(p == want_pred[i], "image %d: predicted %d, want %d", i, p, want_pred[i]);
+        confusion[labels[i] * 5 + p]++;
+    }
+    class_metrics m[4], macro, weighted;
+    cdb_class_metrics(confusion, 4, m, &macro, &weighted);
+    const double want[4][3] = {{0.5, 1.0 / 3, 0.4}, {0.5, 1.0 / 3, 0.4}, {0, 0, 0}, {0, 0, 0}};
+    const long support[4] = {3, 3, 0, 0}, predicted[4] = {2, 2, 1, 0};
+    for (int k = 0; k < 4; k++)
+        CHECK(fabs(m[k].precision - want[k][0]) < 1e-12 && fabs(m[k].recall - want[k][1]) < 1e-12 &&
+                  fabs(m[k].f1 - want[k][2]) < 1e-12 && m[k].support == support[k] && m[k].predicted == predicted[k],
+              "class %d: %g %g %g %ld %ld", k, m[k].precision, m[k].recall, m[k].f1, m[k].support, m[k].predicted);
+    CHECK(fabs(macro.precision - 1.0 / 3) < 1e-12 && fabs(macro.recall - 2.0 / 9) < 1e-12 &&
+              fabs(macro.f1 - 0.8 / 3) < 1e-12 && macro.support == 6,
+          "macro: %g %g %g (over the 3 classes present)", macro.precision, macro.recall, macro.f1);
+    CHECK(fabs(weighted.precision - 0.5) < 1e-12 && fabs(weighted.recall - 1.0 / 3) < 1e-12 &&
+              fabs(weighted.f1 - 0.4) < 1e-12,
+          "weighted: %g %g %g", weighted.precision, weighted.recall, weighted.f1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    const char *names[4] = {"cat", "dog", "eel", "fox"};
+    cdb_print_class_report(out, confusion, 4, names);
+    fclose(out);
+    CHECK(strstr(text, "dog") && strstr(text, "0.5000    0.3333    0.4000         3") && strstr(text, "macro avg") &&
+              strstr(text, "0.3333    0.2222    0.2667         6"),
+          "the report: %s", text);
+    free(text);
+}
+
 void register_compare_tests(void)
 {
     test_add_tagged("compare/-report refuses corrupt logs, naming file and line", t_report_refuses_corrupt_logs,
@@ -373,6 +415,7 @@ void register_compare_tests(void)
     test_add_tagged("compare/one compare per -out folder: a second is refused, the first untouched", t_compare_locked,
                     TEST_SPAWNS | TEST_SLOW);
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
+    test_add("metrics/per-class precision, recall and F1 with a tie and an empty class", t_class_metrics);
     test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
     test_add_tagged("compare/two seeds end to end, resume and -report", t_compare_end_to_end, TEST_SPAWNS);
     test_add_tagged("compare/-sweep: one arm per value against the same baselines", t_compare_sweep, TEST_SPAWNS);

@@ -523,7 +523,7 @@ static void t_training_log_grad_norm(void)
              "-set net.clip_grad_norm=0.01 2>&1 && cat %s",
              cfg, data, log);
     CHECK(run_command(cmd, out, sizeof(out)) == 0, "train: %s", out);
-    const char *rows = strstr(out, "images_per_second,grad_norm\n");
+    const char *rows = strstr(out, "images_per_second,macro_f1,grad_norm\n");
     CHECK(rows, "no grad_norm column: %s", out);
     int n = 0;
     for (const char *line = strchr(rows, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
@@ -531,9 +531,9 @@ static void t_training_log_grad_norm(void)
         for (const char *c = line + 1; *c && *c != '\n'; c++) commas += *c == ',';
         const char *last = line + 1;
         for (int k = 0; k < 13; k++) last = strchr(last, ',') + 1;
-        double norm = atof(last);
-        CHECK(commas == 13 && norm > 0.01 && isfinite(norm), "row %d: %d columns, grad_norm %g: %s", n, commas + 1, norm,
-              line + 1);
+        double f1 = atof(last), norm = atof(strchr(last, ',') + 1);
+        CHECK(commas == 14 && f1 > 0 && f1 <= 1 && norm > 0.01 && isfinite(norm),
+              "row %d: %d columns, macro_f1 %g, grad_norm %g: %s", n, commas + 1, f1, norm, line + 1);
         n++;
     }
     CHECK(n == 2, "%d rows: %s", n, rows);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chart.h"
 #include "cli.h"
 #include "data.h"
 #include "train.h"
@@ -20,23 +21,42 @@ int cmd_valid(const cli *c)
     if (!net) return cli_fail();
     data_config d;
     cdb_dataset valid = {0};
-    int status = 1;
+    int status = 1, K = cdb_network_classes(net);
+    char **names = NULL, backup[4096] = "";
+    long *confusion = NULL;
     if (cdb_weights_load(net, c->positional[1]) || cli_load_data_config(net, c, &d)) goto done;
     if (cdb_dataset_read(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
         cdb_data_config_free(&d);
         goto done;
     }
+    /* the class names: a folder dataset's, or the names= file's */
+    if (!valid.class_names && d.names && !(names = cdb_data_load_names(d.names, K))) {
+        cdb_data_config_free(&d);
+        goto done;
+    }
+    snprintf(backup, sizeof(backup), "%s", d.backup);
     cdb_data_config_free(&d);
+    confusion = cdb_xcalloc((size_t)K * (K + 1), sizeof(long));
     valid_result v;
-    if (cdb_validate_network(net, &valid, &v)) goto done;
+    if (!confusion || cdb_validate_confusion(net, &valid, &v, confusion)) goto done;
     printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
-    if (cdb_network_classes(net) > 5) printf("  top-5 %.2f%%", 100 * v.top5);
+    if (K > 5) printf("  top-5 %.2f%%", 100 * v.top5);
     printf("  loss %.4f  (%d images)\n", v.loss, v.count);
     if (v.nonfinite)
         printf("warning: %d of %d images had a non-finite output (counted wrong): the weights may have diverged\n",
                v.nonfinite, v.count);
+    const char *const *shown = (const char *const *)(valid.class_names ? valid.class_names : names);
+    cdb_print_class_report(stdout, confusion, K, shown);
+    /* the matrix beside the run's other files: BACKUP/CFGNAME_confusion.csv (.png) */
+    char base[256], stem[4400];
+    cdb_cfg_basename(cdb_network_cfg_path(net), base, sizeof(base));
+    snprintf(stem, sizeof(stem), "%s/%s_confusion", backup, base);
+    if (cdb_make_dir(backup) || cdb_write_confusion(stem, confusion, K, shown, c->positional[1])) goto done;
+    printf("confusion matrix: %s.csv%s\n", stem, cdb_gnuplot_available() ? " (heat map: .png)" : "");
     status = 0;
 done:
+    free(confusion);
+    if (names) cdb_data_free_names(names, K);
     cdb_dataset_clear(&valid);
     if (status) cli_fail();
     cdb_network_free(net);

@@ -221,11 +221,11 @@ static int run_arms(const compare_options *o)
     return status;
 }
 
-/* One row of a training log, checked: the `columns` columns of the header
- * (13, or 14 with grad_norm), each a finite number, top-1 and top-5
+/* One row of a training log, checked: the `columns` columns of its header
+ * (13, and macro_f1 and grad_norm in newer logs), each a finite number, top-1 and top-5
  * fractions in [0, 1], the wall time not negative, the line whole. NULL,
  * or what is wrong with it. */
-#define LOG_MAX_COLUMNS 14
+#define LOG_MAX_COLUMNS 16
 static const char *parse_row(char *line, double *v, int columns)
 {
     size_t len = strlen(line);
@@ -278,8 +278,13 @@ static int read_log(const char *path, const char *arm, arm_log *a)
             }
             continue;
         }
-        if (!strncmp(line, "step,", 5)) { /* the header of the columns: 13, and grad_norm with clipping */
-            columns = strstr(line, ",grad_norm") ? 14 : 13;
+        if (!strncmp(line, "step,", 5)) { /* the header of the columns: 13, 14 with macro_f1, 15 with grad_norm too */
+            columns = 1;
+            for (const char *c = line; *c; c++) columns += *c == ',';
+            if (columns < 13 || columns > LOG_MAX_COLUMNS) {
+                bad = "its header has another number of columns than a cdbnet log";
+                break;
+            }
             continue;
         }
         double v[LOG_MAX_COLUMNS];

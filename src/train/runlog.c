@@ -47,10 +47,14 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
     int had_rows = existing != NULL;
     /* a log continued keeps its columns: grad_norm when its header has it */
     log->grad_norm_column = !had_rows && tr->cfg.clip_grad_norm > 0;
+    log->f1_column = !had_rows;
     if (existing) {
         char line[1024];
         while (fgets(line, sizeof(line), existing))
-            if (!strncmp(line, "step,", 5)) log->grad_norm_column = strstr(line, ",grad_norm") != NULL;
+            if (!strncmp(line, "step,", 5)) {
+                log->grad_norm_column = strstr(line, ",grad_norm") != NULL;
+                log->f1_column = strstr(line, ",macro_f1") != NULL;
+            }
         fclose(existing);
     }
     log->f = fopen(path, append ? "a" : "w");
@@ -63,7 +67,7 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
                 (unsigned long long)net->seed, arm);
         for (int i = 0; i < n_overrides; i++) fprintf(log->f, "# set: %s\n", overrides[i]);
         for (int k = 0; class_names && k < net->classes; k++) fprintf(log->f, "# class %d: %s\n", k, class_names[k]);
-        fprintf(log->f, "%s%s\n", COLUMNS, log->grad_norm_column ? ",grad_norm" : "");
+        fprintf(log->f, "%s,macro_f1%s\n", COLUMNS, log->grad_norm_column ? ",grad_norm" : "");
     } else {
         fprintf(log->f, "# resumed at step %d\n", tr->step);
     }
@@ -107,7 +111,7 @@ void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss)
     }
 }
 
-int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double epoch)
+int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double macro_f1, double epoch)
 {
     const cdb_network *net = tr->net;
     if (!log->f) return 0;
@@ -122,6 +126,7 @@ int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, 
                                                                                      tr->cfg.max_batches),
             cdb_dropback_selected_per_step(d), cdb_dropback_dropped_fraction(d),
             now - log->t_start, steps > 0 && now > log->t_row ? steps * (double)net->batch / (now - log->t_row) : 0.0);
+    if (log->f1_column) fprintf(log->f, ",%.6f", macro_f1);
     /* the mean pre-clipping norm of the steps since the last row (0 when none counted) */
     if (log->grad_norm_column) fprintf(log->f, ",%.6g", log->norm_steps ? log->norm_sum / log->norm_steps : 0.0);
     fprintf(log->f, "\n");

@@ -21,6 +21,11 @@
 
 int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
 {
+    return cdb_validate_confusion(net, valid, out, NULL);
+}
+
+int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_result *out, long *confusion)
+{
     int mb = net->mini_batch, K = net->classes;
     float *images = cdb_xcalloc((size_t)mb * net->inputs, sizeof(float));
     int *labels = cdb_xcalloc((size_t)mb, sizeof(int)), *idx = cdb_xcalloc((size_t)mb, sizeof(int));
@@ -56,6 +61,7 @@ int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_resul
             nonfinite += !finite;
             top1 += above == 0;
             top5 += above < 5;
+            if (confusion) confusion[(size_t)labels[i] * (K + 1) + cdb_predicted_class(p, K, labels[i])]++;
             loss -= log(finite && mine > 1e-30f ? mine : 1e-30f); /* a non-finite output: the worst score */
         }
     }
@@ -67,6 +73,23 @@ int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_resul
     free(images);
     free(labels);
     free(idx);
+    return status;
+}
+
+/* A validation of the training loop: top-1 and the rest in v, and the
+ * macro F1 of the per-class counts (the log's column). */
+static int validate_with_f1(cdb_network *net, const cdb_dataset *valid, valid_result *v, double *f1)
+{
+    int K = net->classes;
+    long *confusion = cdb_xcalloc((size_t)K * (K + 1), sizeof(long));
+    if (!confusion) return -1;
+    int status = cdb_validate_confusion(net, valid, v, confusion);
+    class_metrics macro, weighted;
+    if (!status) {
+        cdb_class_metrics(confusion, K, NULL, &macro, &weighted);
+        *f1 = macro.f1;
+    }
+    free(confusion);
     return status;
 }
 
@@ -432,7 +455,8 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
         }
         if (validate && tr->step < max && valid && lead) {
             valid_result v;
-            if (cdb_validate_network(net, valid, &v)) {
+            double f1 = 0;
+            if (validate_with_f1(net, valid, &v, &f1)) {
                 char why[2048];
                 snprintf(why, sizeof(why), "%s", cdb_last_error());
                 cdb_set_error("validation at step %d: %s (the checkpoint of step %d is saved: %s)", tr->step, why,
@@ -445,7 +469,7 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
                 cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, loss, lr, &v};
                 opt->progress(&p, opt->progress_user);
             }
-            if (cdb_run_log_row(log, tr, &v, (double)tr->step / steps_per_epoch)) {
+            if (cdb_run_log_row(log, tr, &v, f1, (double)tr->step / steps_per_epoch)) {
                 status = -1;
                 break;
             }
@@ -470,7 +494,8 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
     printf("trained %d steps in %s\n", tr->step - start_step, took);
     if (valid) {
         valid_result v;
-        if (cdb_validate_network(net, valid, &v)) {
+        double f1 = 0;
+        if (validate_with_f1(net, valid, &v, &f1)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
             cdb_set_error("validation at step %d (the end of the run): %s", tr->step, why);
@@ -484,7 +509,7 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
             cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, NAN, cdb_trainer_learning_rate(tr), &v};
             opt->progress(&p, opt->progress_user);
         }
-        if (cdb_run_log_row(log, tr, &v, (double)tr->step / steps_per_epoch)) return -1;
+        if (cdb_run_log_row(log, tr, &v, f1, (double)tr->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }
     if (save_checkpoint(tr, final_path)) return -1;

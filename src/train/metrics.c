@@ -1,0 +1,170 @@
+/* Per-class metrics: the confusion matrix's report, CSV and heat map. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chart.h"
+#include "utils.h"
+
+int cdb_predicted_class(const float *probs, int classes, int label)
+{
+    int best = -1;
+    for (int k = 0; k < classes; k++) {
+        if (!isfinite(probs[k])) return classes;
+        /* strictly greater takes over; an equal one takes over the label */
+        if (best < 0 || probs[k] > probs[best] || (probs[k] == probs[best] && best == label)) best = k;
+    }
+    return best;
+}
+
+static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+void cdb_class_metrics(const long *confusion, int classes, class_metrics *per_class, class_metrics *macro,
+                       class_metrics *weighted)
+{
+    int K = classes, present = 0;
+    long total = 0;
+    memset(macro, 0, sizeof(*macro));
+    memset(weighted, 0, sizeof(*weighted));
+    for (int k = 0; k < K; k++) {
+        class_metrics m = {0, 0, 0, 0, 0};
+        for (int j = 0; j <= K; j++) m.support += confusion[(size_t)k * (K + 1) + j];
+        for (int i = 0; i < K; i++) m.predicted += confusion[(size_t)i * (K + 1) + k];
+        long hits = confusion[(size_t)k * (K + 1) + k];
+        m.precision = ratio((double)hits, (double)m.predicted);
+        m.recall = ratio((double)hits, (double)m.support);
+        m.f1 = ratio(2 * m.precision * m.recall, m.precision + m.recall);
+        if (per_class) per_class[k] = m;
+        if (m.support || m.predicted) {
+            present++;
+            macro->precision += m.precision;
+            macro->recall += m.recall;
+            macro->f1 += m.f1;
+        }
+        weighted->precision += m.precision * m.support;
+        weighted->recall += m.recall * m.support;
+        weighted->f1 += m.f1 * m.support;
+        total += m.support;
+        macro->support += m.support;
+        macro->predicted += m.predicted;
+    }
+    macro->precision = ratio(macro->precision, present);
+    macro->recall = ratio(macro->recall, present);
+    macro->f1 = ratio(macro->f1, present);
+    weighted->precision = ratio(weighted->precision, (double)total);
+    weighted->recall = ratio(weighted->recall, (double)total);
+    weighted->f1 = ratio(weighted->f1, (double)total);
+    weighted->support = macro->support;
+    weighted->predicted = macro->predicted;
+}
+
+void cdb_print_class_report(FILE *out, const long *confusion, int classes, const char *const *names)
+{
+    class_metrics *m = cdb_xcalloc((size_t)classes, sizeof(class_metrics)), macro, weighted;
+    if (!m) return;
+    cdb_class_metrics(confusion, classes, m, &macro, &weighted);
+    int width = 12; /* "weighted avg" */
+    for (int k = 0; names && k < classes; k++) {
+        int len = (int)strlen(names[k]);
+        width = len > width ? (len < 40 ? len : 40) : width;
+    }
+    fprintf(out, "%-*s %9s %9s %9s %9s\n", width, "class", "precision", "recall", "f1", "support");
+    for (int k = 0; k < classes; k++) {
+        char number[16];
+        snprintf(number, sizeof(number), "%d", k);
+        fprintf(out, "%-*.*s %9.4f %9.4f %9.4f %9ld\n", width, width, names ? names[k] : number, m[k].precision,
+                m[k].recall, m[k].f1, m[k].support);
+    }
+    fprintf(out, "%-*s %9.4f %9.4f %9.4f %9ld\n", width, "macro avg", macro.precision, macro.recall, macro.f1,
+            macro.support);
+    fprintf(out, "%-*s %9.4f %9.4f %9.4f %9ld\n", width, "weighted avg", weighted.precision, weighted.recall,
+            weighted.f1, weighted.support);
+    free(m);
+}
+
+/* a name for a CSV cell or a gnuplot label: quotes and commas out */
+static void clean_name(char *dst, size_t n, const char *name)
+{
+    size_t j = 0;
+    for (size_t i = 0; name[i] && j + 1 < n; i++) dst[j++] = name[i] == ',' || name[i] == '"' || name[i] == '\'' ? '_' : name[i];
+    dst[j] = 0;
+}
+
+int cdb_write_confusion(const char *stem, const long *confusion, int classes, const char *const *names,
+                        const char *title)
+{
+    int K = classes;
+    char path[4200], tmp[4210], name[128];
+    snprintf(path, sizeof(path), "%s.csv", stem);
+    FILE *f = cdb_temp_open(path, tmp, sizeof(tmp));
+    if (!f) return -1;
+    fprintf(f, "true/predicted");
+    for (int k = 0; k < K; k++) {
+        if (names)
+            clean_name(name, sizeof(name), names[k]);
+        else
+            snprintf(name, sizeof(name), "%d", k);
+        fprintf(f, ",%s", name);
+    }
+    fprintf(f, ",not_finite\n");
+    for (int i = 0; i < K; i++) {
+        if (names)
+            clean_name(name, sizeof(name), names[i]);
+        else
+            snprintf(name, sizeof(name), "%d", i);
+        fprintf(f, "%s", name);
+        for (int j = 0; j <= K; j++) fprintf(f, ",%ld", confusion[(size_t)i * (K + 1) + j]);
+        fprintf(f, "\n");
+    }
+    if (cdb_temp_commit(f, tmp, path)) return -1;
+    if (!cdb_gnuplot_available()) return 0;
+    /* the heat map: each row as fractions of its class's images */
+    char data[4200], script[4200], png[4200];
+    snprintf(data, sizeof(data), "%s_heat.dat", stem);
+    snprintf(script, sizeof(script), "%s.gp", stem);
+    snprintf(png, sizeof(png), "%s.png", stem);
+    f = cdb_temp_open(data, tmp, sizeof(tmp));
+    if (!f) return -1;
+    for (int i = 0; i < K; i++) {
+        long row = 0;
+        for (int j = 0; j <= K; j++) row += confusion[(size_t)i * (K + 1) + j];
+        for (int j = 0; j < K; j++)
+            fprintf(f, "%d %d %.6f\n", j, i, row ? (double)confusion[(size_t)i * (K + 1) + j] / row : 0.0);
+        fprintf(f, "\n");
+    }
+    if (cdb_temp_commit(f, tmp, data)) return -1;
+    f = cdb_temp_open(script, tmp, sizeof(tmp));
+    if (!f) return -1;
+    int side = K <= 40 ? 300 + 18 * K : 900;
+    fprintf(f, "set terminal pngcairo size %d,%d\nset output '%s'\nset title '%s'\nset xlabel 'predicted'\n"
+               "set ylabel 'true'\nset yrange [%d.5:-0.5]\nset xrange [-0.5:%d.5]\nset cbrange [0:1]\n"
+               "set cblabel 'fraction of the true class'\n"
+               "set palette defined (0 'white', 1 '#fdd49e', 2 '#fc8d59', 3 '#b30000')\n",
+            side + 100, side, png, title, K - 1, K - 1);
+    if (K <= 40) {
+        fprintf(f, "set xtics rotate by 60 right (");
+        for (int k = 0; k < K; k++) {
+            if (names)
+                clean_name(name, sizeof(name), names[k]);
+            else
+                snprintf(name, sizeof(name), "%d", k);
+            fprintf(f, "%s'%s' %d", k ? ", " : "", name, k);
+        }
+        fprintf(f, ")\nset ytics (");
+        for (int k = 0; k < K; k++) {
+            if (names)
+                clean_name(name, sizeof(name), names[k]);
+            else
+                snprintf(name, sizeof(name), "%d", k);
+            fprintf(f, "%s'%s' %d", k ? ", " : "", name, k);
+        }
+        fprintf(f, ")\n");
+    }
+    fprintf(f, "plot '%s' using 1:2:3 with image notitle\n", data);
+    if (cdb_temp_commit(f, tmp, script)) return -1;
+    if (cdb_gnuplot_draw(script)) printf("chart: gnuplot could not draw %s\n", png);
+    return 0;
+}
