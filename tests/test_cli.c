@@ -156,6 +156,21 @@ static void t_train_then_valid(void)
     fclose(cf);
     CHECK(total == 256 && fabs(100.0 * hits / 256 - valid_acc) < 0.01, "the matrix: %ld of %ld on the diagonal", hits,
           total);
+    /* a [logistic] (multi-label) output: per-class average precision and the mAP */
+    char lcfg[600], lweights[600];
+    snprintf(lcfg, sizeof(lcfg), "%s/toy_logistic.cfg", dir);
+    snprintf(lweights, sizeof(lweights), "%s/toy_logistic.weights", dir);
+    char ltext[1024];
+    snprintf(ltext, sizeof(ltext), "%.*s[logistic]\n", (int)(strstr(toy_cfg, "[softmax]") - toy_cfg), toy_cfg);
+    write_text(lcfg, ltext);
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -out %s -quiet -log none && ./cdbnet valid %s %s -data %s",
+             lcfg, data, lweights, lcfg, lweights, data);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "logistic: %s", out);
+    const char *map = strstr(out, "mAP ");
+    float map_value;
+    CHECK(strstr(out, "AP    images") && map && sscanf(map, "mAP %f over the 4 classes", &map_value) == 1 &&
+              map_value > 0.5f && map_value <= 1.f,
+          "the AP report: %s", out);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
     /* Resume: continuing from the checkpoint saved at step 20 ends with

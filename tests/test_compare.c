@@ -406,6 +406,39 @@ static void t_class_metrics(void)
     free(text);
 }
 
+/* Average precision as scikit-learn's average_precision_score: its
+ * documented example (y = 0 0 1 1, scores 0.1 0.4 0.35 0.8: 0.8333), a tie
+ * between a positive and a negative (one threshold), a class without
+ * images (NaN, left out of the mAP). */
+static void t_average_precision(void)
+{
+    /* class 1's scores are sklearn's; class 0's their complement */
+    const float scores[4][2] = {{0.9f, 0.1f}, {0.6f, 0.4f}, {0.65f, 0.35f}, {0.2f, 0.8f}};
+    const int labels[4] = {0, 0, 1, 1};
+    double ap = cdb_average_precision(&scores[0][0], 4, 2, labels, 1);
+    CHECK(fabs(ap - 0.8333333333) < 1e-9, "sklearn's example: %.10g, want 0.8333", ap);
+    /* positives 0.9 and 0.5, a negative tied at 0.5: P = 1 at R = 0.5, then 2/3 at R = 1 */
+    const float tied[3][2] = {{0, 0.9f}, {0, 0.5f}, {0, 0.5f}};
+    const int tied_labels[3] = {1, 1, 0};
+    ap = cdb_average_precision(&tied[0][0], 3, 2, tied_labels, 1);
+    CHECK(fabs(ap - (0.5 * 1 + 0.5 * 2.0 / 3)) < 1e-9, "a tie: %.10g", ap);
+    const int no_zero[3] = {1, 1, 1};
+    ap = cdb_average_precision(&tied[0][0], 3, 2, no_zero, 0);
+    CHECK(isnan(ap), "a class without images: %g", ap);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cdb_print_ap_report(out, &scores[0][0], 4, 2, labels, NULL);
+    fclose(out);
+    /* class 0: ranked 0.9 (+), 0.65 (-), 0.6 (+), 0.2 (-): P 1 at R 0.5, 2/3 at R 1 */
+    double ap0 = cdb_average_precision(&scores[0][0], 4, 2, labels, 0);
+    CHECK(fabs(ap0 - (0.5 + 0.5 * 2.0 / 3)) < 1e-9, "class 0: %.10g", ap0);
+    char want[64];
+    snprintf(want, sizeof(want), "mAP %.4f over the 2 classes", (ap0 + 0.8333333333) / 2);
+    CHECK(strstr(text, want), "want '%s' in: %s", want, text);
+    free(text);
+}
+
 void register_compare_tests(void)
 {
     test_add_tagged("compare/-report refuses corrupt logs, naming file and line", t_report_refuses_corrupt_logs,
@@ -416,6 +449,7 @@ void register_compare_tests(void)
                     TEST_SPAWNS | TEST_SLOW);
     test_add("compare/t-test, interval and Wilcoxon against known values", t_statistics);
     test_add("metrics/per-class precision, recall and F1 with a tie and an empty class", t_class_metrics);
+    test_add("metrics/average precision as scikit-learn's", t_average_precision);
     test_add("compare/both arms start from the same weights and differ only where masked", t_arms_differ_only_by_masks);
     test_add_tagged("compare/two seeds end to end, resume and -report", t_compare_end_to_end, TEST_SPAWNS);
     test_add_tagged("compare/-sweep: one arm per value against the same baselines", t_compare_sweep, TEST_SPAWNS);

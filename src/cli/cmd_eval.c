@@ -8,6 +8,7 @@
 #include "chart.h"
 #include "cli.h"
 #include "data.h"
+#include "model.h"
 #include "train.h"
 #include "utils.h"
 
@@ -24,6 +25,7 @@ int cmd_valid(const cli *c)
     int status = 1, K = cdb_network_classes(net);
     char **names = NULL, backup[4096] = "";
     long *confusion = NULL;
+    float *scores = NULL;
     if (cdb_weights_load(net, c->positional[1]) || cli_load_data_config(net, c, &d)) goto done;
     if (cdb_dataset_read(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
         cdb_data_config_free(&d);
@@ -37,8 +39,11 @@ int cmd_valid(const cli *c)
     snprintf(backup, sizeof(backup), "%s", d.backup);
     cdb_data_config_free(&d);
     confusion = cdb_xcalloc((size_t)K * (K + 1), sizeof(long));
+    /* [logistic] (multi-label): every image's outputs, for the average precisions */
+    int multi_label = !strcmp(cdb_network_output_type(net), "logistic");
+    if (multi_label && !(scores = cdb_xcalloc((size_t)valid.n * K, sizeof(float)))) goto done;
     valid_result v;
-    if (!confusion || cdb_validate_confusion(net, &valid, &v, confusion)) goto done;
+    if (!confusion || cdb_validate_confusion(net, &valid, &v, confusion, scores)) goto done;
     printf("%s on %s: top-1 %.2f%%", c->positional[1], valid.name, 100 * v.top1);
     if (K > 5) printf("  top-5 %.2f%%", 100 * v.top5);
     printf("  loss %.4f  (%d images)\n", v.loss, v.count);
@@ -46,7 +51,10 @@ int cmd_valid(const cli *c)
         printf("warning: %d of %d images had a non-finite output (counted wrong): the weights may have diverged\n",
                v.nonfinite, v.count);
     const char *const *shown = (const char *const *)(valid.class_names ? valid.class_names : names);
-    cdb_print_class_report(stdout, confusion, K, shown);
+    if (multi_label)
+        cdb_print_ap_report(stdout, scores, valid.n, K, valid.labels, shown);
+    else
+        cdb_print_class_report(stdout, confusion, K, shown);
     /* the matrix beside the run's other files: BACKUP/CFGNAME_confusion.csv (.png) */
     char base[256], stem[4400];
     cdb_cfg_basename(cdb_network_cfg_path(net), base, sizeof(base));
@@ -56,6 +64,7 @@ int cmd_valid(const cli *c)
     status = 0;
 done:
     free(confusion);
+    free(scores);
     if (names) cdb_data_free_names(names, K);
     cdb_dataset_clear(&valid);
     if (status) cli_fail();

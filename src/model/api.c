@@ -15,6 +15,7 @@ int cdb_network_batch(const cdb_network *net) { return net->batch; }
 int cdb_network_inputs(const cdb_network *net) { return net->inputs; }
 const char *cdb_network_cfg_path(const cdb_network *net) { return net->cfg_path; }
 const char *cdb_network_data_path(const cdb_network *net) { return net->data_path; }
+const char *cdb_network_output_type(const cdb_network *net) { return net->layers[net->n - 1].ops->name; }
 
 int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
 {

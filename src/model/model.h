@@ -29,6 +29,8 @@ int cdb_state_write(const cdb_network *net, const cdb_moments *state, const char
 int cdb_state_read(const cdb_network *net, cdb_moments *state, const char *path, int optimizer_expected,
                    int step_expected);
 
+/* The type of the last layer ("softmax", "logistic", "cost"). */
+const char *cdb_network_output_type(const cdb_network *net);
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
  * scales, rolling statistics), on the host copies: 1 and where, or 0. */
 int cdb_network_first_non_finite(const cdb_network *net, int *layer, int *array, size_t *index);

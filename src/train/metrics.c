@@ -22,6 +22,79 @@ int cdb_predicted_class(const float *probs, int classes, int label)
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+/* qsort on (score, index) pairs: the highest score first */
+typedef struct {
+    float score;
+    int index;
+} ranked;
+static int by_score_desc(const void *a, const void *b)
+{
+    float x = ((const ranked *)a)->score, y = ((const ranked *)b)->score;
+    if (x != y) return x > y ? -1 : 1;
+    return ((const ranked *)a)->index - ((const ranked *)b)->index;
+}
+
+double cdb_average_precision(const float *scores, int n, int stride, const int *labels, int k)
+{
+    ranked *r = cdb_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(ranked));
+    if (!r) return NAN;
+    long positives = 0;
+    for (int i = 0; i < n; i++) {
+        float s = scores[(size_t)i * stride + k];
+        r[i].score = isfinite(s) ? s : -INFINITY; /* a non-finite score ranks last */
+        r[i].index = i;
+        positives += labels[i] == k;
+    }
+    if (!positives) {
+        free(r);
+        return NAN;
+    }
+    qsort(r, (size_t)n, sizeof(ranked), by_score_desc);
+    double ap = 0, last_recall = 0;
+    long tp = 0, fp = 0;
+    for (int i = 0; i < n; i++) {
+        if (labels[r[i].index] == k)
+            tp++;
+        else
+            fp++;
+        if (i + 1 < n && r[i + 1].score == r[i].score) continue; /* one threshold per distinct score */
+        double recall = (double)tp / positives, precision = (double)tp / (tp + fp);
+        ap += (recall - last_recall) * precision;
+        last_recall = recall;
+    }
+    free(r);
+    return ap;
+}
+
+void cdb_print_ap_report(FILE *out, const float *scores, int n, int classes, const int *labels,
+                         const char *const *names)
+{
+    int width = 5;
+    for (int k = 0; names && k < classes; k++) {
+        int len = (int)strlen(names[k]);
+        width = len > width ? (len < 40 ? len : 40) : width;
+    }
+    fprintf(out, "%-*s %9s %9s\n", width, "class", "AP", "images");
+    double sum = 0;
+    int counted = 0;
+    for (int k = 0; k < classes; k++) {
+        double ap = cdb_average_precision(scores, n, classes, labels, k);
+        long support = 0;
+        for (int i = 0; i < n; i++) support += labels[i] == k;
+        char number[16];
+        snprintf(number, sizeof(number), "%d", k);
+        if (isnan(ap))
+            fprintf(out, "%-*.*s %9s %9ld\n", width, width, names ? names[k] : number, "-", support);
+        else
+            fprintf(out, "%-*.*s %9.4f %9ld\n", width, width, names ? names[k] : number, ap, support);
+        if (!isnan(ap)) {
+            sum += ap;
+            counted++;
+        }
+    }
+    fprintf(out, "mAP %.4f over the %d classes with images\n", counted ? sum / counted : 0.0, counted);
+}
+
 void cdb_class_metrics(const long *confusion, int classes, class_metrics *per_class, class_metrics *macro,
                        class_metrics *weighted)
 {

@@ -33,6 +33,16 @@ typedef struct {
 void cdb_class_metrics(const long *confusion, int classes, class_metrics *per_class, class_metrics *macro,
                        class_metrics *weighted);
 
+/* Average precision of class k over n images (scores[i * stride + k],
+ * labels[i]; the images of label k are its positives), as scikit-learn's
+ * average_precision_score: sum over the distinct scores, highest first, of
+ * (R_t - R_t-1) P_t. NaN when the class has no image. */
+double cdb_average_precision(const float *scores, int n, int stride, const int *labels, int k);
+/* Per-class AP and their mean over the classes that have images (mAP), as
+ * `cdbnet valid` prints them for a [logistic] (multi-label) output. */
+void cdb_print_ap_report(FILE *out, const float *scores, int n, int classes, const int *labels,
+                         const char *const *names);
+
 /* The per-class table (class names when `names` is not NULL) and the two
  * averages, as `cdbnet valid` prints them. */
 void cdb_print_class_report(FILE *out, const long *confusion, int classes, const char *const *names);

@@ -21,10 +21,11 @@
 
 int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out)
 {
-    return cdb_validate_confusion(net, valid, out, NULL);
+    return cdb_validate_confusion(net, valid, out, NULL, NULL);
 }
 
-int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_result *out, long *confusion)
+int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_result *out, long *confusion,
+                           float *scores)
 {
     int mb = net->mini_batch, K = net->classes;
     float *images = cdb_xcalloc((size_t)mb * net->inputs, sizeof(float));
@@ -62,6 +63,7 @@ int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_res
             top1 += above == 0;
             top5 += above < 5;
             if (confusion) confusion[(size_t)labels[i] * (K + 1) + cdb_predicted_class(p, K, labels[i])]++;
+            if (scores) memcpy(scores + (size_t)(start + i) * K, p, (size_t)K * sizeof(float));
             loss -= log(finite && mine > 1e-30f ? mine : 1e-30f); /* a non-finite output: the worst score */
         }
     }
@@ -83,7 +85,7 @@ static int validate_with_f1(cdb_network *net, const cdb_dataset *valid, valid_re
     int K = net->classes;
     long *confusion = cdb_xcalloc((size_t)K * (K + 1), sizeof(long));
     if (!confusion) return -1;
-    int status = cdb_validate_confusion(net, valid, v, confusion);
+    int status = cdb_validate_confusion(net, valid, v, confusion, NULL);
     class_metrics macro, weighted;
     if (!status) {
         cdb_class_metrics(confusion, K, NULL, &macro, &weighted);

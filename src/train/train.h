@@ -38,7 +38,9 @@ int cdb_train_network(cdb_trainer *tr, const cdb_dataset *train, const cdb_datas
 /* Top-1, top-5 and loss of the network on `valid`, normalised as its cfg says. */
 int cdb_validate_network(cdb_network *net, const cdb_dataset *valid, valid_result *out);
 /* The same, also counting into `confusion` (classes x (classes + 1),
- * zeroed by the caller; metrics.h) when it is not NULL. */
-int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_result *out, long *confusion);
+ * zeroed by the caller; metrics.h) and copying each image's outputs into
+ * `scores` (images x classes, in the dataset's order), each when not NULL. */
+int cdb_validate_confusion(cdb_network *net, const cdb_dataset *valid, valid_result *out, long *confusion,
+                           float *scores);
 
 #endif
