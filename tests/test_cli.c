@@ -95,7 +95,7 @@ static void write_toy_dataset(const char *dir, int n)
 
 static const char *toy_cfg =
     "[net]\nbatch=16\nwidth=8\nheight=8\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=40\n"
-    "channel_dropback=1\ndropback_skip=0\nvalid_every=20\n"
+    "channel_dropback=1\ndropback_skip=0\nvalid_every=20\nema=1\nema_decay=0.9\n"
     "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
     "[maxpool]\nsize=2\nstride=2\n"
     "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
@@ -130,6 +130,26 @@ static void t_train_then_valid(void)
     float valid_acc;
     CHECK(v && sscanf(v, "top-1 %f%%", &valid_acc) == 1, "parse valid: %s", out);
     CHECK(valid_acc == train_acc, "valid reproduces %.2f%% from the saved weights, got %.2f%%", train_acc, valid_acc);
+    /* ema=1: the log's last ema_top1 is the top-1 of the saved average */
+    char logp[600], ema_file[700], row[512] = "", header[512] = "";
+    snprintf(logp, sizeof(logp), "%s/backup/toy_log.csv", dir);
+    FILE *lf = fopen(logp, "r");
+    CHECK(lf, "no log %s", logp);
+    while (fgets(row, sizeof(row), lf))
+        if (!strncmp(row, "step,", 5)) snprintf(header, sizeof(header), "%s", row);
+    fclose(lf);
+    CHECK(strstr(header, ",macro_f1,ema_top1\n"), "the log's columns: %s", header);
+    const char *last_col = strrchr(row, ',');
+    double logged = last_col ? atof(last_col + 1) : -1;
+    cdb_ema_path(weights, ema_file, sizeof(ema_file));
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, ema_file, data);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "valid of the average: %s", out);
+    v = strstr(out, "top-1 ");
+    float ema_acc;
+    CHECK(v && sscanf(v, "top-1 %f%%", &ema_acc) == 1 && fabs(ema_acc - 100 * logged) < 0.01,
+          "the average's file gives %.2f%%, the log says %.2f%%: %s", ema_acc, 100 * logged, out);
+    snprintf(cmd, sizeof(cmd), "./cdbnet valid %s %s -data %s", cfg, weights, data);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0, "valid: %s", out);
     /* the per-class report: its weighted recall is top-1; the confusion
      * matrix's diagonal holds top-1's hits, its rows the classes' images */
     const char *wavg = strstr(out, "weighted avg");
@@ -193,6 +213,23 @@ static void t_train_then_valid(void)
     fclose(fa);
     fclose(fb);
     CHECK(same, "the resumed run's weights differ from the uninterrupted run's");
+    /* and so does the moving average of the weights (ema=1), saved beside
+     * each checkpoint as .ema.weights */
+    char ema_a[700], ema_b[700];
+    cdb_ema_path(weights, ema_a, sizeof(ema_a));
+    cdb_ema_path(resumed, ema_b, sizeof(ema_b));
+    fa = fopen(ema_a, "rb");
+    fb = fopen(ema_b, "rb");
+    CHECK(fa && fb, "the moving averages %s and %s", ema_a, ema_b);
+    same = 1;
+    do {
+        ca = fgetc(fa);
+        cb = fgetc(fb);
+        same &= ca == cb;
+    } while (same && ca != EOF);
+    fclose(fa);
+    fclose(fb);
+    CHECK(same, "the resumed run's moving average differs from the uninterrupted run's");
     /* An image file (binary PGM, read by stb_image) of class 2: the bright
      * square in the lower-left corner. */
     char pgm[512];

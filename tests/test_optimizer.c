@@ -425,6 +425,78 @@ static void t_class_weights(void)
           msg ? msg : "built");
 }
 
+/* ema=1 as timm's ModelEmaV3 (update after each optimizer step with
+ * step = the number of updates): the first update copies the weights,
+ * then ema = decay ema + (1 - decay) w over every weights-file array
+ * (batch-norm statistics too); the warm-up's decay 1 - (1 + s - 1)^(-2/3)
+ * capped at ema_decay. */
+static void t_ema(void)
+{
+    const char *text = "[net]\nbatch=4\nwidth=5\nheight=5\nchannels=1\nlearning_rate=0.1\nmomentum=0.9\n"
+                       "ema=1\nema_decay=0.9\n"
+                       "[convolutional]\nfilters=3\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
+                       "[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+    cdb_network *net = net_from_text(text);
+    cdb_trainer *tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(tr && tr->ema && tr->n_ema > 4, "build: %s", cdb_last_error());
+    float images[4 * 25];
+    int labels[4] = {0, 1, 2, 0};
+    fill_normal(images, 100, 31, 1.f);
+    /* the expected average, in double, array by array */
+    size_t total = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++) total += net->layers[i].io_size[k];
+    double *want = calloc(total, sizeof(double));
+    CHECK(want, "memory");
+    for (int step = 1; step <= 4; step++) {
+        CHECK(isfinite(cdb_trainer_run_step(tr, images, labels)), "step %d", step);
+        double d = step == 1 ? 0 : (double)0.9f; /* ema_decay is read as a float */
+        CHECK(cdb_ema_decay(&tr->cfg, step) == d, "decay at step %d: %g", step, cdb_ema_decay(&tr->cfg, step));
+        size_t at = 0;
+        int a = 0;
+        for (int i = 0; i < net->n; i++)
+            for (int k = 0; k < net->layers[i].nio; k++, a++)
+                for (size_t e = 0; e < net->layers[i].io_size[k]; e++, at++) {
+                    double w = net->layers[i].io[k][e];
+                    want[at] = d * want[at] + (1 - d) * w;
+                    float got = tr->ema[a][e];
+                    if (step == 1)
+                        CHECK(got == net->layers[i].io[k][e], "step 1: not a copy (layer %d array %d [%zu])", i, k, e);
+                    else
+                        CHECK(fabs(got - want[at]) <= 1e-6 * (fabs(want[at]) + 1e-3),
+                              "step %d, layer %d array %d [%zu]: %.8g, want %.8g", step, i, k, e, got, want[at]);
+                }
+    }
+    free(want);
+    /* the average is what validation and saving swap in, and the raw weights come back */
+    float w0 = net->layers[0].io[0][0], e0 = tr->ema[0][0];
+    CHECK(w0 != e0, "the average equals the weights");
+    CHECK(cdb_trainer_ema_swap(tr, 1) == 0 && net->layers[0].io[0][0] == e0 && cdb_trainer_ema_swap(tr, 0) == 0 &&
+              net->layers[0].io[0][0] == w0,
+          "swap in and back");
+    tr->cfg.ema_warmup = 1;
+    CHECK(cdb_ema_decay(&tr->cfg, 1) == 0 && fabs(cdb_ema_decay(&tr->cfg, 2) - (1 - pow(2, -2.0 / 3))) < 1e-12 &&
+              fabs(cdb_ema_decay(&tr->cfg, 11) - (1 - pow(11, -2.0 / 3))) < 1e-12,
+          "warm-up: %g %g", cdb_ema_decay(&tr->cfg, 2), cdb_ema_decay(&tr->cfg, 11));
+    CHECK(cdb_ema_decay(&tr->cfg, 100) == (double)0.9f, "the warm-up is capped at ema_decay: %g",
+          cdb_ema_decay(&tr->cfg, 100));
+    cdb_trainer_free(tr);
+    cdb_network_free(net);
+    const char *head = "[net]\nbatch=2\nwidth=2\nheight=2\nchannels=1\n";
+    const struct {
+        const char *keys, *want;
+    } bad[] = {{"ema=1\nema_decay=1\n", "key 'ema_decay': must be in (0, 1)"},
+               {"ema=1\nema_decay=-0.5\n", "key 'ema_decay'"},
+               {"ema_decay=0.99\n", "key 'ema_decay': applies with ema=1 only"},
+               {"ema=2\n", "key 'ema'"}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg), "%s%s[connected]\noutput=3\n[softmax]\n", head, bad[k].keys);
+        const char *msg = net_error_from_text("ema.cfg", cfg);
+        CHECK(msg && strstr(msg, "ema.cfg:") && strstr(msg, bad[k].want), "case %zu: %s", k, msg ? msg : "built");
+    }
+}
+
 void register_optimizer_tests(void)
 {
     test_add_tagged("optimizer/sgd plain", t_sgd_plain, TEST_KERNELS);
@@ -438,4 +510,5 @@ void register_optimizer_tests(void)
     test_add_tagged("optimizer/clip_grad_norm: PyTorch's rule, before the masks", t_clip_grad_norm, TEST_KERNELS);
     test_add_tagged("optimizer/class_weights: PyTorch's weighted cross-entropy and its gradient", t_class_weights,
                     TEST_KERNELS);
+    test_add_tagged("optimizer/ema: timm's ModelEmaV3 update and warm-up", t_ema, TEST_KERNELS);
 }

@@ -41,6 +41,9 @@ typedef struct {
     float label_smoothing;     /* PyTorch's: 1 - eps + eps/K on the label, eps/K elsewhere */
     float label_smooth_eps;    /* Darknet's form (1 - eps on the label, eps/(classes-1) elsewhere), turned into label_smoothing once classes are known */
     int valid_every, save_every; /* steps between validations and between checkpoints (0: each epoch, and with validation) */
+    int ema;                   /* ema=1: an exponential moving average of the weights (timm's ModelEmaV3) */
+    float ema_decay;           /* its decay (timm train.py's default 0.9998) */
+    int ema_warmup;            /* ema_warmup=1: ModelEmaV3's warm-up, decay = min(ema_decay, 1 - (1 + s)^(-2/3)) */
     float clip_grad_norm;      /* > 0: the gradients scaled down so that their global L2 norm is at most this (PyTorch's clip_grad_norm_) */
 } train_config;
 

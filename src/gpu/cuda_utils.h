@@ -65,6 +65,9 @@ void cdb_gpu_optimizer_update(struct cdb_network *net, struct cdb_moments *state
  * nrm2, squared), and the twin scaled by a in place: gradient clipping. */
 double cdb_gpu_sum_squares(struct cdb_network *net, const float *host, size_t n);
 void cdb_gpu_scale(struct cdb_network *net, float *host, size_t n, float a);
+/* ema = lerp(ema, w, weight) on the device twins of n floats (torch.lerp's
+ * two-sided formula, as the CPU code). */
+void cdb_gpu_ema_update(struct cdb_network *net, float *ema, const float *w, size_t n, float weight);
 /* Free the device twin of `host` (an array about to be freed, which a
  * later allocation could reuse the address of); nothing when it has none. */
 void cdb_gpu_forget(struct cdb_network *net, const void *host);

@@ -28,6 +28,22 @@ static __global__ void adamw_kernel(float *w, const float *g, float *m, float *v
     }
 }
 
+static __global__ void ema_kernel(float *e, const float *m, size_t n, float w)
+{
+    FOR_EACH(i, n)
+    {
+        float diff = m[i] - e[i];
+        e[i] = w < 0.5f ? e[i] + w * diff : m[i] - diff * (1.f - w);
+    }
+}
+
+extern "C" void cdb_gpu_ema_update(cdb_network *net, float *ema, const float *w, size_t n, float weight)
+{
+    if (!n) return;
+    ema_kernel<<<grid_for(n), THREADS>>>(GPU_F(net, ema, n), GPU_F(net, w, n), n, weight);
+    LAUNCH_CHECK(ema_kernel);
+}
+
 extern "C" void cdb_gpu_optimizer_update(cdb_network *net, cdb_moments *state, const train_config *cfg, float lr,
                                          int step)
 {

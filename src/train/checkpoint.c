@@ -73,8 +73,56 @@ static void sync_folder(const char *path)
     }
 }
 
+/* ema=1: the average as FILE.ema.weights (the previous one kept as
+ * FILE.ema.weights.prev, as the state), with the weights' images-seen
+ * count, so that a resume finds the one of its weights. */
+static int save_ema(const cdb_trainer *tr, const char *path)
+{
+    char ema[4200], prev[4220];
+    cdb_ema_path(path, ema, sizeof(ema));
+    snprintf(prev, sizeof(prev), "%s.prev", ema);
+    if (access(ema, F_OK) == 0 && rename(ema, prev)) {
+        cdb_set_error("cannot keep the previous moving average '%s' as '%s': %s", ema, prev, strerror(errno));
+        return -1;
+    }
+    cdb_trainer *t = (cdb_trainer *)tr; /* the arrays are swapped and put back */
+    if (cdb_trainer_ema_swap(t, 1)) return -1;
+    int status = cdb_weights_write(tr->net, ema, tr->seen, tr->step);
+    if (cdb_trainer_ema_swap(t, 0)) status = -1;
+    return status;
+}
+
+/* The average from `path` when its images-seen count is `seen`: 1; 0 when
+ * the file is absent or of another count (the average untouched); -1
+ * when it cannot be read (recorded). */
+static int load_ema(cdb_trainer *tr, const char *path, uint64_t seen)
+{
+    if (access(path, F_OK) != 0) return 0;
+    cdb_network *net = tr->net;
+    uint64_t keep = net->images_seen;
+    int a = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++, a++)
+            memcpy(tr->ema_raw[a], net->layers[i].io[k], net->layers[i].io_size[k] * sizeof(float));
+    int status = cdb_weights_load(net, path);
+    int match = !status && net->images_seen == seen;
+    a = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++, a++) {
+            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
+            if (match) memcpy(tr->ema[a], net->layers[i].io[k], bytes);
+            memcpy(net->layers[i].io[k], tr->ema_raw[a], bytes);
+        }
+    net->images_seen = keep;
+#ifdef GPU
+    if (net->gpu && cdb_network_sync_to_device(net)) return -1;
+#endif
+    return status ? -1 : match;
+}
+
 int cdb_checkpoint_save(const cdb_trainer *tr, const char *path)
 {
+    if (tr->ema && save_ema(tr, path)) return -1;
     char state[4200], prev[4208];
     snprintf(state, sizeof(state), "%s.state", path);
     snprintf(prev, sizeof(prev), "%s.prev", state);
@@ -134,5 +182,35 @@ int cdb_trainer_resume(cdb_trainer *tr, const char *weights, int clear, int quie
     if (which == 0 && !clear && tr->step > 0)
         fprintf(stderr, "warning: no optimizer state '%s.state': continuing at step %d with momentum from zero\n",
                 weights, tr->step);
+    if (tr->ema) { /* the average saved with these weights (of their images-seen count) */
+        char ema[4200], prev[4220];
+        cdb_ema_path(weights, ema, sizeof(ema));
+        snprintf(prev, sizeof(prev), "%s.prev", ema);
+        int got = clear ? 0 : load_ema(tr, ema, net->images_seen);
+        if (got == 0 && !clear) got = load_ema(tr, prev, net->images_seen);
+        if (got < 0) return -1;
+        if (got == 0) { /* none: it starts from the weights */
+            int a = 0;
+            for (int i = 0; i < net->n; i++)
+                for (int k = 0; k < net->layers[i].nio; k++, a++)
+                    memcpy(tr->ema[a], net->layers[i].io[k], net->layers[i].io_size[k] * sizeof(float));
+            if (!clear && tr->step > 0)
+                fprintf(stderr, "warning: no moving average of these weights ('%s'): it starts from them\n", ema);
+        } else if (!quiet) {
+            printf("resuming the moving average of the weights from %s\n", ema);
+        }
+#ifdef GPU
+        for (int a = 0; net->gpu && a < tr->n_ema; a++) {
+            const cdb_layer *l = NULL;
+            int b = a;
+            for (int i = 0; i < net->n && !l; i++) {
+                if (b < net->layers[i].nio) l = &net->layers[i];
+                else b -= net->layers[i].nio;
+            }
+            cdb_gpu_push(net, tr->ema[a], l->io_size[b] * sizeof(float));
+        }
+        if (net->gpu && cdb_gpu_failed()) return -1;
+#endif
+    }
     return 0;
 }

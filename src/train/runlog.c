@@ -48,12 +48,14 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
     /* a log continued keeps its columns: grad_norm when its header has it */
     log->grad_norm_column = !had_rows && tr->cfg.clip_grad_norm > 0;
     log->f1_column = !had_rows;
+    log->ema_column = !had_rows && tr->cfg.ema;
     if (existing) {
         char line[1024];
         while (fgets(line, sizeof(line), existing))
             if (!strncmp(line, "step,", 5)) {
                 log->grad_norm_column = strstr(line, ",grad_norm") != NULL;
                 log->f1_column = strstr(line, ",macro_f1") != NULL;
+                log->ema_column = strstr(line, ",ema_top1") != NULL;
             }
         fclose(existing);
     }
@@ -67,7 +69,8 @@ int cdb_run_log_open(run_log *log, const cdb_trainer *tr, const char *path, cons
                 (unsigned long long)net->seed, arm);
         for (int i = 0; i < n_overrides; i++) fprintf(log->f, "# set: %s\n", overrides[i]);
         for (int k = 0; class_names && k < net->classes; k++) fprintf(log->f, "# class %d: %s\n", k, class_names[k]);
-        fprintf(log->f, "%s,macro_f1%s\n", COLUMNS, log->grad_norm_column ? ",grad_norm" : "");
+        fprintf(log->f, "%s,macro_f1%s%s\n", COLUMNS, log->grad_norm_column ? ",grad_norm" : "",
+                log->ema_column ? ",ema_top1" : "");
     } else {
         fprintf(log->f, "# resumed at step %d\n", tr->step);
     }
@@ -111,7 +114,8 @@ void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss)
     }
 }
 
-int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double macro_f1, double epoch)
+int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double macro_f1, double ema_top1,
+                    double epoch)
 {
     const cdb_network *net = tr->net;
     if (!log->f) return 0;
@@ -129,6 +133,8 @@ int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, 
     if (log->f1_column) fprintf(log->f, ",%.6f", macro_f1);
     /* the mean pre-clipping norm of the steps since the last row (0 when none counted) */
     if (log->grad_norm_column) fprintf(log->f, ",%.6g", log->norm_steps ? log->norm_sum / log->norm_steps : 0.0);
+    /* the moving average's top-1 (0 in a log begun with ema=1 and continued without) */
+    if (log->ema_column) fprintf(log->f, ",%.6f", isfinite(ema_top1) ? ema_top1 : 0.0);
     fprintf(log->f, "\n");
     if (fflush(log->f) || ferror(log->f)) {
         cdb_set_error("cannot write the training log '%s': %s", log->path, strerror(errno));

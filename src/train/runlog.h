@@ -22,6 +22,7 @@ typedef struct {
     int loss_steps;
     int f1_column;                /* the log has the column macro_f1 (its header: logs begun before it had not) */
     int grad_norm_column;         /* the log has the column grad_norm (clip_grad_norm > 0 when it was begun) */
+    int ema_column;               /* the log has the column ema_top1 (ema=1 when it was begun) */
     double norm_sum;              /* pre-clipping gradient norms since the last row */
     int norm_steps;
     dropback_stats prev, interval; /* the network's counters at the last step; their sum since the last row */
@@ -41,6 +42,7 @@ void cdb_run_log_step(run_log *log, const cdb_trainer *tr, float loss);
  * STEM_dropback.png). 0, or -1 when the row could not be written (a chart
  * or a report file that cannot be written is warned of once, then left
  * off). */
-int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double macro_f1, double epoch);
+int cdb_run_log_row(run_log *log, const cdb_trainer *tr, const valid_result *v, double macro_f1, double ema_top1,
+                    double epoch);
 void cdb_run_log_close(run_log *log);
 #endif

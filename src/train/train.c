@@ -95,6 +95,34 @@ static int validate_with_f1(cdb_network *net, const cdb_dataset *valid, valid_re
     return status;
 }
 
+/* ema=1: the moving average's validation (its top-1 into *top1) and, when
+ * it is the best so far, its file `best_path` (BACKUP/CFGNAME_best.ema.weights)
+ * with BEST.top1 beside it (the top-1 and step, read back by a resumed run). */
+static int validate_ema(cdb_trainer *tr, const cdb_dataset *valid, const char *best_path, double *top1, int quiet)
+{
+    valid_result v;
+    if (cdb_trainer_ema_swap(tr, 1)) return -1;
+    int status = cdb_validate_network(tr->net, valid, &v);
+    int best = !status && v.top1 > tr->best_ema_top1;
+    if (best && best_path) status = cdb_weights_write(tr->net, best_path, tr->seen, tr->step);
+    if (cdb_trainer_ema_swap(tr, 0)) status = -1;
+    if (status) return -1;
+    *top1 = v.top1;
+    if (best && best_path) {
+        tr->best_ema_top1 = v.top1;
+        char side[4200], tmp[4210];
+        snprintf(side, sizeof(side), "%s.top1", best_path);
+        FILE *f = cdb_temp_open(side, tmp, sizeof(tmp));
+        if (!f) return -1;
+        fprintf(f, "%.6f %d\n", v.top1, tr->step);
+        if (cdb_temp_commit(f, tmp, side)) return -1;
+    }
+    if (!quiet)
+        printf("valid  step %d: the moving average (ema): top-1 %.2f%%  loss %.4f%s\n", tr->step, 100 * v.top1, v.loss,
+               best && best_path ? "  (best so far: saved)" : "");
+    return 0;
+}
+
 static void format_duration(double s, char *buf, size_t n)
 {
     long t = (long)(s + 0.5);
@@ -318,6 +346,17 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
     else
         snprintf(final_path, sizeof(final_path), "%s/%s_final.weights", opt->backup_dir, base);
 
+    /* ema=1: the best validated average, and (a resumed run) the top-1 it had */
+    char best_ema_path[4200];
+    snprintf(best_ema_path, sizeof(best_ema_path), "%s/%s_best.ema.weights", opt->backup_dir, base);
+    if (tr->ema && tr->step > 0) {
+        char side[4300];
+        snprintf(side, sizeof(side), "%s.top1", best_ema_path);
+        FILE *f = fopen(side, "r");
+        double best;
+        if (f && fscanf(f, "%lf", &best) == 1 && best >= 0 && best <= 1) tr->best_ema_top1 = best;
+        if (f) fclose(f);
+    }
     int lead = !opt->follower; /* on several ranks, rank 0 alone writes, validates and prints */
     if (lead) {
         remove_stale_temporaries(final_path);
@@ -458,7 +497,11 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
         if (validate && tr->step < max && valid && lead) {
             valid_result v;
             double f1 = 0;
-            if (validate_with_f1(net, valid, &v, &f1)) {
+            double ema_top1 = NAN;
+            int bad = validate_with_f1(net, valid, &v, &f1);
+            if (!bad && !opt->quiet) report_validation(tr, &v);
+            if (!bad && tr->ema) bad = validate_ema(tr, valid, best_ema_path, &ema_top1, opt->quiet);
+            if (bad) {
                 char why[2048];
                 snprintf(why, sizeof(why), "%s", cdb_last_error());
                 cdb_set_error("validation at step %d: %s (the checkpoint of step %d is saved: %s)", tr->step, why,
@@ -466,12 +509,11 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
                 status = -1;
                 break;
             }
-            if (!opt->quiet) report_validation(tr, &v);
             if (opt->progress) {
                 cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, loss, lr, &v};
                 opt->progress(&p, opt->progress_user);
             }
-            if (cdb_run_log_row(log, tr, &v, f1, (double)tr->step / steps_per_epoch)) {
+            if (cdb_run_log_row(log, tr, &v, f1, ema_top1, (double)tr->step / steps_per_epoch)) {
                 status = -1;
                 break;
             }
@@ -496,8 +538,11 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
     printf("trained %d steps in %s\n", tr->step - start_step, took);
     if (valid) {
         valid_result v;
-        double f1 = 0;
-        if (validate_with_f1(net, valid, &v, &f1)) {
+        double f1 = 0, ema_top1 = NAN;
+        int bad = validate_with_f1(net, valid, &v, &f1);
+        if (!bad) report_validation(tr, &v);
+        if (!bad && tr->ema) bad = validate_ema(tr, valid, best_ema_path, &ema_top1, 0);
+        if (bad) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
             cdb_set_error("validation at step %d (the end of the run): %s", tr->step, why);
@@ -506,16 +551,20 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
                               tr->step, why, final_path);
             return -1;
         }
-        report_validation(tr, &v);
         if (opt->progress) {
             cdb_progress p = {tr->step, max, (double)tr->step / steps_per_epoch, NAN, cdb_trainer_learning_rate(tr), &v};
             opt->progress(&p, opt->progress_user);
         }
-        if (cdb_run_log_row(log, tr, &v, f1, (double)tr->step / steps_per_epoch)) return -1;
+        if (cdb_run_log_row(log, tr, &v, f1, ema_top1, (double)tr->step / steps_per_epoch)) return -1;
         if (final) *final = v;
     }
     if (save_checkpoint(tr, final_path)) return -1;
     printf("saved weights to %s\n", final_path);
+    if (tr->ema) {
+        char ema[4200];
+        cdb_ema_path(final_path, ema, sizeof(ema));
+        printf("saved the moving average to %s (the best validated one: %s)\n", ema, best_ema_path);
+    }
     return 0;
 }
 

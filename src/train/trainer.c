@@ -108,6 +108,17 @@ int cdb_train_config_read(cfg_reader *r, train_config *t)
     t->valid_every = cdb_cfg_int(r, "valid_every", 0, 0, 1 << 30);
     t->save_every = cdb_cfg_int(r, "save_every", 0, 0, 1 << 30);
     t->clip_grad_norm = cdb_cfg_float(r, "clip_grad_norm", 0.f, 0.f, 1e6f);
+    t->ema = cdb_cfg_int(r, "ema", 0, 0, 1);
+    t->ema_decay = cdb_cfg_float(r, "ema_decay", 0.9998f, 0.f, 1.f);
+    t->ema_warmup = cdb_cfg_int(r, "ema_warmup", 0, 0, 1);
+    if (!r->failed && (t->ema_decay <= 0 || t->ema_decay >= 1)) {
+        cdb_cfg_fail(r, "ema_decay", "must be in (0, 1), not %g", t->ema_decay);
+        return -1;
+    }
+    if (!r->failed && !t->ema && (cdb_cfg_has(r, "ema_decay") || cdb_cfg_has(r, "ema_warmup"))) {
+        cdb_cfg_fail(r, cdb_cfg_has(r, "ema_decay") ? "ema_decay" : "ema_warmup", "applies with ema=1 only");
+        return -1;
+    }
     if (r->failed) return -1;
     if (t->max_batches && t->max_epochs) {
         cdb_cfg_fail(r, "max_epochs", "give either max_batches or max_epochs, not both");
@@ -225,6 +236,106 @@ cdb_network *cdb_network_build(cfg_file *cfg)
     return net;
 }
 
+/* The average's arrays, each a copy of the weights as they are (timm's
+ * deepcopy; the first update replaces it anyway). */
+static int ema_alloc(cdb_trainer *tr)
+{
+    cdb_network *net = tr->net;
+    int n = 0;
+    for (int i = 0; i < net->n; i++) n += net->layers[i].nio;
+    tr->ema = cdb_xcalloc((size_t)(n ? n : 1), sizeof(float *));
+    tr->ema_raw = cdb_xcalloc((size_t)(n ? n : 1), sizeof(float *));
+    if (!tr->ema || !tr->ema_raw) return -1;
+    tr->n_ema = n;
+    int a = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++, a++) {
+            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
+            tr->ema[a] = cdb_xmalloc(bytes ? bytes : 1);
+            tr->ema_raw[a] = cdb_xmalloc(bytes ? bytes : 1);
+            if (!tr->ema[a] || !tr->ema_raw[a]) return -1;
+            memcpy(tr->ema[a], net->layers[i].io[k], bytes);
+        }
+    return 0;
+}
+
+double cdb_ema_decay(const train_config *t, int step)
+{
+    int s = step - 1; /* ModelEmaV3: update_after_step 0 */
+    if (s <= 0) return 0.0;
+    if (!t->ema_warmup) return t->ema_decay;
+    double d = 1 - pow(1 + s, -2.0 / 3.0);
+    d = d < t->ema_decay ? d : t->ema_decay;
+    return d > 0 ? d : 0;
+}
+
+/* After an optimizer step: every array of the average moved towards the
+ * weights by 1 - decay, as torch.lerp (the two-sided formula, so that a
+ * weight of 1 copies exactly). */
+static void ema_update(cdb_trainer *tr)
+{
+    cdb_network *net = tr->net;
+    float w = (float)(1.0 - cdb_ema_decay(&tr->cfg, tr->step));
+    int a = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++, a++) {
+            const float *m = net->layers[i].io[k];
+            float *e = tr->ema[a];
+            size_t n = net->layers[i].io_size[k];
+#ifdef GPU
+            if (net->gpu) {
+                cdb_gpu_ema_update(net, e, m, n, w);
+                continue;
+            }
+#endif
+            for (size_t j = 0; j < n; j++) {
+                float diff = m[j] - e[j];
+                e[j] = w < 0.5f ? e[j] + w * diff : m[j] - diff * (1.f - w);
+            }
+        }
+}
+
+int cdb_trainer_ema_swap(cdb_trainer *tr, int in)
+{
+    cdb_network *net = tr->net;
+    if (!tr->ema) return 0;
+#ifdef GPU
+    /* the device holds the current weights and average: their host copies first */
+    if (in && net->gpu) {
+        if (cdb_network_sync_to_host(net)) return -1;
+        int a = 0;
+        for (int i = 0; i < net->n; i++)
+            for (int k = 0; k < net->layers[i].nio; k++, a++)
+                cdb_gpu_pull(net, tr->ema[a], net->layers[i].io_size[k] * sizeof(float));
+        if (cdb_gpu_failed()) return -1;
+    }
+#endif
+    int a = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].nio; k++, a++) {
+            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
+            if (in) {
+                memcpy(tr->ema_raw[a], net->layers[i].io[k], bytes);
+                memcpy(net->layers[i].io[k], tr->ema[a], bytes);
+            } else {
+                memcpy(net->layers[i].io[k], tr->ema_raw[a], bytes);
+            }
+        }
+#ifdef GPU
+    if (net->gpu && cdb_network_sync_to_device(net)) return -1;
+#endif
+    return 0;
+}
+
+void cdb_ema_path(const char *weights_path, char *buf, size_t n)
+{
+    size_t len = strlen(weights_path);
+    if (len > 8 && !strcmp(weights_path + len - 8, ".weights"))
+        snprintf(buf, n, "%.*s.ema.weights", (int)(len - 8), weights_path);
+    else
+        snprintf(buf, n, "%s.ema.weights", weights_path);
+}
+
 cdb_trainer *cdb_trainer_new(cdb_network *net)
 {
     cdb_trainer *tr = cdb_xcalloc(1, sizeof(*tr));
@@ -246,6 +357,11 @@ cdb_trainer *cdb_trainer_new(cdb_network *net)
     /* the step count at 0, the images seen those of the weights (a file's
      * header); cdb_trainer_resume continues both from a checkpoint */
     tr->seen = net->images_seen;
+    tr->best_ema_top1 = -1;
+    if (tr->cfg.ema && ema_alloc(tr)) {
+        cdb_trainer_free(tr);
+        return NULL;
+    }
     return tr;
 }
 
@@ -267,6 +383,15 @@ void cdb_trainer_free(cdb_trainer *tr)
 #endif
     free(tr->class_weights);
     free(tr->sample_scale);
+    for (int a = 0; a < tr->n_ema; a++) {
+#ifdef GPU
+        if (tr->net->gpu && tr->ema[a]) cdb_gpu_forget(tr->net, tr->ema[a]);
+#endif
+        free(tr->ema[a]);
+        free(tr->ema_raw[a]);
+    }
+    free(tr->ema);
+    free(tr->ema_raw);
     free(tr->dist.buffer);
     free(tr->forward_seconds);
     free(tr->backward_seconds);
@@ -568,6 +693,8 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
      * now carry the images they were trained on (a weights file's header). */
     tr->seen += (uint64_t)net->batch;
     net->images_seen = tr->seen;
+    /* 7. The moving average of the weights as the update left them */
+    if (tr->ema) ema_update(tr);
     return mean_loss;
 }
 

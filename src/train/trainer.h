@@ -31,6 +31,13 @@ struct cdb_trainer {
     dropback_stats dropback_stats; /* counted by each draw; the training loop resets and prints them */
     double grad_norm;          /* clip_grad_norm > 0: the last step's global gradient norm before clipping (else 0) */
 
+    /* [net] ema=1: the exponential moving average of every weights-file
+     * array (parameters and batch-norm statistics), as timm's ModelEmaV3. */
+    float **ema;               /* one per weights-file array, in weights-file order; NULL when off */
+    float **ema_raw;           /* the raw arrays while the average is swapped in */
+    int n_ema;
+    double best_ema_top1;      /* the best validation of the average so far (-1 before any) */
+
     /* [net] class_weights=: PyTorch's CrossEntropyLoss(weight=...), or NULL. */
     float *class_weights;      /* (classes) */
     float *sample_scale;       /* (mini_batch): each image's factor in the pass under way */
@@ -77,6 +84,18 @@ float cdb_trainer_learning_rate(const cdb_trainer *tr);
  * burn_in and fractional steps= resolved against it. 0, or -1 (recorded)
  * when the cfg gives neither. */
 int cdb_trainer_resolve_length(cdb_trainer *tr, int train_size);
+
+/* ema=1: the decay of the update after optimizer step `step` (1-based),
+ * ModelEmaV3's get_decay: 0 at the first (the average starts as the
+ * weights), then ema_decay, or with ema_warmup the warm-up's. */
+double cdb_ema_decay(const train_config *t, int step);
+/* Put the average into the network's arrays (in = 1; the raw weights kept)
+ * or the raw weights back (in = 0): to validate or save the average. 0, or
+ * -1 after a device error (recorded). */
+int cdb_trainer_ema_swap(cdb_trainer *tr, int in);
+/* The average's file beside a weights file: PATH with .weights replaced by
+ * .ema.weights (appended when PATH does not end in .weights). */
+void cdb_ema_path(const char *weights_path, char *buf, size_t n);
 
 /* Per-layer and per-phase timing for `cdbnet benchmark`. */
 int cdb_trainer_enable_profiling(cdb_trainer *tr); /* 0, or -1 out of memory */

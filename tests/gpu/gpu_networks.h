@@ -143,6 +143,7 @@ static const gpu_training_case gpu_training_cases[] = {
     {"gpu/smallcnn with clip_grad_norm", "cfg/smallcnn.cfg", "grad", "in", 1, "net.clip_grad_norm=0.01", 0.01},
     {"gpu/smallcnn with class_weights, 2 subdivisions", "cfg/smallcnn.cfg", "grad", "in", 2,
      "net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25", 0},
+    {"gpu/vit_micro with ema", "cfg/vit_micro.cfg", "grad", "in", 1, "net.ema=1", 0},
 };
 #define GPU_TRAINING_CASES ((int)(sizeof(gpu_training_cases) / sizeof(gpu_training_cases[0])))
 

@@ -176,6 +176,15 @@ static void compare_training(const void *arg)
         double e = relative_error(gpu->params[i]->value, cpu->params[i]->value, cpu->params[i]->size);
         CHECK(e < TRAIN_TOL, "%s: tensor %d (%s) after 3 steps: relative error %.3g", cfg, i, cpu->params[i]->name, e);
     }
+    /* ema=1: the device's moving average against the CPU's */
+    cdb_trainer *tc = trainer_of(cpu), *tg = trainer_of(gpu);
+    for (int i = 0, a = 0; tc->ema && i < cpu->n; i++)
+        for (int k = 0; k < cpu->layers[i].nio; k++, a++) {
+            size_t n = cpu->layers[i].io_size[k];
+            cdb_gpu_pull(gpu, tg->ema[a], n * sizeof(float));
+            double e = relative_error(tg->ema[a], tc->ema[a], n);
+            CHECK(e < TRAIN_TOL, "%s: the moving average of layer %d array %d: relative error %.3g", cfg, i, k, e);
+        }
     /* Save from the device, load into a fresh network, resume on the device:
      * the file holds the device's values, and one more step of the resumed
      * network matches one more of the original (its optimizer state went up). */
