@@ -96,6 +96,7 @@ static void write_toy_dataset(const char *dir, int n)
 static const char *toy_cfg =
     "[net]\nbatch=16\nwidth=8\nheight=8\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\nmax_batches=40\n"
     "channel_dropback=1\ndropback_skip=0\nvalid_every=20\nema=1\nema_decay=0.9\n"
+    "mixup_alpha=0.2\ncutmix_alpha=1\nmixup_prob=0.5\n"
     "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=relu\n"
     "[maxpool]\nsize=2\nstride=2\n"
     "[connected]\noutput=4\nactivation=linear\n[softmax]\n";

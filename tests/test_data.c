@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include "data.h"
+#include "mixup.h"
 #include "test.h"
 
 static void tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", test_tmpdir(), name); }
@@ -279,9 +280,104 @@ static void t_colour_jitter(void)
     CHECK(differ > 0, "the colours must vary");
 }
 
+/* timm's mixup and cutmix: the box and the corrected lambda of rand_bbox
+ * on fixed draws, the blend and the pasted box (image i with n-1-i), the
+ * draws' probabilities and Beta's mean, and the targets a mixed step
+ * trains on (timm's mixup_target with label smoothing). */
+static void t_mixup_cutmix(void)
+{
+    mix_params m;
+    /* lam 0.64 on 10 x 10: ratio 0.6, a 6 x 6 cut centred at (2, 8),
+     * clipped to rows 0..4, columns 5..9: area 25, lam 0.75 */
+    cdb_mix_box(0.64, 2, 8, 10, 10, &m);
+    CHECK(m.cutmix && m.y0 == 0 && m.y1 == 5 && m.x0 == 5 && m.x1 == 10 && m.lam == 0.75f, "box %d..%d x %d..%d, lam %g",
+          m.y0, m.y1, m.x0, m.x1, m.lam);
+    /* odd cut sizes lose a row and a column to cut // 2 on both sides, as timm's */
+    cdb_mix_box(0.51, 4, 4, 8, 8, &m); /* ratio 0.7: cut 5, rows and columns 2..5 */
+    CHECK(m.y0 == 2 && m.y1 == 6 && m.x0 == 2 && m.x1 == 6 && m.lam == 0.75f, "odd cut: %d..%d, lam %g", m.y0, m.y1, m.lam);
+    /* the pasted box: image i takes image n-1-i's box (3 images: the middle one its own) */
+    float img[3][1][4][4], orig[3][1][4][4];
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 16; k++) img[i][0][k / 4][k % 4] = (float)(100 * i + k);
+    memcpy(orig, img, sizeof(img));
+    cdb_mix_box(0.75, 1, 1, 4, 4, &m); /* cut 2: rows 0..1, columns 0..1 */
+    CHECK(cdb_mix_apply(&m, &img[0][0][0][0], 3, 1, 4, 4) == 0, "apply");
+    for (int i = 0; i < 3; i++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++) {
+                int inside = y >= m.y0 && y < m.y1 && x >= m.x0 && x < m.x1;
+                float want = inside ? orig[2 - i][0][y][x] : orig[i][0][y][x];
+                CHECK(img[i][0][y][x] == want, "cutmix image %d (%d, %d): %g, want %g", i, y, x, img[i][0][y][x], want);
+            }
+    /* the blend: lam x_i + (1 - lam) x_{n-1-i} */
+    memcpy(img, orig, sizeof(img));
+    mix_params blend = {0.7f, 0, 0, 0, 0, 0};
+    CHECK(cdb_mix_apply(&blend, &img[0][0][0][0], 3, 1, 4, 4) == 0, "apply");
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 16; k++) {
+            float want = orig[i][0][k / 4][k % 4] * 0.7f + orig[2 - i][0][k / 4][k % 4] * (float)(1.0 - (double)0.7f);
+            CHECK(img[i][0][k / 4][k % 4] == want, "mixup image %d [%d]", i, k);
+        }
+    /* the draws: mixup_prob, the switch, Beta's mean, mixup_off_epoch */
+    input_config in;
+    memset(&in, 0, sizeof(in));
+    in.mixup_alpha = 1.f;
+    in.cutmix_alpha = 1.f;
+    in.mixup_prob = 0.5f;
+    in.mixup_switch_prob = 0.25f;
+    int mixed = 0, cut = 0;
+    double sum_lam = 0;
+    for (int s = 0; s < 4000; s++) {
+        cdb_mix_draw(&in, 7, s, 0, 32, 32, &m);
+        if (m.lam == 1.f) continue;
+        mixed++;
+        cut += m.cutmix;
+        if (!m.cutmix) sum_lam += m.lam;
+        if (m.cutmix)
+            CHECK(fabsf(m.lam - (1.f - (float)((m.y1 - m.y0) * (m.x1 - m.x0)) / 1024.f)) < 1e-6f, "step %d: lam %g of box", s,
+                  m.lam);
+    }
+    CHECK(abs(mixed - 2000) < 150 && abs(cut - mixed / 4) < 100, "%d of 4000 mixed, %d by cutmix", mixed, cut);
+    CHECK(fabs(sum_lam / (mixed - cut) - 0.5) < 0.03, "Beta(1, 1)'s mean: %g", sum_lam / (mixed - cut));
+    cdb_mix_draw(&in, 7, 3, 5, 32, 32, &m);
+    in.mixup_off_epoch = 5;
+    mix_params off;
+    cdb_mix_draw(&in, 7, 3, 5, 32, 32, &off);
+    CHECK(off.lam == 1.f, "mixup_off_epoch=5: epoch 5 is not mixed");
+    /* the same draw for the same seed and step */
+    in.mixup_off_epoch = 0;
+    mix_params again;
+    cdb_mix_draw(&in, 7, 3, 5, 32, 32, &again);
+    CHECK(!memcmp(&m, &again, sizeof(m)), "a draw repeats");
+    /* the targets of a mixed step: lam y + (1 - lam) y', smoothed one-hots */
+    cdb_network *net = net_from_text("[net]\nbatch=2\nwidth=2\nheight=2\nchannels=1\nlabel_smoothing=0.1\n"
+                                     "mixup_alpha=0.2\n[connected]\noutput=4\n[softmax]\n");
+    cdb_trainer *tr = net ? cdb_trainer_new(net) : NULL;
+    CHECK(tr, "build: %s", cdb_last_error());
+    float images[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int labels[2] = {1, 3}, partners[2] = {3, 1};
+    CHECK(isfinite(cdb_trainer_run_step_mix(tr, images, labels, partners, 0.7f)), "step");
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) {
+            double want = 0.7 * (k == labels[b] ? 0.925 : 0.025) + 0.3 * (k == partners[b] ? 0.925 : 0.025);
+            CHECK(fabs(net->truth[b * 4 + k] - want) < 1e-6, "target [%d][%d] %g, want %g", b, k, net->truth[b * 4 + k],
+                  want);
+        }
+    cdb_trainer_free(tr);
+    cdb_network_free(net);
+    const char *msg = net_error_from_text("mix.cfg", "[net]\nbatch=2\nwidth=2\nheight=2\nchannels=1\nmixup_prob=0.5\n"
+                                                     "[connected]\noutput=4\n[softmax]\n");
+    CHECK(msg && strstr(msg, "mix.cfg:6: [net] key 'mixup_prob': applies with mixup_alpha or cutmix_alpha"), "%s",
+          msg ? msg : "built");
+    msg = net_error_from_text("mix.cfg", "[net]\nbatch=2\nwidth=2\nheight=2\nchannels=1\ncutmix_alpha=-1\n"
+                                         "[connected]\noutput=4\n[softmax]\n");
+    CHECK(msg && strstr(msg, "mix.cfg:6: [net] key 'cutmix_alpha'"), "%s", msg ? msg : "built");
+}
+
 void register_data_tests(void)
 {
     test_add("data/colour distortion (hue, saturation, exposure) against closed forms", t_colour_jitter);
+    test_add_tagged("data/mixup and cutmix as timm's", t_mixup_cutmix, TEST_KERNELS);
     test_add("data/rotation (angle=) against closed forms", t_rotation);
     test_add("data/IDX raw and gzip", t_idx_raw_and_gz);
     test_add("data/IDX truncated, mislabeled, mismatched files rejected", t_idx_bad_files);

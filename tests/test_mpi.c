@@ -131,19 +131,22 @@ static void t_two_ranks(void)
     printf("    local batch norm, 2 ranks against subdivisions=2: largest relative difference %.2g\n", d);
     CHECK(d >= 0 && d < 1e-5, "local statistics: 2 ranks and subdivisions=2 differ by %g", d);
     /* the same with class weights (their denominator is the whole batch's,
-     * over the ranks) and clipping (of the summed gradient) */
+     * over the ranks), clipping (of the summed gradient) and mixup and
+     * cutmix (of the whole batch: each rank its slice) */
     snprintf(cmd, sizeof(cmd),
              MPIRUN " -np 2 %s train %s -data %s -backup %s/i -threads 1 -quiet -log none -set net.clip_grad_norm=0.05 "
-                    "-set net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25 2>&1 && "
+                    "-set net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25 -set net.mixup_alpha=0.4 -set net.cutmix_alpha=1 2>&1 && "
                     "./cdbnet train %s -data %s -backup %s/j -threads 1 -quiet -log none -set net.subdivisions=2 "
-                    "-set net.clip_grad_norm=0.05 -set net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25 2>&1",
+                    "-set net.clip_grad_norm=0.05 -set net.class_weights=0.5,1,2,1,1,1,3,1,1,0.25 -set net.mixup_alpha=0.4 "
+                    "-set net.cutmix_alpha=1 2>&1",
              mpi_binary(), cfg, data, dir, cfg, data, dir);
     CHECK(run_command(cmd, out, sizeof(out)) == 0, "%s", out);
     snprintf(a, sizeof(a), "%s/i/mpi_final.weights", dir);
     snprintf(b, sizeof(b), "%s/j/mpi_final.weights", dir);
     d = weights_difference(cfg, a, b);
-    printf("    class weights and clipping, 2 ranks against subdivisions=2: largest relative difference %.2g\n", d);
-    CHECK(d >= 0 && d < 1e-5, "class weights and clipping: 2 ranks and subdivisions=2 differ by %g", d);
+    printf("    class weights, clipping, mixup and cutmix, 2 ranks against subdivisions=2: largest relative difference "
+           "%.2g\n", d);
+    CHECK(d >= 0 && d < 1e-5, "class weights, clipping and mixing: 2 ranks and subdivisions=2 differ by %g", d);
     /* benchmark under mpirun: the sum's time and size; with every tensor
      * selected, the dropped channels stay out of it */
     snprintf(cmd, sizeof(cmd), MPIRUN " -np 2 %s benchmark %s -steps 2 -repeats 1 -warmup 1 -threads 1 2>&1",

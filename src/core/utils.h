@@ -62,7 +62,8 @@ enum {
     RNG_STREAM_SHUFFLE = 2,  /* per-epoch order of the training set */
     RNG_STREAM_AUGMENT = 3,  /* per-step augmentation */
     RNG_STREAM_DROPBACK = 4, /* per-step ChannelDropBack masks */
-    RNG_STREAM_DROPOUT = 5   /* per-step dropout masks */
+    RNG_STREAM_DROPOUT = 5,  /* per-step dropout masks */
+    RNG_STREAM_MIX = 6       /* per-step mixup / cutmix */
 };
 
 /* A stream for (seed, purpose, counter): e.g. the dropback masks of step 17

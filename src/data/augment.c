@@ -167,6 +167,18 @@ int cdb_input_config_read(cfg_reader *r, input_config *in)
         cdb_cfg_fail(r, "max_crop", "max_crop=%d is below min_crop=%d", in->max_crop, in->min_crop);
         return -1;
     }
+    in->mixup_alpha = cdb_cfg_float(r, "mixup_alpha", 0.f, 0.f, 100.f);
+    in->cutmix_alpha = cdb_cfg_float(r, "cutmix_alpha", 0.f, 0.f, 100.f);
+    in->mixup_prob = cdb_cfg_float(r, "mixup_prob", 1.f, 0.f, 1.f);
+    in->mixup_switch_prob = cdb_cfg_float(r, "mixup_switch_prob", 0.5f, 0.f, 1.f);
+    in->mixup_off_epoch = cdb_cfg_int(r, "mixup_off_epoch", 0, 0, 1 << 20);
+    if (r->failed) return -1;
+    static const char *const mix_keys[] = {"mixup_prob", "mixup_switch_prob", "mixup_off_epoch"};
+    for (int k = 0; k < 3; k++)
+        if (in->mixup_alpha <= 0 && in->cutmix_alpha <= 0 && cdb_cfg_has(r, mix_keys[k])) {
+            cdb_cfg_fail(r, mix_keys[k], "applies with mixup_alpha or cutmix_alpha above 0 only");
+            return -1;
+        }
     int channels = cdb_cfg_has(r, "channels") ? cdb_cfg_int(r, "channels", 1, 1, 1 << 16) : 0;
     if (in->nmean && in->nmean != channels) {
         cdb_cfg_fail(r, "mean", "%d values for %d channels", in->nmean, channels);

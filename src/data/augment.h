@@ -31,6 +31,11 @@ typedef struct {
     int darknet_crop, min_crop, max_crop;
     int darknet_crop_keys;     /* min_crop, max_crop or aspect given (warned about for in-memory datasets) */
     float aspect;
+    /* timm's mixup and cutmix over each step's batch (mixup.h) */
+    float mixup_alpha, cutmix_alpha; /* Beta(alpha, alpha) of each; 0: off */
+    float mixup_prob;          /* the chance a batch is mixed */
+    float mixup_switch_prob;   /* with both alphas: the chance of cutmix rather than mixup */
+    int mixup_off_epoch;       /* from this epoch (0-based) on, no mixing (0: never off) */
 } input_config;
 
 /* The input keys of [net] (the reader of the full build, which checks

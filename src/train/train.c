@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "gemm.h"
 #include "loader.h"
+#include "mixup.h"
 #include "dropback_report.h"
 #include "runlog.h"
 #include "model.h"
@@ -369,13 +370,19 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
     /* image files: the next batch is decoded while this one trains; on
      * several ranks each takes its shard of every batch */
     int prefetch = train->paths != NULL, share = net->batch / net->ranks, shard = cdb_dist_rank() * share;
+    /* mixup and cutmix mix the whole step's batch (image i with image
+     * batch-1-i): on several ranks each loads all of it, mixes it, and
+     * trains its own slice, so that the ranks see the one-process batch */
+    int mixing = cdb_mix_active(&in);
+    int load_from = mixing ? 0 : shard, load_count = mixing ? net->batch : share;
+    int *partners = mixing ? cdb_xcalloc((size_t)share, sizeof(int)) : NULL;
     batch_loader loader;
-    float *images = prefetch ? NULL : cdb_xcalloc((size_t)share * net->inputs, sizeof(float));
-    int *labels = prefetch ? NULL : cdb_xcalloc((size_t)share, sizeof(int));
+    float *images = prefetch ? NULL : cdb_xcalloc((size_t)load_count * net->inputs, sizeof(float));
+    int *labels = prefetch ? NULL : cdb_xcalloc((size_t)load_count, sizeof(int));
     int *order = prefetch ? NULL : cdb_xcalloc((size_t)train->n, sizeof(int));
-    int order_epoch = -1, status = prefetch || (images && labels && order) ? 0 : -1;
+    int order_epoch = -1, status = (prefetch || (images && labels && order)) && (!mixing || partners) ? 0 : -1;
     if (prefetch && !status)
-        status = cdb_loader_start(&loader, train, &in, net->seed, net->batch, shard, share, tr->step, max);
+        status = cdb_loader_start(&loader, train, &in, net->seed, net->batch, load_from, load_count, tr->step, max);
     double avg_loss = -1, t_start = cdb_now_seconds(), t_window = t_start;
     int window_steps = 0, start_step = tr->step, consecutive_skips = 0;
     memset(&tr->dropback_stats, 0, sizeof(tr->dropback_stats));
@@ -390,7 +397,7 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
     fflush(stdout);
     while (!status && tr->step < max) {
         if (prefetch ? cdb_loader_next(&loader, tr->step, &images, &labels)
-                     : cdb_loader_fill_step(train, &in, net->seed, net->batch, shard, share, tr->step, order,
+                     : cdb_loader_fill_step(train, &in, net->seed, net->batch, load_from, load_count, tr->step, order,
                                         &order_epoch, images, labels)) {
             char why[2048];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
@@ -399,7 +406,20 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
             break;
         }
         float lr = cdb_trainer_learning_rate(tr);
-        float loss = cdb_trainer_run_step(tr, images, labels);
+        float loss;
+        if (mixing) {
+            mix_params mp;
+            cdb_mix_draw(&in, net->seed, tr->step, tr->step / steps_per_epoch, net->h, net->w, &mp);
+            if (cdb_mix_apply(&mp, images, net->batch, net->c, net->h, net->w)) {
+                status = -1;
+                break;
+            }
+            for (int i = 0; i < share; i++) partners[i] = labels[net->batch - 1 - (shard + i)];
+            loss = cdb_trainer_run_step_mix(tr, images + (size_t)(mixing ? shard : 0) * net->inputs,
+                                            labels + (mixing ? shard : 0), partners, mp.lam);
+        } else {
+            loss = cdb_trainer_run_step(tr, images, labels);
+        }
         if (tr->step_failed) {
             char why[1024];
             snprintf(why, sizeof(why), "%s", cdb_last_error());
@@ -529,6 +549,7 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
         free(labels);
         free(order);
     }
+    free(partners);
     if (status) return status;
     if (net->ranks > 1 && check_ranks_agree(net, lead)) return -1;
     if (!lead) return 0;

@@ -453,14 +453,24 @@ static void zero_gradients(cdb_network *net)
 }
 
 /* Subdivision s of the step's batch into the network's input and targets
- * (label smoothing spreads eps over the classes). */
-static void load_subdivision(cdb_network *net, const float *images, const int *labels, int s, float eps)
+ * (label smoothing spreads eps over the classes). With a mix (mixup or
+ * cutmix: `partners` the labels the images were mixed with, `lam` the own
+ * label's weight), timm's mixup_target: lam y + (1 - lam) y', each a
+ * one-hot smoothed to 1 - eps + eps/K and eps/K. */
+static void load_subdivision(cdb_network *net, const float *images, const int *labels, int s, float eps,
+                             const int *partners, float lam)
 {
     size_t first = (size_t)s * net->mini_batch;
     memcpy(net->input, images + first * net->inputs, (size_t)net->mini_batch * net->inputs * sizeof(float));
     int K = net->classes;
     for (int b = 0; b < net->mini_batch; b++) {
         float *t = net->truth + (size_t)b * K;
+        if (partners) {
+            float off = eps / K, on = 1.f - eps + off, other = (float)(1.0 - (double)lam);
+            int y = labels[first + b], y2 = partners[first + b];
+            for (int k = 0; k < K; k++) t[k] = (k == y ? on : off) * lam + (k == y2 ? on : off) * other;
+            continue;
+        }
         for (int k = 0; k < K; k++) t[k] = eps / K;
         t[labels[first + b]] += 1.f - eps;
     }
@@ -573,6 +583,11 @@ static void layer_done(void *ctx, int layer)
 /* One optimizer step, on the CPU or the GPU through the same sequence. */
 float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labels)
 {
+    return cdb_trainer_run_step_mix(tr, images, labels, NULL, 1.f);
+}
+
+float cdb_trainer_run_step_mix(cdb_trainer *tr, const float *images, const int *labels, const int *partners, float lam)
+{
     cdb_network *net = tr->net;
     tr->step_failed = tr->step_skipped = 0;
     /* 0. The optimizer's state, allocated by the first step. */
@@ -602,8 +617,11 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
     /* class weights: the denominator of the weighted mean, over the batch of every rank */
     double denominator = 0;
     if (tr->class_weights) {
-        for (int i = 0; i < net->subdivisions * net->mini_batch; i++) denominator += tr->class_weights[labels[i]];
-        if (net->ranks > 1 && cdb_dist_sum_doubles(&denominator, 1)) {
+        /* soft (mixed) targets: PyTorch's mean over the images, as for probability targets */
+        for (int i = 0; !partners && i < net->subdivisions * net->mini_batch; i++)
+            denominator += tr->class_weights[labels[i]];
+        if (partners) denominator = net->batch;
+        if (!partners && net->ranks > 1 && cdb_dist_sum_doubles(&denominator, 1)) {
             tr->step_failed = 1;
             return NAN;
         }
@@ -612,7 +630,7 @@ float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labe
     double loss = 0;
     for (int s = 0; s < net->subdivisions; s++) {
         net->pass.subdivision = s;
-        load_subdivision(net, images, labels, s, tr->cfg.label_smoothing);
+        load_subdivision(net, images, labels, s, tr->cfg.label_smoothing, partners, lam);
         if (tr->class_weights) weigh_subdivision(tr, denominator);
         net->loss = 0;
         cdb_network_forward(net, 1);

@@ -78,6 +78,10 @@ int cdb_class_weights_read(cfg_reader *r, int classes, float **out);
  * error, a failure on another rank). No check of the labels (cdb_train_step
  * of the API checks them). */
 float cdb_trainer_run_step(cdb_trainer *tr, const float *images, const int *labels);
+/* The same on a mixed batch (mixup.h): each image's targets are timm's
+ * lam y + (1 - lam) y' with y' = partners[i] (soft targets: with class
+ * weights, PyTorch's mean over the images as for probability targets). */
+float cdb_trainer_run_step_mix(cdb_trainer *tr, const float *images, const int *labels, const int *partners, float lam);
 /* The learning rate of the next step. */
 float cdb_trainer_learning_rate(const cdb_trainer *tr);
 /* Steps the run will take: max_batches, or max_epochs over `train_size`;
