@@ -192,6 +192,12 @@ static void t_train_then_valid(void)
     CHECK(strstr(out, "AP    images") && map && sscanf(map, "mAP %f over the 4 classes", &map_value) == 1 &&
               map_value > 0.5f && map_value <= 1.f,
           "the AP report: %s", out);
+    /* -train-subset N: a stratified N of the training set, and the epoch is of those */
+    snprintf(cmd, sizeof(cmd), "./cdbnet train %s -data %s -out %s.subset -log none -train-subset 96 -set net.max_batches=6",
+             cfg, data, weights);
+    CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "training subset: 96 of the 256 images") &&
+              strstr(out, "6 steps per epoch of 96 images"),
+          "-train-subset: %s", out);
     snprintf(cmd, sizeof(cmd), "./cdbnet predict %s %s -data %s -index 3", cfg, weights, data);
     CHECK(run_command(cmd, out, sizeof(out)) == 0 && strstr(out, "(label 3)") && strstr(out, "class"), "predict: %s", out);
     /* Resume: continuing from the checkpoint saved at step 20 ends with

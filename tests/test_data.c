@@ -374,10 +374,65 @@ static void t_mixup_cutmix(void)
     CHECK(msg && strstr(msg, "mix.cfg:6: [net] key 'cutmix_alpha'"), "%s", msg ? msg : "built");
 }
 
+/* train_subset: each class's share of n by the largest remainders, the
+ * entries drawn from the seed, kept in their order, pixels and labels
+ * together. */
+static cdb_dataset subset_fixture(void)
+{
+    cdb_dataset d;
+    memset(&d, 0, sizeof(d));
+    d.name = strdup("fixture");
+    d.n = 100;
+    d.c = d.h = d.w = 1;
+    d.classes = 3;
+    d.pixels = malloc(100);
+    d.labels = malloc(100 * sizeof(int));
+    for (int i = 0; i < 100; i++) {
+        d.pixels[i] = (uint8_t)i;                          /* the entry's index */
+        d.labels[i] = i % 10 < 5 ? 0 : (i % 10 < 8 ? 1 : 2); /* 50, 30 and 20 */
+    }
+    return d;
+}
+
+static void t_train_subset(void)
+{
+    const struct {
+        int n, want[3];
+    } cases[] = {{10, {5, 3, 2}}, {7, {4, 2, 1}}, {99, {49, 30, 20}}, {1, {1, 0, 0}}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        cdb_dataset d = subset_fixture();
+        CHECK(cdb_dataset_subset(&d, cases[c].n, 5) == 0 && d.n == cases[c].n, "subset of %d: %s", cases[c].n,
+              cdb_last_error());
+        int got[3] = {0, 0, 0}, ordered = 1;
+        for (int i = 0; i < d.n; i++) {
+            got[d.labels[i]]++;
+            CHECK(d.labels[i] == (d.pixels[i] % 10 < 5 ? 0 : (d.pixels[i] % 10 < 8 ? 1 : 2)), "labels and pixels apart");
+            if (i) ordered &= d.pixels[i] > d.pixels[i - 1];
+        }
+        CHECK(ordered && got[0] == cases[c].want[0] && got[1] == cases[c].want[1] && got[2] == cases[c].want[2],
+              "subset of %d: %d %d %d per class, want %d %d %d (ordered %d)", cases[c].n, got[0], got[1], got[2],
+              cases[c].want[0], cases[c].want[1], cases[c].want[2], ordered);
+        cdb_dataset_clear(&d);
+    }
+    /* the same seed draws the same entries, another seed others */
+    cdb_dataset a = subset_fixture(), b = subset_fixture(), e = subset_fixture();
+    CHECK(cdb_dataset_subset(&a, 20, 5) == 0 && cdb_dataset_subset(&b, 20, 5) == 0 && cdb_dataset_subset(&e, 20, 6) == 0,
+          "subsets");
+    CHECK(!memcmp(a.pixels, b.pixels, 20) && memcmp(a.pixels, e.pixels, 20), "the draw follows the seed");
+    cdb_dataset_clear(&a);
+    cdb_dataset_clear(&b);
+    cdb_dataset_clear(&e);
+    cdb_dataset d = subset_fixture();
+    CHECK(cdb_dataset_subset(&d, 101, 5) != 0 && strstr(cdb_last_error(), "101 images of 'fixture', which has 100"), "%s",
+          cdb_last_error());
+    cdb_dataset_clear(&d);
+}
+
 void register_data_tests(void)
 {
     test_add("data/colour distortion (hue, saturation, exposure) against closed forms", t_colour_jitter);
     test_add_tagged("data/mixup and cutmix as timm's", t_mixup_cutmix, TEST_KERNELS);
+    test_add("data/train_subset: stratified, seeded, in order", t_train_subset);
     test_add("data/rotation (angle=) against closed forms", t_rotation);
     test_add("data/IDX raw and gzip", t_idx_raw_and_gz);
     test_add("data/IDX truncated, mislabeled, mismatched files rejected", t_idx_bad_files);

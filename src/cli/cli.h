@@ -13,6 +13,7 @@
 typedef struct {
     const char *data, *weights, *out, *log, *backup, *seed_list, *report, *sweep;
     int seeds, jobs, epochs, limit, size, rgb, jpeg, data_only;
+    const char *train_subset;  /* -train-subset N, as given (train checks it; compare passes it on) */
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
     int threads, nodropback, clear, print_every, index, top, top_given, quiet, follower;

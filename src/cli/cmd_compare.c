@@ -169,6 +169,10 @@ int cmd_compare(const cli *c, const char *self)
         o.train_args[o.n_train_args++] = "-set";
         o.train_args[o.n_train_args++] = c->overrides[i];
     }
+    if (c->train_subset) { /* every arm of a seed trains the same subset (drawn from that seed) */
+        o.train_args[o.n_train_args++] = "-train-subset";
+        o.train_args[o.n_train_args++] = c->train_subset;
+    }
     if (c->epochs) {
         snprintf(epochs, sizeof(epochs), "net.max_epochs=%d", c->epochs);
         o.train_args[o.n_train_args++] = "-set";

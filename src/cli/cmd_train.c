@@ -2,12 +2,14 @@
  * length or a signal (which saves a checkpoint first). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "dropback_report.h"
 #include "checkpoint.h"
 #include "images.h"
+#include "model.h"
 #include "train.h"
 
 /* SIGINT/SIGTERM during training: the first asks the loop to save a
@@ -66,11 +68,21 @@ int cmd_train(const cli *c)
     if (!c->quiet) cdb_network_print_summary(net, stdout);
     if (c->weights && cdb_trainer_resume(tr, c->weights, c->clear, c->quiet)) goto done;
     if (cli_load_data_config(net, c, &d)) goto done;
-    if (cdb_dataset_read(&d, "train", &train) || cdb_dataset_check_against(&train, net) || cdb_dataset_read(&d, "valid", &valid) ||
-        cdb_dataset_check_against(&valid, net)) {
+    /* -train-subset N (or the .data file's train_subset=): a stratified sample drawn from the run's seed */
+    int subset = c->train_subset ? atoi(c->train_subset) : d.train_subset;
+    if (cdb_dataset_read(&d, "train", &train)) {
         cdb_data_config_free(&d);
         goto done;
     }
+    int all = train.n;
+    if ((subset && cdb_dataset_subset(&train, subset, cdb_network_seed(net))) || cdb_dataset_check_against(&train, net) ||
+        cdb_dataset_read(&d, "valid", &valid) || cdb_dataset_check_against(&valid, net)) {
+        cdb_data_config_free(&d);
+        goto done;
+    }
+    if (subset && !c->quiet)
+        printf("training subset: %d of the %d images of %s, stratified by class, drawn from seed %llu\n", train.n, all,
+               train.name, (unsigned long long)cdb_network_seed(net));
     if (cdb_trainer_resolve_length(tr, train.n) || check_same_classes(&train, &valid)) {
         cdb_data_config_free(&d);
         goto done;

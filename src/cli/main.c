@@ -39,6 +39,7 @@ const char *cli_usage =
     "  -weights FILE     (train) start from these weights and continue from their images-seen count\n"
     "                    (with FILE.state, the optimizer state saved beside them: an exact resume)\n"
     "  -clear            (train) with -weights: restart the schedule at step 0\n"
+    "  -train-subset N   (train, compare) train on a stratified N images of the training set, drawn from the seed\n"
     "  -log FILE         (train) the CSV log, one row per validation (default\n"
     "                    BACKUP/CFGNAME_log.csv, its chart beside it; -log none: no log)\n"
     "  -backup DIR       (train) the backup folder, instead of the .data file's backup=\n"
@@ -126,7 +127,7 @@ static int parse_cli(int argc, char **argv, cli *c)
                           !strcmp(a, "-backup") || !strcmp(a, "-seeds") || !strcmp(a, "-seed-list") ||
                           !strcmp(a, "-jobs") || !strcmp(a, "-epochs") || !strcmp(a, "-report") ||
                           !strcmp(a, "-sweep") || !strcmp(a, "-limit") || !strcmp(a, "-size") ||
-                          !strcmp(a, "-jpeg");
+                          !strcmp(a, "-jpeg") || !strcmp(a, "-train-subset");
         if (takes_value && need_value(argc, argv, i)) return -1;
         const char *v = takes_value ? argv[++i] : NULL;
         if (!strcmp(a, "-data")) c->data = v;
@@ -183,6 +184,10 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->overrides[c->n_overrides++] = v;
         } else if (!strcmp(a, "-print")) {
             if (int_value(a, v, 1, &c->print_every)) return -1;
+        } else if (!strcmp(a, "-train-subset")) {
+            int n;
+            if (int_value(a, v, 1, &n)) return -1;
+            c->train_subset = v;
         } else if (!strcmp(a, "-index")) {
             if (int_value(a, v, 0, &c->index)) return -1;
         } else if (!strcmp(a, "-top")) {

@@ -63,7 +63,8 @@ enum {
     RNG_STREAM_AUGMENT = 3,  /* per-step augmentation */
     RNG_STREAM_DROPBACK = 4, /* per-step ChannelDropBack masks */
     RNG_STREAM_DROPOUT = 5,  /* per-step dropout masks */
-    RNG_STREAM_MIX = 6       /* per-step mixup / cutmix */
+    RNG_STREAM_MIX = 6,      /* per-step mixup / cutmix */
+    RNG_STREAM_SUBSET = 7    /* the training subset (train_subset=) */
 };
 
 /* A stream for (seed, purpose, counter): e.g. the dropback masks of step 17

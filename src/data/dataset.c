@@ -37,6 +37,7 @@ int cdb_data_config_load(const char *path, data_config *out)
     out->bad_images_skip = cdb_cfg_choice(&r, "bad_images", bad_images, 0);
     out->cache = cdb_cfg_int(&r, "cache", 0, 0, 1);
     out->loader_threads = cdb_cfg_int(&r, "loader_threads", 0, 0, 64);
+    out->train_subset = cdb_cfg_int(&r, "train_subset", 0, 0, 1 << 30);
     out->max_image_pixels = cdb_cfg_int(&r, "max_image_pixels", (int)DEFAULT_MAX_IMAGE_PIXELS, 1, INT_MAX);
     s = cdb_cfg_str(&r, "backup", "backup");
     out->backup = cdb_xstrdup(s);
@@ -136,6 +137,80 @@ void cdb_dataset_truncate(cdb_dataset *d, int n)
             d->paths[i] = NULL;
         }
     d->n = n;
+}
+
+int cdb_dataset_subset(cdb_dataset *d, int n, uint64_t seed)
+{
+    if (n < 1 || n > d->n) {
+        cdb_set_error("a training subset of %d images of '%s', which has %d", n, d->name, d->n);
+        return -1;
+    }
+    if (n == d->n) return 0;
+    int K = d->classes;
+    long *count = cdb_xcalloc((size_t)K, sizeof(long)), *quota = cdb_xcalloc((size_t)K, sizeof(long));
+    int *order = cdb_xmalloc((size_t)d->n * sizeof(int));
+    unsigned char *keep = cdb_xcalloc((size_t)d->n, 1);
+    int status = count && quota && order && keep ? 0 : -1;
+    if (!status) {
+        for (int i = 0; i < d->n; i++) count[d->labels[i]]++;
+        /* the floors of each class's share, then one more to the largest remainders */
+        long given = 0;
+        for (int k = 0; k < K; k++) {
+            quota[k] = (long)((long long)n * count[k] / d->n);
+            given += quota[k];
+        }
+        while (given < n) {
+            int best = -1;
+            long long best_rem = -1;
+            for (int k = 0; k < K; k++) {
+                long long rem = (long long)n * count[k] % d->n;
+                if (quota[k] < count[k] && rem > best_rem) {
+                    best = k;
+                    best_rem = rem;
+                }
+            }
+            quota[best]++;
+            given++;
+            /* a remainder used once: the class takes no second extra */
+            count[best] = -count[best] - 1;
+        }
+        for (int k = 0; k < K; k++)
+            if (count[k] < 0) count[k] = -count[k] - 1;
+        /* within each class, a seeded shuffle of its entries; the first quota kept */
+        cdb_rng rng = cdb_rng_stream(seed, RNG_STREAM_SUBSET, 0);
+        for (int i = 0; i < d->n; i++) order[i] = i;
+        for (int i = d->n - 1; i > 0; i--) {
+            int j = cdb_rng_int(&rng, i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int i = 0; i < d->n; i++) {
+            int e = order[i];
+            if (quota[d->labels[e]] > 0) {
+                quota[d->labels[e]]--;
+                keep[e] = 1;
+            }
+        }
+        size_t size = d->pixels ? (size_t)d->c * d->h * d->w : 0;
+        int m = 0;
+        for (int i = 0; i < d->n; i++) {
+            if (!keep[i]) {
+                if (d->paths) free(d->paths[i]);
+                continue;
+            }
+            if (d->pixels && m != i) memmove(d->pixels + (size_t)m * size, d->pixels + (size_t)i * size, size);
+            d->labels[m] = d->labels[i];
+            if (d->paths) d->paths[m] = d->paths[i];
+            m++;
+        }
+        for (int i = m; d->paths && i < d->n; i++) d->paths[i] = NULL;
+        d->n = m;
+    }
+    free(count);
+    free(quota);
+    free(order);
+    free(keep);
+    return status;
 }
 
 void cdb_dataset_clear(cdb_dataset *d)

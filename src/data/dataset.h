@@ -39,6 +39,7 @@ typedef struct {
     int cache;         /* cache=1 */
     int loader_threads; /* threads decoding image files (0: one per CPU, at most 4) */
     long long max_image_pixels; /* image files larger than this (width x height) are refused from their header */
+    int train_subset;  /* train_subset=N: a stratified, seeded N images of the training set (0: all) */
 } data_config;
 
 int cdb_data_config_load(const char *path, data_config *out);
@@ -50,5 +51,10 @@ void cdb_data_config_free(data_config *d);
 void cdb_dataset_clear(cdb_dataset *d);
 /* Keep the first n entries only (n < d->n). */
 void cdb_dataset_truncate(cdb_dataset *d, int n);
+/* Keep a stratified sample of n entries, in their order: each class's
+ * share of n in proportion to its entries (floors, then the largest
+ * remainders, ties to the lower class), the entries of each class drawn
+ * from `seed`'s stream. 0, or -1 when n is not in 1..entries (recorded). */
+int cdb_dataset_subset(cdb_dataset *d, int n, uint64_t seed);
 
 #endif

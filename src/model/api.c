@@ -16,6 +16,7 @@ int cdb_network_inputs(const cdb_network *net) { return net->inputs; }
 const char *cdb_network_cfg_path(const cdb_network *net) { return net->cfg_path; }
 const char *cdb_network_data_path(const cdb_network *net) { return net->data_path; }
 const char *cdb_network_output_type(const cdb_network *net) { return net->layers[net->n - 1].ops->name; }
+uint64_t cdb_network_seed(const cdb_network *net) { return net->seed; }
 
 int cdb_predict(cdb_network *net, const float *images, int n, float *probs)
 {

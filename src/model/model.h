@@ -29,6 +29,8 @@ int cdb_state_write(const cdb_network *net, const cdb_moments *state, const char
 int cdb_state_read(const cdb_network *net, cdb_moments *state, const char *path, int optimizer_expected,
                    int step_expected);
 
+/* The seed of every random stream of the network's runs ([net] seed=). */
+uint64_t cdb_network_seed(const cdb_network *net);
 /* The type of the last layer ("softmax", "logistic", "cost"). */
 const char *cdb_network_output_type(const cdb_network *net);
 /* The first NaN or infinity in the weights-file arrays (weights, biases,
