@@ -101,6 +101,22 @@ static const char *toy_cfg =
     "[maxpool]\nsize=2\nstride=2\n"
     "[connected]\noutput=4\nactivation=linear\n[softmax]\n";
 
+/* 1 when both files hold the same bytes, 0 when not, -1 when one cannot be read */
+static int same_files(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb ? 1 : -1, ca, cb;
+    while (same == 1) {
+        ca = fgetc(fa);
+        cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
 static void t_train_then_valid(void)
 {
     const char *dir = test_tmpdir();
@@ -209,34 +225,14 @@ static void t_train_then_valid(void)
              data, dir, resumed);
     rc = run_command(cmd, out, sizeof(out));
     CHECK(rc == 0 && !strstr(out, "warning"), "resume exited %d: %s", rc, out);
-    FILE *fa = fopen(weights, "rb"), *fb = fopen(resumed, "rb");
-    CHECK(fa && fb, "weights files");
-    int same = 1, ca, cb;
-    do {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        same &= ca == cb;
-    } while (same && ca != EOF);
-    fclose(fa);
-    fclose(fb);
-    CHECK(same, "the resumed run's weights differ from the uninterrupted run's");
+    CHECK(same_files(weights, resumed) == 1, "the resumed run's weights differ from the uninterrupted run's");
     /* and so does the moving average of the weights (ema=1), saved beside
      * each checkpoint as .ema.weights */
     char ema_a[700], ema_b[700];
     cdb_ema_path(weights, ema_a, sizeof(ema_a));
     cdb_ema_path(resumed, ema_b, sizeof(ema_b));
-    fa = fopen(ema_a, "rb");
-    fb = fopen(ema_b, "rb");
-    CHECK(fa && fb, "the moving averages %s and %s", ema_a, ema_b);
-    same = 1;
-    do {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        same &= ca == cb;
-    } while (same && ca != EOF);
-    fclose(fa);
-    fclose(fb);
-    CHECK(same, "the resumed run's moving average differs from the uninterrupted run's");
+    CHECK(same_files(ema_a, ema_b) == 1, "the resumed run's moving average (%s) differs from the uninterrupted run's (%s)",
+          ema_b, ema_a);
     /* An image file (binary PGM, read by stb_image) of class 2: the bright
      * square in the lower-left corner. */
     char pgm[512];

@@ -22,6 +22,30 @@ int cdb_predicted_class(const float *probs, int classes, int label)
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
+/* The width of a report's first column: the longest class name (at most 40), at least `least`. */
+static int name_width(const char *const *names, int classes, int least)
+{
+    int width = least;
+    for (int k = 0; names && k < classes; k++) {
+        int len = (int)strlen(names[k]);
+        width = len > width ? (len < 40 ? len : 40) : width;
+    }
+    return width;
+}
+
+/* class k's name for a CSV cell or a gnuplot label (quotes and commas out), or its number */
+static void class_label(char *dst, size_t n, const char *const *names, int k)
+{
+    if (!names) {
+        snprintf(dst, n, "%d", k);
+        return;
+    }
+    size_t j = 0;
+    for (size_t i = 0; names[k][i] && j + 1 < n; i++)
+        dst[j++] = names[k][i] == ',' || names[k][i] == '"' || names[k][i] == '\'' ? '_' : names[k][i];
+    dst[j] = 0;
+}
+
 /* qsort on (score, index) pairs: the highest score first */
 typedef struct {
     float score;
@@ -69,11 +93,7 @@ double cdb_average_precision(const float *scores, int n, int stride, const int *
 void cdb_print_ap_report(FILE *out, const float *scores, int n, int classes, const int *labels,
                          const char *const *names)
 {
-    int width = 5;
-    for (int k = 0; names && k < classes; k++) {
-        int len = (int)strlen(names[k]);
-        width = len > width ? (len < 40 ? len : 40) : width;
-    }
+    int width = name_width(names, classes, 5);
     fprintf(out, "%-*s %9s %9s\n", width, "class", "AP", "images");
     double sum = 0;
     int counted = 0;
@@ -139,11 +159,7 @@ void cdb_print_class_report(FILE *out, const long *confusion, int classes, const
     class_metrics *m = cdb_xcalloc((size_t)classes, sizeof(class_metrics)), macro, weighted;
     if (!m) return;
     cdb_class_metrics(confusion, classes, m, &macro, &weighted);
-    int width = 12; /* "weighted avg" */
-    for (int k = 0; names && k < classes; k++) {
-        int len = (int)strlen(names[k]);
-        width = len > width ? (len < 40 ? len : 40) : width;
-    }
+    int width = name_width(names, classes, 12); /* "weighted avg" */
     fprintf(out, "%-*s %9s %9s %9s %9s\n", width, "class", "precision", "recall", "f1", "support");
     for (int k = 0; k < classes; k++) {
         char number[16];
@@ -158,14 +174,6 @@ void cdb_print_class_report(FILE *out, const long *confusion, int classes, const
     free(m);
 }
 
-/* a name for a CSV cell or a gnuplot label: quotes and commas out */
-static void clean_name(char *dst, size_t n, const char *name)
-{
-    size_t j = 0;
-    for (size_t i = 0; name[i] && j + 1 < n; i++) dst[j++] = name[i] == ',' || name[i] == '"' || name[i] == '\'' ? '_' : name[i];
-    dst[j] = 0;
-}
-
 int cdb_write_confusion(const char *stem, const long *confusion, int classes, const char *const *names,
                         const char *title)
 {
@@ -176,18 +184,12 @@ int cdb_write_confusion(const char *stem, const long *confusion, int classes, co
     if (!f) return -1;
     fprintf(f, "true/predicted");
     for (int k = 0; k < K; k++) {
-        if (names)
-            clean_name(name, sizeof(name), names[k]);
-        else
-            snprintf(name, sizeof(name), "%d", k);
+        class_label(name, sizeof(name), names, k);
         fprintf(f, ",%s", name);
     }
     fprintf(f, ",not_finite\n");
     for (int i = 0; i < K; i++) {
-        if (names)
-            clean_name(name, sizeof(name), names[i]);
-        else
-            snprintf(name, sizeof(name), "%d", i);
+        class_label(name, sizeof(name), names, i);
         fprintf(f, "%s", name);
         for (int j = 0; j <= K; j++) fprintf(f, ",%ld", confusion[(size_t)i * (K + 1) + j]);
         fprintf(f, "\n");
@@ -218,23 +220,14 @@ int cdb_write_confusion(const char *stem, const long *confusion, int classes, co
                "set palette defined (0 'white', 1 '#fdd49e', 2 '#fc8d59', 3 '#b30000')\n",
             side + 100, side, png, title, K - 1, K - 1);
     if (K <= 40) {
-        fprintf(f, "set xtics rotate by 60 right (");
-        for (int k = 0; k < K; k++) {
-            if (names)
-                clean_name(name, sizeof(name), names[k]);
-            else
-                snprintf(name, sizeof(name), "%d", k);
-            fprintf(f, "%s'%s' %d", k ? ", " : "", name, k);
+        for (int axis = 0; axis < 2; axis++) {
+            fprintf(f, axis ? "set ytics (" : "set xtics rotate by 60 right (");
+            for (int k = 0; k < K; k++) {
+                class_label(name, sizeof(name), names, k);
+                fprintf(f, "%s'%s' %d", k ? ", " : "", name, k);
+            }
+            fprintf(f, ")\n");
         }
-        fprintf(f, ")\nset ytics (");
-        for (int k = 0; k < K; k++) {
-            if (names)
-                clean_name(name, sizeof(name), names[k]);
-            else
-                snprintf(name, sizeof(name), "%d", k);
-            fprintf(f, "%s'%s' %d", k ? ", " : "", name, k);
-        }
-        fprintf(f, ")\n");
     }
     fprintf(f, "plot '%s' using 1:2:3 with image notitle\n", data);
     if (cdb_temp_commit(f, tmp, script)) return -1;
