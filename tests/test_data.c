@@ -301,7 +301,7 @@ static void t_mixup_cutmix(void)
         for (int k = 0; k < 16; k++) img[i][0][k / 4][k % 4] = (float)(100 * i + k);
     memcpy(orig, img, sizeof(img));
     cdb_mix_box(0.75, 1, 1, 4, 4, &m); /* cut 2: rows 0..1, columns 0..1 */
-    CHECK(cdb_mix_apply(&m, &img[0][0][0][0], 3, 1, 4, 4) == 0, "apply");
+    cdb_mix_apply(&m, &img[0][0][0][0], 3, 1, 4, 4);
     for (int i = 0; i < 3; i++)
         for (int y = 0; y < 4; y++)
             for (int x = 0; x < 4; x++) {
@@ -312,7 +312,7 @@ static void t_mixup_cutmix(void)
     /* the blend: lam x_i + (1 - lam) x_{n-1-i} */
     memcpy(img, orig, sizeof(img));
     mix_params blend = {0.7f, 0, 0, 0, 0, 0};
-    CHECK(cdb_mix_apply(&blend, &img[0][0][0][0], 3, 1, 4, 4) == 0, "apply");
+    cdb_mix_apply(&blend, &img[0][0][0][0], 3, 1, 4, 4);
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 16; k++) {
             float want = orig[i][0][k / 4][k % 4] * 0.7f + orig[2 - i][0][k / 4][k % 4] * (float)(1.0 - (double)0.7f);

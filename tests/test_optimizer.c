@@ -459,7 +459,7 @@ static void t_ema(void)
                 for (size_t e = 0; e < net->layers[i].io_size[k]; e++, at++) {
                     double w = net->layers[i].io[k][e];
                     want[at] = d * want[at] + (1 - d) * w;
-                    float got = tr->ema[a][e];
+                    float got = tr->ema[a].avg[e];
                     if (step == 1)
                         CHECK(got == net->layers[i].io[k][e], "step 1: not a copy (layer %d array %d [%zu])", i, k, e);
                     else
@@ -469,7 +469,7 @@ static void t_ema(void)
     }
     free(want);
     /* the average is what validation and saving swap in, and the raw weights come back */
-    float w0 = net->layers[0].io[0][0], e0 = tr->ema[0][0];
+    float w0 = net->layers[0].io[0][0], e0 = tr->ema[0].avg[0];
     CHECK(w0 != e0, "the average equals the weights");
     CHECK(cdb_trainer_ema_swap(tr, 1) == 0 && net->layers[0].io[0][0] == e0 && cdb_trainer_ema_swap(tr, 0) == 0 &&
               net->layers[0].io[0][0] == w0,

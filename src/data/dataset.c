@@ -153,29 +153,26 @@ int cdb_dataset_subset(cdb_dataset *d, int n, uint64_t seed)
     int status = count && quota && order && keep ? 0 : -1;
     if (!status) {
         for (int i = 0; i < d->n; i++) count[d->labels[i]]++;
-        /* the floors of each class's share, then one more to the largest remainders */
+        /* the floors of each class's share, then one more to the largest
+         * remainders (n count_k mod entries), ties to the lower class */
         long given = 0;
         for (int k = 0; k < K; k++) {
             quota[k] = (long)((long long)n * count[k] / d->n);
             given += quota[k];
         }
-        while (given < n) {
+        for (; given < n; given++) {
             int best = -1;
             long long best_rem = -1;
             for (int k = 0; k < K; k++) {
                 long long rem = (long long)n * count[k] % d->n;
-                if (quota[k] < count[k] && rem > best_rem) {
+                int has_extra = quota[k] > (long)((long long)n * count[k] / d->n);
+                if (!has_extra && rem > best_rem) {
                     best = k;
                     best_rem = rem;
                 }
             }
             quota[best]++;
-            given++;
-            /* a remainder used once: the class takes no second extra */
-            count[best] = -count[best] - 1;
         }
-        for (int k = 0; k < K; k++)
-            if (count[k] < 0) count[k] = -count[k] - 1;
         /* within each class, a seeded shuffle of its entries; the first quota kept */
         cdb_rng rng = cdb_rng_stream(seed, RNG_STREAM_SUBSET, 0);
         for (int i = 0; i < d->n; i++) order[i] = i;

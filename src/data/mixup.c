@@ -68,26 +68,32 @@ void cdb_mix_box(double lam, int cy, int cx, int h, int w, mix_params *out)
     out->lam = (float)(1.0 - (double)(out->y1 - out->y0) * (out->x1 - out->x0) / ((double)h * w));
 }
 
-int cdb_mix_apply(const mix_params *m, float *images, int n, int c, int h, int w)
+void cdb_mix_apply(const mix_params *m, float *images, int n, int c, int h, int w)
 {
-    if (m->lam == 1.f) return 0;
+    if (m->lam == 1.f) return;
+    /* image i and image n-1-i trade places in each other's mix: both from
+     * the pair's originals, in place (no copy of the batch) */
     size_t size = (size_t)c * h * w;
-    float *orig = cdb_xmalloc((size_t)n * size * sizeof(float));
-    if (!orig) return -1;
-    memcpy(orig, images, (size_t)n * size * sizeof(float));
     float a = m->lam, b = (float)(1.0 - (double)m->lam);
-    for (int i = 0; i < n; i++) {
-        float *x = images + (size_t)i * size;
-        const float *partner = orig + (size_t)(n - 1 - i) * size;
+    for (int i = 0; i <= (n - 1) / 2; i++) {
+        float *x = images + (size_t)i * size, *y = images + (size_t)(n - 1 - i) * size;
         if (!m->cutmix) {
-            for (size_t k = 0; k < size; k++) x[k] = x[k] * a + partner[k] * b;
+            for (size_t k = 0; k < size; k++) {
+                float xk = x[k], yk = y[k];
+                x[k] = xk * a + yk * b;
+                y[k] = yk * a + xk * b; /* the middle image (x == y): x a + x b, as timm's */
+            }
             continue;
         }
+        if (x == y) continue; /* the middle image pastes its own box */
         for (int ch = 0; ch < c; ch++)
-            for (int y = m->y0; y < m->y1; y++)
-                memcpy(x + ((size_t)ch * h + y) * w + m->x0, partner + ((size_t)ch * h + y) * w + m->x0,
-                       (size_t)(m->x1 - m->x0) * sizeof(float));
+            for (int r = m->y0; r < m->y1; r++) {
+                float *px = x + ((size_t)ch * h + r) * w, *py = y + ((size_t)ch * h + r) * w;
+                for (int col = m->x0; col < m->x1; col++) {
+                    float t = px[col];
+                    px[col] = py[col];
+                    py[col] = t;
+                }
+            }
     }
-    free(orig);
-    return 0;
 }

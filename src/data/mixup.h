@@ -30,9 +30,8 @@ void cdb_mix_draw(const input_config *in, uint64_t seed, int step, int epoch, in
 /* timm's rand_bbox (no margin) for lambda `lam` centred at (cy, cx), and
  * the area correction of lambda (correct_lam): lam = 1 - box area / (h w). */
 void cdb_mix_box(double lam, int cy, int cx, int h, int w, mix_params *out);
-/* Mix n images of (c, h, w) floats in place (image i with image n-1-i).
- * 0, or -1 out of memory (recorded). */
-int cdb_mix_apply(const mix_params *m, float *images, int n, int c, int h, int w);
+/* Mix n images of (c, h, w) floats in place (image i with image n-1-i). */
+void cdb_mix_apply(const mix_params *m, float *images, int n, int c, int h, int w);
 /* A Beta(a, a) draw (a > 0). */
 double cdb_rng_beta(cdb_rng *r, double a);
 

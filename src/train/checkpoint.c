@@ -73,18 +73,27 @@ static void sync_folder(const char *path)
     }
 }
 
+/* Before a save: the file there kept as FILE.prev (what a resume falls
+ * back on when the run is killed before the save's last file). */
+static int keep_previous(const char *file, const char *what)
+{
+    char prev[4300];
+    snprintf(prev, sizeof(prev), "%s.prev", file);
+    if (access(file, F_OK) == 0 && rename(file, prev)) {
+        cdb_set_error("cannot keep the previous %s '%s' as '%s': %s", what, file, prev, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* ema=1: the average as FILE.ema.weights (the previous one kept as
  * FILE.ema.weights.prev, as the state), with the weights' images-seen
  * count, so that a resume finds the one of its weights. */
 static int save_ema(const cdb_trainer *tr, const char *path)
 {
-    char ema[4200], prev[4220];
+    char ema[4200];
     cdb_ema_path(path, ema, sizeof(ema));
-    snprintf(prev, sizeof(prev), "%s.prev", ema);
-    if (access(ema, F_OK) == 0 && rename(ema, prev)) {
-        cdb_set_error("cannot keep the previous moving average '%s' as '%s': %s", ema, prev, strerror(errno));
-        return -1;
-    }
+    if (keep_previous(ema, "moving average")) return -1;
     cdb_trainer *t = (cdb_trainer *)tr; /* the arrays are swapped and put back */
     if (cdb_trainer_ema_swap(t, 1)) return -1;
     int status = cdb_weights_write(tr->net, ema, tr->seen, tr->step);
@@ -100,19 +109,14 @@ static int load_ema(cdb_trainer *tr, const char *path, uint64_t seen)
     if (access(path, F_OK) != 0) return 0;
     cdb_network *net = tr->net;
     uint64_t keep = net->images_seen;
-    int a = 0;
-    for (int i = 0; i < net->n; i++)
-        for (int k = 0; k < net->layers[i].nio; k++, a++)
-            memcpy(tr->ema_raw[a], net->layers[i].io[k], net->layers[i].io_size[k] * sizeof(float));
+    for (int a = 0; a < tr->n_ema; a++) memcpy(tr->ema[a].raw, tr->ema[a].weights, tr->ema[a].n * sizeof(float));
     int status = cdb_weights_load(net, path);
     int match = !status && net->images_seen == seen;
-    a = 0;
-    for (int i = 0; i < net->n; i++)
-        for (int k = 0; k < net->layers[i].nio; k++, a++) {
-            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
-            if (match) memcpy(tr->ema[a], net->layers[i].io[k], bytes);
-            memcpy(net->layers[i].io[k], tr->ema_raw[a], bytes);
-        }
+    for (int a = 0; a < tr->n_ema; a++) {
+        cdb_ema_array *e = &tr->ema[a];
+        if (match) memcpy(e->avg, e->weights, e->n * sizeof(float));
+        memcpy(e->weights, e->raw, e->n * sizeof(float));
+    }
     net->images_seen = keep;
 #ifdef GPU
     if (net->gpu && cdb_network_sync_to_device(net)) return -1;
@@ -123,13 +127,9 @@ static int load_ema(cdb_trainer *tr, const char *path, uint64_t seen)
 int cdb_checkpoint_save(const cdb_trainer *tr, const char *path)
 {
     if (tr->ema && save_ema(tr, path)) return -1;
-    char state[4200], prev[4208];
+    char state[4200];
     snprintf(state, sizeof(state), "%s.state", path);
-    snprintf(prev, sizeof(prev), "%s.prev", state);
-    if (access(state, F_OK) == 0 && rename(state, prev)) {
-        cdb_set_error("cannot keep the previous optimizer state '%s' as '%s': %s", state, prev, strerror(errno));
-        return -1;
-    }
+    if (keep_previous(state, "optimizer state")) return -1;
     if (cdb_state_save(tr, state) || cdb_weights_write(tr->net, path, tr->seen, tr->step)) return -1;
     sync_folder(path);
     return 0;
@@ -190,25 +190,15 @@ int cdb_trainer_resume(cdb_trainer *tr, const char *weights, int clear, int quie
         if (got == 0 && !clear) got = load_ema(tr, prev, net->images_seen);
         if (got < 0) return -1;
         if (got == 0) { /* none: it starts from the weights */
-            int a = 0;
-            for (int i = 0; i < net->n; i++)
-                for (int k = 0; k < net->layers[i].nio; k++, a++)
-                    memcpy(tr->ema[a], net->layers[i].io[k], net->layers[i].io_size[k] * sizeof(float));
+            for (int a = 0; a < tr->n_ema; a++)
+                memcpy(tr->ema[a].avg, tr->ema[a].weights, tr->ema[a].n * sizeof(float));
             if (!clear && tr->step > 0)
                 fprintf(stderr, "warning: no moving average of these weights ('%s'): it starts from them\n", ema);
         } else if (!quiet) {
             printf("resuming the moving average of the weights from %s\n", ema);
         }
 #ifdef GPU
-        for (int a = 0; net->gpu && a < tr->n_ema; a++) {
-            const cdb_layer *l = NULL;
-            int b = a;
-            for (int i = 0; i < net->n && !l; i++) {
-                if (b < net->layers[i].nio) l = &net->layers[i];
-                else b -= net->layers[i].nio;
-            }
-            cdb_gpu_push(net, tr->ema[a], l->io_size[b] * sizeof(float));
-        }
+        for (int a = 0; net->gpu && a < tr->n_ema; a++) cdb_gpu_push(net, tr->ema[a].avg, tr->ema[a].n * sizeof(float));
         if (net->gpu && cdb_gpu_failed()) return -1;
 #endif
     }

@@ -410,13 +410,9 @@ static int train_locked(cdb_trainer *tr, const cdb_dataset *train, const cdb_dat
         if (mixing) {
             mix_params mp;
             cdb_mix_draw(&in, net->seed, tr->step, tr->step / steps_per_epoch, net->h, net->w, &mp);
-            if (cdb_mix_apply(&mp, images, net->batch, net->c, net->h, net->w)) {
-                status = -1;
-                break;
-            }
+            cdb_mix_apply(&mp, images, net->batch, net->c, net->h, net->w);
             for (int i = 0; i < share; i++) partners[i] = labels[net->batch - 1 - (shard + i)];
-            loss = cdb_trainer_run_step_mix(tr, images + (size_t)(mixing ? shard : 0) * net->inputs,
-                                            labels + (mixing ? shard : 0), partners, mp.lam);
+            loss = cdb_trainer_run_step_mix(tr, images + (size_t)shard * net->inputs, labels + shard, partners, mp.lam);
         } else {
             loss = cdb_trainer_run_step(tr, images, labels);
         }

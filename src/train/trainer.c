@@ -243,18 +243,18 @@ static int ema_alloc(cdb_trainer *tr)
     cdb_network *net = tr->net;
     int n = 0;
     for (int i = 0; i < net->n; i++) n += net->layers[i].nio;
-    tr->ema = cdb_xcalloc((size_t)(n ? n : 1), sizeof(float *));
-    tr->ema_raw = cdb_xcalloc((size_t)(n ? n : 1), sizeof(float *));
-    if (!tr->ema || !tr->ema_raw) return -1;
+    tr->ema = cdb_xcalloc((size_t)(n ? n : 1), sizeof(cdb_ema_array));
+    if (!tr->ema) return -1;
     tr->n_ema = n;
-    int a = 0;
+    cdb_ema_array *e = tr->ema;
     for (int i = 0; i < net->n; i++)
-        for (int k = 0; k < net->layers[i].nio; k++, a++) {
-            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
-            tr->ema[a] = cdb_xmalloc(bytes ? bytes : 1);
-            tr->ema_raw[a] = cdb_xmalloc(bytes ? bytes : 1);
-            if (!tr->ema[a] || !tr->ema_raw[a]) return -1;
-            memcpy(tr->ema[a], net->layers[i].io[k], bytes);
+        for (int k = 0; k < net->layers[i].nio; k++, e++) {
+            e->weights = net->layers[i].io[k];
+            e->n = net->layers[i].io_size[k];
+            e->avg = cdb_xmalloc(e->n ? e->n * sizeof(float) : 1);
+            e->raw = cdb_xmalloc(e->n ? e->n * sizeof(float) : 1);
+            if (!e->avg || !e->raw) return -1;
+            memcpy(e->avg, e->weights, e->n * sizeof(float));
         }
     return 0;
 }
@@ -274,53 +274,46 @@ double cdb_ema_decay(const train_config *t, int step)
  * weight of 1 copies exactly). */
 static void ema_update(cdb_trainer *tr)
 {
-    cdb_network *net = tr->net;
     float w = (float)(1.0 - cdb_ema_decay(&tr->cfg, tr->step));
-    int a = 0;
-    for (int i = 0; i < net->n; i++)
-        for (int k = 0; k < net->layers[i].nio; k++, a++) {
-            const float *m = net->layers[i].io[k];
-            float *e = tr->ema[a];
-            size_t n = net->layers[i].io_size[k];
+    for (int a = 0; a < tr->n_ema; a++) {
+        const float *m = tr->ema[a].weights;
+        float *e = tr->ema[a].avg;
+        size_t n = tr->ema[a].n;
 #ifdef GPU
-            if (net->gpu) {
-                cdb_gpu_ema_update(net, e, m, n, w);
-                continue;
-            }
-#endif
-            for (size_t j = 0; j < n; j++) {
-                float diff = m[j] - e[j];
-                e[j] = w < 0.5f ? e[j] + w * diff : m[j] - diff * (1.f - w);
-            }
+        if (tr->net->gpu) {
+            cdb_gpu_ema_update(tr->net, e, m, n, w);
+            continue;
         }
+#endif
+        for (size_t j = 0; j < n; j++) {
+            float diff = m[j] - e[j];
+            e[j] = w < 0.5f ? e[j] + w * diff : m[j] - diff * (1.f - w);
+        }
+    }
 }
 
 int cdb_trainer_ema_swap(cdb_trainer *tr, int in)
 {
     cdb_network *net = tr->net;
+    (void)net; /* the device's copies, in GPU builds */
     if (!tr->ema) return 0;
 #ifdef GPU
     /* the device holds the current weights and average: their host copies first */
     if (in && net->gpu) {
         if (cdb_network_sync_to_host(net)) return -1;
-        int a = 0;
-        for (int i = 0; i < net->n; i++)
-            for (int k = 0; k < net->layers[i].nio; k++, a++)
-                cdb_gpu_pull(net, tr->ema[a], net->layers[i].io_size[k] * sizeof(float));
+        for (int a = 0; a < tr->n_ema; a++) cdb_gpu_pull(net, tr->ema[a].avg, tr->ema[a].n * sizeof(float));
         if (cdb_gpu_failed()) return -1;
     }
 #endif
-    int a = 0;
-    for (int i = 0; i < net->n; i++)
-        for (int k = 0; k < net->layers[i].nio; k++, a++) {
-            size_t bytes = net->layers[i].io_size[k] * sizeof(float);
-            if (in) {
-                memcpy(tr->ema_raw[a], net->layers[i].io[k], bytes);
-                memcpy(net->layers[i].io[k], tr->ema[a], bytes);
-            } else {
-                memcpy(net->layers[i].io[k], tr->ema_raw[a], bytes);
-            }
+    for (int a = 0; a < tr->n_ema; a++) {
+        cdb_ema_array *e = &tr->ema[a];
+        if (in) {
+            memcpy(e->raw, e->weights, e->n * sizeof(float));
+            memcpy(e->weights, e->avg, e->n * sizeof(float));
+        } else {
+            memcpy(e->weights, e->raw, e->n * sizeof(float));
         }
+    }
 #ifdef GPU
     if (net->gpu && cdb_network_sync_to_device(net)) return -1;
 #endif
@@ -385,13 +378,12 @@ void cdb_trainer_free(cdb_trainer *tr)
     free(tr->sample_scale);
     for (int a = 0; a < tr->n_ema; a++) {
 #ifdef GPU
-        if (tr->net->gpu && tr->ema[a]) cdb_gpu_forget(tr->net, tr->ema[a]);
+        if (tr->net->gpu && tr->ema[a].avg) cdb_gpu_forget(tr->net, tr->ema[a].avg);
 #endif
-        free(tr->ema[a]);
-        free(tr->ema_raw[a]);
+        free(tr->ema[a].avg);
+        free(tr->ema[a].raw);
     }
     free(tr->ema);
-    free(tr->ema_raw);
     free(tr->dist.buffer);
     free(tr->forward_seconds);
     free(tr->backward_seconds);

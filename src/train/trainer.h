@@ -17,6 +17,14 @@
 #include "network.h"
 #include "train_config.h"
 
+/* ema=1: one weights-file array of the network and its moving average. */
+typedef struct {
+    float *weights;            /* the network's array (l->io[k]) */
+    float *avg;                /* its moving average */
+    float *raw;                /* the weights while the average is swapped in */
+    size_t n;                  /* floats */
+} cdb_ema_array;
+
 struct cdb_trainer {
     cdb_network *net;
     train_config cfg;          /* [net]'s training keys (-set changes them before; the loop resolves the length) */
@@ -33,8 +41,7 @@ struct cdb_trainer {
 
     /* [net] ema=1: the exponential moving average of every weights-file
      * array (parameters and batch-norm statistics), as timm's ModelEmaV3. */
-    float **ema;               /* one per weights-file array, in weights-file order; NULL when off */
-    float **ema_raw;           /* the raw arrays while the average is swapped in */
+    cdb_ema_array *ema;        /* one per weights-file array, in weights-file order; NULL when off */
     int n_ema;
     double best_ema_top1;      /* the best validation of the average so far (-1 before any) */
 
